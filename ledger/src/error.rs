@@ -1,0 +1,52 @@
+//! The ledger's one error type: rejections (the rules or the log's state say
+//! no; nothing was written) apart from failures (I/O, corruption).
+
+use crate::event::FieldError;
+use crate::log::ExpectedVersion;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    // Rejections: nothing written, the caller can correct and retry.
+    #[error("stream `{stream}` is at version {actual}, the append expected {expected}")]
+    WrongExpectedVersion { stream: String, expected: ExpectedVersion, actual: u64 },
+    #[error("idempotency key `{key}` was already used at position {original_position} for different content")]
+    IdempotencyConflict { key: String, original_position: u64 },
+    #[error("event {index} of the batch: {error}")]
+    InvalidEvent { index: usize, error: FieldError },
+    #[error("{what} is {size}, above the limit of {limit}")]
+    TooLarge { what: &'static str, size: usize, limit: usize },
+    #[error("the log is not empty (head at position {head}): a restore needs an empty ledger")]
+    NotEmpty { head: u64 },
+    #[error("no ledger at {0}: run `yibao init` first")]
+    NotFound(String),
+
+    // Failures.
+    #[error("storage I/O failed")]
+    Io(#[from] std::io::Error),
+    #[error("sled failed")]
+    Sled(#[from] sled::Error),
+    #[error("the log is corrupt at position {position}: {reason}")]
+    Corrupt { position: u64, reason: String },
+    #[error("an earlier write failed to reach stable storage; reopen the ledger before writing again")]
+    Poisoned,
+    #[error("the ledger's writer has stopped")]
+    Closed,
+}
+
+impl LedgerError {
+    /// True for rejections (bad request), false for failures.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            LedgerError::WrongExpectedVersion { .. }
+                | LedgerError::IdempotencyConflict { .. }
+                | LedgerError::InvalidEvent { .. }
+                | LedgerError::TooLarge { .. }
+                | LedgerError::NotEmpty { .. }
+                | LedgerError::NotFound(_)
+        )
+    }
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

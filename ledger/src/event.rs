@@ -1,0 +1,551 @@
+//! The facts the ledger records, version 1.
+//!
+//! Each variant of [`Event`] is one fact at one version. Once a version has
+//! been written its shape never changes: a new shape is a new variant
+//! (`PaymentReceivedV2`), appended at the end of the enum so that the stored
+//! variant indexes of older events keep their meaning.
+
+use crate::id::{Identity, RegionCode};
+use crate::money::Money;
+use crate::time::{BeijingTime, Date};
+use serde::{Deserialize, Serialize};
+
+/// Longest free text (names, reasons, references) in an event, in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+/// Longest policy document in an event, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 48 * 1024;
+
+/// How a person came to resident insurance, where the rules depend on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrolmentBasis {
+    /// Ordinary registration.
+    #[default]
+    Standard,
+    /// 新生儿预参保登记 at the birth hospital, with an other certificate.
+    NewbornPreRegistration,
+    /// Newborn registered with a resident ID.
+    Newborn,
+    /// Left employee insurance (职工医保) and joined resident insurance.
+    FromEmployeeInsurance { left_on: Date },
+    /// 中断缴费: had not paid since `last_paid_year`.
+    Interrupted { last_paid_year: u16 },
+}
+
+/// Who paid a premium for the person it covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Payer {
+    /// 自主缴费: the insured person.
+    #[default]
+    Myself,
+    /// 代他人缴费: another person.
+    Other(Identity),
+    /// 代收代办: a village or township collector, named.
+    Collector(String),
+}
+
+/// Who bears (part of) a subsidy.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Funder {
+    Province,
+    City,
+    County,
+    /// 医疗救助基金.
+    MedicalAssistanceFund,
+    /// Another body, named.
+    Other(String),
+}
+
+/// One funder's part of a subsidy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubsidyPart {
+    pub funder: Funder,
+    pub amount: Money,
+}
+
+/// The payment a refund returns, by its channel reference.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PaymentRef {
+    pub channel: String,
+    pub channel_ref: String,
+}
+
+/// Where refunded money goes: always back to where it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundDestination {
+    /// The channel the payment came through.
+    OriginalChannel,
+    /// The employee personal account a proxy payment came from.
+    PersonalAccount(Identity),
+    /// The funders of a subsidy, in the subsidy's split.
+    Funders,
+}
+
+/// Near relatives an employee may bind (近亲属, Bijie 2025).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    Spouse,
+    Parent,
+    Child,
+    Sibling,
+    PaternalGrandparent,
+    MaternalGrandparent,
+    PaternalGrandchild,
+    MaternalGrandchild,
+}
+
+/// 发布: a region-year policy document (TOML), as published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyPublished {
+    pub region: RegionCode,
+    pub coverage_year: u16,
+    /// Where the figures come from (a notice, a page).
+    pub source: String,
+    pub document: String,
+}
+
+/// A later version of a region-year policy document, replacing the earlier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyAmended {
+    pub region: RegionCode,
+    pub coverage_year: u16,
+    pub source: String,
+    pub document: String,
+    pub reason: String,
+}
+
+/// 参保登记: keys are ID number + name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonRegistered {
+    pub person: Identity,
+    pub name: String,
+    pub region: RegionCode,
+    pub birth_date: Date,
+    pub registered_on: Date,
+    #[serde(default)]
+    pub basis: EnrolmentBasis,
+}
+
+/// A pre-registered newborn's other certificate replaced by the real ID: the
+/// identity changes, the person does not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityConverted {
+    pub from: Identity,
+    pub to: Identity,
+    pub converted_on: Date,
+}
+
+/// A pre-registration that lapsed or was withdrawn.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreRegistrationVoided {
+    pub person: Identity,
+    pub voided_on: Date,
+    pub reason: String,
+}
+
+/// A hardship identity certified by the responsible department (e.g. 民政).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardshipCertified {
+    pub person: Identity,
+    pub coverage_year: u16,
+    /// The group's code in the region-year policy (e.g. `extreme_poverty`).
+    pub group: String,
+    pub certified_by: String,
+    pub certified_on: Date,
+}
+
+/// 核定: the office fixes what a subsidised person owes and pushes it to tax.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardshipAssessed {
+    pub person: Identity,
+    pub coverage_year: u16,
+    pub group: String,
+    pub subsidy: Money,
+    pub amount_due: Money,
+    pub assessed_on: Date,
+}
+
+/// Money the tax bureau or a channel received for a person-year.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentReceived {
+    pub person: Identity,
+    pub coverage_year: u16,
+    pub amount: Money,
+    pub channel: String,
+    pub channel_ref: String,
+    #[serde(default)]
+    pub payer: Payer,
+    pub paid_at: BeijingTime,
+}
+
+/// A subsidy granted towards a person-year's individual part (资助参保).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubsidyGranted {
+    pub person: Identity,
+    pub coverage_year: u16,
+    pub group: String,
+    pub parts: Vec<SubsidyPart>,
+    pub granted_on: Date,
+}
+
+/// Money returned to where it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundIssued {
+    pub person: Identity,
+    pub coverage_year: u16,
+    pub refund_ref: String,
+    pub payment: PaymentRef,
+    pub amount: Money,
+    pub destination: RefundDestination,
+    pub refunded_at: BeijingTime,
+    pub reason: String,
+}
+
+/// 共济绑定: an employee binds a family member to their personal account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyBindingCreated {
+    pub holder: Identity,
+    /// Province of the employee personal account (e.g. 520000 Guizhou).
+    pub account_province: RegionCode,
+    pub member: Identity,
+    pub relation: Relation,
+    pub bound_on: Date,
+}
+
+/// 取消授权 by the holder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyBindingRevoked {
+    pub holder: Identity,
+    pub member: Identity,
+    pub revoked_on: Date,
+}
+
+/// 申请成功: a proxy payment from a personal account was applied for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxySubmitted {
+    pub application_id: String,
+    pub holder: Identity,
+    pub member: Identity,
+    pub coverage_year: u16,
+    pub amount: Money,
+    pub at: BeijingTime,
+}
+
+/// 受理中.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyProcessing {
+    pub application_id: String,
+    pub at: BeijingTime,
+}
+
+/// 缴费到账成功: only now is the premium paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyCredited {
+    pub application_id: String,
+    pub at: BeijingTime,
+}
+
+/// 受理失败.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyFailed {
+    pub application_id: String,
+    pub reason: String,
+    pub at: BeijingTime,
+}
+
+/// 原渠道返还: the money went back to the personal account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyReturned {
+    pub application_id: String,
+    pub amount: Money,
+    pub at: BeijingTime,
+}
+
+/// One receipt file a reconciliation read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptFile {
+    pub name: String,
+    pub format: String,
+    pub sm3: String,
+}
+
+/// Count and total of one kind of reconciliation result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultCount {
+    pub kind: String,
+    pub count: u64,
+    pub total: Money,
+}
+
+/// A reconciliation run: what was compared with what, and what it found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconciliationRecorded {
+    pub run_id: String,
+    pub files: Vec<ReceiptFile>,
+    pub period_from: Date,
+    pub period_to: Date,
+    pub ledger_head_position: u64,
+    pub ledger_head_hash: String,
+    pub results: Vec<ResultCount>,
+}
+
+/// Every fact, versioned. New variants go at the end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    PolicyPublishedV1(PolicyPublished),
+    PolicyAmendedV1(PolicyAmended),
+    PersonRegisteredV1(PersonRegistered),
+    IdentityConvertedV1(IdentityConverted),
+    PreRegistrationVoidedV1(PreRegistrationVoided),
+    HardshipCertifiedV1(HardshipCertified),
+    HardshipAssessedV1(HardshipAssessed),
+    PaymentReceivedV1(PaymentReceived),
+    SubsidyGrantedV1(SubsidyGranted),
+    RefundIssuedV1(RefundIssued),
+    FamilyBindingCreatedV1(FamilyBindingCreated),
+    FamilyBindingRevokedV1(FamilyBindingRevoked),
+    ProxySubmittedV1(ProxySubmitted),
+    ProxyProcessingV1(ProxyProcessing),
+    ProxyCreditedV1(ProxyCredited),
+    ProxyFailedV1(ProxyFailed),
+    ProxyReturnedV1(ProxyReturned),
+    ReconciliationRecordedV1(ReconciliationRecorded),
+}
+
+/// The (type name, version) pairs the ledger knows, as written in files.
+pub const EVENT_TYPES: &[(&str, u16)] = &[
+    ("policy_published", 1),
+    ("policy_amended", 1),
+    ("person_registered", 1),
+    ("identity_converted", 1),
+    ("pre_registration_voided", 1),
+    ("hardship_certified", 1),
+    ("hardship_assessed", 1),
+    ("payment_received", 1),
+    ("subsidy_granted", 1),
+    ("refund_issued", 1),
+    ("family_binding_created", 1),
+    ("family_binding_revoked", 1),
+    ("proxy_submitted", 1),
+    ("proxy_processing", 1),
+    ("proxy_credited", 1),
+    ("proxy_failed", 1),
+    ("proxy_returned", 1),
+    ("reconciliation_recorded", 1),
+];
+
+/// A field of an event that breaks a limit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {reason}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Event {
+    fn index(&self) -> usize {
+        match self {
+            Event::PolicyPublishedV1(_) => 0,
+            Event::PolicyAmendedV1(_) => 1,
+            Event::PersonRegisteredV1(_) => 2,
+            Event::IdentityConvertedV1(_) => 3,
+            Event::PreRegistrationVoidedV1(_) => 4,
+            Event::HardshipCertifiedV1(_) => 5,
+            Event::HardshipAssessedV1(_) => 6,
+            Event::PaymentReceivedV1(_) => 7,
+            Event::SubsidyGrantedV1(_) => 8,
+            Event::RefundIssuedV1(_) => 9,
+            Event::FamilyBindingCreatedV1(_) => 10,
+            Event::FamilyBindingRevokedV1(_) => 11,
+            Event::ProxySubmittedV1(_) => 12,
+            Event::ProxyProcessingV1(_) => 13,
+            Event::ProxyCreditedV1(_) => 14,
+            Event::ProxyFailedV1(_) => 15,
+            Event::ProxyReturnedV1(_) => 16,
+            Event::ReconciliationRecordedV1(_) => 17,
+        }
+    }
+
+    /// The type name as written in files, e.g. `payment_received`.
+    pub fn type_name(&self) -> &'static str {
+        EVENT_TYPES[self.index()].0
+    }
+
+    pub fn version(&self) -> u16 {
+        EVENT_TYPES[self.index()].1
+    }
+
+    /// The stream an event belongs to: the subject it is about.
+    pub fn stream(&self) -> String {
+        match self {
+            Event::PolicyPublishedV1(e) => policy_stream(e.region, e.coverage_year),
+            Event::PolicyAmendedV1(e) => policy_stream(e.region, e.coverage_year),
+            Event::PersonRegisteredV1(e) => person_stream(&e.person),
+            Event::IdentityConvertedV1(e) => person_stream(&e.from),
+            Event::PreRegistrationVoidedV1(e) => person_stream(&e.person),
+            Event::HardshipCertifiedV1(e) => person_stream(&e.person),
+            Event::HardshipAssessedV1(e) => person_stream(&e.person),
+            Event::PaymentReceivedV1(e) => person_stream(&e.person),
+            Event::SubsidyGrantedV1(e) => person_stream(&e.person),
+            Event::RefundIssuedV1(e) => person_stream(&e.person),
+            Event::FamilyBindingCreatedV1(e) => format!("family/{}", e.holder),
+            Event::FamilyBindingRevokedV1(e) => format!("family/{}", e.holder),
+            Event::ProxySubmittedV1(e) => proxy_stream(&e.application_id),
+            Event::ProxyProcessingV1(e) => proxy_stream(&e.application_id),
+            Event::ProxyCreditedV1(e) => proxy_stream(&e.application_id),
+            Event::ProxyFailedV1(e) => proxy_stream(&e.application_id),
+            Event::ProxyReturnedV1(e) => proxy_stream(&e.application_id),
+            Event::ReconciliationRecordedV1(e) => format!("reconcile/{}", e.run_id),
+        }
+    }
+
+    /// The idempotency key a fact carries when its source gives none: the
+    /// channel's own reference where there is one, else `None` (the caller
+    /// then keys on the content).
+    pub fn natural_key(&self) -> Option<String> {
+        match self {
+            Event::PaymentReceivedV1(e) => Some(format!("payment/{}/{}", e.channel, e.channel_ref)),
+            Event::RefundIssuedV1(e) => Some(format!("refund/{}/{}", e.payment.channel, e.refund_ref)),
+            Event::ProxySubmittedV1(e) => Some(format!("proxy/{}/submitted", e.application_id)),
+            Event::ProxyProcessingV1(e) => Some(format!("proxy/{}/processing", e.application_id)),
+            Event::ProxyCreditedV1(e) => Some(format!("proxy/{}/credited", e.application_id)),
+            Event::ProxyFailedV1(e) => Some(format!("proxy/{}/failed", e.application_id)),
+            Event::ProxyReturnedV1(e) => Some(format!("proxy/{}/returned", e.application_id)),
+            Event::ReconciliationRecordedV1(e) => Some(format!("reconcile/{}", e.run_id)),
+            _ => None,
+        }
+    }
+
+    /// Limits that the types themselves do not carry: text lengths, years,
+    /// non-empty references.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            Event::PolicyPublishedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                text("source", &e.source)?;
+                document(&e.document)
+            }
+            Event::PolicyAmendedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                text("source", &e.source)?;
+                text("reason", &e.reason)?;
+                document(&e.document)
+            }
+            Event::PersonRegisteredV1(e) => {
+                required("name", &e.name)?;
+                if let Some(born) = e.person.birth_date() {
+                    if born != e.birth_date.0 {
+                        return Err(FieldError {
+                            field: "birth_date",
+                            reason: format!("{} differs from the ID number's birth date {born}", e.birth_date),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Event::IdentityConvertedV1(_) => Ok(()),
+            Event::PreRegistrationVoidedV1(e) => text("reason", &e.reason),
+            Event::HardshipCertifiedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                required("group", &e.group)?;
+                text("certified_by", &e.certified_by)
+            }
+            Event::HardshipAssessedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                required("group", &e.group)
+            }
+            Event::PaymentReceivedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                required("channel", &e.channel)?;
+                required("channel_ref", &e.channel_ref)?;
+                if let Payer::Collector(name) = &e.payer {
+                    required("payer", name)?;
+                }
+                Ok(())
+            }
+            Event::SubsidyGrantedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                required("group", &e.group)?;
+                if e.parts.is_empty() || e.parts.len() > 8 {
+                    return Err(FieldError { field: "parts", reason: "give 1 to 8 funders' parts".into() });
+                }
+                Ok(())
+            }
+            Event::RefundIssuedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                required("refund_ref", &e.refund_ref)?;
+                required("payment.channel", &e.payment.channel)?;
+                required("payment.channel_ref", &e.payment.channel_ref)?;
+                text("reason", &e.reason)
+            }
+            Event::FamilyBindingCreatedV1(_) | Event::FamilyBindingRevokedV1(_) => Ok(()),
+            Event::ProxySubmittedV1(e) => {
+                year("coverage_year", e.coverage_year)?;
+                required("application_id", &e.application_id)
+            }
+            Event::ProxyProcessingV1(e) => required("application_id", &e.application_id),
+            Event::ProxyCreditedV1(e) => required("application_id", &e.application_id),
+            Event::ProxyFailedV1(e) => {
+                required("application_id", &e.application_id)?;
+                text("reason", &e.reason)
+            }
+            Event::ProxyReturnedV1(e) => required("application_id", &e.application_id),
+            Event::ReconciliationRecordedV1(e) => {
+                required("run_id", &e.run_id)?;
+                if e.files.len() > 64 || e.results.len() > 64 {
+                    return Err(FieldError { field: "files", reason: "at most 64 files and 64 result kinds".into() });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The stream of a person's facts, keyed by the identity they were stated with.
+pub fn person_stream(person: &Identity) -> String {
+    format!("person/{person}")
+}
+
+fn policy_stream(region: RegionCode, year: u16) -> String {
+    format!("policy/{region}/{year}")
+}
+
+fn proxy_stream(application_id: &str) -> String {
+    format!("proxy/{application_id}")
+}
+
+fn year(field: &'static str, value: u16) -> Result<(), FieldError> {
+    if (2000..=2100).contains(&value) {
+        Ok(())
+    } else {
+        Err(FieldError { field, reason: format!("{value} is not a coverage year (2000..2100)") })
+    }
+}
+
+fn text(field: &'static str, value: &str) -> Result<(), FieldError> {
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(FieldError { field, reason: format!("longer than {MAX_TEXT_BYTES} bytes") });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError { field, reason: "contains a control character".into() });
+    }
+    Ok(())
+}
+
+fn required(field: &'static str, value: &str) -> Result<(), FieldError> {
+    if value.trim().is_empty() {
+        return Err(FieldError { field, reason: "must not be empty".into() });
+    }
+    text(field, value)
+}
+
+fn document(value: &str) -> Result<(), FieldError> {
+    if value.len() > MAX_DOCUMENT_BYTES {
+        return Err(FieldError { field: "document", reason: format!("longer than {MAX_DOCUMENT_BYTES} bytes") });
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Identity numbers and region codes, valid by construction.
+
+use chrono::NaiveDate;
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest number accepted for an "other certificate" (其他证件).
+pub const MAX_OTHER_NUMBER_CHARS: usize = 40;
+
+const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const CHECK_CHARS: [u8; 11] = *b"10X98765432";
+
+/// Why a text is not an identity number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("resident ID `{0}` must have 18 characters (17 digits and a check character)")]
+    Length(String),
+    #[error("resident ID `{0}` has a character that is not a digit in its first 17")]
+    NotDigits(String),
+    #[error("resident ID `{number}` has check character `{found}`, GB 11643 gives `{expected}`")]
+    CheckCharacter { number: String, found: char, expected: char },
+    #[error("resident ID `{0}` holds an impossible birth date")]
+    BirthDate(String),
+    #[error("other-certificate number `{0}` must be 1 to 40 letters, digits or '-'")]
+    OtherNumber(String),
+    #[error("region code `{0}` must be 6 digits (GB/T 2260), such as 520500")]
+    Region(String),
+}
+
+/// The GB 11643-1999 check character (ISO 7064 MOD 11-2) of 17 digits.
+pub fn check_character(first17: &[u8]) -> Option<char> {
+    if first17.len() != 17 || !first17.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    Some(char::from(CHECK_CHARS[(sum % 11) as usize]))
+}
+
+/// Kind of certificate a person registers with (证件类型).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum IdKind {
+    /// 居民身份证, 18 characters with a check character.
+    ResidentId,
+    /// 其他证件: foreign spouses, unregistered children, newborns before
+    /// household registration (预参保登记).
+    Other,
+}
+
+/// A person's identity as registered: kind + number. Written `520...X` for a
+/// resident ID and `other:NUMBER` for other certificates.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity {
+    kind: IdKind,
+    number: String,
+}
+
+impl Identity {
+    pub fn kind(&self) -> IdKind {
+        self.kind
+    }
+
+    pub fn number(&self) -> &str {
+        &self.number
+    }
+
+    /// The resident ID of a region, birth date and 3-digit sequence, with its
+    /// check character: for generated data and tests.
+    pub fn resident(region: RegionCode, birth: NaiveDate, sequence: u16) -> Identity {
+        let first17 = format!("{region}{}{:03}", birth.format("%Y%m%d"), sequence % 1000);
+        let check = check_character(first17.as_bytes()).expect("17 digits");
+        Identity { kind: IdKind::ResidentId, number: format!("{first17}{check}") }
+    }
+
+    /// Birth date encoded in a resident ID (digits 7..15).
+    pub fn birth_date(&self) -> Option<NaiveDate> {
+        if self.kind != IdKind::ResidentId {
+            return None;
+        }
+        NaiveDate::parse_from_str(&self.number[6..14], "%Y%m%d").ok()
+    }
+
+    /// First 6 and last 4 characters, the rest masked, for listings (PIPL).
+    pub fn masked(&self) -> String {
+        let chars: Vec<char> = self.number.chars().collect();
+        let prefix = if self.kind == IdKind::Other { "other:" } else { "" };
+        if chars.len() <= 10 {
+            return format!("{prefix}{}", "*".repeat(chars.len()));
+        }
+        let head: String = chars[..6].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{prefix}{head}{}{tail}", "*".repeat(chars.len() - 10))
+    }
+
+    fn parse_resident(text: &str) -> Result<Identity, IdError> {
+        let upper = text.to_ascii_uppercase();
+        let bytes = upper.as_bytes();
+        if bytes.len() != 18 {
+            return Err(IdError::Length(text.to_string()));
+        }
+        let expected = check_character(&bytes[..17]).ok_or_else(|| IdError::NotDigits(text.to_string()))?;
+        let found = char::from(bytes[17]);
+        if found != expected {
+            return Err(IdError::CheckCharacter { number: text.to_string(), found, expected });
+        }
+        let identity = Identity { kind: IdKind::ResidentId, number: upper };
+        if identity.birth_date().is_none() {
+            return Err(IdError::BirthDate(text.to_string()));
+        }
+        Ok(identity)
+    }
+
+    fn parse_other(number: &str) -> Result<Identity, IdError> {
+        let valid = !number.is_empty()
+            && number.len() <= MAX_OTHER_NUMBER_CHARS
+            && number.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            return Err(IdError::OtherNumber(number.to_string()));
+        }
+        Ok(Identity { kind: IdKind::Other, number: number.to_string() })
+    }
+}
+
+impl FromStr for Identity {
+    type Err = IdError;
+
+    fn from_str(text: &str) -> Result<Identity, IdError> {
+        match text.trim().strip_prefix("other:") {
+            Some(number) => Identity::parse_other(number),
+            None => Identity::parse_resident(text.trim()),
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            IdKind::ResidentId => f.write_str(&self.number),
+            IdKind::Other => write!(f, "other:{}", self.number),
+        }
+    }
+}
+
+impl Serialize for Identity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Identity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Identity, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// Administrative division code (行政区划代码, GB/T 2260), e.g. 520500 Bijie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegionCode(u32);
+
+impl RegionCode {
+    pub fn new(code: u32) -> Option<RegionCode> {
+        (100_000..=999_999).contains(&code).then_some(RegionCode(code))
+    }
+
+    pub fn code(self) -> u32 {
+        self.0
+    }
+
+    /// The province this region belongs to (first two digits, then 0000).
+    pub fn province(self) -> RegionCode {
+        RegionCode(self.0 / 10_000 * 10_000)
+    }
+}
+
+impl FromStr for RegionCode {
+    type Err = IdError;
+
+    fn from_str(text: &str) -> Result<RegionCode, IdError> {
+        let text = text.trim();
+        if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdError::Region(text.to_string()));
+        }
+        text.parse::<u32>().ok().and_then(RegionCode::new).ok_or_else(|| IdError::Region(text.to_string()))
+    }
+}
+
+impl fmt::Display for RegionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:06}", self.0)
+    }
+}
+
+impl Serialize for RegionCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            serializer.serialize_u32(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RegionCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RegionCode, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+            text.parse().map_err(de::Error::custom)
+        } else {
+            let code = u32::deserialize(deserializer)?;
+            RegionCode::new(code).ok_or_else(|| de::Error::custom(format!("region code {code} out of range")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Builds a valid resident ID from its first 17 digits.
+    pub(crate) fn with_check(first17: &str) -> String {
+        let check = check_character(first17.as_bytes()).expect("17 digits");
+        format!("{first17}{check}")
+    }
+
+    #[test]
+    fn known_check_characters() {
+        // The GB 11643 worked example: 11010519491231002X.
+        assert!("11010519491231002X".parse::<Identity>().is_ok());
+        assert!("11010519491231002x".parse::<Identity>().is_ok());
+        assert!(matches!(
+            "110105194912310021".parse::<Identity>(),
+            Err(IdError::CheckCharacter { expected: 'X', found: '1', .. })
+        ));
+        assert!(matches!("1101051949123100".parse::<Identity>(), Err(IdError::Length(_))));
+        assert!(matches!("11010519491331002X".parse::<Identity>(), Err(IdError::CheckCharacter { .. }) | Err(IdError::BirthDate(_))));
+    }
+
+    #[test]
+    fn impossible_birth_date_is_refused() {
+        let id = with_check("52050020210230123");
+        assert!(matches!(id.parse::<Identity>(), Err(IdError::BirthDate(_))));
+    }
+
+    #[test]
+    fn other_certificates_and_masking() {
+        let other: Identity = "other:HOSP-2025-0001".parse().expect("other");
+        assert_eq!(other.kind(), IdKind::Other);
+        assert!("other:".parse::<Identity>().is_err());
+        assert!("other:has space".parse::<Identity>().is_err());
+        let id: Identity = "11010519491231002X".parse().expect("valid");
+        assert_eq!(id.masked(), "110105********002X");
+        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31));
+    }
+
+    #[test]
+    fn regions() {
+        let bijie: RegionCode = "520500".parse().expect("region");
+        assert_eq!(bijie.province().to_string(), "520000");
+        assert!("52050".parse::<RegionCode>().is_err());
+        assert!("052050".parse::<RegionCode>().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn exactly_one_check_character_is_valid(first17 in "[1-6][0-9]{5}(19[5-9][0-9]|20[01][0-9])(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])[0-9]{3}") {
+            let valid = with_check(&first17);
+            prop_assert!(valid.parse::<Identity>().is_ok());
+            let mut accepted = 0;
+            for c in "0123456789X".chars() {
+                if format!("{first17}{c}").parse::<Identity>().is_ok() { accepted += 1; }
+            }
+            prop_assert_eq!(accepted, 1);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! yibao's ledger: the facts (events), their envelope, money and identities,
+//! and the durable, hash-chained event log on sled.
+//!
+//! Knows nothing of HTTP, terminals or files other than its own store.
+
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod log;
+pub mod money;
+pub mod time;
+
+pub use envelope::{Envelope, EnvelopeHead, Hash};
+pub use error::{LedgerError, Result};
+pub use event::Event;
+pub use id::{IdKind, Identity, RegionCode};
+pub use log::{AppendOutcome, EventLog, ExpectedVersion, Head, NewEvent, OpenMode, SledLog};
+pub use money::Money;
+pub use time::{BeijingTime, Date, UtcTime};

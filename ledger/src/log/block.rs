@@ -1,0 +1,219 @@
+//! A block: a run of consecutive records stored as one sled value, keyed by
+//! its first position.
+//!
+//! ```text
+//! magic "YBK1" | first_position u64 LE | n_records u32 LE | flags u8 | prev_hash [32]
+//! n_records × ( body_len u32 LE | body [body_len] | hash [32] )
+//! ```
+//! `flags & COMPLETE` is set when the block ends at the end of an append
+//! request; a block split inside one large request is not complete until a
+//! later block is. Recovery drops a trailing run of incomplete blocks, so an
+//! append is all or nothing however many blocks it spans.
+
+use crate::envelope::{Hash, MAX_RECORD_BYTES};
+
+pub const MAGIC: &[u8; 4] = b"YBK1";
+pub const HEADER_BYTES: usize = 4 + 8 + 4 + 1 + 32;
+pub const COMPLETE: u8 = 1;
+/// Blocks stay below sled 0.34's inline threshold (segment / 4 = 128 KiB):
+/// larger values go to separate blob files, which sled never fsyncs.
+pub const MAX_BLOCK_BYTES: usize = 100 * 1024;
+/// One record of the largest size always fits in an empty block.
+const _: () = assert!(HEADER_BYTES + 4 + MAX_RECORD_BYTES + 32 <= MAX_BLOCK_BYTES);
+
+/// Key of the block whose first record is at `position`: big endian, so sled
+/// orders keys as positions.
+pub fn key(position: u64) -> [u8; 8] {
+    position.to_be_bytes()
+}
+
+pub fn position_of_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+/// Builds one block.
+pub struct BlockBuilder {
+    bytes: Vec<u8>,
+    n_records: u32,
+    first_position: u64,
+    last_hash: Hash,
+}
+
+impl BlockBuilder {
+    pub fn new(first_position: u64, prev_hash: Hash) -> BlockBuilder {
+        let mut bytes = Vec::with_capacity(MAX_BLOCK_BYTES);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&first_position.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(&prev_hash);
+        BlockBuilder { bytes, n_records: 0, first_position, last_hash: prev_hash }
+    }
+
+    pub fn fits(&self, body_len: usize) -> bool {
+        self.bytes.len() + 4 + body_len + 32 <= MAX_BLOCK_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_records == 0
+    }
+
+    pub fn first_position(&self) -> u64 {
+        self.first_position
+    }
+
+    pub fn next_position(&self) -> u64 {
+        self.first_position + u64::from(self.n_records)
+    }
+
+    pub fn push(&mut self, body: &[u8], hash: &Hash) {
+        debug_assert!(self.fits(body.len()));
+        let len = u32::try_from(body.len()).expect("records are below MAX_RECORD_BYTES");
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.extend_from_slice(body);
+        self.bytes.extend_from_slice(hash);
+        self.n_records += 1;
+        self.last_hash = *hash;
+    }
+
+    pub fn finish(mut self, complete: bool) -> SealedBlock {
+        self.bytes[12..16].copy_from_slice(&self.n_records.to_le_bytes());
+        self.bytes[16] = if complete { COMPLETE } else { 0 };
+        SealedBlock {
+            first_position: self.first_position,
+            n_records: self.n_records,
+            last_hash: self.last_hash,
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// A finished block, ready to store.
+pub struct SealedBlock {
+    pub first_position: u64,
+    pub n_records: u32,
+    pub last_hash: Hash,
+    pub bytes: Vec<u8>,
+}
+
+/// A record inside a stored block, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRecord<'a> {
+    pub position: u64,
+    pub body: &'a [u8],
+    pub hash: Hash,
+}
+
+/// What is wrong with a stored block's framing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("block header is damaged or cut short")]
+    Header,
+    #[error("record {index} of the block is cut short")]
+    Truncated { index: u32 },
+    #[error("{extra} bytes after the block's last record")]
+    TrailingBytes { extra: usize },
+}
+
+/// A stored block, parsed lazily.
+pub struct BlockView<'a> {
+    pub first_position: u64,
+    pub n_records: u32,
+    pub complete: bool,
+    pub prev_hash: Hash,
+    records: &'a [u8],
+}
+
+impl<'a> BlockView<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<BlockView<'a>, FrameError> {
+        if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
+            return Err(FrameError::Header);
+        }
+        let first_position = u64::from_le_bytes(bytes[4..12].try_into().map_err(|_| FrameError::Header)?);
+        let n_records = u32::from_le_bytes(bytes[12..16].try_into().map_err(|_| FrameError::Header)?);
+        let flags = bytes[16];
+        if flags & !COMPLETE != 0 {
+            return Err(FrameError::Header);
+        }
+        let prev_hash: Hash = bytes[17..49].try_into().map_err(|_| FrameError::Header)?;
+        Ok(BlockView { first_position, n_records, complete: flags & COMPLETE != 0, prev_hash, records: &bytes[HEADER_BYTES..] })
+    }
+
+    /// The records in order; a framing error ends the iteration.
+    pub fn records(&self) -> RecordIter<'a> {
+        RecordIter { rest: self.records, index: 0, n_records: self.n_records, first_position: self.first_position, failed: false }
+    }
+}
+
+pub struct RecordIter<'a> {
+    rest: &'a [u8],
+    index: u32,
+    n_records: u32,
+    first_position: u64,
+    failed: bool,
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<RawRecord<'a>, FrameError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.index == self.n_records {
+            if self.rest.is_empty() {
+                return None;
+            }
+            self.failed = true;
+            return Some(Err(FrameError::TrailingBytes { extra: self.rest.len() }));
+        }
+        let truncated = FrameError::Truncated { index: self.index };
+        let Some(len_bytes) = self.rest.get(..4) else {
+            self.failed = true;
+            return Some(Err(truncated));
+        };
+        let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        let end = 4usize.saturating_add(len).saturating_add(32);
+        if len > MAX_RECORD_BYTES || self.rest.len() < end {
+            self.failed = true;
+            return Some(Err(truncated));
+        }
+        let body = &self.rest[4..4 + len];
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&self.rest[4 + len..end]);
+        self.rest = &self.rest[end..];
+        let position = self.first_position + u64::from(self.index);
+        self.index += 1;
+        Some(Ok(RawRecord { position, body, hash }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_and_parse() {
+        let mut builder = BlockBuilder::new(7, [1; 32]);
+        builder.push(b"alpha", &[2; 32]);
+        builder.push(b"beta", &[3; 32]);
+        let sealed = builder.finish(true);
+        let view = BlockView::parse(&sealed.bytes).expect("parses");
+        assert_eq!((view.first_position, view.n_records, view.complete), (7, 2, true));
+        let records: Vec<_> = view.records().collect::<Result<_, _>>().expect("records");
+        assert_eq!(records[1].position, 8);
+        assert_eq!(records[1].body, b"beta");
+        assert_eq!(records[1].hash, [3; 32]);
+    }
+
+    #[test]
+    fn cut_blocks_are_framing_errors() {
+        let mut builder = BlockBuilder::new(1, [0; 32]);
+        builder.push(b"alpha", &[2; 32]);
+        let sealed = builder.finish(true);
+        let cut = &sealed.bytes[..sealed.bytes.len() - 3];
+        let view = BlockView::parse(cut).expect("header intact");
+        assert!(matches!(view.records().next(), Some(Err(FrameError::Truncated { index: 0 }))));
+        assert!(matches!(BlockView::parse(&sealed.bytes[..10]), Err(FrameError::Header)));
+    }
+}

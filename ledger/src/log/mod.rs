@@ -1,0 +1,104 @@
+//! The event log: an append-only, gapless, hash-chained sequence of records.
+
+pub mod block;
+mod index;
+pub mod restore;
+mod sled_log;
+pub mod verify;
+mod writer;
+
+use crate::envelope::{Envelope, Hash};
+use crate::error::Result;
+use crate::event::Event;
+use async_trait::async_trait;
+use std::fmt;
+
+pub use sled_log::{LogHeader, OpenMode, SledLog};
+pub use verify::{VerifyProblem, VerifyReport};
+
+/// Most events in one append request.
+pub const MAX_EVENTS_PER_APPEND: usize = 4_000_000;
+/// Longest stream id, idempotency key or actor, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// What the appender believes the stream's version is (optimistic
+/// concurrency). Versions count a stream's events from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream has no events yet.
+    NoStream,
+    /// The stream's last event has this version.
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream (version 0)"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// An event to append, with its envelope's caller-given parts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub idempotency_key: String,
+    pub actor: String,
+    pub event: Event,
+}
+
+impl NewEvent {
+    /// A fact from outside: its own stream, no version check, and its natural
+    /// idempotency key (channel reference) or else one derived from content.
+    pub fn fact(event: Event, actor: &str) -> NewEvent {
+        let idempotency_key = event.natural_key().unwrap_or_else(|| content_key(&event));
+        NewEvent { stream: event.stream(), expected: ExpectedVersion::Any, idempotency_key, actor: actor.to_string(), event }
+    }
+}
+
+/// `<type>/<SM3 of the encoded event, 128 bits>`: the same fact gives the same
+/// key, so re-importing a file appends nothing.
+pub fn content_key(event: &Event) -> String {
+    let digest = crate::envelope::sm3(&crate::envelope::encode_event(event));
+    format!("{}/{}", event.type_name(), hex::encode(&digest[..16]))
+}
+
+/// What an append did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The position of each requested event: new, or the original one for an
+    /// idempotent repeat.
+    pub positions: Vec<u64>,
+    /// How many were new.
+    pub n_appended: usize,
+    /// The durable head after the append.
+    pub head: Head,
+}
+
+/// The last durable record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// 0 for an empty log.
+    pub position: u64,
+    /// The genesis hash for an empty log.
+    pub hash: Hash,
+}
+
+/// The log as projections and commands see it; sled is one backend.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends all events or none. Acknowledged only once on stable storage.
+    async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome>;
+    /// Up to `max` records from `position` on (1 is the first).
+    async fn read_from(&self, position: u64, max: usize) -> Result<Vec<Envelope>>;
+    /// All records of one stream, in order.
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Envelope>>;
+    /// The last durable record.
+    async fn head(&self) -> Result<Head>;
+}

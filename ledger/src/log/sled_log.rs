@@ -1,0 +1,357 @@
+//! The log on sled: header, recovery, reads. Writes go through `writer`.
+
+use super::block::{self, BlockView};
+use super::index::{KeyIndex, KeyUse, StreamIndex};
+use super::writer::{self, WriterHandle};
+use super::{AppendOutcome, EventLog, Head, NewEvent};
+use crate::envelope::{self, Envelope, Hash, HASH_ALGORITHM};
+use crate::error::{LedgerError, Result};
+use crate::time::UtcTime;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+use uuid::Uuid;
+
+const HEADER_KEY: &[u8] = b"header";
+const BLOCKS_TREE: &[u8] = b"blocks";
+pub const LOG_FORMAT: &str = "yibao-log";
+pub const LOG_FORMAT_VERSION: u32 = 1;
+
+/// The log's header record: what the log is and how it is chained. The
+/// genesis hash (the `prev_hash` of position 1) is the SM3 of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHeader {
+    pub format: String,
+    pub format_version: u32,
+    pub hash_algorithm: String,
+    pub ledger_id: Uuid,
+    pub created_at: UtcTime,
+}
+
+impl LogHeader {
+    fn new() -> LogHeader {
+        LogHeader {
+            format: LOG_FORMAT.into(),
+            format_version: LOG_FORMAT_VERSION,
+            hash_algorithm: HASH_ALGORITHM.into(),
+            ledger_id: Uuid::new_v4(),
+            created_at: UtcTime::now(),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.format != LOG_FORMAT || self.format_version != LOG_FORMAT_VERSION || self.hash_algorithm != HASH_ALGORITHM {
+            return Err(LedgerError::Corrupt {
+                position: 0,
+                reason: format!(
+                    "header names format {} v{} with {}, this build reads {LOG_FORMAT} v{LOG_FORMAT_VERSION} with {HASH_ALGORITHM}",
+                    self.format, self.format_version, self.hash_algorithm
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How to open a ledger directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the ledger if there is none.
+    Create,
+    /// The ledger must exist.
+    Existing,
+    /// For audits of a possibly damaged log: no recovery, no indexes, no
+    /// writer; reads and verification only.
+    Audit,
+}
+
+pub(crate) struct Shared {
+    pub db: sled::Db,
+    pub blocks: sled::Tree,
+    /// sled's data file, for the fdatasync that sled's `flush()` omits.
+    pub data_file: File,
+    pub durable: Mutex<Head>,
+    pub index: RwLock<StreamIndex>,
+    pub poisoned: AtomicBool,
+}
+
+impl Shared {
+    pub fn durable_head(&self) -> Head {
+        *self.durable.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// sled's `flush()` writes and `sync_file_range`s its buffers, which does
+    /// not flush the device cache; `fdatasync` does.
+    pub fn flush_durably(&self) -> Result<()> {
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+}
+
+/// The ledger's event log, stored in sled under `DIR/log`.
+pub struct SledLog {
+    shared: Arc<Shared>,
+    header: LogHeader,
+    header_bytes: Vec<u8>,
+    genesis: Hash,
+    writer: Option<WriterHandle>,
+    dir: PathBuf,
+}
+
+fn open_sled(path: &Path) -> Result<sled::Db> {
+    let config = sled::Config::new().path(path).flush_every_ms(None).mode(sled::Mode::HighThroughput);
+    // sled 0.34 panics on some damaged files instead of returning an error.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
+        Ok(db) => Ok(db?),
+        Err(_) => Err(LedgerError::Corrupt { position: 0, reason: format!("sled could not open {}", path.display()) }),
+    }
+}
+
+impl SledLog {
+    /// Opens (or creates) the ledger in `dir`.
+    pub fn open(dir: &Path, mode: OpenMode) -> Result<SledLog> {
+        let path = dir.join("log");
+        if mode != OpenMode::Create && !path.join("db").exists() {
+            return Err(LedgerError::NotFound(dir.display().to_string()));
+        }
+        let created = !path.exists();
+        std::fs::create_dir_all(&path)?;
+        let db = open_sled(&path)?;
+        let blocks = db.open_tree(BLOCKS_TREE)?;
+        let data_file = File::open(path.join("db"))?;
+        let header_bytes = match db.get(HEADER_KEY)? {
+            Some(bytes) => bytes.to_vec(),
+            None if mode == OpenMode::Create => {
+                let bytes = serde_json::to_vec(&LogHeader::new()).expect("headers serialize");
+                db.insert(HEADER_KEY, bytes.as_slice())?;
+                db.flush()?;
+                data_file.sync_data()?;
+                bytes
+            }
+            None => return Err(LedgerError::NotFound(dir.display().to_string())),
+        };
+        if created {
+            File::open(dir)?.sync_all()?;
+        }
+        let header: LogHeader = serde_json::from_slice(&header_bytes)
+            .map_err(|e| LedgerError::Corrupt { position: 0, reason: format!("header does not parse: {e}") })?;
+        header.check()?;
+        let genesis = envelope::sm3(&header_bytes);
+        let shared = Arc::new(Shared {
+            db,
+            blocks,
+            data_file,
+            durable: Mutex::new(Head { position: 0, hash: genesis }),
+            index: RwLock::new(StreamIndex::default()),
+            poisoned: AtomicBool::new(false),
+        });
+        let mut log = SledLog { shared, header, header_bytes, genesis, writer: None, dir: dir.to_path_buf() };
+        if mode != OpenMode::Audit {
+            log.recover()?;
+            let (head, keys) = log.rebuild_indexes()?;
+            *log.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+            log.writer = Some(writer::start(Arc::clone(&log.shared), head, keys));
+        } else if let Some((_, last)) = log.shared.blocks.last()? {
+            let head = last_record_of(&last).unwrap_or(Head { position: 0, hash: genesis });
+            *log.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+        }
+        Ok(log)
+    }
+
+    /// A new ledger with a given header (for a restore), without a writer.
+    pub(crate) fn create_with_header(dir: &Path, header_bytes: &[u8]) -> Result<SledLog> {
+        let path = dir.join("log");
+        std::fs::create_dir_all(&path)?;
+        {
+            let db = open_sled(&path)?;
+            db.insert(HEADER_KEY, header_bytes)?;
+            db.flush()?;
+            File::open(path.join("db"))?.sync_data()?;
+        }
+        File::open(dir)?.sync_all()?;
+        SledLog::open(dir, OpenMode::Audit)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn header(&self) -> &LogHeader {
+        &self.header
+    }
+
+    /// The header's stored bytes, as exported for a restore.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.header_bytes
+    }
+
+    /// `prev_hash` of position 1: SM3 of the header's bytes.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis
+    }
+
+    pub fn durable_head(&self) -> Head {
+        self.shared.durable_head()
+    }
+
+    /// Drops a trailing run of incomplete blocks: the parts of an append that
+    /// did not finish before a crash (and so was never acknowledged).
+    fn recover(&self) -> Result<()> {
+        let mut dropped = 0;
+        while let Some((key, value)) = self.shared.blocks.last()? {
+            let complete = BlockView::parse(&value).map(|view| view.complete).unwrap_or(false);
+            if complete {
+                break;
+            }
+            let position = block::position_of_key(&key).unwrap_or(0);
+            if BlockView::parse(&value).is_err() {
+                return Err(LedgerError::Corrupt { position, reason: "last block's header is damaged".into() });
+            }
+            self.shared.blocks.remove(key)?;
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.shared.flush_durably()?;
+        }
+        Ok(())
+    }
+
+    /// Reads every record's envelope head to rebuild stream versions and
+    /// idempotency keys; checks positions and block links on the way.
+    fn rebuild_indexes(&self) -> Result<(Head, KeyIndex)> {
+        let mut keys = KeyIndex::new();
+        let mut streams = StreamIndex::default();
+        let mut head = Head { position: 0, hash: self.genesis };
+        for item in self.shared.blocks.iter() {
+            let (key, value) = item?;
+            let key_position = block::position_of_key(&key).unwrap_or(0);
+            let corrupt = |reason: String| LedgerError::Corrupt { position: key_position, reason: format!("{reason}; run `yibao verify`") };
+            let view = BlockView::parse(&value).map_err(|e| corrupt(e.to_string()))?;
+            if view.first_position != head.position + 1 || key_position != view.first_position || view.prev_hash != head.hash {
+                return Err(corrupt(format!("block does not follow position {}", head.position)));
+            }
+            for record in view.records() {
+                let record = record.map_err(|e| corrupt(e.to_string()))?;
+                let (envelope_head, event_bytes) = envelope::decode_head(record.body).map_err(|e| corrupt(e.to_string()))?;
+                if envelope_head.position != record.position {
+                    return Err(corrupt(format!("record claims position {}", envelope_head.position)));
+                }
+                streams.record(&envelope_head.stream, envelope_head.stream_version, record.position);
+                let fingerprint = keys.fingerprint(&envelope_head.idempotency_key);
+                let content = keys.content(&envelope_head.stream, event_bytes);
+                keys.insert(fingerprint, KeyUse { position: record.position, content });
+                head = Head { position: record.position, hash: record.hash };
+            }
+        }
+        *self.shared.index.write().unwrap_or_else(|p| p.into_inner()) = streams;
+        Ok((head, keys))
+    }
+
+    fn writer(&self) -> Result<&WriterHandle> {
+        self.writer.as_ref().ok_or(LedgerError::Closed)
+    }
+
+    /// `append` for callers without an async runtime.
+    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.writer()?.append_blocking(events)
+    }
+
+    /// Stored blocks from the one holding `position` on, as (first position,
+    /// bytes). For verification and replay, which read blocks whole.
+    pub fn blocks_from(&self, position: u64) -> Result<impl Iterator<Item = Result<(u64, sled::IVec)>> + '_> {
+        let start = match self.shared.blocks.range(..=block::key(position.max(1))).next_back() {
+            Some(item) => item?.0.to_vec(),
+            None => block::key(1).to_vec(),
+        };
+        Ok(self.shared.blocks.range(start..).map(|item| {
+            let (key, value) = item?;
+            Ok((block::position_of_key(&key).unwrap_or(0), value))
+        }))
+    }
+
+    /// Decodes the records in `[from, to]` into envelopes, calling `visit`.
+    pub fn scan(&self, from: u64, to: u64, mut visit: impl FnMut(Envelope) -> Result<()>) -> Result<()> {
+        let mut prev_hash = None;
+        for item in self.blocks_from(from)? {
+            let (key_position, value) = item?;
+            let corrupt = |reason: String| LedgerError::Corrupt { position: key_position, reason };
+            let view = BlockView::parse(&value).map_err(|e| corrupt(e.to_string()))?;
+            let mut prev = prev_hash.unwrap_or(view.prev_hash);
+            for record in view.records() {
+                let record = record.map_err(|e| corrupt(e.to_string()))?;
+                if record.position > to {
+                    return Ok(());
+                }
+                if record.position >= from {
+                    let (head, event) = envelope::decode_record(record.body)
+                        .map_err(|e| LedgerError::Corrupt { position: record.position, reason: e.to_string() })?;
+                    visit(Envelope { head, event, prev_hash: prev, hash: record.hash })?;
+                }
+                prev = record.hash;
+            }
+            prev_hash = Some(prev);
+        }
+        Ok(())
+    }
+
+    fn read_range(&self, from: u64, max: usize) -> Result<Vec<Envelope>> {
+        let head = self.durable_head().position;
+        let from = from.max(1);
+        if from > head || max == 0 {
+            return Ok(Vec::new());
+        }
+        let to = head.min(from.saturating_add(max as u64 - 1));
+        let mut out = Vec::with_capacity((to - from + 1) as usize);
+        self.scan(from, to, |envelope| {
+            out.push(envelope);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn read_positions(&self, stream: &str) -> Result<Vec<Envelope>> {
+        let head = self.durable_head().position;
+        let positions: Vec<u64> = {
+            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
+            index.streams.get(stream).map(|entry| entry.positions.iter().copied().filter(|&p| p <= head).collect()).unwrap_or_default()
+        };
+        let mut out = Vec::with_capacity(positions.len());
+        for position in positions {
+            out.extend(self.read_range(position, 1)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The last record of a stored block, as a head.
+fn last_record_of(bytes: &[u8]) -> Option<Head> {
+    let view = BlockView::parse(bytes).ok()?;
+    view.records().filter_map(|r| r.ok()).last().map(|r| Head { position: r.position, hash: r.hash })
+}
+
+#[async_trait]
+impl EventLog for SledLog {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.writer()?.append(events).await
+    }
+
+    async fn read_from(&self, position: u64, max: usize) -> Result<Vec<Envelope>> {
+        self.read_range(position, max)
+    }
+
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Envelope>> {
+        self.read_positions(stream)
+    }
+
+    async fn head(&self) -> Result<Head> {
+        Ok(self.durable_head())
+    }
+}

@@ -1,0 +1,204 @@
+//! Recomputes the chain: positions gapless, every record decodes, every hash
+//! is `SM3(prev ++ stored bytes)`. Names the first position that fails.
+
+use super::block::{BlockView, FrameError};
+use super::sled_log::SledLog;
+use super::Head;
+use crate::envelope::{self, Hash};
+use crate::error::Result;
+use std::fmt;
+use std::sync::mpsc;
+
+/// The first thing found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyProblem {
+    /// The stored hash is not `SM3(prev ++ bytes)`: the bytes or the hash were
+    /// changed.
+    Hash { position: u64 },
+    /// A block does not follow its predecessor.
+    Gap { expected: u64, found: u64 },
+    /// A block's first `prev_hash` is not the previous record's hash.
+    Link { position: u64 },
+    /// A record's bytes do not decode, or claim another position.
+    Decode { position: u64, reason: String },
+    /// A block is cut short or its framing is damaged.
+    Frame { position: u64, reason: String },
+}
+
+impl VerifyProblem {
+    pub fn position(&self) -> u64 {
+        match self {
+            VerifyProblem::Hash { position }
+            | VerifyProblem::Link { position }
+            | VerifyProblem::Decode { position, .. }
+            | VerifyProblem::Frame { position, .. } => *position,
+            VerifyProblem::Gap { expected, .. } => *expected,
+        }
+    }
+}
+
+impl fmt::Display for VerifyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyProblem::Hash { position } => write!(f, "position {position}: hash mismatch (stored bytes or hash changed)"),
+            VerifyProblem::Gap { expected, found } => write!(f, "position {expected}: gap, the next block starts at {found}"),
+            VerifyProblem::Link { position } => write!(f, "position {position}: previous-hash link broken"),
+            VerifyProblem::Decode { position, reason } => write!(f, "position {position}: does not decode ({reason})"),
+            VerifyProblem::Frame { position, reason } => write!(f, "position {position}: damaged block ({reason})"),
+        }
+    }
+}
+
+/// What a verification saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub first_position: u64,
+    /// Records checked before the first problem (or all).
+    pub n_records: u64,
+    pub n_blocks: u64,
+    /// The last record that verified.
+    pub last_good: Head,
+    pub problem: Option<VerifyProblem>,
+}
+
+/// Hashes a block's records with the `prev` chain; used on worker threads.
+fn hash_block(bytes: &[u8], prev: Hash) -> std::result::Result<(u64, Hash), VerifyProblem> {
+    let view = BlockView::parse(bytes).map_err(|e| VerifyProblem::Frame { position: 0, reason: e.to_string() })?;
+    let mut prev = prev;
+    let mut n = 0;
+    for record in view.records() {
+        let record = record.map_err(|e: FrameError| VerifyProblem::Frame { position: view.first_position + u64::from(n_index(&e)), reason: e.to_string() })?;
+        if envelope::chain_hash(&prev, record.body) != record.hash {
+            return Err(VerifyProblem::Hash { position: record.position });
+        }
+        prev = record.hash;
+        n += 1;
+    }
+    Ok((n, prev))
+}
+
+type Done = (u64, std::result::Result<(u64, Hash), VerifyProblem>);
+
+fn hash_block_at(first: u64, bytes: &[u8], prev: Hash) -> std::result::Result<(u64, Hash), VerifyProblem> {
+    hash_block(bytes, prev).map_err(|problem| match problem {
+        VerifyProblem::Frame { position: 0, reason } => VerifyProblem::Frame { position: first, reason },
+        other => other,
+    })
+}
+
+/// Results arrive in block order; counting stops at the first hash problem.
+fn take_result(done: Done, report: &mut VerifyReport) {
+    if report.problem.is_some() {
+        return;
+    }
+    match done.1 {
+        Ok((n, last)) => {
+            report.n_records += n;
+            report.n_blocks += 1;
+            report.last_good = Head { position: done.0 + n - 1, hash: last };
+        }
+        Err(problem) => report.problem = Some(problem),
+    }
+}
+
+fn n_index(error: &FrameError) -> u32 {
+    match error {
+        FrameError::Truncated { index } => *index,
+        _ => 0,
+    }
+}
+
+impl SledLog {
+    /// Verifies records `from..=to` (0 = to the end). Hashing runs on a
+    /// second thread while this one reads and decodes. `progress` gets the
+    /// number of records checked so far.
+    pub fn verify(&self, from: u64, to: u64, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
+        let from = from.max(1);
+        let to = if to == 0 { u64::MAX } else { to };
+        let mut report = VerifyReport { first_position: from, n_records: 0, n_blocks: 0, last_good: Head { position: from - 1, hash: [0; 32] }, problem: None };
+        let mut structural: Option<VerifyProblem> = None;
+        let mut expected_first: Option<u64> = None;
+        let mut prev: Option<Hash> = if from == 1 { Some(self.genesis_hash()) } else { None };
+        std::thread::scope(|scope| -> Result<()> {
+            let (work_tx, work_rx) = mpsc::sync_channel::<(u64, sled::IVec, Hash)>(64);
+            let (done_tx, done_rx) = mpsc::channel::<Done>();
+            scope.spawn(move || {
+                for (first, bytes, prev) in work_rx {
+                    if done_tx.send((first, hash_block_at(first, &bytes, prev))).is_err() {
+                        return;
+                    }
+                }
+            });
+            for item in self.blocks_from(from)? {
+                let (key_position, bytes) = item?;
+                if key_position > to {
+                    break;
+                }
+                match self.check_block(key_position, &bytes, expected_first, prev, from, to) {
+                    Err(problem) => {
+                        // Hash what precedes the damage too: the earlier
+                        // position is the one to name.
+                        let chained_from = prev.unwrap_or([0; 32]);
+                        structural = Some(match hash_block_at(key_position, &bytes, chained_from) {
+                            Err(hash_problem) if hash_problem.position() < problem.position() => hash_problem,
+                            _ => problem,
+                        });
+                        break;
+                    }
+                    Ok((next_first, last_hash, block_prev)) => {
+                        expected_first = Some(next_first);
+                        prev = Some(last_hash);
+                        if work_tx.send((key_position, bytes, block_prev)).is_err() {
+                            break;
+                        }
+                    }
+                }
+                while let Ok(done) = done_rx.try_recv() {
+                    take_result(done, &mut report);
+                    progress(report.n_records);
+                }
+            }
+            drop(work_tx);
+            for done in done_rx {
+                take_result(done, &mut report);
+                progress(report.n_records);
+            }
+            Ok(())
+        })?;
+        if report.problem.is_none() {
+            report.problem = structural;
+        }
+        Ok(report)
+    }
+
+    /// Framing, positions, links and decoding of one block (no hashing).
+    /// Returns the next expected position, the block's last hash and the
+    /// prev hash its first record chains from.
+    fn check_block(&self, key_position: u64, bytes: &[u8], expected_first: Option<u64>, prev: Option<Hash>, from: u64, to: u64) -> std::result::Result<(u64, Hash, Hash), VerifyProblem> {
+        let view = BlockView::parse(bytes).map_err(|e| VerifyProblem::Frame { position: key_position, reason: e.to_string() })?;
+        let expected = expected_first.unwrap_or(key_position);
+        if view.first_position != expected || key_position != expected {
+            return Err(VerifyProblem::Gap { expected, found: key_position.min(view.first_position) });
+        }
+        if let Some(prev) = prev {
+            if view.prev_hash != prev {
+                return Err(VerifyProblem::Link { position: view.first_position });
+            }
+        }
+        let mut last = view.prev_hash;
+        let mut next = view.first_position;
+        for record in view.records() {
+            let record = record.map_err(|e| VerifyProblem::Frame { position: next, reason: e.to_string() })?;
+            if record.position >= from && record.position <= to {
+                match envelope::decode_record(record.body) {
+                    Ok((head, _)) if head.position == record.position => {}
+                    Ok((head, _)) => return Err(VerifyProblem::Decode { position: record.position, reason: format!("claims position {}", head.position) }),
+                    Err(e) => return Err(VerifyProblem::Decode { position: record.position, reason: e.0 }),
+                }
+            }
+            last = record.hash;
+            next = record.position + 1;
+        }
+        Ok((next, last, view.prev_hash))
+    }
+}

@@ -1,0 +1,139 @@
+//! The log's contract: append, idempotency, optimistic concurrency, reads,
+//! verification, restore.
+
+mod common;
+
+use common::{fact, payment, registration};
+use ledger::log::restore::{restore, ExportedRecord};
+use ledger::{EventLog, ExpectedVersion, LedgerError, OpenMode, SledLog};
+
+fn open(dir: &std::path::Path) -> SledLog {
+    SledLog::open(dir, OpenMode::Create).expect("open")
+}
+
+#[tokio::test]
+async fn appends_are_gapless_and_readable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let outcome = log.append(vec![fact(registration(1)), fact(payment(1))]).await.expect("append");
+    assert_eq!(outcome.positions, vec![1, 2]);
+    assert_eq!(outcome.n_appended, 2);
+    assert_eq!(outcome.head.position, 2);
+    let outcome = log.append(vec![fact(payment(2))]).await.expect("append");
+    assert_eq!(outcome.positions, vec![3]);
+    let all = log.read_from(1, 100).await.expect("read");
+    assert_eq!(all.iter().map(|e| e.head.position).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(all[1].prev_hash, all[0].hash);
+    assert_eq!(all[0].prev_hash, log.genesis_hash());
+    let stream = log.read_stream(&registration(1).stream()).await.expect("stream");
+    assert_eq!(stream.iter().map(|e| e.head.stream_version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(log.read_from(3, 10).await.expect("read").len(), 1);
+    assert!(log.read_from(4, 10).await.expect("read").is_empty());
+}
+
+#[tokio::test]
+async fn idempotent_repeat_returns_the_original_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    log.append(vec![fact(payment(1)), fact(payment(2))]).await.expect("append");
+    let again = log.append(vec![fact(payment(2)), fact(payment(3))]).await.expect("append");
+    assert_eq!(again.positions, vec![2, 3]);
+    assert_eq!(again.n_appended, 1);
+    // Same key (channel + reference), different amount: a typed conflict.
+    let mut changed = payment(1);
+    if let ledger::Event::PaymentReceivedV1(p) = &mut changed {
+        p.amount = ledger::Money::from_yuan(1070);
+    }
+    let error = log.append(vec![fact(payment(4)), fact(changed)]).await.expect_err("conflict");
+    assert!(matches!(error, LedgerError::IdempotencyConflict { original_position: 1, .. }), "{error}");
+    // Nothing of the rejected batch was written, payment 4 included.
+    assert_eq!(log.head().await.expect("head").position, 3);
+}
+
+#[tokio::test]
+async fn expected_versions_are_checked_and_a_mismatch_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let mut first = fact(registration(1));
+    first.expected = ExpectedVersion::NoStream;
+    log.append(vec![first.clone()]).await.expect("append");
+    let mut second = fact(payment(1));
+    second.expected = ExpectedVersion::NoStream;
+    let error = log.append(vec![fact(payment(9)), second.clone()]).await.expect_err("version");
+    assert!(matches!(error, LedgerError::WrongExpectedVersion { actual: 1, .. }), "{error}");
+    assert_eq!(log.head().await.expect("head").position, 1);
+    second.expected = ExpectedVersion::Exact(1);
+    let outcome = log.append(vec![second]).await.expect("append");
+    assert_eq!(outcome.positions, vec![2]);
+}
+
+#[tokio::test]
+async fn reopen_keeps_everything_and_the_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = open(dir.path());
+        log.append((1..=500).map(|n| fact(payment(n))).collect()).await.expect("append");
+    }
+    let log = SledLog::open(dir.path(), OpenMode::Existing).expect("reopen");
+    assert_eq!(log.durable_head().position, 500);
+    let again = log.append(vec![fact(payment(7))]).await.expect("idempotent after reopen");
+    assert_eq!(again.positions, vec![7]);
+    // Stream versions survive the reopen: payment 1's stream is at 1.
+    let mut next = fact(registration(1));
+    next.expected = ExpectedVersion::Exact(0);
+    let error = log.append(vec![next.clone()]).await.expect_err("stale version");
+    assert!(matches!(error, LedgerError::WrongExpectedVersion { actual: 1, .. }), "{error}");
+    next.expected = ExpectedVersion::Exact(1);
+    assert_eq!(log.append(vec![next]).await.expect("append").positions, vec![501]);
+    let report = log.verify(0, 0, &mut |_| {}).expect("verify");
+    assert_eq!(report.problem, None);
+    assert_eq!(report.n_records, 501);
+}
+
+#[test]
+fn missing_ledger_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let error = SledLog::open(dir.path(), OpenMode::Existing).err().expect("no ledger");
+    assert!(matches!(error, LedgerError::NotFound(_)));
+}
+
+#[tokio::test]
+async fn a_restore_reproduces_the_chain_and_refuses_a_changed_record() {
+    let source_dir = tempfile::tempdir().expect("tempdir");
+    let source = open(source_dir.path());
+    for chunk in 0..4 {
+        source.append((0..300).map(|n| fact(payment(chunk * 1000 + n))).collect()).await.expect("append");
+    }
+    let records = || {
+        let mut out = Vec::new();
+        for item in source.blocks_from(1).expect("blocks") {
+            let (_, bytes) = item.expect("block");
+            let view = ledger::log::block::BlockView::parse(&bytes).expect("view");
+            for record in view.records() {
+                let record = record.expect("record");
+                out.push(Ok(ExportedRecord { position: record.position, stored: record.body.to_vec(), hash: record.hash }));
+            }
+        }
+        out
+    };
+    let target_dir = tempfile::tempdir().expect("tempdir");
+    let head = restore(target_dir.path(), source.header_bytes(), records()).expect("restore");
+    assert_eq!(head, source.durable_head());
+    let target = SledLog::open(target_dir.path(), OpenMode::Existing).expect("open restored");
+    assert_eq!(target.durable_head(), source.durable_head());
+    assert_eq!(target.verify(0, 0, &mut |_| {}).expect("verify").problem, None);
+    // Restoring into a ledger that has records is refused.
+    drop(target);
+    let error = restore(target_dir.path(), source.header_bytes(), records()).expect_err("not empty");
+    assert!(matches!(error, LedgerError::NotEmpty { head: 1200 }));
+    // A changed byte in an export is found and nothing is left behind.
+    let mut changed = records();
+    if let Some(Ok(record)) = changed.get_mut(500) {
+        let last = record.stored.len() - 1;
+        record.stored[last] ^= 1;
+    }
+    let empty_dir = tempfile::tempdir().expect("tempdir");
+    let error = restore(empty_dir.path(), source.header_bytes(), changed).expect_err("changed");
+    assert!(matches!(error, LedgerError::Corrupt { position: 501, .. }), "{error}");
+    assert!(!empty_dir.path().join("log").exists());
+}
