@@ -1,1 +1,98 @@
-fn main() {}
+//! `yibao`: the command line of the ledger. Thin: parsing arguments, reading
+//! files and printing; the rules live in the crates.
+
+mod commands;
+mod demo;
+mod exit;
+mod facts;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An event-sourced, hash-chained payment ledger for urban-rural resident
+/// medical insurance (城乡居民医保).
+///
+/// Exit codes: 0 success; 1 findings (verify found damage); 2 bad input or
+/// usage (the message names the file, line and field; nothing was
+/// appended); 3 the ledger failed (storage, corruption).
+#[derive(Parser)]
+#[command(name = "yibao", version, about, long_about)]
+struct Cli {
+    /// Ledger data directory.
+    #[arg(long, global = true, env = "YIBAO_DATA", default_value = "./yibao-data")]
+    data: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an empty ledger in the data directory (does nothing if one exists).
+    Init,
+    /// Append the facts of a JSON Lines file, all or none.
+    ///
+    /// One fact per line: {"type": "payment_received", "v": 1, ...}. See
+    /// README for every type. A file with any bad line is refused whole,
+    /// with each error's line and field. Facts already recorded (same
+    /// idempotency key, same content) are not appended again.
+    Import {
+        /// The JSON Lines file (`-` for standard input).
+        file: PathBuf,
+        /// The file is an `export --jsonl` of another ledger: rebuild that
+        /// ledger exactly (same positions, hashes, head) into an empty one.
+        #[arg(long)]
+        restore: bool,
+        /// Who delivers the facts, recorded in each envelope (default: import:FILE).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Show recorded events.
+    Log {
+        /// First position to show.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// How many events to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per line, with full envelopes.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the hash chain and positions; name the first bad position.
+    Verify {
+        /// First position to check (the record before it is trusted).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Last position to check (default: the end).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Write every envelope, with its stored bytes and hashes: the backup.
+    Export {
+        /// JSON Lines (the only format).
+        #[arg(long, default_value_t = true)]
+        jsonl: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build a ledger from the embedded fixtures and show what it does.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init => commands::init(&cli.data),
+        Command::Import { file, restore: true, .. } => commands::restore(&cli.data, &file),
+        Command::Import { file, restore: false, actor } => commands::import(&cli.data, &file, actor),
+        Command::Log { from, limit, json } => commands::log(&cli.data, from, limit, json),
+        Command::Verify { from, to } => commands::verify(&cli.data, from, to.unwrap_or(0)),
+        Command::Export { jsonl: _, out } => commands::export(&cli.data, out.as_deref()),
+        Command::Demo => demo::run(&cli.data),
+    };
+    exit::report(result)
+}

@@ -1,0 +1,59 @@
+//! `yibao demo`: a ledger built from the embedded fixtures, step by step.
+
+use crate::commands;
+use anyhow::Result;
+use ledger::OpenMode;
+use std::io::BufRead;
+use std::path::Path;
+
+const FACTS: &str = include_str!("../fixtures/demo/facts.jsonl");
+const BAD_FACTS: &str = include_str!("../fixtures/demo/bad.jsonl");
+
+fn embedded(text: &'static str) -> Box<dyn BufRead> {
+    Box::new(text.as_bytes())
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+pub fn run(data: &Path) -> Result<()> {
+    println!("yibao demo: a Bijie 2025 resident-insurance ledger in {}", data.display());
+    step("1. create (or open) the ledger");
+    commands::init(data)?;
+    let log = commands::open(data, OpenMode::Existing)?;
+    let head_before = log.durable_head().position;
+
+    step("2. import the demo facts: registrations, payments, a newborn's identity conversion, family-account proxy payments (one credited, one failed and returned), a hardship subsidy, a duplicate payment and its refund");
+    commands::import_into(&log, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
+
+    step("3. import the same file again: idempotent, nothing new");
+    commands::import_into(&log, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
+
+    step("4. import a file with bad lines: refused whole, each error named");
+    let head = log.durable_head().position;
+    match commands::import_into(&log, embedded(BAD_FACTS), "fixtures/demo/bad.jsonl", "demo") {
+        Ok(()) => anyhow::bail!("the bad demo file was accepted"),
+        Err(error) => println!("refused (exit code 2 from `yibao import`):\n{error:#}"),
+    }
+    let unchanged = log.durable_head().position == head;
+    println!("head still at position {} ({})", log.durable_head().position, if unchanged { "nothing appended" } else { "CHANGED" });
+    drop(log);
+
+    step("5. the log");
+    commands::log(data, head_before + 1, 40, false)?;
+
+    step("6. verify the SM3 chain");
+    commands::verify(data, 1, 0)?;
+
+    step("7. export, restore into an empty ledger, compare heads");
+    let export_path = data.join("demo-export.jsonl");
+    let restore_dir = data.join("demo-restore");
+    if restore_dir.exists() {
+        std::fs::remove_dir_all(&restore_dir)?;
+    }
+    commands::export(data, Some(&export_path))?;
+    commands::restore(&restore_dir, &export_path)?;
+    println!("\nnext: `yibao --data {} log --json`, `yibao --data {} verify`", data.display(), data.display());
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Progress bars for long work, on a terminal only.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+/// Work this large gets a bar; smaller work finishes before one would help.
+const MIN_ITEMS_FOR_BAR: u64 = 200_000;
+
+pub fn bar(total: u64, what: &str) -> ProgressBar {
+    if total < MIN_ITEMS_FOR_BAR || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let template = format!("{what} {{bar:40}} {{pos}}/{{len}} ({{per_sec}}, {{eta}} left)");
+    bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
