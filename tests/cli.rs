@@ -1,0 +1,139 @@
+//! End-to-end tests of the `yibao` binary: what a user types, what they see,
+//! and the exit codes README documents.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
+const BAD_FACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/bad.jsonl");
+
+fn yibao(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yibao")).arg("--data").arg(data).args(args).output().expect("run yibao")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn head_line(data: &Path) -> String {
+    let output = yibao(data, &["verify"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stdout(&output).lines().find(|l| l.starts_with("OK: head")).expect("head line").to_string()
+}
+
+#[test]
+fn import_is_atomic_idempotent_and_names_bad_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let missing = yibao(data, &["import", FACTS]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("run `yibao init`"), "{}", stderr(&missing));
+
+    assert_eq!(yibao(data, &["init"]).status.code(), Some(0));
+    let first = yibao(data, &["import", FACTS]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(stdout(&first).contains("26 facts, 26 appended"), "{}", stdout(&first));
+    let again = yibao(data, &["import", FACTS]);
+    assert!(stdout(&again).contains("0 appended, 26 already recorded"), "{}", stdout(&again));
+    let before = head_line(data);
+
+    let bad = yibao(data, &["import", BAD_FACTS]);
+    assert_eq!(bad.status.code(), Some(2));
+    let message = stderr(&bad);
+    assert!(message.contains("bad.jsonl:line 2: field `person`"), "{message}");
+    assert!(message.contains("line 3: field `amount`"), "{message}");
+    assert!(message.contains("line 4: field `paid_at`"), "{message}");
+    assert!(message.contains("line 5: malformed JSON"), "{message}");
+    assert!(message.contains("nothing from this file was appended"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+    assert_eq!(head_line(data), before, "a refused file appends nothing");
+
+    let unreadable = yibao(data, &["import", "/nonexistent/facts.jsonl"]);
+    assert_eq!(unreadable.status.code(), Some(2));
+    assert!(stderr(&unreadable).contains("/nonexistent/facts.jsonl"));
+}
+
+#[test]
+fn a_changed_fact_under_a_used_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    yibao(data, &["import", FACTS]);
+    let changed = std::fs::read_to_string(FACTS).expect("facts").replace("\"1070.00\"", "\"1000.00\"");
+    let changed_path = dir.path().join("changed.jsonl");
+    std::fs::write(&changed_path, changed).expect("write");
+    let output = yibao(data, &["import", changed_path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("payment/alipay/AP2025041016000042"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("position 4"), "{}", stderr(&output));
+}
+
+#[test]
+fn export_and_restore_reproduce_the_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("source");
+    yibao(&data, &["init"]);
+    yibao(&data, &["import", FACTS]);
+    let export_path = dir.path().join("export.jsonl");
+    let export = yibao(&data, &["export", "--jsonl", "--out", export_path.to_str().expect("path")]);
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    let lines = std::fs::read_to_string(&export_path).expect("export");
+    assert_eq!(lines.lines().count(), 27, "header + 26 records");
+    assert!(lines.lines().next().expect("header").contains("\"hash_algorithm\":\"SM3\""));
+
+    let target = dir.path().join("target");
+    let restore = yibao(&target, &["import", "--restore", export_path.to_str().expect("path")]);
+    assert_eq!(restore.status.code(), Some(0), "{}", stderr(&restore));
+    assert_eq!(head_line(&target), head_line(&data));
+    let restore_again = yibao(&target, &["import", "--restore", export_path.to_str().expect("path")]);
+    assert_eq!(restore_again.status.code(), Some(2), "restoring over records is refused");
+
+    // A changed amount in an export is caught by the chain.
+    let tampered = lines.replacen("\"kind\":\"record\"", "\"kind\":\"record\"", 1);
+    let mut tampered_lines: Vec<String> = tampered.lines().map(str::to_string).collect();
+    let record: serde_json::Value = serde_json::from_str(&tampered_lines[4]).expect("json");
+    let stored = record["stored"].as_str().expect("stored");
+    let flipped = format!("{}{}", &stored[..stored.len() - 1], if stored.ends_with('0') { '1' } else { '0' });
+    tampered_lines[4] = tampered_lines[4].replace(stored, &flipped);
+    let tampered_path = dir.path().join("tampered.jsonl");
+    std::fs::write(&tampered_path, tampered_lines.join("\n")).expect("write");
+    let fresh = dir.path().join("fresh");
+    let output = yibao(&fresh, &["import", "--restore", tampered_path.to_str().expect("path")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("position 4"), "{}", stderr(&output));
+}
+
+#[test]
+fn log_shows_masked_ids_and_json_shows_envelopes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    yibao(data, &["import", FACTS]);
+    let human = stdout(&yibao(data, &["log", "--from", "2", "--limit", "3"]));
+    assert!(human.contains("payment_received v1"), "{human}");
+    assert!(human.contains("520502********1233"), "{human}");
+    assert!(!human.contains("520502198503121233"), "listings mask ID numbers: {human}");
+    assert!(human.contains("22 more"), "{human}");
+    let json = stdout(&yibao(data, &["log", "--json", "--limit", "2"]));
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().expect("line")).expect("json");
+    assert_eq!(first["position"], 1);
+    assert_eq!(first["type"], "person_registered");
+    assert_eq!(first["event"]["name"], "张伟");
+    assert_eq!(first["hash"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn demo_runs_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for _ in 0..2 {
+        let output = yibao(dir.path(), &["demo"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(text.contains("matches the exported head"), "{text}");
+        assert!(text.contains("nothing appended"), "{text}");
+    }
+}
