@@ -3,6 +3,7 @@
 use crate::commands;
 use anyhow::Result;
 use ledger::OpenMode;
+use projections::{LedgerTotals, Projection};
 use std::io::BufRead;
 use std::path::Path;
 
@@ -54,6 +55,21 @@ pub fn run(data: &Path) -> Result<()> {
     }
     commands::export(data, Some(&export_path))?;
     commands::restore(&restore_dir, &export_path)?;
+
+    step("8. replay the log twice into fresh projections: the money per coverage year, and the state digest");
+    let log = commands::open(data, OpenMode::Existing)?;
+    let first: LedgerTotals = replay::rebuild(&log, 0, &mut |_| {})?;
+    let second: LedgerTotals = replay::rebuild(&log, 0, &mut |_| {})?;
+    for (year, totals) in &first.years {
+        println!(
+            "{year}: {} payments {} | {} subsidies {} | {} proxy credited {} | {} refunds {} to channels, {} to personal accounts",
+            totals.n_payments, totals.paid, totals.n_subsidies, totals.subsidised, totals.n_proxy_credited, totals.proxy_credited,
+            totals.n_refunds, totals.refunded_to_channel, totals.refunded_to_personal_account
+        );
+    }
+    let (digest, again) = (replay::state_digest(&first), replay::state_digest(&second));
+    println!("state digest at position {}: {}", first.position(), hex::encode(digest));
+    println!("second replay: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
     println!("\nnext: `yibao --data {} log --json`, `yibao --data {} verify`", data.display(), data.display());
     Ok(())
 }

@@ -89,6 +89,13 @@ fn export_and_restore_reproduce_the_head() {
     let restore = yibao(&target, &["import", "--restore", export_path.to_str().expect("path")]);
     assert_eq!(restore.status.code(), Some(0), "{}", stderr(&restore));
     assert_eq!(head_line(&target), head_line(&data));
+    // The restored ledger replays to the same state digest.
+    let digest = |dir: &Path| {
+        let log = ledger::SledLog::open(dir, ledger::OpenMode::Existing).expect("open");
+        let totals: projections::LedgerTotals = replay::rebuild(&log, 0, &mut |_| {}).expect("replay");
+        replay::state_digest(&totals)
+    };
+    assert_eq!(digest(&target), digest(&data));
     let restore_again = yibao(&target, &["import", "--restore", export_path.to_str().expect("path")]);
     assert_eq!(restore_again.status.code(), Some(2), "restoring over records is refused");
 
@@ -135,5 +142,6 @@ fn demo_runs_twice() {
         let text = stdout(&output);
         assert!(text.contains("matches the exported head"), "{text}");
         assert!(text.contains("nothing appended"), "{text}");
+        assert!(text.contains("second replay: same digest"), "{text}");
     }
 }

@@ -12,6 +12,8 @@ pub mod money;
 pub mod time;
 
 pub use envelope::{Envelope, EnvelopeHead, Hash};
+/// Re-exported so that dependants name event ids without their own uuid dependency.
+pub use uuid;
 pub use error::{LedgerError, Result};
 pub use event::Event;
 pub use id::{IdKind, Identity, RegionCode};
