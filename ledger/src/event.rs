@@ -60,6 +60,7 @@ pub enum Funder {
 
 /// One funder's part of a subsidy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubsidyPart {
     pub funder: Funder,
     pub amount: Money,
@@ -67,6 +68,7 @@ pub struct SubsidyPart {
 
 /// The payment a refund returns, by its channel reference.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentRef {
     pub channel: String,
     pub channel_ref: String,
@@ -100,6 +102,7 @@ pub enum Relation {
 
 /// 发布: a region-year policy document (TOML), as published.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyPublished {
     pub region: RegionCode,
     pub coverage_year: u16,
@@ -110,6 +113,7 @@ pub struct PolicyPublished {
 
 /// A later version of a region-year policy document, replacing the earlier.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyAmended {
     pub region: RegionCode,
     pub coverage_year: u16,
@@ -120,6 +124,7 @@ pub struct PolicyAmended {
 
 /// 参保登记: keys are ID number + name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PersonRegistered {
     pub person: Identity,
     pub name: String,
@@ -133,6 +138,7 @@ pub struct PersonRegistered {
 /// A pre-registered newborn's other certificate replaced by the real ID: the
 /// identity changes, the person does not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IdentityConverted {
     pub from: Identity,
     pub to: Identity,
@@ -141,6 +147,7 @@ pub struct IdentityConverted {
 
 /// A pre-registration that lapsed or was withdrawn.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PreRegistrationVoided {
     pub person: Identity,
     pub voided_on: Date,
@@ -149,6 +156,7 @@ pub struct PreRegistrationVoided {
 
 /// A hardship identity certified by the responsible department (e.g. 民政).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HardshipCertified {
     pub person: Identity,
     pub coverage_year: u16,
@@ -160,6 +168,7 @@ pub struct HardshipCertified {
 
 /// 核定: the office fixes what a subsidised person owes and pushes it to tax.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HardshipAssessed {
     pub person: Identity,
     pub coverage_year: u16,
@@ -171,6 +180,7 @@ pub struct HardshipAssessed {
 
 /// Money the tax bureau or a channel received for a person-year.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentReceived {
     pub person: Identity,
     pub coverage_year: u16,
@@ -184,6 +194,7 @@ pub struct PaymentReceived {
 
 /// A subsidy granted towards a person-year's individual part (资助参保).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubsidyGranted {
     pub person: Identity,
     pub coverage_year: u16,
@@ -194,6 +205,7 @@ pub struct SubsidyGranted {
 
 /// Money returned to where it came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefundIssued {
     pub person: Identity,
     pub coverage_year: u16,
@@ -207,6 +219,7 @@ pub struct RefundIssued {
 
 /// 共济绑定: an employee binds a family member to their personal account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FamilyBindingCreated {
     pub holder: Identity,
     /// Province of the employee personal account (e.g. 520000 Guizhou).
@@ -218,6 +231,7 @@ pub struct FamilyBindingCreated {
 
 /// 取消授权 by the holder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FamilyBindingRevoked {
     pub holder: Identity,
     pub member: Identity,
@@ -226,6 +240,7 @@ pub struct FamilyBindingRevoked {
 
 /// 申请成功: a proxy payment from a personal account was applied for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxySubmitted {
     pub application_id: String,
     pub holder: Identity,
@@ -237,6 +252,7 @@ pub struct ProxySubmitted {
 
 /// 受理中.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyProcessing {
     pub application_id: String,
     pub at: BeijingTime,
@@ -244,6 +260,7 @@ pub struct ProxyProcessing {
 
 /// 缴费到账成功: only now is the premium paid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyCredited {
     pub application_id: String,
     pub at: BeijingTime,
@@ -251,6 +268,7 @@ pub struct ProxyCredited {
 
 /// 受理失败.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyFailed {
     pub application_id: String,
     pub reason: String,
@@ -259,6 +277,7 @@ pub struct ProxyFailed {
 
 /// 原渠道返还: the money went back to the personal account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyReturned {
     pub application_id: String,
     pub amount: Money,
@@ -267,6 +286,7 @@ pub struct ProxyReturned {
 
 /// One receipt file a reconciliation read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiptFile {
     pub name: String,
     pub format: String,
@@ -275,6 +295,7 @@ pub struct ReceiptFile {
 
 /// Count and total of one kind of reconciliation result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResultCount {
     pub kind: String,
     pub count: u64,
@@ -283,6 +304,7 @@ pub struct ResultCount {
 
 /// A reconciliation run: what was compared with what, and what it found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReconciliationRecorded {
     pub run_id: String,
     pub files: Vec<ReceiptFile>,
