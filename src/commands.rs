@@ -21,7 +21,14 @@ pub fn init(data: &Path) -> Result<()> {
     let log = open(data, OpenMode::Create)?;
     let header = log.header();
     let verb = if existed { "already holds" } else { "created" };
-    println!("{}: {verb} ledger {} ({} chain, format {} v{})", data.display(), header.ledger_id, header.hash_algorithm, header.format, header.format_version);
+    println!(
+        "{}: {verb} ledger {} ({} chain, format {} v{})",
+        data.display(),
+        header.ledger_id,
+        header.hash_algorithm,
+        header.format,
+        header.format_version
+    );
     println!("head: position {}", log.durable_head().position);
     Ok(())
 }
@@ -52,7 +59,9 @@ fn numbered_lines(reader: Box<dyn BufRead>) -> impl Iterator<Item = (usize, Resu
         let line = index + 1;
         let text = match bytes {
             Err(e) => Err(LineError { line, field: None, message: format!("cannot read: {e}") }),
-            Ok(bytes) => String::from_utf8(bytes).map_err(|_| LineError { line, field: None, message: "not UTF-8 text".into() }),
+            Ok(bytes) => {
+                String::from_utf8(bytes).map_err(|_| LineError { line, field: None, message: "not UTF-8 text".into() })
+            }
         };
         match text {
             Ok(text) if text.trim().is_empty() => None,
@@ -97,7 +106,9 @@ pub fn read_facts(input: Box<dyn BufRead>, label: &str, actor: &str) -> Result<(
 
 pub fn import(data: &Path, file: &Path, actor: Option<String>) -> Result<()> {
     let label = file_label(file);
-    let actor = actor.unwrap_or_else(|| format!("import:{}", file.file_name().map_or(label.clone(), |n| n.to_string_lossy().into_owned())));
+    let actor = actor.unwrap_or_else(|| {
+        format!("import:{}", file.file_name().map_or(label.clone(), |n| n.to_string_lossy().into_owned()))
+    });
     let input = reader(file)?;
     let log = open(data, OpenMode::Existing)?;
     import_into(&log, input, &label, &actor)
@@ -109,9 +120,13 @@ pub fn import_into(log: &SledLog, input: Box<dyn BufRead>, label: &str, actor: &
     let n_facts = events.len();
     let started = Instant::now();
     let outcome = log.append_blocking(events).map_err(|error| match error {
-        LedgerError::InvalidEvent { index, error } => {
-            BadInput(format!("{label}:line {}: field `{}`: {}; nothing from this file was appended", line_numbers.get(index).copied().unwrap_or(0), error.field, error.reason)).into()
-        }
+        LedgerError::InvalidEvent { index, error } => BadInput(format!(
+            "{label}:line {}: field `{}`: {}; nothing from this file was appended",
+            line_numbers.get(index).copied().unwrap_or(0),
+            error.field,
+            error.reason
+        ))
+        .into(),
         other => anyhow::Error::new(other).context(format!("{label}: nothing from this file was appended")),
     })?;
     let seconds = started.elapsed().as_secs_f64();
@@ -165,7 +180,14 @@ pub fn log(data: &Path, from: u64, limit: usize, as_json: bool) -> Result<()> {
             writeln!(out, "{}", envelope_json(&envelope, None))
         } else {
             let head = &envelope.head;
-            writeln!(out, "{:>8}  {}  {:<24} {}", head.position, head.recorded_at, format!("{} v{}", envelope.event.type_name(), envelope.event.version()), facts::summary(&envelope.event))
+            writeln!(
+                out,
+                "{:>8}  {}  {:<24} {}",
+                head.position,
+                head.recorded_at,
+                format!("{} v{}", envelope.event.type_name(), envelope.event.version()),
+                facts::summary(&envelope.event)
+            )
         };
         if let Err(e) = written {
             write_error = Some(e);
@@ -204,7 +226,10 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let rate = report.n_records as f64 / seconds.max(1e-9);
     println!("chain: {} ({}), header ledger {}", log.header().hash_algorithm, data.display(), log.header().ledger_id);
-    println!("checked positions {}..{}: {} records in {} blocks, {:.3} s, {:.0} records/s", report.first_position, report.last_good.position, report.n_records, report.n_blocks, seconds, rate);
+    println!(
+        "checked positions {}..{}: {} records in {} blocks, {:.3} s, {:.0} records/s",
+        report.first_position, report.last_good.position, report.n_records, report.n_blocks, seconds, rate
+    );
     match &report.problem {
         None => {
             println!("OK: head {} {}", report.last_good.position, hex::encode(report.last_good.hash));
@@ -249,7 +274,8 @@ pub fn export(data: &Path, out_path: Option<&Path>) -> Result<()> {
             if record.position > head.position {
                 break;
             }
-            let (envelope_head, event) = envelope::decode_record(record.body).map_err(|e| anyhow::anyhow!("position {}: {e}", record.position))?;
+            let (envelope_head, event) = envelope::decode_record(record.body)
+                .map_err(|e| anyhow::anyhow!("position {}: {e}", record.position))?;
             let envelope = Envelope { head: envelope_head, event, prev_hash: prev, hash: record.hash };
             writeln!(out, "{}", envelope_json(&envelope, Some(record.body))).or_else(ignore_broken_pipe)?;
             prev = record.hash;
@@ -259,32 +285,60 @@ pub fn export(data: &Path, out_path: Option<&Path>) -> Result<()> {
     bar.finish_and_clear();
     out.flush().or_else(ignore_broken_pipe)?;
     if let Some(path) = out_path {
-        println!("exported {} records to {}; head {} {}", head.position, path.display(), head.position, hex::encode(head.hash));
+        println!(
+            "exported {} records to {}; head {} {}",
+            head.position,
+            path.display(),
+            head.position,
+            hex::encode(head.hash)
+        );
     }
     Ok(())
 }
 
 fn hex_field(object: &Value, field: &str, line: usize) -> Result<Vec<u8>, LineError> {
-    let text = object.get(field).and_then(Value::as_str).ok_or_else(|| LineError { line, field: Some(field.into()), message: "missing or not a string".into() })?;
+    let text = object.get(field).and_then(Value::as_str).ok_or_else(|| LineError {
+        line,
+        field: Some(field.into()),
+        message: "missing or not a string".into(),
+    })?;
     hex::decode(text).map_err(|e| LineError { line, field: Some(field.into()), message: format!("not hex: {e}") })
 }
 
 fn export_record(text: &str, line: usize) -> Result<ExportedRecord, LineError> {
-    let object: Value = serde_json::from_str(text).map_err(|e| LineError { line, field: None, message: format!("malformed JSON: {e}") })?;
-    let position = object.get("position").and_then(Value::as_u64).ok_or_else(|| LineError { line, field: Some("position".into()), message: "missing or not a number".into() })?;
+    let object: Value = serde_json::from_str(text).map_err(|e| LineError {
+        line,
+        field: None,
+        message: format!("malformed JSON: {e}"),
+    })?;
+    let position = object.get("position").and_then(Value::as_u64).ok_or_else(|| LineError {
+        line,
+        field: Some("position".into()),
+        message: "missing or not a number".into(),
+    })?;
     let stored = hex_field(&object, "stored", line)?;
-    let hash: [u8; 32] = hex_field(&object, "hash", line)?.try_into().map_err(|_| LineError { line, field: Some("hash".into()), message: "not 32 bytes".into() })?;
+    let hash: [u8; 32] = hex_field(&object, "hash", line)?.try_into().map_err(|_| LineError {
+        line,
+        field: Some("hash".into()),
+        message: "not 32 bytes".into(),
+    })?;
     Ok(ExportedRecord { position, stored, hash })
 }
 
 pub fn restore(data: &Path, file: &Path) -> Result<()> {
     let label = file_label(file);
     let mut lines = lines(file)?;
-    let (line, header_text) = lines.next().ok_or_else(|| BadInput(format!("{label}: empty, expected an export whose first line is the header")))?;
+    let (line, header_text) = lines
+        .next()
+        .ok_or_else(|| BadInput(format!("{label}: empty, expected an export whose first line is the header")))?;
     let header_text = header_text.map_err(|e| BadInput(format!("{label}:{e}")))?;
-    let header: Value = serde_json::from_str(&header_text).map_err(|e| BadInput(format!("{label}:line {line}: malformed JSON: {e}")))?;
+    let header: Value = serde_json::from_str(&header_text)
+        .map_err(|e| BadInput(format!("{label}:line {line}: malformed JSON: {e}")))?;
     if header.get("kind").and_then(Value::as_str) != Some("header") {
-        return Err(BadInput(format!("{label}:line {line}: field `kind`: expected \"header\" (is this an `export --jsonl` file?)")).into());
+        return Err(BadInput(format!(
+            "{label}:line {line}: field `kind`: expected \"header\" (is this an `export --jsonl` file?)"
+        ))
+        .into());
     }
     let header_bytes = hex_field(&header, "bytes", line).map_err(|e| BadInput(format!("{label}:{e}")))?;
     let mut input_error: Option<LineError> = None;
@@ -303,18 +357,28 @@ pub fn restore(data: &Path, file: &Path) -> Result<()> {
     let head = match result {
         Ok(head) => head,
         Err(LedgerError::Corrupt { position, reason }) => {
-            return Err(BadInput(format!("{label}: record at position {position}: {reason}; nothing was restored")).into())
+            return Err(
+                BadInput(format!("{label}: record at position {position}: {reason}; nothing was restored")).into()
+            )
         }
         Err(other) => return Err(anyhow::Error::new(other).context(format!("restoring {label}"))),
     };
-    println!("restored {} records from {label} into {} in {:.3} s", head.position, data.display(), started.elapsed().as_secs_f64());
+    println!(
+        "restored {} records from {label} into {} in {:.3} s",
+        head.position,
+        data.display(),
+        started.elapsed().as_secs_f64()
+    );
     println!("head {} {}", head.position, hex::encode(head.hash));
     if let Some(expected) = header.get("head_hash").and_then(Value::as_str) {
         if expected != hex::encode(head.hash) {
-            return Err(Findings(format!("head hash {} differs from the exported head {expected}", hex::encode(head.hash))).into());
+            return Err(Findings(format!(
+                "head hash {} differs from the exported head {expected}",
+                hex::encode(head.hash)
+            ))
+            .into());
         }
         println!("matches the exported head");
     }
     Ok(())
 }
-

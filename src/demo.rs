@@ -37,7 +37,11 @@ pub fn run(data: &Path) -> Result<()> {
         Err(error) => println!("refused (exit code 2 from `yibao import`):\n{error:#}"),
     }
     let unchanged = log.durable_head().position == head;
-    println!("head still at position {} ({})", log.durable_head().position, if unchanged { "nothing appended" } else { "CHANGED" });
+    println!(
+        "head still at position {} ({})",
+        log.durable_head().position,
+        if unchanged { "nothing appended" } else { "CHANGED" }
+    );
     let head = log.durable_head().position;
     drop(log);
 

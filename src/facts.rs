@@ -53,7 +53,8 @@ pub fn parse_line(text: &str, line: usize, actor: &str) -> Result<NewEvent, Line
         Some(_) => return Err(at(Some("idempotency_key"), "must be a non-empty string".into())),
         None => None,
     };
-    let event = decode(&type_name, version, Value::Object(object)).map_err(|(field, message)| at(field.as_deref(), message))?;
+    let event =
+        decode(&type_name, version, Value::Object(object)).map_err(|(field, message)| at(field.as_deref(), message))?;
     event.validate().map_err(|e| at(Some(e.field), e.reason))?;
     let mut new = NewEvent::fact(event, actor);
     if let Some(key) = key {
@@ -85,7 +86,10 @@ pub fn decode(type_name: &str, version: u64, value: Value) -> Result<Event, Fiel
     match known_version {
         None => return Err((Some("type".into()), format!("unknown fact type `{type_name}`; known: {}", type_names()))),
         Some(v) if u64::from(v) != version => {
-            return Err((Some("v".into()), format!("`{type_name}` has no version {version}; this ledger reads version {v}")))
+            return Err((
+                Some("v".into()),
+                format!("`{type_name}` has no version {version}; this ledger reads version {v}"),
+            ))
         }
         Some(_) => {}
     }
@@ -149,17 +153,32 @@ pub fn summary(event: &Event) -> String {
         Event::IdentityConvertedV1(e) => format!("{} -> {}", e.from.masked(), e.to.masked()),
         Event::PreRegistrationVoidedV1(e) => format!("{} {}", e.person.masked(), e.reason),
         Event::HardshipCertifiedV1(e) => format!("{} {} group {}", e.person.masked(), e.coverage_year, e.group),
-        Event::HardshipAssessedV1(e) => format!("{} {} owes {} (subsidy {})", e.person.masked(), e.coverage_year, e.amount_due, e.subsidy),
-        Event::PaymentReceivedV1(e) => format!("{} {} {} via {} {}", e.person.masked(), e.coverage_year, e.amount, e.channel, e.paid_at),
+        Event::HardshipAssessedV1(e) => {
+            format!("{} {} owes {} (subsidy {})", e.person.masked(), e.coverage_year, e.amount_due, e.subsidy)
+        }
+        Event::PaymentReceivedV1(e) => {
+            format!("{} {} {} via {} {}", e.person.masked(), e.coverage_year, e.amount, e.channel, e.paid_at)
+        }
         Event::SubsidyGrantedV1(e) => {
             let total = e.parts.iter().try_fold(ledger::Money::ZERO, |sum, part| sum.checked_add(part.amount));
             let total = total.map_or_else(|| "overflowing".to_string(), |m| m.to_string());
             format!("{} {} {total} from {} funder(s)", e.person.masked(), e.coverage_year, e.parts.len())
         }
-        Event::RefundIssuedV1(e) => format!("{} {} {} of {}/{}", e.person.masked(), e.coverage_year, e.amount, e.payment.channel, e.payment.channel_ref),
-        Event::FamilyBindingCreatedV1(e) => format!("{} binds {} ({:?})", e.holder.masked(), e.member.masked(), e.relation),
+        Event::RefundIssuedV1(e) => format!(
+            "{} {} {} of {}/{}",
+            e.person.masked(),
+            e.coverage_year,
+            e.amount,
+            e.payment.channel,
+            e.payment.channel_ref
+        ),
+        Event::FamilyBindingCreatedV1(e) => {
+            format!("{} binds {} ({:?})", e.holder.masked(), e.member.masked(), e.relation)
+        }
         Event::FamilyBindingRevokedV1(e) => format!("{} revokes {}", e.holder.masked(), e.member.masked()),
-        Event::ProxySubmittedV1(e) => format!("{} for {} {} {}", e.application_id, e.member.masked(), e.coverage_year, e.amount),
+        Event::ProxySubmittedV1(e) => {
+            format!("{} for {} {} {}", e.application_id, e.member.masked(), e.coverage_year, e.amount)
+        }
         Event::ProxyProcessingV1(e) => e.application_id.clone(),
         Event::ProxyCreditedV1(e) => e.application_id.clone(),
         Event::ProxyFailedV1(e) => format!("{}: {}", e.application_id, e.reason),

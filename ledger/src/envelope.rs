@@ -63,9 +63,7 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 
 /// Encodes a record's stored bytes from its head and the encoded event.
 pub fn encode_record(head: &EnvelopeHead, event_bytes: &[u8], out: &mut Vec<u8>) {
-    codec()
-        .serialize_into(&mut *out, head)
-        .expect("envelope heads serialize into a Vec");
+    codec().serialize_into(&mut *out, head).expect("envelope heads serialize into a Vec");
     out.extend_from_slice(event_bytes);
 }
 
@@ -105,9 +103,6 @@ mod tests {
     #[test]
     fn sm3_standard_vector() {
         // GM/T 0004-2012, example 1: "abc".
-        assert_eq!(
-            hex::encode(sm3(b"abc")),
-            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
-        );
+        assert_eq!(hex::encode(sm3(b"abc")), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
     }
 }

@@ -234,7 +234,10 @@ mod tests {
             Err(IdError::CheckCharacter { expected: 'X', found: '1', .. })
         ));
         assert!(matches!("1101051949123100".parse::<Identity>(), Err(IdError::Length(_))));
-        assert!(matches!("11010519491331002X".parse::<Identity>(), Err(IdError::CheckCharacter { .. }) | Err(IdError::BirthDate(_))));
+        assert!(matches!(
+            "11010519491331002X".parse::<Identity>(),
+            Err(IdError::CheckCharacter { .. }) | Err(IdError::BirthDate(_))
+        ));
     }
 
     #[test]

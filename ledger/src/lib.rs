@@ -12,11 +12,11 @@ pub mod money;
 pub mod time;
 
 pub use envelope::{Envelope, EnvelopeHead, Hash};
-/// Re-exported so that dependants name event ids without their own uuid dependency.
-pub use uuid;
 pub use error::{LedgerError, Result};
 pub use event::Event;
 pub use id::{IdKind, Identity, RegionCode};
 pub use log::{AppendOutcome, EventLog, ExpectedVersion, Head, NewEvent, OpenMode, SledLog};
 pub use money::Money;
 pub use time::{BeijingTime, Date, UtcTime};
+/// Re-exported so that dependants name event ids without their own uuid dependency.
+pub use uuid;

@@ -63,8 +63,7 @@ impl FromStr for Money {
 
     fn from_str(text: &str) -> Result<Money, MoneyError> {
         let trimmed = text.trim();
-        let value = Decimal::from_str_exact(trimmed)
-            .map_err(|_| MoneyError::NotANumber(text.to_string()))?;
+        let value = Decimal::from_str_exact(trimmed).map_err(|_| MoneyError::NotANumber(text.to_string()))?;
         if value.is_sign_negative() && !value.is_zero() {
             return Err(MoneyError::Negative(text.to_string()));
         }
@@ -162,10 +161,7 @@ pub fn split_largest_remainder(total: Money, weights: &[u32]) -> Option<Vec<Mone
     for &(_, index) in remainders.iter().take(left_over) {
         parts[index] += 1;
     }
-    parts
-        .into_iter()
-        .map(|fen| i64::try_from(fen).ok().and_then(Money::from_fen))
-        .collect()
+    parts.into_iter().map(|fen| i64::try_from(fen).ok().and_then(Money::from_fen)).collect()
 }
 
 #[cfg(test)]
@@ -183,10 +179,7 @@ mod tests {
         assert!(matches!("-1".parse::<Money>(), Err(MoneyError::Negative(_))));
         assert!(matches!("abc".parse::<Money>(), Err(MoneyError::NotANumber(_))));
         assert!(matches!("1e400".parse::<Money>(), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(
-            "99999999999999999999".parse::<Money>(),
-            Err(MoneyError::TooLarge(_))
-        ));
+        assert!(matches!("99999999999999999999".parse::<Money>(), Err(MoneyError::TooLarge(_))));
     }
 
     #[test]
@@ -204,8 +197,7 @@ mod tests {
     fn five_two_three_split_of_twenty_yuan() {
         let parts = split_largest_remainder(Money::from_yuan(20), &[5, 2, 3]).expect("weights");
         assert_eq!(parts, vec![Money::from_yuan(10), Money::from_yuan(4), Money::from_yuan(6)]);
-        let parts = split_largest_remainder(Money::from_fen(1).expect("fen"), &[5, 2, 3])
-            .expect("weights");
+        let parts = split_largest_remainder(Money::from_fen(1).expect("fen"), &[5, 2, 3]).expect("weights");
         assert_eq!(parts.iter().map(|m| m.fen()).collect::<Vec<_>>(), vec![1, 0, 0]);
     }
 

@@ -111,7 +111,11 @@ async fn a_restore_reproduces_the_chain_and_refuses_a_changed_record() {
             let view = ledger::log::block::BlockView::parse(&bytes).expect("view");
             for record in view.records() {
                 let record = record.expect("record");
-                out.push(Ok(ExportedRecord { position: record.position, stored: record.body.to_vec(), hash: record.hash }));
+                out.push(Ok(ExportedRecord {
+                    position: record.position,
+                    stored: record.body.to_vec(),
+                    hash: record.hash,
+                }));
             }
         }
         out

@@ -13,7 +13,7 @@ pub fn rebuild<P: Projection + Default>(log: &SledLog, upto: u64, progress: &mut
     log.scan(1, upto, |envelope| {
         state.apply(&envelope);
         n_folded += 1;
-        if n_folded % 65_536 == 0 {
+        if n_folded.is_multiple_of(65_536) {
             progress(n_folded);
         }
         Ok(())

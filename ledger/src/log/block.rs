@@ -136,12 +136,24 @@ impl<'a> BlockView<'a> {
             return Err(FrameError::Header);
         }
         let prev_hash: Hash = bytes[17..49].try_into().map_err(|_| FrameError::Header)?;
-        Ok(BlockView { first_position, n_records, complete: flags & COMPLETE != 0, prev_hash, records: &bytes[HEADER_BYTES..] })
+        Ok(BlockView {
+            first_position,
+            n_records,
+            complete: flags & COMPLETE != 0,
+            prev_hash,
+            records: &bytes[HEADER_BYTES..],
+        })
     }
 
     /// The records in order; a framing error ends the iteration.
     pub fn records(&self) -> RecordIter<'a> {
-        RecordIter { rest: self.records, index: 0, n_records: self.n_records, first_position: self.first_position, failed: false }
+        RecordIter {
+            rest: self.records,
+            index: 0,
+            n_records: self.n_records,
+            first_position: self.first_position,
+            failed: false,
+        }
     }
 }
 

@@ -58,7 +58,13 @@ impl NewEvent {
     /// idempotency key (channel reference) or else one derived from content.
     pub fn fact(event: Event, actor: &str) -> NewEvent {
         let idempotency_key = event.natural_key().unwrap_or_else(|| content_key(&event));
-        NewEvent { stream: event.stream(), expected: ExpectedVersion::Any, idempotency_key, actor: actor.to_string(), event }
+        NewEvent {
+            stream: event.stream(),
+            expected: ExpectedVersion::Any,
+            idempotency_key,
+            actor: actor.to_string(),
+            event,
+        }
     }
 }
 

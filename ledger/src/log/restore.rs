@@ -16,7 +16,11 @@ pub struct ExportedRecord {
 }
 
 /// Restores into `dir`, which must hold no ledger or an empty one.
-pub fn restore(dir: &std::path::Path, header_bytes: &[u8], records: impl IntoIterator<Item = Result<ExportedRecord>>) -> Result<Head> {
+pub fn restore(
+    dir: &std::path::Path,
+    header_bytes: &[u8],
+    records: impl IntoIterator<Item = Result<ExportedRecord>>,
+) -> Result<Head> {
     let log_dir = dir.join("log");
     if log_dir.join("db").exists() {
         let existing = SledLog::open(dir, OpenMode::Audit)?;
@@ -36,7 +40,11 @@ pub fn restore(dir: &std::path::Path, header_bytes: &[u8], records: impl IntoIte
     result
 }
 
-fn write_all(dir: &std::path::Path, header_bytes: &[u8], records: impl IntoIterator<Item = Result<ExportedRecord>>) -> Result<Head> {
+fn write_all(
+    dir: &std::path::Path,
+    header_bytes: &[u8],
+    records: impl IntoIterator<Item = Result<ExportedRecord>>,
+) -> Result<Head> {
     let log = SledLog::create_with_header(dir, header_bytes)?;
     let mut head = Head { position: 0, hash: log.genesis_hash() };
     let mut open: Option<BlockBuilder> = None;

@@ -43,7 +43,10 @@ impl LogHeader {
     }
 
     fn check(&self) -> Result<()> {
-        if self.format != LOG_FORMAT || self.format_version != LOG_FORMAT_VERSION || self.hash_algorithm != HASH_ALGORITHM {
+        if self.format != LOG_FORMAT
+            || self.format_version != LOG_FORMAT_VERSION
+            || self.hash_algorithm != HASH_ALGORITHM
+        {
             return Err(LedgerError::Corrupt {
                 position: 0,
                 reason: format!(
@@ -233,14 +236,21 @@ impl SledLog {
         for item in self.shared.blocks.iter() {
             let (key, value) = item?;
             let key_position = block::position_of_key(&key).unwrap_or(0);
-            let corrupt = |reason: String| LedgerError::Corrupt { position: key_position, reason: format!("{reason}; run `yibao verify`") };
+            let corrupt = |reason: String| LedgerError::Corrupt {
+                position: key_position,
+                reason: format!("{reason}; run `yibao verify`"),
+            };
             let view = BlockView::parse(&value).map_err(|e| corrupt(e.to_string()))?;
-            if view.first_position != head.position + 1 || key_position != view.first_position || view.prev_hash != head.hash {
+            if view.first_position != head.position + 1
+                || key_position != view.first_position
+                || view.prev_hash != head.hash
+            {
                 return Err(corrupt(format!("block does not follow position {}", head.position)));
             }
             for record in view.records() {
                 let record = record.map_err(|e| corrupt(e.to_string()))?;
-                let (envelope_head, event_bytes) = envelope::decode_head(record.body).map_err(|e| corrupt(e.to_string()))?;
+                let (envelope_head, event_bytes) =
+                    envelope::decode_head(record.body).map_err(|e| corrupt(e.to_string()))?;
                 if envelope_head.position != record.position {
                     return Err(corrupt(format!("record claims position {}", envelope_head.position)));
                 }
@@ -321,7 +331,11 @@ impl SledLog {
         let head = self.durable_head().position;
         let positions: Vec<u64> = {
             let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            index.streams.get(stream).map(|entry| entry.positions.iter().copied().filter(|&p| p <= head).collect()).unwrap_or_default()
+            index
+                .streams
+                .get(stream)
+                .map(|entry| entry.positions.iter().copied().filter(|&p| p <= head).collect())
+                .unwrap_or_default()
         };
         let mut out = Vec::with_capacity(positions.len());
         for position in positions {

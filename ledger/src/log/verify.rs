@@ -40,8 +40,12 @@ impl VerifyProblem {
 impl fmt::Display for VerifyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VerifyProblem::Hash { position } => write!(f, "position {position}: hash mismatch (stored bytes or hash changed)"),
-            VerifyProblem::Gap { expected, found } => write!(f, "position {expected}: gap, the next block starts at {found}"),
+            VerifyProblem::Hash { position } => {
+                write!(f, "position {position}: hash mismatch (stored bytes or hash changed)")
+            }
+            VerifyProblem::Gap { expected, found } => {
+                write!(f, "position {expected}: gap, the next block starts at {found}")
+            }
             VerifyProblem::Link { position } => write!(f, "position {position}: previous-hash link broken"),
             VerifyProblem::Decode { position, reason } => write!(f, "position {position}: does not decode ({reason})"),
             VerifyProblem::Frame { position, reason } => write!(f, "position {position}: damaged block ({reason})"),
@@ -67,7 +71,10 @@ fn hash_block(bytes: &[u8], prev: Hash) -> std::result::Result<(u64, Hash), Veri
     let mut prev = prev;
     let mut n = 0;
     for record in view.records() {
-        let record = record.map_err(|e: FrameError| VerifyProblem::Frame { position: view.first_position + u64::from(n_index(&e)), reason: e.to_string() })?;
+        let record = record.map_err(|e: FrameError| VerifyProblem::Frame {
+            position: view.first_position + u64::from(n_index(&e)),
+            reason: e.to_string(),
+        })?;
         if envelope::chain_hash(&prev, record.body) != record.hash {
             return Err(VerifyProblem::Hash { position: record.position });
         }
@@ -115,7 +122,13 @@ impl SledLog {
     pub fn verify(&self, from: u64, to: u64, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
         let from = from.max(1);
         let to = if to == 0 { u64::MAX } else { to };
-        let mut report = VerifyReport { first_position: from, n_records: 0, n_blocks: 0, last_good: Head { position: from - 1, hash: [0; 32] }, problem: None };
+        let mut report = VerifyReport {
+            first_position: from,
+            n_records: 0,
+            n_blocks: 0,
+            last_good: Head { position: from - 1, hash: [0; 32] },
+            problem: None,
+        };
         let mut structural: Option<VerifyProblem> = None;
         let mut expected_first: Option<u64> = None;
         let mut prev: Option<Hash> = if from == 1 { Some(self.genesis_hash()) } else { None };
@@ -174,8 +187,17 @@ impl SledLog {
     /// Framing, positions, links and decoding of one block (no hashing).
     /// Returns the next expected position, the block's last hash and the
     /// prev hash its first record chains from.
-    fn check_block(&self, key_position: u64, bytes: &[u8], expected_first: Option<u64>, prev: Option<Hash>, from: u64, to: u64) -> std::result::Result<(u64, Hash, Hash), VerifyProblem> {
-        let view = BlockView::parse(bytes).map_err(|e| VerifyProblem::Frame { position: key_position, reason: e.to_string() })?;
+    fn check_block(
+        &self,
+        key_position: u64,
+        bytes: &[u8],
+        expected_first: Option<u64>,
+        prev: Option<Hash>,
+        from: u64,
+        to: u64,
+    ) -> std::result::Result<(u64, Hash, Hash), VerifyProblem> {
+        let view = BlockView::parse(bytes)
+            .map_err(|e| VerifyProblem::Frame { position: key_position, reason: e.to_string() })?;
         let expected = expected_first.unwrap_or(key_position);
         if view.first_position != expected || key_position != expected {
             return Err(VerifyProblem::Gap { expected, found: key_position.min(view.first_position) });
@@ -192,7 +214,12 @@ impl SledLog {
             if record.position >= from && record.position <= to {
                 match envelope::decode_record(record.body) {
                     Ok((head, _)) if head.position == record.position => {}
-                    Ok((head, _)) => return Err(VerifyProblem::Decode { position: record.position, reason: format!("claims position {}", head.position) }),
+                    Ok((head, _)) => {
+                        return Err(VerifyProblem::Decode {
+                            position: record.position,
+                            reason: format!("claims position {}", head.position),
+                        })
+                    }
                     Err(e) => return Err(VerifyProblem::Decode { position: record.position, reason: e.0 }),
                 }
             }

@@ -59,7 +59,9 @@ pub(crate) fn start(shared: Arc<Shared>, head: Head, keys: KeyIndex) -> WriterHa
     let sequencer_shared = Arc::clone(&shared);
     let sequencer = std::thread::Builder::new()
         .name("yibao-sequencer".into())
-        .spawn(move || Sequencer { shared: sequencer_shared, head, boundary_head: head, keys, units: unit_tx }.run(request_rx))
+        .spawn(move || {
+            Sequencer { shared: sequencer_shared, head, boundary_head: head, keys, units: unit_tx }.run(request_rx)
+        })
         .expect("spawn the sequencer thread");
     let committer = std::thread::Builder::new()
         .name("yibao-committer".into())
@@ -96,7 +98,12 @@ impl Drop for WriterHandle {
 
 /// What planning decided for one event of a request.
 enum Plan {
-    New { event_bytes: Vec<u8>, fingerprint: u128, content: u64, version: u64 },
+    New {
+        event_bytes: Vec<u8>,
+        fingerprint: u128,
+        content: u64,
+        version: u64,
+    },
     /// Already recorded at this position.
     Duplicate(u64),
     /// Repeats an earlier event of the same request.
@@ -206,11 +213,18 @@ impl Sequencer {
             new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
             let event_bytes = envelope::encode_event(&new.event);
             if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
-                return Err(LedgerError::TooLarge { what: "an event", size: event_bytes.len(), limit: MAX_RECORD_BYTES - ENVELOPE_ROOM });
+                return Err(LedgerError::TooLarge {
+                    what: "an event",
+                    size: event_bytes.len(),
+                    limit: MAX_RECORD_BYTES - ENVELOPE_ROOM,
+                });
             }
             let fingerprint = self.keys.fingerprint(&new.idempotency_key);
             let content = self.keys.content(&new.stream, &event_bytes);
-            let conflict = |original_position| LedgerError::IdempotencyConflict { key: new.idempotency_key.clone(), original_position };
+            let conflict = |original_position| LedgerError::IdempotencyConflict {
+                key: new.idempotency_key.clone(),
+                original_position,
+            };
             if let Some(KeyUse { position, content: original }) = self.keys.get(fingerprint) {
                 if original != content {
                     return Err(conflict(position));
@@ -225,14 +239,19 @@ impl Sequencer {
                 plans.push(Plan::DuplicateOf(earlier_idx));
                 continue;
             }
-            let current = local_versions.get(new.stream.as_str()).copied().unwrap_or_else(|| index.version(&new.stream));
+            let current =
+                local_versions.get(new.stream.as_str()).copied().unwrap_or_else(|| index.version(&new.stream));
             let matches = match new.expected {
                 ExpectedVersion::Any => true,
                 ExpectedVersion::NoStream => current == 0,
                 ExpectedVersion::Exact(version) => current == version,
             };
             if !matches {
-                return Err(LedgerError::WrongExpectedVersion { stream: new.stream.clone(), expected: new.expected, actual: current });
+                return Err(LedgerError::WrongExpectedVersion {
+                    stream: new.stream.clone(),
+                    expected: new.expected,
+                    actual: current,
+                });
             }
             local_versions.insert(new.stream.as_str(), current + 1);
             local_keys.insert(fingerprint, (event_idx, content));
@@ -256,7 +275,9 @@ impl Sequencer {
                     positions.push(positions[earlier_idx]);
                     continue;
                 }
-                Plan::New { event_bytes, fingerprint, content, version } => (event_bytes, fingerprint, content, version),
+                Plan::New { event_bytes, fingerprint, content, version } => {
+                    (event_bytes, fingerprint, content, version)
+                }
             };
             let position = self.head.position + 1;
             let head = EnvelopeHead {
@@ -294,7 +315,9 @@ impl Sequencer {
 }
 
 fn check_sizes(new: &NewEvent) -> Result<()> {
-    for (what, text) in [("a stream id", &new.stream), ("an idempotency key", &new.idempotency_key), ("an actor", &new.actor)] {
+    for (what, text) in
+        [("a stream id", &new.stream), ("an idempotency key", &new.idempotency_key), ("an actor", &new.actor)]
+    {
         if text.len() > MAX_KEY_BYTES {
             return Err(LedgerError::TooLarge { what, size: text.len(), limit: MAX_KEY_BYTES });
         }
