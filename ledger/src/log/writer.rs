@@ -261,6 +261,22 @@ impl Sequencer {
     }
 
     fn apply(&mut self, request: Request, plans: Vec<Plan>, index: &mut StreamIndex, unit: &mut UnitBuilder) {
+        // A request that may fill the unit is split across units, and its
+        // blocks are incomplete until its last. The requests before it in
+        // this unit are acknowledged with its first unit, so they must not
+        // end in one of its incomplete blocks (recovery would drop them with
+        // it): seal their block, complete, before it begins.
+        let most_bytes: usize = plans
+            .iter()
+            .map(|plan| match plan {
+                Plan::New { event_bytes, .. } => event_bytes.len() + ENVELOPE_ROOM + 36,
+                Plan::Duplicate(_) | Plan::DuplicateOf(_) => 0,
+            })
+            .sum();
+        if unit.n_bytes + most_bytes >= UNIT_MAX_BYTES {
+            debug_assert!(unit.at_boundary);
+            unit.seal();
+        }
         let recorded_at = UtcTime::now();
         let mut positions = Vec::with_capacity(plans.len());
         let mut n_appended = 0;

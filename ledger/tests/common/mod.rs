@@ -41,3 +41,50 @@ pub fn registration(n: u32) -> Event {
 pub fn fact(event: Event) -> NewEvent {
     NewEvent::fact(event, "test")
 }
+
+/// A payment whose channel reference is `reference`, so that a test can tell
+/// its events apart by their idempotency keys (`payment/wechat/<reference>`).
+pub fn payment_with_ref(reference: &str, n: u32) -> Event {
+    let mut event = payment(n);
+    if let Event::PaymentReceivedV1(p) = &mut event {
+        p.channel_ref = reference.to_string();
+    }
+    event
+}
+
+/// The channel reference of a payment, `None` for other events.
+pub fn channel_ref(event: &Event) -> Option<&str> {
+    match event {
+        Event::PaymentReceivedV1(p) => Some(&p.channel_ref),
+        _ => None,
+    }
+}
+
+/// A small seeded generator (SplitMix64): reproducible from a printed seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..hi` (`hi > lo`).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+}
+
+/// A seed from the environment variable `var` if set, else from the clock.
+pub fn seed_from_env(var: &str) -> u64 {
+    match std::env::var(var) {
+        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("{var}={text} is not a u64 seed")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5EED),
+    }
+}
