@@ -7,6 +7,11 @@ mod exit;
 mod facts;
 mod progress;
 
+/// Replay and import allocate many small strings; mimalloc frees them
+/// without glibc's heap consolidation pauses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -8,6 +8,11 @@ mod workload;
 mod yibao;
 
 use anyhow::{Context, Result};
+
+/// The same allocator as the yibao binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Args, Parser, Subcommand};
 use figures::Space;
 use report::{Ratios, Report, Setup, SqliteFigures, YibaoFigures, TARGETS};
@@ -49,10 +54,10 @@ struct LogArgs {
     appends_many_clients: u64,
     /// Threads appending batches at once during the ingest. Two or more
     /// keep a request waiting for the sequencer while another is committed.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     appenders: usize,
     /// Events per append request during the ingest.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 25_000)]
     events_per_request: usize,
     /// Rows per SQLite transaction during its ingest.
     #[arg(long, default_value_t = 1_000)]
@@ -60,6 +65,10 @@ struct LogArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Measure the ledger alone and print its figures only (for profiling;
+    /// no peer, so no ratios).
+    #[arg(long)]
+    without_peer: bool,
 }
 
 /// The events of a run: the ingest, then extra ones for single appends.
@@ -82,6 +91,11 @@ fn run_log(args: &LogArgs) -> Result<()> {
     }
     .context("create the scratch directory")?;
     let events = phase("generate events", || Ok(generate(args)))?;
+    if args.without_peer {
+        let yibao = measure_yibao(&scratch.path().join("yibao"), events, args)?;
+        println!("{yibao:#?}");
+        return Ok(());
+    }
     let mut sqlite = measure_sqlite(&scratch.path().join("sqlite"), &events, args)?;
     let yibao = measure_yibao(&scratch.path().join("yibao"), events, args)?;
     // Both stores' space is measured against the ledger's raw record bytes,

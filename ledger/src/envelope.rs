@@ -14,7 +14,7 @@ pub type Hash = [u8; 32];
 pub const HASH_ALGORITHM: &str = "SM3";
 
 /// Largest stored record (envelope + event), in bytes.
-pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+pub const MAX_RECORD_BYTES: usize = 28 * 1024;
 
 /// The envelope fields stored before the event. Stored bytes of a record are
 /// `bincode(EnvelopeHead) ++ bincode(Event)`, which is exactly the bincode
@@ -56,9 +56,11 @@ pub fn codec() -> impl Options + Copy {
 #[error("record does not decode: {0}")]
 pub struct DecodeError(pub String);
 
-/// Encodes the event alone (the "content" of a fact, for idempotency).
+/// Encodes the event alone (the "content" of a fact, for idempotency). The
+/// encoding is the codec's, without its size limit: the caller checks the
+/// size and refuses an event too large to store.
 pub fn encode_event(event: &Event) -> Vec<u8> {
-    codec().serialize(event).expect("events serialize: no maps, bounded sizes")
+    bincode::DefaultOptions::new().serialize(event).expect("events serialize: no maps, no unsized sequences")
 }
 
 /// Encodes a record's stored bytes from its head and the encoded event.
@@ -76,11 +78,10 @@ pub fn decode_head(bytes: &[u8]) -> Result<(EnvelopeHead, &[u8]), DecodeError> {
     Ok((head, &bytes[head_len.min(bytes.len())..]))
 }
 
-/// Decodes a whole record's stored bytes.
+/// Decodes a whole record's stored bytes: the two encodings in a row are the
+/// encoding of the pair.
 pub fn decode_record(bytes: &[u8]) -> Result<(EnvelopeHead, Event), DecodeError> {
-    let (head, event_bytes) = decode_head(bytes)?;
-    let event = codec().deserialize(event_bytes).map_err(|e| DecodeError(e.to_string()))?;
-    Ok((head, event))
+    codec().deserialize(bytes).map_err(|e| DecodeError(e.to_string()))
 }
 
 /// `SM3(prev ++ bytes)`: one link of the chain.

@@ -77,7 +77,12 @@ impl Identity {
         if self.kind != IdKind::ResidentId {
             return None;
         }
-        NaiveDate::parse_from_str(&self.number[6..14], "%Y%m%d").ok()
+        let digits = self.number.as_bytes().get(6..14)?;
+        let number = |range: std::ops::Range<usize>| {
+            digits[range].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+        };
+        let year = i32::try_from(number(0..4)?).ok()?;
+        NaiveDate::from_ymd_opt(year, number(4..6)?, number(6..8)?)
     }
 
     /// First 6 and last 4 characters, the rest masked, for listings (PIPL).
@@ -93,7 +98,8 @@ impl Identity {
     }
 
     fn parse_resident(text: &str) -> Result<Identity, IdError> {
-        let upper = text.to_ascii_uppercase();
+        let upper =
+            if text.bytes().any(|b| b.is_ascii_lowercase()) { text.to_ascii_uppercase() } else { text.to_string() };
         let bytes = upper.as_bytes();
         if bytes.len() != 18 {
             return Err(IdError::Length(text.to_string()));
@@ -142,15 +148,34 @@ impl fmt::Display for Identity {
 }
 
 impl Serialize for Identity {
+    /// The written form above, in text and in stored bytes alike.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.kind {
+            IdKind::ResidentId => serializer.serialize_str(&self.number),
+            IdKind::Other => serializer.collect_str(self),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Identity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Identity, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        text.parse().map_err(de::Error::custom)
+        deserializer.deserialize_str(IdentityVisitor)
+    }
+}
+
+/// Parses in place from borrowed text: decoding stored events allocates
+/// only the identity's own string.
+struct IdentityVisitor;
+
+impl de::Visitor<'_> for IdentityVisitor {
+    type Value = Identity;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an 18-character resident ID or `other:NUMBER`")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Identity, E> {
+        text.parse().map_err(E::custom)
     }
 }
 

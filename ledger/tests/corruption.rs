@@ -77,7 +77,7 @@ fn build(dir: &Path) -> Vec<Hash> {
 
 /// Runs `change` on the stored blocks of a closed ledger.
 fn with_blocks<T>(dir: &Path, change: impl FnOnce(&sled::Tree) -> T) -> T {
-    let db = sled::Config::new().path(dir.join("log")).open().expect("sled opens the ledger's db");
+    let db = ledger::log::open_store(dir).expect("sled opens the ledger's db");
     let blocks = db.open_tree("blocks").expect("blocks tree");
     let out = change(&blocks);
     db.flush().expect("flush");

@@ -258,11 +258,11 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
     assert!(runs_with_acks >= 5, "only {runs_with_acks} of {ITERATIONS} children acknowledged anything");
 }
 
-/// Policy documents of about 40 KB: a few hundred make a unit (8 MiB).
+/// Policy documents of about 20 KB: a few hundred make a unit (8 MiB).
 fn big_events(tag: &str, n: u32) -> Vec<ledger::NewEvent> {
     (0..n)
         .map(|i| {
-            let document = format!("# {tag} {i}\n{}", "[policy]\nrate = 1\n".repeat(2_200));
+            let document = format!("# {tag} {i}\n{}", "[policy]\nrate = 1\n".repeat(1_100));
             fact(ledger::Event::PolicyPublishedV1(ledger::event::PolicyPublished {
                 region: common::bijie(),
                 coverage_year: 2025,
@@ -284,29 +284,29 @@ async fn requests_acknowledged_before_a_split_request_survive_a_crash_inside_it(
     let log = SledLog::open(dir.path(), OpenMode::Create).expect("create");
     // `first` keeps the writer busy while `small` and `split` queue behind
     // it: the three are polled, and so queued, in this order.
-    let first = big_events("first", 100);
+    let first = big_events("first", 200);
     let small: Vec<_> = (0..3).map(|i| fact(payment_with_ref(&format!("small-{i}"), 1))).collect();
     // It begins with small events, which fit in the block `small` ends in.
     let mut split: Vec<_> = (0..5).map(|i| fact(payment_with_ref(&format!("split-{i}"), 1))).collect();
-    split.extend(big_events("split", 130));
+    split.extend(big_events("split", 260));
     let (first, small, split) = tokio::join!(log.append(first), log.append(small), log.append(split));
     let (first, small, split) = (first.expect("first"), small.expect("small"), split.expect("split"));
-    assert_eq!(first.positions, (1..=100).collect::<Vec<_>>());
-    assert_eq!(small.positions, vec![101, 102, 103]);
-    assert_eq!(split.positions, (104..=238).collect::<Vec<_>>());
+    assert_eq!(first.positions, (1..=200).collect::<Vec<_>>());
+    assert_eq!(small.positions, vec![201, 202, 203]);
+    assert_eq!(split.positions, (204..=468).collect::<Vec<_>>());
     // They did share a unit: `small` begins in the block where `first` ends.
     let block_of = |position: u64| log.blocks_from(position).expect("blocks").next().expect("a block").expect("read").0;
-    assert_eq!(block_of(100), block_of(101), "the requests were not grouped; the scenario did not happen");
+    assert_eq!(block_of(200), block_of(201), "the requests were not grouped; the scenario did not happen");
     drop(log);
     // The crash: the split request's last block never reached the disk.
-    let db = sled::Config::new().path(dir.path().join("log")).open().expect("sled");
+    let db = ledger::log::open_store(dir.path()).expect("sled");
     let blocks = db.open_tree("blocks").expect("tree");
     let (last, _) = blocks.last().expect("read").expect("a block");
-    assert!(ledger::log::block::position_of_key(&last).expect("key") > 109);
+    assert!(ledger::log::block::position_of_key(&last).expect("key") > 209);
     blocks.remove(last).expect("remove");
     db.flush().expect("flush");
     drop((blocks, db));
     let log = SledLog::open(dir.path(), OpenMode::Existing).expect("recover");
-    assert_eq!(log.durable_head().position, 103, "acknowledged requests were dropped with the unfinished one");
+    assert_eq!(log.durable_head().position, 203, "acknowledged requests were dropped with the unfinished one");
     assert_eq!(log.verify(0, 0, &mut |_| {}).expect("verify").problem, None);
 }

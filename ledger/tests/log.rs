@@ -141,3 +141,50 @@ async fn a_restore_reproduces_the_chain_and_refuses_a_changed_record() {
     assert!(matches!(error, LedgerError::Corrupt { position: 501, .. }), "{error}");
     assert!(!empty_dir.path().join("log").exists());
 }
+
+/// A long scan decodes on several threads; it must give what short reads
+/// (decoded on the caller's thread) give, in the same order, and stop where
+/// asked.
+#[tokio::test]
+async fn long_scans_match_short_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let n: u32 = 45_000;
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(15_000) {
+        log.append(chunk.iter().map(|&i| fact(payment(i))).collect()).await.expect("append");
+    }
+    let mut short = Vec::new();
+    let mut from = 1;
+    while from <= u64::from(n) {
+        let part = log.read_from(from, 10_000).await.expect("read");
+        from += part.len() as u64;
+        short.extend(part);
+    }
+    let mut long = Vec::new();
+    log.scan(1, u64::MAX, |envelope| {
+        long.push(envelope);
+        Ok(())
+    })
+    .expect("scan");
+    assert_eq!(long.len(), n as usize);
+    assert!(long == short, "a parallel scan differs from short reads");
+    // A long scan that starts and ends inside blocks.
+    let mut positions = Vec::new();
+    log.scan(1_234, 40_321, |envelope| {
+        positions.push(envelope.head.position);
+        Ok(())
+    })
+    .expect("scan");
+    assert_eq!(positions, (1_234..=40_321).collect::<Vec<_>>());
+    // A visitor's error stops the scan and is returned.
+    let mut seen = 0;
+    let stopped = log.scan(1, u64::MAX, |_| {
+        seen += 1;
+        if seen == 25_000 {
+            return Err(LedgerError::Closed);
+        }
+        Ok(())
+    });
+    assert!(matches!(stopped, Err(LedgerError::Closed)));
+    assert_eq!(seen, 25_000);
+}

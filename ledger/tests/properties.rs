@@ -60,7 +60,7 @@ fn document() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "(\\PC|\n){0,200}",
         // Large enough that a few fill a block.
-        1 => (100usize..6_000).prop_map(|n| "[policy]\n政策 = 1\n".repeat(n / 4)),
+        1 => (100usize..4_800).prop_map(|n| "[policy]\n政策 = 1\n".repeat(n / 4)),
     ]
 }
 

@@ -15,9 +15,10 @@ use crate::envelope::{Hash, MAX_RECORD_BYTES};
 pub const MAGIC: &[u8; 4] = b"YBK1";
 pub const HEADER_BYTES: usize = 4 + 8 + 4 + 1 + 32;
 pub const COMPLETE: u8 = 1;
-/// Blocks stay below sled 0.34's inline threshold (segment / 4 = 128 KiB):
-/// larger values go to separate blob files, which sled never fsyncs.
-pub const MAX_BLOCK_BYTES: usize = 100 * 1024;
+/// sled 0.34 stores a message above a quarter segment in a blob file of its
+/// own, which it never fsyncs; the segment size is chosen so that a leaf full
+/// of blocks this large stays inline (see `sled_log::SEGMENT_BYTES`).
+pub const MAX_BLOCK_BYTES: usize = 30_000;
 /// One record of the largest size always fits in an empty block.
 const _: () = assert!(HEADER_BYTES + 4 + MAX_RECORD_BYTES + 32 <= MAX_BLOCK_BYTES);
 
@@ -76,22 +77,50 @@ impl BlockBuilder {
         self.last_hash = *hash;
     }
 
+    /// Pushes a record whose hash [`chain`] fills in later.
+    pub fn push_unhashed(&mut self, body: &[u8]) {
+        self.push(body, &[0; 32]);
+    }
+
     pub fn finish(mut self, complete: bool) -> SealedBlock {
         self.bytes[12..16].copy_from_slice(&self.n_records.to_le_bytes());
         self.bytes[16] = if complete { COMPLETE } else { 0 };
         SealedBlock {
             first_position: self.first_position,
             n_records: self.n_records,
+            complete,
             last_hash: self.last_hash,
             bytes: self.bytes,
         }
     }
 }
 
+/// Writes the chain into a block built with [`BlockBuilder::push_unhashed`]:
+/// its `prev_hash`, then each record's `SM3(prev ++ body)`. Returns the last
+/// hash (`prev` for an empty block).
+pub fn chain(block: &mut SealedBlock, prev: Hash) -> Hash {
+    let bytes = &mut block.bytes;
+    bytes[17..HEADER_BYTES].copy_from_slice(&prev);
+    let mut last = prev;
+    let mut at = HEADER_BYTES;
+    for _ in 0..block.n_records {
+        let len_bytes: [u8; 4] = bytes[at..at + 4].try_into().expect("a built block frames its records");
+        let body_end = at + 4 + u32::from_le_bytes(len_bytes) as usize;
+        last = crate::envelope::chain_hash(&last, &bytes[at + 4..body_end]);
+        bytes[body_end..body_end + 32].copy_from_slice(&last);
+        at = body_end + 32;
+    }
+    debug_assert_eq!(at, bytes.len(), "a built block ends with its last record");
+    block.last_hash = last;
+    last
+}
+
 /// A finished block, ready to store.
 pub struct SealedBlock {
     pub first_position: u64,
     pub n_records: u32,
+    /// Ends at the end of an append request.
+    pub complete: bool,
     pub last_hash: Hash,
     pub bytes: Vec<u8>,
 }

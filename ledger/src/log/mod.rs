@@ -3,6 +3,7 @@
 pub mod block;
 mod index;
 pub mod restore;
+mod scan;
 mod sled_log;
 pub mod verify;
 mod writer;
@@ -13,7 +14,7 @@ use crate::event::Event;
 use async_trait::async_trait;
 use std::fmt;
 
-pub use sled_log::{LogHeader, OpenMode, SledLog};
+pub use sled_log::{open_store, LogHeader, OpenMode, SledLog};
 pub use verify::{VerifyProblem, VerifyReport};
 
 /// Most events in one append request.

@@ -1,7 +1,8 @@
 //! The log on sled: header, recovery, reads. Writes go through `writer`.
 
 use super::block::{self, BlockView};
-use super::index::{KeyIndex, KeyUse, StreamIndex};
+use super::index::{Fingerprints, KeyIndex, KeyUse, StreamIndex};
+use super::scan;
 use super::writer::{self, WriterHandle};
 use super::{AppendOutcome, EventLog, Head, NewEvent};
 use crate::envelope::{self, Envelope, Hash, HASH_ALGORITHM};
@@ -76,8 +77,12 @@ pub(crate) struct Shared {
     pub blocks: sled::Tree,
     /// sled's data file, for the fdatasync that sled's `flush()` omits.
     pub data_file: File,
+    /// Where sled puts page images too large to inline.
+    pub blobs_dir: PathBuf,
     pub durable: Mutex<Head>,
     pub index: RwLock<StreamIndex>,
+    /// Seeds the indexes' fingerprints, for this process only.
+    pub fingerprints: Fingerprints,
     pub poisoned: AtomicBool,
 }
 
@@ -91,6 +96,28 @@ impl Shared {
     pub fn flush_durably(&self) -> Result<()> {
         self.db.flush()?;
         self.data_file.sync_data()?;
+        self.sync_blobs()
+    }
+
+    /// sled writes a page image above its inline limit to a file of its own
+    /// under `blobs/` and never syncs it. With [`SEGMENT_BYTES`] no page of
+    /// ours reaches that limit, so the directory stays empty and this costs
+    /// one directory read; should a blob appear anyway, it is synced before
+    /// anything is acknowledged.
+    fn sync_blobs(&self) -> Result<()> {
+        let entries = match std::fs::read_dir(&self.blobs_dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        let mut n_blobs = 0;
+        for entry in entries {
+            File::open(entry?.path())?.sync_data()?;
+            n_blobs += 1;
+        }
+        if n_blobs > 0 {
+            File::open(&self.blobs_dir)?.sync_all()?;
+        }
         Ok(())
     }
 }
@@ -105,8 +132,25 @@ pub struct SledLog {
     dir: PathBuf,
 }
 
+/// sled's segment size. A message above a quarter segment goes to a blob
+/// file; our largest page, a leaf of up to 17 blocks (sled splits leaves
+/// above 16 entries) of at most [`block::MAX_BLOCK_BYTES`], stays below it.
+pub(crate) const SEGMENT_BYTES: usize = 2 * 1024 * 1024;
+const _: () = assert!(17 * (block::MAX_BLOCK_BYTES + 64) < SEGMENT_BYTES / 4 - 1024);
+
+/// Opens the sled store under a ledger's `DIR/log` with the ledger's
+/// settings, bypassing the log: for forensic tools and tests that inspect or
+/// damage stored blocks.
+pub fn open_store(dir: &Path) -> Result<sled::Db> {
+    open_sled(&dir.join("log"))
+}
+
 fn open_sled(path: &Path) -> Result<sled::Db> {
-    let config = sled::Config::new().path(path).flush_every_ms(None).mode(sled::Mode::HighThroughput);
+    let config = sled::Config::new()
+        .path(path)
+        .segment_size(SEGMENT_BYTES)
+        .flush_every_ms(None)
+        .mode(sled::Mode::HighThroughput);
     // sled 0.34 panics on some damaged files instead of returning an error.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
         Ok(db) => Ok(db?),
@@ -148,8 +192,10 @@ impl SledLog {
             db,
             blocks,
             data_file,
+            blobs_dir: path.join("blobs"),
             durable: Mutex::new(Head { position: 0, hash: genesis }),
-            index: RwLock::new(StreamIndex::default()),
+            index: RwLock::new(StreamIndex::with_capacity(0)),
+            fingerprints: Fingerprints::new(),
             poisoned: AtomicBool::new(false),
         });
         let mut log = SledLog { shared, header, header_bytes, genesis, writer: None, dir: dir.to_path_buf() };
@@ -230,8 +276,16 @@ impl SledLog {
     /// Reads every record's envelope head to rebuild stream versions and
     /// idempotency keys; checks positions and block links on the way.
     fn rebuild_indexes(&self) -> Result<(Head, KeyIndex)> {
-        let mut keys = KeyIndex::new();
-        let mut streams = StreamIndex::default();
+        // The last block's key is close to the number of records: size the
+        // maps once instead of growing them record by record.
+        let n_records_about = match self.shared.blocks.last()? {
+            Some((key, _)) => block::position_of_key(&key).unwrap_or(0),
+            None => 0,
+        };
+        let capacity = usize::try_from(n_records_about).unwrap_or(0).min(1 << 28);
+        let fingerprints = self.shared.fingerprints;
+        let mut keys = KeyIndex::with_capacity(capacity);
+        let mut streams = StreamIndex::with_capacity(capacity / 2);
         let mut head = Head { position: 0, hash: self.genesis };
         for item in self.shared.blocks.iter() {
             let (key, value) = item?;
@@ -254,10 +308,13 @@ impl SledLog {
                 if envelope_head.position != record.position {
                     return Err(corrupt(format!("record claims position {}", envelope_head.position)));
                 }
-                streams.record(&envelope_head.stream, envelope_head.stream_version, record.position);
-                let fingerprint = keys.fingerprint(&envelope_head.idempotency_key);
-                let content = keys.content(&envelope_head.stream, event_bytes);
-                keys.insert(fingerprint, KeyUse { position: record.position, content });
+                let stream = fingerprints.stream(&envelope_head.stream);
+                streams.record(stream, envelope_head.stream_version, record.position);
+                let content = fingerprints.content(stream, event_bytes);
+                keys.insert(
+                    fingerprints.key(&envelope_head.idempotency_key),
+                    KeyUse { position: record.position, content },
+                );
                 head = Head { position: record.position, hash: record.hash };
             }
         }
@@ -287,27 +344,20 @@ impl SledLog {
         }))
     }
 
-    /// Decodes the records in `[from, to]` into envelopes, calling `visit`.
+    /// Decodes the records in `[from, to]` into envelopes, calling `visit`
+    /// in position order. Long scans decode on all cores.
     pub fn scan(&self, from: u64, to: u64, mut visit: impl FnMut(Envelope) -> Result<()>) -> Result<()> {
-        let mut prev_hash = None;
+        let n_records = to.min(self.durable_head().position).saturating_sub(from.max(1)).saturating_add(1);
+        let n_decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if n_records >= scan::PARALLEL_FROM_RECORDS && n_decoders > 1 {
+            return scan::parallel(self.blocks_from(from)?, from, to, n_decoders, &mut visit);
+        }
         for item in self.blocks_from(from)? {
             let (key_position, value) = item?;
-            let corrupt = |reason: String| LedgerError::Corrupt { position: key_position, reason };
-            let view = BlockView::parse(&value).map_err(|e| corrupt(e.to_string()))?;
-            let mut prev = prev_hash.unwrap_or(view.prev_hash);
-            for record in view.records() {
-                let record = record.map_err(|e| corrupt(e.to_string()))?;
-                if record.position > to {
-                    return Ok(());
-                }
-                if record.position >= from {
-                    let (head, event) = envelope::decode_record(record.body)
-                        .map_err(|e| LedgerError::Corrupt { position: record.position, reason: e.to_string() })?;
-                    visit(Envelope { head, event, prev_hash: prev, hash: record.hash })?;
-                }
-                prev = record.hash;
+            let Some(envelopes) = scan::decode_block(key_position, &value, from, to)? else { return Ok(()) };
+            for envelope in envelopes {
+                visit(envelope)?;
             }
-            prev_hash = Some(prev);
         }
         Ok(())
     }
@@ -331,11 +381,8 @@ impl SledLog {
         let head = self.durable_head().position;
         let positions: Vec<u64> = {
             let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            index
-                .streams
-                .get(stream)
-                .map(|entry| entry.positions.iter().copied().filter(|&p| p <= head).collect())
-                .unwrap_or_default()
+            let stream = self.shared.fingerprints.stream(stream);
+            index.positions(stream).iter().copied().filter(|&p| p <= head).collect()
         };
         let mut out = Vec::with_capacity(positions.len());
         for position in positions {

@@ -1,17 +1,18 @@
-//! The single writer: a sequencer thread that validates, numbers, encodes and
-//! hashes requests into blocks, and a committer thread that stores each unit
-//! of blocks, flushes, fdatasyncs and only then acknowledges. The sequencer
-//! hashes the next unit while the committer waits for the disk (pipelining);
-//! concurrent requests share one sync (group commit).
+//! The single writer, as a pipeline of three threads: the sequencer checks
+//! expected versions and idempotency keys, numbers and encodes records into
+//! blocks; the hasher writes the SM3 chain into them; the committer stores
+//! each unit of blocks, flushes, fdatasyncs and only then acknowledges. The
+//! hasher chains the next unit while the committer waits for the disk, and
+//! concurrent requests share one sync (group commit). Validation, encoding
+//! and fingerprints are done by the appending caller, on its own thread.
 
 use super::block::{self, BlockBuilder, SealedBlock};
-use super::index::{KeyIndex, KeyUse, StreamIndex};
+use super::index::{fingerprint_map, Fingerprints, KeyIndex, KeyUse, StreamIndex};
 use super::sled_log::Shared;
 use super::{AppendOutcome, ExpectedVersion, Head, NewEvent, MAX_EVENTS_PER_APPEND, MAX_KEY_BYTES};
-use crate::envelope::{self, EnvelopeHead, Hash, MAX_RECORD_BYTES};
+use crate::envelope::{self, EnvelopeHead, MAX_RECORD_BYTES};
 use crate::error::{LedgerError, Result};
 use crate::time::UtcTime;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
@@ -20,17 +21,33 @@ use uuid::Uuid;
 
 /// Requests waiting for the sequencer (a full queue makes appenders wait).
 const REQUEST_QUEUE: usize = 4096;
-/// Units waiting for the committer.
-const UNIT_QUEUE: usize = 2;
-/// A unit is handed to the committer once it holds this many bytes.
+/// Units waiting for the hasher, and for the committer.
+const UNIT_QUEUE: usize = 4;
+/// A unit is handed on once it holds this many bytes.
 const UNIT_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Units queued for the committer join one sync up to this many bytes.
+const COMMIT_MAX_BYTES: usize = 2 * UNIT_MAX_BYTES;
 /// Room left in a record for its envelope head.
 const ENVELOPE_ROOM: usize = 3 * MAX_KEY_BYTES + 64;
+/// A record's framing in a block: its length and its hash.
+const RECORD_FRAME_BYTES: usize = 4 + 32;
 
 type Reply = oneshot::Sender<Result<AppendOutcome>>;
 
+/// An event checked and encoded by its caller.
+struct Prepared {
+    stream: String,
+    stream_fingerprint: u128,
+    expected: ExpectedVersion,
+    idempotency_key: String,
+    key_fingerprint: u128,
+    actor: String,
+    event_bytes: Vec<u8>,
+    content: u64,
+}
+
 struct Request {
-    events: Vec<NewEvent>,
+    events: Vec<Prepared>,
     reply: Reply,
 }
 
@@ -41,37 +58,46 @@ struct Ack {
     n_appended: usize,
 }
 
-/// Blocks to store with one flush + fdatasync, and whom to tell.
+/// Blocks to store with one flush + fdatasync, and whom to tell. The
+/// sequencer leaves the hashes and `head` to the hasher.
 struct Unit {
     blocks: Vec<SealedBlock>,
     acks: Vec<Ack>,
+    /// The last record of the last complete block so far: what readers may
+    /// see once the unit is stored, since recovery never drops it.
     head: Head,
 }
 
 pub(crate) struct WriterHandle {
     requests: Option<mpsc::Sender<Request>>,
+    fingerprints: Fingerprints,
     threads: Vec<JoinHandle<()>>,
 }
 
 pub(crate) fn start(shared: Arc<Shared>, head: Head, keys: KeyIndex) -> WriterHandle {
     let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
-    let (unit_tx, unit_rx) = std_mpsc::sync_channel(UNIT_QUEUE);
+    let (numbered_tx, numbered_rx) = std_mpsc::sync_channel(UNIT_QUEUE);
+    let (hashed_tx, hashed_rx) = std_mpsc::sync_channel(UNIT_QUEUE);
+    let fingerprints = shared.fingerprints;
     let sequencer_shared = Arc::clone(&shared);
-    let sequencer = std::thread::Builder::new()
-        .name("yibao-sequencer".into())
-        .spawn(move || {
-            Sequencer { shared: sequencer_shared, head, boundary_head: head, keys, units: unit_tx }.run(request_rx)
-        })
-        .expect("spawn the sequencer thread");
-    let committer = std::thread::Builder::new()
-        .name("yibao-committer".into())
-        .spawn(move || commit_units(&shared, unit_rx))
-        .expect("spawn the committer thread");
-    WriterHandle { requests: Some(request_tx), threads: vec![sequencer, committer] }
+    let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new().name(name.into()).spawn(work).expect("spawn a writer thread")
+    };
+    let sequencer = spawn(
+        "yibao-sequencer",
+        Box::new(move || {
+            let sequencer = Sequencer { shared: sequencer_shared, position: head.position, keys, units: numbered_tx };
+            sequencer.run(request_rx);
+        }),
+    );
+    let hasher = spawn("yibao-hasher", Box::new(move || chain_units(head, numbered_rx, hashed_tx)));
+    let committer = spawn("yibao-committer", Box::new(move || commit_units(&shared, hashed_rx)));
+    WriterHandle { requests: Some(request_tx), fingerprints, threads: vec![sequencer, hasher, committer] }
 }
 
 impl WriterHandle {
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        let events = prepare(self.fingerprints, events)?;
         let (reply, response) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
         requests.send(Request { events, reply }).await.map_err(|_| LedgerError::Closed)?;
@@ -79,6 +105,7 @@ impl WriterHandle {
     }
 
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        let events = prepare(self.fingerprints, events)?;
         let (reply, response) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
         requests.blocking_send(Request { events, reply }).map_err(|_| LedgerError::Closed)?;
@@ -87,7 +114,7 @@ impl WriterHandle {
 }
 
 impl Drop for WriterHandle {
-    /// Closing the queue lets both threads finish what they hold, then stop.
+    /// Closing the queue lets the threads finish what they hold, then stop.
     fn drop(&mut self) {
         self.requests.take();
         for thread in self.threads.drain(..) {
@@ -96,14 +123,43 @@ impl Drop for WriterHandle {
     }
 }
 
+/// Checks sizes and fields, encodes each event and fingerprints its keys:
+/// everything about a request that does not depend on the log.
+fn prepare(fingerprints: Fingerprints, events: Vec<NewEvent>) -> Result<Vec<Prepared>> {
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(LedgerError::TooLarge { what: "the batch", size: events.len(), limit: MAX_EVENTS_PER_APPEND });
+    }
+    let mut prepared = Vec::with_capacity(events.len());
+    for (event_idx, new) in events.into_iter().enumerate() {
+        check_sizes(&new)?;
+        new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
+        let event_bytes = envelope::encode_event(&new.event);
+        if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
+            return Err(LedgerError::TooLarge {
+                what: "an event",
+                size: event_bytes.len(),
+                limit: MAX_RECORD_BYTES - ENVELOPE_ROOM,
+            });
+        }
+        let stream_fingerprint = fingerprints.stream(&new.stream);
+        prepared.push(Prepared {
+            key_fingerprint: fingerprints.key(&new.idempotency_key),
+            content: fingerprints.content(stream_fingerprint, &event_bytes),
+            stream_fingerprint,
+            stream: new.stream,
+            expected: new.expected,
+            idempotency_key: new.idempotency_key,
+            actor: new.actor,
+            event_bytes,
+        });
+    }
+    Ok(prepared)
+}
+
 /// What planning decided for one event of a request.
 enum Plan {
-    New {
-        event_bytes: Vec<u8>,
-        fingerprint: u128,
-        content: u64,
-        version: u64,
-    },
+    /// To append as this version of its stream.
+    New { version: u64 },
     /// Already recorded at this position.
     Duplicate(u64),
     /// Repeats an earlier event of the same request.
@@ -112,10 +168,8 @@ enum Plan {
 
 struct Sequencer {
     shared: Arc<Shared>,
-    head: Head,
-    /// The head after the last whole request: what readers may see once
-    /// stored, since recovery never drops it.
-    boundary_head: Head,
+    /// The last numbered position.
+    position: u64,
     keys: KeyIndex,
     units: std_mpsc::SyncSender<Unit>,
 }
@@ -135,14 +189,14 @@ impl UnitBuilder {
         UnitBuilder { sealed: Vec::new(), open: None, acks: Vec::new(), n_bytes: 0, at_boundary: true }
     }
 
-    fn push(&mut self, position: u64, prev_hash: Hash, body: &[u8], hash: &Hash) {
+    fn push(&mut self, position: u64, body: &[u8]) {
         if self.open.as_ref().is_some_and(|b| !b.fits(body.len())) {
             self.seal();
         }
-        let open = self.open.get_or_insert_with(|| BlockBuilder::new(position, prev_hash));
+        let open = self.open.get_or_insert_with(|| BlockBuilder::new(position, [0; 32]));
         debug_assert_eq!(open.next_position(), position);
-        open.push(body, hash);
-        self.n_bytes += body.len() + 36;
+        open.push_unhashed(body);
+        self.n_bytes += body.len() + RECORD_FRAME_BYTES;
         self.at_boundary = false;
     }
 
@@ -154,6 +208,11 @@ impl UnitBuilder {
 
     fn is_empty(&self) -> bool {
         self.open.is_none() && self.sealed.is_empty() && self.acks.is_empty()
+    }
+
+    fn into_unit(mut self) -> Unit {
+        self.seal();
+        Unit { blocks: self.sealed, acks: self.acks, head: Head { position: 0, hash: [0; 32] } }
     }
 }
 
@@ -169,19 +228,10 @@ impl Sequencer {
                     Err(_) => break,
                 }
             }
-            if !self.send(unit) {
+            if !unit.is_empty() && self.units.send(unit.into_unit()).is_err() {
                 return;
             }
         }
-    }
-
-    fn send(&mut self, mut unit: UnitBuilder) -> bool {
-        if unit.is_empty() {
-            return true;
-        }
-        unit.seal();
-        let unit = Unit { blocks: unit.sealed, acks: unit.acks, head: self.head };
-        self.units.send(unit).is_ok()
     }
 
     fn handle(&mut self, request: Request, unit: &mut UnitBuilder) {
@@ -199,48 +249,35 @@ impl Sequencer {
         }
     }
 
-    /// Validates the whole request before anything is numbered, so that a
-    /// rejection leaves no trace.
-    fn plan(&self, events: &[NewEvent], index: &StreamIndex) -> Result<Vec<Plan>> {
-        if events.len() > MAX_EVENTS_PER_APPEND {
-            return Err(LedgerError::TooLarge { what: "the batch", size: events.len(), limit: MAX_EVENTS_PER_APPEND });
-        }
+    /// Checks keys and versions for the whole request before anything is
+    /// numbered, so that a rejection leaves no trace.
+    fn plan(&self, events: &[Prepared], index: &StreamIndex) -> Result<Vec<Plan>> {
         let mut plans = Vec::with_capacity(events.len());
-        let mut local_keys: HashMap<u128, (usize, u64)> = HashMap::new();
-        let mut local_versions: HashMap<&str, u64> = HashMap::new();
+        let mut local_keys = fingerprint_map::<(usize, u64)>(events.len());
+        let mut local_versions = fingerprint_map::<u64>(events.len().min(1024));
         for (event_idx, new) in events.iter().enumerate() {
-            check_sizes(new)?;
-            new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
-            let event_bytes = envelope::encode_event(&new.event);
-            if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
-                return Err(LedgerError::TooLarge {
-                    what: "an event",
-                    size: event_bytes.len(),
-                    limit: MAX_RECORD_BYTES - ENVELOPE_ROOM,
-                });
-            }
-            let fingerprint = self.keys.fingerprint(&new.idempotency_key);
-            let content = self.keys.content(&new.stream, &event_bytes);
             let conflict = |original_position| LedgerError::IdempotencyConflict {
                 key: new.idempotency_key.clone(),
                 original_position,
             };
-            if let Some(KeyUse { position, content: original }) = self.keys.get(fingerprint) {
-                if original != content {
+            if let Some(KeyUse { position, content: original }) = self.keys.get(new.key_fingerprint) {
+                if original != new.content {
                     return Err(conflict(position));
                 }
                 plans.push(Plan::Duplicate(position));
                 continue;
             }
-            if let Some(&(earlier_idx, original)) = local_keys.get(&fingerprint) {
-                if original != content {
+            if let Some(&(earlier_idx, original)) = local_keys.get(&new.key_fingerprint) {
+                if original != new.content {
                     return Err(conflict(0));
                 }
                 plans.push(Plan::DuplicateOf(earlier_idx));
                 continue;
             }
-            let current =
-                local_versions.get(new.stream.as_str()).copied().unwrap_or_else(|| index.version(&new.stream));
+            let current = match local_versions.get(&new.stream_fingerprint) {
+                Some(&version) => version,
+                None => index.version(new.stream_fingerprint),
+            };
             let matches = match new.expected {
                 ExpectedVersion::Any => true,
                 ExpectedVersion::NoStream => current == 0,
@@ -253,9 +290,9 @@ impl Sequencer {
                     actual: current,
                 });
             }
-            local_versions.insert(new.stream.as_str(), current + 1);
-            local_keys.insert(fingerprint, (event_idx, content));
-            plans.push(Plan::New { event_bytes, fingerprint, content, version: current + 1 });
+            local_versions.insert(new.stream_fingerprint, current + 1);
+            local_keys.insert(new.key_fingerprint, (event_idx, new.content));
+            plans.push(Plan::New { version: current + 1 });
         }
         Ok(plans)
     }
@@ -266,12 +303,12 @@ impl Sequencer {
         // this unit are acknowledged with its first unit, so they must not
         // end in one of its incomplete blocks (recovery would drop them with
         // it): seal their block, complete, before it begins.
-        let most_bytes: usize = plans
+        let most_bytes: usize = request
+            .events
             .iter()
-            .map(|plan| match plan {
-                Plan::New { event_bytes, .. } => event_bytes.len() + ENVELOPE_ROOM + 36,
-                Plan::Duplicate(_) | Plan::DuplicateOf(_) => 0,
-            })
+            .zip(&plans)
+            .filter(|(_, plan)| matches!(plan, Plan::New { .. }))
+            .map(|(new, _)| new.event_bytes.len() + ENVELOPE_ROOM + RECORD_FRAME_BYTES)
             .sum();
         if unit.n_bytes + most_bytes >= UNIT_MAX_BYTES {
             debug_assert!(unit.at_boundary);
@@ -282,7 +319,7 @@ impl Sequencer {
         let mut n_appended = 0;
         let mut body = Vec::with_capacity(512);
         for (new, plan) in request.events.into_iter().zip(plans) {
-            let (event_bytes, fingerprint, content, version) = match plan {
+            let version = match plan {
                 Plan::Duplicate(position) => {
                     positions.push(position);
                     continue;
@@ -291,11 +328,9 @@ impl Sequencer {
                     positions.push(positions[earlier_idx]);
                     continue;
                 }
-                Plan::New { event_bytes, fingerprint, content, version } => {
-                    (event_bytes, fingerprint, content, version)
-                }
+                Plan::New { version } => version,
             };
-            let position = self.head.position + 1;
+            let position = self.position + 1;
             let head = EnvelopeHead {
                 position,
                 event_id: Uuid::new_v4(),
@@ -306,12 +341,11 @@ impl Sequencer {
                 idempotency_key: new.idempotency_key,
             };
             body.clear();
-            envelope::encode_record(&head, &event_bytes, &mut body);
-            let hash = envelope::chain_hash(&self.head.hash, &body);
-            unit.push(position, self.head.hash, &body, &hash);
-            index.record(&head.stream, version, position);
-            self.keys.insert(fingerprint, KeyUse { position, content });
-            self.head = Head { position, hash };
+            envelope::encode_record(&head, &new.event_bytes, &mut body);
+            unit.push(position, &body);
+            index.record(new.stream_fingerprint, version, position);
+            self.keys.insert(new.key_fingerprint, KeyUse { position, content: new.content });
+            self.position = position;
             positions.push(position);
             n_appended += 1;
             if unit.n_bytes >= UNIT_MAX_BYTES {
@@ -319,13 +353,10 @@ impl Sequencer {
                 // block is marked complete.
                 let full = std::mem::replace(unit, UnitBuilder::new());
                 unit.at_boundary = false;
-                let mut full = full;
-                full.seal();
-                let _ = self.units.send(Unit { blocks: full.sealed, acks: full.acks, head: self.boundary_head });
+                let _ = self.units.send(full.into_unit());
             }
         }
         unit.at_boundary = true;
-        self.boundary_head = self.head;
         unit.acks.push(Ack { reply: request.reply, positions, n_appended });
     }
 }
@@ -341,44 +372,74 @@ fn check_sizes(new: &NewEvent) -> Result<()> {
     Ok(())
 }
 
-/// The committer: store, flush, fdatasync, then acknowledge. After a failure
+/// The hasher: writes the chain into each unit's blocks, in order, and
+/// works out the head the unit makes durable.
+fn chain_units(start: Head, units: std_mpsc::Receiver<Unit>, hashed: std_mpsc::SyncSender<Unit>) {
+    let mut last_hash = start.hash;
+    let mut boundary = start;
+    for mut unit in units {
+        for sealed in &mut unit.blocks {
+            last_hash = block::chain(sealed, last_hash);
+            if sealed.complete {
+                boundary = Head { position: sealed.first_position + u64::from(sealed.n_records) - 1, hash: last_hash };
+            }
+        }
+        unit.head = boundary;
+        if hashed.send(unit).is_err() {
+            return;
+        }
+    }
+}
+
+/// The committer: store, flush, fdatasync, then acknowledge. Units that
+/// queued up while the disk was busy share the next sync. After a failure
 /// nothing more is written until the ledger is reopened.
 fn commit_units(shared: &Shared, units: std_mpsc::Receiver<Unit>) {
     let mut next_position = shared.durable_head().position + 1;
-    for unit in units {
+    while let Ok(first) = units.recv() {
+        let mut group = vec![first];
+        let mut n_bytes: usize = group[0].blocks.iter().map(|b| b.bytes.len()).sum();
+        while n_bytes < COMMIT_MAX_BYTES {
+            let Ok(unit) = units.try_recv() else { break };
+            n_bytes += unit.blocks.iter().map(|b| b.bytes.len()).sum::<usize>();
+            group.push(unit);
+        }
+        let head = group.last().map(|unit| unit.head);
+        let acks: Vec<Ack> = group.iter_mut().flat_map(|unit| std::mem::take(&mut unit.acks)).collect();
         if shared.poisoned.load(Ordering::Acquire) {
-            fail(unit.acks, None);
+            fail(acks.into_iter(), None);
             continue;
         }
-        match store(shared, &unit.blocks, next_position) {
+        match store(shared, group.iter().flat_map(|unit| &unit.blocks), next_position) {
             Ok(stored) => {
                 next_position += stored;
-                if stored > 0 {
-                    *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = unit.head;
+                if let Some(head) = head.filter(|_| stored > 0) {
+                    *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
                 }
                 let head = shared.durable_head();
-                for ack in unit.acks {
+                for ack in acks {
                     let outcome = AppendOutcome { positions: ack.positions, n_appended: ack.n_appended, head };
                     let _ = ack.reply.send(Ok(outcome));
                 }
             }
             Err(error) => {
                 shared.poisoned.store(true, Ordering::Release);
-                fail(unit.acks, Some(error));
+                fail(acks.into_iter(), Some(error));
             }
         }
     }
 }
 
-fn fail(acks: Vec<Ack>, mut first_error: Option<LedgerError>) {
+fn fail(acks: impl Iterator<Item = Ack>, mut first_error: Option<LedgerError>) {
     for ack in acks {
         let _ = ack.reply.send(Err(first_error.take().unwrap_or(LedgerError::Poisoned)));
     }
 }
 
-/// Stores a unit's blocks durably; returns how many records they hold.
-fn store(shared: &Shared, blocks: &[SealedBlock], next_position: u64) -> Result<u64> {
-    if blocks.is_empty() {
+/// Stores blocks durably; returns how many records they hold.
+fn store<'a>(shared: &Shared, blocks: impl Iterator<Item = &'a SealedBlock>, next_position: u64) -> Result<u64> {
+    let mut blocks = blocks.peekable();
+    if blocks.peek().is_none() {
         return Ok(0);
     }
     let mut batch = sled::Batch::default();
