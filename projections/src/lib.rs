@@ -4,6 +4,7 @@
 //! position it reflects, so that it can be caught up from there and compared
 //! with a rebuild from position 1.
 
+pub mod policy;
 use ledger::event::RefundDestination;
 use ledger::{Envelope, Event, Money};
 use serde::Serialize;
