@@ -1,7 +1,6 @@
 //! The ledger commands: init, import, restore, log, verify, export.
 
 use crate::exit::{BadInput, Findings};
-use crate::facts::{self, LineError, MAX_ERRORS_SHOWN};
 use crate::progress;
 use anyhow::{Context, Result};
 use ledger::log::block::BlockView;
@@ -11,6 +10,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
+use yibao::facts::{self, LineError, MAX_ERRORS_SHOWN};
 
 pub fn open(data: &Path, mode: OpenMode) -> Result<SledLog> {
     SledLog::open(data, mode).with_context(|| format!("opening the ledger at {}", data.display()))

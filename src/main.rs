@@ -4,7 +4,6 @@
 mod commands;
 mod demo;
 mod exit;
-mod facts;
 mod progress;
 
 /// Replay and import allocate many small strings; mimalloc frees them
