@@ -4,7 +4,9 @@
 mod commands;
 mod demo;
 mod exit;
+mod policy;
 mod progress;
+mod single;
 
 /// Replay and import allocate many small strings; mimalloc frees them
 /// without glibc's heap consolidation pauses.
@@ -83,8 +85,78 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Register a person (参保登记) for resident insurance: one fact, checked
+    /// as an import line is.
+    Register {
+        /// ID number: an 18-character resident ID, or `other:NUMBER`.
+        #[arg(long)]
+        id: String,
+        /// Name as registered (姓名).
+        #[arg(long)]
+        name: String,
+        /// Region code (GB/T 2260) where the person is insured, e.g. 520500.
+        #[arg(long)]
+        region: String,
+        /// Birth date, YYYY-MM-DD (default: from the resident ID).
+        #[arg(long)]
+        birth_date: Option<String>,
+        /// Registration day, YYYY-MM-DD (default: today in China).
+        #[arg(long)]
+        registered_on: Option<String>,
+        /// standard | newborn | newborn_pre_registration |
+        /// interrupted:LAST_PAID_YEAR | from_employee_insurance:LEFT_ON
+        #[arg(long)]
+        basis: Option<String>,
+    },
+    /// Record a premium payment (缴费) for a person and coverage year.
+    Pay {
+        /// ID number of the insured person.
+        #[arg(long)]
+        id: String,
+        /// Coverage year the payment is for.
+        #[arg(long)]
+        year: u16,
+        /// Amount in yuan, at most two decimals, e.g. 400.00.
+        #[arg(long)]
+        amount: String,
+        /// Channel: tax, wechat, alipay, bank, village_collector, ...
+        #[arg(long)]
+        channel: String,
+        /// The channel's transaction reference (a repeat is recorded once).
+        #[arg(long = "ref")]
+        channel_ref: String,
+        /// When it was paid: RFC 3339, or local China time (default: now).
+        #[arg(long)]
+        paid_at: Option<String>,
+        /// ID number of the person who paid for the insured one (代他人缴费).
+        #[arg(long)]
+        paid_for_by: Option<String>,
+        /// Name of the collector who took the money (代收代办).
+        #[arg(long)]
+        collector: Option<String>,
+    },
+    /// Region-year policies (地区年度政策): figures and coverage rules.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Build a ledger from the embedded fixtures and show what it does.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy TOML file and record it in the log.
+    ///
+    /// The first document of a region and coverage year is published; a
+    /// document whose content differs from the latest is an amendment; the
+    /// same content again appends nothing. Coverage is computed from the
+    /// policies in the log only. See fixtures/policies/ for the format.
+    Load {
+        /// The policy document (TOML).
+        file: PathBuf,
+        /// Why the policy changed (recorded with an amendment).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +168,14 @@ fn main() -> ExitCode {
         Command::Log { from, limit, json } => commands::log(&cli.data, from, limit, json),
         Command::Verify { from, to } => commands::verify(&cli.data, from, to.unwrap_or(0)),
         Command::Export { jsonl: _, out } => commands::export(&cli.data, out.as_deref()),
+        Command::Register { id, name, region, birth_date, registered_on, basis } => {
+            single::register(&cli.data, single::Registration { id, name, region, birth_date, registered_on, basis })
+        }
+        Command::Pay { id, year, amount, channel, channel_ref, paid_at, paid_for_by, collector } => single::pay(
+            &cli.data,
+            single::Payment { id, year, amount, channel, channel_ref, paid_at, paid_for_by, collector },
+        ),
+        Command::Policy(PolicyCommand::Load { file, reason }) => policy::load(&cli.data, &file, reason),
         Command::Demo => demo::run(&cli.data),
     };
     exit::report(result)

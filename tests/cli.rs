@@ -144,3 +144,65 @@ fn demo_runs_twice() {
         assert!(text.contains("second replay: same digest"), "{text}");
     }
 }
+
+const BIJIE_2025: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies/bijie-2025.toml");
+
+#[test]
+fn policies_load_once_amend_on_change_and_refuse_bad_documents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    assert_eq!(yibao(data, &["init"]).status.code(), Some(0));
+    let first = yibao(data, &["policy", "load", BIJIE_2025]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(stdout(&first).contains("published policy 毕节市 520500 2025 at position 1"), "{}", stdout(&first));
+    let again = yibao(data, &["policy", "load", BIJIE_2025]);
+    assert!(stdout(&again).contains("already recorded at position 1; nothing appended"), "{}", stdout(&again));
+
+    // The same policy with another sporadic full premium is an amendment.
+    let original = std::fs::read_to_string(BIJIE_2025).expect("fixture");
+    let changed_path = data.join("bijie-2025-changed.toml");
+    let changed = original
+        .replace("fiscal_subsidy = \"670\"", "fiscal_subsidy = \"680\"")
+        .replace("full = \"1070\"", "full = \"1080\"");
+    assert_ne!(changed, original, "the fixture's figures moved; update this test");
+    std::fs::write(&changed_path, changed).expect("write");
+    let amended = yibao(data, &["policy", "load", changed_path.to_str().expect("utf-8"), "--reason", "new figures"]);
+    assert_eq!(amended.status.code(), Some(0), "{}", stderr(&amended));
+    assert!(stdout(&amended).contains("amended policy 毕节市 520500 2025 at position 2"), "{}", stdout(&amended));
+
+    // A document that breaks a rule is refused with the field and line.
+    let bad_path = data.join("bad.toml");
+    std::fs::write(&bad_path, original.replace("full = \"1070\"", "full = \"1000\"")).expect("write");
+    let bad = yibao(data, &["policy", "load", bad_path.to_str().expect("utf-8")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("field `premium.full`"), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains(", line "), "{}", stderr(&bad));
+    assert_eq!(head_line(data).split_whitespace().nth(2), Some("2"), "a refused policy appended something");
+}
+
+#[test]
+fn register_and_pay_record_single_facts_with_import_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    assert_eq!(yibao(data, &["init"]).status.code(), Some(0));
+    let id = "520502198503121233";
+    let registered = yibao(data, &["register", "--id", id, "--name", "张伟", "--region", "520500"]);
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    assert!(stdout(&registered).contains("born 1985-03-12"), "{}", stdout(&registered));
+    let pay = |reference: &str, amount: &str| {
+        let args = ["pay", "--id", id, "--year", "2025", "--amount", amount, "--channel", "wechat", "--ref", reference];
+        yibao(data, &[&args[..], &["--paid-at", "2024-10-05 09:30:12"]].concat())
+    };
+    let paid = pay("WX1", "400");
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+    assert!(stdout(&paid).contains("recorded at position 2"), "{}", stdout(&paid));
+    let repeated = pay("WX1", "400");
+    assert!(stdout(&repeated).contains("already recorded"), "{}", stdout(&repeated));
+    let bad = pay("WX2", "400.001");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("field `amount`"), "{}", stderr(&bad));
+    let bad_id = yibao(data, &["register", "--id", "520502198503121234", "--name", "张伟", "--region", "520500"]);
+    assert_eq!(bad_id.status.code(), Some(2));
+    assert!(stderr(&bad_id).contains("check character"), "{}", stderr(&bad_id));
+    assert_eq!(head_line(data).split_whitespace().nth(2), Some("2"));
+}

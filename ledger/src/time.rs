@@ -99,6 +99,10 @@ impl FromStr for UtcTime {
 pub struct BeijingTime(pub i64);
 
 impl BeijingTime {
+    pub fn now() -> BeijingTime {
+        BeijingTime(UtcTime::now().0)
+    }
+
     /// The calendar day in China (UTC+8): 00:30 on 1 March Beijing time is a
     /// March day although it is still February in UTC.
     pub fn business_date(self) -> Date {

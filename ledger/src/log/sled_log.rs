@@ -377,6 +377,12 @@ impl SledLog {
         Ok(out)
     }
 
+    /// All durable records of one stream, in order (`read_stream` without
+    /// an async runtime).
+    pub fn read_stream_blocking(&self, stream: &str) -> Result<Vec<Envelope>> {
+        self.read_positions(stream)
+    }
+
     fn read_positions(&self, stream: &str) -> Result<Vec<Envelope>> {
         let head = self.durable_head().position;
         let positions: Vec<u64> = {
