@@ -48,7 +48,7 @@ pub fn load_into(log: &SledLog, file: &Path, reason: Option<String>) -> Result<(
         document: String::new(),
     })
     .stream();
-    let latest = log.read_stream_blocking(&stream)?.into_iter().filter_map(|envelope| {
+    let mut latest = log.read_stream_blocking(&stream)?.into_iter().filter_map(|envelope| {
         let document = match &envelope.event {
             Event::PolicyPublishedV1(e) => e.document.clone(),
             Event::PolicyAmendedV1(e) => e.document.clone(),
@@ -57,7 +57,7 @@ pub fn load_into(log: &SledLog, file: &Path, reason: Option<String>) -> Result<(
         Some((envelope.head.position, document))
     });
     let source = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let event = match latest.last() {
+    let event = match latest.next_back() {
         None => Event::PolicyPublishedV1(PolicyPublished { region, coverage_year, source, document }),
         Some((position, recorded)) => {
             let same = Policy::from_toml(&recorded).is_ok_and(|r| r.content_digest() == policy.content_digest());
