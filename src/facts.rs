@@ -133,7 +133,6 @@ pub fn event_fields(event: &Event) -> Value {
 }
 
 /// A fact as a line of JSON, the inverse of [`parse_line`].
-#[cfg(test)]
 pub fn to_line(event: &Event) -> Value {
     let mut object = Map::new();
     object.insert("type".into(), Value::from(event.type_name()));

@@ -2,3 +2,4 @@
 //! writes, shared with the end-to-end and scenario tests.
 
 pub mod facts;
+pub mod generate;

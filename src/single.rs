@@ -123,3 +123,35 @@ pub fn append_value(log: &SledLog, fact: Value, actor: &str) -> Result<u64> {
     }
     Ok(position)
 }
+
+/// `yibao generate`: a synthetic prefecture-year as JSON Lines of facts.
+pub fn generate(persons: u64, seed: u64, out: Option<&Path>) -> Result<()> {
+    use std::io::Write;
+    let sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(
+            std::fs::File::create(path).map_err(|e| BadInput(format!("cannot create {}: {e}", path.display())))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = std::io::BufWriter::with_capacity(1 << 20, sink);
+    let bar = crate::progress::bar(persons, "generate");
+    let mut n_facts = 0u64;
+    let mut last_person = 0;
+    for event in yibao::generate::facts(seed, persons) {
+        serde_json::to_writer(&mut sink, &facts::to_line(&event))?;
+        sink.write_all(b"\n")?;
+        n_facts += 1;
+        if let ledger::Event::PersonRegisteredV1(_) = event {
+            last_person += 1;
+            if last_person % 10_000 == 0 {
+                bar.set_position(last_person);
+            }
+        }
+    }
+    sink.flush()?;
+    bar.finish_and_clear();
+    if let Some(path) = out {
+        eprintln!("{}: {n_facts} facts for {persons} persons (六盘水 2021, seed {seed})", path.display());
+    }
+    Ok(())
+}
