@@ -305,7 +305,7 @@ fn proxy_facts(seed: u64, index: u64, member: &Identity, paid_on: NaiveDate, ref
         }),
         Event::ProxyProcessingV1(ProxyProcessing { application_id: application_id.clone(), at: later(1) }),
     ];
-    if mix(seed, index, 22) % 10 == 0 {
+    if mix(seed, index, 22).is_multiple_of(10) {
         facts.push(Event::ProxyFailedV1(ProxyFailed {
             application_id: application_id.clone(),
             reason: "参保信息不匹配".into(),
@@ -335,7 +335,7 @@ fn newborn_facts(seed: u64, index: u64) -> Vec<Event> {
         registered_on: Date(plus_days(born, 1)),
         basis: EnrolmentBasis::NewbornPreRegistration,
     })];
-    if mix(seed, index, 31) % 10 == 0 {
+    if mix(seed, index, 31).is_multiple_of(10) {
         facts.push(Event::PreRegistrationVoidedV1(PreRegistrationVoided {
             person: certificate,
             voided_on: Date(plus_days(born, 95)),
