@@ -206,3 +206,20 @@ fn register_and_pay_record_single_facts_with_import_checks() {
     assert!(stderr(&bad_id).contains("check character"), "{}", stderr(&bad_id));
     assert_eq!(head_line(data).split_whitespace().nth(2), Some("2"));
 }
+
+#[test]
+fn generated_prefecture_imports_and_is_reproducible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let file = data.join("facts.jsonl");
+    let file_text = file.to_str().expect("utf-8");
+    let generated = yibao(data, &["generate", "--persons", "2000", "--seed", "9", "--out", file_text]);
+    assert_eq!(generated.status.code(), Some(0), "{}", stderr(&generated));
+    let again = yibao(data, &["generate", "--persons", "2000", "--seed", "9"]);
+    assert_eq!(again.stdout, std::fs::read(&file).expect("read"), "the same seed wrote other facts");
+    assert_eq!(yibao(data, &["init"]).status.code(), Some(0));
+    let imported = yibao(data, &["import", file_text]);
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    let n_lines = stdout(&again).lines().count();
+    assert!(stdout(&imported).contains(&format!("{n_lines} facts, {n_lines} appended")), "{}", stdout(&imported));
+}
