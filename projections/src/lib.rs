@@ -4,11 +4,14 @@
 //! position it reflects, so that it can be caught up from there and compared
 //! with a rebuild from position 1.
 
+pub mod coverage;
 pub mod policy;
 use ledger::event::RefundDestination;
 use ledger::{Envelope, Event, Money};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+pub use coverage::Coverage;
 
 /// State folded from the log.
 pub trait Projection {

@@ -178,7 +178,9 @@ impl Policy {
             Err(ruling) => return ruling,
         };
         let first = first_covered_day(rule, self.coverage.from, paid_on, person.birth_date);
-        Ruling::Known(first.max(self.coverage.from))
+        // Nobody is covered before being born: a baby born in the coverage
+        // year and paid in the concentrated period is covered from birth.
+        Ruling::Known(first.max(self.coverage.from).max(person.birth_date))
     }
 
     /// Class, premium due and covered days of one payment, together.

@@ -1,0 +1,222 @@
+//! Money of a person-year, and the walk to the day it was paid in full.
+//!
+//! Money: every contribution (self, another person, a collector, a proxy
+//! from a personal account, a subsidy by funder) is a *source*; refunds are
+//! matched to the payment they name and never exceed what is left of it (a
+//! refund beyond that is an anomaly: noted, counted as `unapplied`, not
+//! applied). So `paid.total − refunds.total = net_received` always holds.
+//!
+//! Settling: money is walked in business-date order; the person-year is
+//! paid in full on the first day the net money reaches the premium due *for
+//! a payment on that day* (Decision). That day fixes the payment class, the
+//! premium due and the first covered day. A later refund that takes the net
+//! below it unsettles the year again.
+
+use super::state::{fingerprint, money, Contribution, Destination, Refund, Source, YearState, PROXY_CHANNEL};
+use super::view::{Derivation, Paid, Refunds};
+use crate::policy::{funder_key, AmountDue, Ruling};
+use ledger::{Date, Money};
+use std::collections::BTreeMap;
+
+/// Money of a person-year, with refunds matched.
+#[derive(Default)]
+pub(super) struct Flows {
+    pub(super) paid: Paid,
+    pub(super) refunds: Refunds,
+    /// The person's side net of refunds to channels and accounts.
+    pub(super) own_net_fen: i64,
+    pub(super) granted_net_fen: i64,
+    /// (business date, log position, signed fen), in that order.
+    pub(super) timeline: Vec<(Date, u64, i64)>,
+    pub(super) in_flight_fen: i64,
+}
+
+/// The settling day and what was due for it.
+#[derive(Clone, Copy)]
+pub(super) struct Settlement {
+    pub(super) on: Date,
+    pub(super) premium_due: Money,
+}
+
+/// What the walk found.
+pub(super) struct Walk {
+    pub(super) settled: Option<Settlement>,
+    /// The ruling for the latest money in, if any.
+    pub(super) latest: Option<(Date, AmountDue)>,
+    /// Every ruling for money in was a refusal.
+    pub(super) only_refused: bool,
+}
+
+/// Refunds applied, by the side they return money to.
+#[derive(Default)]
+struct Applied {
+    own_fen: i64,
+    funders_fen: i64,
+}
+
+impl Derivation<'_> {
+    /// Sums money by source, matches refunds to what they return, and lays
+    /// the money out on a timeline.
+    pub(super) fn flows(&mut self) -> Flows {
+        let mut flows = Flows::default();
+        let Some(year) = self.year else { return flows };
+        let mut sources = [0i64; 4];
+        for c in &year.contributions {
+            sources[c.source as usize] = sources[c.source as usize].saturating_add(c.amount.fen());
+            flows.timeline.push((c.on, c.position, c.amount.fen()));
+        }
+        let mut by_funder: BTreeMap<String, i64> = BTreeMap::new();
+        let mut granted = 0i64;
+        for grant in year.extra().map_or(&[][..], |e| &e.grants) {
+            let total = grant.parts.iter().fold(0i64, |sum, (_, amount)| sum.saturating_add(amount.fen()));
+            for (funder, amount) in &grant.parts {
+                let entry = by_funder.entry(funder_key(funder).to_string()).or_default();
+                *entry = entry.saturating_add(amount.fen());
+            }
+            granted = granted.saturating_add(total);
+            flows.timeline.push((grant.on, grant.position, total));
+        }
+        let own = sources.iter().fold(0i64, |sum, fen| sum.saturating_add(*fen));
+        let applied = self.match_refunds(year, granted, &mut flows);
+        flows.paid = Paid {
+            by_self: money(sources[Source::Myself as usize]),
+            by_other: money(sources[Source::Other as usize]),
+            by_collector: money(sources[Source::Collector as usize]),
+            by_proxy: money(sources[Source::Proxy as usize]),
+            subsidy: by_funder.into_iter().map(|(funder, fen)| (funder, money(fen))).collect(),
+            subsidy_total: money(granted),
+            total: money(own.saturating_add(granted)),
+        };
+        flows.own_net_fen = own - applied.own_fen;
+        flows.granted_net_fen = granted - applied.funders_fen;
+        flows.in_flight_fen = year.extra().map_or(0, |e| {
+            e.proxies.iter().filter(|p| p.status.in_flight()).fold(0i64, |sum, p| sum.saturating_add(p.amount.fen()))
+        });
+        flows.timeline.sort_unstable();
+        flows
+    }
+
+    /// Applies each refund against the payment it names (or the year's
+    /// subsidies, for refunds to funders), never beyond what is left.
+    fn match_refunds(&mut self, year: &YearState, granted_fen: i64, flows: &mut Flows) -> Applied {
+        let mut left: Vec<i64> = year.contributions.iter().map(|c| c.amount.fen()).collect();
+        let mut grants_left = granted_fen;
+        let mut applied = Applied::default();
+        let mut by_destination = [0i64; 3];
+        let mut unapplied = 0i64;
+        for refund in year.extra().map_or(&[][..], |e| &e.refunds) {
+            let wanted = refund.amount.fen();
+            let take = match refund.destination {
+                Destination::Funders => {
+                    let take = wanted.min(grants_left);
+                    grants_left -= take;
+                    applied.funders_fen = applied.funders_fen.saturating_add(take);
+                    take
+                }
+                _ => match find_payment(&year.contributions, &refund.channel, &refund.channel_ref) {
+                    Some(index) => {
+                        self.note_destination(&year.contributions[index], refund);
+                        let take = wanted.min(left[index]);
+                        left[index] -= take;
+                        applied.own_fen = applied.own_fen.saturating_add(take);
+                        take
+                    }
+                    None => 0,
+                },
+            };
+            if take < wanted {
+                self.note_unapplied(refund, take);
+            }
+            unapplied = unapplied.saturating_add(wanted - take);
+            let slot = &mut by_destination[refund.destination as usize];
+            *slot = slot.saturating_add(take);
+            if take > 0 {
+                flows.timeline.push((refund.on, refund.position, -take));
+            }
+        }
+        let total = by_destination.iter().fold(0i64, |sum, fen| sum.saturating_add(*fen));
+        flows.refunds = Refunds {
+            to_channel: money(by_destination[Destination::Channel as usize]),
+            to_personal_account: money(by_destination[Destination::PersonalAccount as usize]),
+            to_funders: money(by_destination[Destination::Funders as usize]),
+            total: money(total),
+            unapplied: money(unapplied),
+        };
+        applied
+    }
+
+    fn note_destination(&mut self, payment: &Contribution, refund: &Refund) {
+        let from_account = payment.source == Source::Proxy;
+        let to_account = refund.destination == Destination::PersonalAccount;
+        if from_account != to_account {
+            self.notes.add(|| {
+                format!(
+                    "refund {} goes to {:?} but payment {}/{} came from {}: money goes back where it came from",
+                    refund.refund_ref,
+                    refund.destination,
+                    refund.channel,
+                    refund.channel_ref,
+                    if from_account { "a personal account" } else { "a channel" }
+                )
+            });
+        }
+    }
+
+    fn note_unapplied(&mut self, refund: &Refund, taken: i64) {
+        self.notes.add(|| {
+            let what = if refund.destination == Destination::Funders {
+                "the subsidies granted".to_string()
+            } else {
+                format!("payment {}/{}", refund.channel, refund.channel_ref)
+            };
+            format!(
+                "anomaly: refund {} of {} exceeds what is left of {what}; {} applied, {} not applied",
+                refund.refund_ref,
+                refund.amount,
+                money(taken),
+                money(refund.amount.fen() - taken)
+            )
+        });
+    }
+
+    /// Walks money in date order to the settling day (see the module doc).
+    pub(super) fn walk(&mut self, timeline: &[(Date, u64, i64)]) -> Walk {
+        let mut walk = Walk { settled: None, latest: None, only_refused: false };
+        let (mut running, mut n_in, mut n_refused) = (0i64, 0u32, 0u32);
+        for &(on, _, fen) in timeline {
+            running = running.saturating_add(fen);
+            if fen < 0 {
+                if walk.settled.is_some_and(|s| running < s.premium_due.fen()) {
+                    walk.settled = None;
+                }
+                continue;
+            }
+            let due = self.premium_due_on(on);
+            n_in = n_in.saturating_add(1);
+            if let Ruling::Refused { reason } = due {
+                n_refused = n_refused.saturating_add(1);
+                let coverage_year = self.coverage_year;
+                self.notes.add(|| format!("money of {on} ({}) cannot buy {coverage_year}: {reason}", money(fen)));
+            }
+            if let (None, Ruling::Known(amount)) = (walk.settled, due) {
+                if running >= amount.fen() {
+                    walk.settled = Some(Settlement { on, premium_due: amount });
+                }
+            }
+            walk.latest = Some((on, due));
+        }
+        walk.only_refused = n_in > 0 && n_in == n_refused;
+        walk
+    }
+}
+
+/// The contribution a refund names: by (channel, reference), or a proxy
+/// payment by its application id.
+fn find_payment(contributions: &[Contribution], channel: &str, reference: &str) -> Option<usize> {
+    let direct = fingerprint(channel, reference);
+    let proxy = fingerprint(PROXY_CHANNEL, reference);
+    contributions
+        .iter()
+        .position(|c| c.fingerprint == direct)
+        .or_else(|| contributions.iter().position(|c| c.source == Source::Proxy && c.fingerprint == proxy))
+}

@@ -1,0 +1,268 @@
+//! 参保缴费状态: the coverage projection. Per person and coverage year: what
+//! is due, who paid what, what went back, what is outstanding, the state of
+//! the person-year and the days it covers.
+//!
+//! The fold keeps *facts* (payments, subsidies, refunds, proxy
+//! applications, assessments, hardship groups) in a compact per-person
+//! state (`state`); every figure is *derived* on demand (`view`) against the
+//! policy the log carries now. So a payment that waited for an unpublished
+//! figure (Guigang 2021 after 30 June) settles as soon as a PolicyAmended
+//! publishes it, and a rebuild, a checkpoint plus catch-up and an
+//! incremental fold all give the same answers and the same digest.
+//!
+//! Decisions (each is documented where it is made):
+//! * A person is one record under every identity they had: an
+//!   IdentityConverted maps the old and the new ID to the same person;
+//!   lookups by either find them, [`PersonSummary::current`] is the newest.
+//! * The premium due and the first covered day are those of the day the
+//!   person-year became paid in full (the settling day), re-evaluated
+//!   against the current policy at every question.
+//! * Only the rule that closes Shanxi's special path is decided while
+//!   folding (it depends on the order of facts): an assessment met after a
+//!   normal-path payment is recorded as refused, never applied.
+//! * Money that no rule lets buy the year (paid before collection opened,
+//!   after the year) is kept: the premium due is zero and the year is
+//!   overpaid, with a note, until it is refunded.
+//! * An unpaid year shows the individual standard as due (the
+//!   concentrated-period figure), or with `as_of` what a payment that day
+//!   would owe. `as_of` answers "what was true on day D" for derived states
+//!   (a lapsed pre-registration); "what did we know on D" is a fold up to a
+//!   log position.
+
+mod checkpoint;
+mod describe;
+mod flows;
+mod fold;
+mod policies;
+mod state;
+mod states;
+mod view;
+
+pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
+pub use view::{CoverageState, Paid, PersonYear, Refunds, SplitView};
+
+use crate::policy::Policy;
+use crate::Projection;
+use ledger::event::{EnrolmentBasis, HardshipAssessed};
+use ledger::{Date, Envelope, Hash, Identity, Money, RegionCode};
+use policies::PolicyBook;
+use serde::Serialize;
+use state::{PersonId, PersonState};
+use std::collections::HashMap;
+
+/// Most ledger-wide notes kept (unknown proxy applications, refused policy
+/// documents); later ones are counted.
+const MAX_LEDGER_NOTES: usize = 1_000;
+
+/// The coverage projection. Queries take `&self`, do no I/O and derive the
+/// answer from the person's compact state.
+#[derive(Clone, Debug, Default)]
+pub struct Coverage {
+    position: u64,
+    /// Hash of the record at `position` (zeros before the first).
+    head_hash: Hash,
+    policies: PolicyBook,
+    persons: Vec<PersonState>,
+    ids: HashMap<Identity, PersonId>,
+    /// Proxy application id → (member, coverage year).
+    proxies: HashMap<Box<str>, (PersonId, u16)>,
+    notes: Vec<String>,
+    n_notes_dropped: u64,
+}
+
+/// Why the ledger should not record a hardship assessment (核定).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Refusal {
+    /// A sentence for a person, quoting the rule.
+    pub reason: String,
+}
+
+/// Who a person is, as registered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PersonSummary {
+    /// The identity the person is known by now.
+    pub current: Identity,
+    /// Earlier identities (a newborn's other certificate before conversion).
+    pub former: Vec<Identity>,
+    pub registered: bool,
+    pub name: Option<String>,
+    pub region: Option<RegionCode>,
+    pub birth_date: Option<Date>,
+    pub registered_on: Option<Date>,
+    pub basis: Option<EnrolmentBasis>,
+    /// 预参保登记作废, as a fact said.
+    pub voided_on: Option<Date>,
+}
+
+/// A registered person-year not (or no longer) paid in full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnpaidEntry {
+    pub person: Identity,
+    /// The ID masked for listings (PIPL).
+    pub masked: String,
+    pub name: String,
+    pub region: RegionCode,
+    pub state: CoverageState,
+    pub amount_due: Option<Money>,
+    pub outstanding: Option<Money>,
+}
+
+impl Projection for Coverage {
+    fn apply(&mut self, envelope: &Envelope) {
+        // Each envelope once, in order: an older one was folded already.
+        if envelope.head.position <= self.position {
+            return;
+        }
+        self.fold(envelope);
+        self.position = envelope.head.position;
+        self.head_hash = envelope.hash;
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+impl Coverage {
+    pub fn new() -> Coverage {
+        Coverage::default()
+    }
+
+    /// The hash of the last record folded (zeros before the first).
+    pub fn head_hash(&self) -> Hash {
+        self.head_hash
+    }
+
+    /// The person-year as the log says now. `None`: the identity is unknown.
+    /// A known person has a view for any year (unpaid if nothing happened).
+    pub fn person_year(&self, person: &Identity, coverage_year: u16) -> Option<PersonYear> {
+        self.person_year_as_of(person, coverage_year, None)
+    }
+
+    /// The person-year on day `as_of` (or now, with `None`): with a date,
+    /// derived states apply (a pre-registration unpaid 3 months after birth
+    /// is void), and an unpaid year shows what a payment on that day owes.
+    pub fn person_year_as_of(&self, person: &Identity, coverage_year: u16, as_of: Option<Date>) -> Option<PersonYear> {
+        let id = self.lookup(person)?;
+        Some(view::derive(self, id, coverage_year, as_of, true))
+    }
+
+    /// Whether the person is covered on `date` (by the year of that date).
+    pub fn is_covered_on(&self, person: &Identity, date: Date) -> bool {
+        let (Ok(coverage_year), Some(id)) = (u16::try_from(date.year()), self.lookup(person)) else { return false };
+        view::derive(self, id, coverage_year, None, false).is_covered_on(date)
+    }
+
+    /// Coverage years with any fact for the person, ascending.
+    pub fn years_of(&self, person: &Identity) -> Vec<u16> {
+        self.lookup(person)
+            .map_or_else(Vec::new, |id| self.persons[id as usize].years.iter().map(|y| y.coverage_year).collect())
+    }
+
+    /// Who the person is, found by any identity they had.
+    pub fn person(&self, person: &Identity) -> Option<PersonSummary> {
+        let state = &self.persons[self.lookup(person)? as usize];
+        let registration = state.registration.as_ref();
+        Some(PersonSummary {
+            current: state.current.clone(),
+            former: state.former.clone(),
+            registered: registration.is_some(),
+            name: registration.map(|r| r.name.to_string()),
+            region: registration.map(|r| r.region),
+            birth_date: registration.map(|r| r.birth_date),
+            registered_on: registration.map(|r| r.registered_on),
+            basis: registration.map(|r| r.basis.clone()),
+            voided_on: state.voided_on,
+        })
+    }
+
+    /// Registered person-years in `region` (a county, or every county of a
+    /// prefecture or province code) not paid in full: unpaid, pending,
+    /// partially paid, awaiting policy or refunded. Sorted by identity.
+    pub fn unpaid(&self, region: RegionCode, coverage_year: u16) -> Vec<UnpaidEntry> {
+        let mut entries: Vec<UnpaidEntry> = self
+            .live_persons()
+            .filter_map(|(id, person)| {
+                let registration = person.registration.as_ref()?;
+                if !policies::region_contains(region, registration.region) {
+                    return None;
+                }
+                let view = view::derive(self, id, coverage_year, None, false);
+                view.state.is_unpaid().then(|| UnpaidEntry {
+                    person: person.current.clone(),
+                    masked: person.current.masked(),
+                    name: registration.name.to_string(),
+                    region: registration.region,
+                    state: view.state,
+                    amount_due: view.amount_due,
+                    outstanding: view.outstanding,
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| a.person.cmp(&b.person));
+        entries
+    }
+
+    /// The policy in force for `region` and year: the region's own, else its
+    /// prefecture's, else its province's.
+    pub fn policy(&self, region: RegionCode, coverage_year: u16) -> Option<&Policy> {
+        self.policies.find(region, coverage_year).map(|entry| &entry.policy)
+    }
+
+    /// Ledger-wide notes: refused policy documents, proxy steps for unknown
+    /// applications, identity merges.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Number of persons known (registered or not).
+    pub fn n_persons(&self) -> usize {
+        self.persons.iter().filter(|p| p.merged_into.is_none()).count()
+    }
+
+    /// Refuses an assessment the rules do not allow; the CLI asks before
+    /// appending one. Shanxi 2022: 一旦按正常模块办理缴费,将无法再办理特殊缴费.
+    pub fn check_assessment(&self, assessment: &HardshipAssessed) -> Result<(), Refusal> {
+        let id = self.lookup(&assessment.person);
+        let Some(id) = id.filter(|&id| self.persons[id as usize].registration.is_some()) else {
+            return Err(Refusal { reason: format!("{} is not registered", assessment.person.masked()) });
+        };
+        match self.assessment_refusal(id, assessment) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        }
+    }
+
+    fn lookup(&self, person: &Identity) -> Option<PersonId> {
+        self.ids.get(person).map(|&id| self.live(id))
+    }
+
+    /// Follows merges to the person record that holds the facts.
+    fn live(&self, mut id: PersonId) -> PersonId {
+        // A merge chain is at most as long as the number of persons.
+        for _ in 0..self.persons.len() {
+            match self.persons.get(id as usize).and_then(|p| p.merged_into) {
+                Some(next) => id = next,
+                None => break,
+            }
+        }
+        id
+    }
+
+    fn live_persons(&self) -> impl Iterator<Item = (PersonId, &PersonState)> {
+        self.persons
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.merged_into.is_none())
+            .filter_map(|(index, p)| PersonId::try_from(index).ok().map(|id| (id, p)))
+    }
+
+    fn ledger_note(&mut self, text: String) {
+        if self.notes.len() < MAX_LEDGER_NOTES {
+            self.notes.push(text);
+        } else {
+            self.n_notes_dropped = self.n_notes_dropped.saturating_add(1);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The state of a person-year, in order of precedence, and why a
+//! pre-registration is void.
+
+use super::flows::{Flows, Walk};
+use super::state::money;
+use super::view::{CoverageState, Derivation};
+use super::Coverage;
+use ledger::event::EnrolmentBasis;
+use ledger::Money;
+
+/// What the state depends on.
+pub(super) struct StateInput<'a> {
+    pub(super) flows: &'a Flows,
+    pub(super) walk: &'a Walk,
+    pub(super) premium_due: Option<Money>,
+    pub(super) amount_due: Option<Money>,
+    pub(super) subsidy_due: Money,
+    pub(super) awaiting: bool,
+}
+
+impl Derivation<'_> {
+    /// The state, in order of precedence (the first that holds).
+    pub(super) fn state(&mut self, input: &StateInput, void: Option<String>) -> CoverageState {
+        let flows = input.flows;
+        let net = flows.paid.total.fen() - flows.refunds.total.fen();
+        let in_flight = flows.in_flight_fen > 0;
+        let assessed = self.year.and_then(|y| y.extra()).is_some_and(|e| e.assessment.is_some());
+        if self.person.registration.is_none() {
+            return CoverageState::NotRegistered;
+        }
+        if let Some(reason) = void {
+            if net == 0 && !in_flight {
+                self.notes.add(|| reason);
+                return CoverageState::Void;
+            }
+            self.notes.add(|| format!("{reason}, but money was received: the money decides the state"));
+        }
+        if flows.paid.total == Money::ZERO || net == 0 {
+            if in_flight || (assessed && flows.paid.total == Money::ZERO) {
+                return CoverageState::Pending;
+            }
+            return if flows.paid.total == Money::ZERO {
+                CoverageState::RegisteredUnpaid
+            } else {
+                CoverageState::RefundedToSource
+            };
+        }
+        self.money_state(input, net, in_flight, assessed)
+    }
+
+    fn money_state(&mut self, input: &StateInput, net: i64, in_flight: bool, assessed: bool) -> CoverageState {
+        if let Some(settled) = input.walk.settled {
+            return if net > settled.premium_due.fen() { CoverageState::Overpaid } else { CoverageState::Received };
+        }
+        if input.premium_due.is_some_and(|due| net > due.fen()) {
+            return CoverageState::Overpaid;
+        }
+        if input.awaiting {
+            return CoverageState::AwaitingPolicy;
+        }
+        if in_flight {
+            return CoverageState::Pending;
+        }
+        let flows = input.flows;
+        let own_share_paid = input.amount_due.is_some_and(|share| flows.own_net_fen >= share.fen());
+        if own_share_paid && flows.granted_net_fen < input.subsidy_due.fen() {
+            let missing = money(input.subsidy_due.fen() - flows.granted_net_fen);
+            self.notes.add(|| format!("the person's share is paid; awaiting {missing} of hardship subsidy"));
+            return CoverageState::Pending;
+        }
+        if assessed && flows.own_net_fen == 0 {
+            self.notes.add(|| "the assessment awaits the person's payment".to_string());
+            return CoverageState::Pending;
+        }
+        CoverageState::PartiallyPaid
+    }
+
+    /// Why the person-year is void: a PreRegistrationVoided fact, or (asked
+    /// as of a date) a pre-registration not converted and not paid within
+    /// the lapse window from birth (出生后3个月内未缴费的,预参保登记信息作废).
+    pub(super) fn void_reason(&self, coverage: &Coverage) -> Option<String> {
+        if let Some(on) = self.person.voided_on {
+            return Some(format!("pre-registration voided on {on}"));
+        }
+        let (as_of, registration) = (self.as_of?, self.person.registration.as_ref()?);
+        let converted = !self.person.former.is_empty();
+        if registration.basis != EnrolmentBasis::NewbornPreRegistration || converted {
+            return None;
+        }
+        let birth_year = u16::try_from(registration.birth_date.year()).ok();
+        let void_from = [birth_year, Some(self.coverage_year)]
+            .into_iter()
+            .flatten()
+            .filter_map(|year| coverage.policies.find(registration.region, year))
+            .find_map(|entry| entry.policy.pre_registration_void_from(registration.birth_date))?;
+        let paid_in_time = self.person.years.iter().flat_map(|y| &y.contributions).any(|c| c.on < void_from);
+        (as_of >= void_from && !paid_in_time).then(|| {
+            format!(
+                "pre-registration lapsed: not paid within the window from birth {} (void from {void_from})",
+                registration.birth_date
+            )
+        })
+    }
+}

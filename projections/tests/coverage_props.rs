@@ -1,0 +1,466 @@
+//! Laws of the coverage projection over random fact sequences: money is
+//! conserved (sources − refunds = net received, per person-year and in total,
+//! against an independent model of the facts), refunds never exceed
+//! payments, replaying twice or through a checkpoint gives the same digest,
+//! and subsidy splits sum to the whole in fen.
+
+use ledger::envelope::sm3;
+use ledger::event::{
+    EnrolmentBasis, Event, Funder, HardshipAssessed, HardshipCertified, IdentityConverted, Payer, PaymentReceived,
+    PaymentRef, PersonRegistered, PolicyAmended, PolicyPublished, ProxyCredited, ProxyFailed, ProxyProcessing,
+    ProxyReturned, ProxySubmitted, RefundDestination, RefundIssued, SubsidyGranted, SubsidyPart,
+};
+use ledger::{BeijingTime, Date, Envelope, EnvelopeHead, Identity, Money, RegionCode, UtcTime};
+use projections::coverage::{Coverage, PersonYear};
+use projections::Projection;
+use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+const LIUPANSHUI: &str = include_str!("../../fixtures/policies/liupanshui-2021.toml");
+const GUIGANG: &str = include_str!("../../fixtures/policies/guigang-2021.toml");
+
+/// The identities the random facts speak of: registered residents, a
+/// pre-registered newborn, and two never registered.
+fn pool() -> Vec<Identity> {
+    let region = |code| RegionCode::new(code).expect("test region");
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("test date");
+    vec![
+        Identity::resident(region(520203), day(1980, 5, 5), 11),
+        Identity::resident(region(450802), day(1983, 3, 3), 12),
+        "other:PROP-0001".parse().expect("other"),
+        Identity::resident(region(450802), day(2021, 3, 15), 101),
+        Identity::resident(region(520201), day(1990, 8, 8), 13),
+        "other:PROP-0002".parse().expect("other"),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Pay { person: usize, year: u16, fen: i64, reference: u8, day: u16, payer: u8 },
+    Grant { person: usize, year: u16, fen: i64, funder: u8 },
+    Refund { person: usize, year: u16, reference: u8, fen: i64, destination: u8 },
+    Submit { application: u8, person: usize, year: u16, fen: i64 },
+    Step { application: u8, step: u8, fen: i64 },
+    Certify { person: usize, year: u16, group: u8 },
+    Assess { person: usize, year: u16, subsidy_fen: i64, due_fen: i64 },
+    Convert { from: usize, to: usize },
+    Amend { fiscal_fen: i64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let person = 0usize..6;
+    let year = prop_oneof![Just(2021u16), Just(2022u16)];
+    let fen = 0i64..120_000;
+    prop_oneof![
+        4 => (person.clone(), year.clone(), fen.clone(), 0u8..6, 0u16..500, 0u8..3)
+            .prop_map(|(person, year, fen, reference, day, payer)| Op::Pay { person, year, fen, reference, day, payer }),
+        2 => (person.clone(), year.clone(), fen.clone(), 0u8..4)
+            .prop_map(|(person, year, fen, funder)| Op::Grant { person, year, fen, funder }),
+        3 => (person.clone(), year.clone(), 0u8..8, fen.clone(), 0u8..3)
+            .prop_map(|(person, year, reference, fen, destination)| Op::Refund { person, year, reference, fen, destination }),
+        2 => (0u8..3, person.clone(), year.clone(), fen.clone())
+            .prop_map(|(application, person, year, fen)| Op::Submit { application, person, year, fen }),
+        3 => (0u8..3, 0u8..4, fen.clone()).prop_map(|(application, step, fen)| Op::Step { application, step, fen }),
+        1 => (person.clone(), year.clone(), 0u8..3).prop_map(|(person, year, group)| Op::Certify { person, year, group }),
+        1 => (person.clone(), year.clone(), 0i64..40_000, 0i64..40_000)
+            .prop_map(|(person, year, subsidy_fen, due_fen)| Op::Assess { person, year, subsidy_fen, due_fen }),
+        1 => (person.clone(), person).prop_map(|(from, to)| Op::Convert { from, to }),
+        1 => (50_000i64..70_000).prop_map(|fiscal_fen| Op::Amend { fiscal_fen }),
+    ]
+}
+
+fn money(fen: i64) -> Money {
+    Money::from_fen(fen).expect("test amount")
+}
+
+fn date(text: &str) -> Date {
+    text.parse().expect("test date")
+}
+
+fn at(day: u16) -> BeijingTime {
+    let first = chrono::NaiveDate::from_ymd_opt(2020, 11, 1).expect("date");
+    let paid = first + chrono::Days::new(u64::from(day));
+    format!("{paid} 10:00:00").parse().expect("time")
+}
+
+fn envelope(position: u64, event: Event) -> Envelope {
+    Envelope {
+        head: EnvelopeHead {
+            position,
+            event_id: ledger::uuid::Uuid::from_u64_pair(0, position),
+            recorded_at: UtcTime(0),
+            stream: event.stream(),
+            stream_version: 1,
+            actor: "proptest".into(),
+            idempotency_key: format!("k{position}"),
+        },
+        event,
+        prev_hash: [0; 32],
+        hash: sm3(&position.to_be_bytes()),
+    }
+}
+
+fn setup() -> Vec<Event> {
+    let ids = pool();
+    let publish = |document: &str, region: u32| {
+        Event::PolicyPublishedV1(PolicyPublished {
+            region: RegionCode::new(region).expect("region"),
+            coverage_year: 2021,
+            source: "fixture".into(),
+            document: document.into(),
+        })
+    };
+    let register = |identity: &Identity, region: u32, born: &str, basis: EnrolmentBasis| {
+        Event::PersonRegisteredV1(PersonRegistered {
+            person: identity.clone(),
+            name: "测试".into(),
+            region: RegionCode::new(region).expect("region"),
+            birth_date: date(born),
+            registered_on: date("2020-11-01"),
+            basis,
+        })
+    };
+    vec![
+        publish(LIUPANSHUI, 520200),
+        publish(GUIGANG, 450800),
+        register(&ids[0], 520203, "1980-05-05", EnrolmentBasis::Standard),
+        register(&ids[1], 450802, "1983-03-03", EnrolmentBasis::Interrupted { last_paid_year: 2019 }),
+        register(&ids[2], 450802, "2021-03-15", EnrolmentBasis::NewbornPreRegistration),
+        register(&ids[3], 450802, "2021-03-15", EnrolmentBasis::Newborn),
+    ]
+}
+
+/// What the facts say, computed without the projection.
+#[derive(Default)]
+struct Model {
+    /// Union-find over the pool: converted identities are one person.
+    parent: Vec<usize>,
+    references: HashMap<usize, HashSet<u8>>,
+    own_fen: i64,
+    granted_fen: i64,
+    refunded_fen: i64,
+    /// Application → (amount, status: 0 submitted, 1 processing, 2 credited, 3 failed, 4 returned).
+    applications: HashMap<u8, (i64, u8)>,
+    credited_fen: i64,
+}
+
+impl Model {
+    fn root(&mut self, mut index: usize) -> usize {
+        while self.parent[index] != index {
+            index = self.parent[index];
+        }
+        index
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.root(a), self.root(b));
+        if a != b {
+            self.parent[b] = a;
+            let moved = self.references.remove(&b).unwrap_or_default();
+            self.references.entry(a).or_default().extend(moved);
+        }
+    }
+
+    fn pay(&mut self, person: usize, reference: u8, fen: i64) {
+        let root = self.root(person);
+        if self.references.entry(root).or_default().insert(reference) {
+            self.own_fen += fen;
+        }
+    }
+
+    fn step(&mut self, application: u8, step: u8, fen: i64) {
+        let Some((amount, status)) = self.applications.get_mut(&application) else { return };
+        let next = match (*status, step) {
+            (0, 0) => 1,
+            (0 | 1, 1) => {
+                self.credited_fen += *amount;
+                2
+            }
+            (0 | 1, 2) => 3,
+            (3, 3) => 4,
+            (2, 3) => {
+                self.refunded_fen += fen;
+                4
+            }
+            _ => return,
+        };
+        *status = next;
+    }
+}
+
+/// Turns ops into events, and feeds the model.
+fn events(ops: &[Op], model: &mut Model) -> Vec<Event> {
+    let ids = pool();
+    model.parent = (0..ids.len()).collect();
+    let mut events = setup();
+    for (index, op) in ops.iter().enumerate() {
+        if let Some(event) = event_of(op, index, &ids, model) {
+            events.push(event);
+        }
+    }
+    events
+}
+
+fn event_of(op: &Op, index: usize, ids: &[Identity], model: &mut Model) -> Option<Event> {
+    let application_id = |application: u8| format!("APP-{application}");
+    Some(match *op {
+        Op::Pay { person, year, fen, reference, day, payer } => {
+            model.pay(person, reference, fen);
+            let payer = match payer {
+                0 => Payer::Myself,
+                1 => Payer::Other(ids[0].clone()),
+                _ => Payer::Collector("代办员".into()),
+            };
+            Event::PaymentReceivedV1(PaymentReceived {
+                person: ids[person].clone(),
+                coverage_year: year,
+                amount: money(fen),
+                channel: "wechat".into(),
+                channel_ref: format!("R{reference}"),
+                payer,
+                paid_at: at(day),
+            })
+        }
+        Op::Grant { person, year, fen, funder } => {
+            model.granted_fen += fen;
+            let funder = [Funder::Province, Funder::City, Funder::County, Funder::MedicalAssistanceFund]
+                [funder as usize % 4]
+                .clone();
+            Event::SubsidyGrantedV1(SubsidyGranted {
+                person: ids[person].clone(),
+                coverage_year: year,
+                group: "registered_poor".into(),
+                parts: vec![SubsidyPart { funder, amount: money(fen) }],
+                granted_on: date("2020-12-01"),
+            })
+        }
+        Op::Refund { person, year, reference, fen, destination } => {
+            model.refunded_fen += fen;
+            let (channel, destination) = match destination {
+                0 => ("wechat".to_string(), RefundDestination::OriginalChannel),
+                1 => ("employee_personal_account".to_string(), RefundDestination::PersonalAccount(ids[0].clone())),
+                _ => ("subsidy".to_string(), RefundDestination::Funders),
+            };
+            let channel_ref = if reference < 6 { format!("R{reference}") } else { application_id(reference - 6) };
+            Event::RefundIssuedV1(RefundIssued {
+                person: ids[person].clone(),
+                coverage_year: year,
+                refund_ref: format!("TK{index}"),
+                payment: PaymentRef { channel, channel_ref },
+                amount: money(fen),
+                destination,
+                refunded_at: at(300),
+                reason: "test".into(),
+            })
+        }
+        Op::Submit { application, person, year, fen } => {
+            model.applications.entry(application).or_insert((fen, 0));
+            Event::ProxySubmittedV1(ProxySubmitted {
+                application_id: application_id(application),
+                holder: ids[0].clone(),
+                member: ids[person].clone(),
+                coverage_year: year,
+                amount: money(fen),
+                at: at(10),
+            })
+        }
+        Op::Step { application, step, fen } => {
+            model.step(application, step, fen);
+            let application_id = application_id(application);
+            match step {
+                0 => Event::ProxyProcessingV1(ProxyProcessing { application_id, at: at(11) }),
+                1 => Event::ProxyCreditedV1(ProxyCredited { application_id, at: at(12) }),
+                2 => Event::ProxyFailedV1(ProxyFailed { application_id, reason: "test".into(), at: at(12) }),
+                _ => Event::ProxyReturnedV1(ProxyReturned { application_id, amount: money(fen), at: at(13) }),
+            }
+        }
+        Op::Certify { person, year, group } => Event::HardshipCertifiedV1(HardshipCertified {
+            person: ids[person].clone(),
+            coverage_year: year,
+            group: ["registered_poor", "orphan", "not_in_the_table"][group as usize % 3].into(),
+            certified_by: "test".into(),
+            certified_on: date("2020-11-01"),
+        }),
+        Op::Assess { person, year, subsidy_fen, due_fen } => Event::HardshipAssessedV1(HardshipAssessed {
+            person: ids[person].clone(),
+            coverage_year: year,
+            group: "registered_poor".into(),
+            subsidy: money(subsidy_fen),
+            amount_due: money(due_fen),
+            assessed_on: date("2020-11-20"),
+        }),
+        Op::Convert { from, to } => {
+            model.union(from, to);
+            Event::IdentityConvertedV1(IdentityConverted {
+                from: ids[from].clone(),
+                to: ids[to].clone(),
+                converted_on: date("2021-04-20"),
+            })
+        }
+        Op::Amend { fiscal_fen } => Event::PolicyAmendedV1(PolicyAmended {
+            region: RegionCode::new(450800).expect("region"),
+            coverage_year: 2021,
+            source: "test".into(),
+            document: GUIGANG.replacen(
+                "individual = \"280\"",
+                &format!("individual = \"280\"\nfiscal_subsidy = \"{}\"", money(fiscal_fen)),
+                1,
+            ),
+            reason: "test".into(),
+        }),
+    })
+}
+
+fn fold(events: &[Event]) -> Coverage {
+    let mut coverage = Coverage::default();
+    for (index, event) in events.iter().enumerate() {
+        coverage.apply(&envelope(index as u64 + 1, event.clone()));
+    }
+    coverage
+}
+
+/// Every person-year with facts, each person once.
+fn views(coverage: &Coverage) -> Vec<PersonYear> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for identity in pool() {
+        let Some(person) = coverage.person(&identity) else { continue };
+        if !seen.insert(person.current.clone()) {
+            continue;
+        }
+        for year in coverage.years_of(&identity) {
+            out.extend(coverage.person_year(&identity, year));
+        }
+    }
+    out
+}
+
+fn check_view(view: &PersonYear) -> Result<(), TestCaseError> {
+    let paid = &view.paid;
+    let own = paid.by_self.fen() + paid.by_other.fen() + paid.by_collector.fen() + paid.by_proxy.fen();
+    let refunds = &view.refunds;
+    prop_assert_eq!(own + paid.subsidy_total.fen(), paid.total.fen());
+    prop_assert_eq!(paid.subsidy.values().map(|m| m.fen()).sum::<i64>(), paid.subsidy_total.fen());
+    prop_assert_eq!(
+        refunds.to_channel.fen() + refunds.to_personal_account.fen() + refunds.to_funders.fen(),
+        refunds.total.fen()
+    );
+    prop_assert_eq!(paid.total.fen() - refunds.total.fen(), view.net_received.fen(), "sources − refunds = net");
+    prop_assert!(refunds.total <= paid.total, "refunds never exceed payments");
+    prop_assert!(refunds.to_channel.fen() + refunds.to_personal_account.fen() <= own);
+    prop_assert!(refunds.to_funders <= paid.subsidy_total);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn money_is_conserved_per_person_year_and_in_total(ops in proptest::collection::vec(op(), 0..40)) {
+        let mut model = Model::default();
+        let events = events(&ops, &mut model);
+        let coverage = fold(&events);
+        let views = views(&coverage);
+        for view in &views {
+            check_view(view)?;
+        }
+        // Every identity finds a person that lists it (the digest relies on it).
+        for identity in pool() {
+            if let Some(person) = coverage.person(&identity) {
+                prop_assert!(person.current == identity || person.former.contains(&identity));
+            }
+        }
+        let sum = |f: &dyn Fn(&PersonYear) -> i64| views.iter().map(f).sum::<i64>();
+        let own = sum(&|v| v.paid.by_self.fen() + v.paid.by_other.fen() + v.paid.by_collector.fen());
+        prop_assert_eq!(own, model.own_fen, "payments, each (person, reference) once");
+        prop_assert_eq!(sum(&|v| v.paid.by_proxy.fen()), model.credited_fen, "credited proxy payments");
+        prop_assert_eq!(sum(&|v| v.paid.subsidy_total.fen()), model.granted_fen, "subsidies");
+        prop_assert_eq!(sum(&|v| v.refunds.total.fen() + v.refunds.unapplied.fen()), model.refunded_fen, "refunds, applied or not");
+        prop_assert_eq!(
+            sum(&|v| v.net_received.fen()),
+            model.own_fen + model.credited_fen + model.granted_fen - sum(&|v| v.refunds.total.fen())
+        );
+    }
+
+    #[test]
+    fn replay_twice_and_through_a_checkpoint_gives_the_same_digest(
+        ops in proptest::collection::vec(op(), 0..40),
+        cut in 0usize..50,
+    ) {
+        let events = events(&ops, &mut Model::default());
+        let first = fold(&events);
+        let second = fold(&events);
+        prop_assert_eq!(first.digest(), second.digest());
+        prop_assert_eq!(first.position(), events.len() as u64);
+
+        let cut = cut.min(events.len());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coverage.checkpoint");
+        fold(&events[..cut]).save(&path).expect("save");
+        let mut resumed = Coverage::load(&path).expect("load");
+        for (index, event) in events.iter().enumerate().skip(cut) {
+            resumed.apply(&envelope(index as u64 + 1, event.clone()));
+        }
+        prop_assert_eq!(resumed.digest(), first.digest());
+        for identity in pool() {
+            for year in [2021u16, 2022] {
+                prop_assert_eq!(resumed.person_year(&identity, year), first.person_year(&identity, year));
+            }
+        }
+
+        // Envelopes folded already are ignored: a second pass changes nothing.
+        let mut again = first.clone();
+        for (index, event) in events.iter().enumerate() {
+            again.apply(&envelope(index as u64 + 1, event.clone()));
+        }
+        prop_assert_eq!(again.digest(), first.digest());
+    }
+
+    #[test]
+    fn subsidy_splits_sum_to_the_whole_in_fen(
+        individual_fen in 100i64..200_000,
+        share in 1u32..=1000,
+        weights in proptest::collection::vec(proptest::option::of(1u32..50), 3),
+    ) {
+        prop_assume!(weights.iter().any(Option::is_some));
+        let subsidy_fen = 1 + (individual_fen - 1) * i64::from(share) / 1000;
+        let funders = ["province", "city", "county"];
+        let ratio: Vec<String> = funders.iter().zip(&weights)
+            .filter_map(|(funder, weight)| weight.map(|w| format!("{funder} = {w}")))
+            .collect();
+        let document = format!(
+            "region = \"520200\"\nregion_name = \"测试\"\ncoverage_year = 2021\n[source]\ntitle = \"property\"\n\
+             [premium]\nindividual = \"{}\"\n[hardship]\n[[hardship.groups]]\nid = \"g\"\nname = \"测试组\"\n\
+             subsidy = \"{}\"\nratio = {{ {} }}\n",
+            money(individual_fen), money(subsidy_fen), ratio.join(", ")
+        );
+        let person = pool()[0].clone();
+        let events = vec![
+            Event::PolicyPublishedV1(PolicyPublished {
+                region: RegionCode::new(520200).expect("region"), coverage_year: 2021, source: "p".into(), document,
+            }),
+            Event::PersonRegisteredV1(PersonRegistered {
+                person: person.clone(), name: "测试".into(), region: RegionCode::new(520203).expect("region"),
+                birth_date: date("1980-05-05"), registered_on: date("2020-11-01"), basis: EnrolmentBasis::Standard,
+            }),
+            Event::HardshipCertifiedV1(HardshipCertified {
+                person: person.clone(), coverage_year: 2021, group: "g".into(), certified_by: "t".into(),
+                certified_on: date("2020-11-01"),
+            }),
+        ];
+        let coverage = fold(&events);
+        prop_assert!(coverage.notes().is_empty(), "{:?}", coverage.notes());
+        let view = coverage.person_year(&person, 2021).expect("registered");
+        prop_assert_eq!(view.subsidy_due.fen(), subsidy_fen);
+        let split = view.subsidy_split.expect("a split");
+        let parts: i64 = split.parts.values().map(|m| m.fen()).sum();
+        prop_assert_eq!(parts + split.unallocated.fen(), subsidy_fen);
+        prop_assert_eq!(split.unallocated, Money::ZERO);
+        let total_weight: u32 = weights.iter().flatten().sum();
+        for (funder, weight) in funders.iter().zip(&weights) {
+            let exact = subsidy_fen as f64 * f64::from(weight.unwrap_or(0)) / f64::from(total_weight);
+            let got = split.parts.get(*funder).map_or(0, |m| m.fen()) as f64;
+            prop_assert!((got - exact).abs() < 1.0, "{funder}: {got} vs exact {exact}");
+        }
+    }
+}
