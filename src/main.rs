@@ -4,6 +4,7 @@
 mod commands;
 mod demo;
 mod exit;
+mod lookup;
 mod policy;
 mod progress;
 mod single;
@@ -135,6 +136,60 @@ enum Command {
         #[arg(long)]
         collector: Option<String>,
     },
+    /// A person's coverage: state, covered days, due, paid by source.
+    ///
+    /// Exit 1 when the ledger has no such person, 2 for an invalid ID.
+    Coverage {
+        /// ID number: an 18-character resident ID, or `other:NUMBER`.
+        id: String,
+        /// One coverage year (default: every year recorded for the person).
+        #[arg(long)]
+        year: Option<u16>,
+        /// Whether the person is covered on this day (YYYY-MM-DD); also the
+        /// day a lapsing newborn pre-registration is judged on.
+        #[arg(long)]
+        on: Option<String>,
+        /// The full answer as JSON, with the log position it reflects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every fact about a person, under every identity they had, in order.
+    History {
+        /// ID number (resident ID or `other:NUMBER`).
+        id: String,
+    },
+    /// Registered but not paid in full (the unpaid-reminder list), IDs masked.
+    Unpaid {
+        /// Region code: a county, a prefecture (all its counties) or a province.
+        #[arg(long)]
+        region: String,
+        /// Coverage year.
+        #[arg(long)]
+        year: u16,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a hardship assessment (核定) from the policy in the log: the
+    /// highest of the person's groups applies, never the sum.
+    ///
+    /// Refused (exit 2, nothing recorded) where the rules close the special
+    /// path, e.g. Shanxi 2022 after a normal payment for the year.
+    Assess {
+        /// ID number of the person.
+        #[arg(long)]
+        id: String,
+        /// Coverage year.
+        #[arg(long)]
+        year: u16,
+        /// Hardship group id as in the policy (e.g. registered_poor); repeat
+        /// for a person in several groups.
+        #[arg(long = "group", required = true)]
+        groups: Vec<String>,
+        /// Day of the assessment (default: today in China).
+        #[arg(long)]
+        on: Option<String>,
+    },
     /// Write a synthetic prefecture-year (六盘水 2021) as facts to import.
     ///
     /// The first line publishes the policy; then each person's facts: about
@@ -193,6 +248,10 @@ fn main() -> ExitCode {
             &cli.data,
             single::Payment { id, year, amount, channel, channel_ref, paid_at, paid_for_by, collector },
         ),
+        Command::Coverage { id, year, on, json } => lookup::show(&cli.data, &id, year, on.as_deref(), json),
+        Command::History { id } => lookup::history(&cli.data, &id),
+        Command::Unpaid { region, year, json } => lookup::unpaid(&cli.data, &region, year, json),
+        Command::Assess { id, year, groups, on } => lookup::assess(&cli.data, &id, year, &groups, on.as_deref()),
         Command::Generate { persons, seed, out } => single::generate(persons, seed, out.as_deref()),
         Command::Policy(PolicyCommand::Load { file, reason }) => policy::load(&cli.data, &file, reason),
         Command::Demo => demo::run(&cli.data),

@@ -223,3 +223,130 @@ fn generated_prefecture_imports_and_is_reproducible() {
     let n_lines = stdout(&again).lines().count();
     assert!(stdout(&imported).contains(&format!("{n_lines} facts, {n_lines} appended")), "{}", stdout(&imported));
 }
+
+const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies");
+
+fn ledger_with_policies_and_demo(data: &Path) {
+    assert_eq!(yibao(data, &["init"]).status.code(), Some(0));
+    for name in ["bijie-2025.toml", "shanxi-2022.toml"] {
+        let loaded = yibao(data, &["policy", "load", &format!("{POLICIES}/{name}")]);
+        assert_eq!(loaded.status.code(), Some(0), "{}", stderr(&loaded));
+    }
+    assert_eq!(yibao(data, &["import", FACTS]).status.code(), Some(0));
+}
+
+#[test]
+fn coverage_lookup_answers_with_the_position_it_reflects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger_with_policies_and_demo(data);
+    let found = yibao(data, &["coverage", "520502198503121233", "--year", "2025", "--on", "2025-06-01"]);
+    assert_eq!(found.status.code(), Some(0), "{}", stderr(&found));
+    let text = stdout(&found);
+    assert!(text.contains("coverage year 2025: received"), "{text}");
+    assert!(text.contains("covered from 2025-01-01 until 2025-12-31"), "{text}");
+    assert!(text.contains("on 2025-06-01: covered"), "{text}");
+    assert!(text.contains("answer reflects log position 28"), "{text}");
+    let as_json = yibao(data, &["coverage", "520502198503121233", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&as_json.stdout).expect("JSON");
+    assert_eq!(answer["years"][0]["year"]["state"], "received");
+    assert_eq!(answer["years"][0]["year"]["amount_due"], "400.00");
+    assert_eq!(answer["log_position"], 28);
+    // The checkpoint was written; a second answer comes from it and agrees.
+    assert!(data.join("projections").join("coverage.ckpt").exists());
+    assert_eq!(yibao(data, &["coverage", "520502198503121233", "--json"]).stdout, as_json.stdout);
+    // A damaged checkpoint is rebuilt from the log, with a note.
+    std::fs::write(data.join("projections").join("coverage.ckpt"), b"garbage").expect("write");
+    let rebuilt = yibao(data, &["coverage", "520502198503121233", "--json"]);
+    assert_eq!(rebuilt.stdout, as_json.stdout);
+    assert!(stderr(&rebuilt).contains("rebuilding from the log"), "{}", stderr(&rebuilt));
+
+    let unknown = yibao(data, &["coverage", "140101198001010024"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no person with ID 140101********0024"), "{}", stderr(&unknown));
+    let invalid = yibao(data, &["coverage", "140101198001010025"]);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(stderr(&invalid).contains("check character"), "{}", stderr(&invalid));
+}
+
+#[test]
+fn history_follows_a_converted_newborn_and_unpaid_lists_masked_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger_with_policies_and_demo(data);
+    let history = yibao(data, &["history", "other:BJFY-2025-0001"]);
+    assert_eq!(history.status.code(), Some(0), "{}", stderr(&history));
+    let text = stdout(&history);
+    for kind in ["person_registered", "identity_converted", "payment_received"] {
+        assert!(text.contains(kind), "{text}");
+    }
+    assert!(text.contains("3 fact(s) about 520502********3011"), "{text}");
+    let unpaid = yibao(data, &["unpaid", "--region", "520500", "--year", "2025"]);
+    assert_eq!(unpaid.status.code(), Some(0), "{}", stderr(&unpaid));
+    let text = stdout(&unpaid);
+    assert!(text.contains("520502********6225") && text.contains("registered unpaid"), "{text}");
+    assert!(!text.contains("520502198001156225"), "an unmasked ID in a listing: {text}");
+    assert!(!text.contains("1233"), "a paid person is listed: {text}");
+}
+
+#[test]
+fn assessments_take_the_highest_group_and_respect_the_closed_special_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger_with_policies_and_demo(data);
+    for (id, name) in [("140101198001010024", "周明"), ("140101198502020036", "吴霞")] {
+        let registered = yibao(
+            data,
+            &["register", "--id", id, "--name", name, "--region", "140101", "--registered-on", "2021-12-01"],
+        );
+        assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    }
+    let assessed = yibao(
+        data,
+        &[
+            "assess",
+            "--id",
+            "140101198502020036",
+            "--year",
+            "2022",
+            "--group",
+            "at_risk_of_poverty",
+            "--group",
+            "extreme_poverty",
+            "--on",
+            "2021-12-15",
+        ],
+    );
+    assert_eq!(assessed.status.code(), Some(0), "{}", stderr(&assessed));
+    assert!(
+        stdout(&assessed).contains("group extreme_poverty: subsidy 320.00, the person pays 0.00"),
+        "{}",
+        stdout(&assessed)
+    );
+    // Paid through the normal path first: the special path is closed.
+    let paid = yibao(
+        data,
+        &[
+            "pay",
+            "--id",
+            "140101198001010024",
+            "--year",
+            "2022",
+            "--amount",
+            "320",
+            "--channel",
+            "wechat",
+            "--ref",
+            "SX-1",
+            "--paid-at",
+            "2021-12-10 10:00:00",
+        ],
+    );
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+    let before = head_line(data);
+    let refused =
+        yibao(data, &["assess", "--id", "140101198001010024", "--year", "2022", "--group", "minimum_living_allowance"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("the special path is closed"), "{}", stderr(&refused));
+    assert_eq!(head_line(data), before, "a refused assessment appended something");
+}

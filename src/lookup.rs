@@ -1,0 +1,304 @@
+//! What an insurance office asks: a person's coverage, their history, the
+//! unpaid list, and the hardship assessment (核定) it records.
+
+use crate::commands::open;
+use crate::exit::{BadInput, Findings};
+use crate::progress;
+use anyhow::{Context, Result};
+use ledger::event::HardshipAssessed;
+use ledger::{Date, Envelope, Event, Identity, Money, OpenMode, RegionCode, SledLog};
+use projections::coverage::{Coverage, PersonYear};
+use projections::Projection;
+use serde_json::json;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Where the coverage projection keeps its checkpoint.
+pub fn checkpoint_path(data: &Path) -> PathBuf {
+    data.join("projections").join("coverage.ckpt")
+}
+
+/// The coverage projection, caught up with the log: from its checkpoint
+/// when there is a usable one, else rebuilt from position 1. A projection
+/// that moved is saved again.
+pub fn coverage(data: &Path, log: &SledLog) -> Result<Coverage> {
+    let path = checkpoint_path(data);
+    let mut coverage = match Coverage::load(&path) {
+        Ok(coverage) => coverage,
+        Err(error) if error.needs_rebuild() => {
+            if path.exists() {
+                eprintln!("note: {error:#}; rebuilding from the log");
+            }
+            Coverage::new()
+        }
+        Err(error) => return Err(error).context("loading the coverage checkpoint"),
+    };
+    let before = coverage.position();
+    if let Err(error) = catch_up(&mut coverage, log) {
+        if !error.needs_rebuild() {
+            return Err(error).context("catching the coverage projection up with the log");
+        }
+        eprintln!("note: {error:#}; rebuilding from the log");
+        coverage = Coverage::new();
+        catch_up(&mut coverage, log)?;
+    }
+    if coverage.position() != before {
+        std::fs::create_dir_all(path.parent().unwrap_or(data))?;
+        coverage.save(&path).context("saving the coverage checkpoint")?;
+    }
+    Ok(coverage)
+}
+
+fn catch_up(coverage: &mut Coverage, log: &SledLog) -> Result<(), projections::coverage::CoverageError> {
+    let behind = log.durable_head().position.saturating_sub(coverage.position());
+    let bar = progress::bar(behind, "coverage");
+    let caught = coverage.catch_up(log);
+    bar.finish_and_clear();
+    caught.map(|_| ())
+}
+
+pub fn parse_identity(text: &str) -> Result<Identity> {
+    text.parse().map_err(|e| BadInput(format!("ID number: {e}")).into())
+}
+
+fn parse_date(text: &str, flag: &str) -> Result<Date> {
+    text.parse().map_err(|e| BadInput(format!("{flag}: {e}")).into())
+}
+
+/// `yibao coverage ID [--year Y] [--on DATE] [--json]`.
+pub fn show(data: &Path, id: &str, year: Option<u16>, on: Option<&str>, json_out: bool) -> Result<()> {
+    let identity = parse_identity(id)?;
+    let on = on.map(|text| parse_date(text, "--on")).transpose()?;
+    let log = open(data, OpenMode::Existing)?;
+    let coverage = coverage(data, &log)?;
+    let Some(person) = coverage.person(&identity) else {
+        return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
+    };
+    let years = match year {
+        Some(year) => vec![year],
+        None => coverage.years_of(&identity),
+    };
+    let views: Vec<PersonYear> =
+        years.iter().filter_map(|&year| coverage.person_year_as_of(&identity, year, on)).collect();
+    let head = (coverage.position(), hex::encode(coverage.head_hash()));
+    if json_out {
+        let years: Vec<_> = views
+            .iter()
+            .map(|view| json!({ "year": view, "covered_on": on.map(|day| (day.to_string(), view.is_covered_on(day))) }))
+            .collect();
+        let answer = json!({ "person": person, "years": years, "log_position": head.0, "head_hash": head.1 });
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    let name = person.name.as_deref().unwrap_or("(not registered)");
+    let region = person.region.map_or("-".to_string(), |r| r.to_string());
+    let born = person.birth_date.map_or("-".to_string(), |d| d.to_string());
+    println!("{} {name}, region {region}, born {born}", person.current.masked());
+    for former in &person.former {
+        println!("  formerly {}", former.masked());
+    }
+    if views.is_empty() {
+        println!("no coverage year recorded{}", year.map(|y| format!(" for {y}")).unwrap_or_default());
+    }
+    for view in &views {
+        print_year(view, on);
+    }
+    println!("answer reflects log position {}, head {}", head.0, head.1);
+    Ok(())
+}
+
+fn text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text.replace('_', " "),
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+fn money(amount: Option<Money>) -> String {
+    amount.map_or("unknown".into(), |m| m.to_string())
+}
+
+fn print_year(view: &PersonYear, on: Option<Date>) {
+    let class = view.payment_class.map(|c| format!(" ({})", c.replace('_', " "))).unwrap_or_default();
+    println!("\ncoverage year {}: {}{class}", view.coverage_year, text(&view.state));
+    println!(
+        "  due {}   received {}   outstanding {}",
+        money(view.amount_due),
+        view.net_received,
+        money(view.outstanding.or(Some(Money::ZERO)))
+    );
+    let paid = &view.paid;
+    let mut sources: Vec<String> = [
+        ("self", paid.by_self),
+        ("paid by another person", paid.by_other),
+        ("collector", paid.by_collector),
+        ("employee account (proxy)", paid.by_proxy),
+    ]
+    .iter()
+    .filter(|(_, amount)| *amount != Money::ZERO)
+    .map(|(what, amount)| format!("{what} {amount}"))
+    .collect();
+    sources.extend(paid.subsidy.iter().map(|(funder, amount)| format!("subsidy from {funder} {amount}")));
+    if !sources.is_empty() {
+        println!("  paid by: {}", sources.join(", "));
+    }
+    if view.refunds.total != Money::ZERO {
+        println!("  refunded {}", view.refunds.total);
+    }
+    if view.in_flight != Money::ZERO {
+        println!("  in flight (proxy application) {}", view.in_flight);
+    }
+    if let Some(awaiting) = &view.awaiting {
+        println!("  awaiting policy: {awaiting} is not published");
+    }
+    match (view.covered_from, view.covered_until) {
+        (Some(from), Some(until)) => println!("  covered from {from} until {until}"),
+        _ => println!("  not covered"),
+    }
+    if let Some(day) = on {
+        let covered = if view.is_covered_on(day) { "covered" } else { "NOT covered" };
+        println!("  on {day}: {covered}");
+    }
+    for note in &view.notes {
+        println!("  - {note}");
+    }
+}
+
+/// `yibao unpaid --region CODE --year Y`: the reminder list, IDs masked.
+pub fn unpaid(data: &Path, region: &str, year: u16, json_out: bool) -> Result<()> {
+    let region: RegionCode = region.parse().map_err(|e| BadInput(format!("--region: {e}")))?;
+    let log = open(data, OpenMode::Existing)?;
+    let coverage = coverage(data, &log)?;
+    let entries = coverage.unpaid(region, year);
+    if json_out {
+        let listed: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                json!({ "person": e.masked, "name": e.name, "region": e.region, "state": e.state,
+                        "amount_due": e.amount_due, "outstanding": e.outstanding })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+        return Ok(());
+    }
+    println!("{:<20} {:<7} {:<18} {:>10} {:>12}  name", "ID", "region", "state", "due", "outstanding");
+    for entry in &entries {
+        println!(
+            "{:<20} {:<7} {:<18} {:>10} {:>12}  {}",
+            entry.masked,
+            entry.region,
+            text(&entry.state),
+            money(entry.amount_due),
+            money(entry.outstanding),
+            entry.name
+        );
+    }
+    println!("{} person(s) registered for {year} in {region} and not paid in full", entries.len());
+    Ok(())
+}
+
+/// `yibao history ID`: every fact about the person, under every identity
+/// they had, in log order.
+pub fn history(data: &Path, id: &str) -> Result<()> {
+    let identity = parse_identity(id)?;
+    let log = open(data, OpenMode::Existing)?;
+    let coverage = coverage(data, &log)?;
+    let Some(person) = coverage.person(&identity) else {
+        return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
+    };
+    let identities: HashSet<Identity> = std::iter::once(person.current.clone()).chain(person.former).collect();
+    let mut applications: HashSet<String> = HashSet::new();
+    let mut n_facts = 0;
+    log.scan(1, u64::MAX, |envelope| {
+        if concerns(&envelope, &identities, &mut applications) {
+            n_facts += 1;
+            println!(
+                "{:>8}  {}  {:<24} {}",
+                envelope.head.position,
+                envelope.head.recorded_at,
+                envelope.event.type_name(),
+                yibao::facts::summary(&envelope.event)
+            );
+        }
+        Ok(())
+    })?;
+    println!("{n_facts} fact(s) about {}", person.current.masked());
+    Ok(())
+}
+
+/// Whether a fact is about one of `identities`; proxy applications for them
+/// are remembered so that their later steps are shown too.
+fn concerns(envelope: &Envelope, identities: &HashSet<Identity>, applications: &mut HashSet<String>) -> bool {
+    let is = |identity: &Identity| identities.contains(identity);
+    match &envelope.event {
+        Event::PersonRegisteredV1(e) => is(&e.person),
+        Event::IdentityConvertedV1(e) => is(&e.from) || is(&e.to),
+        Event::PreRegistrationVoidedV1(e) => is(&e.person),
+        Event::HardshipCertifiedV1(e) => is(&e.person),
+        Event::HardshipAssessedV1(e) => is(&e.person),
+        Event::PaymentReceivedV1(e) => is(&e.person),
+        Event::SubsidyGrantedV1(e) => is(&e.person),
+        Event::RefundIssuedV1(e) => is(&e.person),
+        Event::FamilyBindingCreatedV1(e) => is(&e.holder) || is(&e.member),
+        Event::FamilyBindingRevokedV1(e) => is(&e.holder) || is(&e.member),
+        Event::ProxySubmittedV1(e) => {
+            let mine = is(&e.holder) || is(&e.member);
+            if mine {
+                applications.insert(e.application_id.clone());
+            }
+            mine
+        }
+        Event::ProxyProcessingV1(e) => applications.contains(&e.application_id),
+        Event::ProxyCreditedV1(e) => applications.contains(&e.application_id),
+        Event::ProxyFailedV1(e) => applications.contains(&e.application_id),
+        Event::ProxyReturnedV1(e) => applications.contains(&e.application_id),
+        Event::PolicyPublishedV1(_) | Event::PolicyAmendedV1(_) | Event::ReconciliationRecordedV1(_) => false,
+    }
+}
+
+/// `yibao assess ID --year Y --group G...`: the insurance office's 核定 of
+/// what a person in hardship groups owes, from the policy in the log (the
+/// highest group applies, never the sum). Refused with the rule's reason
+/// where the rules close the special path.
+pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<&str>) -> Result<()> {
+    let identity = parse_identity(id)?;
+    let assessed_on = match on {
+        Some(text) => parse_date(text, "--on")?,
+        None => ledger::BeijingTime::now().business_date(),
+    };
+    let log = open(data, OpenMode::Existing)?;
+    let coverage = coverage(data, &log)?;
+    let person = coverage
+        .person(&identity)
+        .filter(|p| p.registered)
+        .ok_or_else(|| BadInput(format!("{} is not registered; register the person first", identity.masked())))?;
+    let region = person.region.ok_or_else(|| BadInput("the registration names no region".into()))?;
+    let policy = coverage.policy(region, year).ok_or_else(|| {
+        BadInput(format!("no policy for region {region} and {year} in the log; `yibao policy load` it"))
+    })?;
+    let subsidy = policy
+        .hardship_subsidy(groups)
+        .map_err(|e| BadInput(format!("--group: {e}")))?
+        .ok_or_else(|| BadInput("give at least one --group".into()))?;
+    let assessment = HardshipAssessed {
+        person: person.current.clone(),
+        coverage_year: year,
+        group: subsidy.group.clone(),
+        subsidy: subsidy.amount,
+        amount_due: subsidy.person_pays,
+        assessed_on,
+    };
+    coverage.check_assessment(&assessment).map_err(|refusal| BadInput(format!("assessment refused: {refusal}")))?;
+    let fact = json!({
+        "type": "hardship_assessed", "v": 1,
+        "person": assessment.person, "coverage_year": year, "group": assessment.group,
+        "subsidy": assessment.subsidy, "amount_due": assessment.amount_due, "assessed_on": assessed_on,
+    });
+    let position = crate::single::append_value(&log, fact, "cli:assess")?;
+    println!(
+        "group {}: subsidy {}, the person pays {}; recorded at position {position}",
+        subsidy.group, subsidy.amount, subsidy.person_pays
+    );
+    Ok(())
+}
