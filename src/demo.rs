@@ -3,12 +3,21 @@
 use crate::commands;
 use anyhow::Result;
 use ledger::OpenMode;
+use projections::coverage::Coverage;
 use projections::{LedgerTotals, Projection};
 use std::io::BufRead;
 use std::path::Path;
 
 const FACTS: &str = include_str!("../fixtures/demo/facts.jsonl");
 const BAD_FACTS: &str = include_str!("../fixtures/demo/bad.jsonl");
+const POLICIES: [(&str, &str); 6] = [
+    ("fixtures/policies/liupanshui-2021.toml", include_str!("../fixtures/policies/liupanshui-2021.toml")),
+    ("fixtures/policies/bijie-2025.toml", include_str!("../fixtures/policies/bijie-2025.toml")),
+    ("fixtures/policies/guigang-2021.toml", include_str!("../fixtures/policies/guigang-2021.toml")),
+    ("fixtures/policies/anqing-2023.toml", include_str!("../fixtures/policies/anqing-2023.toml")),
+    ("fixtures/policies/anqing-2024.toml", include_str!("../fixtures/policies/anqing-2024.toml")),
+    ("fixtures/policies/shanxi-2022.toml", include_str!("../fixtures/policies/shanxi-2022.toml")),
+];
 
 fn embedded(text: &'static str) -> Box<dyn BufRead> {
     Box::new(text.as_bytes())
@@ -23,6 +32,12 @@ pub fn run(data: &Path) -> Result<()> {
     step("1. create (or open) the ledger");
     commands::init(data)?;
     let log = commands::open(data, OpenMode::Existing)?;
+
+    step("1b. record the region-year policies of the sources (coverage reads them from the log only)");
+    for (name, text) in POLICIES {
+        let (policy, loaded) = crate::policy::load_document(&log, Path::new(name), text.to_string(), None)?;
+        crate::policy::report(Path::new(name), &policy, loaded);
+    }
 
     step("2. import the demo facts: registrations, payments, a newborn's identity conversion, family-account proxy payments (one credited, one failed and returned), a hardship subsidy, a duplicate payment and its refund");
     commands::import_into(&log, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
@@ -43,6 +58,9 @@ pub fn run(data: &Path) -> Result<()> {
         if unchanged { "nothing appended" } else { "CHANGED" }
     );
     let head = log.durable_head().position;
+
+    step("4b. coverage, as an insurance office sees it (IDs masked)");
+    coverage_table(data, &log)?;
     drop(log);
 
     step("5. the log (last 40 events)");
@@ -74,6 +92,54 @@ pub fn run(data: &Path) -> Result<()> {
     let (digest, again) = (replay::state_digest(&first), replay::state_digest(&second));
     println!("state digest at position {}: {}", first.position(), hex::encode(digest));
     println!("second replay: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
-    println!("\nnext: `yibao --data {} log --json`, `yibao --data {} verify`", data.display(), data.display());
+    let coverage_first: Coverage = replay::rebuild(&log, 0, &mut |_| {})?;
+    let coverage_second: Coverage = replay::rebuild(&log, 0, &mut |_| {})?;
+    let (digest, again) = (coverage_first.digest(), coverage_second.digest());
+    println!("coverage digest at position {}: {}", coverage_first.position(), hex::encode(digest));
+    println!("second coverage rebuild: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
+    println!(
+        "\nnext: `yibao --data {d} coverage 520502198503121233 --on 2025-06-01`, `yibao --data {d} unpaid --region 520500 --year 2025`, `yibao --data {d} verify`",
+        d = data.display()
+    );
+    Ok(())
+}
+
+/// One line per person-year of the demo: state, due, received, cover.
+fn coverage_table(data: &Path, log: &ledger::SledLog) -> Result<()> {
+    let coverage = crate::lookup::coverage(data, log)?;
+    let mut persons: Vec<ledger::Identity> = Vec::new();
+    log.scan(1, u64::MAX, |envelope| {
+        if let ledger::Event::PersonRegisteredV1(e) = &envelope.event {
+            if let Some(person) = coverage.person(&e.person) {
+                if !persons.contains(&person.current) {
+                    persons.push(person.current);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    println!(
+        "{:<20} {:>4}  {:<18} {:>8} {:>9} {:>11}  {:<12} name",
+        "ID", "year", "state", "due", "received", "outstanding", "covered from"
+    );
+    let money = |amount: Option<ledger::Money>| amount.map_or("?".to_string(), |m| m.to_string());
+    for person in &persons {
+        let name = coverage.person(person).and_then(|p| p.name).unwrap_or_default();
+        for year in coverage.years_of(person) {
+            let Some(view) = coverage.person_year(person, year) else { continue };
+            let state = serde_json::to_value(view.state)?.as_str().unwrap_or("?").replace('_', " ");
+            let from = view.covered_from.map_or("-".to_string(), |d| d.to_string());
+            println!(
+                "{:<20} {:>4}  {:<18} {:>8} {:>9} {:>11}  {:<12} {name}",
+                person.masked(),
+                year,
+                state,
+                money(view.amount_due),
+                view.net_received.to_string(),
+                money(view.outstanding.or(Some(ledger::Money::ZERO))),
+                from
+            );
+        }
+    }
     Ok(())
 }

@@ -19,6 +19,11 @@ pub enum Loaded {
 pub fn load(data: &Path, file: &Path, reason: Option<String>) -> Result<()> {
     let log = open(data, OpenMode::Existing)?;
     let (policy, loaded) = load_into(&log, file, reason)?;
+    report(file, &policy, loaded);
+    Ok(())
+}
+
+pub fn report(file: &Path, policy: &Policy, loaded: Loaded) {
     let (region, year) = policy.key();
     let what = format!("{} {region} {year}", policy.region_name());
     match loaded {
@@ -30,7 +35,6 @@ pub fn load(data: &Path, file: &Path, reason: Option<String>) -> Result<()> {
             println!("{}: policy {what} is already recorded at position {position}; nothing appended", file.display())
         }
     }
-    Ok(())
 }
 
 /// Validates the document and appends it: published if the log has no
@@ -39,6 +43,11 @@ pub fn load(data: &Path, file: &Path, reason: Option<String>) -> Result<()> {
 pub fn load_into(log: &SledLog, file: &Path, reason: Option<String>) -> Result<(Policy, Loaded)> {
     let document =
         std::fs::read_to_string(file).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
+    load_document(log, file, document, reason)
+}
+
+/// As [`load_into`], for a document already read; `file` names it.
+pub fn load_document(log: &SledLog, file: &Path, document: String, reason: Option<String>) -> Result<(Policy, Loaded)> {
     let policy = Policy::from_toml(&document).map_err(|e| BadInput(format!("{}: {e}", file.display())))?;
     let (region, coverage_year) = policy.key();
     let stream = Event::PolicyPublishedV1(PolicyPublished {
