@@ -1,6 +1,8 @@
 //! yibao's benchmarks, each with a peer measured in the same run on the same
 //! events: `yibao-bench log` compares the event log with SQLite.
 
+mod coverage;
+mod coverage_sqlite;
 mod figures;
 mod report;
 mod sqlite;
@@ -32,6 +34,26 @@ enum Command {
     /// The event log (SledLog) against SQLite: ingest, single appends,
     /// replay, verify and space.
     Log(LogArgs),
+    /// The coverage projection over a generated prefecture-year (六盘水 2021)
+    /// against SQLite computing the states with SQL: rebuild events/s,
+    /// lookups/s, memory per million persons.
+    Coverage(CoverageArgs),
+}
+
+#[derive(Args)]
+struct CoverageArgs {
+    /// Persons of the generated prefecture-year (about 2.1 facts each).
+    #[arg(long, default_value_t = 1_000_000)]
+    persons: u64,
+    /// In-process lookups to time.
+    #[arg(long, default_value_t = 1_000_000)]
+    lookups: u64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the temporary data (removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -81,6 +103,14 @@ struct Events {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Log(args) => run_log(&args),
+        Command::Coverage(args) => {
+            let scratch = match &args.dir {
+                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
+                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
+            }
+            .context("create the scratch directory")?;
+            coverage::run(scratch.path(), args.persons, args.lookups, args.seed)
+        }
     }
 }
 

@@ -46,9 +46,9 @@ use crate::Projection;
 use ledger::event::{EnrolmentBasis, HardshipAssessed};
 use ledger::{Date, Envelope, Hash, Identity, Money, RegionCode};
 use policies::PolicyBook;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use state::{PersonId, PersonState};
-use std::collections::HashMap;
 
 /// Most ledger-wide notes kept (unknown proxy applications, refused policy
 /// documents); later ones are counted.
@@ -63,9 +63,11 @@ pub struct Coverage {
     head_hash: Hash,
     policies: PolicyBook,
     persons: Vec<PersonState>,
-    ids: HashMap<Identity, PersonId>,
+    /// Fx hashing: the keys are ID numbers from the log, and lookups are
+    /// the hot path of an office's questions.
+    ids: FxHashMap<Identity, PersonId>,
     /// Proxy application id → (member, coverage year).
-    proxies: HashMap<Box<str>, (PersonId, u16)>,
+    proxies: FxHashMap<Box<str>, (PersonId, u16)>,
     notes: Vec<String>,
     n_notes_dropped: u64,
 }
