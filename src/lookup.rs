@@ -66,11 +66,23 @@ fn parse_date(text: &str, flag: &str) -> Result<Date> {
 }
 
 /// `yibao coverage ID [--year Y] [--on DATE] [--json]`.
-pub fn show(data: &Path, id: &str, year: Option<u16>, on: Option<&str>, json_out: bool) -> Result<()> {
+pub fn show(
+    data: &Path,
+    id: &str,
+    year: Option<u16>,
+    on: Option<&str>,
+    json_out: bool,
+    as_of: Option<&str>,
+) -> Result<()> {
     let identity = parse_identity(id)?;
     let on = on.map(|text| parse_date(text, "--on")).transpose()?;
+    let as_of = as_of.map(crate::replay_cmd::parse_moment).transpose()?;
     let log = open(data, OpenMode::Existing)?;
-    let coverage = coverage(data, &log)?;
+    let coverage = match as_of {
+        // What was known then: a fresh rebuild of the facts recorded by then.
+        Some(moment) => crate::replay_cmd::rebuild(&log, Some(moment))?.0.coverage,
+        None => coverage(data, &log)?,
+    };
     let Some(person) = coverage.person(&identity) else {
         return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
     };

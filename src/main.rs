@@ -7,6 +7,7 @@ mod exit;
 mod lookup;
 mod policy;
 mod progress;
+mod replay_cmd;
 mod single;
 
 /// Replay and import allocate many small strings; mimalloc frees them
@@ -152,6 +153,40 @@ enum Command {
         /// The full answer as JSON, with the log position it reflects.
         #[arg(long)]
         json: bool,
+        /// Answer as the office would have at this moment (RFC 3339): only
+        /// facts recorded by then count.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// The auditor's replay of a coverage year: every projection rebuilt from
+    /// the log alone into fresh state (the live one is not touched), the
+    /// year's figures, and the state digest two auditors compare.
+    ///
+    /// Exit 1 with `--check` when the live projection differs.
+    Replay {
+        /// Coverage year of the report.
+        #[arg(long)]
+        year: u16,
+        /// Limit the report to a region (county, prefecture or province code).
+        #[arg(long)]
+        region: Option<String>,
+        /// Use only facts recorded up to this moment (transaction time,
+        /// RFC 3339): what was known then.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Count who is covered on this day (valid time), YYYY-MM-DD.
+        #[arg(long)]
+        on: Option<String>,
+        /// Compare the rebuild with the live checkpointed projection; list
+        /// every person-year that differs.
+        #[arg(long)]
+        check: bool,
+        /// The report as CSV (section,item,value).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Every fact about a person, under every identity they had, in order.
     History {
@@ -248,7 +283,12 @@ fn main() -> ExitCode {
             &cli.data,
             single::Payment { id, year, amount, channel, channel_ref, paid_at, paid_for_by, collector },
         ),
-        Command::Coverage { id, year, on, json } => lookup::show(&cli.data, &id, year, on.as_deref(), json),
+        Command::Coverage { id, year, on, json, as_of } => {
+            lookup::show(&cli.data, &id, year, on.as_deref(), json, as_of.as_deref())
+        }
+        Command::Replay { year, region, as_of, on, check, csv, json } => {
+            replay_cmd::run(&cli.data, replay_cmd::ReplayArgs { year, region, as_of, on, check, csv, json })
+        }
         Command::History { id } => lookup::history(&cli.data, &id),
         Command::Unpaid { region, year, json } => lookup::unpaid(&cli.data, &region, year, json),
         Command::Assess { id, year, groups, on } => lookup::assess(&cli.data, &id, year, &groups, on.as_deref()),

@@ -350,3 +350,72 @@ fn assessments_take_the_highest_group_and_respect_the_closed_special_path() {
     assert!(stderr(&refused).contains("the special path is closed"), "{}", stderr(&refused));
     assert_eq!(head_line(data), before, "a refused assessment appended something");
 }
+
+/// "What did we know then": a payment refunded later shows `received` as of
+/// a moment before the refund was recorded.
+#[test]
+fn coverage_and_replay_as_of_a_moment_answer_with_what_was_known_then() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    assert_eq!(yibao(data, &["init"]).status.code(), Some(0));
+    assert_eq!(yibao(data, &["policy", "load", BIJIE_2025]).status.code(), Some(0));
+    let id = "520502198503121233";
+    assert_eq!(yibao(data, &["register", "--id", id, "--name", "张伟", "--region", "520502"]).status.code(), Some(0));
+    let paid = yibao(
+        data,
+        &[
+            "pay",
+            "--id",
+            id,
+            "--year",
+            "2025",
+            "--amount",
+            "400",
+            "--channel",
+            "wechat",
+            "--ref",
+            "WX9",
+            "--paid-at",
+            "2024-10-05 09:30:00",
+        ],
+    );
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let between = chrono::Utc::now().to_rfc3339();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let refund = format!(
+        r#"{{"type": "refund_issued", "v": 1, "person": "{id}", "coverage_year": 2025, "refund_ref": "TK1", "payment": {{"channel": "wechat", "channel_ref": "WX9"}}, "amount": "400.00", "destination": "original_channel", "refunded_at": "2024-11-01 10:00:00", "reason": "退保"}}"#
+    );
+    let refund_file = data.join("refund.jsonl");
+    std::fs::write(&refund_file, refund + "\n").expect("write");
+    assert_eq!(yibao(data, &["import", refund_file.to_str().expect("utf-8")]).status.code(), Some(0));
+
+    let state = |extra: &[&str]| {
+        let output = yibao(data, &[&["coverage", id, "--year", "2025", "--json"][..], extra].concat());
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        answer["years"][0]["year"]["state"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(state(&[]), "refunded_to_source");
+    assert_eq!(state(&["--as-of", &between]), "received");
+
+    let report = |extra: &[&str]| {
+        let output = yibao(data, &[&["replay", "--year", "2025", "--json"][..], extra].concat());
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")
+    };
+    let now = report(&[]);
+    let then = report(&["--as-of", &between]);
+    assert_eq!(now["refunded"]["total"], "400.00");
+    assert_eq!(then["refunded"]["total"], "0.00");
+    assert_eq!(then["persons_by_state"]["received"], 1);
+    assert_ne!(now["digest"], then["digest"]);
+    assert_eq!(report(&[])["digest"], now["digest"], "two replays, two digests");
+    let checked = yibao(data, &["replay", "--year", "2025", "--check"]);
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    assert!(stdout(&checked).contains("state digest"), "{}", stdout(&checked));
+    let csv = yibao(data, &["replay", "--year", "2025", "--csv"]);
+    assert!(stdout(&csv).starts_with("section,item,value\n"), "{}", stdout(&csv));
+    let bad = yibao(data, &["replay", "--year", "2025", "--as-of", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,6 +1,8 @@
 //! Replay: rebuild projections from the log alone and reduce them to one
 //! digest that two auditors on two machines can compare.
 
+pub mod audit;
+
 use ledger::{envelope, Hash, Result, SledLog};
 use projections::Projection;
 use serde::Serialize;

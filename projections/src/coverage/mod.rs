@@ -206,6 +206,30 @@ impl Coverage {
         entries
     }
 
+    /// Every person-year of `coverage_year` for persons registered in
+    /// `region` (all regions when `None`), with the person's registered
+    /// region, as known on `as_of` (see [`Coverage::person_year_as_of`]).
+    /// Sorted by identity: the auditor's report and drift check walk it.
+    pub fn person_years(
+        &self,
+        region: Option<RegionCode>,
+        coverage_year: u16,
+        as_of: Option<Date>,
+    ) -> Vec<(RegionCode, PersonYear)> {
+        let mut years: Vec<(RegionCode, PersonYear)> = self
+            .live_persons()
+            .filter_map(|(id, person)| {
+                let registered_in = person.registration.as_ref()?.region;
+                if region.is_some_and(|region| !policies::region_contains(region, registered_in)) {
+                    return None;
+                }
+                Some((registered_in, view::derive(self, id, coverage_year, as_of, false)))
+            })
+            .collect();
+        years.sort_by(|a, b| a.1.person.cmp(&b.1.person));
+        years
+    }
+
     /// The policy in force for `region` and year: the region's own, else its
     /// prefecture's, else its province's.
     pub fn policy(&self, region: RegionCode, coverage_year: u16) -> Option<&Policy> {
