@@ -67,6 +67,12 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
     let projection_bytes = resident_bytes().saturating_sub(resident_before);
     eprintln!("yibao: rebuild the projection … {:.1} s", rebuild.seconds);
 
+    let started = Instant::now();
+    let rebuilt = replay::audit::rebuild_as_of(&log, None, &mut |_| {})?;
+    let report = replay::audit::report(&rebuilt, 2021, None, None);
+    let audit = Throughput::new(n_events, started.elapsed());
+    eprintln!("yibao: auditor's replay, report and digest … {:.1} s", audit.seconds);
+
     let (lookup_per_s, n_covered) = measure_lookups(&coverage, &ids, lookups);
     let (state_per_s, _) = measure_states(&coverage, &ids, lookups);
     let started = Instant::now();
@@ -99,6 +105,15 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
         REBUILD_TARGET_EVENTS_PER_S,
     );
     println!("{:<44} {:>14.2} {:>14.2}", "  rebuild wall time, s", rebuild.seconds, sqlite.seconds);
+    let audit_ratio = audit.events_per_s / sqlite.events_per_s.max(1e-9);
+    row(
+        "auditor's replay + report + digest, events/s",
+        audit.events_per_s,
+        Some(sqlite.events_per_s),
+        Some(audit_ratio),
+        REBUILD_TARGET_EVENTS_PER_S,
+    );
+    println!("{:<44} {:>14.2} {:>14.2}", "  replay wall time, s", audit.seconds, sqlite.seconds);
     row("person-year lookups (full view), per s", lookup_per_s, None, None, LOOKUP_TARGET_PER_S);
     row("is-covered-on lookups, per s", state_per_s, None, None, LOOKUP_TARGET_PER_S);
     println!("{:<44} {:>14}", "resident memory of the projection, MB", format!("{:.0}", projection_bytes as f64 / 1e6));
@@ -108,7 +123,7 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
     println!("{:<44} {:>14.2} / {:.2}", "checkpoint save / load, s", save_seconds, load_seconds);
     println!();
     println!(
-        "- person-years computed: yibao {}, SQLite {}; covered on 2021-06-30 among the looked-up: {}",
+        "- persons in the projection: {}; person-years with money in SQLite's result: {}; covered on 2021-06-30 among the looked-up: {}",
         count(coverage.n_persons() as f64),
         count(n_person_years_sqlite as f64),
         count(n_covered as f64)
@@ -118,6 +133,12 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
         "- a prefecture of 7M persons (毕节): about {:.1} GB for the projection and {:.0} s for a rebuild at this rate.",
         per_million * PREFECTURE_PERSONS / 1e6 / 1e9,
         rebuild.seconds * PREFECTURE_PERSONS / persons.max(1) as f64
+    );
+    println!(
+        "- the auditor's replay (all projections, the {} report, the state digest {}…) would take about {:.0} s for 7M persons.",
+        report.coverage_year,
+        &report.digest[..16],
+        audit.seconds * PREFECTURE_PERSONS / persons.max(1) as f64
     );
     Ok(())
 }
