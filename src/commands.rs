@@ -117,6 +117,8 @@ pub fn import(data: &Path, file: &Path, actor: Option<String>) -> Result<()> {
 /// Parses all of `input`, then appends it as one atomic batch.
 pub fn import_into(log: &SledLog, input: Box<dyn BufRead>, label: &str, actor: &str) -> Result<()> {
     let (events, line_numbers) = read_facts(input, label, actor)?;
+    // Bindings, proxy steps and refunds obey the rules (projections::family::decide).
+    crate::family::check_import(log, &events, &line_numbers, label)?;
     let n_facts = events.len();
     let started = Instant::now();
     let outcome = log.append_blocking(events).map_err(|error| match error {

@@ -9,6 +9,8 @@ use std::io::BufRead;
 use std::path::Path;
 
 const FACTS: &str = include_str!("../fixtures/demo/facts.jsonl");
+/// The employee whose personal account pays in the demo facts.
+const DEMO_HOLDER: &str = "520502197811204159";
 const BAD_FACTS: &str = include_str!("../fixtures/demo/bad.jsonl");
 const POLICIES: [(&str, &str); 6] = [
     ("fixtures/policies/liupanshui-2021.toml", include_str!("../fixtures/policies/liupanshui-2021.toml")),
@@ -59,9 +61,12 @@ pub fn run(data: &Path) -> Result<()> {
     );
     let head = log.durable_head().position;
 
-    step("4b. coverage, as an insurance office sees it (IDs masked)");
+    step("4b. coverage, as an insurance office sees it (IDs masked): 王秀英's premium came from her family's employee account (credited: received); 刘芳's proxy application failed and went back to the account (refunded to source)");
     coverage_table(data, &log)?;
     drop(log);
+
+    step("4c. the family account of employee 520502197811204159 (职工医保个人账户家庭共济): bindings, applications, the personal account");
+    crate::family::demo_summary(data, DEMO_HOLDER)?;
 
     step("5. the log (last 40 events)");
     commands::log(data, head.saturating_sub(39).max(1), 40, false)?;

@@ -1,12 +1,16 @@
 //! `yibao`: the command line of the ledger. Thin: parsing arguments, reading
 //! files and printing; the rules live in the crates.
 
+mod certificate;
 mod commands;
 mod demo;
 mod exit;
+mod family;
 mod lookup;
 mod policy;
 mod progress;
+mod reconcile_cmd;
+mod refund;
 mod replay_cmd;
 mod single;
 
@@ -246,8 +250,60 @@ enum Command {
     /// Region-year policies (地区年度政策): figures and coverage rules.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Family-account proxy payments (职工医保个人账户家庭共济代缴): bindings,
+    /// applications and their steps, the personal account, the stuck list.
+    #[command(subcommand)]
+    Family(family::FamilyCommand),
+    /// Refund (part of) a payment back where it came from: its channel, the
+    /// personal account (proxy), or the funders (subsidy, in their split).
+    Refund(refund::RefundArgs),
+    /// 参保缴费证明: the payment certificate of a received person-year, or
+    /// `certificate verify FILE` against the log.
+    Certificate(certificate::CertificateArgs),
     /// Build a ledger from the embedded fixtures and show what it does.
     Demo,
+    /// Compare bank and channel receipts with the recorded payments and
+    /// refunds; list every difference; record the run in the log.
+    ///
+    /// Formats: ISO 20022 camt.053 (`.xml`), WeChat Pay merchant bills
+    /// (CSV), any CSV with `--mapping FILE` (columns, encoding UTF-8/GBK,
+    /// decimal separator). Exit 0 when fully reconciled, 1 with breaks, 2
+    /// when a file cannot be read (nothing recorded).
+    Reconcile {
+        /// Receipt files (statements, bills).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// camt053 | wechat | csv (default: from the file: .xml is camt053,
+        /// a CSV with --mapping is csv, other CSV a WeChat bill).
+        #[arg(long)]
+        format: Option<String>,
+        /// The column mapping of a generic CSV (TOML).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The ledger's channel name for the receipts (e.g. the channel a
+        /// bank account collects for); default: any channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// First business day compared (with --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last business day compared (with --from).
+        #[arg(long)]
+        to: Option<String>,
+        /// Days a receipt's booking date may differ from a payment's date
+        /// when matching by amount + payer + date.
+        #[arg(long, default_value_t = 3)]
+        tolerance_days: u32,
+        /// Also write every finding as CSV to this file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The summary and breaks as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Do not record the run in the log.
+        #[arg(long)]
+        no_record: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -294,7 +350,27 @@ fn main() -> ExitCode {
         Command::Assess { id, year, groups, on } => lookup::assess(&cli.data, &id, year, &groups, on.as_deref()),
         Command::Generate { persons, seed, out } => single::generate(persons, seed, out.as_deref()),
         Command::Policy(PolicyCommand::Load { file, reason }) => policy::load(&cli.data, &file, reason),
+        Command::Family(command) => family::run(&cli.data, command),
+        Command::Refund(args) => refund::run(&cli.data, args),
+        Command::Certificate(args) => certificate::run(&cli.data, args),
         Command::Demo => demo::run(&cli.data),
+        Command::Reconcile { files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record } => {
+            reconcile_cmd::run(
+                &cli.data,
+                reconcile_cmd::ReconcileArgs {
+                    files,
+                    format,
+                    mapping,
+                    channel,
+                    from,
+                    to,
+                    tolerance_days,
+                    csv,
+                    json,
+                    record: !no_record,
+                },
+            )
+        }
     };
     exit::report(result)
 }

@@ -284,7 +284,7 @@ fn history_follows_a_converted_newborn_and_unpaid_lists_masked_ids() {
     let unpaid = yibao(data, &["unpaid", "--region", "520500", "--year", "2025"]);
     assert_eq!(unpaid.status.code(), Some(0), "{}", stderr(&unpaid));
     let text = stdout(&unpaid);
-    assert!(text.contains("520502********6225") && text.contains("registered unpaid"), "{text}");
+    assert!(text.contains("520502********6225") && text.contains("refunded to source"), "{text}");
     assert!(!text.contains("520502198001156225"), "an unmasked ID in a listing: {text}");
     assert!(!text.contains("1233"), "a paid person is listed: {text}");
 }

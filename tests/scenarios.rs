@@ -8,10 +8,19 @@
 //! conservation in every expected view, two rebuilds from position 1 giving
 //! equal digests, equal to the incremental fold's, and a checkpoint saved
 //! after the first step, loaded and caught up giving the same digest.
+//!
+//! Family-account and refund scenarios add, per step: `decide` (what the
+//! rules say of one fact: `append`, `repeat` or `refused`, with the field
+//! and words of the reason), `batch` (a file of facts judged line by line
+//! against the log plus its own earlier lines), `bindings`,
+//! `family_account` (the personal account by year) and `stuck`. A scenario
+//! with `"rules": true` also runs every step's facts through the import's
+//! decision before appending them: its facts must all be allowed.
 
 use ledger::event::{Event, HardshipAssessed, PolicyAmended, PolicyPublished};
 use ledger::{Date, Identity, Money, NewEvent, OpenMode, RegionCode, SledLog};
 use projections::coverage::Coverage;
+use projections::family::{self, Family, Verdict};
 use projections::policy::Policy;
 use projections::Projection;
 use serde::Deserialize;
@@ -29,6 +38,9 @@ struct Scenario {
     rule: String,
     /// File names in fixtures/policies, published before the first step.
     policies: Vec<String>,
+    /// Every step's facts must pass the rules (`family::check_batch`).
+    #[serde(default)]
+    rules: bool,
     steps: Vec<Step>,
 }
 
@@ -52,6 +64,53 @@ struct Step {
     person: Vec<Value>,
     #[serde(default)]
     ledger_notes_contain: Vec<String>,
+    #[serde(default)]
+    decide: Vec<DecideCheck>,
+    #[serde(default)]
+    batch: Vec<BatchCheck>,
+    #[serde(default)]
+    bindings: Vec<Value>,
+    #[serde(default)]
+    family_account: Vec<Value>,
+    #[serde(default)]
+    stuck: Vec<StuckCheck>,
+}
+
+/// What the rules say of one fact, against the log as it stands.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideCheck {
+    fact: Value,
+    /// `append`, `repeat` or `refused` (a fact that does not parse, e.g. a
+    /// relation outside the enum, counts as refused).
+    outcome: String,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    reason_contains: Vec<String>,
+}
+
+/// A file of facts judged as an import judges it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchCheck {
+    facts: Vec<Value>,
+    /// 1-based lines refused.
+    refused_lines: Vec<usize>,
+    #[serde(default)]
+    reason_contains: Vec<String>,
+}
+
+/// `family::stuck` at a moment.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StuckCheck {
+    now: String,
+    #[serde(default)]
+    older_than_hours: Option<i64>,
+    applications: Vec<String>,
+    #[serde(default)]
+    without_limit: Option<usize>,
 }
 
 /// A PolicyAmended: a fixture policy with text replaced (each `from` must
@@ -114,11 +173,22 @@ fn check(path: &Path) -> Vec<String> {
     let log = SledLog::open(dir.path(), OpenMode::Create).expect("open log");
     let checkpoint = dir.path().join("coverage.checkpoint");
     let mut coverage = Coverage::default();
+    let mut family = Family::default();
     let mut problems = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {
         let policies = if index == 0 { &scenario.policies[..] } else { &[] };
         let events = step_events(policies, step, &scenario.name);
         let n_events = events.len();
+        if scenario.rules {
+            for refusal in family::check_batch(family.clone(), coverage.clone(), &events) {
+                problems.push(format!(
+                    "step {}: event {} refused by the rules: {}",
+                    index + 1,
+                    refusal.index + 1,
+                    refusal.reason
+                ));
+            }
+        }
         let outcome = log.append_blocking(events).unwrap_or_else(|e| panic!("{}: append: {e:#}", scenario.name));
         if let Some(expected) = step.appended {
             if outcome.n_appended != expected {
@@ -130,13 +200,20 @@ fn check(path: &Path) -> Vec<String> {
             }
         }
         coverage.catch_up(&log).unwrap_or_else(|e| panic!("{}: catch up: {e}", scenario.name));
+        family.catch_up(&log).unwrap_or_else(|e| panic!("{}: family catch up: {e}", scenario.name));
         if index == 0 {
             coverage.save(&checkpoint).expect("save checkpoint");
         }
         let at = |problem: String| format!("step {}: {problem}", index + 1);
         problems.extend(check_step(&coverage, step).into_iter().map(at));
+        problems.extend(check_family_step(&family, &coverage, step).into_iter().map(at));
     }
     problems.extend(check_replays(&log, &coverage, &checkpoint));
+    let mut rebuilt = Family::default();
+    rebuilt.catch_up(&log).expect("family rebuild");
+    if rebuilt != family {
+        problems.push("the family projection rebuilt from position 1 differs from the incremental fold".into());
+    }
     problems
 }
 
@@ -358,6 +435,133 @@ fn check_replays(log: &SledLog, coverage: &Coverage, checkpoint: &Path) -> Vec<S
     loaded.catch_up(log).expect("catch up from checkpoint");
     if loaded.digest() != coverage.digest() || loaded.position() != coverage.position() {
         problems.push("checkpoint + catch-up differs from the incremental fold".to_string());
+    }
+    problems
+}
+
+fn check_family_step(family: &Family, coverage: &Coverage, step: &Step) -> Vec<String> {
+    let mut problems = Vec::new();
+    for check in &step.decide {
+        problems.extend(check_decide(family, coverage, check));
+    }
+    for check in &step.batch {
+        problems.extend(check_batch(family, coverage, check));
+    }
+    for expectation in &step.bindings {
+        problems.extend(check_binding(family, expectation));
+    }
+    for expectation in &step.family_account {
+        problems.extend(check_account(family, expectation));
+    }
+    for check in &step.stuck {
+        problems.extend(check_stuck(family, coverage, check));
+    }
+    problems
+}
+
+fn check_decide(family: &Family, coverage: &Coverage, check: &DecideCheck) -> Vec<String> {
+    let line = check.fact.to_string();
+    let context = format!("decide {}", check.fact.get("type").and_then(Value::as_str).unwrap_or("?"));
+    let (outcome, field, reason) = match yibao::facts::parse_line(&line, 1, ACTOR) {
+        Err(error) => ("refused", error.field, error.message),
+        Ok(new) => match family::decide(family, coverage, &new.event) {
+            Ok(Verdict::Append) => ("append", None, String::new()),
+            Ok(Verdict::Repeat { what, .. }) => ("repeat", None, what),
+            Err(refusal) => ("refused", refusal.field.map(str::to_string), refusal.reason),
+        },
+    };
+    let mut problems = Vec::new();
+    if outcome != check.outcome {
+        problems.push(format!("{context}: {outcome} ({reason}), expected {} for {line}", check.outcome));
+    }
+    if check.field.is_some() && field != check.field {
+        problems.push(format!("{context}: field {field:?}, expected {:?} ({reason})", check.field));
+    }
+    for wanted in &check.reason_contains {
+        if !reason.contains(wanted.as_str()) {
+            problems.push(format!("{context}: `{reason}` does not contain `{wanted}`"));
+        }
+    }
+    problems
+}
+
+fn check_batch(family: &Family, coverage: &Coverage, check: &BatchCheck) -> Vec<String> {
+    let events: Vec<NewEvent> = check
+        .facts
+        .iter()
+        .enumerate()
+        .map(|(index, fact)| {
+            yibao::facts::parse_line(&fact.to_string(), index + 1, ACTOR).unwrap_or_else(|e| panic!("batch fact {e}"))
+        })
+        .collect();
+    let refusals = family::check_batch(family.clone(), coverage.clone(), &events);
+    let lines: Vec<usize> = refusals.iter().map(|r| r.index + 1).collect();
+    let mut problems = Vec::new();
+    if lines != check.refused_lines {
+        problems.push(format!("batch: lines {lines:?} refused, expected {:?}: {refusals:?}", check.refused_lines));
+    }
+    for wanted in &check.reason_contains {
+        if !refusals.iter().any(|r| r.reason.contains(wanted.as_str())) {
+            problems.push(format!("batch: no refusal contains `{wanted}`: {refusals:?}"));
+        }
+    }
+    problems
+}
+
+/// `{"holder", "member", "active", ...fields of the current period}`.
+fn check_binding(family: &Family, expectation: &Value) -> Vec<String> {
+    let mut fields = expectation.as_object().cloned().expect("a binding check is an object");
+    let holder: Identity = take(&mut fields, "holder").expect("binding check needs `holder`");
+    let member: Identity = take(&mut fields, "member").expect("binding check needs `member`");
+    let active: Option<bool> = take(&mut fields, "active");
+    let periods: Option<usize> = take(&mut fields, "periods");
+    let context = format!("binding {holder} → {member}");
+    let Some(binding) = family.binding(&holder, &member) else { return vec![format!("{context}: none")] };
+    let mut problems = Vec::new();
+    if let Some(active) = active.filter(|&a| a != binding.is_active()) {
+        problems.push(format!("{context}: active is {}, expected {active}", binding.is_active()));
+    }
+    if let Some(n) = periods.filter(|&n| n != binding.periods.len()) {
+        problems.push(format!("{context}: {} period(s), expected {n}", binding.periods.len()));
+    }
+    let current = serde_json::to_value(binding.current()).expect("periods serialize");
+    compare(&Value::Object(fields), &current, "", &mut problems);
+    problems.into_iter().map(|p| format!("{context}: {p}")).collect()
+}
+
+/// `{"holder", "year", ...fields of AccountYear}`; the account's law is
+/// checked for every year.
+fn check_account(family: &Family, expectation: &Value) -> Vec<String> {
+    let mut fields = expectation.as_object().cloned().expect("an account check is an object");
+    let holder: Identity = take(&mut fields, "holder").expect("account check needs `holder`");
+    let year: u16 = take(&mut fields, "year").expect("account check needs `year`");
+    let context = format!("account of {holder} {year}");
+    let years = family.account(&holder);
+    let mut problems = Vec::new();
+    for y in &years {
+        let law = y.credited.fen() - y.refunded.fen() + y.in_flight.fen() + y.awaiting_return.fen();
+        if y.net.fen() != law || y.debited.fen() - y.returned.fen() != y.net.fen() {
+            problems.push(format!("{context}: the account's law fails for {}: {y:?}", y.coverage_year));
+        }
+    }
+    let Some(found) = years.iter().find(|y| y.coverage_year == year) else {
+        problems.push(format!("{context}: no such year"));
+        return problems;
+    };
+    compare(&Value::Object(fields), &serde_json::to_value(found).expect("accounts serialize"), "", &mut problems);
+    problems.into_iter().map(|p| format!("{context}: {p}")).collect()
+}
+
+fn check_stuck(family: &Family, coverage: &Coverage, check: &StuckCheck) -> Vec<String> {
+    let now: ledger::BeijingTime = check.now.parse().expect("stuck `now`");
+    let (found, without_limit) = family::stuck(family, coverage, now, check.older_than_hours);
+    let ids: Vec<&str> = found.iter().map(|s| s.application_id.as_str()).collect();
+    let mut problems = Vec::new();
+    if ids != check.applications {
+        problems.push(format!("stuck at {}: {ids:?}, expected {:?}", check.now, check.applications));
+    }
+    if let Some(expected) = check.without_limit.filter(|&n| n != without_limit) {
+        problems.push(format!("stuck at {}: {without_limit} without a limit, expected {expected}", check.now));
     }
     problems
 }

@@ -5,6 +5,7 @@
 //! with a rebuild from position 1.
 
 pub mod coverage;
+pub mod family;
 pub mod policy;
 use ledger::event::RefundDestination;
 use ledger::{Envelope, Event, Money};
@@ -12,6 +13,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use coverage::Coverage;
+pub use family::Family;
 
 /// State folded from the log.
 pub trait Projection {

@@ -168,7 +168,7 @@ impl Model {
         }
     }
 
-    fn step(&mut self, application: u8, step: u8, fen: i64) {
+    fn step(&mut self, application: u8, step: u8) {
         let Some((amount, status)) = self.applications.get_mut(&application) else { return };
         let next = match (*status, step) {
             (0, 0) => 1,
@@ -177,11 +177,9 @@ impl Model {
                 2
             }
             (0 | 1, 2) => 3,
+            // Returned only after failed (family::lifecycle): a credited
+            // payment goes back to the account by a refund, not a step.
             (3, 3) => 4,
-            (2, 3) => {
-                self.refunded_fen += fen;
-                4
-            }
             _ => return,
         };
         *status = next;
@@ -265,7 +263,7 @@ fn event_of(op: &Op, index: usize, ids: &[Identity], model: &mut Model) -> Optio
             })
         }
         Op::Step { application, step, fen } => {
-            model.step(application, step, fen);
+            model.step(application, step);
             let application_id = application_id(application);
             match step {
                 0 => Event::ProxyProcessingV1(ProxyProcessing { application_id, at: at(11) }),

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 16] = b"yibao-coverage\n\0";
 /// The checkpoint format this build writes and reads. Bump it whenever the
 /// state's shape changes: older files are then refused and rebuilt.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// Version 2: proxy steps follow the lifecycle's one table (a credited
+/// payment is no longer "returned"), so older states are rebuilt.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
 const HEADER_BYTES: usize = MAGIC.len() + 4;
 const CHECKSUM_BYTES: usize = 32;
 const WRITE_BUFFER_BYTES: usize = 1 << 16;

@@ -12,9 +12,12 @@
 //! premium due and the first covered day. A later refund that takes the net
 //! below it unsettles the year again.
 
-use super::state::{fingerprint, money, Contribution, Destination, Refund, Source, YearState, PROXY_CHANNEL};
+use super::state::{
+    fingerprint, money, Contribution, Destination, ProxyState, Refund, Source, YearState, PROXY_CHANNEL,
+};
 use super::view::{Derivation, Paid, Refunds};
 use crate::policy::{funder_key, AmountDue, Ruling};
+use ledger::money::split_largest_remainder;
 use ledger::{Date, Money};
 use std::collections::BTreeMap;
 
@@ -29,6 +32,8 @@ pub(super) struct Flows {
     /// (business date, log position, signed fen), in that order.
     pub(super) timeline: Vec<(Date, u64, i64)>,
     pub(super) in_flight_fen: i64,
+    /// Proxy money that failed and went back to the personal account.
+    pub(super) proxy_returned_fen: i64,
 }
 
 /// The settling day and what was due for it.
@@ -77,7 +82,7 @@ impl Derivation<'_> {
             flows.timeline.push((grant.on, grant.position, total));
         }
         let own = sources.iter().fold(0i64, |sum, fen| sum.saturating_add(*fen));
-        let applied = self.match_refunds(year, granted, &mut flows);
+        let applied = self.match_refunds(year, &mut flows);
         flows.paid = Paid {
             by_self: money(sources[Source::Myself as usize]),
             by_other: money(sources[Source::Other as usize]),
@@ -89,41 +94,39 @@ impl Derivation<'_> {
         };
         flows.own_net_fen = own - applied.own_fen;
         flows.granted_net_fen = granted - applied.funders_fen;
-        flows.in_flight_fen = year.extra().map_or(0, |e| {
-            e.proxies.iter().filter(|p| p.status.in_flight()).fold(0i64, |sum, p| sum.saturating_add(p.amount.fen()))
-        });
+        let proxies_in = |wanted: fn(ProxyState) -> bool| {
+            year.extra().map_or(0, |e| {
+                e.proxies.iter().filter(|p| wanted(p.status)).fold(0i64, |sum, p| sum.saturating_add(p.amount.fen()))
+            })
+        };
+        flows.in_flight_fen = proxies_in(ProxyState::in_flight);
+        flows.proxy_returned_fen = proxies_in(|state| state == ProxyState::Returned);
         flows.timeline.sort_unstable();
         flows
     }
 
-    /// Applies each refund against the payment it names (or the year's
-    /// subsidies, for refunds to funders), never beyond what is left.
-    fn match_refunds(&mut self, year: &YearState, granted_fen: i64, flows: &mut Flows) -> Applied {
-        let mut left: Vec<i64> = year.contributions.iter().map(|c| c.amount.fen()).collect();
-        let mut grants_left = granted_fen;
+    /// Sums the refunds [`apply_refunds`] applied, by destination (and the
+    /// refunds to funders by funder, in the grants' split), notes those it
+    /// could not apply whole, and puts them on the timeline.
+    fn match_refunds(&mut self, year: &YearState, flows: &mut Flows) -> Applied {
         let mut applied = Applied::default();
         let mut by_destination = [0i64; 3];
         let mut unapplied = 0i64;
-        for refund in year.extra().map_or(&[][..], |e| &e.refunds) {
-            let wanted = refund.amount.fen();
-            let take = match refund.destination {
-                Destination::Funders => {
-                    let take = wanted.min(grants_left);
-                    grants_left -= take;
+        let mut to_funders_fen = 0i64;
+        let refunds = year.extra().map_or(&[][..], |e| &e.refunds);
+        for (refund, taken) in refunds.iter().zip(apply_refunds(year)) {
+            let (wanted, take) = (refund.amount.fen(), taken.taken_fen);
+            match taken.target {
+                RefundTarget::Grants => {
                     applied.funders_fen = applied.funders_fen.saturating_add(take);
-                    take
+                    to_funders_fen = to_funders_fen.saturating_add(take);
                 }
-                _ => match find_payment(&year.contributions, &refund.channel, &refund.channel_ref) {
-                    Some(index) => {
-                        self.note_destination(&year.contributions[index], refund);
-                        let take = wanted.min(left[index]);
-                        left[index] -= take;
-                        applied.own_fen = applied.own_fen.saturating_add(take);
-                        take
-                    }
-                    None => 0,
-                },
-            };
+                RefundTarget::Contribution(index) => {
+                    self.note_destination(&year.contributions[index], refund);
+                    applied.own_fen = applied.own_fen.saturating_add(take);
+                }
+                RefundTarget::Nothing => {}
+            }
             if take < wanted {
                 self.note_unapplied(refund, take);
             }
@@ -139,6 +142,7 @@ impl Derivation<'_> {
             to_channel: money(by_destination[Destination::Channel as usize]),
             to_personal_account: money(by_destination[Destination::PersonalAccount as usize]),
             to_funders: money(by_destination[Destination::Funders as usize]),
+            to_funders_by_funder: funder_split(year, to_funders_fen),
             total: money(total),
             unapplied: money(unapplied),
         };
@@ -210,9 +214,80 @@ impl Derivation<'_> {
     }
 }
 
+/// What a refund was applied against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RefundTarget {
+    /// The contribution at this index of the year's.
+    Contribution(usize),
+    /// The year's subsidies (a refund to funders).
+    Grants,
+    /// Nothing of the year: the refund names no payment it has.
+    Nothing,
+}
+
+/// One refund as applied.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct AppliedRefund {
+    pub(super) target: RefundTarget,
+    /// Never more than what was left of the target.
+    pub(super) taken_fen: i64,
+}
+
+/// Applies each refund of the year, in log order, against the payment it
+/// names (or the year's subsidies, for refunds to funders), never beyond
+/// what is left of it. One entry per refund. The figures and the decision
+/// to record a refund (`Coverage::refund_target`) both come from here.
+pub(super) fn apply_refunds(year: &YearState) -> Vec<AppliedRefund> {
+    let mut left: Vec<i64> = year.contributions.iter().map(|c| c.amount.fen()).collect();
+    let grants = year.extra().map_or(&[][..], |e| &e.grants);
+    let mut grants_left =
+        grants.iter().flat_map(|g| &g.parts).fold(0i64, |sum, (_, amount)| sum.saturating_add(amount.fen()));
+    let refunds = year.extra().map_or(&[][..], |e| &e.refunds);
+    let mut applied = Vec::with_capacity(refunds.len());
+    for refund in refunds {
+        let wanted = refund.amount.fen();
+        let (target, taken_fen) = match refund.destination {
+            Destination::Funders => {
+                let take = wanted.min(grants_left);
+                grants_left -= take;
+                (RefundTarget::Grants, take)
+            }
+            _ => match find_payment(&year.contributions, &refund.channel, &refund.channel_ref) {
+                Some(index) => {
+                    let take = wanted.min(left[index]);
+                    left[index] -= take;
+                    (RefundTarget::Contribution(index), take)
+                }
+                None => (RefundTarget::Nothing, 0),
+            },
+        };
+        applied.push(AppliedRefund { target, taken_fen });
+    }
+    applied
+}
+
+/// 资助退回: money refunded to funders goes back in the split of the year's
+/// grants (largest remainder, so the parts sum to the whole in fen).
+fn funder_split(year: &YearState, total_fen: i64) -> BTreeMap<String, Money> {
+    let mut granted: BTreeMap<String, i64> = BTreeMap::new();
+    for (funder, amount) in year.extra().map_or(&[][..], |e| &e.grants).iter().flat_map(|g| &g.parts) {
+        let entry = granted.entry(funder_key(funder).to_string()).or_default();
+        *entry = entry.saturating_add(amount.fen());
+    }
+    if total_fen <= 0 || granted.is_empty() {
+        return BTreeMap::new();
+    }
+    let weights: Option<Vec<u32>> = granted.values().map(|&fen| u32::try_from(fen).ok()).collect();
+    let parts = weights.and_then(|weights| split_largest_remainder(money(total_fen), &weights));
+    match parts {
+        Some(parts) => granted.into_keys().zip(parts).filter(|(_, part)| *part != Money::ZERO).collect(),
+        None => BTreeMap::from([("unallocated".to_string(), money(total_fen))]),
+    }
+}
+
 /// The contribution a refund names: by (channel, reference), or a proxy
 /// payment by its application id.
-fn find_payment(contributions: &[Contribution], channel: &str, reference: &str) -> Option<usize> {
+pub(super) fn find_payment(contributions: &[Contribution], channel: &str, reference: &str) -> Option<usize> {
     let direct = fingerprint(channel, reference);
     let proxy = fingerprint(PROXY_CHANNEL, reference);
     contributions

@@ -4,25 +4,17 @@
 
 use super::policies::PolicyRecord;
 use super::state::{
-    fingerprint, Assessed, Contribution, Destination, Grant, PersonId, PersonState, ProxyApplication, ProxyStatus,
+    fingerprint, Assessed, Contribution, Destination, Grant, PersonId, PersonState, ProxyApplication, ProxyState,
     Refund, Source, YearState, PROXY_CHANNEL,
 };
 use super::{Coverage, Refusal};
+use crate::family::{lifecycle, ProxyStep};
 use crate::policy::Policy;
 use ledger::event::{
     HardshipAssessed, HardshipCertified, IdentityConverted, Payer, PaymentReceived, PersonRegistered, ProxySubmitted,
     RefundDestination, RefundIssued, SubsidyGranted,
 };
-use ledger::{BeijingTime, Date, Envelope, Event, Identity, Money, RegionCode};
-
-/// A step of a proxy application after it was submitted.
-#[derive(Clone, Copy, Debug)]
-enum ProxyStep {
-    Processing,
-    Credited,
-    Failed,
-    Returned(Money),
-}
+use ledger::{BeijingTime, Date, Envelope, Event, Identity, RegionCode};
 
 impl Coverage {
     pub(super) fn fold(&mut self, envelope: &Envelope) {
@@ -49,9 +41,7 @@ impl Coverage {
             Event::ProxyProcessingV1(e) => self.on_proxy_step(&e.application_id, ProxyStep::Processing, e.at, position),
             Event::ProxyCreditedV1(e) => self.on_proxy_step(&e.application_id, ProxyStep::Credited, e.at, position),
             Event::ProxyFailedV1(e) => self.on_proxy_step(&e.application_id, ProxyStep::Failed, e.at, position),
-            Event::ProxyReturnedV1(e) => {
-                self.on_proxy_step(&e.application_id, ProxyStep::Returned(e.amount), e.at, position)
-            }
+            Event::ProxyReturnedV1(e) => self.on_proxy_step(&e.application_id, ProxyStep::Returned, e.at, position),
             Event::FamilyBindingCreatedV1(_)
             | Event::FamilyBindingRevokedV1(_)
             | Event::ReconciliationRecordedV1(_) => {}
@@ -267,7 +257,7 @@ impl Coverage {
             application_id: e.application_id.clone().into_boxed_str(),
             amount: e.amount,
             submitted_on: e.at.business_date(),
-            status: ProxyStatus::Submitted,
+            status: ProxyState::Submitted,
         };
         self.persons[id as usize].year_mut(e.coverage_year).extra_mut().proxies.push(application);
     }
@@ -276,7 +266,7 @@ impl Coverage {
     /// the premium; a return after a failure moves no premium money.
     fn on_proxy_step(&mut self, application_id: &str, step: ProxyStep, at: BeijingTime, position: u64) {
         let Some(&(id, coverage_year)) = self.proxies.get(application_id) else {
-            self.ledger_note(format!("{step:?} for unknown proxy application {application_id} ignored"));
+            self.ledger_note(format!("{step} for unknown proxy application {application_id} ignored"));
             return;
         };
         let id = self.live(id);
@@ -284,7 +274,7 @@ impl Coverage {
         let Some(index) =
             year.extra().and_then(|extra| extra.proxies.iter().position(|p| *p.application_id == *application_id))
         else {
-            year.note(format!("{step:?} for proxy application {application_id} not found in the year: ignored"));
+            year.note(format!("{step} for proxy application {application_id} not found in the year: ignored"));
             return;
         };
         proxy_transition(year, index, step, at.business_date(), position);
@@ -339,47 +329,31 @@ fn rename(person: &mut PersonState, to: &Identity) {
     }
 }
 
+/// 受理中 / 缴费到账成功 / 受理失败 / 原渠道返还, by the lifecycle's one
+/// table; a step it refuses (the log may hold one under an explicit key) is
+/// noted and ignored. Only 缴费到账成功 pays the premium; a return after a
+/// failure moves no premium money.
 fn proxy_transition(year: &mut YearState, index: usize, step: ProxyStep, on: Date, position: u64) {
-    let extra = year.extra_mut();
-    let application = &mut extra.proxies[index];
-    let status = application.status;
+    let application = &mut year.extra_mut().proxies[index];
     let (id, amount) = (application.application_id.clone(), application.amount);
-    let next = match (status, step) {
-        (ProxyStatus::Submitted, ProxyStep::Processing) => ProxyStatus::Processing,
-        (ProxyStatus::Submitted | ProxyStatus::Processing, ProxyStep::Credited) => ProxyStatus::Credited,
-        (ProxyStatus::Submitted | ProxyStatus::Processing, ProxyStep::Failed) => ProxyStatus::Failed,
-        (ProxyStatus::Failed | ProxyStatus::Credited, ProxyStep::Returned(_)) => ProxyStatus::Returned,
-        _ => {
-            year.note(format!("proxy application {id}: {step:?} after {status:?} ignored"));
+    match lifecycle::next(application.status, step) {
+        Ok(next) => application.status = next,
+        Err(illegal) => {
+            year.note(format!("proxy application {id}: {illegal}; ignored"));
             return;
         }
-    };
-    application.status = next;
-    match (status, step) {
-        (_, ProxyStep::Credited) => year.contributions.push(Contribution {
+    }
+    match step {
+        ProxyStep::Credited => year.contributions.push(Contribution {
             fingerprint: fingerprint(PROXY_CHANNEL, &id),
             amount,
             on,
             source: Source::Proxy,
             position,
         }),
-        (ProxyStatus::Failed, ProxyStep::Returned(returned)) => year.note(format!(
-            "proxy application {id} failed; {returned} went back to the personal account (原渠道自动返还): no premium was paid"
+        ProxyStep::Returned => year.note(format!(
+            "proxy application {id} failed; {amount} went back to the personal account (原渠道自动返还): no premium was paid"
         )),
-        (ProxyStatus::Credited, ProxyStep::Returned(returned)) => extra_refund(year, &id, returned, on, position),
-        _ => {}
+        ProxyStep::Processing | ProxyStep::Failed => {}
     }
-}
-
-/// A credited proxy payment returned to the personal account: a refund.
-fn extra_refund(year: &mut YearState, id: &str, amount: Money, on: Date, position: u64) {
-    year.extra_mut().refunds.push(Refund {
-        refund_ref: format!("proxy-returned/{id}").into_boxed_str(),
-        channel: PROXY_CHANNEL.into(),
-        channel_ref: id.into(),
-        amount,
-        destination: Destination::PersonalAccount,
-        on,
-        position,
-    });
 }

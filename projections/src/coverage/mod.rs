@@ -33,12 +33,14 @@ mod checkpoint;
 mod describe;
 mod flows;
 mod fold;
+mod payments;
 mod policies;
 mod state;
 mod states;
 mod view;
 
 pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
+pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
 pub use view::{CoverageState, Paid, PersonYear, Refunds, SplitView};
 
 use crate::policy::Policy;

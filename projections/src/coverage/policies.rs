@@ -62,6 +62,14 @@ impl PolicyBook {
         lookup_chain(region).into_iter().find_map(|code| self.exact(code, coverage_year))
     }
 
+    /// The entries of `coverage_year` for regions in `province`.
+    pub fn in_province(&self, province: RegionCode, coverage_year: u16) -> impl Iterator<Item = &PolicyEntry> {
+        self.entries
+            .iter()
+            .filter(move |((region, year), _)| *year == coverage_year && region.province() == province)
+            .map(|(_, entry)| entry)
+    }
+
     pub fn records(&self) -> impl Iterator<Item = &PolicyRecord> {
         self.entries.values().map(|entry| &entry.record)
     }

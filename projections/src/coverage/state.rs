@@ -7,6 +7,7 @@
 //! [`Contribution`] (32 bytes); everything rarer (hardship, refunds, proxy
 //! applications, notes) hangs off one boxed [`YearExtra`].
 
+pub(crate) use crate::family::ProxyState;
 use ledger::event::{EnrolmentBasis, Funder};
 use ledger::{Date, Identity, Money, RegionCode};
 use serde::{Deserialize, Serialize};
@@ -141,24 +142,8 @@ pub(crate) struct ProxyApplication {
     pub application_id: Box<str>,
     pub amount: Money,
     pub submitted_on: Date,
-    pub status: ProxyStatus,
-}
-
-/// 申请成功 → 受理中 → 缴费到账成功, or 受理失败 → 原渠道返还.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum ProxyStatus {
-    Submitted,
-    Processing,
-    Credited,
-    Failed,
-    Returned,
-}
-
-impl ProxyStatus {
-    /// Submitted or processing: the money may still arrive.
-    pub fn in_flight(self) -> bool {
-        matches!(self, ProxyStatus::Submitted | ProxyStatus::Processing)
-    }
+    /// The lifecycle's table (`family::lifecycle`) moves it.
+    pub status: ProxyState,
 }
 
 impl PersonState {

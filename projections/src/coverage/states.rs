@@ -39,7 +39,9 @@ impl Derivation<'_> {
             if in_flight || (assessed && flows.paid.total == Money::ZERO) {
                 return CoverageState::Pending;
             }
-            return if flows.paid.total == Money::ZERO {
+            // A failed proxy application whose money went back to the
+            // personal account is money returned to its source too.
+            return if flows.paid.total == Money::ZERO && flows.proxy_returned_fen == 0 {
                 CoverageState::RegisteredUnpaid
             } else {
                 CoverageState::RefundedToSource

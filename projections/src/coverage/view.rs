@@ -78,6 +78,8 @@ pub struct Refunds {
     pub to_channel: Money,
     pub to_personal_account: Money,
     pub to_funders: Money,
+    /// Refunds to funders by funder, in the split of the year's grants.
+    pub to_funders_by_funder: BTreeMap<String, Money>,
     /// Applied refunds: never more than was paid.
     pub total: Money,
     /// Refunded amounts beyond what the named payment had left, or naming
@@ -127,6 +129,9 @@ pub struct PersonYear {
     pub excess: Money,
     /// Proxy money applied for and not yet credited or failed.
     pub in_flight: Money,
+    /// Proxy money that failed (受理失败) and went back to the personal
+    /// account (原渠道返还): never premium money, but money that came back.
+    pub proxy_returned: Money,
     /// The policy field the assessment waits for (`premium.fiscal_subsidy`).
     pub awaiting: Option<String>,
     pub subsidy_split: Option<SplitView>,
@@ -237,6 +242,7 @@ impl Derivation<'_> {
             excess: premium_due.map_or(Money::ZERO, |due| money(net - due.fen())),
             net_received: money(net),
             in_flight: money(flows.in_flight_fen),
+            proxy_returned: money(flows.proxy_returned_fen),
             paid: flows.paid,
             refunds: flows.refunds,
             awaiting,

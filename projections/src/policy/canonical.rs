@@ -5,8 +5,9 @@
 
 use super::file::{
     AmountWord, AssessmentFile, BandFile, ByClassFile, ConcentratedFile, CountyClassFile, CountyFile,
-    EmployeeTransferFile, ExemptionFile, GroupFile, HardshipFile, InterruptedFile, NewbornFile, PaysFile, PeriodFile,
-    PolicyFile, PremiumFile, RatioFile, RuleFile, SourceFile, SporadicFile, TrancheFile, WindowFile,
+    EmployeeTransferFile, ExemptionFile, FamilyAccountFile, GroupFile, HardshipFile, InterruptedFile, NewbornFile,
+    PaysFile, PeriodFile, PolicyFile, PremiumFile, RatioFile, RuleFile, SourceFile, SporadicFile, TrancheFile,
+    WindowFile,
 };
 use super::model::{
     County, CountyClass, CoverageStart, Exemption, Funding, Hardship, HardshipGroup, Newborn, Pays, Period, Policy,
@@ -65,6 +66,12 @@ impl Policy {
             assessment: self.assessment.map(|a| AssessmentFile {
                 special_path_closes_after_normal_payment: a.special_path_closes_after_normal_payment,
                 advised_payment_delay_days: a.advised_payment_delay_days,
+            }),
+            family_account: self.family_account.map(|f| {
+                plain(FamilyAccountFile {
+                    same_province_only: f.same_province_only,
+                    processing_days: f.processing_days,
+                })
             }),
         }
     }

@@ -4,14 +4,14 @@
 
 use super::error::{PolicyError, Problem};
 use super::file::{
-    AmountWord, BandFile, ByClassFile, ConcentratedFile, CountyClassFile, ExemptionFile, GroupFile, HardshipFile,
-    NewbornFile, PaysFile, PeriodFile, PolicyFile, PremiumFile, RatioFile, RuleFile, SporadicFile, TrancheFile,
-    WindowFile,
+    AmountWord, BandFile, ByClassFile, ConcentratedFile, CountyClassFile, ExemptionFile, FamilyAccountFile, GroupFile,
+    HardshipFile, NewbornFile, PaysFile, PeriodFile, PolicyFile, PremiumFile, RatioFile, RuleFile, SporadicFile,
+    TrancheFile, WindowFile,
 };
 use super::model::{
     AssessmentRules, Concentrated, County, CountyClass, CountyClassRatio, CoverageStart, EmployeeTransfer, Exemption,
-    Funding, Hardship, HardshipGroup, Interrupted, Newborn, OpenPeriod, Pays, Period, Policy, Premium, PremiumBand,
-    Ratio, Source, Sporadic, Subsidy, Tranche, TrancheAmount, Window,
+    FamilyAccount, Funding, Hardship, HardshipGroup, Interrupted, Newborn, OpenPeriod, Pays, Period, Policy, Premium,
+    PremiumBand, Ratio, Source, Sporadic, Subsidy, Tranche, TrancheAmount, Window, MAX_PROCESSING_DAYS,
 };
 use ledger::event::{Funder, MAX_DOCUMENT_BYTES};
 use ledger::{Date, Money, RegionCode};
@@ -141,6 +141,7 @@ impl<'a> Converter<'a> {
             special_path_closes_after_normal_payment: a.special_path_closes_after_normal_payment,
             advised_payment_delay_days: a.advised_payment_delay_days,
         });
+        let family_account = file.family_account.as_ref().map(|f| self.family_account(f)).transpose()?;
         Ok(Policy {
             region: self.region,
             region_name: self.text_field("region_name", &file.region_name)?,
@@ -156,7 +157,26 @@ impl<'a> Converter<'a> {
             newborn,
             hardship,
             assessment,
+            family_account,
         })
+    }
+
+    fn family_account(&self, value: &Spanned<FamilyAccountFile>) -> Result<FamilyAccount> {
+        let file = value.get_ref();
+        if let Some(days) = file.processing_days {
+            let field = "family_account.processing_days";
+            if days < 1 {
+                return Err(self.invalid(field, value.span(), Problem::TooSmall { min: 1 }));
+            }
+            if days > MAX_PROCESSING_DAYS {
+                return Err(self.invalid(
+                    field,
+                    value.span(),
+                    Problem::TooLarge { max: u32::from(MAX_PROCESSING_DAYS) },
+                ));
+            }
+        }
+        Ok(FamilyAccount { same_province_only: file.same_province_only, processing_days: file.processing_days })
     }
 
     /// A free-text field. Plain strings keep no span here, so the error

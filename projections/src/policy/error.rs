@@ -120,6 +120,8 @@ pub enum Problem {
     Choose(&'static str),
     #[error("must be at least {min}")]
     TooSmall { min: u32 },
+    #[error("must be at most {max}")]
+    TooLarge { max: u32 },
     #[error("`{0}` is given twice")]
     Duplicate(String),
     #[error("unknown county class `{0}`")]

@@ -35,6 +35,8 @@ pub(crate) struct PolicyFile {
     pub hardship: Option<HardshipFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assessment: Option<AssessmentFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_account: Option<Spanned<FamilyAccountFile>>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -246,6 +248,16 @@ pub(crate) struct AssessmentFile {
     pub special_path_closes_after_normal_payment: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advised_payment_delay_days: Option<u16>,
+}
+
+/// 职工医保个人账户家庭共济代缴: what the region says about proxy payments
+/// from an employee's personal account.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FamilyAccountFile {
+    pub same_province_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_days: Option<u16>,
 }
 
 /// An amount in yuan, or the words `full` (the whole individual standard)

@@ -26,6 +26,7 @@ pub struct Policy {
     pub(crate) newborn: Option<Newborn>,
     pub(crate) hardship: Option<Hardship>,
     pub(crate) assessment: Option<AssessmentRules>,
+    pub(crate) family_account: Option<FamilyAccount>,
 }
 
 impl Policy {
@@ -96,6 +97,11 @@ impl Policy {
 
     pub fn assessment(&self) -> Option<&AssessmentRules> {
         self.assessment.as_ref()
+    }
+
+    /// 职工医保个人账户家庭共济代缴 rules; `None`: the source says nothing.
+    pub fn family_account(&self) -> Option<FamilyAccount> {
+        self.family_account
     }
 
     /// Shanxi 2022: 一旦按正常模块办理缴费,将无法再办理特殊缴费. When true, a
@@ -366,6 +372,22 @@ pub struct AssessmentRules {
     /// 建议缴费人在核定后次日再进行缴费: advice, not a rule (1 = the next day).
     pub advised_payment_delay_days: Option<u16>,
 }
+
+/// 职工医保个人账户家庭共济代缴 (Bijie 2025): paying resident premiums from an
+/// employee's medical-insurance personal account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FamilyAccount {
+    /// 外省职工医保个人账户不能代缴贵州省居民医保费;贵州省职工医保个人账户也不能
+    /// 代缴外省居民医保费: only accounts of the region's province pay its
+    /// premiums, and that province's accounts pay no other province's.
+    pub same_province_only: bool,
+    /// 整体流程一般可在3天内结束: an application still in flight this many days
+    /// after it was submitted is stuck. `None`: not stated.
+    pub processing_days: Option<u16>,
+}
+
+/// Longest stated processing time of a proxy application, in days.
+pub const MAX_PROCESSING_DAYS: u16 = 366;
 
 /// Shares of a sum among funders, e.g. province:city:county 5:2:3. Every
 /// share is positive and each funder appears once, in [`Funder`] order.

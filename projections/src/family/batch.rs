@@ -1,0 +1,104 @@
+//! The decision for a batch of new facts (an import file): each decided
+//! fact is judged against the log *plus the batch's own earlier facts*, by
+//! folding those into scratch copies of the projections at positions after
+//! the head. Nothing is written; the copies are dropped.
+//!
+//! Only what the decisions read is folded: policies and identity
+//! conversions, every accepted decided fact, and the registrations,
+//! payments and subsidies of the persons those facts are about. A batch
+//! without decided facts costs nothing.
+
+use super::decide::{decide, is_decided};
+use super::Family;
+use crate::coverage::Coverage;
+use crate::Projection;
+use ledger::{Envelope, EnvelopeHead, Event, Identity, NewEvent, UtcTime};
+use std::collections::HashSet;
+
+/// A fact of a batch the rules refuse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRefusal {
+    /// Index of the fact in the batch.
+    pub index: usize,
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+/// Judges every decided fact of `events` in order; returns the refusals
+/// (empty: the batch may be appended). `family` and `coverage` reflect the
+/// same log position and are used as scratch state.
+pub fn check_batch(mut family: Family, mut coverage: Coverage, events: &[NewEvent]) -> Vec<BatchRefusal> {
+    if !events.iter().any(|new| is_decided(&new.event)) {
+        return Vec::new();
+    }
+    let persons = persons_of_interest(&family, events);
+    let mut position = family.position().max(coverage.position());
+    let mut refusals = Vec::new();
+    for (index, new) in events.iter().enumerate() {
+        if is_decided(&new.event) {
+            if let Err(refusal) = decide(&family, &coverage, &new.event) {
+                refusals.push(BatchRefusal { index, field: refusal.field, reason: refusal.reason });
+                continue;
+            }
+        } else if !relevant(&new.event, &persons) {
+            continue;
+        }
+        position += 1;
+        let envelope = scratch_envelope(position, new);
+        family.apply(&envelope);
+        coverage.apply(&envelope);
+    }
+    refusals
+}
+
+/// The persons the decided facts of the batch are about.
+fn persons_of_interest(family: &Family, events: &[NewEvent]) -> HashSet<Identity> {
+    let mut persons = HashSet::new();
+    for new in events {
+        match &new.event {
+            Event::FamilyBindingCreatedV1(e) => {
+                persons.insert(e.member.clone());
+            }
+            Event::ProxySubmittedV1(e) => {
+                persons.insert(e.member.clone());
+            }
+            Event::RefundIssuedV1(e) => {
+                persons.insert(e.person.clone());
+            }
+            Event::ProxyCreditedV1(e) => {
+                if let Some(application) = family.application(&e.application_id) {
+                    persons.insert(application.member.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    persons
+}
+
+fn relevant(event: &Event, persons: &HashSet<Identity>) -> bool {
+    match event {
+        Event::PolicyPublishedV1(_) | Event::PolicyAmendedV1(_) | Event::IdentityConvertedV1(_) => true,
+        Event::PersonRegisteredV1(e) => persons.contains(&e.person),
+        Event::PaymentReceivedV1(e) => persons.contains(&e.person),
+        Event::SubsidyGrantedV1(e) => persons.contains(&e.person),
+        _ => false,
+    }
+}
+
+fn scratch_envelope(position: u64, new: &NewEvent) -> Envelope {
+    Envelope {
+        head: EnvelopeHead {
+            position,
+            event_id: ledger::uuid::Uuid::nil(),
+            recorded_at: UtcTime(0),
+            stream: new.stream.clone(),
+            stream_version: 0,
+            actor: new.actor.clone(),
+            idempotency_key: new.idempotency_key.clone(),
+        },
+        event: new.event.clone(),
+        prev_hash: [0; 32],
+        hash: [0; 32],
+    }
+}

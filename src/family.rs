@@ -1,0 +1,481 @@
+//! `yibao family …`: bindings (共济绑定, 取消授权), proxy applications (代缴申请)
+//! and their steps, the personal account, the stuck list. Every fact goes
+//! through the same parser as an import line and the same decision
+//! (`projections::family::decide`) as an import; the rules live there.
+
+use crate::commands::open;
+use crate::exit::BadInput;
+use crate::lookup::parse_identity;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use ledger::{BeijingTime, Identity, NewEvent, OpenMode, SledLog};
+use projections::coverage::Coverage;
+use projections::family::{self, relation_label, Application, Family, Verdict};
+use projections::Projection;
+use serde_json::{json, Value};
+use std::path::Path;
+use yibao::facts;
+
+/// `yibao family …`.
+#[derive(Subcommand)]
+pub enum FamilyCommand {
+    /// Bindings of a person, as holder (授权记录) and as bound member
+    /// (被授权记录), and the applications they are part of. IDs masked.
+    List {
+        /// ID number of the person.
+        id: String,
+    },
+    /// 共济绑定: bind a family member to an employee's personal account.
+    ///
+    /// Refused (exit 2, nothing recorded) for a relation that is not a near
+    /// relative, or where the policy's province rule says no.
+    Bind {
+        /// ID number of the employee who holds the personal account (授权人).
+        #[arg(long)]
+        holder: String,
+        /// Province of the employee personal account, e.g. 520000 (Guizhou).
+        #[arg(long)]
+        account_province: String,
+        /// ID number of the family member (共济对象).
+        #[arg(long)]
+        member: String,
+        /// spouse, parent, child, sibling, paternal_grandparent,
+        /// maternal_grandparent, paternal_grandchild, maternal_grandchild
+        /// (or 配偶, 父母, 子女, 兄弟姐妹, 祖父母, 外祖父母, 孙子女, 外孙子女).
+        #[arg(long)]
+        relation: String,
+        /// Day of the binding (default: today in China).
+        #[arg(long)]
+        on: Option<String>,
+    },
+    /// 取消授权: the holder revokes a binding; no new applications after it,
+    /// applications in flight continue to their end.
+    Revoke {
+        #[arg(long)]
+        holder: String,
+        #[arg(long)]
+        member: String,
+        /// Day of the revocation (default: today in China).
+        #[arg(long)]
+        on: Option<String>,
+    },
+    /// 代缴申请: apply to pay a bound member's premium from the personal account.
+    Apply {
+        #[arg(long)]
+        holder: String,
+        #[arg(long)]
+        member: String,
+        /// Coverage year the premium is for.
+        #[arg(long)]
+        year: u16,
+        /// Amount in yuan, e.g. 400.
+        #[arg(long)]
+        amount: String,
+        /// Application id (default: DJ-YEAR-HOLDER-MEMBER-N from the IDs' last digits).
+        #[arg(long = "id")]
+        application_id: Option<String>,
+        /// When it was submitted (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// 受理中: the application is being processed.
+    Processing(Step),
+    /// 缴费到账成功: the premium is paid (only now does it count).
+    Credited(Step),
+    /// 受理失败: the application failed (give --reason).
+    Failed(Step),
+    /// 原渠道返还: a failed application's money is back in the personal account.
+    Returned(Step),
+    /// The personal account of an employee, per coverage year: debited,
+    /// returned, net, credited, in flight.
+    Account {
+        /// ID number of the holder.
+        holder: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Applications still in flight longer than the normal duration (the
+    /// policy's `family_account.processing_days`: 3 days in Bijie).
+    Stuck {
+        /// Override the policy's duration: `3d`, `72h`.
+        #[arg(long)]
+        older_than: Option<String>,
+        /// The moment to judge at (default: now).
+        #[arg(long)]
+        now: Option<String>,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The flags of one step of an application.
+#[derive(clap::Args)]
+pub struct Step {
+    /// The application id.
+    application_id: String,
+    /// Why it failed (受理失败; required for `failed`).
+    #[arg(long)]
+    reason: Option<String>,
+    /// When (default: now).
+    #[arg(long)]
+    at: Option<String>,
+}
+
+pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
+    match command {
+        FamilyCommand::List { id } => list(data, &id),
+        FamilyCommand::Bind { holder, account_province, member, relation, on } => {
+            let relation = family::parse_relation(&relation).map_err(|e| BadInput(format!("--relation: {e}")))?;
+            let fact = json!({
+                "type": "family_binding_created", "v": 1, "holder": holder, "account_province": account_province,
+                "member": member, "relation": relation, "bound_on": on.unwrap_or_else(today),
+            });
+            record_one(data, fact, "cli:family-bind")
+        }
+        FamilyCommand::Revoke { holder, member, on } => {
+            let fact = json!({
+                "type": "family_binding_revoked", "v": 1, "holder": holder, "member": member,
+                "revoked_on": on.unwrap_or_else(today),
+            });
+            record_one(data, fact, "cli:family-revoke")
+        }
+        FamilyCommand::Apply { holder, member, year, amount, application_id, at } => {
+            apply(data, ApplyFlags { holder, member, year, amount, application_id, at })
+        }
+        FamilyCommand::Processing(step) => transition(data, "proxy_processing", step),
+        FamilyCommand::Credited(step) => transition(data, "proxy_credited", step),
+        FamilyCommand::Failed(step) => transition(data, "proxy_failed", step),
+        FamilyCommand::Returned(step) => transition(data, "proxy_returned", step),
+        FamilyCommand::Account { holder, json } => account(data, &holder, json),
+        FamilyCommand::Stuck { older_than, now, json } => stuck(data, older_than.as_deref(), now.as_deref(), json),
+    }
+}
+
+fn today() -> String {
+    BeijingTime::now().business_date().to_string()
+}
+
+/// Both projections at the same log position: coverage from its
+/// checkpoint, family rebuilt from the log.
+pub fn projections_at_head(log: &SledLog) -> Result<(Coverage, Family)> {
+    let coverage = crate::lookup::coverage(log.dir(), log)?;
+    let mut family = Family::new();
+    let upto = coverage.position();
+    log.scan(1, upto, |envelope| {
+        family.apply(&envelope);
+        Ok(())
+    })
+    .context("folding the family projection")?;
+    Ok((coverage, family))
+}
+
+/// A refusal as the user reads it: the field, the rule, and that nothing
+/// was appended.
+pub fn refusal_message(refusal: &family::Refusal) -> String {
+    match refusal.field {
+        Some(field) => format!("field `{field}`: {}; nothing was appended", refusal.reason),
+        None => format!("{}; nothing was appended", refusal.reason),
+    }
+}
+
+/// Parses `fact` as an import line, asks the decision, appends it unless
+/// it is a repeat; returns the position of the fact.
+pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, actor: &str) -> Result<u64> {
+    let new = parse(fact, actor)?;
+    match family::decide(family, coverage, &new.event) {
+        Err(refusal) => Err(BadInput(refusal_message(&refusal)).into()),
+        Ok(Verdict::Repeat { position, what }) => {
+            println!("already recorded at position {position}: {what}; nothing appended");
+            Ok(position)
+        }
+        Ok(Verdict::Append) => {
+            let summary = facts::summary(&new.event);
+            let outcome = log.append_blocking(vec![new]).context("appending the fact")?;
+            let position = outcome.positions.first().copied().unwrap_or(0);
+            if outcome.n_appended == 0 {
+                println!("already recorded at position {position}: {summary}; nothing appended");
+            } else {
+                println!("{summary}");
+                println!("recorded at position {position}; head {}", hex::encode(outcome.head.hash));
+            }
+            Ok(position)
+        }
+    }
+}
+
+fn parse(fact: Value, actor: &str) -> Result<NewEvent> {
+    facts::parse_line(&fact.to_string(), 1, actor).map_err(|e| {
+        match e.field {
+            Some(field) => BadInput(format!("field `{field}`: {}", e.message)),
+            None => BadInput(e.message),
+        }
+        .into()
+    })
+}
+
+fn record_one(data: &Path, fact: Value, actor: &str) -> Result<()> {
+    let log = open(data, OpenMode::Existing)?;
+    let (coverage, family) = projections_at_head(&log)?;
+    record(&log, &coverage, &family, fact, actor).map(|_| ())
+}
+
+/// The flags of `yibao family apply`.
+struct ApplyFlags {
+    holder: String,
+    member: String,
+    year: u16,
+    amount: String,
+    application_id: Option<String>,
+    at: Option<String>,
+}
+
+fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
+    let holder = parse_identity(&flags.holder).map_err(|e| BadInput(format!("--holder: {e:#}")))?;
+    let member = parse_identity(&flags.member).map_err(|e| BadInput(format!("--member: {e:#}")))?;
+    let log = open(data, OpenMode::Existing)?;
+    let (coverage, family) = projections_at_head(&log)?;
+    let application_id =
+        flags.application_id.unwrap_or_else(|| default_application_id(&family, &holder, &member, flags.year));
+    let fact = json!({
+        "type": "proxy_submitted", "v": 1, "application_id": application_id, "holder": holder, "member": member,
+        "coverage_year": flags.year, "amount": flags.amount,
+        "at": flags.at.unwrap_or_else(|| BeijingTime::now().to_string()),
+    });
+    record(&log, &coverage, &family, fact, "cli:family-apply")?;
+    println!("application {application_id}");
+    Ok(())
+}
+
+/// `DJ-2025-204159-085226-1`: year, the last six characters of holder and
+/// member, and the first number not yet used.
+fn default_application_id(family: &Family, holder: &Identity, member: &Identity, year: u16) -> String {
+    let tail = |id: &Identity| {
+        let number = id.number();
+        number[number.len().saturating_sub(6)..].to_string()
+    };
+    let stem = format!("DJ-{year}-{}-{}", tail(holder), tail(member));
+    (1..=10_000)
+        .map(|n| format!("{stem}-{n}"))
+        .find(|id| family.application(id).is_none())
+        .unwrap_or_else(|| format!("{stem}-{}", BeijingTime::now().0))
+}
+
+fn transition(data: &Path, type_name: &str, step: Step) -> Result<()> {
+    let at = step.at.unwrap_or_else(|| BeijingTime::now().to_string());
+    let log = open(data, OpenMode::Existing)?;
+    let (coverage, family) = projections_at_head(&log)?;
+    if step.reason.is_some() && type_name != "proxy_failed" {
+        return Err(BadInput("--reason is for `failed` only".into()).into());
+    }
+    let mut fact = json!({ "type": type_name, "v": 1, "application_id": step.application_id, "at": at });
+    match type_name {
+        "proxy_failed" => {
+            let reason = step.reason.ok_or_else(|| BadInput("`failed` needs --reason (受理失败的原因)".into()))?;
+            fact["reason"] = Value::String(reason);
+        }
+        "proxy_returned" => {
+            // 原渠道返还 gives back what was taken; an unknown id is refused by the decision.
+            let amount = family.application(&step.application_id).map_or("0".to_string(), |a| a.amount.to_string());
+            fact["amount"] = Value::String(amount);
+        }
+        _ => {}
+    }
+    record(&log, &coverage, &family, fact, "cli:family")?;
+    Ok(())
+}
+
+fn binding_line(other: &Identity, period: &family::BindingPeriod) -> String {
+    let state = match period.revoked_on {
+        Some(on) => format!("revoked {on} (取消授权)"),
+        None => "active".to_string(),
+    };
+    format!(
+        "  {:<20} {:<32} account province {}  bound {} (position {})  {state}",
+        other.masked(),
+        relation_label(period.relation),
+        period.account_province,
+        period.bound_on,
+        period.bound_position
+    )
+}
+
+fn application_line(application: &Application) -> String {
+    format!(
+        "  {:<26} holder {}  member {}  {}  {:>8}  {}  submitted {}",
+        application.application_id,
+        application.holder.masked(),
+        application.member.masked(),
+        application.coverage_year,
+        application.amount.to_string(),
+        application.state,
+        application.submitted_at
+    )
+}
+
+/// `yibao family list ID`.
+pub fn list(data: &Path, id: &str) -> Result<()> {
+    let person = parse_identity(id)?;
+    let log = open(data, OpenMode::Existing)?;
+    let (coverage, family) = projections_at_head(&log)?;
+    println!("{}: family-account bindings (家庭账户共济)", person.masked());
+    let as_holder: Vec<_> = family.bindings_as_holder(&person).collect();
+    println!("as holder (授权记录): {} binding(s)", as_holder.len());
+    for binding in as_holder {
+        for period in &binding.periods {
+            println!("{}", binding_line(&binding.member, period));
+        }
+    }
+    let as_member: Vec<_> = family.bindings_as_member(&person).collect();
+    println!("as member (被授权记录): {} binding(s)", as_member.len());
+    for binding in as_member {
+        for period in &binding.periods {
+            println!("{}", binding_line(&binding.holder, period));
+        }
+    }
+    let applications: Vec<&Application> = family.applications_of(&person).collect();
+    println!("applications (代缴申请): {}", applications.len());
+    for application in applications {
+        println!("{}", application_line(application));
+    }
+    println!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
+    Ok(())
+}
+
+/// `yibao family account HOLDER`.
+pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
+    let holder = parse_identity(holder)?;
+    let log = open(data, OpenMode::Existing)?;
+    let (coverage, family) = projections_at_head(&log)?;
+    let years = family.account(&holder);
+    if as_json {
+        let answer = json!({ "holder": holder.masked(), "years": years, "log_position": coverage.position() });
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    println!("{}: employee personal account (职工医保个人账户), proxy payments by coverage year", holder.masked());
+    println!(
+        "{:>4} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "year", "apps", "debited", "returned", "net", "credited", "refunded", "in flight", "to return"
+    );
+    for year in &years {
+        println!(
+            "{:>4} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            year.coverage_year,
+            year.n_applications,
+            year.debited.to_string(),
+            year.returned.to_string(),
+            year.net.to_string(),
+            year.credited.to_string(),
+            year.refunded.to_string(),
+            year.in_flight.to_string(),
+            year.awaiting_return.to_string()
+        );
+    }
+    if years.is_empty() {
+        println!("no proxy applications from this account");
+    }
+    for application in family.applications().filter(|a| a.holder == holder) {
+        println!("{}", application_line(application));
+    }
+    println!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
+    Ok(())
+}
+
+/// `3d`, `72h`: a duration in whole hours.
+fn parse_duration_hours(text: &str) -> Result<i64> {
+    let text = text.trim();
+    let bad = || BadInput(format!("--older-than: `{text}` is not a duration: use days or hours, e.g. 3d or 72h"));
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let value: i64 = number.parse().map_err(|_| bad())?;
+    let hours = match unit {
+        "d" => value.checked_mul(24),
+        "h" => Some(value),
+        _ => None,
+    };
+    hours.filter(|h| *h >= 0 && *h <= 366 * 24).ok_or_else(|| bad().into())
+}
+
+/// `yibao family stuck [--older-than 3d] [--now TIME]`.
+pub fn stuck(data: &Path, older_than: Option<&str>, now: Option<&str>, as_json: bool) -> Result<()> {
+    let older_than_hours = older_than.map(parse_duration_hours).transpose()?;
+    let now = match now {
+        Some(text) => text.parse::<BeijingTime>().map_err(|e| BadInput(format!("--now: {e}")))?,
+        None => BeijingTime::now(),
+    };
+    let log = open(data, OpenMode::Existing)?;
+    let (coverage, family) = projections_at_head(&log)?;
+    let (found, n_without_limit) = family::stuck(&family, &coverage, now, older_than_hours);
+    if as_json {
+        let listed: Vec<Value> = found
+            .iter()
+            .map(|s| {
+                json!({ "application_id": s.application_id, "holder": s.holder.masked(), "member": s.member.masked(),
+                        "coverage_year": s.coverage_year, "amount": s.amount, "state": s.state,
+                        "submitted_at": s.submitted_at, "age_hours": s.age_hours, "limit_hours": s.limit_hours,
+                        "limit_from": s.limit_from })
+            })
+            .collect();
+        let answer = json!({ "now": now, "stuck": listed, "n_without_limit": n_without_limit });
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    println!("proxy applications still in flight past their normal duration, at {now}:");
+    for s in &found {
+        println!(
+            "  {:<26} {:<22} holder {}  member {}  {}  {:>8}  submitted {}  {} h old (limit {} h, {})",
+            s.application_id,
+            s.state.to_string(),
+            s.holder.masked(),
+            s.member.masked(),
+            s.coverage_year,
+            s.amount.to_string(),
+            s.submitted_at,
+            s.age_hours,
+            s.limit_hours,
+            s.limit_from
+        );
+    }
+    println!("{} stuck application(s)", found.len());
+    if n_without_limit > 0 {
+        println!(
+            "{n_without_limit} in-flight application(s) have no stated duration in their policy; use --older-than"
+        );
+    }
+    Ok(())
+}
+
+/// The import's decision: each decided line of the file (bindings, proxy
+/// applications and steps, refunds) against the log plus the file's
+/// earlier lines. A refused line refuses the file, naming the line.
+pub fn check_import(log: &SledLog, events: &[NewEvent], line_numbers: &[usize], label: &str) -> Result<()> {
+    if !events.iter().any(|new| family::is_decided(&new.event)) {
+        return Ok(());
+    }
+    let (coverage, family) = projections_at_head(log)?;
+    let refusals = family::check_batch(family, coverage, events);
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let mut message =
+        format!("{label}: {} line(s) refused by the rules; nothing from this file was appended", refusals.len());
+    for refusal in refusals.iter().take(facts::MAX_ERRORS_SHOWN) {
+        let line = line_numbers.get(refusal.index).copied().unwrap_or(0);
+        match refusal.field {
+            Some(field) => message.push_str(&format!("\n  {label}:line {line}: field `{field}`: {}", refusal.reason)),
+            None => message.push_str(&format!("\n  {label}:line {line}: {}", refusal.reason)),
+        }
+    }
+    if refusals.len() > facts::MAX_ERRORS_SHOWN {
+        message.push_str(&format!("\n  ... and {} more", refusals.len() - facts::MAX_ERRORS_SHOWN));
+    }
+    Err(BadInput(message).into())
+}
+
+/// The holder's bindings and account, for the demo.
+pub fn demo_summary(data: &Path, holder: &str) -> Result<()> {
+    list(data, holder)?;
+    println!();
+    account(data, holder, false)
+}

@@ -1,0 +1,118 @@
+//! `yibao refund`: money back to where it came from, for any payment: the
+//! payment's channel, the personal account for a proxy payment, the funders
+//! (in the grants' split) for a subsidy. Partial refunds are allowed; the
+//! refunds of a payment never exceed it (`projections::family::decide`).
+
+use crate::commands::open;
+use crate::exit::BadInput;
+use crate::family::{projections_at_head, record};
+use crate::lookup::parse_identity;
+use anyhow::Result;
+use ledger::event::PaymentRef;
+use ledger::{BeijingTime, OpenMode};
+use projections::coverage::PaymentKind;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// The flags of `yibao refund`.
+#[derive(clap::Args)]
+pub struct RefundArgs {
+    /// ID number of the insured person.
+    #[arg(long)]
+    id: String,
+    /// Coverage year of the payment.
+    #[arg(long)]
+    year: u16,
+    /// The payment returned: CHANNEL:REF (`wechat:WX2024…`), a proxy
+    /// payment by its application id (`proxy:BJ-DJ-…`), or the year's
+    /// subsidies (`subsidy:GROUP`).
+    #[arg(long)]
+    payment: String,
+    /// Amount in yuan; at most what is left of the payment.
+    #[arg(long)]
+    amount: String,
+    /// Why (退费原因), e.g. 重复缴费.
+    #[arg(long)]
+    reason: String,
+    /// The refund's own reference (default: REF-R1, REF-R2, …).
+    #[arg(long = "ref")]
+    refund_ref: Option<String>,
+    /// When it was refunded (default: now).
+    #[arg(long)]
+    at: Option<String>,
+}
+
+pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
+    let person = parse_identity(&args.id)?;
+    let Some((channel, reference)) = args.payment.split_once(':').filter(|(c, r)| !c.is_empty() && !r.is_empty())
+    else {
+        return Err(BadInput(format!("--payment: `{}` is not CHANNEL:REF (e.g. wechat:WX2024…)", args.payment)).into());
+    };
+    let payment = PaymentRef { channel: channel.to_string(), channel_ref: reference.to_string() };
+    let log = open(data, OpenMode::Existing)?;
+    let (coverage, family) = projections_at_head(&log)?;
+    // Where the money goes follows from where it came from; a payment the
+    // year does not have is refused by the decision below.
+    let destination = match coverage.refund_target(&person, args.year, &payment).map(|t| t.kind) {
+        Some(PaymentKind::Proxy { application_id }) => match family.application(&application_id) {
+            Some(application) => json!({ "personal_account": application.holder }),
+            None => return Err(BadInput(format!("no proxy application {application_id} in the ledger")).into()),
+        },
+        Some(PaymentKind::Subsidy) => json!("funders"),
+        Some(PaymentKind::Channel) | None => json!("original_channel"),
+    };
+    let refund_ref = args.refund_ref.unwrap_or_else(|| {
+        (1..=1_000)
+            .map(|n| format!("{reference}-R{n}"))
+            .find(|r| coverage.refund_recorded(&person, args.year, channel, r).is_none())
+            .unwrap_or_else(|| format!("{reference}-R{}", BeijingTime::now().0))
+    });
+    let fact = json!({
+        "type": "refund_issued", "v": 1, "person": person, "coverage_year": args.year, "refund_ref": refund_ref,
+        "payment": { "channel": channel, "channel_ref": reference }, "amount": args.amount,
+        "destination": destination, "refunded_at": args.at.unwrap_or_else(|| BeijingTime::now().to_string()),
+        "reason": args.reason,
+    });
+    record(&log, &coverage, &family, fact, "cli:refund")?;
+    drop(coverage);
+    let coverage = crate::lookup::coverage(data, &log)?;
+    if let Some(view) = coverage.person_year(&person, args.year) {
+        let split: Vec<String> =
+            view.refunds.to_funders_by_funder.iter().map(|(funder, amount)| format!("{funder} {amount}")).collect();
+        println!("refund {refund_ref} to {}", destination_text(&destination));
+        if !split.is_empty() {
+            println!("  back to the funders in the grants' split: {}", split.join(", "));
+        }
+        println!(
+            "{} {}: now {}; net received {}, refunded {}",
+            person.masked(),
+            args.year,
+            state_text(&view.state),
+            view.net_received,
+            view.refunds.total
+        );
+    }
+    Ok(())
+}
+
+fn destination_text(destination: &Value) -> String {
+    match destination {
+        Value::String(text) => text.replace('_', " "),
+        Value::Object(map) => match map.get("personal_account").and_then(Value::as_str) {
+            Some(holder) => match holder.parse::<ledger::Identity>() {
+                Ok(identity) => format!("the personal account of {}", identity.masked()),
+                Err(_) => "a personal account".into(),
+            },
+            None => "?".into(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// `refunded to source`.
+pub fn state_text(state: &projections::coverage::CoverageState) -> String {
+    match serde_json::to_value(state) {
+        Ok(Value::String(text)) => text.replace('_', " "),
+        _ => format!("{state:?}"),
+    }
+}
