@@ -12,6 +12,12 @@ const FACTS: &str = include_str!("../fixtures/demo/facts.jsonl");
 /// The employee whose personal account pays in the demo facts.
 const DEMO_HOLDER: &str = "520502197811204159";
 const BAD_FACTS: &str = include_str!("../fixtures/demo/bad.jsonl");
+/// More payments and refunds of October–November 2024, and the bank
+/// statement of the collection account with one break of each kind.
+const MORE_PAYMENTS: &str = include_str!("../fixtures/receipts/ledger-payments.jsonl");
+const STATEMENT: &[u8] = include_bytes!("../fixtures/receipts/camt053-breaks.xml");
+/// A statement that fails its own checks: reported, never matched.
+const BROKEN_STATEMENT: &[u8] = include_bytes!("../fixtures/receipts/camt053-failing-checks.xml");
 const POLICIES: [(&str, &str); 6] = [
     ("fixtures/policies/liupanshui-2021.toml", include_str!("../fixtures/policies/liupanshui-2021.toml")),
     ("fixtures/policies/bijie-2025.toml", include_str!("../fixtures/policies/bijie-2025.toml")),
@@ -43,6 +49,7 @@ pub fn run(data: &Path) -> Result<()> {
 
     step("2. import the demo facts: registrations, payments, a newborn's identity conversion, family-account proxy payments (one credited, one failed and returned), a hardship subsidy, a duplicate payment and its refund");
     commands::import_into(&log, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
+    commands::import_into(&log, embedded(MORE_PAYMENTS), "fixtures/receipts/ledger-payments.jsonl", "demo")?;
 
     step("3. import the same file again: idempotent, nothing new");
     commands::import_into(&log, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
@@ -102,6 +109,20 @@ pub fn run(data: &Path) -> Result<()> {
     let (digest, again) = (coverage_first.digest(), coverage_second.digest());
     println!("coverage digest at position {}: {}", coverage_first.position(), hex::encode(digest));
     println!("second coverage rebuild: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
+
+    step("9. reconcile October–November 2024 with the collection account's bank statement (camt.053), and a statement that fails its own checks: one break of each kind");
+    let camt053 = reconcile::Format::Camt053 { channel: None };
+    let mut statements = Vec::new();
+    for (name, bytes) in [
+        ("fixtures/receipts/camt053-breaks.xml", STATEMENT),
+        ("fixtures/receipts/camt053-failing-checks.xml", BROKEN_STATEMENT),
+    ] {
+        statements.push(reconcile::parse_bytes(name, bytes, &camt053).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let period = ledger::Date::ymd(2024, 10, 1).zip(ledger::Date::ymd(2024, 11, 30));
+    let period = period.map(|(from, to)| reconcile::Period { from, to });
+    let clean = crate::reconcile_cmd::compare_and_record(&log, &statements, period)?;
+    println!("(`yibao reconcile` would exit {} here)", if clean { 0 } else { 1 });
     println!(
         "\nnext: `yibao --data {d} coverage 520502198503121233 --on 2025-06-01`, `yibao --data {d} unpaid --region 520500 --year 2025`, `yibao --data {d} verify`",
         d = data.display()

@@ -56,6 +56,19 @@ fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
     }
 }
 
+/// Compares parsed receipt files with the log, prints the summary and the
+/// breaks, and records the run; returns whether it reconciled fully.
+pub fn compare_and_record(log: &SledLog, files: &[ParsedFile], period: Option<Period>) -> Result<bool> {
+    let (ledger, head) = ledger_payments(log)?;
+    let options = MatchOptions { tolerance_days: 3, period };
+    let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &ledger, &options);
+    let summary = reconcile::summarize(&report);
+    print_summary(&summary, files, head.position);
+    print_breaks(&report);
+    record(log, files, &report, &summary, head)?;
+    Ok(summary.is_clean())
+}
+
 pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
     if args.files.is_empty() {
         return Err(BadInput("name at least one receipt file".into()).into());
