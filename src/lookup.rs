@@ -241,7 +241,11 @@ pub fn history(data: &Path, id: &str) -> Result<()> {
 
 /// Whether a fact is about one of `identities`; proxy applications for them
 /// are remembered so that their later steps are shown too.
-fn concerns(envelope: &Envelope, identities: &HashSet<Identity>, applications: &mut HashSet<String>) -> bool {
+pub(crate) fn concerns(
+    envelope: &Envelope,
+    identities: &HashSet<Identity>,
+    applications: &mut HashSet<String>,
+) -> bool {
     let is = |identity: &Identity| identities.contains(identity);
     match &envelope.event {
         Event::PersonRegisteredV1(e) => is(&e.person),

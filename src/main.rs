@@ -12,6 +12,7 @@ mod progress;
 mod reconcile_cmd;
 mod refund;
 mod replay_cmd;
+mod serve;
 mod single;
 
 /// Replay and import allocate many small strings; mimalloc frees them
@@ -26,8 +27,9 @@ use std::process::ExitCode;
 /// An event-sourced, hash-chained payment ledger for urban-rural resident
 /// medical insurance (城乡居民医保).
 ///
-/// Exit codes: 0 success; 1 findings (verify found damage); 2 bad input or
-/// usage (the message names the file, line and field; nothing was
+/// Exit codes: 0 success; 1 findings (verify found damage, reconcile found
+/// breaks, replay --check found drift, no such person, a certificate does
+/// not verify); 2 bad input, a refused fact or usage (the message names the file, line and field; nothing was
 /// appended); 3 the ledger failed (storage, corruption).
 #[derive(Parser)]
 #[command(name = "yibao", version, about, long_about)]
@@ -262,6 +264,10 @@ enum Command {
     Certificate(certificate::CertificateArgs),
     /// Build a ledger from the embedded fixtures and show what it does.
     Demo,
+    /// Serve the ledger over HTTP: coverage lookups, history, the unpaid
+    /// list, metrics, and posting facts as `import` does. Stops on SIGTERM
+    /// or ctrl-c after in-flight requests, saving the coverage checkpoint.
+    Serve(serve::ServeArgs),
     /// Compare bank and channel receipts with the recorded payments and
     /// refunds; list every difference; record the run in the log.
     ///
@@ -354,6 +360,7 @@ fn main() -> ExitCode {
         Command::Refund(args) => refund::run(&cli.data, args),
         Command::Certificate(args) => certificate::run(&cli.data, args),
         Command::Demo => demo::run(&cli.data),
+        Command::Serve(args) => serve::run(&cli.data, args),
         Command::Reconcile { files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record } => {
             reconcile_cmd::run(
                 &cli.data,

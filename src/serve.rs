@@ -1,0 +1,418 @@
+//! `yibao serve`: the ledger over HTTP (axum on tokio). Thin like the rest
+//! of the binary: the rules live in the crates; this file parses requests,
+//! checks tokens and roles, and shapes answers.
+//!
+//! The live coverage projection is held in memory behind a lock and caught
+//! up after each acknowledged write (or before a read when the log head
+//! moved), so a lookup reads no disk. Its checkpoint is saved on shutdown.
+
+mod access;
+mod auth;
+mod error;
+mod metrics;
+mod openapi;
+mod write;
+
+use crate::commands::open;
+use crate::exit::BadInput;
+use anyhow::{Context, Result};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use error::ApiError;
+use ledger::{Date, Identity, OpenMode, RegionCode, SledLog};
+use projections::coverage::{Coverage, PersonYear};
+use projections::Projection;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Largest request body.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Longest a request may take before it is answered 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests served at once; more are shed with 503 and Retry-After.
+const MAX_CONCURRENT_REQUESTS: usize = 256;
+/// Largest page of the unpaid list.
+const MAX_PER_PAGE: usize = 1000;
+
+/// The flags of `yibao serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the first line printed
+    /// is `listening on ADDR`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Bearer tokens and their roles (TOML: [[token]] name, token, role =
+    /// office | channel | auditor).
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// Serve without tokens: anyone reaching the address may read and post
+    /// everything. For a laptop demo only.
+    #[arg(long, conflicts_with = "tokens")]
+    insecure_no_auth: bool,
+}
+
+/// What every handler shares.
+pub struct App {
+    log: SledLog,
+    data: PathBuf,
+    coverage: RwLock<Coverage>,
+    /// Serializes rule check + append (std: held inside blocking tasks).
+    write_lock: Mutex<()>,
+    tokens: Option<auth::Tokens>,
+    access: mpsc::Sender<access::AccessLine>,
+    metrics: metrics::Metrics,
+}
+
+impl App {
+    /// Folds the records the projection has not seen (none: no lock taken
+    /// for writing).
+    fn catch_up(&self) -> Result<()> {
+        let head = self.log.durable_head().position;
+        if self.coverage.read().unwrap_or_else(|p| p.into_inner()).position() >= head {
+            return Ok(());
+        }
+        let mut coverage = self.coverage.write().unwrap_or_else(|p| p.into_inner());
+        coverage.catch_up(&self.log).context("catching the coverage projection up with the log")?;
+        Ok(())
+    }
+
+    /// The projection, caught up first when the log moved.
+    async fn coverage(self: &Arc<Self>) -> Result<std::sync::RwLockReadGuard<'_, Coverage>, ApiError> {
+        let behind = {
+            let coverage = self.coverage.read().unwrap_or_else(|p| p.into_inner());
+            coverage.position() < self.log.durable_head().position
+        };
+        if behind {
+            let app = Arc::clone(self);
+            tokio::task::spawn_blocking(move || app.catch_up())
+                .await
+                .map_err(|e| ApiError::internal(&anyhow::anyhow!("catch-up task failed: {e}")))?
+                .map_err(|e| ApiError::internal(&e))?;
+        }
+        Ok(self.coverage.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn record_access(&self, caller: &auth::Caller, person: &Identity, route: &'static str) {
+        let line = access::AccessLine {
+            who: caller.name.clone(),
+            when: ledger::BeijingTime::now().to_string(),
+            person: person.masked(),
+            route,
+        };
+        // Waits only when the writer is QUEUE_CAPACITY lines behind.
+        if self.access.send(line).await.is_err() {
+            eprintln!("error: the access log writer has stopped");
+        }
+    }
+}
+
+pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
+    let tokens = match (&args.tokens, args.insecure_no_auth) {
+        (Some(path), _) => Some(auth::Tokens::load(path)?),
+        (None, true) => None,
+        (None, false) => {
+            return Err(
+                BadInput("give --tokens FILE, or --insecure-no-auth to serve without access control".into()).into()
+            )
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let log = open(data, OpenMode::Existing)?;
+    let coverage = crate::lookup::coverage(data, &log)?;
+    let (access, access_writer) = access::start(data)?;
+    let app = Arc::new(App {
+        log,
+        data: data.to_path_buf(),
+        coverage: RwLock::new(coverage),
+        write_lock: Mutex::new(()),
+        tokens,
+        access,
+        metrics: metrics::Metrics::default(),
+    });
+    runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
+    save_checkpoint(&app)?;
+    // The last sender goes with the app; the writer drains and stops.
+    drop(app);
+    access_writer.join().map_err(|_| anyhow::anyhow!("the access log writer panicked"))?;
+    Ok(())
+}
+
+async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr()?;
+    println!("listening on {bound}");
+    std::io::stdout().flush()?;
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    eprintln!("stopped: in-flight requests finished");
+    Ok(())
+}
+
+fn save_checkpoint(app: &App) -> Result<()> {
+    app.catch_up()?;
+    let path = crate::lookup::checkpoint_path(&app.data);
+    std::fs::create_dir_all(path.parent().unwrap_or(&app.data))?;
+    let coverage = app.coverage.read().unwrap_or_else(|p| p.into_inner());
+    coverage.save(&path).context("saving the coverage checkpoint")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Every route served; `tests/serve.rs` checks each is in the OpenAPI document.
+pub fn router(app: Arc<App>) -> Router {
+    let limits = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new({
+            let app = Arc::clone(&app);
+            move |error: BoxError| {
+                let app = Arc::clone(&app);
+                async move { overloaded(&app, &error) }
+            }
+        }))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        .timeout(REQUEST_TIMEOUT);
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/v1/metrics", get(metrics_text))
+        .route("/v1/coverage/{id_number}", get(coverage))
+        .route("/v1/persons/{id_number}/history", get(history))
+        .route("/v1/unpaid", get(unpaid))
+        .route("/v1/events", post(write::post_events))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&app), track))
+        .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_large_bodies))
+        .layer(limits)
+        .with_state(app)
+}
+
+fn overloaded(app: &App, error: &BoxError) -> ApiError {
+    app.metrics.n_shed.fetch_add(1, Ordering::Relaxed);
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::overloaded("timeout", "the request took too long; retry later")
+    } else {
+        ApiError::overloaded("overloaded", "too many requests at once; retry later")
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is above {MAX_BODY_BYTES} bytes"))
+}
+
+/// A declared length above the limit is refused before the body is read.
+async fn refuse_large_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return too_large().into_response();
+    }
+    next.run(request).await
+}
+
+async fn track(State(app): State<Arc<App>>, matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let route = matched.map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    app.metrics.record(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    let head = app.log.durable_head();
+    Json(json!({ "status": "ok", "head": { "position": head.position, "hash": hex::encode(head.hash) } }))
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let head = app.log.durable_head().position;
+    let projection = app.coverage.read().unwrap_or_else(|p| p.into_inner()).position();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(head, projection))
+}
+
+fn identity(text: &str) -> Result<Identity, ApiError> {
+    // The error names the field, never echoes the number.
+    text.parse().map_err(|_| ApiError::bad_input(Some("id_number"), "not a valid ID number"))
+}
+
+fn date(text: &str, field: &str) -> Result<Date, ApiError> {
+    text.parse().map_err(|e| ApiError::bad_input(Some(field), format!("{field}: {e}")))
+}
+
+fn unknown_person(person: &Identity) -> ApiError {
+    ApiError::not_found(format!("no person with ID {} in the ledger", person.masked()))
+}
+
+#[derive(Deserialize)]
+struct CoverageQuery {
+    year: Option<u16>,
+    on: Option<String>,
+}
+
+async fn coverage(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    UrlPath(id_number): UrlPath<String>,
+    query: Result<Query<CoverageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth::Tokens::caller(app.tokens.as_ref(), &headers)?;
+    caller.may_read()?;
+    let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
+    let person = identity(&id_number)?;
+    let on = query.on.as_deref().map(|text| date(text, "on")).transpose()?;
+    app.record_access(&caller, &person, "/v1/coverage/{id_number}").await;
+    let coverage = app.coverage().await?;
+    let summary = coverage.person(&person).ok_or_else(|| unknown_person(&person))?;
+    let years = match query.year {
+        Some(year) => vec![year],
+        None => coverage.years_of(&person),
+    };
+    let views: Vec<Value> = years
+        .iter()
+        .filter_map(|&year| coverage.person_year_as_of(&person, year, on))
+        .map(|view| year_json(&view, on))
+        .collect();
+    let answer = json!({
+        "person": {
+            "id": summary.current.masked(),
+            "former": summary.former.iter().map(Identity::masked).collect::<Vec<_>>(),
+            "registered": summary.registered,
+            "name": summary.name,
+            "region": summary.region,
+            "birth_date": summary.birth_date,
+            "registered_on": summary.registered_on,
+            "basis": summary.basis,
+            "voided_on": summary.voided_on,
+        },
+        "years": views,
+        "log_position": coverage.position(),
+        "head_hash": hex::encode(coverage.head_hash()),
+    });
+    Ok(Json(answer))
+}
+
+/// A person-year as `yibao coverage --json` gives it, the ID masked.
+fn year_json(view: &PersonYear, on: Option<Date>) -> Value {
+    let mut year = serde_json::to_value(view).unwrap_or(Value::Null);
+    if let Some(object) = year.as_object_mut() {
+        object.insert("person".into(), view.person.masked().into());
+    }
+    json!({ "year": year, "covered_on": on.map(|day| (day.to_string(), view.is_covered_on(day))) })
+}
+
+async fn history(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    UrlPath(id_number): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth::Tokens::caller(app.tokens.as_ref(), &headers)?;
+    caller.may_read()?;
+    let person = identity(&id_number)?;
+    app.record_access(&caller, &person, "/v1/persons/{id_number}/history").await;
+    let (summary, upto) = {
+        let coverage = app.coverage().await?;
+        (coverage.person(&person).ok_or_else(|| unknown_person(&person))?, coverage.position())
+    };
+    let worker = Arc::clone(&app);
+    let facts = tokio::task::spawn_blocking(move || {
+        let identities: HashSet<Identity> = std::iter::once(summary.current.clone()).chain(summary.former).collect();
+        let mut applications = HashSet::new();
+        let mut facts = Vec::new();
+        worker.log.scan(1, upto, |envelope| {
+            if crate::lookup::concerns(&envelope, &identities, &mut applications) {
+                facts.push(json!({
+                    "position": envelope.head.position,
+                    "recorded_at": envelope.head.recorded_at.to_string(),
+                    "type": envelope.event.type_name(),
+                    "summary": yibao::facts::summary(&envelope.event),
+                }));
+            }
+            Ok(())
+        })?;
+        Ok::<_, ledger::LedgerError>(facts)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&anyhow::anyhow!("history task failed: {e}")))?
+    .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
+    Ok(Json(json!({ "person": person.masked(), "facts": facts, "log_position": upto })))
+}
+
+#[derive(Deserialize)]
+struct UnpaidQuery {
+    region: Option<String>,
+    year: Option<u16>,
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+async fn unpaid(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<UnpaidQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth::Tokens::caller(app.tokens.as_ref(), &headers)?;
+    caller.may_read()?;
+    let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
+    let region_text = query.region.ok_or_else(|| ApiError::bad_input(Some("region"), "region is required"))?;
+    let region: RegionCode =
+        region_text.parse().map_err(|e| ApiError::bad_input(Some("region"), format!("region: {e}")))?;
+    let year = query.year.ok_or_else(|| ApiError::bad_input(Some("year"), "year is required"))?;
+    let page = query.page.unwrap_or(1);
+    let per_page = query.per_page.unwrap_or(100);
+    if page == 0 {
+        return Err(ApiError::bad_input(Some("page"), "pages count from 1"));
+    }
+    if per_page == 0 || per_page > MAX_PER_PAGE {
+        return Err(ApiError::bad_input(Some("per_page"), format!("per_page is 1 to {MAX_PER_PAGE}")));
+    }
+    let coverage = app.coverage().await?;
+    let entries = coverage.unpaid(region, year);
+    let listed: Vec<Value> = entries
+        .iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(|e| {
+            json!({ "person": e.masked, "name": e.name, "region": e.region, "state": e.state,
+                    "amount_due": e.amount_due, "outstanding": e.outstanding })
+        })
+        .collect();
+    Ok(Json(json!({
+        "entries": listed, "page": page, "per_page": per_page, "n_total": entries.len(),
+        "log_position": coverage.position(),
+    })))
+}

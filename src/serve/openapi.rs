@@ -1,0 +1,91 @@
+//! The API's OpenAPI 3 document, written by hand.
+
+use serde_json::{json, Value};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut responses = serde_json::Map::new();
+    for code in codes {
+        responses.insert((*code).into(), json!({ "$ref": format!("#/components/responses/E{code}") }));
+    }
+    Value::Object(responses)
+}
+
+fn with_ok(description: &str, content_type: &str, errors: &[&str]) -> Value {
+    let mut responses = error_responses(errors);
+    if let Some(object) = responses.as_object_mut() {
+        object.insert("200".into(), json!({ "description": description, "content": { content_type: {} } }));
+    }
+    responses
+}
+
+fn id_parameter() -> Value {
+    json!({ "name": "id_number", "in": "path", "required": true,
+            "description": "18-character resident ID, or other:NUMBER", "schema": { "type": "string" } })
+}
+
+fn query(name: &str, kind: &str, required: bool, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": required, "description": description, "schema": { "type": kind } })
+}
+
+pub fn document() -> Value {
+    let read_errors = ["400", "401", "403", "404", "503"];
+    let error_schema = json!({ "type": "object", "required": ["code", "message"], "properties": {
+        "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } });
+    let mut responses = serde_json::Map::new();
+    for (code, what) in [
+        ("400", "bad input; `field` names the field"),
+        ("401", "missing or unknown bearer token"),
+        ("403", "the token's role may not do this"),
+        ("404", "unknown person"),
+        ("409", "idempotency key reused for different content, or a version conflict"),
+        ("413", "body above 8 MiB"),
+        ("422", "refused by the rules (family lifecycle, refunds); the message quotes the rule"),
+        ("503", "overloaded or timed out; see Retry-After"),
+    ] {
+        responses.insert(
+            format!("E{code}"),
+            json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+        );
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "yibao ledger API", "version": env!("CARGO_PKG_VERSION") },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": { "Error": error_schema },
+            "responses": responses,
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/v1/health": { "get": { "summary": "Liveness and log head", "security": [],
+                "responses": with_ok("ok", "application/json", &["503"]) } },
+            "/v1/openapi.json": { "get": { "summary": "This document", "security": [],
+                "responses": with_ok("the document", "application/json", &[]) } },
+            "/v1/metrics": { "get": { "summary": "Prometheus metrics", "security": [],
+                "responses": with_ok("metrics", "text/plain", &["503"]) } },
+            "/v1/coverage/{id_number}": { "get": {
+                "summary": "A person's coverage (office, auditor); the lookup is recorded in access.log",
+                "parameters": [id_parameter(),
+                    query("year", "integer", false, "one coverage year (default: all)"),
+                    query("on", "string", false, "YYYY-MM-DD: whether covered on this day")],
+                "responses": with_ok("person (masked ID), years as `yibao coverage --json`, log_position, head_hash", "application/json", &read_errors) } },
+            "/v1/persons/{id_number}/history": { "get": {
+                "summary": "Every fact about a person (office, auditor); recorded in access.log",
+                "parameters": [id_parameter()],
+                "responses": with_ok("facts in log order", "application/json", &read_errors) } },
+            "/v1/unpaid": { "get": {
+                "summary": "Registered, not paid in full (office, auditor); IDs masked",
+                "parameters": [query("region", "string", true, "county, prefecture or province code"),
+                    query("year", "integer", true, "coverage year"),
+                    query("page", "integer", false, "from 1"),
+                    query("per_page", "integer", false, "1..=1000, default 100")],
+                "responses": with_ok("a page of the list", "application/json", &["400", "401", "403", "503"]) } },
+            "/v1/events": { "post": {
+                "summary": "Append one fact (object) or a batch (array), all or nothing, as `yibao import` does",
+                "description": "office: every type but payments and proxy steps; channel: payment_received and proxy_*. An identical retry returns the same positions with n_appended 0.",
+                "requestBody": { "required": true, "content": { "application/json": {} } },
+                "responses": with_ok("{positions, n_appended, head}", "application/json",
+                    &["400", "401", "403", "409", "413", "422", "503"]) } },
+        }
+    })
+}

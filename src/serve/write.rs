@@ -1,0 +1,117 @@
+//! `POST /v1/events`: one fact or a batch, through the import's parser,
+//! rule checks and idempotency, appended all or nothing.
+
+use super::auth::Tokens;
+use super::error::ApiError;
+use super::App;
+use crate::exit::BadInput;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use ledger::{AppendOutcome, LedgerError, NewEvent};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use yibao::facts;
+
+/// Most facts in one request; larger loads go through `yibao import`.
+pub const MAX_BATCH_FACTS: usize = 10_000;
+
+pub async fn post_events(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = Tokens::caller(app.tokens.as_ref(), &headers)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => super::too_large(),
+        _ => ApiError::bad_input(None, "the request body could not be read"),
+    })?;
+    let facts_json = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(items)) => items,
+        Ok(object @ Value::Object(_)) => vec![object],
+        Ok(_) => return Err(ApiError::bad_input(None, "expected a fact (JSON object) or an array of facts")),
+        Err(e) => return Err(ApiError::bad_input(None, format!("malformed JSON: {e}"))),
+    };
+    if facts_json.is_empty() || facts_json.len() > MAX_BATCH_FACTS {
+        return Err(ApiError::bad_input(None, format!("a batch holds 1 to {MAX_BATCH_FACTS} facts")));
+    }
+    // The role is checked on the declared type first: a caller learns
+    // nothing about validation of facts it may not post.
+    for fact in &facts_json {
+        if let Some(type_name) = fact.get("type").and_then(Value::as_str) {
+            caller.may_post(type_name)?;
+        }
+    }
+    let actor = format!("api:{}", caller.name);
+    let events = parse(&facts_json, &actor)?;
+    let worker = Arc::clone(&app);
+    let outcome = tokio::task::spawn_blocking(move || worker.append(events))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("the append task failed: {e}")))??;
+    let answer = json!({
+        "positions": outcome.positions,
+        "n_appended": outcome.n_appended,
+        "head": { "position": outcome.head.position, "hash": hex::encode(outcome.head.hash) },
+    });
+    Ok(Json(answer))
+}
+
+/// Every fact as an import line (line = index in the batch + 1); any bad
+/// fact refuses the batch, naming the first one's line and field.
+fn parse(facts_json: &[Value], actor: &str) -> Result<Vec<NewEvent>, ApiError> {
+    let mut events = Vec::with_capacity(facts_json.len());
+    for (index, fact) in facts_json.iter().enumerate() {
+        if !fact.is_object() {
+            return Err(ApiError::bad_input(None, format!("fact {}: expected a JSON object", index + 1)));
+        }
+        let parsed = facts::parse_line(&fact.to_string(), index + 1, actor).map_err(|error| {
+            let message = format!("{error}; nothing was appended");
+            ApiError::bad_input(error.field.as_deref(), message)
+        })?;
+        events.push(parsed);
+    }
+    Ok(events)
+}
+
+impl App {
+    /// The rule check and the append, under the write lock so that no other
+    /// write lands between them; then the live projection catches up.
+    /// Runs to the end even when the client has gone.
+    fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
+        let _writing = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let line_numbers: Vec<usize> = (1..=events.len()).collect();
+        crate::family::check_import(&self.log, &events, &line_numbers, "request").map_err(|error| {
+            if error.chain().any(|cause| cause.is::<BadInput>()) {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "rule_refused",
+                    error.to_string().replace("\n  ", "; ").replace("this file", "this request"),
+                )
+            } else {
+                ApiError::internal(&error)
+            }
+        })?;
+        let outcome = self.log.append_blocking(events).map_err(ledger_error)?;
+        if let Err(error) = self.catch_up() {
+            // The write is durable; a later read catches up again.
+            eprintln!("error: {error:#}");
+        }
+        Ok(outcome)
+    }
+}
+
+fn ledger_error(error: LedgerError) -> ApiError {
+    match &error {
+        LedgerError::IdempotencyConflict { .. } | LedgerError::WrongExpectedVersion { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+        }
+        LedgerError::InvalidEvent { index, error: field_error } => ApiError::bad_input(
+            Some(field_error.field),
+            format!("line {}: {field_error}; nothing was appended", index + 1),
+        ),
+        LedgerError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", error.to_string()),
+        _ => ApiError::internal(&anyhow::Error::new(error)),
+    }
+}

@@ -1,0 +1,259 @@
+//! `yibao serve` end to end: the real binary on 127.0.0.1, a temp ledger,
+//! a tokens file, and a small HTTP client.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_yibao");
+const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies");
+const OFFICE: &str = "office-token-0123456789";
+const CHANNEL: &str = "channel-token-0123456789";
+const AUDITOR: &str = "auditor-token-0123456789";
+const PERSON: &str = "520502198503121233";
+
+fn registration() -> Value {
+    json!({"type": "person_registered", "v": 1, "person": PERSON, "name": "张伟", "region": "520500",
+           "birth_date": "1985-03-12", "registered_on": "2024-09-25"})
+}
+
+fn payment() -> Value {
+    json!({"type": "payment_received", "v": 1, "person": PERSON, "coverage_year": 2025, "amount": "400.00",
+           "channel": "wechat", "channel_ref": "WX20241005093012001", "paid_at": "2024-10-05 09:30:12"})
+}
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(data: &Path, args: &[&str]) {
+    let output = Command::new(BIN).arg("--data").arg(data).args(args).output().expect("run yibao");
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn start(data: &Path) -> Server {
+    cli(data, &["init"]);
+    cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
+    let tokens = data.join("tokens.toml");
+    let text = format!(
+        "[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n\n\
+         [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\n\n\
+         [[token]]\ntoken = \"{AUDITOR}\"\nrole = \"auditor\"\n"
+    );
+    std::fs::write(&tokens, text).expect("write tokens");
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])
+        .arg(&tokens)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start yibao serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).expect("read the first line");
+    let addr = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first}")).to_string();
+    Server { child, addr }
+}
+
+/// (status, body as JSON or as a string).
+fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let mut request = ureq::request(method, &format!("http://{}{path}", server.addr));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let result = match body {
+        Some(body) => request.send_json(body),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(other) => panic!("{method} {path}: {other}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[test]
+fn serve_answers_reads_and_writes_with_roles_and_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+
+    let (status, health) = call(&server, "GET", "/v1/health", None, None);
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+
+    let path = format!("/v1/coverage/{PERSON}");
+    assert_eq!(call(&server, "GET", &path, None, None).0, 401);
+    assert_eq!(call(&server, "GET", &path, Some("wrong-token-0123456789"), None).0, 401);
+    let (status, refused) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&registration()));
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["code"], "forbidden");
+    assert_eq!(call(&server, "POST", "/v1/events", Some(AUDITOR), Some(&payment())).0, 403);
+    assert_eq!(call(&server, "GET", &path, Some(CHANNEL), None).0, 403);
+
+    let (status, unknown) = call(&server, "GET", &path, Some(OFFICE), None);
+    assert_eq!(status, 404, "{unknown}");
+    assert!(!unknown.to_string().contains(PERSON), "the error carries the full ID: {unknown}");
+
+    let (status, registered) = call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration()));
+    assert_eq!(status, 200, "{registered}");
+    assert_eq!(registered["n_appended"], 1);
+    let (status, paid) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&json!([payment()])));
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(paid["n_appended"], 1);
+    let (status, retried) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&json!([payment()])));
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["n_appended"], 0);
+    assert_eq!(retried["positions"], paid["positions"]);
+
+    let (status, answer) = call(&server, "GET", &format!("{path}?year=2025&on=2025-06-01"), Some(AUDITOR), None);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["years"][0]["year"]["state"], "received", "{answer}");
+    assert_eq!(answer["years"][0]["covered_on"][1], true, "{answer}");
+    assert_eq!(answer["person"]["id"], "520502********1233");
+    assert_eq!(answer["log_position"], paid["head"]["position"]);
+    assert!(!answer.to_string().contains(PERSON), "the answer carries the full ID: {answer}");
+
+    let (status, history) = call(&server, "GET", &format!("/v1/persons/{PERSON}/history"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["facts"].as_array().map(Vec::len), Some(2), "{history}");
+
+    let (status, unpaid) = call(&server, "GET", "/v1/unpaid?region=520500&year=2025&per_page=10", Some(OFFICE), None);
+    assert_eq!(status, 200, "{unpaid}");
+    assert_eq!(unpaid["n_total"], 0, "{unpaid}");
+
+    let mut bad = payment();
+    bad["amount"] = json!("four hundred");
+    let (status, error) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&bad));
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["code"], "bad_input");
+    assert_eq!(error["field"], "amount", "{error}");
+
+    let (status, error) = call(&server, "GET", "/v1/coverage/12345", Some(OFFICE), None);
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["field"], "id_number");
+
+    let refund = json!({"type": "refund_issued", "v": 1, "person": PERSON, "coverage_year": 2025,
+        "refund_ref": "TK-1", "payment": {"channel": "wechat", "channel_ref": "WX20241005093012001"},
+        "amount": "400.01", "destination": "original_channel", "refunded_at": "2024-11-01 10:00:00", "reason": "退费"});
+    let (status, rejected) = call(&server, "POST", "/v1/events", Some(OFFICE), Some(&refund));
+    assert_eq!(status, 422, "{rejected}");
+    assert_eq!(rejected["code"], "rule_refused");
+    assert!(!rejected.to_string().contains(PERSON), "the rejection carries the full ID: {rejected}");
+
+    let mut keyed = payment();
+    keyed["channel_ref"] = json!("WX-KEYED-1");
+    keyed["idempotency_key"] = json!("client-key-1");
+    assert_eq!(call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&keyed)).0, 200);
+    keyed["amount"] = json!("10.00");
+    let (status, conflict) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&keyed));
+    assert_eq!(status, 409, "{conflict}");
+    assert_eq!(conflict["code"], "conflict");
+
+    assert_eq!(post_declaring_length(&server, 9 * 1024 * 1024), 413);
+
+    let (status, metrics) = call(&server, "GET", "/v1/metrics", None, None);
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().expect("text").to_string();
+    assert!(metrics.contains("yibao_http_requests_total{route=\"/v1/events\",status=\"200\"}"), "{metrics}");
+    assert!(metrics.contains("yibao_log_head_position 4"), "{metrics}");
+
+    let access = std::fs::read_to_string(data.join("access.log")).expect("access.log");
+    let line: Value = serde_json::from_str(access.lines().next().expect("a line")).expect("JSON line");
+    assert_eq!(line["person"], "520502********1233");
+    assert_eq!(line["who"], "office-1");
+    assert!(!access.contains(PERSON), "access.log holds a full ID");
+
+    stop(server, data);
+}
+
+#[test]
+fn serve_refuses_to_start_without_tokens_unless_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    cli(dir.path(), &["init"]);
+    let output = Command::new(BIN).arg("--data").arg(dir.path()).args(["serve", "--addr", "127.0.0.1:0"]).output();
+    let output = output.expect("run yibao serve");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--insecure-no-auth"));
+}
+
+/// Every route the server serves is in the OpenAPI document, and every
+/// documented route is served.
+#[test]
+fn openapi_documents_every_route() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path());
+    let (status, document) = call(&server, "GET", "/v1/openapi.json", None, None);
+    assert_eq!(status, 200);
+    let served = [
+        ("get", "/v1/health"),
+        ("get", "/v1/openapi.json"),
+        ("get", "/v1/metrics"),
+        ("get", "/v1/coverage/{id_number}"),
+        ("get", "/v1/persons/{id_number}/history"),
+        ("get", "/v1/unpaid"),
+        ("post", "/v1/events"),
+    ];
+    for (method, path) in served {
+        assert!(document["paths"][path][method].is_object(), "{method} {path} is not documented");
+    }
+    let paths = document["paths"].as_object().expect("paths");
+    let n_documented: usize = paths.values().map(|item| item.as_object().map_or(0, |m| m.len())).sum();
+    assert_eq!(n_documented, served.len(), "documented routes the server does not serve");
+    for (method, path) in served {
+        let concrete = path.replace("{id_number}", PERSON);
+        let empty = json!({});
+        let request_body = (method == "post").then_some(&empty);
+        let (status, body) = call(&server, &method.to_uppercase(), &concrete, Some(OFFICE), request_body);
+        assert_ne!(body["message"], "no such route; see /v1/openapi.json", "{method} {path} is not served ({status})");
+    }
+}
+
+/// A POST declaring a body above the limit; the answer comes before the body.
+fn post_declaring_length(server: &Server, length: usize) -> u16 {
+    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {OFFICE}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).expect("read");
+    let text = String::from_utf8_lossy(&answer[..n]).to_string();
+    text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("answer: {text}"))
+}
+
+/// SIGTERM stops the server cleanly (exit 0) and saves the checkpoint.
+fn stop(mut server: Server, data: &Path) {
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(data.join("projections").join("coverage.ckpt").exists(), "no checkpoint saved");
+}
