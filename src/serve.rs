@@ -11,6 +11,7 @@ mod auth;
 mod error;
 mod metrics;
 mod openapi;
+mod web;
 mod write;
 
 use crate::commands::open;
@@ -205,6 +206,9 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
         .timeout(REQUEST_TIMEOUT);
     Router::new()
+        .route("/", get(web::index))
+        .route("/web/app.js", get(web::app_js))
+        .route("/web/style.css", get(web::style_css))
         .route("/v1/health", get(health))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/v1/metrics", get(metrics_text))

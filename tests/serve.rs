@@ -202,6 +202,9 @@ fn openapi_documents_every_route() {
     let (status, document) = call(&server, "GET", "/v1/openapi.json", None, None);
     assert_eq!(status, 200);
     let served = [
+        ("get", "/"),
+        ("get", "/web/app.js"),
+        ("get", "/web/style.css"),
         ("get", "/v1/health"),
         ("get", "/v1/openapi.json"),
         ("get", "/v1/metrics"),

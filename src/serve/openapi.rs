@@ -57,6 +57,12 @@ pub fn document() -> Value {
         },
         "security": [{ "bearer": [] }],
         "paths": {
+            "/": { "get": { "summary": "The office page (HTML); its API calls carry the token", "security": [],
+                "responses": with_ok("the page", "text/html", &[]) } },
+            "/web/app.js": { "get": { "summary": "The office page's script", "security": [],
+                "responses": with_ok("the script", "text/javascript", &[]) } },
+            "/web/style.css": { "get": { "summary": "The office page's style sheet (with print rules)", "security": [],
+                "responses": with_ok("the style sheet", "text/css", &[]) } },
             "/v1/health": { "get": { "summary": "Liveness and log head", "security": [],
                 "responses": with_ok("ok", "application/json", &["503"]) } },
             "/v1/openapi.json": { "get": { "summary": "This document", "security": [],

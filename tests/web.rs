@@ -1,0 +1,120 @@
+//! The office page end to end: the real `yibao serve` with the demo ledger,
+//! driven by headless Chromium (`--dump-dom`). Chromium is required: CI
+//! (`.ci/run`) installs it; without it this test fails and says so.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_yibao");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+const OFFICE: &str = "office-token-0123456789";
+const PERSON: &str = "520502198503121233";
+/// The same number with a wrong check character.
+const INVALID: &str = "520502198503121234";
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(data: &Path, args: &[&str]) {
+    let output = Command::new(BIN).arg("--data").arg(data).args(args).output().expect("run yibao");
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn start(data: &Path) -> Server {
+    cli(data, &["init"]);
+    cli(data, &["policy", "load", &format!("{FIXTURES}/policies/bijie-2025.toml")]);
+    cli(data, &["import", &format!("{FIXTURES}/demo/facts.jsonl")]);
+    let tokens = data.join("tokens.toml");
+    std::fs::write(&tokens, format!("[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n"))
+        .expect("write tokens");
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])
+        .arg(&tokens)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start yibao serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).expect("read the first line");
+    let addr = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first}")).to_string();
+    Server { child, addr }
+}
+
+fn chromium() -> &'static str {
+    let found = Command::new("chromium").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(
+        found.is_ok_and(|status| status.success()),
+        "the `chromium` binary is not on PATH: the web page test needs it. Install it \
+         (Debian/Ubuntu: `apt-get install chromium`; `.ci/run` does this on a fresh machine)"
+    );
+    "chromium"
+}
+
+/// The page's DOM after its scripts ran, as headless Chromium sees it.
+fn dump_dom(url: &str, profile: &Path) -> String {
+    let output = Command::new(chromium())
+        .args(["--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=5000"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .output()
+        .expect("run chromium");
+    assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// The text of the element with `id="error"`, if it is shown.
+fn error_box(dom: &str) -> Option<String> {
+    let start = dom.find("id=\"error\"")?;
+    let open_end = start + dom[start..].find('>')?;
+    if dom[start..open_end].contains("hidden") {
+        return None;
+    }
+    let close = open_end + dom[open_end..].find("</div>")?;
+    Some(dom[open_end + 1..close].to_string())
+}
+
+#[test]
+fn the_office_page_shows_coverage_history_and_errors_in_a_browser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&dir.path().join("data"));
+    let profile = dir.path().join("chromium-profile");
+
+    // The page and its assets load without a token.
+    let page = ureq::get(&format!("http://{}/", server.addr)).call().expect("GET /");
+    assert_eq!(page.status(), 200);
+    assert!(page.content_type().starts_with("text/html"));
+
+    let dom = dump_dom(&format!("http://{}/?id={PERSON}&token={OFFICE}", server.addr), &profile);
+    assert_eq!(error_box(&dom), None, "the page shows an error:\n{dom}");
+    assert!(dom.contains("data-state=\"received\""), "no received state on the card:\n{dom}");
+    assert!(dom.contains("已到账 received"), "the state is not spelled out:\n{dom}");
+    assert!(dom.contains("张伟"), "the person's name is missing:\n{dom}");
+    assert!(dom.contains("520502********1233"), "the masked ID is missing:\n{dom}");
+    assert!(dom.contains("payment_received"), "the history is missing:\n{dom}");
+    assert!(dom.contains("¥400.00"), "the amount received is missing:\n{dom}");
+
+    let dom = dump_dom(&format!("http://{}/?id={INVALID}&token={OFFICE}", server.addr), &profile);
+    let error = error_box(&dom).unwrap_or_else(|| panic!("no error box for an invalid ID:\n{dom}"));
+    assert!(error.contains("not a valid ID number"), "error box: {error}");
+    assert!(!dom.contains("data-state="), "a card is shown for an invalid ID:\n{dom}");
+
+    // The token comes from sessionStorage or the field: without one, the
+    // API's 401 message is shown.
+    let dom = dump_dom(&format!("http://{}/?id={PERSON}", server.addr), &dir.path().join("fresh-profile"));
+    let error = error_box(&dom).unwrap_or_else(|| panic!("no error box without a token:\n{dom}"));
+    assert!(error.contains("a valid bearer token is required"), "error box: {error}");
+}
