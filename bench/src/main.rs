@@ -1,10 +1,12 @@
 //! yibao's benchmarks, each with a peer measured in the same run on the same
-//! events: `yibao-bench log` compares the event log with SQLite.
+//! events: `yibao-bench log` compares the event log with SQLite; `yibao-bench
+//! serve` drives `yibao serve` over HTTP (its peer: the targets).
 
 mod coverage;
 mod coverage_sqlite;
 mod figures;
 mod report;
+mod serve_load;
 mod sqlite;
 mod workload;
 mod yibao;
@@ -38,6 +40,34 @@ enum Command {
     /// against SQLite computing the states with SQL: rebuild events/s,
     /// lookups/s, memory per million persons.
     Coverage(CoverageArgs),
+    /// `yibao serve` over HTTP on loopback, started as a child process on
+    /// a generated ledger: coverage lookups at 1, 8, 32 and 64 clients,
+    /// then 90 % lookups with 10 % payment posts at 32 clients, then a
+    /// check that every acknowledged post is in the log. Needs the yibao
+    /// binary next to this one (`cargo build --release`).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Persons of the generated prefecture-year imported before serving.
+    #[arg(long, default_value_t = 100_000)]
+    persons: u64,
+    /// Coverage lookups at each concurrency.
+    #[arg(long, default_value_t = 100_000)]
+    lookups: u64,
+    /// Requests of the lookup/post mix.
+    #[arg(long, default_value_t = 50_000)]
+    mix_requests: u64,
+    /// Cap on each load phase, in seconds: it stops at its count or then.
+    #[arg(long, default_value_t = 30)]
+    phase_seconds: u64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the temporary data (removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -110,6 +140,21 @@ fn main() -> Result<()> {
             }
             .context("create the scratch directory")?;
             coverage::run(scratch.path(), args.persons, args.lookups, args.seed)
+        }
+        Command::Serve(args) => {
+            let scratch = match &args.dir {
+                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
+                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
+            }
+            .context("create the scratch directory")?;
+            let load = serve_load::Load {
+                persons: args.persons,
+                seed: args.seed,
+                lookups: args.lookups,
+                mix_requests: args.mix_requests,
+                phase_seconds: args.phase_seconds,
+            };
+            serve_load::run(scratch.path(), &load)
         }
     }
 }

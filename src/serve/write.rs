@@ -76,11 +76,16 @@ fn parse(facts_json: &[Value], actor: &str) -> Result<Vec<NewEvent>, ApiError> {
 }
 
 impl App {
-    /// The rule check and the append, under the write lock so that no other
-    /// write lands between them; then the live projection catches up.
-    /// Runs to the end even when the client has gone.
+    /// The rule check and the append, under the write lock when the request
+    /// holds facts the rules decide (bindings, proxy steps, refunds), so that
+    /// no other such write lands between check and append; other facts
+    /// (payments, registrations) cannot make a decided fact invalid, so they
+    /// append without it and concurrent posts share the ledger's group
+    /// commit. Then the live projection catches up. Runs to the end even
+    /// when the client has gone.
     fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
-        let _writing = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let decided = events.iter().any(|new| projections::family::is_decided(&new.event));
+        let _writing = decided.then(|| self.write_lock.lock().unwrap_or_else(|p| p.into_inner()));
         let line_numbers: Vec<usize> = (1..=events.len()).collect();
         crate::family::check_import(&self.log, &events, &line_numbers, "request").map_err(|error| {
             if error.chain().any(|cause| cause.is::<BadInput>()) {
