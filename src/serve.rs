@@ -286,6 +286,9 @@ fn unknown_person(person: &Identity) -> ApiError {
 struct CoverageQuery {
     year: Option<u16>,
     on: Option<String>,
+    /// What was known at this moment (RFC 3339, transaction time): answered
+    /// from a fresh rebuild of the facts recorded by then.
+    as_of: Option<String>,
 }
 
 async fn coverage(
@@ -299,8 +302,33 @@ async fn coverage(
     let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
     let person = identity(&id_number)?;
     let on = query.on.as_deref().map(|text| date(text, "on")).transpose()?;
+    let as_of: Option<ledger::UtcTime> = query
+        .as_of
+        .as_deref()
+        .map(|text| text.parse().map_err(|e| ApiError::bad_input(Some("as_of"), format!("as_of: {e}"))))
+        .transpose()?;
     app.record_access(&caller, &person, "/v1/coverage/{id_number}").await;
-    let coverage = app.coverage().await?;
+    let rebuilt = match as_of {
+        Some(moment) => {
+            let app = Arc::clone(&app);
+            let rebuilt =
+                tokio::task::spawn_blocking(move || replay::audit::rebuild_as_of(&app.log, Some(moment), &mut |_| {}))
+                    .await
+                    .map_err(|e| ApiError::internal(&anyhow::anyhow!("the rebuild task failed: {e}")))?
+                    .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
+            Some(rebuilt.coverage)
+        }
+        None => None,
+    };
+    let live = match rebuilt {
+        Some(_) => None,
+        None => Some(app.coverage().await?),
+    };
+    let coverage: &Coverage = match (&rebuilt, &live) {
+        (Some(rebuilt), _) => rebuilt,
+        (None, Some(live)) => live,
+        (None, None) => return Err(ApiError::internal(&anyhow::anyhow!("no projection"))),
+    };
     let summary = coverage.person(&person).ok_or_else(|| unknown_person(&person))?;
     let years = match query.year {
         Some(year) => vec![year],

@@ -114,6 +114,9 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     let (status, registered) = call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration()));
     assert_eq!(status, 200, "{registered}");
     assert_eq!(registered["n_appended"], 1);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let between = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let (status, paid) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&json!([payment()])));
     assert_eq!(status, 200, "{paid}");
     assert_eq!(paid["n_appended"], 1);
@@ -129,6 +132,12 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     assert_eq!(answer["person"]["id"], "520502********1233");
     assert_eq!(answer["log_position"], paid["head"]["position"]);
     assert!(!answer.to_string().contains(PERSON), "the answer carries the full ID: {answer}");
+    // What the office knew before the payment was recorded.
+    let (status, then) = call(&server, "GET", &format!("{path}?year=2025&as_of={between}"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{then}");
+    assert_eq!(then["years"][0]["year"]["state"], "registered_unpaid", "{then}");
+    let (status, bad) = call(&server, "GET", &format!("{path}?as_of=yesterday"), Some(OFFICE), None);
+    assert_eq!(status, 400, "{bad}");
 
     let (status, history) = call(&server, "GET", &format!("/v1/persons/{PERSON}/history"), Some(OFFICE), None);
     assert_eq!(status, 200, "{history}");

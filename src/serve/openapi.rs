@@ -73,7 +73,8 @@ pub fn document() -> Value {
                 "summary": "A person's coverage (office, auditor); the lookup is recorded in access.log",
                 "parameters": [id_parameter(),
                     query("year", "integer", false, "one coverage year (default: all)"),
-                    query("on", "string", false, "YYYY-MM-DD: whether covered on this day")],
+                    query("on", "string", false, "YYYY-MM-DD: whether covered on this day"),
+                    query("as_of", "string", false, "RFC 3339 moment: answer with the facts recorded by then (a fresh rebuild)")],
                 "responses": with_ok("person (masked ID), years as `yibao coverage --json`, log_position, head_hash", "application/json", &read_errors) } },
             "/v1/persons/{id_number}/history": { "get": {
                 "summary": "Every fact about a person (office, auditor); recorded in access.log",
