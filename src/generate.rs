@@ -122,7 +122,9 @@ fn newborn(index: u64) -> (RegionCode, NaiveDate, Identity) {
     (county, born, Identity::resident(county, born, sequence))
 }
 
-fn name(index: u64) -> String {
+/// A plausible Chinese name for person `index`: 12 surnames × 100 given
+/// names, a pure function of the index (the benchmarks use it too).
+pub fn name(index: u64) -> String {
     let n = index as usize;
     let given = |k: usize| GIVEN[n / k % GIVEN.len()];
     format!("{}{}{}", SURNAMES[n % SURNAMES.len()], given(SURNAMES.len()), given(SURNAMES.len() * GIVEN.len()))

@@ -2,12 +2,14 @@
 //! a tokens file, and a small HTTP client.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_yibao");
+mod common;
+
+use common::server::{cli, Server, BIN};
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies");
 const OFFICE: &str = "office-token-0123456789";
 const CHANNEL: &str = "channel-token-0123456789";
@@ -24,48 +26,15 @@ fn payment() -> Value {
            "channel": "wechat", "channel_ref": "WX20241005093012001", "paid_at": "2024-10-05 09:30:12"})
 }
 
-/// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn cli(data: &Path, args: &[&str]) {
-    let output = Command::new(BIN).arg("--data").arg(data).args(args).output().expect("run yibao");
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-}
-
 fn start(data: &Path) -> Server {
     cli(data, &["init"]);
     cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
-    let tokens = data.join("tokens.toml");
     let text = format!(
         "[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n\n\
          [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\n\n\
          [[token]]\ntoken = \"{AUDITOR}\"\nrole = \"auditor\"\n"
     );
-    std::fs::write(&tokens, text).expect("write tokens");
-    let mut child = Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])
-        .arg(&tokens)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start yibao serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).expect("read the first line");
-    let addr = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first}")).to_string();
-    Server { child, addr }
+    common::server::spawn(data, &text)
 }
 
 /// (status, body as JSON or as a string).

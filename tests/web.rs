@@ -2,56 +2,32 @@
 //! driven by headless Chromium (`--dump-dom`). Chromium is required: CI
 //! (`.ci/run`) installs it; without it this test fails and says so.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_yibao");
+mod common;
+
+use common::server::{cli, Server};
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const OFFICE: &str = "office-token-0123456789";
 const PERSON: &str = "520502198503121233";
 /// The same number with a wrong check character.
 const INVALID: &str = "520502198503121234";
 
-/// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn cli(data: &Path, args: &[&str]) {
-    let output = Command::new(BIN).arg("--data").arg(data).args(args).output().expect("run yibao");
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-}
-
 fn start(data: &Path) -> Server {
     cli(data, &["init"]);
     cli(data, &["policy", "load", &format!("{FIXTURES}/policies/bijie-2025.toml")]);
     cli(data, &["import", &format!("{FIXTURES}/demo/facts.jsonl")]);
-    let tokens = data.join("tokens.toml");
-    std::fs::write(&tokens, format!("[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n"))
-        .expect("write tokens");
-    let mut child = Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])
-        .arg(&tokens)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start yibao serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).expect("read the first line");
-    let addr = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first}")).to_string();
-    Server { child, addr }
+    common::server::spawn(
+        data,
+        &format!(
+            "[[token]]
+name = \"office-1\"
+token = \"{OFFICE}\"
+role = \"office\"
+"
+        ),
+    )
 }
 
 fn chromium() -> &'static str {

@@ -12,8 +12,6 @@ use std::ops::Range;
 const COUNTIES: [u32; 8] = [520502, 520521, 520523, 520524, 520525, 520526, 520527, 520581];
 /// Birth dates spread over about 74 years.
 const BIRTH_DAYS: u64 = 27_000;
-const SURNAMES: [&str; 12] = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "龙", "罗"];
-const GIVEN: [&str; 10] = ["明", "华", "芳", "军", "丽", "强", "敏", "静", "勇", "艳"];
 /// The 2025 individual premium in Guizhou, in yuan.
 const PREMIUM_YUAN: i64 = 400;
 /// 2024-09-01T00:00:00+08:00 in microseconds: the collection period opens.
@@ -47,14 +45,6 @@ fn identity(person_index: u64) -> Identity {
     Identity::resident(county(person_index), birth, sequence)
 }
 
-fn name(person_index: u64) -> String {
-    let n = person_index as usize;
-    let surname = SURNAMES[n % SURNAMES.len()];
-    let first = GIVEN[n / SURNAMES.len() % GIVEN.len()];
-    let second = GIVEN[n / (SURNAMES.len() * GIVEN.len()) % GIVEN.len()];
-    format!("{surname}{first}{second}")
-}
-
 fn registration(person_index: u64) -> Event {
     let person = identity(person_index);
     let birth_date = Date(person.birth_date().expect("resident IDs carry a birth date"));
@@ -64,7 +54,7 @@ fn registration(person_index: u64) -> Event {
     };
     Event::PersonRegisteredV1(PersonRegistered {
         person,
-        name: name(person_index),
+        name: yibao::generate::name(person_index),
         region: county(person_index),
         birth_date,
         registered_on: Date::ymd(2024, 9 + (person_index % 4) as u32, 1 + (person_index % 28) as u32).expect("a date"),
