@@ -151,11 +151,35 @@ fn open_sled(path: &Path) -> Result<sled::Db> {
         .segment_size(SEGMENT_BYTES)
         .flush_every_ms(None)
         .mode(sled::Mode::HighThroughput);
-    // sled 0.34 panics on some damaged files instead of returning an error.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
-        Ok(db) => Ok(db?),
-        Err(_) => Err(LedgerError::Corrupt { position: 0, reason: format!("sled could not open {}", path.display()) }),
+    // sled 0.34 releases its file lock only when its background threads let
+    // go of the store, a moment after the last handle is dropped: a reopen
+    // right after a close waits for that (bounded), and another process
+    // holding the ledger still gets the error.
+    let mut attempt = 0;
+    loop {
+        // sled 0.34 panics on some damaged files instead of returning an error.
+        let opened = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
+            Ok(opened) => opened,
+            Err(_) => {
+                let reason = format!("sled could not open {}", path.display());
+                return Err(LedgerError::Corrupt { position: 0, reason });
+            }
+        };
+        match opened {
+            Err(sled::Error::Io(error)) if is_lock_busy(&error) && attempt < LOCK_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
     }
+}
+
+/// Tries to take sled's lock before giving up (20 ms apart: about 2 s).
+const LOCK_ATTEMPTS: u32 = 100;
+
+fn is_lock_busy(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.to_string().contains("could not acquire lock")
 }
 
 impl SledLog {
