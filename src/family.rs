@@ -250,7 +250,7 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
 
 /// `DJ-2025-204159-085226-1`: year, the last six characters of holder and
 /// member, and the first number not yet used.
-fn default_application_id(family: &Family, holder: &Identity, member: &Identity, year: u16) -> String {
+pub fn default_application_id(family: &Family, holder: &Identity, member: &Identity, year: u16) -> String {
     let tail = |id: &Identity| {
         let number = id.number();
         number[number.len().saturating_sub(6)..].to_string()
@@ -454,12 +454,18 @@ pub fn check_import(log: &SledLog, events: &[NewEvent], line_numbers: &[usize], 
         return Ok(());
     }
     let (coverage, family) = projections_at_head(log)?;
-    let refusals = family::check_batch(family, coverage, events);
+    let refusals = family::check_batch(&family, &coverage, events);
     if refusals.is_empty() {
         return Ok(());
     }
+    Err(BadInput(refusals_message(&refusals, line_numbers, label, "file")).into())
+}
+
+/// The refusals of a batch as the user reads them: how many, and each
+/// line with its field and the rule (the first `MAX_ERRORS_SHOWN`).
+pub fn refusals_message(refusals: &[family::BatchRefusal], line_numbers: &[usize], label: &str, what: &str) -> String {
     let mut message =
-        format!("{label}: {} line(s) refused by the rules; nothing from this file was appended", refusals.len());
+        format!("{label}: {} line(s) refused by the rules; nothing from this {what} was appended", refusals.len());
     for refusal in refusals.iter().take(facts::MAX_ERRORS_SHOWN) {
         let line = line_numbers.get(refusal.index).copied().unwrap_or(0);
         match refusal.field {
@@ -470,7 +476,7 @@ pub fn check_import(log: &SledLog, events: &[NewEvent], line_numbers: &[usize], 
     if refusals.len() > facts::MAX_ERRORS_SHOWN {
         message.push_str(&format!("\n  ... and {} more", refusals.len() - facts::MAX_ERRORS_SHOWN));
     }
-    Err(BadInput(message).into())
+    message
 }
 
 /// The holder's bindings and account, for the demo.

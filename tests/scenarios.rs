@@ -180,7 +180,7 @@ fn check(path: &Path) -> Vec<String> {
         let events = step_events(policies, step, &scenario.name);
         let n_events = events.len();
         if scenario.rules {
-            for refusal in family::check_batch(family.clone(), coverage.clone(), &events) {
+            for refusal in family::check_batch(&family, &coverage, &events) {
                 problems.push(format!(
                     "step {}: event {} refused by the rules: {}",
                     index + 1,
@@ -494,7 +494,7 @@ fn check_batch(family: &Family, coverage: &Coverage, check: &BatchCheck) -> Vec<
             yibao::facts::parse_line(&fact.to_string(), index + 1, ACTOR).unwrap_or_else(|e| panic!("batch fact {e}"))
         })
         .collect();
-    let refusals = family::check_batch(family.clone(), coverage.clone(), &events);
+    let refusals = family::check_batch(family, coverage, &events);
     let lines: Vec<usize> = refusals.iter().map(|r| r.index + 1).collect();
     let mut problems = Vec::new();
     if lines != check.refused_lines {

@@ -37,6 +37,7 @@ mod payments;
 mod policies;
 mod state;
 mod states;
+mod subset;
 mod view;
 
 pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};

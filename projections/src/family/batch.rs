@@ -26,12 +26,16 @@ pub struct BatchRefusal {
 
 /// Judges every decided fact of `events` in order; returns the refusals
 /// (empty: the batch may be appended). `family` and `coverage` reflect the
-/// same log position and are used as scratch state.
-pub fn check_batch(mut family: Family, mut coverage: Coverage, events: &[NewEvent]) -> Vec<BatchRefusal> {
+/// same log position; the facts are folded into a copy of the family
+/// projection and a copy of coverage restricted to the persons the batch
+/// is about.
+pub fn check_batch(family: &Family, coverage: &Coverage, events: &[NewEvent]) -> Vec<BatchRefusal> {
     if !events.iter().any(|new| is_decided(&new.event)) {
         return Vec::new();
     }
-    let persons = persons_of_interest(&family, events);
+    let persons = persons_of_interest(family, events);
+    let mut coverage = coverage.subset(&persons);
+    let mut family = family.clone();
     let mut position = family.position().max(coverage.position());
     let mut refusals = Vec::new();
     for (index, new) in events.iter().enumerate() {
@@ -69,6 +73,12 @@ fn persons_of_interest(family: &Family, events: &[NewEvent]) -> HashSet<Identity
                 if let Some(application) = family.application(&e.application_id) {
                     persons.insert(application.member.clone());
                 }
+            }
+            // A conversion in the batch may merge a record into a person
+            // of interest: both sides are folded.
+            Event::IdentityConvertedV1(e) => {
+                persons.insert(e.from.clone());
+                persons.insert(e.to.clone());
             }
             _ => {}
         }

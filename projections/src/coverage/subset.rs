@@ -1,0 +1,44 @@
+//! A scratch copy of the projection restricted to a few persons: what the
+//! batch decision (`family::check_batch`) folds a request's facts into, so
+//! that judging a request costs the size of the persons it names, not a
+//! copy of every person in the prefecture.
+
+use super::state::PersonId;
+use super::Coverage;
+use ledger::Identity;
+use rustc_hash::FxHashMap;
+
+impl Coverage {
+    /// The policies, the position and the named persons (under every
+    /// identity they had, with their proxy applications); everyone else is
+    /// left out. For any named person every question answers as on `self`;
+    /// facts about a person left out would start a new record.
+    pub fn subset<'a>(&self, persons: impl IntoIterator<Item = &'a Identity>) -> Coverage {
+        let mut renumbered: FxHashMap<PersonId, PersonId> = FxHashMap::default();
+        let mut subset = Coverage {
+            position: self.position,
+            head_hash: self.head_hash,
+            policies: self.policies.clone(),
+            ..Coverage::default()
+        };
+        for identity in persons {
+            let Some(id) = self.lookup(identity) else { continue };
+            if renumbered.contains_key(&id) {
+                continue;
+            }
+            let Ok(new_id) = PersonId::try_from(subset.persons.len()) else { break };
+            let state = &self.persons[id as usize];
+            for known in std::iter::once(&state.current).chain(&state.former) {
+                subset.ids.insert(known.clone(), new_id);
+            }
+            subset.persons.push(state.clone());
+            renumbered.insert(id, new_id);
+        }
+        for (application, (member, year)) in &self.proxies {
+            if let Some(&new_id) = renumbered.get(&self.live(*member)) {
+                subset.proxies.insert(application.clone(), (new_id, *year));
+            }
+        }
+        subset
+    }
+}
