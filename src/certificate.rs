@@ -16,7 +16,7 @@ use crate::lookup::parse_identity;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use ledger::{BeijingTime, Date, Envelope, Event, Identity, Money, OpenMode, SledLog};
-use projections::coverage::{CoverageState, MoneyEvent, MoneyKind, PersonYear};
+use projections::coverage::{Coverage, CoverageState, MoneyEvent, MoneyKind, PersonYear};
 use projections::family::Family;
 use projections::Projection;
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,7 @@ enum Format {
 /// What a certificate states; the visible part is rendered from it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CertificateData {
+pub struct CertificateData {
     format: String,
     version: u32,
     ledger_id: String,
@@ -150,6 +150,21 @@ fn issue(data: &Path, id: &str, year: u16, full_id: bool) -> Result<CertificateD
     let identity = parse_identity(id)?;
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
+    issue_from(&log, &coverage, &family, &identity, year, full_id)
+}
+
+/// The certificate of a received person-year from projections at one log
+/// position (the service's live ones, or the CLI's). Unknown person:
+/// `Findings`; a year not received: `BadInput` saying its state.
+pub fn issue_from(
+    log: &SledLog,
+    coverage: &Coverage,
+    family: &Family,
+    identity: &Identity,
+    year: u16,
+    full_id: bool,
+) -> Result<CertificateData> {
+    let identity = identity.clone();
     let Some(person) = coverage.person(&identity) else {
         return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
     };
@@ -169,7 +184,7 @@ fn issue(data: &Path, id: &str, year: u16, full_id: bool) -> Result<CertificateD
             BadInput(format!("{} money facts for the year: more than a certificate lists", events.len())).into()
         );
     }
-    let payments = events.iter().map(|event| entry(&log, &family, event)).collect::<Result<Vec<Entry>>>()?;
+    let payments = events.iter().map(|event| entry(log, family, event)).collect::<Result<Vec<Entry>>>()?;
     let region = person.region.map_or_else(String::new, |r| r.to_string());
     let region_name =
         person.region.and_then(|r| coverage.policy(r, year)).map_or_else(String::new, |p| p.region_name().to_string());
@@ -298,6 +313,11 @@ fn entry(log: &SledLog, family: &Family, event: &MoneyEvent) -> Result<Entry> {
         ),
     };
     Ok(entry)
+}
+
+/// The certificate as HTML (`html`) or text, with its data block.
+pub fn render_as(data: &CertificateData, html: bool) -> String {
+    render(data, if html { Format::Html } else { Format::Text })
 }
 
 fn render(data: &CertificateData, format: Format) -> String {

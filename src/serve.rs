@@ -9,6 +9,7 @@
 mod access;
 mod auth;
 mod error;
+mod family;
 mod metrics;
 mod openapi;
 mod web;
@@ -22,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Query, Reque
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{BoxError, Json, Router};
 use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode, SledLog};
@@ -69,6 +70,8 @@ pub struct App {
     log: SledLog,
     data: PathBuf,
     coverage: RwLock<Coverage>,
+    /// At the coverage projection's position (see `family::fold_to`).
+    family: RwLock<projections::family::Family>,
     /// Serializes rule check + append (std: held inside blocking tasks).
     write_lock: Mutex<()>,
     tokens: Option<auth::Tokens>,
@@ -132,11 +135,14 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let log = open(data, OpenMode::Existing)?;
     let coverage = crate::lookup::coverage(data, &log)?;
+    let mut family = projections::family::Family::new();
+    family::fold_to(&mut family, &log, coverage.position()).context("folding the family projection")?;
     let (access, access_writer) = access::start(data)?;
     let app = Arc::new(App {
         log,
         data: data.to_path_buf(),
         coverage: RwLock::new(coverage),
+        family: RwLock::new(family),
         write_lock: Mutex::new(()),
         tokens,
         access,
@@ -192,7 +198,31 @@ async fn shutdown_signal() {
     }
 }
 
-/// Every route served; `tests/serve.rs` checks each is in the OpenAPI document.
+/// Every route served, with its method. The router is built from this
+/// table, and the OpenAPI document is checked against it both ways (a unit
+/// test in `openapi`; `tests/serve.rs` calls every documented route).
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
+    vec![
+        ("get", "/", get(web::index)),
+        ("get", "/web/app.js", get(web::app_js)),
+        ("get", "/web/style.css", get(web::style_css)),
+        ("get", "/v1/health", get(health)),
+        ("get", "/v1/openapi.json", get(|| async { Json(openapi::document()) })),
+        ("get", "/v1/metrics", get(metrics_text)),
+        ("get", "/v1/coverage/{id_number}", get(coverage)),
+        ("get", "/v1/persons/{id_number}/history", get(history)),
+        ("get", "/v1/unpaid", get(unpaid)),
+        ("post", "/v1/events", post(write::post_events)),
+        ("get", "/v1/certificates/{id_number}/{year}", get(family::certificate)),
+        ("post", "/v1/family/bindings", post(family::bind)),
+        ("post", "/v1/family/bindings/revoke", post(family::revoke)),
+        ("post", "/v1/family/applications", post(family::apply)),
+        ("post", "/v1/family/applications/{application_id}/{step}", post(family::step)),
+        ("get", "/v1/family/persons/{id_number}", get(family::person)),
+        ("get", "/v1/family/stuck", get(family::stuck)),
+    ]
+}
+
 pub fn router(app: Arc<App>) -> Router {
     let limits = tower::ServiceBuilder::new()
         .layer(HandleErrorLayer::new({
@@ -205,17 +235,11 @@ pub fn router(app: Arc<App>) -> Router {
         .load_shed()
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
         .timeout(REQUEST_TIMEOUT);
-    Router::new()
-        .route("/", get(web::index))
-        .route("/web/app.js", get(web::app_js))
-        .route("/web/style.css", get(web::style_css))
-        .route("/v1/health", get(health))
-        .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/v1/metrics", get(metrics_text))
-        .route("/v1/coverage/{id_number}", get(coverage))
-        .route("/v1/persons/{id_number}/history", get(history))
-        .route("/v1/unpaid", get(unpaid))
-        .route("/v1/events", post(write::post_events))
+    let mut router = Router::new();
+    for (_, path, method_router) in routes() {
+        router = router.route(path, method_router);
+    }
+    router
         .route_layer(middleware::from_fn_with_state(Arc::clone(&app), track))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,6 +10,7 @@
 use super::error::ApiError;
 use anyhow::{bail, Context, Result};
 use axum::http::{header, HeaderMap};
+use ledger::envelope::sm3;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -74,8 +75,10 @@ struct TokenEntry {
     role: Role,
 }
 
-/// Token text → caller.
-pub struct Tokens(HashMap<String, Caller>);
+/// SM3 of the token text → caller. Tokens are found by their digest, so
+/// the time a lookup takes depends on the digest of what was presented,
+/// never on how many leading characters of a real token it shares.
+pub struct Tokens(HashMap<ledger::Hash, Caller>);
 
 impl Tokens {
     pub fn load(path: &Path) -> Result<Tokens> {
@@ -87,7 +90,7 @@ impl Tokens {
                 bail!("{}: token {}: shorter than {MIN_TOKEN_CHARS} characters", path.display(), index + 1);
             }
             let name = entry.name.unwrap_or_else(|| format!("{:?}-{}", entry.role, index + 1).to_lowercase());
-            if tokens.insert(entry.token, Caller { name, role: Some(entry.role) }).is_some() {
+            if tokens.insert(sm3(entry.token.as_bytes()), Caller { name, role: Some(entry.role) }).is_some() {
                 bail!("{}: token {} appears twice", path.display(), index + 1);
             }
         }
@@ -102,6 +105,6 @@ impl Tokens {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthorized)?;
-        tokens.0.get(presented.trim()).cloned().ok_or_else(ApiError::unauthorized)
+        tokens.0.get(&sm3(presented.trim().as_bytes())).cloned().ok_or_else(ApiError::unauthorized)
     }
 }

@@ -29,6 +29,7 @@ fn query(name: &str, kind: &str, required: bool, description: &str) -> Value {
 
 pub fn document() -> Value {
     let read_errors = ["400", "401", "403", "404", "503"];
+    let write_errors = ["400", "401", "403", "409", "413", "422", "503"];
     let error_schema = json!({ "type": "object", "required": ["code", "message"], "properties": {
         "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } });
     let mut responses = serde_json::Map::new();
@@ -93,6 +94,80 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": {} } },
                 "responses": with_ok("{positions, n_appended, head}", "application/json",
                     &["400", "401", "403", "409", "413", "422", "503"]) } },
+            "/v1/certificates/{id_number}/{year}": { "get": {
+                "summary": "The payment certificate (参保缴费证明) of a received person-year (office, auditor); recorded in access.log",
+                "description": "HTML (default) or text with a data block that `yibao certificate verify FILE` checks against the log; json gives the data block alone. 422 `not_received` when the year is not received.",
+                "parameters": [id_parameter(),
+                    { "name": "year", "in": "path", "required": true, "schema": { "type": "integer" } },
+                    query("format", "string", false, "html (default), text or json")],
+                "responses": with_ok("the certificate", "text/html", &["400", "401", "403", "404", "422", "503"]) } },
+            "/v1/family/bindings": { "post": {
+                "summary": "共济绑定: bind a member to an employee's personal account (office)",
+                "requestBody": body_of(&[("holder", true), ("account_province", true), ("member", true),
+                    ("relation", true), ("bound_on", false)]),
+                "responses": with_ok("{type, position, n_appended, head}", "application/json", &write_errors) } },
+            "/v1/family/bindings/revoke": { "post": {
+                "summary": "取消授权: revoke a binding; applications in flight finish (office)",
+                "requestBody": body_of(&[("holder", true), ("member", true), ("revoked_on", false)]),
+                "responses": with_ok("{type, position, n_appended, head}", "application/json", &write_errors) } },
+            "/v1/family/applications": { "post": {
+                "summary": "代缴申请: a proxy payment from the holder's personal account (channel)",
+                "requestBody": body_of(&[("holder", true), ("member", true), ("coverage_year", true),
+                    ("amount", true), ("application_id", false), ("at", false)]),
+                "responses": with_ok("{type, position, n_appended, head, application_id}", "application/json", &write_errors) } },
+            "/v1/family/applications/{application_id}/{step}": { "post": {
+                "summary": "A step of an application: processing (受理中), credited (缴费到账成功), failed (受理失败, needs reason), returned (原渠道返还) (channel)",
+                "parameters": [
+                    { "name": "application_id", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "step", "in": "path", "required": true,
+                      "schema": { "type": "string", "enum": ["processing", "credited", "failed", "returned"] } }],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": object_schema(&[("at", false), ("reason", false)]) } } },
+                "responses": with_ok("{type, position, n_appended, head}", "application/json", &write_errors) } },
+            "/v1/family/persons/{id_number}": { "get": {
+                "summary": "Bindings as holder and as member, applications, the personal account by year (office, auditor); recorded in access.log",
+                "parameters": [id_parameter()],
+                "responses": with_ok("the family view, IDs masked", "application/json", &["400", "401", "403", "503"]) } },
+            "/v1/family/stuck": { "get": {
+                "summary": "Applications in flight longer than their policy's processing duration (office, auditor)",
+                "parameters": [query("older_than_hours", "integer", false, "override the policies' duration")],
+                "responses": with_ok("{stuck, n_without_limit, log_position}", "application/json", &["400", "401", "403", "503"]) } },
         }
     })
+}
+
+/// A JSON object of string fields.
+fn object_schema(fields: &[(&str, bool)]) -> Value {
+    let properties: serde_json::Map<String, Value> =
+        fields.iter().map(|(name, _)| ((*name).to_string(), json!({ "type": "string" }))).collect();
+    let required: Vec<&str> = fields.iter().filter(|(_, required)| *required).map(|(name, _)| *name).collect();
+    json!({ "type": "object", "properties": properties, "required": required })
+}
+
+fn body_of(fields: &[(&str, bool)]) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": object_schema(fields) } } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::document;
+
+    /// The document and the router's table agree both ways.
+    #[test]
+    fn every_route_is_documented_and_every_documented_route_is_served() {
+        let document = document();
+        let routes: Vec<(&str, &str)> =
+            crate::serve::routes().into_iter().map(|(method, path, _)| (method, path)).collect();
+        for (method, path) in &routes {
+            assert!(document["paths"][path][method].is_object(), "{method} {path} is served but not documented");
+        }
+        let paths = document["paths"].as_object().expect("paths");
+        for (path, item) in paths {
+            for method in item.as_object().expect("path item").keys() {
+                assert!(
+                    routes.contains(&(method.as_str(), path.as_str())),
+                    "{method} {path} is documented but not served"
+                );
+            }
+        }
+    }
 }

@@ -4,7 +4,6 @@
 use super::auth::Tokens;
 use super::error::ApiError;
 use super::App;
-use crate::exit::BadInput;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -60,7 +59,7 @@ pub async fn post_events(
 
 /// Every fact as an import line (line = index in the batch + 1); any bad
 /// fact refuses the batch, naming the first one's line and field.
-fn parse(facts_json: &[Value], actor: &str) -> Result<Vec<NewEvent>, ApiError> {
+pub(super) fn parse(facts_json: &[Value], actor: &str) -> Result<Vec<NewEvent>, ApiError> {
     let mut events = Vec::with_capacity(facts_json.len());
     for (index, fact) in facts_json.iter().enumerate() {
         if !fact.is_object() {
@@ -83,21 +82,10 @@ impl App {
     /// append without it and concurrent posts share the ledger's group
     /// commit. Then the live projection catches up. Runs to the end even
     /// when the client has gone.
-    fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
+    pub(super) fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
         let decided = events.iter().any(|new| projections::family::is_decided(&new.event));
         let _writing = decided.then(|| self.write_lock.lock().unwrap_or_else(|p| p.into_inner()));
-        let line_numbers: Vec<usize> = (1..=events.len()).collect();
-        crate::family::check_import(&self.log, &events, &line_numbers, "request").map_err(|error| {
-            if error.chain().any(|cause| cause.is::<BadInput>()) {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "rule_refused",
-                    error.to_string().replace("\n  ", "; ").replace("this file", "this request"),
-                )
-            } else {
-                ApiError::internal(&error)
-            }
-        })?;
+        self.check_rules(&events)?;
         let outcome = self.log.append_blocking(events).map_err(ledger_error)?;
         if let Err(error) = self.catch_up() {
             // The write is durable; a later read catches up again.

@@ -1,0 +1,419 @@
+//! Family accounts (家庭共济) over HTTP: bindings, proxy applications and
+//! their steps, a person's family view, the stuck list, and the payment
+//! certificate. Each write is built as the fact the CLI would record and
+//! goes through `App::append` (the same parser, rule decision and
+//! idempotency as `POST /v1/events`).
+//!
+//! The family projection is kept live next to coverage, at the coverage
+//! projection's position, so a decision reads memory instead of folding the
+//! log; it is caught up under the coverage read lock (order: coverage, then
+//! family), which keeps the two at one position.
+
+use super::auth::Tokens;
+use super::error::ApiError;
+use super::App;
+use crate::exit::{BadInput, Findings};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::{BeijingTime, Identity, LedgerError, NewEvent, SledLog};
+use projections::coverage::Coverage;
+use projections::family::{self, Family};
+use projections::Projection;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::{Arc, RwLockReadGuard};
+
+/// Folds the records between the family projection's position and `upto`.
+pub fn fold_to(family: &mut Family, log: &SledLog, upto: u64) -> Result<(), LedgerError> {
+    if family.position() >= upto {
+        return Ok(());
+    }
+    log.scan(family.position() + 1, upto, |envelope| {
+        family.apply(&envelope);
+        Ok(())
+    })
+}
+
+impl App {
+    /// Runs `f` with both projections at the same position, caught up with
+    /// the log first. Blocking: call from a blocking task.
+    pub(super) fn with_projections<T>(&self, f: impl FnOnce(&Coverage, &Family) -> T) -> Result<T, ApiError> {
+        self.catch_up().map_err(|e| ApiError::internal(&e))?;
+        let coverage: RwLockReadGuard<'_, Coverage> = self.coverage.read().unwrap_or_else(|p| p.into_inner());
+        {
+            let family = self.family.read().unwrap_or_else(|p| p.into_inner());
+            if family.position() == coverage.position() {
+                return Ok(f(&coverage, &family));
+            }
+        }
+        let mut family = self.family.write().unwrap_or_else(|p| p.into_inner());
+        fold_to(&mut family, &self.log, coverage.position())
+            .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;
+        Ok(f(&coverage, &family))
+    }
+
+    /// The decision for the decided facts of a request (bindings, proxy
+    /// steps, refunds), against the live projections plus the request's
+    /// earlier facts. The caller holds the write lock.
+    pub(super) fn check_rules(&self, events: &[NewEvent]) -> Result<(), ApiError> {
+        if !events.iter().any(|new| family::is_decided(&new.event)) {
+            return Ok(());
+        }
+        let refusals = self.with_projections(|coverage, family| family::check_batch(family, coverage, events))?;
+        if refusals.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<usize> = (1..=events.len()).collect();
+        let message = crate::family::refusals_message(&refusals, &lines, "request", "request");
+        Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_refused", message.replace("\n  ", "; ")))
+    }
+
+    /// Runs `f` on the live projections in a blocking task.
+    async fn read_projections<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Coverage, &Family) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let app = Arc::clone(self);
+        tokio::task::spawn_blocking(move || app.with_projections(f))
+            .await
+            .map_err(|e| ApiError::internal(&anyhow::anyhow!("the projection task failed: {e}")))?
+    }
+}
+
+/// A JSON body, or 400 naming what is wrong with it.
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value).map_err(|rejection| ApiError::bad_input(None, rejection.body_text()))
+}
+
+fn person_field(text: &str, field: &str) -> Result<Identity, ApiError> {
+    text.parse().map_err(|_| ApiError::bad_input(Some(field), format!("{field}: not a valid ID number")))
+}
+
+/// Appends one fact built by an endpoint, as `POST /v1/events` would.
+async fn post_fact(app: &Arc<App>, headers: &HeaderMap, fact: Value) -> Result<Value, ApiError> {
+    let caller = Tokens::caller(app.tokens.as_ref(), headers)?;
+    let type_name = fact.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+    caller.may_post(&type_name)?;
+    let events = super::write::parse(std::slice::from_ref(&fact), &format!("api:{}", caller.name))?;
+    let worker = Arc::clone(app);
+    let outcome = tokio::task::spawn_blocking(move || worker.append(events))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("the append task failed: {e}")))??;
+    Ok(json!({
+        "type": type_name,
+        "position": outcome.positions.first(),
+        "n_appended": outcome.n_appended,
+        "head": { "position": outcome.head.position, "hash": hex::encode(outcome.head.hash) },
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindRequest {
+    holder: String,
+    account_province: String,
+    member: String,
+    /// An English name or the Chinese label (配偶, 父母, ...).
+    relation: String,
+    bound_on: Option<String>,
+}
+
+/// `POST /v1/family/bindings`: 共济绑定 (office).
+pub async fn bind(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Result<Json<BindRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("family_binding_created")?;
+    let request = body(request)?;
+    let relation = family::parse_relation(&request.relation)
+        .map_err(|e| ApiError::bad_input(Some("relation"), format!("relation: {e}")))?;
+    let fact = json!({
+        "type": "family_binding_created", "v": 1, "holder": request.holder,
+        "account_province": request.account_province, "member": request.member, "relation": relation,
+        "bound_on": request.bound_on.unwrap_or_else(today),
+    });
+    Ok(Json(post_fact(&app, &headers, fact).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    holder: String,
+    member: String,
+    revoked_on: Option<String>,
+}
+
+/// `POST /v1/family/bindings/revoke`: 取消授权 (office).
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Result<Json<RevokeRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("family_binding_revoked")?;
+    let request = body(request)?;
+    let fact = json!({
+        "type": "family_binding_revoked", "v": 1, "holder": request.holder, "member": request.member,
+        "revoked_on": request.revoked_on.unwrap_or_else(today),
+    });
+    Ok(Json(post_fact(&app, &headers, fact).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    holder: String,
+    member: String,
+    coverage_year: u16,
+    /// Yuan, as a string ("400.00").
+    amount: String,
+    /// Default: DJ-YEAR-HOLDER-MEMBER-N from the IDs' last six characters.
+    application_id: Option<String>,
+    /// Beijing time `YYYY-MM-DD HH:MM:SS` (default: now).
+    at: Option<String>,
+}
+
+/// `POST /v1/family/applications`: 代缴申请 (channel).
+pub async fn apply(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Result<Json<ApplyRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("proxy_submitted")?;
+    let request = body(request)?;
+    let application_id = match request.application_id {
+        Some(id) => id,
+        None => {
+            let holder = person_field(&request.holder, "holder")?;
+            let member = person_field(&request.member, "member")?;
+            let year = request.coverage_year;
+            app.read_projections(move |_, family| crate::family::default_application_id(family, &holder, &member, year))
+                .await?
+        }
+    };
+    let fact = json!({
+        "type": "proxy_submitted", "v": 1, "application_id": application_id, "holder": request.holder,
+        "member": request.member, "coverage_year": request.coverage_year, "amount": request.amount,
+        "at": request.at.unwrap_or_else(|| BeijingTime::now().to_string()),
+    });
+    let mut answer = post_fact(&app, &headers, fact).await?;
+    answer["application_id"] = Value::String(application_id);
+    Ok(Json(answer))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepRequest {
+    /// Beijing time (default: now).
+    at: Option<String>,
+    /// Why it failed (受理失败): required for `failed`, refused otherwise.
+    reason: Option<String>,
+}
+
+/// `POST /v1/family/applications/{application_id}/{step}`: processing,
+/// credited, failed or returned (channel).
+pub async fn step(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    UrlPath((application_id, step)): UrlPath<(String, String)>,
+    request: Option<Json<StepRequest>>,
+) -> Result<Json<Value>, ApiError> {
+    let type_name = match step.as_str() {
+        "processing" => "proxy_processing",
+        "credited" => "proxy_credited",
+        "failed" => "proxy_failed",
+        "returned" => "proxy_returned",
+        _ => {
+            return Err(ApiError::bad_input(
+                Some("step"),
+                format!("step `{step}`: expected processing, credited, failed or returned"),
+            ))
+        }
+    };
+    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post(type_name)?;
+    let request = request.map(|Json(r)| r).unwrap_or_default();
+    let mut fact = json!({
+        "type": type_name, "v": 1, "application_id": application_id,
+        "at": request.at.unwrap_or_else(|| BeijingTime::now().to_string()),
+    });
+    match (type_name, request.reason) {
+        ("proxy_failed", Some(reason)) => fact["reason"] = Value::String(reason),
+        ("proxy_failed", None) => {
+            return Err(ApiError::bad_input(Some("reason"), "`failed` needs a reason (受理失败的原因)"));
+        }
+        (_, Some(_)) => return Err(ApiError::bad_input(Some("reason"), "a reason is for `failed` only")),
+        (_, None) => {}
+    }
+    if type_name == "proxy_returned" {
+        // 原渠道返还 gives back what was taken; an unknown id is refused by the decision.
+        let id = application_id.clone();
+        let amount = app
+            .read_projections(move |_, family| family.application(&id).map(|a| a.amount.to_string()))
+            .await?
+            .unwrap_or_else(|| "0".into());
+        fact["amount"] = Value::String(amount);
+    }
+    Ok(Json(post_fact(&app, &headers, fact).await?))
+}
+
+/// `GET /v1/family/persons/{id_number}`: the person's bindings as holder
+/// and as member, the applications they are part of, and the personal
+/// account by year when they hold one. IDs masked; recorded in access.log.
+pub async fn person(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    UrlPath(id_number): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = Tokens::caller(app.tokens.as_ref(), &headers)?;
+    caller.may_read()?;
+    let person = super::identity(&id_number)?;
+    app.record_access(&caller, &person, "/v1/family/persons/{id_number}").await;
+    let answer = app
+        .read_projections(move |coverage, family| {
+            let bindings = |bindings: Vec<&family::Binding>, holder_side: bool| -> Vec<Value> {
+                bindings
+                    .into_iter()
+                    .map(|binding| {
+                        let other = if holder_side { &binding.member } else { &binding.holder };
+                        json!({
+                            "other": other.masked(),
+                            "active": binding.is_active(),
+                            "periods": binding.periods.iter().map(|period| json!({
+                                "relation": family::relation_label(period.relation),
+                                "account_province": period.account_province,
+                                "bound_on": period.bound_on,
+                                "bound_position": period.bound_position,
+                                "revoked_on": period.revoked_on,
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect()
+            };
+            let applications: Vec<Value> = family
+                .applications_of(&person)
+                .map(|a| {
+                    json!({
+                        "application_id": a.application_id,
+                        "holder": a.holder.masked(),
+                        "member": a.member.masked(),
+                        "coverage_year": a.coverage_year,
+                        "amount": a.amount,
+                        "state": a.state,
+                        "state_zh": a.state.chinese(),
+                        "submitted_at": a.submitted_at.to_string(),
+                    })
+                })
+                .collect();
+            json!({
+                "person": person.masked(),
+                "as_holder": bindings(family.bindings_as_holder(&person).collect(), true),
+                "as_member": bindings(family.bindings_as_member(&person).collect(), false),
+                "applications": applications,
+                "account": family.account(&person),
+                "log_position": coverage.position(),
+            })
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+pub struct StuckQuery {
+    /// Override the policies' processing duration, in hours.
+    older_than_hours: Option<i64>,
+}
+
+/// `GET /v1/family/stuck`: applications in flight longer than their
+/// policy's processing duration (3 days in Bijie).
+pub async fn stuck(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<StuckQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    Tokens::caller(app.tokens.as_ref(), &headers)?.may_read()?;
+    let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
+    if query.older_than_hours.is_some_and(|hours| !(0..=366 * 24).contains(&hours)) {
+        return Err(ApiError::bad_input(Some("older_than_hours"), "older_than_hours is 0 to 8784"));
+    }
+    let answer = app
+        .read_projections(move |coverage, family| {
+            let (found, n_without_limit) = family::stuck(family, coverage, BeijingTime::now(), query.older_than_hours);
+            let listed: Vec<Value> = found
+                .iter()
+                .map(|s| {
+                    json!({
+                        "application_id": s.application_id,
+                        "holder": s.holder.masked(),
+                        "member": s.member.masked(),
+                        "coverage_year": s.coverage_year,
+                        "amount": s.amount,
+                        "state": s.state,
+                        "submitted_at": s.submitted_at.to_string(),
+                        "limit_hours": s.limit_hours,
+                        "limit_from": s.limit_from,
+                    })
+                })
+                .collect();
+            json!({ "stuck": listed, "n_without_limit": n_without_limit, "log_position": coverage.position() })
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+pub struct CertificateQuery {
+    /// html (default), text or json (the data block alone).
+    format: Option<String>,
+}
+
+/// `GET /v1/certificates/{id_number}/{year}`: the payment certificate
+/// (参保缴费证明) of a received person-year, ID masked, with its data block
+/// for `yibao certificate verify`. Recorded in access.log.
+pub async fn certificate(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    UrlPath((id_number, year)): UrlPath<(String, String)>,
+    query: Result<Query<CertificateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let caller = Tokens::caller(app.tokens.as_ref(), &headers)?;
+    caller.may_read()?;
+    let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
+    let person = super::identity(&id_number)?;
+    let year: u16 = year.parse().map_err(|_| ApiError::bad_input(Some("year"), "year: expected a coverage year"))?;
+    let format = query.format.unwrap_or_else(|| "html".into());
+    if !["html", "text", "json"].contains(&format.as_str()) {
+        return Err(ApiError::bad_input(Some("format"), "format: html, text or json"));
+    }
+    app.record_access(&caller, &person, "/v1/certificates/{id_number}/{year}").await;
+    let worker = Arc::clone(&app);
+    let issued = app
+        .read_projections(move |coverage, family| {
+            crate::certificate::issue_from(&worker.log, coverage, family, &person, year, false)
+        })
+        .await?;
+    let certificate = issued.map_err(|error| {
+        if let Some(findings) = error.downcast_ref::<Findings>() {
+            ApiError::not_found(findings.0.clone())
+        } else if let Some(refused) = error.downcast_ref::<BadInput>() {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_received", refused.0.clone())
+        } else {
+            ApiError::internal(&error)
+        }
+    })?;
+    Ok(match format.as_str() {
+        "json" => Json(&certificate).into_response(),
+        "text" => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], crate::certificate::render_as(&certificate, false))
+                .into_response()
+        }
+        _ => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::certificate::render_as(&certificate, true))
+            .into_response(),
+    })
+}
+
+fn today() -> String {
+    BeijingTime::now().business_date().to_string()
+}
