@@ -11,6 +11,9 @@ use common::server::{cli, Server};
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const OFFICE: &str = "office-token-0123456789";
 const PERSON: &str = "520502198503121233";
+/// The demo's employee and his mother, whose 2025 premium his account paid.
+const HOLDER: &str = "520502197811204159";
+const MOTHER: &str = "520502195205085226";
 /// The same number with a wrong check character.
 const INVALID: &str = "520502198503121234";
 
@@ -18,6 +21,26 @@ fn start(data: &Path) -> Server {
     cli(data, &["init"]);
     cli(data, &["policy", "load", &format!("{FIXTURES}/policies/bijie-2025.toml")]);
     cli(data, &["import", &format!("{FIXTURES}/demo/facts.jsonl")]);
+    // A proxy application still in flight for the demo employee's mother.
+    cli(
+        data,
+        &[
+            "family",
+            "apply",
+            "--holder",
+            HOLDER,
+            "--member",
+            MOTHER,
+            "--year",
+            "2026",
+            "--amount",
+            "400",
+            "--id",
+            "WEB-1",
+            "--at",
+            "2025-10-01 10:00:00",
+        ],
+    );
     common::server::spawn(
         data,
         &format!(
@@ -82,6 +105,15 @@ fn the_office_page_shows_coverage_history_and_errors_in_a_browser() {
     assert!(dom.contains("520502********1233"), "the masked ID is missing:\n{dom}");
     assert!(dom.contains("payment_received"), "the history is missing:\n{dom}");
     assert!(dom.contains("¥400.00"), "the amount received is missing:\n{dom}");
+    assert!(dom.contains("data-certificate=\"2025\""), "no certificate button for the received year:\n{dom}");
+
+    // Proxy applications: the credited one and the one in flight.
+    let dom = dump_dom(&format!("http://{}/?id={MOTHER}&token={OFFICE}", server.addr), &profile);
+    assert_eq!(error_box(&dom), None, "the page shows an error:\n{dom}");
+    assert!(dom.contains("BJ-DJ-2024-000101"), "the credited application is missing:\n{dom}");
+    assert!(dom.contains("缴费到账成功 credited"), "the credited state is not spelled out:\n{dom}");
+    assert!(dom.contains("data-proxy-state=\"submitted\""), "the application in flight is missing:\n{dom}");
+    assert!(dom.contains("1 笔在途 in flight"), "the in-flight count is missing:\n{dom}");
 
     let dom = dump_dom(&format!("http://{}/?id={INVALID}&token={OFFICE}", server.addr), &profile);
     let error = error_box(&dom).unwrap_or_else(|| panic!("no error box for an invalid ID:\n{dom}"));

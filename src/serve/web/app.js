@@ -58,7 +58,7 @@ function clearResults() {
   $("print").disabled = true;
 }
 
-async function api(path, token) {
+async function api(path, token, asText) {
   const headers = token ? { Authorization: "Bearer " + token } : {};
   let response;
   try {
@@ -66,6 +66,7 @@ async function api(path, token) {
   } catch (e) {
     throw new Error("无法连接服务器 cannot reach the server: " + e.message);
   }
+  if (asText && response.ok) return response.text();
   let body = null;
   try {
     body = await response.json();
@@ -79,6 +80,7 @@ async function api(path, token) {
       401: "令牌无效 token missing or unknown",
       403: "无权限 not allowed",
       404: "查无此人 not found",
+      422: "不能办理 refused",
     }[response.status];
     throw new Error((prefix ? prefix + ": " : "") + message);
   }
@@ -121,6 +123,12 @@ function yearSection(entry) {
   const list = el("dl");
   for (const [label, value] of rows) list.append(el("dt", null, label), el("dd", null, value));
   const section = el("div", { class: "year" }, el("h3", null, y.coverage_year + " 年度 ", el("small", null, "coverage year")), list);
+  if (y.state === "received") {
+    const button = el("button", { type: "button", class: "certificate no-print", "data-certificate": y.coverage_year },
+      "缴费证明 Payment certificate");
+    button.addEventListener("click", () => openCertificate(y.coverage_year));
+    section.append(button);
+  }
   if (y.notes && y.notes.length) {
     const notes = el("ul", { class: "notes" });
     for (const note of y.notes) notes.append(el("li", null, note));
@@ -152,6 +160,48 @@ function renderCard(answer) {
   $("print").disabled = false;
 }
 
+// The certificate (HTML with its data block) in a new tab, to print.
+async function openCertificate(year) {
+  const id = encodeURIComponent($("id").value.trim());
+  const tab = window.open("", "_blank");
+  try {
+    const html = await api("/v1/certificates/" + id + "/" + year, $("token").value.trim(), true);
+    const url = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+    if (tab) tab.location = url; else window.location = url;
+  } catch (e) {
+    if (tab) tab.close();
+    showError(e.message);
+  }
+}
+
+const PROXY_STATES = {
+  submitted: "申请成功 submitted",
+  processing: "受理中 processing",
+  credited: "缴费到账成功 credited",
+  failed: "受理失败 failed",
+  returned: "原渠道返还 returned",
+};
+
+// The person's proxy applications (代缴申请), in flight first.
+function renderApplications(family) {
+  const applications = family.applications || [];
+  if (!applications.length) return;
+  const inFlight = (a) => a.state === "submitted" || a.state === "processing";
+  applications.sort((a, b) => Number(inFlight(b)) - Number(inFlight(a)));
+  const table = el("table", { class: "applications" },
+    el("thead", null, el("tr", null, el("th", null, "申请 Application"), el("th", null, "年度 Year"),
+      el("th", null, "授权人 Holder"), el("th", null, "金额 Amount"), el("th", null, "状态 State"))));
+  const body = el("tbody");
+  for (const a of applications) {
+    body.append(el("tr", { "data-proxy-state": a.state }, el("td", null, a.application_id), el("td", null, a.coverage_year),
+      el("td", null, a.holder), el("td", null, yuan(a.amount)), el("td", null, PROXY_STATES[a.state] || a.state)));
+  }
+  table.append(body);
+  const pending = applications.filter(inFlight).length;
+  $("card").append(el("h3", null, "代缴申请 ", el("small", null, "Proxy applications"),
+    pending ? el("span", { class: "state pending" }, pending + " 笔在途 in flight") : null), table);
+}
+
 function renderHistory(history) {
   const section = $("history");
   const table = el("table", null,
@@ -180,6 +230,7 @@ async function search(id, on, token) {
   try {
     const coverage = await api("/v1/coverage/" + encoded + query, token);
     renderCard(coverage);
+    renderApplications(await api("/v1/family/persons/" + encoded, token));
     const history = await api("/v1/persons/" + encoded + "/history", token);
     renderHistory(history);
     $("status").textContent = "";
