@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use ledger::event::HardshipAssessed;
 use ledger::{Date, Envelope, Event, Identity, Money, OpenMode, RegionCode, SledLog};
 use projections::coverage::{Coverage, PersonYear};
+use projections::family::Family;
 use projections::Projection;
 use serde_json::json;
 use std::collections::HashSet;
@@ -216,10 +217,12 @@ pub fn history(data: &Path, id: &str) -> Result<()> {
     let identity = parse_identity(id)?;
     let log = open(data, OpenMode::Existing)?;
     let coverage = coverage(data, &log)?;
-    let Some(person) = coverage.person(&identity) else {
-        return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
+    // An account holder who is not insured here has bindings and proxy
+    // applications, and no coverage record.
+    let (current, identities): (Identity, HashSet<Identity>) = match coverage.person(&identity) {
+        Some(person) => (person.current.clone(), std::iter::once(person.current).chain(person.former).collect()),
+        None => (identity.clone(), HashSet::from([identity.clone()])),
     };
-    let identities: HashSet<Identity> = std::iter::once(person.current.clone()).chain(person.former).collect();
     let mut applications: HashSet<String> = HashSet::new();
     let mut n_facts = 0;
     log.scan(1, u64::MAX, |envelope| {
@@ -235,8 +238,43 @@ pub fn history(data: &Path, id: &str) -> Result<()> {
         }
         Ok(())
     })?;
-    println!("{n_facts} fact(s) about {}", person.current.masked());
+    if n_facts == 0 && coverage.person(&identity).is_none() {
+        return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
+    }
+    println!("{n_facts} fact(s) about {}", current.masked());
     Ok(())
+}
+
+/// The facts about one of `identities` up to `upto`, in log order, read
+/// through the ledger's stream index instead of a scan: the person streams
+/// of every identity, the binding streams of every holder they are bound
+/// to or are, and the streams of the proxy applications they are part of
+/// (from `family`, which reflects the log at `upto`).
+pub fn history_by_streams(
+    log: &SledLog,
+    family: &Family,
+    identities: &HashSet<Identity>,
+    upto: u64,
+) -> Result<Vec<Envelope>, ledger::LedgerError> {
+    let mut streams: Vec<String> = Vec::new();
+    for identity in identities {
+        streams.push(ledger::event::person_stream(identity));
+        streams.push(ledger::event::family_stream(identity));
+        streams.extend(family.bindings_as_member(identity).map(|b| ledger::event::family_stream(&b.holder)));
+        streams.extend(family.applications_of(identity).map(|a| ledger::event::proxy_stream(&a.application_id)));
+    }
+    streams.sort();
+    streams.dedup();
+    let mut applications = HashSet::new();
+    let mut facts: Vec<Envelope> = Vec::new();
+    for stream in &streams {
+        facts.extend(log.read_stream_blocking(stream)?.into_iter().filter(|e| e.head.position <= upto));
+    }
+    facts.sort_by_key(|e| e.head.position);
+    facts.dedup_by_key(|e| e.head.position);
+    // The same filter as the scan: a holder's stream also holds other members' bindings.
+    facts.retain(|envelope| concerns(envelope, identities, &mut applications));
+    Ok(facts)
 }
 
 /// Whether a fact is about one of `identities`; proxy applications for them

@@ -400,31 +400,38 @@ async fn history(
     caller.may_read()?;
     let person = identity(&id_number)?;
     app.record_access(&caller, &person, "/v1/persons/{id_number}/history").await;
-    let (summary, upto) = {
-        let coverage = app.coverage().await?;
-        (coverage.person(&person).ok_or_else(|| unknown_person(&person))?, coverage.position())
-    };
     let worker = Arc::clone(&app);
-    let facts = tokio::task::spawn_blocking(move || {
-        let identities: HashSet<Identity> = std::iter::once(summary.current.clone()).chain(summary.former).collect();
-        let mut applications = HashSet::new();
-        let mut facts = Vec::new();
-        worker.log.scan(1, upto, |envelope| {
-            if crate::lookup::concerns(&envelope, &identities, &mut applications) {
-                facts.push(json!({
-                    "position": envelope.head.position,
-                    "recorded_at": envelope.head.recorded_at.to_string(),
-                    "type": envelope.event.type_name(),
-                    "summary": yibao::facts::summary(&envelope.event),
-                }));
+    let asked = person.clone();
+    let (facts, upto) = tokio::task::spawn_blocking(move || {
+        worker.with_projections(|coverage, family| {
+            let person = asked;
+            // An account holder who is not insured here has bindings and
+            // proxy applications, and no coverage record.
+            let identities: HashSet<Identity> = match coverage.person(&person) {
+                Some(summary) => std::iter::once(summary.current).chain(summary.former).collect(),
+                None => HashSet::from([person.clone()]),
+            };
+            let facts = crate::lookup::history_by_streams(&worker.log, family, &identities, coverage.position())
+                .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
+            if facts.is_empty() && coverage.person(&person).is_none() {
+                return Err(unknown_person(&person));
             }
-            Ok(())
-        })?;
-        Ok::<_, ledger::LedgerError>(facts)
+            Ok::<_, ApiError>((facts, coverage.position()))
+        })?
     })
     .await
-    .map_err(|e| ApiError::internal(&anyhow::anyhow!("history task failed: {e}")))?
-    .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
+    .map_err(|e| ApiError::internal(&anyhow::anyhow!("history task failed: {e}")))??;
+    let facts: Vec<Value> = facts
+        .iter()
+        .map(|envelope| {
+            json!({
+                "position": envelope.head.position,
+                "recorded_at": envelope.head.recorded_at.to_string(),
+                "type": envelope.event.type_name(),
+                "summary": yibao::facts::summary(&envelope.event),
+            })
+        })
+        .collect();
     Ok(Json(json!({ "person": person.masked(), "facts": facts, "log_position": upto })))
 }
 

@@ -29,6 +29,12 @@ fn payment() -> Value {
 fn start(data: &Path) -> Server {
     cli(data, &["init"]);
     cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
+    start_on_ledger(data)
+}
+
+/// The server on an existing ledger, with an office, a channel and an
+/// auditor token.
+fn start_on_ledger(data: &Path) -> Server {
     let text = format!(
         "[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n\n\
          [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\n\n\
@@ -312,8 +318,74 @@ fn family_accounts_and_certificates_over_http() {
     let (status, bad) = call(&server, "GET", &format!("{path}?format=pdf"), Some(OFFICE), None);
     assert_eq!((status, bad["field"].as_str()), (400, Some("format")), "{bad}");
 
+    // The history read through the stream index lists what a scan of the
+    // whole log finds (`yibao history`), for the member and the holder.
+    let mut histories = Vec::new();
+    for id in [PERSON, HOLDER] {
+        let (status, history) = call(&server, "GET", &format!("/v1/persons/{id}/history"), Some(OFFICE), None);
+        assert_eq!(status, 200, "{history}");
+        let positions: Vec<u64> =
+            history["facts"].as_array().expect("facts").iter().filter_map(|f| f["position"].as_u64()).collect();
+        histories.push((id, positions));
+    }
+    assert_eq!(histories[0].1.len(), 4, "registration, binding, application, credited: {histories:?}");
+
     stop(server, data);
+    for (id, positions) in histories {
+        let output = Command::new(BIN).arg("--data").arg(data).args(["history", id]).output().expect("history");
+        let scanned: Vec<u64> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.contains("fact(s) about"))
+            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(positions, scanned, "history of {id}");
+    }
     let file = data.join("certificate.html");
     std::fs::write(&file, &html).expect("write certificate");
     cli(data, &["certificate", "verify", file.to_str().expect("path")]);
+}
+
+/// Every person of the demo ledger (registrations, conversions, bindings,
+/// proxy steps, refunds): the history the service reads through the stream
+/// index equals the one `yibao history` finds by scanning the log.
+#[test]
+fn history_through_the_stream_index_equals_a_scan_for_every_demo_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
+    cli(data, &["init"]);
+    cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
+    cli(data, &["import", demo]);
+    let mut ids: Vec<String> = Vec::new();
+    for line in std::fs::read_to_string(demo).expect("demo facts").lines() {
+        let fact: Value = serde_json::from_str(line).expect("fact");
+        for field in ["person", "holder", "member", "from", "to"] {
+            if let Some(id) = fact[field].as_str() {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 8, "{ids:?}");
+    let server = start_on_ledger(data);
+    let mut served = Vec::new();
+    for id in &ids {
+        let (status, history) = call(&server, "GET", &format!("/v1/persons/{id}/history"), Some(OFFICE), None);
+        assert_eq!(status, 200, "{id}: {history}");
+        let positions: Vec<u64> =
+            history["facts"].as_array().expect("facts").iter().filter_map(|f| f["position"].as_u64()).collect();
+        served.push(positions);
+    }
+    stop(server, data);
+    for (id, positions) in ids.iter().zip(served) {
+        let output = Command::new(BIN).arg("--data").arg(data).args(["history", id]).output().expect("history");
+        let scanned: Vec<u64> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.contains("fact(s) about"))
+            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert!(!scanned.is_empty(), "{id}");
+        assert_eq!(positions, scanned, "history of {id}");
+    }
 }

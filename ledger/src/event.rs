@@ -414,8 +414,8 @@ impl Event {
             Event::PaymentReceivedV1(e) => person_stream(&e.person),
             Event::SubsidyGrantedV1(e) => person_stream(&e.person),
             Event::RefundIssuedV1(e) => person_stream(&e.person),
-            Event::FamilyBindingCreatedV1(e) => format!("family/{}", e.holder),
-            Event::FamilyBindingRevokedV1(e) => format!("family/{}", e.holder),
+            Event::FamilyBindingCreatedV1(e) => family_stream(&e.holder),
+            Event::FamilyBindingRevokedV1(e) => family_stream(&e.holder),
             Event::ProxySubmittedV1(e) => proxy_stream(&e.application_id),
             Event::ProxyProcessingV1(e) => proxy_stream(&e.application_id),
             Event::ProxyCreditedV1(e) => proxy_stream(&e.application_id),
@@ -532,11 +532,17 @@ pub fn person_stream(person: &Identity) -> String {
     format!("person/{person}")
 }
 
+/// The stream of an account holder's bindings.
+pub fn family_stream(holder: &Identity) -> String {
+    format!("family/{holder}")
+}
+
 fn policy_stream(region: RegionCode, year: u16) -> String {
     format!("policy/{region}/{year}")
 }
 
-fn proxy_stream(application_id: &str) -> String {
+/// The stream of a proxy application's submission and steps.
+pub fn proxy_stream(application_id: &str) -> String {
     format!("proxy/{application_id}")
 }
 
