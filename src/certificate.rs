@@ -478,12 +478,72 @@ fn verify(data_dir: &Path, file: &Path) -> Result<()> {
             data.head_position,
             log.durable_head().position
         );
+        println!("{}", since_issue(&log, &data)?);
         return Ok(());
     }
     for failure in &failures {
         println!("FAILED: {failure}");
     }
     Err(Findings(format!("{label}: {} field(s) do not verify against the log", failures.len())).into())
+}
+
+/// Whether the person-year is still as certified: its state and net
+/// amount now, and the money facts recorded after the certificate's head
+/// (a refund after issue makes a genuine certificate out of date).
+fn since_issue(log: &SledLog, data: &CertificateData) -> Result<String> {
+    // The certificate may show a masked ID; its first money fact names the person.
+    let mut person = None;
+    for entry in &data.payments {
+        for position in std::iter::once(entry.position).chain(entry.application_position) {
+            if person.is_none() {
+                person = record_at(log, position)?.and_then(|envelope| subject(&envelope.event));
+            }
+        }
+    }
+    let Some(person) = person else {
+        return Ok("NOTE: the person-year could not be looked up now".into());
+    };
+    let coverage = crate::lookup::coverage(log.dir(), log)?;
+    let Some(view) = coverage.person_year(&person, data.coverage_year) else {
+        return Ok("NOTE: the person-year could not be looked up now".into());
+    };
+    let later: Vec<String> = coverage
+        .money_events(&person, data.coverage_year)
+        .iter()
+        .filter(|event| event.position > data.head_position)
+        .map(|event| {
+            let what = match &event.kind {
+                MoneyKind::Payment { source } => format!("payment ({source})"),
+                MoneyKind::Subsidy { group, .. } => format!("subsidy ({group})"),
+                MoneyKind::Refund { destination, .. } => format!("refund to {destination}"),
+            };
+            format!("{what} {} at position {}", event.amount, event.position)
+        })
+        .collect();
+    if later.is_empty() && view.state == CoverageState::Received && view.net_received == data.net_received {
+        return Ok(format!("still current: no money fact about {} {} since issue", data.person, data.coverage_year));
+    }
+    let state = serde_json::to_value(view.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    Ok(format!(
+        "CHANGED SINCE ISSUE: {} {} is now {state}, net received {} (certified {}); later: {}",
+        data.person,
+        data.coverage_year,
+        view.net_received,
+        data.net_received,
+        if later.is_empty() { "no money fact (a policy amendment)".to_string() } else { later.join("; ") }
+    ))
+}
+
+/// The person a money fact is about (a proxy step names its application,
+/// not the person: `None`; its submission names the member).
+fn subject(event: &Event) -> Option<Identity> {
+    match event {
+        Event::ProxySubmittedV1(e) => Some(e.member.clone()),
+        Event::PaymentReceivedV1(e) => Some(e.person.clone()),
+        Event::SubsidyGrantedV1(e) => Some(e.person.clone()),
+        Event::RefundIssuedV1(e) => Some(e.person.clone()),
+        _ => None,
+    }
 }
 
 fn first_difference(expected: &str, found: &str) -> Option<usize> {

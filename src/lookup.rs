@@ -263,18 +263,60 @@ pub fn history_by_streams(
         streams.extend(family.bindings_as_member(identity).map(|b| ledger::event::family_stream(&b.holder)));
         streams.extend(family.applications_of(identity).map(|a| ledger::event::proxy_stream(&a.application_id)));
     }
-    streams.sort();
-    streams.dedup();
     let mut applications = HashSet::new();
-    let mut facts: Vec<Envelope> = Vec::new();
-    for stream in &streams {
-        facts.extend(log.read_stream_blocking(stream)?.into_iter().filter(|e| e.head.position <= upto));
-    }
-    facts.sort_by_key(|e| e.head.position);
-    facts.dedup_by_key(|e| e.head.position);
+    let mut facts = read_streams(log, streams, |e| e.head.position <= upto)?;
     // The same filter as the scan: a holder's stream also holds other members' bindings.
     facts.retain(|envelope| concerns(envelope, identities, &mut applications));
     Ok(facts)
+}
+
+/// The records of `streams` that `keep` accepts, in log order, each once.
+fn read_streams(
+    log: &SledLog,
+    mut streams: Vec<String>,
+    keep: impl Fn(&Envelope) -> bool,
+) -> Result<Vec<Envelope>, ledger::LedgerError> {
+    streams.sort();
+    streams.dedup();
+    let mut facts: Vec<Envelope> = Vec::new();
+    for stream in &streams {
+        facts.extend(log.read_stream_blocking(stream)?.into_iter().filter(|e| keep(e)));
+    }
+    facts.sort_by_key(|e| e.head.position);
+    facts.dedup_by_key(|e| e.head.position);
+    Ok(facts)
+}
+
+/// What the coverage projection knew of one person at `moment`
+/// (transaction time), folded from the facts recorded by then on the
+/// person's streams (every identity `live` knows them by, their proxy
+/// applications) and on every policy stream; the same answers for this
+/// person as a rebuild of the whole log as of `moment`
+/// (`replay::audit::rebuild_as_of`), at the cost of the person's facts.
+/// Its position is the last of those facts, not the log's head then.
+pub fn person_as_of(
+    log: &SledLog,
+    live: &Coverage,
+    family: &Family,
+    person: &Identity,
+    moment: ledger::UtcTime,
+) -> Result<Coverage, ledger::LedgerError> {
+    let identities: Vec<Identity> = match live.person(person) {
+        Some(summary) => std::iter::once(summary.current).chain(summary.former).collect(),
+        None => vec![person.clone()],
+    };
+    let mut streams: Vec<String> = Vec::new();
+    for identity in &identities {
+        streams.push(ledger::event::person_stream(identity));
+        streams.extend(family.applications_of(identity).map(|a| ledger::event::proxy_stream(&a.application_id)));
+    }
+    streams.extend(live.policy_years().into_iter().map(|(region, year)| ledger::event::policy_stream(region, year)));
+    let mut coverage = Coverage::new();
+    for envelope in read_streams(log, streams, |e| e.head.recorded_at <= moment && e.head.position <= live.position())?
+    {
+        coverage.apply(&envelope);
+    }
+    Ok(coverage)
 }
 
 /// Whether a fact is about one of `identities`; proxy applications for them

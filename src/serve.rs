@@ -333,15 +333,7 @@ async fn coverage(
         .transpose()?;
     app.record_access(&caller, &person, "/v1/coverage/{id_number}").await;
     let rebuilt = match as_of {
-        Some(moment) => {
-            let app = Arc::clone(&app);
-            let rebuilt =
-                tokio::task::spawn_blocking(move || replay::audit::rebuild_as_of(&app.log, Some(moment), &mut |_| {}))
-                    .await
-                    .map_err(|e| ApiError::internal(&anyhow::anyhow!("the rebuild task failed: {e}")))?
-                    .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
-            Some(rebuilt.coverage)
-        }
+        Some(moment) => Some(app.coverage_as_of(&person, moment).await?),
         None => None,
     };
     let live = match rebuilt {

@@ -449,6 +449,7 @@ fn certificates_issue_for_received_years_and_verify_against_the_log() {
     assert!(!text.contains(MOTHER), "the ID is masked without --full-id");
     let verified = ok(yibao(data, &["certificate", "verify", text_path.to_str().expect("utf-8")]));
     assert!(verified.starts_with("OK:"), "{verified}");
+    assert!(verified.contains("still current"), "{verified}");
 
     // HTML with the full ID verifies too.
     let html = ok(yibao(data, &["certificate", ZHANG, "--year", "2025", "--format", "html", "--full-id"]));
@@ -459,6 +460,33 @@ fn certificates_issue_for_received_years_and_verify_against_the_log() {
     let html_path = data.join("zhang.html");
     std::fs::write(&html_path, &html).expect("write");
     ok(yibao(data, &["certificate", "verify", html_path.to_str().expect("utf-8")]));
+    // A refund after issue: the certificate is genuine, and out of date.
+    ok(yibao(
+        data,
+        &[
+            "refund",
+            "--id",
+            ZHANG,
+            "--year",
+            "2025",
+            "--payment",
+            "wechat:WX20241005093012001",
+            "--amount",
+            "100",
+            "--reason",
+            "退费",
+            "--ref",
+            "TK-AFTER-1",
+            "--at",
+            "2025-01-10 10:00:00",
+        ],
+    ));
+    let verified = ok(yibao(data, &["certificate", "verify", html_path.to_str().expect("utf-8")]));
+    assert!(verified.starts_with("OK:"), "{verified}");
+    assert!(
+        verified.contains("CHANGED SINCE ISSUE") && verified.contains("refund to original_channel 100.00"),
+        "{verified}"
+    );
 
     // Tampering is found and named, exit 1.
     let tampered_path = data.join("tampered.txt");

@@ -2,6 +2,7 @@
 //! a tokens file, and a small HTTP client.
 
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +16,8 @@ const OFFICE: &str = "office-token-0123456789";
 const CHANNEL: &str = "channel-token-0123456789";
 const AUDITOR: &str = "auditor-token-0123456789";
 const PERSON: &str = "520502198503121233";
+/// A resident the demo does not know.
+const PERSON_2: &str = "520502199102021228";
 
 fn registration() -> Value {
     json!({"type": "person_registered", "v": 1, "person": PERSON, "name": "张伟", "region": "520500",
@@ -387,5 +390,84 @@ fn history_through_the_stream_index_equals_a_scan_for_every_demo_person() {
             .collect();
         assert!(!scanned.is_empty(), "{id}");
         assert_eq!(positions, scanned, "history of {id}");
+    }
+}
+
+/// `as_of` answers from the person's own facts (the stream index): for
+/// every demo person and several moments between later facts, the same
+/// years as `yibao coverage --as-of`, which rebuilds the whole log.
+#[test]
+fn as_of_through_the_person_streams_equals_a_whole_rebuild() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
+    cli(data, &["init"]);
+    cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
+    cli(data, &["import", demo]);
+    let mut ids: Vec<String> = Vec::new();
+    for line in std::fs::read_to_string(demo).expect("demo facts").lines() {
+        let fact: Value = serde_json::from_str(line).expect("fact");
+        ids.extend(["person", "member", "from", "to"].iter().filter_map(|f| fact[*f].as_str().map(str::to_string)));
+    }
+    ids.push(PERSON_2.to_string());
+    ids.sort();
+    ids.dedup();
+    let server = start_on_ledger(data);
+    let moment = || {
+        std::thread::sleep(Duration::from_millis(15));
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        std::thread::sleep(Duration::from_millis(15));
+        now
+    };
+    let mut moments = vec![moment()];
+    let registration = json!({"type": "person_registered", "v": 1, "person": PERSON_2, "name": "赵敏",
+        "region": "520500", "birth_date": "1991-02-02", "registered_on": "2024-09-26"});
+    let payment = json!({"type": "payment_received", "v": 1, "person": PERSON_2, "coverage_year": 2025,
+        "amount": "400.00", "channel": "alipay", "channel_ref": "AP-ASOF-1", "paid_at": "2024-10-08 09:00:00"});
+    let refund = json!({"type": "refund_issued", "v": 1, "person": PERSON_2, "coverage_year": 2025,
+        "refund_ref": "TK-ASOF-1", "payment": {"channel": "alipay", "channel_ref": "AP-ASOF-1"}, "amount": "400.00",
+        "destination": "original_channel", "refunded_at": "2024-11-01 10:00:00", "reason": "重复参保"});
+    for (token, fact) in [(OFFICE, registration), (CHANNEL, payment), (OFFICE, refund)] {
+        let (status, answer) = call(&server, "POST", "/v1/events", Some(token), Some(&fact));
+        assert_eq!(status, 200, "{answer}");
+        moments.push(moment());
+    }
+    let mut served = Vec::new();
+    for id in &ids {
+        for at in &moments {
+            let (status, answer) = call(&server, "GET", &format!("/v1/coverage/{id}?as_of={at}"), Some(AUDITOR), None);
+            served.push((id.clone(), at.clone(), status, answer));
+        }
+    }
+    stop(server, data);
+    let states: HashSet<String> =
+        served.iter().filter_map(|(_, _, _, a)| a["years"][0]["year"]["state"].as_str().map(str::to_string)).collect();
+    assert!(states.len() >= 3, "the moments show too few states: {states:?}");
+    for (id, at, status, answer) in served {
+        let output = Command::new(BIN)
+            .arg("--data")
+            .arg(data)
+            .args(["coverage", &id, "--as-of", &at, "--json"])
+            .output()
+            .expect("coverage");
+        if status == 404 {
+            assert_eq!(output.status.code(), Some(1), "{id} at {at}: unknown to the service, known to a rebuild");
+            continue;
+        }
+        assert_eq!(status, 200, "{id} at {at}: {answer}");
+        let rebuilt: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{id} at {at}: {e}"));
+        let without_person = |years: &Value| -> Vec<Value> {
+            years
+                .as_array()
+                .expect("years")
+                .iter()
+                .map(|entry| {
+                    let mut entry = entry.clone();
+                    entry["year"].as_object_mut().expect("year").remove("person");
+                    entry
+                })
+                .collect()
+        };
+        assert_eq!(without_person(&answer["years"]), without_person(&rebuilt["years"]), "{id} at {at}");
     }
 }

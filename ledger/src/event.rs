@@ -537,7 +537,8 @@ pub fn family_stream(holder: &Identity) -> String {
     format!("family/{holder}")
 }
 
-fn policy_stream(region: RegionCode, year: u16) -> String {
+/// The stream of a region-year's policy documents.
+pub fn policy_stream(region: RegionCode, year: u16) -> String {
     format!("policy/{region}/{year}")
 }
 

@@ -83,6 +83,27 @@ impl App {
     }
 }
 
+impl App {
+    /// What was known of `person` at `moment`: a fold of the person's and
+    /// the policies' facts recorded by then (`lookup::person_as_of`).
+    pub(super) async fn coverage_as_of(
+        self: &Arc<Self>,
+        person: &Identity,
+        moment: ledger::UtcTime,
+    ) -> Result<Coverage, ApiError> {
+        let app = Arc::clone(self);
+        let person = person.clone();
+        tokio::task::spawn_blocking(move || {
+            app.with_projections(|coverage, family| {
+                crate::lookup::person_as_of(&app.log, coverage, family, &person, moment)
+                    .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))
+            })?
+        })
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("the as-of task failed: {e}")))?
+    }
+}
+
 /// A JSON body, or 400 naming what is wrong with it.
 fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(value)| value).map_err(|rejection| ApiError::bad_input(None, rejection.body_text()))

@@ -62,6 +62,11 @@ impl PolicyBook {
         lookup_chain(region).into_iter().find_map(|code| self.exact(code, coverage_year))
     }
 
+    /// Every region-year with a policy in force.
+    pub fn keys(&self) -> impl Iterator<Item = (RegionCode, u16)> + '_ {
+        self.entries.keys().copied()
+    }
+
     /// The entries of `coverage_year` for regions in `province`.
     pub fn in_province(&self, province: RegionCode, coverage_year: u16) -> impl Iterator<Item = &PolicyEntry> {
         self.entries

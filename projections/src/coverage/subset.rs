@@ -1,11 +1,12 @@
 //! A scratch copy of the projection restricted to a few persons: what the
 //! batch decision (`family::check_batch`) folds a request's facts into, so
 //! that judging a request costs the size of the persons it names, not a
-//! copy of every person in the prefecture.
+//! copy of every person in the prefecture. Also the region-years whose
+//! policy streams a per-person fold reads.
 
 use super::state::PersonId;
 use super::Coverage;
-use ledger::Identity;
+use ledger::{Identity, RegionCode};
 use rustc_hash::FxHashMap;
 
 impl Coverage {
@@ -40,5 +41,11 @@ impl Coverage {
             }
         }
         subset
+    }
+
+    /// Every region-year with a policy in force (their facts are on the
+    /// streams `policy/REGION/YEAR`).
+    pub fn policy_years(&self) -> Vec<(RegionCode, u16)> {
+        self.policies.keys().collect()
     }
 }
