@@ -335,17 +335,39 @@ fn family_accounts_and_certificates_over_http() {
 
     stop(server, data);
     for (id, positions) in histories {
-        let output = Command::new(BIN).arg("--data").arg(data).args(["history", id]).output().expect("history");
-        let scanned: Vec<u64> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| !line.contains("fact(s) about"))
-            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
-            .collect();
+        let scanned = scanned_history(data, id);
         assert_eq!(positions, scanned, "history of {id}");
     }
     let file = data.join("certificate.html");
     std::fs::write(&file, &html).expect("write certificate");
     cli(data, &["certificate", "verify", file.to_str().expect("path")]);
+}
+
+/// A ledger with Bijie 2025 and the demo facts; every ID the facts name.
+fn demo_ledger(data: &Path) -> Vec<String> {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
+    cli(data, &["init"]);
+    cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
+    cli(data, &["import", demo]);
+    let mut ids: Vec<String> = Vec::new();
+    for line in std::fs::read_to_string(demo).expect("demo facts").lines() {
+        let fact: Value = serde_json::from_str(line).expect("fact");
+        let named = ["person", "holder", "member", "from", "to"].iter().filter_map(|f| fact[*f].as_str());
+        ids.extend(named.map(str::to_string));
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The positions `yibao history ID` lists (a scan of the whole log).
+fn scanned_history(data: &Path, id: &str) -> Vec<u64> {
+    let output = Command::new(BIN).arg("--data").arg(data).args(["history", id]).output().expect("history");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.contains("fact(s) about"))
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
 /// Every person of the demo ledger (registrations, conversions, bindings,
@@ -355,21 +377,7 @@ fn family_accounts_and_certificates_over_http() {
 fn history_through_the_stream_index_equals_a_scan_for_every_demo_person() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
-    cli(data, &["init"]);
-    cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
-    cli(data, &["import", demo]);
-    let mut ids: Vec<String> = Vec::new();
-    for line in std::fs::read_to_string(demo).expect("demo facts").lines() {
-        let fact: Value = serde_json::from_str(line).expect("fact");
-        for field in ["person", "holder", "member", "from", "to"] {
-            if let Some(id) = fact[field].as_str() {
-                ids.push(id.to_string());
-            }
-        }
-    }
-    ids.sort();
-    ids.dedup();
+    let ids = demo_ledger(data);
     assert!(ids.len() >= 8, "{ids:?}");
     let server = start_on_ledger(data);
     let mut served = Vec::new();
@@ -382,12 +390,7 @@ fn history_through_the_stream_index_equals_a_scan_for_every_demo_person() {
     }
     stop(server, data);
     for (id, positions) in ids.iter().zip(served) {
-        let output = Command::new(BIN).arg("--data").arg(data).args(["history", id]).output().expect("history");
-        let scanned: Vec<u64> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| !line.contains("fact(s) about"))
-            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
-            .collect();
+        let scanned = scanned_history(data, id);
         assert!(!scanned.is_empty(), "{id}");
         assert_eq!(positions, scanned, "history of {id}");
     }
@@ -400,18 +403,8 @@ fn history_through_the_stream_index_equals_a_scan_for_every_demo_person() {
 fn as_of_through_the_person_streams_equals_a_whole_rebuild() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
-    cli(data, &["init"]);
-    cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
-    cli(data, &["import", demo]);
-    let mut ids: Vec<String> = Vec::new();
-    for line in std::fs::read_to_string(demo).expect("demo facts").lines() {
-        let fact: Value = serde_json::from_str(line).expect("fact");
-        ids.extend(["person", "member", "from", "to"].iter().filter_map(|f| fact[*f].as_str().map(str::to_string)));
-    }
+    let mut ids = demo_ledger(data);
     ids.push(PERSON_2.to_string());
-    ids.sort();
-    ids.dedup();
     let server = start_on_ledger(data);
     let moment = || {
         std::thread::sleep(Duration::from_millis(15));
