@@ -7,6 +7,7 @@
 //! moved), so a lookup reads no disk. Its checkpoint is saved on shutdown.
 
 mod access;
+mod audit;
 mod auth;
 mod error;
 mod family;
@@ -72,6 +73,8 @@ pub struct App {
     coverage: RwLock<Coverage>,
     /// At the coverage projection's position (see `family::fold_to`).
     family: RwLock<projections::family::Family>,
+    /// Verify and replay jobs started over HTTP.
+    audit: audit::Jobs,
     /// Serializes rule check + append (std: held inside blocking tasks).
     write_lock: Mutex<()>,
     tokens: Option<auth::Tokens>,
@@ -143,6 +146,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         data: data.to_path_buf(),
         coverage: RwLock::new(coverage),
         family: RwLock::new(family),
+        audit: audit::Jobs::default(),
         write_lock: Mutex::new(()),
         tokens,
         access,
@@ -220,6 +224,9 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
         ("post", "/v1/family/applications/{application_id}/{step}", post(family::step)),
         ("get", "/v1/family/persons/{id_number}", get(family::person)),
         ("get", "/v1/family/stuck", get(family::stuck)),
+        ("post", "/v1/audit/verify", post(audit::verify)),
+        ("post", "/v1/audit/replay", post(audit::replay)),
+        ("get", "/v1/audit/jobs/{job}", get(audit::job)),
     ]
 }
 

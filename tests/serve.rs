@@ -464,3 +464,74 @@ fn as_of_through_the_person_streams_equals_a_whole_rebuild() {
         assert_eq!(without_person(&answer["years"]), without_person(&rebuilt["years"]), "{id} at {at}");
     }
 }
+
+/// Follows an audit job until it has finished; its final status.
+fn finished_job(server: &Server, started: &Value) -> Value {
+    let path = started["status"].as_str().unwrap_or_else(|| panic!("no job address: {started}")).to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, job) = call(server, "GET", &path, Some(AUDITOR), None);
+        assert_eq!(status, 200, "{job}");
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "the job did not finish: {job}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Verify and replay as jobs for auditors: 202 with the job's address, its
+/// progress, a result equal to the CLI's (`yibao replay --json` digest),
+/// the drift check against the live projection; other roles are refused.
+#[test]
+fn audit_jobs_verify_the_chain_and_replay_a_year_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    demo_ledger(data);
+    let server = start_on_ledger(data);
+    let (_, health) = call(&server, "GET", "/v1/health", None, None);
+    let head = health["head"]["position"].as_u64().expect("head");
+
+    assert_eq!(call(&server, "POST", "/v1/audit/verify", Some(OFFICE), Some(&json!({}))).0, 403);
+    assert_eq!(call(&server, "POST", "/v1/audit/replay", Some(CHANNEL), Some(&json!({"year": 2025}))).0, 403);
+    let (status, started) = call(&server, "POST", "/v1/audit/verify", Some(AUDITOR), Some(&json!({})));
+    assert_eq!(status, 202, "{started}");
+    let job = finished_job(&server, &started);
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["result"]["ok"], true, "{job}");
+    assert_eq!(job["result"]["n_records"].as_u64(), Some(head), "{job}");
+    assert_eq!(job["done"].as_u64(), Some(head), "{job}");
+    assert_eq!(job["result"]["last_good"]["hash"], health["head"]["hash"], "{job}");
+    let (status, empty) = call(&server, "POST", "/v1/audit/verify", Some(AUDITOR), Some(&json!({"from": 5, "to": 2})));
+    assert_eq!((status, empty["field"].as_str()), (400, Some("to")), "{empty}");
+
+    let (status, started) =
+        call(&server, "POST", "/v1/audit/replay", Some(AUDITOR), Some(&json!({"year": 2025, "check": true})));
+    assert_eq!(status, 202, "{started}");
+    let job = finished_job(&server, &started);
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["result"]["drift"]["n_differing"], 0, "{job}");
+    let digest = job["result"]["digest"].as_str().expect("digest").to_string();
+    let (status, bad) = call(&server, "POST", "/v1/audit/replay", Some(AUDITOR), Some(&json!({"region": "520500"})));
+    assert_eq!(status, 400, "{bad}");
+    let (status, bad) = call(
+        &server,
+        "POST",
+        "/v1/audit/replay",
+        Some(AUDITOR),
+        Some(&json!({"year": 2025, "check": true, "as_of": "2025-01-01T00:00:00Z"})),
+    );
+    assert_eq!((status, bad["field"].as_str()), (400, Some("check")), "{bad}");
+    assert_eq!(call(&server, "GET", "/v1/audit/jobs/999", Some(AUDITOR), None).0, 404);
+    assert_eq!(call(&server, "GET", "/v1/audit/jobs/1", Some(OFFICE), None).0, 403);
+
+    stop(server, data);
+    let output = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["replay", "--year", "2025", "--json"])
+        .output()
+        .expect("replay");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("replay JSON");
+    assert_eq!(report["digest"].as_str(), Some(digest.as_str()), "the job's digest is not the CLI's");
+}

@@ -26,7 +26,7 @@ pub enum Role {
     Office,
     /// A payment channel: posts payments and proxy steps only.
     Channel,
-    /// Reads only.
+    /// Reads; verifies the chain and replays years (audit jobs).
     Auditor,
 }
 
@@ -47,6 +47,14 @@ impl Caller {
         match self.role {
             None | Some(Role::Office) | Some(Role::Auditor) => Ok(()),
             Some(Role::Channel) => Err(ApiError::forbidden("a channel token cannot read coverage")),
+        }
+    }
+
+    /// Verifying the chain and replaying years: auditors.
+    pub fn may_audit(&self) -> Result<(), ApiError> {
+        match self.role {
+            None | Some(Role::Auditor) => Ok(()),
+            Some(role) => Err(ApiError::forbidden(format!("the {role:?} role cannot run audit jobs"))),
         }
     }
 

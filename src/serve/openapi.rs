@@ -48,7 +48,7 @@ pub fn document() -> Value {
             json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
         );
     }
-    json!({
+    let mut document = json!({
         "openapi": "3.0.3",
         "info": { "title": "yibao ledger API", "version": env!("CARGO_PKG_VERSION") },
         "components": {
@@ -132,7 +132,44 @@ pub fn document() -> Value {
                 "parameters": [query("older_than_hours", "integer", false, "override the policies' duration")],
                 "responses": with_ok("{stuck, n_without_limit, log_position}", "application/json", &["400", "401", "403", "503"]) } },
         }
+    });
+    if let (Some(paths), Value::Object(audit)) = (document["paths"].as_object_mut(), audit_paths()) {
+        paths.extend(audit);
+    }
+    document
+}
+
+/// The audit jobs' routes.
+fn audit_paths() -> Value {
+    json!({
+            "/v1/audit/verify": { "post": {
+            "summary": "Start a verification of the chain (auditor): 202 with the job; its result names the first position that fails",
+            "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": {
+                "from": { "type": "integer" }, "to": { "type": "integer" } } } } } },
+            "responses": accepted_job(&["400", "401", "403", "503"]) } },
+        "/v1/audit/replay": { "post": {
+            "summary": "Start a replay of a coverage year (auditor): a rebuild of every projection from the log, the year's report and digest as `yibao replay --json`; `check` adds the drift against the live projection",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["year"], "properties": {
+                "year": { "type": "integer" }, "region": { "type": "string" }, "as_of": { "type": "string" },
+                "on": { "type": "string" }, "check": { "type": "boolean" } } } } } },
+            "responses": accepted_job(&["400", "401", "403", "503"]) } },
+        "/v1/audit/jobs/{job}": { "get": {
+            "summary": "An audit job: running (done of total records), done (result) or failed (error) (auditor)",
+            "parameters": [{ "name": "job", "in": "path", "required": true, "schema": { "type": "integer" } }],
+            "responses": with_ok("{job, kind, state, done, total, started_at, finished_at, result | error}", "application/json", &["400", "401", "403", "404"]) } },
     })
+}
+
+/// 202 with the job's number and where to follow it (also in `Location`).
+fn accepted_job(errors: &[&str]) -> Value {
+    let mut responses = error_responses(errors);
+    if let Some(object) = responses.as_object_mut() {
+        object.insert(
+            "202".into(),
+            json!({ "description": "{job, status (its address), now}", "content": { "application/json": {} } }),
+        );
+    }
+    responses
 }
 
 /// A JSON object of string fields.

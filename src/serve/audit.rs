@@ -1,0 +1,272 @@
+//! The auditor's long work over HTTP: verifying the chain and replaying a
+//! coverage year run as jobs on threads of their own (minutes on a large
+//! ledger, longer than any request may take). `POST` starts one and answers
+//! 202 with where to look; `GET /v1/audit/jobs/{job}` shows its progress
+//! (records done of the total) and, once done, the result that `yibao
+//! verify` or `yibao replay --json` would give. Auditor tokens only.
+
+use super::auth::Tokens;
+use super::error::ApiError;
+use super::App;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::{BeijingTime, Date, RegionCode, UtcTime};
+use projections::Projection;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Jobs running at once; more are refused with 503 and Retry-After.
+const MAX_RUNNING: usize = 2;
+/// Finished jobs kept for their results; the oldest go first.
+const MAX_KEPT: usize = 64;
+
+/// Every job of this process, by number.
+#[derive(Default)]
+pub struct Jobs {
+    next: AtomicU64,
+    jobs: Mutex<BTreeMap<u64, Arc<Job>>>,
+}
+
+pub struct Job {
+    kind: &'static str,
+    requested_by: String,
+    started_at: BeijingTime,
+    /// Records to go through, and records gone through so far.
+    total: u64,
+    done: AtomicU64,
+    outcome: Mutex<Option<Outcome>>,
+}
+
+struct Outcome {
+    finished_at: BeijingTime,
+    result: Result<Value, String>,
+}
+
+impl Job {
+    fn status(&self, number: u64) -> Value {
+        let outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        let mut answer = json!({
+            "job": number,
+            "kind": self.kind,
+            "requested_by": self.requested_by,
+            "started_at": self.started_at.to_string(),
+            "done": self.done.load(Ordering::Relaxed),
+            "total": self.total,
+        });
+        let (state, finished_at) = match outcome.as_ref() {
+            None => ("running", None),
+            Some(Outcome { finished_at, result: Ok(result) }) => {
+                answer["result"] = result.clone();
+                ("done", Some(finished_at))
+            }
+            Some(Outcome { finished_at, result: Err(error) }) => {
+                answer["error"] = Value::String(error.clone());
+                ("failed", Some(finished_at))
+            }
+        };
+        answer["state"] = state.into();
+        answer["finished_at"] = finished_at.map(ToString::to_string).into();
+        answer
+    }
+}
+
+impl Jobs {
+    /// Starts `work` on a thread of its own, unless `MAX_RUNNING` jobs run.
+    fn start(
+        &self,
+        kind: &'static str,
+        requested_by: &str,
+        total: u64,
+        work: impl FnOnce(&dyn Fn(u64)) -> Result<Value, String> + Send + 'static,
+    ) -> Result<u64, ApiError> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let running = jobs.values().filter(|job| job.outcome.lock().map(|o| o.is_none()).unwrap_or(false)).count();
+        if running >= MAX_RUNNING {
+            return Err(ApiError::overloaded("busy", "audit jobs are running; retry when one has finished"));
+        }
+        while jobs.len() >= MAX_KEPT {
+            let oldest_done = jobs
+                .iter()
+                .find(|(_, job)| job.outcome.lock().map(|o| o.is_some()).unwrap_or(true))
+                .map(|(&number, _)| number);
+            match oldest_done {
+                Some(number) => jobs.remove(&number),
+                None => break,
+            };
+        }
+        let number = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let job = Arc::new(Job {
+            kind,
+            requested_by: requested_by.to_string(),
+            started_at: BeijingTime::now(),
+            total,
+            done: AtomicU64::new(0),
+            outcome: Mutex::new(None),
+        });
+        jobs.insert(number, Arc::clone(&job));
+        let worker = Arc::clone(&job);
+        let spawned = std::thread::Builder::new().name(format!("audit-{number}")).spawn(move || {
+            let progress = |n: u64| worker.done.store(n, Ordering::Relaxed);
+            let result = work(&progress);
+            *worker.outcome.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Outcome { finished_at: BeijingTime::now(), result });
+        });
+        if let Err(error) = spawned {
+            jobs.remove(&number);
+            return Err(ApiError::internal(&anyhow::anyhow!("starting an audit thread: {error}")));
+        }
+        Ok(number)
+    }
+
+    fn get(&self, number: u64) -> Option<Arc<Job>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
+    }
+}
+
+/// 202 with the job's status and its address in `Location`.
+fn accepted(app: &App, number: u64) -> Response {
+    let location = format!("/v1/audit/jobs/{number}");
+    let status = app.audit.get(number).map_or(Value::Null, |job| job.status(number));
+    let mut response =
+        (StatusCode::ACCEPTED, Json(json!({ "job": number, "status": location, "now": status }))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn auditor(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
+    let caller = Tokens::caller(app.tokens.as_ref(), headers)?;
+    caller.may_audit()?;
+    Ok(caller.name)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// First position (default 1).
+    from: Option<u64>,
+    /// Last position (default: the head).
+    to: Option<u64>,
+}
+
+/// `POST /v1/audit/verify`: the chain recomputed over a range, as `yibao
+/// verify`; the result names the first position that fails.
+pub async fn verify(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Option<Json<VerifyRequest>>,
+) -> Result<Response, ApiError> {
+    let who = auditor(&app, &headers)?;
+    let request = request.map(|Json(r)| r).unwrap_or_default();
+    let from = request.from.unwrap_or(1).max(1);
+    let head = app.log.durable_head().position;
+    let to = request.to.unwrap_or(head).min(head);
+    if to < from {
+        return Err(ApiError::bad_input(Some("to"), format!("to: the range {from}..{to} is empty (head {head})")));
+    }
+    let worker = Arc::clone(&app);
+    let number = app.audit.start("verify", &who, to - from + 1, move |progress| {
+        let started = std::time::Instant::now();
+        let report = worker.log.verify(from, to, &mut |n| progress(n)).map_err(|e| e.to_string())?;
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(json!({
+            "ok": report.problem.is_none(),
+            "from": report.first_position,
+            "n_records": report.n_records,
+            "n_blocks": report.n_blocks,
+            "last_good": { "position": report.last_good.position, "hash": hex::encode(report.last_good.hash) },
+            "problem": report.problem.as_ref().map(ToString::to_string),
+            "first_bad_position": report.problem.as_ref().map(|p| p.position()),
+            "seconds": seconds,
+            "records_per_second": report.n_records as f64 / seconds.max(1e-9),
+        }))
+    })?;
+    Ok(accepted(&app, number))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    year: u16,
+    /// A county, prefecture or province code (default: all).
+    region: Option<String>,
+    /// RFC 3339: only facts recorded by then (transaction time).
+    as_of: Option<String>,
+    /// YYYY-MM-DD: count who is covered that day (valid time).
+    on: Option<String>,
+    /// Compare the rebuild with the live projection person-year by
+    /// person-year (not with `as_of`).
+    #[serde(default)]
+    check: bool,
+}
+
+/// `POST /v1/audit/replay`: every projection rebuilt from the log into
+/// fresh state and the year's report with its digest, as `yibao replay
+/// --json`; with `check`, the person-years where the live projection
+/// differs from the rebuild.
+pub async fn replay(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Result<Json<ReplayRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let who = auditor(&app, &headers)?;
+    let request = request.map(|Json(r)| r).map_err(|rejection| ApiError::bad_input(None, rejection.body_text()))?;
+    let region: Option<RegionCode> = request
+        .region
+        .as_deref()
+        .map(|text| text.parse().map_err(|e| ApiError::bad_input(Some("region"), format!("region: {e}"))))
+        .transpose()?;
+    let as_of: Option<UtcTime> = request
+        .as_of
+        .as_deref()
+        .map(|text| text.parse().map_err(|e| ApiError::bad_input(Some("as_of"), format!("as_of: {e}"))))
+        .transpose()?;
+    let on: Option<Date> = request.on.as_deref().map(|text| super::date(text, "on")).transpose()?;
+    if request.check && as_of.is_some() {
+        return Err(ApiError::bad_input(Some("check"), "check compares with the live projection: leave out as_of"));
+    }
+    let (year, check) = (request.year, request.check);
+    let worker = Arc::clone(&app);
+    let number = app.audit.start("replay", &who, app.log.durable_head().position, move |progress| {
+        let rebuilt =
+            replay::audit::rebuild_as_of(&worker.log, as_of, &mut |n| progress(n)).map_err(|e| e.to_string())?;
+        let mut report = replay::audit::report(&rebuilt, year, region, on);
+        report.as_of = as_of;
+        let mut result = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        if check {
+            let drifts = worker
+                .with_projections(|live, _| {
+                    // The live projection may have moved on: compare at the rebuild's position.
+                    (live.position() == rebuilt.position)
+                        .then(|| replay::audit::drift(live, &rebuilt.coverage, year, region))
+                })
+                .map_err(|e| e.message)?;
+            result["drift"] = match drifts {
+                Some(drifts) => json!({ "n_differing": drifts.len(), "person_years": drifts }),
+                None => json!({ "skipped": "the log moved during the replay; run the check again" }),
+            };
+        }
+        Ok(result)
+    })?;
+    Ok(accepted(&app, number))
+}
+
+/// `GET /v1/audit/jobs/{job}`: running (with records done of the total),
+/// done (with the result) or failed (with the error).
+pub async fn job(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    UrlPath(number): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    auditor(&app, &headers)?;
+    let number: u64 = number.parse().map_err(|_| ApiError::bad_input(Some("job"), "job: expected a job number"))?;
+    let job = app.audit.get(number).ok_or_else(|| ApiError::not_found(format!("no audit job {number}")))?;
+    Ok(Json(job.status(number)))
+}
