@@ -33,7 +33,7 @@ pub fn check_batch(family: &Family, coverage: &Coverage, events: &[NewEvent]) ->
     if !events.iter().any(|new| is_decided(&new.event)) {
         return Vec::new();
     }
-    let persons = persons_of_interest(family, events);
+    let persons = persons_of_interest(family, coverage, events);
     let mut coverage = coverage.subset(&persons);
     let mut family = family.clone();
     let mut position = family.position().max(coverage.position());
@@ -55,8 +55,9 @@ pub fn check_batch(family: &Family, coverage: &Coverage, events: &[NewEvent]) ->
     refusals
 }
 
-/// The persons the decided facts of the batch are about.
-fn persons_of_interest(family: &Family, events: &[NewEvent]) -> HashSet<Identity> {
+/// The persons the decided facts of the batch are about, under every
+/// identity they have had (a payment may name a newborn's former ID).
+fn persons_of_interest(family: &Family, coverage: &Coverage, events: &[NewEvent]) -> HashSet<Identity> {
     let mut persons = HashSet::new();
     for new in events {
         match &new.event {
@@ -83,6 +84,12 @@ fn persons_of_interest(family: &Family, events: &[NewEvent]) -> HashSet<Identity
             _ => {}
         }
     }
+    let known: Vec<Identity> = persons
+        .iter()
+        .filter_map(|identity| coverage.person(identity))
+        .flat_map(|person| std::iter::once(person.current).chain(person.former))
+        .collect();
+    persons.extend(known);
     persons
 }
 
