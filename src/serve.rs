@@ -42,10 +42,6 @@ use tokio::sync::mpsc;
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// Longest a request may take before it is answered 503.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Requests served at once; more are shed with 503 and Retry-After.
-const MAX_CONCURRENT_REQUESTS: usize = 256;
 /// Largest page of the unpaid list.
 const MAX_PER_PAGE: usize = 1000;
 
@@ -64,6 +60,20 @@ pub struct ServeArgs {
     /// everything. For a laptop demo only.
     #[arg(long, conflicts_with = "tokens")]
     insecure_no_auth: bool,
+    /// Requests served at once; more are answered 503 with Retry-After
+    /// (load shedding) instead of queueing.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_in_flight: u32,
+    /// Seconds a request may take before it is answered 503 (`timeout`);
+    /// writes already handed to the ledger still finish.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    request_timeout: u64,
+}
+
+/// The service's limits, from the flags.
+struct Limits {
+    max_in_flight: usize,
+    request_timeout: Duration,
 }
 
 /// What every handler shares.
@@ -75,6 +85,7 @@ pub struct App {
     family: RwLock<projections::family::Family>,
     /// Verify and replay jobs started over HTTP.
     audit: audit::Jobs,
+    limits: Limits,
     /// Serializes rule check + append (std: held inside blocking tasks).
     write_lock: Mutex<()>,
     tokens: Option<auth::Tokens>,
@@ -147,6 +158,10 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         coverage: RwLock::new(coverage),
         family: RwLock::new(family),
         audit: audit::Jobs::default(),
+        limits: Limits {
+            max_in_flight: args.max_in_flight as usize,
+            request_timeout: Duration::from_secs(args.request_timeout),
+        },
         write_lock: Mutex::new(()),
         tokens,
         access,
@@ -240,8 +255,8 @@ pub fn router(app: Arc<App>) -> Router {
             }
         }))
         .load_shed()
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
-        .timeout(REQUEST_TIMEOUT);
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(app.limits.max_in_flight))
+        .timeout(app.limits.request_timeout);
     let mut router = Router::new();
     for (_, path, method_router) in routes() {
         router = router.route(path, method_router);

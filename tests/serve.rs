@@ -38,12 +38,16 @@ fn start(data: &Path) -> Server {
 /// The server on an existing ledger, with an office, a channel and an
 /// auditor token.
 fn start_on_ledger(data: &Path) -> Server {
+    start_with(data, &[])
+}
+
+fn start_with(data: &Path, flags: &[&str]) -> Server {
     let text = format!(
         "[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n\n\
          [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\n\n\
          [[token]]\ntoken = \"{AUDITOR}\"\nrole = \"auditor\"\n"
     );
-    common::server::spawn(data, &text)
+    common::server::spawn(data, &text, flags)
 }
 
 /// (status, body as JSON or as a string).
@@ -534,4 +538,62 @@ fn audit_jobs_verify_the_chain_and_replay_a_year_over_http() {
         .expect("replay");
     let report: Value = serde_json::from_slice(&output.stdout).expect("replay JSON");
     assert_eq!(report["digest"].as_str(), Some(digest.as_str()), "the job's digest is not the CLI's");
+}
+
+/// A request that stalls (headers sent, body not) holds the only slot of
+/// `--max-in-flight 1`: the next request is shed with 503 and Retry-After;
+/// the stalled one is answered 503 `timeout` after `--request-timeout 1`,
+/// and the service answers again.
+#[test]
+fn load_is_shed_and_slow_requests_time_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    cli(data, &["init"]);
+    let server = start_with(data, &["--max-in-flight", "1", "--request-timeout", "1"]);
+    assert_eq!(call(&server, "GET", "/v1/health", None, None).0, 200);
+
+    let mut stalled = std::net::TcpStream::connect(&server.addr).expect("connect");
+    stalled.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {OFFICE}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        server.addr
+    );
+    stalled.write_all(head.as_bytes()).expect("write");
+    // The stalled request takes the slot as soon as its headers are read.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shed = loop {
+        let response = ureq::get(&format!("http://{}/v1/health", server.addr)).call();
+        match response {
+            Err(ureq::Error::Status(503, response)) => break response,
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "nothing was shed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert!(shed.header("Retry-After").is_some(), "no Retry-After on 503");
+    let body: Value = serde_json::from_str(&shed.into_string().expect("body")).expect("JSON");
+    assert_eq!(body["code"], "overloaded", "{body}");
+
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&bytes).contains("\"message\"") {
+        let n = stalled.read(&mut chunk).expect("read the stalled request's answer");
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&bytes).to_string();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    assert_eq!(call(&server, "GET", "/v1/health", None, None).0, 200);
+    let (_, metrics) = call(&server, "GET", "/v1/metrics", None, None);
+    let shed_total = metrics
+        .as_str()
+        .and_then(|text| text.lines().find(|l| l.starts_with("yibao_http_requests_shed_total ")))
+        .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok());
+    assert!(shed_total.is_some_and(|n| n >= 2), "one shed and one timed out: {metrics}");
 }

@@ -50,6 +50,7 @@ token = \"{OFFICE}\"
 role = \"office\"
 "
         ),
+        &[],
     )
 }
 

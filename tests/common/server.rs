@@ -27,7 +27,8 @@ pub fn cli(data: &Path, args: &[&str]) {
 
 /// Writes `tokens_toml` beside the ledger and starts the server on it; the
 /// address is the first line the server prints (`listening on ADDR`).
-pub fn spawn(data: &Path, tokens_toml: &str) -> Server {
+/// `flags`: more flags for `yibao serve`.
+pub fn spawn(data: &Path, tokens_toml: &str, flags: &[&str]) -> Server {
     let tokens = data.join("tokens.toml");
     std::fs::write(&tokens, tokens_toml).expect("write tokens");
     let mut child = Command::new(BIN)
@@ -35,6 +36,7 @@ pub fn spawn(data: &Path, tokens_toml: &str) -> Server {
         .arg(data)
         .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])
         .arg(&tokens)
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
