@@ -30,6 +30,17 @@ pub enum Role {
     Auditor,
 }
 
+impl Role {
+    /// As written in the tokens file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Office => "office",
+            Role::Channel => "channel",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
 /// Who is calling.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -54,7 +65,7 @@ impl Caller {
     pub fn may_audit(&self) -> Result<(), ApiError> {
         match self.role {
             None | Some(Role::Auditor) => Ok(()),
-            Some(role) => Err(ApiError::forbidden(format!("the {role:?} role cannot run audit jobs"))),
+            Some(role) => Err(ApiError::forbidden(format!("the {} role cannot run audit jobs", role.name()))),
         }
     }
 
@@ -64,7 +75,7 @@ impl Caller {
             None => Ok(()),
             Some(Role::Office) if !channel_fact => Ok(()),
             Some(Role::Channel) if channel_fact => Ok(()),
-            Some(role) => Err(ApiError::forbidden(format!("the {role:?} role cannot post `{type_name}` facts"))),
+            Some(role) => Err(ApiError::forbidden(format!("the {} role cannot post `{type_name}` facts", role.name()))),
         }
     }
 }
@@ -97,7 +108,7 @@ impl Tokens {
             if entry.token.chars().count() < MIN_TOKEN_CHARS {
                 bail!("{}: token {}: shorter than {MIN_TOKEN_CHARS} characters", path.display(), index + 1);
             }
-            let name = entry.name.unwrap_or_else(|| format!("{:?}-{}", entry.role, index + 1).to_lowercase());
+            let name = entry.name.unwrap_or_else(|| format!("{}-{}", entry.role.name(), index + 1));
             if tokens.insert(sm3(entry.token.as_bytes()), Caller { name, role: Some(entry.role) }).is_some() {
                 bail!("{}: token {} appears twice", path.display(), index + 1);
             }
