@@ -264,9 +264,12 @@ enum Command {
     Certificate(certificate::CertificateArgs),
     /// Build a ledger from the embedded fixtures and show what it does.
     Demo,
-    /// Serve the ledger over HTTP: coverage lookups, history, the unpaid
-    /// list, metrics, and posting facts as `import` does. Stops on SIGTERM
-    /// or ctrl-c after in-flight requests, saving the coverage checkpoint.
+    /// Serve the ledger over HTTP: coverage lookups (also as of a moment),
+    /// history, certificates, family accounts and proxy steps, the unpaid
+    /// list, audit jobs (verify, replay), metrics, and posting facts as
+    /// `import` does; the office page at `/`, the API described at
+    /// `/v1/openapi.json`. Stops on SIGTERM or ctrl-c after in-flight
+    /// requests, saving the coverage checkpoint.
     Serve(serve::ServeArgs),
     /// Compare bank and channel receipts with the recorded payments and
     /// refunds; list every difference; record the run in the log.
