@@ -41,10 +41,12 @@ enum Command {
     /// lookups/s, memory per million persons.
     Coverage(CoverageArgs),
     /// `yibao serve` over HTTP on loopback, started as a child process on
-    /// a generated ledger: coverage lookups at 1, 8, 32 and 64 clients,
-    /// then 90 % lookups with 10 % payment posts at 32 clients, then a
-    /// check that every acknowledged post is in the log. Needs the yibao
-    /// binary next to this one (`cargo build --release`).
+    /// a generated ledger: coverage lookups from three load generators
+    /// (ureq threads, the peer; async tokio clients; wrk when installed)
+    /// at 1 to 256 clients, then 90 % lookups with 10 % payment posts at
+    /// 32 to 256 clients, then a check that every acknowledged post is in
+    /// the log. Needs the yibao binary next to this one (`cargo build
+    /// --release`).
     Serve(ServeArgs),
 }
 
@@ -62,6 +64,9 @@ struct ServeArgs {
     /// Cap on each load phase, in seconds: it stops at its count or then.
     #[arg(long, default_value_t = 30)]
     phase_seconds: u64,
+    /// Length of each wrk phase, in seconds.
+    #[arg(long, default_value_t = 5)]
+    wrk_seconds: u64,
     /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -153,6 +158,7 @@ fn main() -> Result<()> {
                 lookups: args.lookups,
                 mix_requests: args.mix_requests,
                 phase_seconds: args.phase_seconds,
+                wrk_seconds: args.wrk_seconds,
             };
             serve_load::run(scratch.path(), &load)
         }
