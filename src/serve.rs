@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod error;
 mod family;
+mod lookup;
 mod metrics;
 mod openapi;
 mod web;
@@ -28,7 +29,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{BoxError, Json, Router};
 use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode, SledLog};
-use projections::coverage::{Coverage, PersonYear};
+use projections::coverage::Coverage;
 use projections::Projection;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -91,33 +92,24 @@ pub struct App {
     tokens: Option<auth::Tokens>,
     access: mpsc::Sender<access::AccessLine>,
     metrics: metrics::Metrics,
+    /// Who reads the log for the coverage projection (see `lookup.rs`).
+    catching_up: lookup::CatchUp,
 }
 
 impl App {
-    /// Folds the records the projection has not seen (none: no lock taken
-    /// for writing).
+    /// Folds the records the projection has not seen, up to the durable
+    /// head (none: no lock taken for writing).
     fn catch_up(&self) -> Result<()> {
-        let head = self.log.durable_head().position;
-        if self.coverage.read().unwrap_or_else(|p| p.into_inner()).position() >= head {
-            return Ok(());
-        }
-        let mut coverage = self.coverage.write().unwrap_or_else(|p| p.into_inner());
-        coverage.catch_up(&self.log).context("catching the coverage projection up with the log")?;
-        Ok(())
+        self.catch_up_to(self.log.durable_head().position)
     }
 
-    /// The projection, caught up first when the log moved.
+    /// The projection, caught up first when the log moved (see
+    /// `App::catch_up_for_read`).
     async fn coverage(self: &Arc<Self>) -> Result<std::sync::RwLockReadGuard<'_, Coverage>, ApiError> {
-        let behind = {
-            let coverage = self.coverage.read().unwrap_or_else(|p| p.into_inner());
-            coverage.position() < self.log.durable_head().position
-        };
-        if behind {
-            let app = Arc::clone(self);
-            tokio::task::spawn_blocking(move || app.catch_up())
-                .await
-                .map_err(|e| ApiError::internal(&anyhow::anyhow!("catch-up task failed: {e}")))?
-                .map_err(|e| ApiError::internal(&e))?;
+        let head = self.log.durable_head().position;
+        let position = self.coverage.read().unwrap_or_else(|p| p.into_inner()).position();
+        if position < head {
+            self.catch_up_for_read(head, head - position).await?;
         }
         Ok(self.coverage.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -125,11 +117,20 @@ impl App {
     async fn record_access(&self, caller: &auth::Caller, person: &Identity, route: &'static str) {
         let line = access::AccessLine {
             who: caller.name.clone(),
-            when: ledger::BeijingTime::now().to_string(),
-            person: person.masked(),
+            when: ledger::BeijingTime::now(),
+            person: person.clone(),
             route,
         };
-        // Waits only when the writer is QUEUE_CAPACITY lines behind.
+        // Every line is kept: when the queue is full, the lookup waits.
+        let line = match self.access.try_send(line) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(line)) => line,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                eprintln!("error: the access log writer has stopped");
+                return;
+            }
+        };
+        self.metrics.n_access_waits.fetch_add(1, Ordering::Relaxed);
         if self.access.send(line).await.is_err() {
             eprintln!("error: the access log writer has stopped");
         }
@@ -166,6 +167,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         tokens,
         access,
         metrics: metrics::Metrics::default(),
+        catching_up: lookup::CatchUp::default(),
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
     save_checkpoint(&app)?;
@@ -342,7 +344,7 @@ async fn coverage(
     headers: axum::http::HeaderMap,
     UrlPath(id_number): UrlPath<String>,
     query: Result<Query<CoverageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let caller = auth::Tokens::caller(app.tokens.as_ref(), &headers)?;
     caller.may_read()?;
     let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
@@ -367,42 +369,8 @@ async fn coverage(
         (None, Some(live)) => live,
         (None, None) => return Err(ApiError::internal(&anyhow::anyhow!("no projection"))),
     };
-    let summary = coverage.person(&person).ok_or_else(|| unknown_person(&person))?;
-    let years = match query.year {
-        Some(year) => vec![year],
-        None => coverage.years_of(&person),
-    };
-    let views: Vec<Value> = years
-        .iter()
-        .filter_map(|&year| coverage.person_year_as_of(&person, year, on))
-        .map(|view| year_json(&view, on))
-        .collect();
-    let answer = json!({
-        "person": {
-            "id": summary.current.masked(),
-            "former": summary.former.iter().map(Identity::masked).collect::<Vec<_>>(),
-            "registered": summary.registered,
-            "name": summary.name,
-            "region": summary.region,
-            "birth_date": summary.birth_date,
-            "registered_on": summary.registered_on,
-            "basis": summary.basis,
-            "voided_on": summary.voided_on,
-        },
-        "years": views,
-        "log_position": coverage.position(),
-        "head_hash": hex::encode(coverage.head_hash()),
-    });
-    Ok(Json(answer))
-}
-
-/// A person-year as `yibao coverage --json` gives it, the ID masked.
-fn year_json(view: &PersonYear, on: Option<Date>) -> Value {
-    let mut year = serde_json::to_value(view).unwrap_or(Value::Null);
-    if let Some(object) = year.as_object_mut() {
-        object.insert("person".into(), view.person.masked().into());
-    }
-    json!({ "year": year, "covered_on": on.map(|day| (day.to_string(), view.is_covered_on(day))) })
+    let body = lookup::answer(coverage, &person, query.year, on).ok_or_else(|| unknown_person(&person))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn history(

@@ -12,17 +12,26 @@ const BUCKETS_SECONDS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Route → status → count: looked up by `&str`, so counting a request
+    /// allocates nothing once its route was seen.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     /// Cumulative counts per bucket, then +Inf.
     latency_buckets: [AtomicU64; BUCKETS_SECONDS.len() + 1],
     latency_sum_micros: AtomicU64,
     pub n_shed: AtomicU64,
+    /// Lookups that waited for room in the access log's queue.
+    pub n_access_waits: AtomicU64,
 }
 
 impl Metrics {
     pub fn record(&self, route: &str, status: u16, elapsed: Duration) {
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *requests.entry((route.to_string(), status)).or_insert(0) += 1;
+        match requests.get_mut(route) {
+            Some(statuses) => *statuses.entry(status).or_insert(0) += 1,
+            None => {
+                requests.insert(route.to_string(), BTreeMap::from([(status, 1)]));
+            }
+        }
         drop(requests);
         let seconds = elapsed.as_secs_f64();
         let bucket = BUCKETS_SECONDS.iter().position(|&bound| seconds <= bound).unwrap_or(BUCKETS_SECONDS.len());
@@ -35,8 +44,10 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP yibao_http_requests_total HTTP requests by route and status.");
         let _ = writeln!(out, "# TYPE yibao_http_requests_total counter");
-        for ((route, status), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "yibao_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        for (route, statuses) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for (status, n) in statuses {
+                let _ = writeln!(out, "yibao_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            }
         }
         let _ = writeln!(out, "# HELP yibao_http_request_duration_seconds Request latency.");
         let _ = writeln!(out, "# TYPE yibao_http_request_duration_seconds histogram");
@@ -55,6 +66,12 @@ impl Metrics {
                 "counter",
                 "Requests refused with 503 under load.",
                 self.n_shed.load(Ordering::Relaxed),
+            ),
+            (
+                "yibao_access_log_waits_total",
+                "counter",
+                "Lookups that waited for room in the access log queue.",
+                self.n_access_waits.load(Ordering::Relaxed),
             ),
             ("yibao_log_head_position", "gauge", "Durable head position of the log.", head_position),
             (

@@ -87,7 +87,10 @@ impl App {
         let _writing = decided.then(|| self.write_lock.lock().unwrap_or_else(|p| p.into_inner()));
         self.check_rules(&events)?;
         let outcome = self.log.append_blocking(events).map_err(ledger_error)?;
-        if let Err(error) = self.catch_up() {
+        // Up to this request's records: a catch-up that got further already
+        // (another request's) is enough.
+        let own = outcome.positions.iter().copied().max().unwrap_or(0);
+        if let Err(error) = self.catch_up_to(own) {
             // The write is durable; a later read catches up again.
             eprintln!("error: {error:#}");
         }

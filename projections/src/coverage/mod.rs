@@ -33,6 +33,7 @@ mod checkpoint;
 mod describe;
 mod flows;
 mod fold;
+mod live;
 mod payments;
 mod policies;
 mod state;
@@ -41,6 +42,7 @@ mod subset;
 mod view;
 
 pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
+pub use live::{Pending, Tip};
 pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
 pub use view::{CoverageState, Paid, PersonYear, Refunds, SplitView};
 

@@ -1,0 +1,462 @@
+//! The live projection for lookups: caught up without holding readers
+//! for longer than a fold, and the coverage answer serialized straight
+//! into the response body.
+//!
+//! The answer's keys are in alphabetical order at every level, as the
+//! first version of the service gave them (it built `serde_json::Value`
+//! trees, whose maps are sorted). Building those trees cost more than
+//! deriving the figures; these wrappers write the same bytes directly.
+//! Each wrapper destructures its type without `..`, so a new field is a
+//! compile error here until it is placed in the answer.
+
+use super::error::ApiError;
+use super::App;
+use anyhow::{Context, Result};
+use chrono::Datelike;
+use ledger::{Date, Identity, Money};
+use projections::coverage::{Coverage, Paid, Pending, PersonSummary, PersonYear, Refunds, SplitView};
+use projections::Projection;
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex, TryLockError};
+
+/// Bytes of a typical answer: one allocation for most lookups.
+const ANSWER_CAPACITY: usize = 2048;
+/// Records a read folds on its own thread; a longer gap goes to a blocking
+/// task.
+const INLINE_CATCH_UP_RECORDS: u64 = 256;
+
+/// Who reads the log for the projection. One catch-up reads at a time;
+/// the others wait for it to be folded (woken together) and then usually
+/// find their records folded: concurrent posts share one read.
+#[derive(Default)]
+pub struct CatchUp {
+    reading: Mutex<bool>,
+    folded: Condvar,
+}
+
+/// The claim to read: released (and the waiters woken) when dropped, also
+/// when the read failed or panicked.
+struct Reading<'a>(&'a CatchUp);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        *self.0.reading.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.folded.notify_all();
+    }
+}
+
+impl App {
+    fn position(&self) -> u64 {
+        self.coverage.read().unwrap_or_else(|p| p.into_inner()).position()
+    }
+
+    /// Catches up until the projection reflects position `upto` at least
+    /// (see `CatchUp`).
+    pub(super) fn catch_up_to(&self, upto: u64) -> Result<()> {
+        loop {
+            if self.position() >= upto {
+                return Ok(());
+            }
+            let mut reading = self.catching_up.reading.lock().unwrap_or_else(|p| p.into_inner());
+            if *reading {
+                // Then look again: that read may have stopped short of `upto`.
+                drop(self.catching_up.folded.wait_while(reading, |reading| *reading));
+                continue;
+            }
+            *reading = true;
+            drop(reading);
+            let _reading = Reading(&self.catching_up);
+            return self.fold_pending(upto);
+        }
+    }
+
+    /// The records up to the durable head, read and decoded holding no lock
+    /// on the projection, then folded under its write lock: lookups wait
+    /// for the fold only. The caller holds the claim to read.
+    fn fold_pending(&self, upto: u64) -> Result<()> {
+        let tip = self.coverage.read().unwrap_or_else(|p| p.into_inner()).tip();
+        if tip.position >= upto {
+            return Ok(());
+        }
+        let pending = Pending::read(&self.log, tip).context("catching the coverage projection up with the log")?;
+        let mut coverage = self.coverage.write().unwrap_or_else(|p| p.into_inner());
+        coverage.fold_pending(&pending).context("catching the coverage projection up with the log")?;
+        Ok(())
+    }
+
+    /// Before a read that found the projection behind `head`. While another
+    /// catch-up is reading, the read is answered from what is folded: every
+    /// acknowledged write was folded before it was acknowledged, so the
+    /// answer misses only writes still in flight. A short gap is folded on
+    /// this thread, a long one in a blocking task.
+    pub(super) async fn catch_up_for_read(self: &Arc<Self>, head: u64, behind: u64) -> Result<(), ApiError> {
+        if behind <= INLINE_CATCH_UP_RECORDS {
+            let claimed = match self.catching_up.reading.try_lock() {
+                Ok(mut reading) if !*reading => {
+                    *reading = true;
+                    true
+                }
+                Ok(_) | Err(TryLockError::WouldBlock) => false,
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    let mut reading = poisoned.into_inner();
+                    !std::mem::replace(&mut *reading, true)
+                }
+            };
+            if !claimed {
+                return Ok(());
+            }
+            let _reading = Reading(&self.catching_up);
+            return self.fold_pending(head).map_err(|e| ApiError::internal(&e));
+        }
+        let app = Arc::clone(self);
+        tokio::task::spawn_blocking(move || app.catch_up_to(head))
+            .await
+            .map_err(|e| ApiError::internal(&anyhow::anyhow!("catch-up task failed: {e}")))?
+            .map_err(|e| ApiError::internal(&e))
+    }
+}
+
+/// `{"head_hash", "log_position", "person", "years"}` for `person`, its
+/// years (or only `year`), each with whether `on` is covered. `None`: the
+/// person is unknown.
+pub fn answer(coverage: &Coverage, person: &Identity, year: Option<u16>, on: Option<Date>) -> Option<Vec<u8>> {
+    let summary = coverage.person(person)?;
+    let years = match year {
+        Some(year) => vec![year],
+        None => coverage.years_of(person),
+    };
+    let views: Vec<PersonYear> =
+        years.iter().filter_map(|&year| coverage.person_year_as_of(person, year, on)).collect();
+    let mut head_hash = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let head_hash = match hex::encode_to_slice(coverage.head_hash(), &mut head_hash) {
+        Ok(()) => std::str::from_utf8(&head_hash).unwrap_or_default(),
+        Err(_) => "",
+    };
+    let answer = Answer {
+        head_hash,
+        log_position: coverage.position(),
+        person: SortedPerson(&summary),
+        years: views.iter().map(|view| YearEntry { view, on }).collect(),
+    };
+    let mut body = Vec::with_capacity(ANSWER_CAPACITY);
+    serde_json::to_writer(&mut body, &answer).ok()?;
+    Some(body)
+}
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    head_hash: &'a str,
+    log_position: u64,
+    person: SortedPerson<'a>,
+    years: Vec<YearEntry<'a>>,
+}
+
+/// `{"covered_on": [day, bool] | null, "year": {...}}`.
+struct YearEntry<'a> {
+    view: &'a PersonYear,
+    on: Option<Date>,
+}
+
+impl Serialize for YearEntry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("YearEntry", 2)?;
+        let covered_on = self.on.map(|day| (Day(day), self.view.is_covered_on(day)));
+        out.serialize_field("covered_on", &covered_on)?;
+        out.serialize_field("year", &SortedYear(self.view))?;
+        out.end()
+    }
+}
+
+/// The person as registered, IDs masked.
+struct SortedPerson<'a>(&'a PersonSummary);
+
+impl Serialize for SortedPerson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let PersonSummary { current, former, registered, name, region, birth_date, registered_on, basis, voided_on } =
+            self.0;
+        let mut out = serializer.serialize_struct("Person", 9)?;
+        out.serialize_field("basis", basis)?;
+        out.serialize_field("birth_date", &birth_date.map(Day))?;
+        out.serialize_field("former", &Masked(former))?;
+        out.serialize_field("id", &current.masked())?;
+        out.serialize_field("name", name)?;
+        out.serialize_field("region", region)?;
+        out.serialize_field("registered", registered)?;
+        out.serialize_field("registered_on", &registered_on.map(Day))?;
+        out.serialize_field("voided_on", &voided_on.map(Day))?;
+        out.end()
+    }
+}
+
+/// Identities as a list of masked IDs.
+struct Masked<'a>(&'a [Identity]);
+
+impl Serialize for Masked<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(Identity::masked))
+    }
+}
+
+/// A person-year as `yibao coverage --json` gives it, keys sorted, the ID
+/// masked.
+struct SortedYear<'a>(&'a PersonYear);
+
+impl Serialize for SortedYear<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let PersonYear {
+            person,
+            coverage_year,
+            state,
+            policy_region,
+            payment_class,
+            premium_due,
+            subsidy_due,
+            amount_due,
+            fiscal_subsidy,
+            paid,
+            refunds,
+            net_received,
+            outstanding,
+            excess,
+            in_flight,
+            proxy_returned,
+            awaiting,
+            subsidy_split,
+            covered_from,
+            covered_until,
+            notes,
+        } = self.0;
+        let mut out = serializer.serialize_struct("PersonYear", 21)?;
+        out.serialize_field("amount_due", &amount_due.as_ref().map(Yuan))?;
+        out.serialize_field("awaiting", awaiting)?;
+        out.serialize_field("coverage_year", coverage_year)?;
+        out.serialize_field("covered_from", &covered_from.map(Day))?;
+        out.serialize_field("covered_until", &covered_until.map(Day))?;
+        out.serialize_field("excess", &Yuan(excess))?;
+        out.serialize_field("fiscal_subsidy", &fiscal_subsidy.as_ref().map(Yuan))?;
+        out.serialize_field("in_flight", &Yuan(in_flight))?;
+        out.serialize_field("net_received", &Yuan(net_received))?;
+        out.serialize_field("notes", notes)?;
+        out.serialize_field("outstanding", &outstanding.as_ref().map(Yuan))?;
+        out.serialize_field("paid", &SortedPaid(paid))?;
+        out.serialize_field("payment_class", payment_class)?;
+        out.serialize_field("person", &person.masked())?;
+        out.serialize_field("policy_region", policy_region)?;
+        out.serialize_field("premium_due", &premium_due.as_ref().map(Yuan))?;
+        out.serialize_field("proxy_returned", &Yuan(proxy_returned))?;
+        out.serialize_field("refunds", &SortedRefunds(refunds))?;
+        out.serialize_field("state", state)?;
+        out.serialize_field("subsidy_due", &Yuan(subsidy_due))?;
+        out.serialize_field("subsidy_split", &subsidy_split.as_ref().map(SortedSplit))?;
+        out.end()
+    }
+}
+
+struct SortedPaid<'a>(&'a Paid);
+
+impl Serialize for SortedPaid<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Paid { by_self, by_other, by_collector, by_proxy, subsidy, subsidy_total, total } = self.0;
+        let mut out = serializer.serialize_struct("Paid", 7)?;
+        out.serialize_field("by_collector", &Yuan(by_collector))?;
+        out.serialize_field("by_other", &Yuan(by_other))?;
+        out.serialize_field("by_proxy", &Yuan(by_proxy))?;
+        out.serialize_field("by_self", &Yuan(by_self))?;
+        out.serialize_field("subsidy", &ByFunder(subsidy))?;
+        out.serialize_field("subsidy_total", &Yuan(subsidy_total))?;
+        out.serialize_field("total", &Yuan(total))?;
+        out.end()
+    }
+}
+
+struct SortedRefunds<'a>(&'a Refunds);
+
+impl Serialize for SortedRefunds<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Refunds { to_channel, to_personal_account, to_funders, to_funders_by_funder, total, unapplied } = self.0;
+        let mut out = serializer.serialize_struct("Refunds", 6)?;
+        out.serialize_field("to_channel", &Yuan(to_channel))?;
+        out.serialize_field("to_funders", &Yuan(to_funders))?;
+        out.serialize_field("to_funders_by_funder", &ByFunder(to_funders_by_funder))?;
+        out.serialize_field("to_personal_account", &Yuan(to_personal_account))?;
+        out.serialize_field("total", &Yuan(total))?;
+        out.serialize_field("unapplied", &Yuan(unapplied))?;
+        out.end()
+    }
+}
+
+struct SortedSplit<'a>(&'a SplitView);
+
+impl Serialize for SortedSplit<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let SplitView { group, amount, parts, unallocated } = self.0;
+        let mut out = serializer.serialize_struct("SplitView", 4)?;
+        out.serialize_field("amount", &Yuan(amount))?;
+        out.serialize_field("group", group)?;
+        out.serialize_field("parts", &ByFunder(parts))?;
+        out.serialize_field("unallocated", &Yuan(unallocated))?;
+        out.end()
+    }
+}
+
+/// Money as its `Display` writes it ("280.00"), without the formatter.
+struct Yuan<'a>(&'a Money);
+
+impl Serialize for Yuan<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fen = self.0.fen();
+        if fen < 0 {
+            return self.0.serialize(serializer);
+        }
+        let mut text = Digits::default();
+        text.number(fen / 100, 1);
+        text.push(b'.');
+        text.number(fen % 100, 2);
+        serializer.serialize_str(text.as_str())
+    }
+}
+
+struct ByFunder<'a>(&'a BTreeMap<String, Money>);
+
+impl Serialize for ByFunder<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(funder, amount)| (funder, Yuan(amount))))
+    }
+}
+
+/// A date as its `Display` writes it ("2021-01-01"), without the formatter.
+#[derive(Clone, Copy)]
+struct Day(Date);
+
+impl Serialize for Day {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let day = self.0 .0;
+        if !(0..=9999).contains(&day.year()) {
+            return self.0.serialize(serializer);
+        }
+        let mut text = Digits::default();
+        text.number(i64::from(day.year()), 4);
+        text.push(b'-');
+        text.number(i64::from(day.month()), 2);
+        text.push(b'-');
+        text.number(i64::from(day.day()), 2);
+        serializer.serialize_str(text.as_str())
+    }
+}
+
+/// ASCII text of a few numbers, on the stack.
+#[derive(Default)]
+struct Digits {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Digits {
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    /// A non-negative number, zero-padded to `width` digits.
+    fn number(&mut self, value: i64, width: usize) {
+        let mut reversed = [0u8; 20];
+        let mut n = value.unsigned_abs();
+        let mut len = 0;
+        while n > 0 || len < width {
+            reversed[len] = b'0' + (n % 10) as u8;
+            n /= 10;
+            len += 1;
+        }
+        for &digit in reversed[..len].iter().rev() {
+            self.push(digit);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::{NewEvent, OpenMode, SledLog};
+    use serde_json::{json, Value};
+
+    /// The answer as the service first built it: `Value` trees, whose maps
+    /// sort their keys.
+    fn as_values(coverage: &Coverage, person: &Identity, on: Option<Date>) -> Value {
+        let summary = coverage.person(person).expect("a known person");
+        let years: Vec<Value> = coverage
+            .years_of(person)
+            .iter()
+            .filter_map(|&year| coverage.person_year_as_of(person, year, on))
+            .map(|view| {
+                let mut year = serde_json::to_value(&view).expect("a view as JSON");
+                year.as_object_mut().expect("an object").insert("person".into(), view.person.masked().into());
+                json!({ "year": year, "covered_on": on.map(|day| (day.to_string(), view.is_covered_on(day))) })
+            })
+            .collect();
+        json!({
+            "person": {
+                "id": summary.current.masked(),
+                "former": summary.former.iter().map(Identity::masked).collect::<Vec<_>>(),
+                "registered": summary.registered,
+                "name": summary.name,
+                "region": summary.region,
+                "birth_date": summary.birth_date,
+                "registered_on": summary.registered_on,
+                "basis": summary.basis,
+                "voided_on": summary.voided_on,
+            },
+            "years": years,
+            "log_position": coverage.position(),
+            "head_hash": hex::encode(coverage.head_hash()),
+        })
+    }
+
+    #[test]
+    fn money_and_days_are_written_as_their_display() {
+        for fen in [0, 5, 99, 100, 28_000, 123_456_789, -150, i64::MAX] {
+            let money = Money::from_fen(fen).unwrap_or(Money::ZERO);
+            let direct = serde_json::to_string(&Yuan(&money)).expect("JSON");
+            assert_eq!(direct, serde_json::to_string(&money).expect("JSON"), "{fen} fen");
+        }
+        for text in ["2021-01-01", "0999-12-31", "1940-02-29", "9999-12-31"] {
+            let day: Date = text.parse().expect("a date");
+            assert_eq!(serde_json::to_string(&Day(day)).expect("JSON"), format!("\"{text}\""));
+        }
+    }
+
+    #[test]
+    fn the_direct_answer_has_the_bytes_of_the_value_tree() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = SledLog::open(dir.path(), OpenMode::Create).expect("a new ledger");
+        let mut persons = Vec::new();
+        let events: Vec<NewEvent> = yibao::generate::facts(7, 400)
+            .inspect(|event| {
+                if let ledger::Event::PersonRegisteredV1(registered) = event {
+                    persons.push(registered.person.clone());
+                }
+            })
+            .map(|event| NewEvent::fact(event, "test"))
+            .collect();
+        log.append_blocking(events).expect("appended");
+        let mut coverage = Coverage::new();
+        coverage.catch_up(&log).expect("caught up");
+        assert!(coverage.position() > 0);
+        let on = Some("2021-03-01".parse().expect("a date"));
+        for person in &persons {
+            for on in [None, on] {
+                let direct = answer(&coverage, person, None, on).expect("an answer");
+                let expected = serde_json::to_vec(&as_values(&coverage, person, on)).expect("JSON");
+                assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&expected));
+            }
+        }
+    }
+}
