@@ -19,6 +19,11 @@ pub fn checkpoint_path(data: &Path) -> PathBuf {
     data.join("projections").join("coverage.ckpt")
 }
 
+/// Where the family projection keeps its checkpoint.
+pub fn family_checkpoint_path(data: &Path) -> PathBuf {
+    data.join("projections").join("family.ckpt")
+}
+
 /// The coverage projection, caught up with the log: from its checkpoint
 /// when there is a usable one, else rebuilt from position 1. A projection
 /// that moved is saved again.

@@ -4,6 +4,7 @@
 //! position it reflects, so that it can be caught up from there and compared
 //! with a rebuild from position 1.
 
+pub mod checkpoint;
 pub mod coverage;
 pub mod family;
 pub mod policy;

@@ -10,6 +10,7 @@
 //!   steps, refunds of any payment), over this projection and the coverage
 //!   projection; the CLI asks it before appending, imports ask it for each
 //!   line against the log plus the file's earlier lines (`check_batch`).
+//! * `checkpoint`: the state saved and loaded, caught up from the log.
 //!
 //! Decisions:
 //! * The personal account is debited when an application is submitted
@@ -19,11 +20,13 @@
 //! * A binding is a run of periods: bound, revoked, bound again.
 
 mod batch;
+mod checkpoint;
 mod decide;
 mod fold;
 pub mod lifecycle;
 
 pub use batch::{check_batch, BatchRefusal};
+pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
 pub use decide::{
     decide, is_decided, parse_relation, relation_label, stuck, Refusal, StuckApplication, Verdict, RELATIONS,
 };
@@ -31,15 +34,16 @@ pub use lifecycle::{IllegalTransition, ProxyState, ProxyStep};
 
 use crate::Projection;
 use ledger::event::Relation;
-use ledger::{BeijingTime, Date, Envelope, Hash, Identity, LedgerError, Money, RegionCode, SledLog};
-use serde::Serialize;
+use ledger::{BeijingTime, Date, Envelope, Hash, Identity, Money, RegionCode};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Most ledger-wide notes kept; later ones are counted.
 const MAX_NOTES: usize = 1_000;
 
-/// The family-account projection. Rebuilt from the log (family facts are
-/// few; the scan decodes every record, about two million a second).
+/// The family-account projection. Its state is small (family facts are
+/// few), but rebuilding it scans and decodes every record of the log (about
+/// two million a second), so it is kept in a checkpoint and caught up.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Family {
     position: u64,
@@ -53,7 +57,7 @@ pub struct Family {
 }
 
 /// 共济绑定 of one family member to one employee's personal account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binding {
     /// 授权人 / 主绑人: the employee whose account pays.
     pub holder: Identity,
@@ -64,7 +68,7 @@ pub struct Binding {
 }
 
 /// From a binding to its revocation (or until now).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindingPeriod {
     pub relation: Relation,
     /// Province of the employee personal account.
@@ -95,7 +99,7 @@ impl Binding {
 }
 
 /// 代缴申请: one proxy payment from a personal account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
     pub application_id: String,
     pub holder: Identity,
@@ -112,7 +116,7 @@ pub struct Application {
 }
 
 /// One step of an application, as recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: ProxyStep,
     pub at: BeijingTime,
@@ -124,7 +128,7 @@ pub struct StepRecord {
 }
 
 /// A refund of a credited proxy payment to the personal account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountRefund {
     pub refund_ref: String,
     pub channel: String,
@@ -198,18 +202,6 @@ impl Projection for Family {
 impl Family {
     pub fn new() -> Family {
         Family::default()
-    }
-
-    /// Folds the log's records after the position this state reflects.
-    pub fn catch_up(&mut self, log: &SledLog) -> Result<u64, LedgerError> {
-        let head = log.durable_head().position;
-        let mut n_folded = 0u64;
-        log.scan(self.position + 1, head, |envelope| {
-            self.apply(&envelope);
-            n_folded += 1;
-            Ok(())
-        })?;
-        Ok(n_folded)
     }
 
     pub fn head_hash(&self) -> Hash {
