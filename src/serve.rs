@@ -150,8 +150,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let log = open(data, OpenMode::Existing)?;
     let coverage = crate::lookup::coverage(data, &log)?;
-    let mut family = projections::family::Family::new();
-    family::fold_to(&mut family, &log, coverage.position()).context("folding the family projection")?;
+    let family = crate::family::family_at(data, &log, coverage.position())?;
     let (access, access_writer) = access::start(data)?;
     let app = Arc::new(App {
         log,
@@ -187,13 +186,15 @@ async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     Ok(())
 }
 
+/// Both projections' checkpoints, at one position.
 fn save_checkpoint(app: &App) -> Result<()> {
-    app.catch_up()?;
     let path = crate::lookup::checkpoint_path(&app.data);
     std::fs::create_dir_all(path.parent().unwrap_or(&app.data))?;
-    let coverage = app.coverage.read().unwrap_or_else(|p| p.into_inner());
-    coverage.save(&path).context("saving the coverage checkpoint")?;
-    Ok(())
+    app.with_projections(|coverage, family| -> Result<()> {
+        coverage.save(&path).context("saving the coverage checkpoint")?;
+        family.save(&crate::lookup::family_checkpoint_path(&app.data)).context("saving the family checkpoint")
+    })
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?
 }
 
 async fn shutdown_signal() {

@@ -243,7 +243,8 @@ fn stop(mut server: Server, data: &Path) {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
-    assert!(data.join("projections").join("coverage.ckpt").exists(), "no checkpoint saved");
+    assert!(data.join("projections").join("coverage.ckpt").exists(), "no coverage checkpoint saved");
+    assert!(data.join("projections").join("family.ckpt").exists(), "no family checkpoint saved");
 }
 
 /// The demo's employee, who pays his relatives' premiums from his account.
