@@ -44,6 +44,8 @@ const MIX_CONCURRENCY: usize = 32;
 const FAST_MIX_CONCURRENCIES: [usize; 3] = [32, 128, 256];
 /// One request in this many of the mix is a payment post.
 const POST_EVERY: u64 = 10;
+/// Clients of the phase that only posts.
+const POSTS_ONLY_CONCURRENCY: usize = 64;
 const OFFICE_TOKEN: &str = "bench-office-token-0123456789";
 const CHANNEL_TOKEN: &str = "bench-channel-token-0123456789";
 
@@ -87,8 +89,9 @@ pub struct Work {
     ids: Arc<[String]>,
     total: u64,
     deadline: Instant,
-    /// With a run tag: every `POST_EVERY`th request posts a new payment.
+    /// With a run tag: every `post_every`th request posts a new payment.
     posts: Option<String>,
+    post_every: u64,
 }
 
 impl Work {
@@ -200,6 +203,7 @@ pub fn run(dir: &Path, load: &Load) -> Result<()> {
         total,
         deadline: Instant::now() + cap,
         posts: posts.map(str::to_string),
+        post_every: POST_EVERY,
     };
     let server_pid = server.child.id();
     let mut phases = Vec::new();
@@ -266,6 +270,15 @@ pub fn run(dir: &Path, load: &Load) -> Result<()> {
         })?;
         phases.push(mix);
     }
+    // What the durable write path takes without lookups beside it.
+    let name = format!("posts only, {POSTS_ONLY_CONCURRENCY} clients");
+    let tag = format!("{run_tag}-p");
+    let posts_only = measured(&format!("{name} (tokio)"), &mut || {
+        let mut only = work(load.mix_requests, Some(&tag));
+        only.post_every = 1;
+        drive_tokio(&name, &addr, &only, POSTS_ONLY_CONCURRENCY)
+    })?;
+    phases.push(posts_only);
     let stopped = crate::phase("stop the server", || server.stop())?;
     drop(server);
     let acknowledged: Vec<&str> =
@@ -378,7 +391,7 @@ fn drive_ureq(name: &str, base: &str, work: &Work, concurrency: usize) -> Phase 
                     let id = work.id(index);
                     let sent = Instant::now();
                     let (outcome, post_ref) = match work.posts.as_deref() {
-                        Some(tag) if index.is_multiple_of(POST_EVERY) => {
+                        Some(tag) if index.is_multiple_of(work.post_every) => {
                             let channel_ref = format!("BENCH-{tag}-{index}");
                             (post_payment(&agent, base, id, &channel_ref), Some(channel_ref))
                         }
@@ -549,7 +562,11 @@ fn print_table(
          under the target when one is), ratio to the ureq peer's:"
     );
     let best = |generator: Generator, mix: bool| {
-        let candidates = || phases.iter().filter(move |p| p.generator == generator && p.posts.is_some() == mix);
+        let candidates = || {
+            phases.iter().filter(move |p| {
+                p.generator == generator && p.posts.is_some() == mix && (!mix || p.name.starts_with("mix"))
+            })
+        };
         let within = |p: &&Phase| mix || p.all.latency_ms_p99 < LOOKUP_TARGET_P99_MS;
         let pool: Vec<&Phase> = match candidates().filter(within).count() {
             0 => candidates().collect(),
@@ -587,6 +604,14 @@ fn print_table(
                 posts.appends_per_s / peer_posts.max(1e-9)
             );
         }
+    }
+    if let Some(posts) = phases.iter().find(|p| p.name.starts_with("posts only")).and_then(|p| p.posts.as_ref()) {
+        println!(
+            "  durable posts alone (no lookups beside them) — tokio: {}/s at {} clients, p99 {:.2} ms",
+            count(posts.appends_per_s),
+            posts.clients,
+            posts.latency_ms_p99
+        );
     }
     println!();
     println!("server: {stopped}");

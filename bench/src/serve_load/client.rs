@@ -4,7 +4,7 @@
 //! request, where the thread-per-client ureq peer costs a context switch
 //! or two, so the server gets most of the cores.
 
-use super::{Seen, Work, CHANNEL_TOKEN, OFFICE_TOKEN, POST_EVERY};
+use super::{Seen, Work, CHANNEL_TOKEN, OFFICE_TOKEN};
 use anyhow::{bail, Context, Result};
 use std::cell::Cell;
 use std::io::Write;
@@ -60,7 +60,7 @@ async fn client(shared: Rc<Shared>) -> Seen {
         let id = work.id(index);
         request.clear();
         let post_ref = match work.posts.as_deref() {
-            Some(tag) if index.is_multiple_of(POST_EVERY) => {
+            Some(tag) if index.is_multiple_of(work.post_every) => {
                 let channel_ref = format!("BENCH-{tag}-{index}");
                 write_post(&mut request, addr, id, &channel_ref);
                 Some(channel_ref)
