@@ -9,7 +9,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use ledger::{AppendOutcome, LedgerError, NewEvent};
+use ledger::{AppendOutcome, EventLog, LedgerError, NewEvent};
+use projections::Projection;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use yibao::facts;
@@ -45,10 +46,14 @@ pub async fn post_events(
     }
     let actor = format!("api:{}", caller.name);
     let events = parse(&facts_json, &actor)?;
-    let worker = Arc::clone(&app);
-    let outcome = tokio::task::spawn_blocking(move || worker.append(events))
-        .await
-        .map_err(|e| ApiError::internal(&anyhow::anyhow!("the append task failed: {e}")))??;
+    let outcome = if events.iter().any(|new| projections::family::is_decided(&new.event)) {
+        let worker = Arc::clone(&app);
+        tokio::task::spawn_blocking(move || worker.append(events))
+            .await
+            .map_err(|e| ApiError::internal(&anyhow::anyhow!("the append task failed: {e}")))??
+    } else {
+        app.append_undecided(events).await?
+    };
     let answer = json!({
         "positions": outcome.positions,
         "n_appended": outcome.n_appended,
@@ -93,6 +98,28 @@ impl App {
         if let Err(error) = self.catch_up_to(own) {
             // The write is durable; a later read catches up again.
             eprintln!("error: {error:#}");
+        }
+        Ok(outcome)
+    }
+}
+
+impl App {
+    /// Facts no rule decides (payments, registrations): appended through the
+    /// ledger's async path, so waiting for the group commit holds no
+    /// thread; then the projection is caught up to them, unless another
+    /// request's catch-up already got there.
+    async fn append_undecided(self: &Arc<Self>, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
+        let outcome = EventLog::append(&self.log, events).await.map_err(ledger_error)?;
+        let own = outcome.positions.iter().copied().max().unwrap_or(0);
+        if self.coverage.read().unwrap_or_else(|p| p.into_inner()).position() < own {
+            let worker = Arc::clone(self);
+            let caught = tokio::task::spawn_blocking(move || worker.catch_up_to(own)).await;
+            match caught {
+                Ok(Ok(())) => {}
+                // The write is durable; a later read catches up again.
+                Ok(Err(error)) => eprintln!("error: {error:#}"),
+                Err(error) => eprintln!("error: the catch-up task failed: {error}"),
+            }
         }
         Ok(outcome)
     }
