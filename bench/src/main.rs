@@ -44,9 +44,9 @@ enum Command {
     /// a generated ledger: coverage lookups from three load generators
     /// (ureq threads, the peer; async tokio clients; wrk when installed)
     /// at 1 to 256 clients, then 90 % lookups with 10 % payment posts at
-    /// 32 to 256 clients, then a check that every acknowledged post is in
-    /// the log. Needs the yibao binary next to this one (`cargo build
-    /// --release`).
+    /// 32 to 256 clients, then payment posts alone at 64 clients, then a
+    /// check that every acknowledged post is in the log. Needs the yibao
+    /// binary next to this one (`cargo build --release`).
     Serve(ServeArgs),
 }
 
