@@ -370,7 +370,13 @@ async fn coverage(
         (None, Some(live)) => live,
         (None, None) => return Err(ApiError::internal(&anyhow::anyhow!("no projection"))),
     };
-    let body = lookup::answer(coverage, &person, query.year, on).ok_or_else(|| unknown_person(&person))?;
+    let body = lookup::answer(coverage, &person, query.year, on).ok_or_else(|| match as_of {
+        Some(moment) => ApiError::not_found(format!(
+            "no person with ID {} in the ledger as of {moment} (facts recorded by then)",
+            person.masked()
+        )),
+        None => unknown_person(&person),
+    })?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

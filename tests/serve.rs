@@ -449,6 +449,7 @@ fn as_of_through_the_person_streams_equals_a_whole_rebuild() {
             .output()
             .expect("coverage");
         if status == 404 {
+            assert!(answer["message"].as_str().is_some_and(|m| m.contains(&format!("as of {at}"))), "{answer}");
             assert_eq!(output.status.code(), Some(1), "{id} at {at}: unknown to the service, known to a rebuild");
             continue;
         }
