@@ -1,10 +1,13 @@
 //! Checkpoints of the coverage projection: saved, loaded and caught up from
 //! a sled log they equal a rebuild; damaged, foreign, old, missing or
-//! diverged ones are named as such, and the remedy is a rebuild.
+//! diverged ones are named as such, and the remedy is a rebuild. Catching up
+//! in two steps (read the records holding no lock, then fold) gives the same
+//! state as in one, whoever folded in between; a tip the log does not hold
+//! is named as divergence.
 
 use ledger::event::{EnrolmentBasis, Event, PaymentReceived, PersonRegistered, PolicyPublished};
 use ledger::{Date, Identity, Money, NewEvent, OpenMode, RegionCode, SledLog};
-use projections::coverage::{Coverage, CoverageError, CoverageState, CHECKPOINT_FORMAT_VERSION};
+use projections::coverage::{Coverage, CoverageError, CoverageState, Pending, Tip, CHECKPOINT_FORMAT_VERSION};
 use projections::Projection;
 use std::path::Path;
 
@@ -161,4 +164,63 @@ fn digests_differ_when_the_state_differs() {
     append(&log, vec![paid(1, "WX1")]);
     assert_ne!(rebuilt(&log).digest(), before);
     assert_ne!(Coverage::default().digest(), before);
+}
+
+#[test]
+fn reading_then_folding_equals_a_catch_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = SledLog::open(dir.path(), OpenMode::Create).expect("open log");
+    let mut live = Coverage::default();
+    let empty = Pending::read(&log, live.tip()).expect("read an empty log");
+    assert_eq!(live.fold_pending(&empty).expect("fold"), 0);
+
+    append(&log, vec![bijie(), registered(1), registered(2)]);
+    let pending = Pending::read(&log, live.tip()).expect("read");
+    assert_eq!(pending.last_position(), 3);
+    assert_eq!(live.fold_pending(&pending).expect("fold"), 3);
+    assert_eq!(live.digest(), rebuilt(&log).digest());
+
+    append(&log, vec![paid(1, "WX1")]);
+    let unpaid = live.person_year(&person(1), 2025).expect("a view");
+    assert_eq!(unpaid.state, CoverageState::RegisteredUnpaid, "nothing folded yet");
+    let pending = Pending::read(&log, live.tip()).expect("read");
+    assert_eq!(live.fold_pending(&pending).expect("fold"), 1);
+    assert_eq!(live.person_year(&person(1), 2025).expect("a view").state, CoverageState::Received);
+    assert_eq!(live.digest(), rebuilt(&log).digest());
+    assert_eq!(live.head_hash(), log.durable_head().hash);
+}
+
+#[test]
+fn records_folded_meanwhile_are_not_folded_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = SledLog::open(dir.path(), OpenMode::Create).expect("open log");
+    append(&log, vec![bijie(), registered(1)]);
+    let mut live = rebuilt(&log);
+    let stale_tip = live.tip();
+    append(&log, vec![paid(1, "WX1")]);
+    let first = Pending::read(&log, stale_tip).expect("read");
+    append(&log, vec![paid(1, "WX2")]);
+    // Another catch-up got further first.
+    live.catch_up(&log).expect("catch up");
+    assert_eq!(live.fold_pending(&first).expect("fold"), 0);
+    let view = live.person_year(&person(1), 2025).expect("a view");
+    assert_eq!(view.paid.total, Money::from_yuan(800), "each payment once");
+    assert_eq!(live.digest(), rebuilt(&log).digest());
+}
+
+#[test]
+fn a_tip_the_log_does_not_hold_is_divergence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = SledLog::open(dir.path(), OpenMode::Create).expect("open log");
+    append(&log, vec![bijie(), registered(1)]);
+    let live = rebuilt(&log);
+    let wrong_hash = Tip { hash: [7; 32], ..live.tip() };
+    assert!(matches!(Pending::read(&log, wrong_hash), Err(CoverageError::Diverged { position: 2, .. })));
+    let beyond = Tip { position: 9, ..live.tip() };
+    assert!(matches!(Pending::read(&log, beyond), Err(CoverageError::Diverged { position: 9, .. })));
+
+    append(&log, vec![paid(1, "WX1")]);
+    let pending = Pending::read(&log, live.tip()).expect("read");
+    let mut behind = Coverage::default();
+    assert!(matches!(behind.fold_pending(&pending), Err(CoverageError::Diverged { position: 0, .. })));
 }
