@@ -230,10 +230,19 @@ fn post_declaring_length(server: &Server, length: usize) -> u16 {
 }
 
 /// SIGTERM stops the server cleanly (exit 0) and saves the checkpoint.
-fn stop(mut server: Server, data: &Path) {
+fn stop(server: Server, data: &Path) {
+    terminate(&server);
+    wait_for_exit(server, data);
+}
+
+fn terminate(server: &Server) {
     let pid = server.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());
+}
+
+/// Waits for the server to exit 0 with both checkpoints saved.
+fn wait_for_exit(mut server: Server, data: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = server.child.try_wait().expect("wait") {
@@ -598,4 +607,41 @@ fn load_is_shed_and_slow_requests_time_out() {
         .and_then(|text| text.lines().find(|l| l.starts_with("yibao_http_requests_shed_total ")))
         .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok());
     assert!(shed_total.is_some_and(|n| n >= 2), "one shed and one timed out: {metrics}");
+}
+
+/// A payment whose body is still arriving when the server is told to stop
+/// (SIGTERM) is finished: answered 200, in the log after the server exited.
+#[test]
+fn a_write_in_flight_at_shutdown_is_finished_and_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let body = payment().to_string();
+    let (first, rest) = body.as_bytes().split_at(20);
+    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {CHANNEL}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write the head");
+    stream.write_all(first).expect("write part of the body");
+    // Long enough for the server to have read the head: the request is in flight.
+    std::thread::sleep(Duration::from_millis(300));
+    terminate(&server);
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest).expect("write the rest of the body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"n_appended\":1"), "{answer}");
+    wait_for_exit(server, data);
+    assert!(
+        scanned_history(data, PERSON).len() == 2,
+        "the registration and the payment are in the log: {:?}",
+        scanned_history(data, PERSON)
+    );
 }
