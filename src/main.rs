@@ -271,6 +271,16 @@ enum Command {
     /// `/v1/openapi.json`. Stops on SIGTERM or ctrl-c after in-flight
     /// requests, saving the coverage checkpoint.
     Serve(serve::ServeArgs),
+    /// Who looked a person up through the service, and when: the lines of
+    /// `DIR/access.log` for this ID (matched by its keyed digest, so persons
+    /// who share a masked ID are told apart).
+    Access {
+        /// ID number of the person looked up.
+        id: String,
+        /// As JSON Lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare bank and channel receipts with the recorded payments and
     /// refunds; list every difference; record the run in the log.
     ///
@@ -364,6 +374,7 @@ fn main() -> ExitCode {
         Command::Certificate(args) => certificate::run(&cli.data, args),
         Command::Demo => demo::run(&cli.data),
         Command::Serve(args) => serve::run(&cli.data, args),
+        Command::Access { id, json } => serve::lookups_of(&cli.data, &id, json),
         Command::Reconcile { files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record } => {
             reconcile_cmd::run(
                 &cli.data,

@@ -176,6 +176,36 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `yibao access ID`: the lookups of one person in `DIR/access.log`.
+pub fn lookups_of(data: &Path, id: &str, as_json: bool) -> Result<()> {
+    let person = crate::lookup::parse_identity(id)?;
+    let path = data.join("access.log");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let wanted = access::person_key(&access::key(data)?, &person);
+    let mut n_found = 0usize;
+    for (index, line) in text.lines().enumerate() {
+        let recorded: access::Recorded = serde_json::from_str(line)
+            .with_context(|| format!("{}: line {}: not an access-log line", path.display(), index + 1))?;
+        if recorded.person_key != wanted {
+            continue;
+        }
+        n_found += 1;
+        if as_json {
+            println!("{line}");
+        } else {
+            println!("{}  {:<16} {}", recorded.when, recorded.who, recorded.route);
+        }
+    }
+    if !as_json {
+        println!("{n_found} lookup(s) of {} in {}", person.masked(), path.display());
+    }
+    Ok(())
+}
+
 async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;

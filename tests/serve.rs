@@ -16,6 +16,8 @@ const OFFICE: &str = "office-token-0123456789";
 const CHANNEL: &str = "channel-token-0123456789";
 const AUDITOR: &str = "auditor-token-0123456789";
 const PERSON: &str = "520502198503121233";
+/// Another resident behind the same mask as `PERSON`.
+const SAME_MASK: &str = "520502198503201233";
 /// A resident the demo does not know.
 const PERSON_2: &str = "520502199102021228";
 
@@ -170,8 +172,19 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     assert_eq!(line["person"], "520502********1233");
     assert_eq!(line["who"], "office-1");
     assert!(!access.contains(PERSON), "access.log holds a full ID");
+    let n_lookups = access.lines().count();
 
     stop(server, data);
+    // Who looked the person up: by the keyed digest, not by the mask,
+    // which another person shares.
+    let listed = Command::new(BIN).arg("--data").arg(data).args(["access", PERSON]).output().expect("access");
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.contains(&format!("{n_lookups} lookup(s) of 520502********1233")), "{listed}");
+    assert!(listed.contains("office-1") && listed.contains("/v1/coverage/{id_number}"), "{listed}");
+    assert_eq!(SAME_MASK[..6], PERSON[..6]);
+    assert_eq!(SAME_MASK[14..], PERSON[14..]);
+    let other = Command::new(BIN).arg("--data").arg(data).args(["access", SAME_MASK]).output().expect("access");
+    assert!(String::from_utf8_lossy(&other.stdout).contains("0 lookup(s) of 520502********1233"));
 }
 
 #[test]

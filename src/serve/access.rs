@@ -7,6 +7,13 @@
 //! the ID and formats the time (once per second), and it sleeps between
 //! batches, so that a busy server wakes it a few hundred times a second
 //! rather than once per lookup.
+//!
+//! Which person was looked up is kept without the ID in clear: beside the
+//! masked ID (which many persons share) each line carries `person_key`, a
+//! keyed SM3 digest of the ID with a secret made once per ledger
+//! (`DIR/access.key`, readable by its owner only). `yibao access ID`
+//! computes the same digest and lists that person's lookups; without the
+//! key the digests cannot be tried against the ID space.
 
 use anyhow::{Context, Result};
 use ledger::{BeijingTime, Identity};
@@ -37,12 +44,64 @@ struct Written<'a> {
     who: &'a str,
     when: &'a str,
     person: &'a str,
+    person_key: &'a str,
     route: &'static str,
+}
+
+/// A line as read back by `yibao access`.
+#[derive(serde::Deserialize)]
+pub struct Recorded {
+    pub who: String,
+    pub when: String,
+    #[serde(default)]
+    pub person_key: String,
+    pub route: String,
+}
+
+/// Bytes of the secret behind `person_key`.
+const KEY_BYTES: usize = 32;
+
+/// The ledger's access-log secret: read from `DIR/access.key`, or made
+/// (random, owner-only) when there is none.
+pub fn key(data: &Path) -> Result<[u8; KEY_BYTES]> {
+    let path = data.join("access.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == KEY_BYTES);
+            let bytes = bytes.with_context(|| format!("{}: not {KEY_BYTES} hex bytes", path.display()))?;
+            let mut key = [0u8; KEY_BYTES];
+            key.copy_from_slice(&bytes);
+            Ok(key)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; KEY_BYTES];
+            key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).with_context(|| format!("creating {}", path.display()))?;
+            file.write_all(hex::encode(key).as_bytes())?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The keyed digest that stands for `person` in the log (128 bits, hex).
+pub fn person_key(key: &[u8; KEY_BYTES], person: &Identity) -> String {
+    let mut bytes = Vec::with_capacity(KEY_BYTES + 32);
+    bytes.extend_from_slice(key);
+    bytes.extend_from_slice(person.to_string().as_bytes());
+    hex::encode(&ledger::envelope::sm3(&bytes)[..16])
 }
 
 /// Opens the log for appending and starts its writer; the writer stops
 /// once every sender is dropped, after writing what was queued.
 pub fn start(data: &Path) -> Result<(mpsc::Sender<AccessLine>, JoinHandle<()>)> {
+    let key = key(data)?;
     let path = data.join("access.log");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -60,7 +119,7 @@ pub fn start(data: &Path) -> Result<(mpsc::Sender<AccessLine>, JoinHandle<()>)> 
                 let mut written = Ok(());
                 while let Some(line) = next {
                     if written.is_ok() {
-                        written = write_line(&mut out, &mut clock, &line);
+                        written = write_line(&mut out, &mut clock, &key, &line);
                     }
                     next = receiver.try_recv().ok();
                 }
@@ -74,9 +133,19 @@ pub fn start(data: &Path) -> Result<(mpsc::Sender<AccessLine>, JoinHandle<()>)> 
     Ok((sender, writer))
 }
 
-fn write_line(out: &mut impl Write, clock: &mut Clock, line: &AccessLine) -> std::io::Result<()> {
-    let written =
-        Written { who: &line.who, when: clock.format(line.when), person: &line.person.masked(), route: line.route };
+fn write_line(
+    out: &mut impl Write,
+    clock: &mut Clock,
+    key: &[u8; KEY_BYTES],
+    line: &AccessLine,
+) -> std::io::Result<()> {
+    let written = Written {
+        who: &line.who,
+        when: clock.format(line.when),
+        person: &line.person.masked(),
+        person_key: &person_key(key, &line.person),
+        route: line.route,
+    };
     serde_json::to_writer(&mut *out, &written)?;
     out.write_all(b"\n")
 }
@@ -120,6 +189,11 @@ mod tests {
         assert_eq!(text.lines().count(), n_lines);
         let last: serde_json::Value = serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
         assert_eq!(last["person"], person.masked());
+        let key = key(dir.path()).expect("the key made at start");
+        assert_eq!(last["person_key"], person_key(&key, &person));
+        let other: Identity = "520201194001280006".parse().expect("an ID");
+        assert_eq!(other.masked(), person.masked(), "two persons behind one mask");
+        assert_ne!(person_key(&key, &other), person_key(&key, &person));
         assert_eq!(last["who"], "office-1");
         assert_eq!(last["when"], BeijingTime(1_700_000_016_000_000).to_string());
         assert!(!text.contains("520201194001010006"));
