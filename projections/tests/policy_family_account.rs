@@ -2,7 +2,8 @@
 //! the province rule and the normal processing time are data, validated
 //! with field and line, and survive the canonical form.
 
-use projections::policy::{FamilyAccount, Policy, PolicyError, Problem};
+use ledger::event::Relation;
+use projections::policy::{FamilyAccount, Policy, PolicyError, Problem, Relations};
 
 const BIJIE: &str = include_str!("../../fixtures/policies/bijie-2025.toml");
 
@@ -27,7 +28,14 @@ fn with_section(section: &str) -> String {
 #[test]
 fn bijie_states_the_province_rule_and_three_days() {
     let policy = Policy::from_toml(BIJIE).expect("the fixture loads");
-    assert_eq!(policy.family_account(), Some(FamilyAccount { same_province_only: true, processing_days: Some(3) }));
+    let mut near_relatives = Relations::default();
+    for (relation, _, _) in projections::family::RELATIONS {
+        near_relatives.insert(relation);
+    }
+    assert_eq!(
+        policy.family_account(),
+        Some(FamilyAccount { same_province_only: true, processing_days: Some(3), relations: Some(near_relatives) })
+    );
     for name in ["liupanshui-2021.toml", "guigang-2021.toml", "anqing-2024.toml", "shanxi-2022.toml"] {
         let path = format!("{}/../fixtures/policies/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).expect("fixture");
@@ -45,8 +53,39 @@ fn the_section_round_trips_and_changes_the_digest() {
     let without = Policy::from_toml(BASE).expect("valid");
     assert_ne!(stated.content_digest(), without.content_digest(), "a new rule is an amendment");
     let open = Policy::from_toml(&with_section("same_province_only = false")).expect("valid");
-    assert_eq!(open.family_account(), Some(FamilyAccount { same_province_only: false, processing_days: None }));
+    assert_eq!(
+        open.family_account(),
+        Some(FamilyAccount { same_province_only: false, processing_days: None, relations: None })
+    );
     assert_ne!(open.content_digest(), stated.content_digest());
+}
+
+/// Whom an account may pay for is data of the year (Bijie: direct family
+/// from 2024, near relatives in 2025); the names are those of bindings, in
+/// English or the source's words, and survive the canonical form.
+#[test]
+fn the_relations_of_a_year_are_data() {
+    let direct =
+        Policy::from_toml(&with_section("same_province_only = true\nrelations = [\"配偶\", \"parent\", \"子女\"]"))
+            .expect("valid");
+    let relations = direct.family_account().and_then(|f| f.relations).expect("relations stated");
+    assert_eq!(relations.iter().collect::<Vec<_>>(), vec![Relation::Spouse, Relation::Parent, Relation::Child]);
+    assert!(!relations.contains(Relation::Sibling));
+    let canonical = direct.to_canonical_toml();
+    assert!(canonical.contains("relations = [\"spouse\", \"parent\", \"child\"]"), "{canonical}");
+    assert_eq!(Policy::from_toml(&canonical).expect("canonical"), direct);
+    for (list, problem) in
+        [("[\"spouse\", \"friend\"]", "friend"), ("[\"spouse\", \"配偶\"]", "given twice"), ("[]", "at least one")]
+    {
+        match Policy::from_toml(&with_section(&format!("same_province_only = true\nrelations = {list}"))) {
+            Err(error @ PolicyError::Invalid { .. }) => {
+                assert_eq!(error.field(), "family_account.relations", "{error}");
+                assert!(error.to_string().contains(problem), "{list}: {error}");
+                assert!(error.line().is_some(), "{error}");
+            }
+            other => panic!("{list}: {other:?}"),
+        }
+    }
 }
 
 #[test]

@@ -208,6 +208,7 @@ fn submit(family: &Family, coverage: &Coverage, e: &ProxySubmitted) -> Result<Ve
         ));
     };
     province_rule(coverage, region, period.account_province, &[e.coverage_year])?;
+    relations_rule(coverage, region, period.relation, e.coverage_year, &member)?;
     let in_flight = family
         .applications()
         .find(|a| a.member == e.member && a.coverage_year == e.coverage_year && a.state.in_flight());
@@ -415,6 +416,33 @@ fn province_rule(
     Ok(())
 }
 
+/// Whom the policy of the member's region and the year lets an account pay
+/// for (Bijie: direct family from 2024, near relatives in 2025).
+fn relations_rule(
+    coverage: &Coverage,
+    region: RegionCode,
+    relation: Relation,
+    year: u16,
+    member: &str,
+) -> Result<(), Refusal> {
+    let Some(policy) = coverage.policy(region, year) else { return Ok(()) };
+    let Some(allowed) = policy.family_account().and_then(|f| f.relations) else { return Ok(()) };
+    if allowed.contains(relation) {
+        return Ok(());
+    }
+    let names: Vec<String> = allowed.iter().map(relation_label).collect();
+    Err(refuse(
+        "member",
+        format!(
+            "{member} is bound as {}, and policy {}/{year} lets an employee account pay for {} only \
+             (family_account.relations)",
+            relation_label(relation),
+            policy.region(),
+            names.join(", ")
+        ),
+    ))
+}
+
 /// An application in flight longer than the normal duration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StuckApplication {
@@ -495,6 +523,11 @@ pub const RELATIONS: [(Relation, &str, &str); 8] = [
     (Relation::PaternalGrandchild, "paternal_grandchild", "孙子女"),
     (Relation::MaternalGrandchild, "maternal_grandchild", "外孙子女"),
 ];
+
+/// `spouse`: the name files use.
+pub fn relation_name(relation: Relation) -> &'static str {
+    RELATIONS.iter().find(|(r, _, _)| *r == relation).map_or("unknown", |(_, name, _)| name)
+}
 
 /// `spouse (配偶)`.
 pub fn relation_label(relation: Relation) -> String {

@@ -71,6 +71,10 @@ impl Policy {
                 plain(FamilyAccountFile {
                     same_province_only: f.same_province_only,
                     processing_days: f.processing_days,
+                    relations: f.relations.map(|relations| {
+                        let names = relations.iter().map(|r| crate::family::relation_name(r).to_string()).collect();
+                        plain(names)
+                    }),
                 })
             }),
         }

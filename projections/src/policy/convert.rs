@@ -11,7 +11,7 @@ use super::file::{
 use super::model::{
     AssessmentRules, Concentrated, County, CountyClass, CountyClassRatio, CoverageStart, EmployeeTransfer, Exemption,
     FamilyAccount, Funding, Hardship, HardshipGroup, Interrupted, Newborn, OpenPeriod, Pays, Period, Policy, Premium,
-    PremiumBand, Ratio, Source, Sporadic, Subsidy, Tranche, TrancheAmount, Window, MAX_PROCESSING_DAYS,
+    PremiumBand, Ratio, Relations, Source, Sporadic, Subsidy, Tranche, TrancheAmount, Window, MAX_PROCESSING_DAYS,
 };
 use ledger::event::{Funder, MAX_DOCUMENT_BYTES};
 use ledger::{Date, Money, RegionCode};
@@ -176,7 +176,30 @@ impl<'a> Converter<'a> {
                 ));
             }
         }
-        Ok(FamilyAccount { same_province_only: file.same_province_only, processing_days: file.processing_days })
+        let relations = match &file.relations {
+            None => None,
+            Some(names) => {
+                let field = "family_account.relations";
+                let mut relations = Relations::default();
+                for name in names.get_ref() {
+                    let relation = crate::family::parse_relation(name)
+                        .map_err(|reason| self.invalid(field, names.span(), Problem::Relation(reason)))?;
+                    if relations.contains(relation) {
+                        return Err(self.invalid(field, names.span(), Problem::Duplicate(name.clone())));
+                    }
+                    relations.insert(relation);
+                }
+                if relations == Relations::default() {
+                    return Err(self.invalid(field, names.span(), Problem::Choose("name at least one relation")));
+                }
+                Some(relations)
+            }
+        };
+        Ok(FamilyAccount {
+            same_province_only: file.same_province_only,
+            processing_days: file.processing_days,
+            relations,
+        })
     }
 
     /// A free-text field. Plain strings keep no span here, so the error

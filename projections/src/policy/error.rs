@@ -124,6 +124,8 @@ pub enum Problem {
     TooLarge { max: u32 },
     #[error("`{0}` is given twice")]
     Duplicate(String),
+    #[error("{0}")]
+    Relation(String),
     #[error("unknown county class `{0}`")]
     UnknownCountyClass(String),
     #[error("must not be empty")]

@@ -258,6 +258,10 @@ pub(crate) struct FamilyAccountFile {
     pub same_province_only: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processing_days: Option<u16>,
+    /// The relations an account may pay for this year (default: every
+    /// near relative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relations: Option<Spanned<Vec<String>>>,
 }
 
 /// An amount in yuan, or the words `full` (the whole individual standard)

@@ -27,7 +27,7 @@ pub use hardship::{split_by_ratio, HardshipSubsidy, SubsidySplit};
 pub use model::{
     funder_key, AssessmentRules, Concentrated, County, CountyClass, CountyClassRatio, CoverageStart, EmployeeTransfer,
     Exemption, FamilyAccount, Funding, Hardship, HardshipGroup, Interrupted, Newborn, OpenPeriod, Pays, Period, Policy,
-    Premium, PremiumBand, Ratio, RatioError, Source, Sporadic, Subsidy, Tranche, TrancheAmount, Window,
+    Premium, PremiumBand, Ratio, RatioError, Relations, Source, Sporadic, Subsidy, Tranche, TrancheAmount, Window,
     MAX_PROCESSING_DAYS, MAX_RATIO_TOTAL,
 };
 pub use rules::{

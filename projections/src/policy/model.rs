@@ -1,7 +1,7 @@
 //! The domain types of a region-year policy: validated, so that the rules in
 //! `rules` and `hardship` never meet a reversed period or a zero ratio.
 
-use ledger::event::Funder;
+use ledger::event::{Funder, Relation};
 use ledger::{Date, Money, RegionCode};
 
 /// 地区年度政策: the figures and coverage rules of one pooling region (统筹区)
@@ -384,6 +384,29 @@ pub struct FamilyAccount {
     /// 整体流程一般可在3天内结束: an application still in flight this many days
     /// after it was submitted is stuck. `None`: not stated.
     pub processing_days: Option<u16>,
+    /// Whom an account may pay for in this year: Bijie allowed direct family
+    /// (直系亲属) from 2024 and near relatives (近亲属) in 2025. `None`: not
+    /// stated, every near relative.
+    pub relations: Option<Relations>,
+}
+
+/// A set of relations (近亲属 and narrower).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Relations(u16);
+
+impl Relations {
+    pub fn contains(self, relation: Relation) -> bool {
+        self.0 & (1 << relation as u16) != 0
+    }
+
+    pub fn insert(&mut self, relation: Relation) {
+        self.0 |= 1 << relation as u16;
+    }
+
+    /// In the order of [`crate::family::RELATIONS`].
+    pub fn iter(self) -> impl Iterator<Item = Relation> {
+        crate::family::RELATIONS.into_iter().map(|(relation, _, _)| relation).filter(move |r| self.contains(*r))
+    }
 }
 
 /// Longest stated processing time of a proxy application, in days.
