@@ -198,8 +198,12 @@ function renderApplications(family) {
   }
   table.append(body);
   const pending = applications.filter(inFlight).length;
-  $("card").append(el("h3", null, "代缴申请 ", el("small", null, "Proxy applications"),
-    pending ? el("span", { class: "state pending" }, pending + " 笔在途 in flight") : null), table);
+  const heading = el("h3", null, "代缴申请 ", el("small", null, "Proxy applications"),
+    pending ? el("span", { class: "state pending" }, pending + " 笔在途 in flight") : null);
+  // Above the card's closing line (log position, time printed).
+  const meta = $("card").querySelector(".meta");
+  $("card").insertBefore(heading, meta);
+  $("card").insertBefore(table, meta);
 }
 
 function renderHistory(history) {
