@@ -185,7 +185,11 @@ pub fn lookups_of(data: &Path, id: &str, as_json: bool) -> Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
     };
-    let wanted = access::person_key(&access::key(data)?, &person);
+    let Some(key) = access::existing_key(data)? else {
+        println!("no lookups recorded: the service has not run on {}", data.display());
+        return Ok(());
+    };
+    let wanted = access::person_key(&key, &person);
     let mut n_found = 0usize;
     for (index, line) in text.lines().enumerate() {
         let recorded: access::Recorded = serde_json::from_str(line)

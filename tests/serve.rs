@@ -195,6 +195,10 @@ fn serve_refuses_to_start_without_tokens_unless_told() {
     let output = output.expect("run yibao serve");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--insecure-no-auth"));
+    // Nobody looked anyone up, and asking makes no secret.
+    let asked = Command::new(BIN).arg("--data").arg(dir.path()).args(["access", PERSON]).output().expect("access");
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("no lookups recorded"));
+    assert!(!dir.path().join("access.key").exists());
 }
 
 /// Every route the OpenAPI document names is served (the unit test in

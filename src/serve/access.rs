@@ -64,6 +64,14 @@ const KEY_BYTES: usize = 32;
 /// The ledger's access-log secret: read from `DIR/access.key`, or made
 /// (random, owner-only) when there is none.
 pub fn key(data: &Path) -> Result<[u8; KEY_BYTES]> {
+    match existing_key(data)? {
+        Some(key) => Ok(key),
+        None => new_key(&data.join("access.key")),
+    }
+}
+
+/// The secret, if the service has made one.
+pub fn existing_key(data: &Path) -> Result<Option<[u8; KEY_BYTES]>> {
     let path = data.join("access.key");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -71,23 +79,26 @@ pub fn key(data: &Path) -> Result<[u8; KEY_BYTES]> {
             let bytes = bytes.with_context(|| format!("{}: not {KEY_BYTES} hex bytes", path.display()))?;
             let mut key = [0u8; KEY_BYTES];
             key.copy_from_slice(&bytes);
-            Ok(key)
+            Ok(Some(key))
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; KEY_BYTES];
-            key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-            key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path).with_context(|| format!("creating {}", path.display()))?;
-            file.write_all(hex::encode(key).as_bytes())?;
-            file.sync_all()?;
-            Ok(key)
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// A random secret, written owner-only; never replaces one.
+fn new_key(path: &Path) -> Result<[u8; KEY_BYTES]> {
+    let mut key = [0u8; KEY_BYTES];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(hex::encode(key).as_bytes())?;
+    file.sync_all()?;
+    Ok(key)
 }
 
 /// The keyed digest that stands for `person` in the log (128 bits, hex).
