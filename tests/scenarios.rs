@@ -295,8 +295,8 @@ fn check_step(coverage: &Coverage, step: &Step) -> Vec<String> {
     problems
 }
 
-/// `{"id", "year", "as_of"?, "covered_on"?, "notes_contain"?, ...fields of
-/// PersonYear to compare}`.
+/// `{"id", "year", "as_of"?, "covered_on"?, "notes_contain"?, "notes_lack"?,
+/// ...fields of PersonYear to compare}`.
 fn check_person_year(coverage: &Coverage, expectation: &Value) -> Vec<String> {
     let mut fields = expectation.as_object().cloned().expect("an expectation is an object");
     let id: Identity = take(&mut fields, "id").expect("expectation needs `id`");
@@ -304,6 +304,7 @@ fn check_person_year(coverage: &Coverage, expectation: &Value) -> Vec<String> {
     let as_of: Option<Date> = take(&mut fields, "as_of");
     let covered_on: BTreeMap<Date, bool> = take(&mut fields, "covered_on").unwrap_or_default();
     let notes: Vec<String> = take(&mut fields, "notes_contain").unwrap_or_default();
+    let not_noted: Vec<String> = take(&mut fields, "notes_lack").unwrap_or_default();
     let context = format!("{id} {year}{}", as_of.map_or(String::new(), |d| format!(" as of {d}")));
     let Some(view) = coverage.person_year_as_of(&id, year, as_of) else {
         return vec![format!("{context}: person unknown")];
@@ -321,6 +322,11 @@ fn check_person_year(coverage: &Coverage, expectation: &Value) -> Vec<String> {
     for wanted in notes {
         if !view.notes.iter().any(|note| note.contains(wanted.as_str())) {
             problems.push(format!("no note contains `{wanted}`: {:?}", view.notes));
+        }
+    }
+    for unwanted in not_noted {
+        if let Some(note) = view.notes.iter().find(|note| note.contains(unwanted.as_str())) {
+            problems.push(format!("a note contains `{unwanted}`: {note}"));
         }
     }
     problems.extend(conservation(&view));

@@ -202,6 +202,7 @@ pub(super) fn derive(
 impl Derivation<'_> {
     fn view(mut self, void: Option<String>) -> PersonYear {
         self.note_policy();
+        self.note_advised_delay();
         let flows = self.flows();
         let (subsidy_due, split) = self.subsidy_due(&flows);
         let walk = self.walk(&flows.timeline);
@@ -250,6 +251,27 @@ impl Derivation<'_> {
             covered_from,
             covered_until,
             notes: self.finish_notes(),
+        }
+    }
+
+    /// Shanxi 2022: 建议缴费人在核定后次日再进行缴费. Advice, not a rule: a
+    /// payment made sooner after the assessment counts, with a note.
+    fn note_advised_delay(&mut self) {
+        let Some(days) = self.policy.and_then(|p| p.policy.assessment()).and_then(|a| a.advised_payment_delay_days)
+        else {
+            return;
+        };
+        let Some(year) = self.year else { return };
+        let Some(assessed) = year.extra().and_then(|extra| extra.assessment.as_ref()) else { return };
+        let advised = assessed.on.0.checked_add_days(chrono::Days::new(u64::from(days))).unwrap_or(assessed.on.0);
+        for paid in year.contributions.iter().filter(|c| c.on >= assessed.on && c.on.0 < advised) {
+            self.notes.add(|| {
+                format!(
+                    "payment of {} on {}, before {advised}: the policy advises paying {days} day(s) after the \
+                     assessment of {} (建议缴费人在核定后次日再进行缴费); advice only, the payment counts",
+                    paid.amount, paid.on, assessed.on
+                )
+            });
         }
     }
 
