@@ -6,7 +6,7 @@ use super::state::money;
 use super::view::{CoverageState, Derivation};
 use super::Coverage;
 use ledger::event::EnrolmentBasis;
-use ledger::Money;
+use ledger::{Date, Money};
 
 /// What the state depends on.
 pub(super) struct StateInput<'a> {
@@ -84,7 +84,36 @@ impl Derivation<'_> {
         if let Some(on) = self.person.voided_on {
             return Some(format!("pre-registration voided on {on}"));
         }
-        let (as_of, registration) = (self.as_of?, self.person.registration.as_ref()?);
+        let as_of = self.as_of?;
+        let (void_from, paid_in_time) = self.pre_registration_window(coverage)?;
+        let birth_date = self.person.registration.as_ref()?.birth_date;
+        (as_of >= void_from && !paid_in_time).then(|| {
+            format!(
+                "pre-registration lapsed: not paid within the window from birth {birth_date} (void from {void_from})"
+            )
+        })
+    }
+
+    /// 已预参保登记并缴费的新生儿应及时在出生三个月内办理户籍登记: a paid
+    /// pre-registration still without a resident ID once its window has
+    /// passed (on the day asked about) is noted as overdue.
+    pub(super) fn note_conversion_due(&mut self, coverage: &Coverage) {
+        let Some(as_of) = self.as_of else { return };
+        let Some((window_end, paid_in_time)) = self.pre_registration_window(coverage) else { return };
+        if as_of >= window_end && paid_in_time {
+            self.notes.add(|| {
+                format!(
+                    "paid as a pre-registered newborn, still without a resident ID on {as_of}: the household \
+                     registration was due before {window_end} (已预参保登记并缴费的新生儿应及时在出生三个月内办理户籍登记)"
+                )
+            });
+        }
+    }
+
+    /// For a pre-registered newborn not yet converted: the first day after
+    /// the window the policy gives, and whether money came in before it.
+    fn pre_registration_window(&self, coverage: &Coverage) -> Option<(Date, bool)> {
+        let registration = self.person.registration.as_ref()?;
         let converted = !self.person.former.is_empty();
         if registration.basis != EnrolmentBasis::NewbornPreRegistration || converted {
             return None;
@@ -96,11 +125,6 @@ impl Derivation<'_> {
             .filter_map(|year| coverage.policies.find(registration.region, year))
             .find_map(|entry| entry.policy.pre_registration_void_from(registration.birth_date))?;
         let paid_in_time = self.person.years.iter().flat_map(|y| &y.contributions).any(|c| c.on < void_from);
-        (as_of >= void_from && !paid_in_time).then(|| {
-            format!(
-                "pre-registration lapsed: not paid within the window from birth {} (void from {void_from})",
-                registration.birth_date
-            )
-        })
+        Some((void_from, paid_in_time))
     }
 }

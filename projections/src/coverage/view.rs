@@ -194,8 +194,9 @@ pub(super) fn derive(
         county: (r.region.code() % 100 != 0).then_some(r.region),
     });
     let notes = Notes { enabled: with_notes, lines: Vec::new() };
-    let derivation = Derivation { person, year, coverage_year, policy, facts, as_of, notes };
+    let mut derivation = Derivation { person, year, coverage_year, policy, facts, as_of, notes };
     let void = derivation.void_reason(coverage);
+    derivation.note_conversion_due(coverage);
     derivation.view(void)
 }
 
