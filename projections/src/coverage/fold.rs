@@ -315,7 +315,7 @@ impl Coverage {
 /// The first payment made through the normal path: one recorded while no
 /// accepted assessment was in force (payments after an assessment are the
 /// special path's).
-fn normal_path_payment(year: &YearState) -> Option<&Contribution> {
+pub(super) fn normal_path_payment(year: &YearState) -> Option<&Contribution> {
     let assessed_at = year.extra().and_then(|e| e.assessment.as_ref()).map(|a| a.position);
     year.contributions.iter().find(|c| assessed_at.is_none_or(|at| c.position < at))
 }

@@ -308,6 +308,21 @@ impl Derivation<'_> {
         let Some(policy) = self.policy.map(|p| &p.policy) else {
             return (assessed.map_or(Money::ZERO, |a| a.subsidy), None);
         };
+        // 一旦按正常模块办理缴费,将无法再办理特殊缴费: no subsidy once paid
+        // through the normal path (as the fold refuses a later assessment).
+        let normal = self.year.and_then(super::fold::normal_path_payment);
+        if let Some(normal) = normal.filter(|_| policy.special_path_closes_after_normal_payment()) {
+            if !groups.is_empty() {
+                self.notes.add(|| {
+                    format!(
+                        "no hardship subsidy: {} was paid through the normal path on {}, which closes the special \
+                         path for the year (一旦按正常模块办理缴费,将无法再办理特殊缴费)",
+                        normal.amount, normal.on
+                    )
+                });
+            }
+            return (Money::ZERO, None);
+        }
         let highest = match policy.hardship_subsidy(&groups) {
             Ok(highest) => highest,
             Err(error) => {
