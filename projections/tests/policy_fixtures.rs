@@ -194,6 +194,8 @@ fn anqing_figures() {
     assert_eq!(p.premium().fiscal_subsidy, Some(yuan("640")));
     assert_eq!(p.full_premium().known(), Some(yuan("1020")), "筹资标准为1020元");
     assert_eq!(p.premium().full, None);
+    assert!(p.premium().in_one_payment, "由参保人员按年度一次性足额缴纳");
+    assert!(Policy::from_toml(&p.to_canonical_toml()).expect("canonical").premium().in_one_payment);
     assert_eq!(p.coverage(), period("2024-01-01", "2024-12-31"));
     assert_eq!(p.covered_until(), date("2024-12-31"));
     assert_eq!(p.concentrated().expect("period").periods, vec![period("2023-09-01", "2023-12-31")]);
@@ -204,6 +206,7 @@ fn anqing_figures() {
 
     let p = load("anqing-2023.toml");
     assert_eq!(p.premium().individual, yuan("350"));
+    assert!(!p.premium().in_one_payment, "the 2023 figure's sentence says nothing of it");
     assert_eq!(p.premium().fiscal_subsidy, None);
     assert!(p.concentrated().is_none() && p.sporadic().is_none());
     assert_eq!(p.newborn().expect("newborn").window, Window::Days(90));

@@ -204,6 +204,7 @@ impl Derivation<'_> {
     fn view(mut self, void: Option<String>) -> PersonYear {
         self.note_policy();
         self.note_advised_delay();
+        self.note_payment_in_parts();
         let flows = self.flows();
         let (subsidy_due, split) = self.subsidy_due(&flows);
         let walk = self.walk(&flows.timeline);
@@ -271,6 +272,28 @@ impl Derivation<'_> {
                     "payment of {} on {}, before {advised}: the policy advises paying {days} day(s) after the \
                      assessment of {} (建议缴费人在核定后次日再进行缴费); advice only, the payment counts",
                     paid.amount, paid.on, assessed.on
+                )
+            });
+        }
+    }
+
+    /// 由参保人员按年度一次性足额缴纳 (Anqing): a year the person paid in
+    /// more than one payment keeps its money, and says so.
+    fn note_payment_in_parts(&mut self) {
+        if !self.policy.is_some_and(|p| p.policy.premium().in_one_payment) {
+            return;
+        }
+        let Some(year) = self.year else { return };
+        let own: Vec<&super::state::Contribution> =
+            year.contributions.iter().filter(|c| c.source != super::state::Source::Proxy).collect();
+        if own.len() > 1 {
+            let parts: Vec<String> = own.iter().map(|c| format!("{} on {}", c.amount, c.on)).collect();
+            self.notes.add(|| {
+                format!(
+                    "paid in {} payments ({}): the policy has the year's premium paid in one payment \
+                     (由参保人员按年度一次性足额缴纳)",
+                    own.len(),
+                    parts.join(", ")
                 )
             });
         }

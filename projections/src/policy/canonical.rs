@@ -49,6 +49,7 @@ impl Policy {
                 individual: self.premium.individual,
                 fiscal_subsidy: self.premium.fiscal_subsidy,
                 full: self.premium.full.map(plain),
+                in_one_payment: self.premium.in_one_payment,
             }),
             coverage: Some(period(self.coverage)),
             concentrated: self.concentrated.as_ref().map(|c| ConcentratedFile {

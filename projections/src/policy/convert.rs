@@ -230,7 +230,7 @@ impl<'a> Converter<'a> {
     }
 
     fn premium(&self, premium: &Spanned<PremiumFile>) -> Result<Premium> {
-        let PremiumFile { individual, fiscal_subsidy, full } = premium.get_ref();
+        let PremiumFile { individual, fiscal_subsidy, full, in_one_payment } = premium.get_ref();
         let (individual, fiscal_subsidy) = (*individual, *fiscal_subsidy);
         if let (Some(full), Some(fiscal)) = (full, fiscal_subsidy) {
             if individual.checked_add(fiscal) != Some(*full.get_ref()) {
@@ -238,7 +238,12 @@ impl<'a> Converter<'a> {
                 return Err(self.invalid("premium.full", full.span(), problem));
             }
         }
-        Ok(Premium { individual, fiscal_subsidy, full: full.as_ref().map(|f| *f.get_ref()) })
+        Ok(Premium {
+            individual,
+            fiscal_subsidy,
+            full: full.as_ref().map(|f| *f.get_ref()),
+            in_one_payment: *in_one_payment,
+        })
     }
 
     fn date(&self, field: &str, value: &Spanned<Datetime>) -> Result<Date> {

@@ -61,6 +61,8 @@ pub(crate) struct PremiumFile {
     pub fiscal_subsidy: Option<Money>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full: Option<Spanned<Money>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_one_payment: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

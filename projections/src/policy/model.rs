@@ -133,6 +133,9 @@ pub struct Premium {
     pub fiscal_subsidy: Option<Money>,
     /// The full premium a sporadic payer pays, when the source states it.
     pub full: Option<Money>,
+    /// 由参保人员按年度一次性足额缴纳: the year's premium is paid in one
+    /// payment. A year paid in parts still counts its money, with a note.
+    pub in_one_payment: bool,
 }
 
 /// A run of calendar days, both ends included.
