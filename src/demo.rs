@@ -124,7 +124,8 @@ pub fn run(data: &Path) -> Result<()> {
     let clean = crate::reconcile_cmd::compare_and_record(&log, &statements, period)?;
     println!("(`yibao reconcile` would exit {} here)", if clean { 0 } else { 1 });
     println!(
-        "\nnext: `yibao --data {d} coverage 520502198503121233 --on 2025-06-01`, `yibao --data {d} unpaid --region 520500 --year 2025`, `yibao --data {d} verify`",
+        "\nnext: `yibao --data {d} coverage 520502198503121233 --on 2025-06-01`, `yibao --data {d} unpaid --region 520500 --year 2025`, `yibao --data {d} verify`; \
+         the office page: `yibao --data {d} serve --insecure-no-auth`, then http://127.0.0.1:8080/?id=520502198503121233",
         d = data.display()
     );
     Ok(())
