@@ -82,7 +82,7 @@ pub struct App {
     log: SledLog,
     data: PathBuf,
     coverage: RwLock<Coverage>,
-    /// At the coverage projection's position (see `family::fold_to`).
+    /// At the coverage projection's position (`Family::catch_up_to`).
     family: RwLock<projections::family::Family>,
     /// Verify and replay jobs started over HTTP.
     audit: audit::Jobs,

@@ -18,24 +18,13 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::{BeijingTime, Identity, LedgerError, NewEvent, SledLog};
+use ledger::{BeijingTime, Identity, NewEvent};
 use projections::coverage::Coverage;
 use projections::family::{self, Family};
 use projections::Projection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLockReadGuard};
-
-/// Folds the records between the family projection's position and `upto`.
-pub fn fold_to(family: &mut Family, log: &SledLog, upto: u64) -> Result<(), LedgerError> {
-    if family.position() >= upto {
-        return Ok(());
-    }
-    log.scan(family.position() + 1, upto, |envelope| {
-        family.apply(&envelope);
-        Ok(())
-    })
-}
 
 impl App {
     /// Runs `f` with both projections at the same position, caught up with
@@ -50,7 +39,8 @@ impl App {
             }
         }
         let mut family = self.family.write().unwrap_or_else(|p| p.into_inner());
-        fold_to(&mut family, &self.log, coverage.position())
+        family
+            .catch_up_to(&self.log, coverage.position())
             .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;
         Ok(f(&coverage, &family))
     }
