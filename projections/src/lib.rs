@@ -9,12 +9,35 @@ pub mod coverage;
 pub mod family;
 pub mod policy;
 use ledger::event::RefundDestination;
-use ledger::{Envelope, Event, Money};
+use ledger::{Envelope, Event, Hash, Money};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use coverage::Coverage;
 pub use family::Family;
+
+/// Where a projection stands: the last position it folded and the hash of
+/// the record there (zeros before the first). Coverage and family keep one
+/// and fold each envelope once, in order, through it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Tip {
+    pub position: u64,
+    pub hash: Hash,
+}
+
+impl Tip {
+    /// Whether `envelope` is new to a state at this tip (an older one was
+    /// folded already).
+    pub fn admits(&self, envelope: &Envelope) -> bool {
+        envelope.head.position > self.position
+    }
+
+    /// Moves the tip to `envelope`, once it is folded.
+    pub fn advance(&mut self, envelope: &Envelope) {
+        self.position = envelope.head.position;
+        self.hash = envelope.hash;
+    }
+}
 
 /// State folded from the log.
 pub trait Projection {

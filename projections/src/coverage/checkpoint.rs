@@ -6,6 +6,7 @@ use super::policies::{PolicyBook, PolicyRecord};
 use super::state::{PersonId, PersonState};
 use super::Coverage;
 use crate::checkpoint::{self, CheckpointError, Format};
+use crate::Tip;
 use ledger::{Hash, Identity, SledLog};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -77,7 +78,7 @@ impl Coverage {
     /// checking that the record at that position is the one this state
     /// reflects. Returns the number of records folded.
     pub fn catch_up(&mut self, log: &SledLog) -> Result<u64, CoverageError> {
-        let head_hash = self.head_hash;
+        let head_hash = self.tip.hash;
         checkpoint::catch_up(self, head_hash, log, u64::MAX)
     }
 
@@ -91,7 +92,7 @@ impl Coverage {
             self.proxies.iter().map(|(application, &(id, year))| (&**application, current(id), year)).collect();
         proxies.sort();
         let canonical = Canonical {
-            position: self.position,
+            position: self.tip.position,
             policies: self.policies.records().collect(),
             persons,
             proxies,
@@ -109,8 +110,8 @@ impl Coverage {
             self.proxies.iter().map(|(application, &(id, year))| (&**application, id, year)).collect();
         proxies.sort();
         BodyRef {
-            position: self.position,
-            head_hash: self.head_hash,
+            position: self.tip.position,
+            head_hash: self.tip.hash,
             policies: self.policies.records().collect(),
             persons: &self.persons,
             ids,
@@ -136,8 +137,7 @@ impl Coverage {
             return Err("a stored index names no person".into());
         }
         Ok(Coverage {
-            position: body.position,
-            head_hash: body.head_hash,
+            tip: Tip { position: body.position, hash: body.head_hash },
             policies,
             persons: body.persons,
             ids: body.ids.into_iter().collect(),

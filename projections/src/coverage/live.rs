@@ -3,15 +3,8 @@
 //! and then folded, which is all a writer must hold it for.
 
 use super::{Coverage, CoverageError};
-use crate::Projection;
-use ledger::{Envelope, Hash, SledLog};
-
-/// Where a projection stands: its position and the hash of the record there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tip {
-    pub position: u64,
-    pub hash: Hash,
-}
+use crate::{Projection, Tip};
+use ledger::{Envelope, SledLog};
 
 /// Records after a [`Tip`], read and checked, waiting to be folded.
 #[derive(Debug)]
@@ -62,21 +55,21 @@ impl Pending {
 
 impl Coverage {
     pub fn tip(&self) -> Tip {
-        Tip { position: self.position(), hash: self.head_hash() }
+        self.tip
     }
 
     /// Folds records read after a tip this state has reached (the ones it
     /// folded since are skipped). Returns the number folded.
     pub fn fold_pending(&mut self, pending: &Pending) -> Result<u64, CoverageError> {
-        if self.position < pending.after {
+        if self.tip.position < pending.after {
             return Err(CoverageError::Diverged {
-                position: self.position,
+                position: self.tip.position,
                 reason: format!("records were read after position {}, beyond this state", pending.after),
             });
         }
         let mut n_folded = 0;
         for envelope in &pending.envelopes {
-            if envelope.head.position > self.position {
+            if self.tip.admits(envelope) {
                 self.apply(envelope);
                 n_folded += 1;
             }

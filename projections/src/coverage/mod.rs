@@ -41,8 +41,9 @@ mod states;
 mod subset;
 mod view;
 
+pub use crate::Tip;
 pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
-pub use live::{Pending, Tip};
+pub use live::Pending;
 pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
 pub use view::{CoverageState, Paid, PersonYear, Refunds, SplitView};
 
@@ -63,9 +64,8 @@ const MAX_LEDGER_NOTES: usize = 1_000;
 /// answer from the person's compact state.
 #[derive(Clone, Debug, Default)]
 pub struct Coverage {
-    position: u64,
-    /// Hash of the record at `position` (zeros before the first).
-    head_hash: Hash,
+    /// The last record folded.
+    tip: Tip,
     policies: PolicyBook,
     persons: Vec<PersonState>,
     /// Fx hashing: the keys are ID numbers from the log, and lookups are
@@ -118,16 +118,14 @@ pub struct UnpaidEntry {
 impl Projection for Coverage {
     fn apply(&mut self, envelope: &Envelope) {
         // Each envelope once, in order: an older one was folded already.
-        if envelope.head.position <= self.position {
-            return;
+        if self.tip.admits(envelope) {
+            self.fold(envelope);
+            self.tip.advance(envelope);
         }
-        self.fold(envelope);
-        self.position = envelope.head.position;
-        self.head_hash = envelope.hash;
     }
 
     fn position(&self) -> u64 {
-        self.position
+        self.tip.position
     }
 }
 
@@ -138,7 +136,7 @@ impl Coverage {
 
     /// The hash of the last record folded (zeros before the first).
     pub fn head_hash(&self) -> Hash {
-        self.head_hash
+        self.tip.hash
     }
 
     /// The person-year as the log says now. `None`: the identity is unknown.

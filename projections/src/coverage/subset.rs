@@ -17,12 +17,7 @@ impl Coverage {
     /// out would start a new record.
     pub fn subset<'a>(&self, persons: impl IntoIterator<Item = &'a Identity>) -> Coverage {
         let mut renumbered: FxHashMap<PersonId, PersonId> = FxHashMap::default();
-        let mut subset = Coverage {
-            position: self.position,
-            head_hash: self.head_hash,
-            policies: self.policies.clone(),
-            ..Coverage::default()
-        };
+        let mut subset = Coverage { tip: self.tip, policies: self.policies.clone(), ..Coverage::default() };
         for identity in persons {
             let Some(id) = self.lookup(identity) else { continue };
             if renumbered.contains_key(&id) {

@@ -3,6 +3,7 @@
 
 use super::{Application, Binding, Family};
 use crate::checkpoint::{self, CheckpointError, Format};
+use crate::Tip;
 use ledger::{Hash, SledLog};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,8 +41,8 @@ impl Family {
     /// the directory).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let body = BodyRef {
-            position: self.position,
-            head_hash: self.head_hash,
+            position: self.tip.position,
+            head_hash: self.tip.hash,
             bindings: self.bindings.values().collect(),
             applications: self.applications.values().collect(),
             notes: &self.notes,
@@ -67,7 +68,7 @@ impl Family {
     /// projection read with this one reflects. A state already past it is
     /// left as it is.
     pub fn catch_up_to(&mut self, log: &SledLog, upto: u64) -> Result<u64, CheckpointError> {
-        let head_hash = self.head_hash;
+        let head_hash = self.tip.hash;
         checkpoint::catch_up(self, head_hash, log, upto)
     }
 
@@ -85,8 +86,7 @@ impl Family {
             return Err("an application is stored twice".into());
         }
         Ok(Family {
-            position: body.position,
-            head_hash: body.head_hash,
+            tip: Tip { position: body.position, hash: body.head_hash },
             bindings,
             applications,
             notes: body.notes,

@@ -33,7 +33,7 @@ pub use decide::{
 };
 pub use lifecycle::{IllegalTransition, ProxyState, ProxyStep};
 
-use crate::Projection;
+use crate::{Projection, Tip};
 use ledger::event::Relation;
 use ledger::{BeijingTime, Date, Envelope, Hash, Identity, Money, RegionCode};
 use serde::{Deserialize, Serialize};
@@ -47,8 +47,8 @@ const MAX_NOTES: usize = 1_000;
 /// two million a second), so it is kept in a checkpoint and caught up.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Family {
-    position: u64,
-    head_hash: Hash,
+    /// The last record folded.
+    tip: Tip,
     /// By (holder, member).
     bindings: BTreeMap<(Identity, Identity), Binding>,
     /// By application id.
@@ -187,16 +187,14 @@ pub struct AccountYear {
 
 impl Projection for Family {
     fn apply(&mut self, envelope: &Envelope) {
-        if envelope.head.position <= self.position {
-            return;
+        if self.tip.admits(envelope) {
+            self.fold(envelope);
+            self.tip.advance(envelope);
         }
-        self.fold(envelope);
-        self.position = envelope.head.position;
-        self.head_hash = envelope.hash;
     }
 
     fn position(&self) -> u64 {
-        self.position
+        self.tip.position
     }
 }
 
@@ -206,7 +204,7 @@ impl Family {
     }
 
     pub fn head_hash(&self) -> Hash {
-        self.head_hash
+        self.tip.hash
     }
 
     pub fn binding(&self, holder: &Identity, member: &Identity) -> Option<&Binding> {
