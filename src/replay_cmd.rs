@@ -92,7 +92,7 @@ fn print_table(report: &AuditReport, seconds: f64) {
     for (state, n) in &report.persons_by_state {
         println!("  {:<22} {n:>10}", state.replace('_', " "));
     }
-    let r = &report.received;
+    let r = &report.received.paid;
     println!("\nreceived");
     for (what, amount) in [
         ("self", r.by_self),
@@ -106,7 +106,7 @@ fn print_table(report: &AuditReport, seconds: f64) {
         println!("  {:<36} {:>16}", format!("hardship subsidy: {funder}"), amount.to_string());
     }
     println!("  {:<36} {:>16}", "total", r.total.to_string());
-    println!("  {:<36} {:>16}", "fiscal subsidy (received years)", r.fiscal_subsidy.to_string());
+    println!("  {:<36} {:>16}", "fiscal subsidy (received years)", report.received.fiscal_subsidy.to_string());
     let f = &report.refunded;
     println!("\nrefunded");
     for (what, amount) in [
@@ -135,7 +135,7 @@ fn print_csv(report: &AuditReport) {
     for (state, n) in &report.persons_by_state {
         println!("persons_by_state,{state},{n}");
     }
-    let r = &report.received;
+    let r = &report.received.paid;
     for (item, amount) in [
         ("self", r.by_self),
         ("other", r.by_other),
@@ -143,7 +143,7 @@ fn print_csv(report: &AuditReport) {
         ("proxy", r.by_proxy),
         ("subsidy_total", r.subsidy_total),
         ("total", r.total),
-        ("fiscal_subsidy", r.fiscal_subsidy),
+        ("fiscal_subsidy", report.received.fiscal_subsidy),
     ] {
         println!("received,{item},{}", money(amount));
     }

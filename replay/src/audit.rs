@@ -4,7 +4,7 @@
 
 use crate::state_digest;
 use ledger::{Date, Hash, Money, RegionCode, Result, SledLog, UtcTime};
-use projections::coverage::{Coverage, CoverageState, PersonYear};
+use projections::coverage::{Coverage, CoverageState, Paid, PersonYear};
 use projections::{LedgerTotals, Projection};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -57,15 +57,10 @@ impl Rebuilt {
 /// Money received for the year, by source.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Received {
-    pub by_self: Money,
-    pub by_other: Money,
-    pub by_collector: Money,
-    pub by_proxy: Money,
-    /// Hardship subsidies by funder (province, city, county, medical
-    /// assistance fund, …).
-    pub subsidy: BTreeMap<String, Money>,
-    pub subsidy_total: Money,
-    pub total: Money,
+    /// By source, as each person-year counts it; hardship subsidies by
+    /// funder (province, city, county, medical assistance fund, …).
+    #[serde(flatten)]
+    pub paid: Paid,
     /// 财政补助 borne by government for persons who paid the individual part.
     pub fiscal_subsidy: Money,
 }
@@ -148,15 +143,7 @@ pub fn report(rebuilt: &Rebuilt, coverage_year: u16, region: Option<RegionCode>,
 fn tally(report: &mut AuditReport, year: &PersonYear, on: Option<Date>) {
     *report.persons_by_state.entry(state_name(year.state)).or_default() += 1;
     let received = &mut report.received;
-    add(&mut received.by_self, year.paid.by_self);
-    add(&mut received.by_other, year.paid.by_other);
-    add(&mut received.by_collector, year.paid.by_collector);
-    add(&mut received.by_proxy, year.paid.by_proxy);
-    for (funder, amount) in &year.paid.subsidy {
-        add(received.subsidy.entry(funder.clone()).or_default(), *amount);
-    }
-    add(&mut received.subsidy_total, year.paid.subsidy_total);
-    add(&mut received.total, year.paid.total);
+    received.paid.add(&year.paid);
     if let Some(fiscal) = year.fiscal_subsidy.filter(|_| year.state == CoverageState::Received) {
         add(&mut received.fiscal_subsidy, fiscal);
     }

@@ -72,6 +72,23 @@ pub struct Paid {
     pub total: Money,
 }
 
+impl Paid {
+    /// Adds another person-year's money, source by source (a sum that
+    /// would overflow stays where it was).
+    pub fn add(&mut self, other: &Paid) {
+        let add = |total: &mut Money, amount: Money| *total = total.checked_add(amount).unwrap_or(*total);
+        add(&mut self.by_self, other.by_self);
+        add(&mut self.by_other, other.by_other);
+        add(&mut self.by_collector, other.by_collector);
+        add(&mut self.by_proxy, other.by_proxy);
+        for (funder, amount) in &other.subsidy {
+            add(self.subsidy.entry(funder.clone()).or_default(), *amount);
+        }
+        add(&mut self.subsidy_total, other.subsidy_total);
+        add(&mut self.total, other.total);
+    }
+}
+
 /// Money back, by destination.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Refunds {
