@@ -80,34 +80,32 @@ impl Derivation<'_> {
     /// Why the person-year is void: a PreRegistrationVoided fact, or (asked
     /// as of a date) a pre-registration not converted and not paid within
     /// the lapse window from birth (出生后3个月内未缴费的,预参保登记信息作废).
-    pub(super) fn void_reason(&self, coverage: &Coverage) -> Option<String> {
+    /// One paid in time but still unconverted after the window is not void:
+    /// it is noted as overdue for the household registration.
+    pub(super) fn void_reason(&mut self, coverage: &Coverage) -> Option<String> {
         if let Some(on) = self.person.voided_on {
             return Some(format!("pre-registration voided on {on}"));
         }
         let as_of = self.as_of?;
         let (void_from, paid_in_time) = self.pre_registration_window(coverage)?;
-        let birth_date = self.person.registration.as_ref()?.birth_date;
-        (as_of >= void_from && !paid_in_time).then(|| {
-            format!(
-                "pre-registration lapsed: not paid within the window from birth {birth_date} (void from {void_from})"
-            )
-        })
-    }
-
-    /// 已预参保登记并缴费的新生儿应及时在出生三个月内办理户籍登记: a paid
-    /// pre-registration still without a resident ID once its window has
-    /// passed (on the day asked about) is noted as overdue.
-    pub(super) fn note_conversion_due(&mut self, coverage: &Coverage) {
-        let Some(as_of) = self.as_of else { return };
-        let Some((window_end, paid_in_time)) = self.pre_registration_window(coverage) else { return };
-        if as_of >= window_end && paid_in_time {
+        if as_of < void_from {
+            return None;
+        }
+        if paid_in_time {
+            // 已预参保登记并缴费的新生儿应及时在出生三个月内办理户籍登记: paid,
+            // still without a resident ID once the window has passed.
             self.notes.add(|| {
                 format!(
                     "paid as a pre-registered newborn, still without a resident ID on {as_of}: the household \
-                     registration was due before {window_end} (已预参保登记并缴费的新生儿应及时在出生三个月内办理户籍登记)"
+                     registration was due before {void_from} (已预参保登记并缴费的新生儿应及时在出生三个月内办理户籍登记)"
                 )
             });
+            return None;
         }
+        let birth_date = self.person.registration.as_ref()?.birth_date;
+        Some(format!(
+            "pre-registration lapsed: not paid within the window from birth {birth_date} (void from {void_from})"
+        ))
     }
 
     /// For a pre-registered newborn not yet converted: the first day after

@@ -213,7 +213,6 @@ pub(super) fn derive(
     let notes = Notes { enabled: with_notes, lines: Vec::new() };
     let mut derivation = Derivation { person, year, coverage_year, policy, facts, as_of, notes };
     let void = derivation.void_reason(coverage);
-    derivation.note_conversion_due(coverage);
     derivation.view(void)
 }
 
@@ -301,15 +300,14 @@ impl Derivation<'_> {
             return;
         }
         let Some(year) = self.year else { return };
-        let own: Vec<&super::state::Contribution> =
-            year.contributions.iter().filter(|c| c.source != super::state::Source::Proxy).collect();
-        if own.len() > 1 {
-            let parts: Vec<String> = own.iter().map(|c| format!("{} on {}", c.amount, c.on)).collect();
+        let own = || year.contributions.iter().filter(|c| c.source != super::state::Source::Proxy);
+        let n_payments = own().count();
+        if n_payments > 1 {
             self.notes.add(|| {
+                let parts: Vec<String> = own().map(|c| format!("{} on {}", c.amount, c.on)).collect();
                 format!(
-                    "paid in {} payments ({}): the policy has the year's premium paid in one payment \
+                    "paid in {n_payments} payments ({}): the policy has the year's premium paid in one payment \
                      (由参保人员按年度一次性足额缴纳)",
-                    own.len(),
                     parts.join(", ")
                 )
             });
