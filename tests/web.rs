@@ -1,9 +1,10 @@
 //! The office page end to end: the real `yibao serve` with the demo ledger,
-//! driven by headless Chromium (`--dump-dom`). Chromium is required: CI
-//! (`.ci/run`) installs it; without it this test fails and says so.
+//! driven by headless Chromium (`--dump-dom`). Without `chromium` on PATH
+//! the test says so loudly and skips, except under CI (`CI=true`), where it
+//! fails; `.ci/run` installs Chromium on a fresh machine.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 mod common;
 
@@ -54,19 +55,9 @@ role = \"office\"
     )
 }
 
-fn chromium() -> &'static str {
-    let found = Command::new("chromium").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    assert!(
-        found.is_ok_and(|status| status.success()),
-        "the `chromium` binary is not on PATH: the web page test needs it. Install it \
-         (Debian/Ubuntu: `apt-get install chromium`; `.ci/run` does this on a fresh machine)"
-    );
-    "chromium"
-}
-
 /// The page's DOM after its scripts ran, as headless Chromium sees it.
 fn dump_dom(url: &str, profile: &Path) -> String {
-    let output = Command::new(chromium())
+    let output = Command::new("chromium")
         .args(["--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=5000"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--dump-dom", url])
@@ -89,6 +80,10 @@ fn error_box(dom: &str) -> Option<String> {
 
 #[test]
 fn the_office_page_shows_coverage_history_and_errors_in_a_browser() {
+    let install = "Debian/Ubuntu: `apt-get install chromium`; `.ci/run` does this on a fresh machine";
+    if !common::outside::available("chromium", "the office page test (tests/web.rs)", install) {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(&dir.path().join("data"));
     let profile = dir.path().join("chromium-profile");
@@ -126,4 +121,17 @@ fn the_office_page_shows_coverage_history_and_errors_in_a_browser() {
     let dom = dump_dom(&format!("http://{}/?id={PERSON}", server.addr), &dir.path().join("fresh-profile"));
     let error = error_box(&dom).unwrap_or_else(|| panic!("no error box without a token:\n{dom}"));
     assert!(error.contains("a valid bearer token is required"), "error box: {error}");
+}
+
+/// The rule every test with an outside program follows: missing, it skips
+/// (and says so) on a developer's machine and fails under CI.
+#[test]
+fn a_missing_outside_program_skips_outside_ci_and_fails_under_ci() {
+    let missing = "yibao-test-no-such-program";
+    assert!(!common::outside::available_under(false, missing, "this test", "nowhere"));
+    let under_ci = std::panic::catch_unwind(|| common::outside::available_under(true, missing, "this test", "nowhere"));
+    let message = under_ci.expect_err("a missing program must fail under CI");
+    let text = message.downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+    assert!(text.contains("yibao-test-no-such-program") && text.contains("CI=true"), "{text}");
+    assert!(common::outside::available_under(true, "cargo", "this test", "nowhere"), "cargo runs here");
 }

@@ -1,0 +1,107 @@
+//! Stored-format compatibility: `fixtures/compat/v1` is a ledger directory
+//! (the sled log and both projection checkpoints) written by yibao 0.1 with
+//! the demo's facts, committed as bytes. Every later version must open it,
+//! verify it to the same head hash, load its checkpoints without a rebuild
+//! and answer the same coverage. A change of the stored encoding (bincode
+//! 1.3 today) or of a checkpoint's body must keep this test passing: read
+//! the old format, or convert it, never silently drop it.
+
+use projections::coverage::Coverage;
+use projections::family::Family;
+use projections::Projection;
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+
+use common::server::BIN;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/compat/v1");
+/// What `yibao verify` said of the fixture when it was written.
+const HEAD_POSITION: u64 = 59;
+const HEAD_HASH: &str = "4a57b9e7397af7ea19926dab5e2b2a3d491a167c54c752c72a379dc548b799c8";
+
+/// The fixture copied into a fresh directory: opening a ledger may write
+/// to it (sled's snapshot, a caught-up checkpoint), the committed bytes
+/// must stay as they were written.
+fn copy_of_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(Path::new(FIXTURE), &dir.path().join("data"));
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read fixture dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy fixture file");
+        }
+    }
+}
+
+fn yibao(data: &Path, args: &[&str]) -> (String, String) {
+    let output = Command::new(BIN).arg("--data").arg(data).args(args).output().expect("run yibao");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "yibao {args:?} failed on the v1 ledger:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn the_v1_checkpoints_load_as_written() {
+    let projections = Path::new(FIXTURE).join("projections");
+    let coverage = Coverage::load(&projections.join("coverage.ckpt")).expect("the v1 coverage checkpoint loads");
+    assert!(coverage.position() > 0 && coverage.position() <= HEAD_POSITION, "position {}", coverage.position());
+    assert!(coverage.n_persons() >= 19, "{} persons", coverage.n_persons());
+    let family = Family::load(&projections.join("family.ckpt")).expect("the v1 family checkpoint loads");
+    assert!(family.position() > 0 && family.position() <= HEAD_POSITION, "position {}", family.position());
+}
+
+#[test]
+fn the_v1_ledger_verifies_to_its_head_hash() {
+    let dir = copy_of_fixture();
+    let data = dir.path().join("data");
+    let (stdout, _) = yibao(&data, &["verify"]);
+    assert!(stdout.contains(&format!("head {HEAD_POSITION} {HEAD_HASH}")), "verify said:\n{stdout}");
+    // Again, after the first open wrote whatever it writes: the same head.
+    let (stdout, _) = yibao(&data, &["verify"]);
+    assert!(stdout.contains(&format!("head {HEAD_POSITION} {HEAD_HASH}")), "verify said:\n{stdout}");
+}
+
+#[test]
+fn the_v1_ledger_answers_the_same_coverage_from_its_checkpoint() {
+    let dir = copy_of_fixture();
+    let data = dir.path().join("data");
+    let expected = std::fs::read_to_string(Path::new(FIXTURE).join("expected-coverage.tsv")).expect("expected");
+    let rows: Vec<Vec<&str>> =
+        expected.lines().filter(|line| !line.starts_with('#')).map(|line| line.split('\t').collect()).collect();
+    assert!(rows.len() >= 19, "the expected answers are missing");
+    for row in rows {
+        let [id, year, state, net_received, amount_due, covered_from, covered_until] = row[..] else {
+            panic!("expected-coverage.tsv: a row of 7 fields, got {row:?}");
+        };
+        let (stdout, stderr) = yibao(&data, &["coverage", id, "--year", year, "--json"]);
+        assert!(!stderr.contains("rebuilding"), "the v1 checkpoint was not used for {id}: {stderr}");
+        let answer: serde_json::Value = serde_json::from_str(&stdout).expect("coverage --json is JSON");
+        assert_eq!(answer["log_position"], HEAD_POSITION, "{id}");
+        assert_eq!(answer["head_hash"], HEAD_HASH, "{id}");
+        let years = answer["years"].as_array().expect("years");
+        assert_eq!(years.len(), 1, "{id} {year}");
+        let person_year = &years[0]["year"];
+        let text = |field: &str| match &person_year[field] {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => "None".to_string(),
+            other => other.to_string(),
+        };
+        assert_eq!(person_year["coverage_year"].to_string(), year, "{id}");
+        assert_eq!(text("state"), state, "{id} {year}: state");
+        assert_eq!(text("net_received"), net_received, "{id} {year}: net received");
+        assert_eq!(text("amount_due"), amount_due, "{id} {year}: amount due");
+        assert_eq!(text("covered_from"), covered_from, "{id} {year}: covered from");
+        assert_eq!(text("covered_until"), covered_until, "{id} {year}: covered until");
+    }
+}
