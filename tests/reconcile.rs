@@ -210,3 +210,26 @@ fn a_file_that_cannot_be_read_says_why() {
     let message = text(&refused.stderr);
     assert!(message.contains(&format!("reading {no_mapping}: No such file or directory")), "{message}");
 }
+#[test]
+fn a_statement_cut_short_is_refused_and_nothing_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let before = head(data);
+    let whole = std::fs::read_to_string(format!("{RECEIPTS}/camt053-clean.xml")).expect("fixture");
+    // A complete statement, then a second one cut inside an entry.
+    let start = whole.find("    <Stmt>").expect("Stmt");
+    let end = whole.find("</Stmt>").expect("end of Stmt") + "</Stmt>\n".len();
+    let second = &whole[start..end];
+    let cut_at = second.find("<NtryRef>3</NtryRef>").expect("entry 3");
+    let cut = format!("{}{}", &whole[..end], &second[..cut_at]);
+    let file = data.join("cut.xml");
+    std::fs::write(&file, &cut).expect("write");
+    let refused =
+        yibao(data, &["reconcile", file.to_str().expect("utf-8"), "--from", "2024-10-01", "--to", "2024-11-30"]);
+    assert_eq!(refused.status.code(), Some(2), "{}{}", text(&refused.stdout), text(&refused.stderr));
+    let message = text(&refused.stderr);
+    assert!(message.contains("cut.xml: /Document/BkToCstmrStmt/Stmt[2]/Ntry[3]: the file ends early"), "{message}");
+    assert!(!text(&refused.stdout).contains("fully reconciled"), "{}", text(&refused.stdout));
+    assert_eq!(head(data), before, "a cut statement recorded something");
+}
