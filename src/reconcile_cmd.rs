@@ -38,17 +38,19 @@ fn mapping_of(args: &ReconcileArgs) -> Result<Option<(Mapping, Hash)>> {
 /// The format named, else the one the file's content shows. A file of a
 /// format not read at all (MT940, PDF, …) is refused either way.
 fn format_of(args: &ReconcileArgs, name: &str, bytes: &[u8], mapping: Option<&Mapping>) -> Result<Format> {
-    reconcile::refuse_unread(name, bytes).map_err(bad_receipts)?;
     let channel = args.channel.clone();
-    match args.format.as_deref() {
-        None => reconcile::detect_format(name, bytes, mapping, channel.as_deref()).map_err(bad_receipts),
-        Some("camt053") => Ok(Format::Camt053 { channel }),
-        Some("wechat") => Ok(Format::WechatBill { channel: channel.unwrap_or_else(|| "wechat".into()) }),
-        Some("csv") => {
+    let Some(named) = args.format.as_deref() else {
+        return reconcile::detect_format(name, bytes, mapping, channel.as_deref()).map_err(bad_receipts);
+    };
+    reconcile::refuse_unread(name, bytes).map_err(bad_receipts)?;
+    match named {
+        "camt053" => Ok(Format::Camt053 { channel }),
+        "wechat" => Ok(Format::WechatBill { channel: channel.unwrap_or_else(|| "wechat".into()) }),
+        "csv" => {
             let mapping = mapping.ok_or_else(|| BadInput("--format csv needs --mapping FILE".into()))?;
             Ok(Format::Csv(Box::new(mapping.clone())))
         }
-        Some(other) => Err(BadInput(format!("--format `{other}`: use camt053, wechat or csv")).into()),
+        other => Err(BadInput(format!("--format `{other}`: use camt053, wechat or csv")).into()),
     }
 }
 
