@@ -4,8 +4,12 @@
 use crate::commands::open;
 use crate::exit::{BadInput, Findings};
 use anyhow::{Context, Result};
+use ledger::Hash;
 use ledger::{Date, Event, NewEvent, OpenMode, SledLog};
-use reconcile::{Finding, FindingKind, Format, LedgerPayment, MatchOptions, ParsedFile, Period, Report, Summary};
+use reconcile::{
+    Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError, Report,
+    RunDefinition, Summary,
+};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,26 +28,43 @@ pub struct ReconcileArgs {
     pub record: bool,
 }
 
-/// The format named, or guessed from the file: `.xml` is camt.053, a CSV
-/// with a mapping is mapped, any other CSV a WeChat Pay bill.
-fn format_of(args: &ReconcileArgs, file: &Path) -> Result<Format> {
-    let name = match args.format.as_deref() {
-        Some(name) => name.to_string(),
-        None if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")) => "camt053".into(),
-        None if args.mapping.is_some() => "csv".into(),
-        None => "wechat".into(),
+/// The mapping of a generic CSV, read once for all files, with the SM3
+/// digest of its bytes (part of what identifies the run).
+fn mapping_of(args: &ReconcileArgs) -> Result<Option<(Mapping, Hash)>> {
+    let Some(path) = args.mapping.as_deref() else { return Ok(None) };
+    reconcile::read_mapping_with_digest(path).map(Some).map_err(bad_receipts)
+}
+
+/// The format named, else the one the file's content shows. A file of a
+/// format not read at all (MT940, PDF, …) is refused either way.
+fn format_of(args: &ReconcileArgs, name: &str, bytes: &[u8], mapping: Option<&Mapping>) -> Result<Format> {
+    let channel = args.channel.clone();
+    let Some(named) = args.format.as_deref() else {
+        return reconcile::detect_format(name, bytes, mapping, channel.as_deref()).map_err(bad_receipts);
     };
-    match name.as_str() {
-        "camt053" => Ok(Format::Camt053 { channel: args.channel.clone() }),
-        "wechat" => Ok(Format::WechatBill { channel: args.channel.clone().unwrap_or_else(|| "wechat".into()) }),
+    reconcile::refuse_unread(name, bytes).map_err(bad_receipts)?;
+    match named {
+        "camt053" => Ok(Format::Camt053 { channel }),
+        "wechat" => Ok(Format::WechatBill { channel: channel.unwrap_or_else(|| "wechat".into()) }),
         "csv" => {
-            let mapping =
-                args.mapping.as_deref().ok_or_else(|| BadInput("--format csv needs --mapping FILE".into()))?;
-            let mapping = reconcile::read_mapping(mapping).map_err(|e| BadInput(e.to_string()))?;
-            Ok(Format::Csv(Box::new(mapping)))
+            let mapping = mapping.ok_or_else(|| BadInput("--format csv needs --mapping FILE".into()))?;
+            Ok(Format::Csv(Box::new(mapping.clone())))
         }
         other => Err(BadInput(format!("--format `{other}`: use camt053, wechat or csv")).into()),
     }
+}
+
+/// Receipts that cannot be read are bad input (exit 2). The message keeps
+/// every cause: a file that cannot be opened says why.
+fn bad_receipts(error: ReconcileError) -> anyhow::Error {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(reason) = cause {
+        message.push_str(": ");
+        message.push_str(&reason.to_string());
+        cause = reason.source();
+    }
+    BadInput(message).into()
 }
 
 fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
@@ -65,7 +86,16 @@ pub fn compare_and_record(log: &SledLog, files: &[ParsedFile], period: Option<Pe
     let summary = reconcile::summarize(&report);
     print_summary(&summary, files, head.position);
     print_breaks(&report);
-    record(log, files, &report, &summary, head)?;
+    let definition = RunDefinition {
+        files,
+        mapping_sm3: None,
+        channel: None,
+        period,
+        tolerance_days: options.tolerance_days,
+        head_position: head.position,
+        head_hash: head.hash,
+    };
+    record(log, &definition, &report, &summary)?;
     Ok(summary.is_clean())
 }
 
@@ -74,11 +104,14 @@ pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
         return Err(BadInput("name at least one receipt file".into()).into());
     }
     let period = period(&args)?;
+    let mapping = mapping_of(&args)?;
     // Every file is read before anything is compared or recorded.
     let mut files: Vec<ParsedFile> = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        let format = format_of(&args, path)?;
-        files.push(reconcile::parse_path(path, &format).map_err(|e| BadInput(e.to_string()))?);
+        let name = path.display().to_string();
+        let bytes = reconcile::read_file(path).map_err(bad_receipts)?;
+        let format = format_of(&args, &name, &bytes, mapping.as_ref().map(|(m, _)| m))?;
+        files.push(reconcile::parse_bytes(&name, &bytes, &format).map_err(bad_receipts)?);
     }
     let log = open(data, OpenMode::Existing)?;
     let (ledger, head) = ledger_payments(&log)?;
@@ -95,7 +128,16 @@ pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
         write_csv(out, &report)?;
     }
     if args.record {
-        record(&log, &files, &report, &summary, head)?;
+        let definition = RunDefinition {
+            files: &files,
+            mapping_sm3: mapping.map(|(_, digest)| digest),
+            channel: args.channel.as_deref(),
+            period,
+            tolerance_days: args.tolerance_days,
+            head_position: head.position,
+            head_hash: head.hash,
+        };
+        record(&log, &definition, &report, &summary)?;
     }
     if !summary.is_clean() {
         let n_breaks = report.findings.iter().filter(|f| !f.kind.is_match()).count();
@@ -120,22 +162,28 @@ fn ledger_payments(log: &SledLog) -> Result<(Vec<LedgerPayment>, ledger::Head)> 
     Ok((payments, compared))
 }
 
-/// The run as a `reconciliation_recorded` fact. Its id comes from the files'
-/// digests and the head compared with, so the same run again appends nothing.
-fn record(log: &SledLog, files: &[ParsedFile], report: &Report, summary: &Summary, head: ledger::Head) -> Result<()> {
-    let mut identity = Vec::new();
-    for file in files {
-        identity.extend_from_slice(&file.sm3);
-    }
-    identity.extend_from_slice(&head.position.to_le_bytes());
-    let run_id = format!("reconcile-{}", &hex::encode(ledger::envelope::sm3(&identity))[..16]);
+/// The run as a `reconciliation_recorded` fact. Its id comes from what
+/// defines the run and its results (`reconcile::run_id`), so the same run
+/// again — the same files under other names too — appends nothing; one with
+/// other options or results is a new run. A run already in the log is
+/// found by its stream rather than by idempotency, whose content check
+/// would count the file names and the recorded date as differences.
+fn record(log: &SledLog, definition: &RunDefinition<'_>, report: &Report, summary: &Summary) -> Result<()> {
+    let run_id = reconcile::run_id(definition, summary).map_err(bad_receipts)?;
     let today = ledger::BeijingTime::now().business_date();
     let period = report.period.unwrap_or(Period { from: today, to: today });
-    let event = reconcile::reconciliation_recorded(&run_id, files, period, head.position, &head.hash, summary)
-        .map_err(|e| BadInput(e.to_string()))?;
-    let outcome = log
-        .append_blocking(vec![NewEvent::fact(Event::ReconciliationRecordedV1(event), "cli:reconcile")])
-        .context("recording the reconciliation")?;
+    let (head_position, head_hash) = (definition.head_position, &definition.head_hash);
+    let event =
+        reconcile::reconciliation_recorded(&run_id, definition.files, period, head_position, head_hash, summary)
+            .map_err(bad_receipts)?;
+    let event = Event::ReconciliationRecordedV1(event);
+    let recorded = log.read_stream_blocking(&event.stream()).context("reading the recorded runs")?;
+    if let Some(first) = recorded.first() {
+        eprintln!("run {run_id} already recorded at position {}", first.head.position);
+        return Ok(());
+    }
+    let outcome =
+        log.append_blocking(vec![NewEvent::fact(event, "cli:reconcile")]).context("recording the reconciliation")?;
     let position = outcome.positions.first().copied().unwrap_or(0);
     let verb = if outcome.n_appended == 0 { "already recorded" } else { "recorded" };
     eprintln!("run {run_id} {verb} at position {position}");

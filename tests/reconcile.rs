@@ -105,3 +105,131 @@ fn other_formats_and_unreadable_files() {
     assert_eq!(no_mapping.status.code(), Some(2));
     assert!(text(&no_mapping.stderr).contains("--mapping"), "{}", text(&no_mapping.stderr));
 }
+
+/// Copies a receipt fixture into the data directory under another name.
+fn copy_as(data: &Path, fixture: &str, name: &str) -> String {
+    let copy = data.join(name);
+    std::fs::copy(format!("{RECEIPTS}/{fixture}"), &copy).expect("copy fixture");
+    copy.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn the_same_statement_under_another_name_is_the_same_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let clean = format!("{RECEIPTS}/camt053-clean.xml");
+    let first = yibao(data, &["reconcile", &clean, "--from", "2024-10-01", "--to", "2024-11-30"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("recorded at position 53"), "{}", text(&first.stderr));
+    let before = head(data);
+    let renamed = copy_as(data, "camt053-clean.xml", "statement-copy.xml");
+    let again = yibao(data, &["reconcile", &renamed, "--from", "2024-10-01", "--to", "2024-11-30"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("already recorded at position 53"), "{}", text(&again.stderr));
+    assert_eq!(head(data), before, "the same run was recorded twice");
+}
+
+#[test]
+fn a_run_with_other_options_or_results_is_a_new_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let gbk = format!("{RECEIPTS}/nongxin-20241108-20241112.csv");
+    let period = ["--from", "2024-11-08", "--to", "2024-11-12"];
+    let mapping = format!("{RECEIPTS}/nongxin.toml");
+    let first = yibao(data, &[&["reconcile", gbk.as_str(), "--mapping", mapping.as_str()][..], &period].concat());
+    assert_eq!(first.status.code(), Some(0), "{}{}", text(&first.stdout), text(&first.stderr));
+    assert!(text(&first.stderr).contains("recorded at position 53"), "{}", text(&first.stderr));
+    // Another channel in the mapping: nothing matches by reference any more.
+    let changed = data.join("nongxin-other-channel.toml");
+    let toml = std::fs::read_to_string(&mapping).expect("mapping");
+    std::fs::write(&changed, toml.replace("\"guizhou_rural_credit\"", "\"unionpay\"")).expect("write mapping");
+    let changed = changed.to_str().expect("utf-8");
+    let second = yibao(data, &[&["reconcile", gbk.as_str(), "--mapping", changed][..], &period].concat());
+    assert_eq!(second.status.code(), Some(1), "{}{}", text(&second.stdout), text(&second.stderr));
+    assert!(text(&second.stderr).contains("recorded at position 54"), "{}", text(&second.stderr));
+    // Another tolerance gives the same results here, but is another run.
+    let third = yibao(
+        data,
+        &[&["reconcile", gbk.as_str(), "--mapping", mapping.as_str(), "--tolerance-days", "5"][..], &period].concat(),
+    );
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third.stderr));
+    assert!(text(&third.stderr).contains("recorded at position 55"), "{}", text(&third.stderr));
+}
+
+#[test]
+fn a_file_of_another_format_says_so_and_lists_the_formats_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let before = head(data);
+    let mt940 = data.join("statement.csv");
+    std::fs::write(
+        &mt940,
+        ":20:STMT20241130\n:25:2400012345678901\n:28C:11/1\n:60F:C241001CNY1250000,00\n\
+         :61:2410051005C400,00NTRFWX20241005093012001\n:62F:C241130CNY1250400,00\n-\n",
+    )
+    .expect("write");
+    let mt940 = mt940.to_str().expect("utf-8");
+    let refused = yibao(data, &["reconcile", mt940]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let expected = format!(
+        "error: {mt940}: not a format yibao reads (looks like MT940); formats read: camt.053 (.xml), \
+         WeChat Pay bill (CSV), CSV with --mapping\n"
+    );
+    assert_eq!(text(&refused.stderr), expected);
+    // Named as a WeChat bill, it is still not read as one.
+    let named = yibao(data, &["reconcile", mt940, "--format", "wechat"]);
+    assert_eq!(named.status.code(), Some(2));
+    assert!(text(&named.stderr).contains("looks like MT940"), "{}", text(&named.stderr));
+    let pdf = data.join("statement.xml");
+    std::fs::write(&pdf, b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n").expect("write");
+    let refused = yibao(data, &["reconcile", pdf.to_str().expect("utf-8")]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("statement.xml: not a format yibao reads (looks like PDF)"));
+    assert_eq!(head(data), before, "an unread file recorded something");
+}
+
+#[test]
+fn a_file_that_cannot_be_read_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let missing = data.join("missing.xml");
+    let missing = missing.to_str().expect("utf-8");
+    let refused = yibao(data, &["reconcile", missing]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = text(&refused.stderr);
+    assert!(message.contains(&format!("reading {missing}: No such file or directory")), "{message}");
+    let gbk = format!("{RECEIPTS}/nongxin-20241108-20241112.csv");
+    let no_mapping = data.join("missing.toml");
+    let no_mapping = no_mapping.to_str().expect("utf-8");
+    let refused = yibao(data, &["reconcile", &gbk, "--mapping", no_mapping]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = text(&refused.stderr);
+    assert!(message.contains(&format!("reading {no_mapping}: No such file or directory")), "{message}");
+}
+#[test]
+fn a_statement_cut_short_is_refused_and_nothing_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let before = head(data);
+    let whole = std::fs::read_to_string(format!("{RECEIPTS}/camt053-clean.xml")).expect("fixture");
+    // A complete statement, then a second one cut inside an entry.
+    let start = whole.find("    <Stmt>").expect("Stmt");
+    let end = whole.find("</Stmt>").expect("end of Stmt") + "</Stmt>\n".len();
+    let second = &whole[start..end];
+    let cut_at = second.find("<NtryRef>3</NtryRef>").expect("entry 3");
+    let cut = format!("{}{}", &whole[..end], &second[..cut_at]);
+    let file = data.join("cut.xml");
+    std::fs::write(&file, &cut).expect("write");
+    let refused =
+        yibao(data, &["reconcile", file.to_str().expect("utf-8"), "--from", "2024-10-01", "--to", "2024-11-30"]);
+    assert_eq!(refused.status.code(), Some(2), "{}{}", text(&refused.stdout), text(&refused.stderr));
+    let message = text(&refused.stderr);
+    assert!(message.contains("cut.xml: /Document/BkToCstmrStmt/Stmt[2]/Ntry[3]: the file ends early"), "{message}");
+    assert!(!text(&refused.stdout).contains("fully reconciled"), "{}", text(&refused.stdout));
+    assert_eq!(head(data), before, "a cut statement recorded something");
+}

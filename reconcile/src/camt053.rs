@@ -10,8 +10,10 @@ use crate::error::{Errors, Location, ReconcileError, Result};
 use crate::model::{Balance, Balances, ControlTotal, Direction, Period, Receipt, Statement};
 use crate::text;
 use ledger::{Date, Money};
+use quick_xml::errors::SyntaxError;
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::Reader;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
 use std::sync::Arc;
 
 /// Deepest element nesting read.
@@ -47,15 +49,20 @@ pub fn parse_camt053(file: &str, bytes: &[u8], channel: Option<&str>) -> Result<
         tx: None,
         n_receipts: 0,
     };
-    let mut reader = Reader::from_str(&text);
+    // A byte order mark is not part of `text`; offsets in messages count it.
+    let skipped = bytes.len() - text.len();
+    let mut reader = NsReader::from_str(&text);
     reader.config_mut().expand_empty_elements = true;
     loop {
-        let event = reader.read_event().map_err(|e| parser.xml_error(&e.to_string(), reader.error_position()))?;
+        let (namespace, event) = match reader.read_resolved_event() {
+            Ok((resolved, event)) => (ElementNamespace::of(&resolved, &event, parser.frames.is_empty()), event),
+            Err(error) => return Err(parser.xml_error(&error, &text, reader.error_position(), skipped)),
+        };
         match event {
-            Event::Start(start) => parser.start(&start)?,
+            Event::Start(start) => parser.start(&start, namespace)?,
             // Not produced with `expand_empty_elements`, handled all the same.
             Event::Empty(start) => {
-                parser.start(&start)?;
+                parser.start(&start, namespace)?;
                 parser.end()?;
             }
             Event::End(_) => parser.end()?,
@@ -81,7 +88,54 @@ pub fn parse_camt053(file: &str, bytes: &[u8], channel: Option<&str>) -> Result<
             Event::Eof => break,
         }
     }
+    if !parser.frames.is_empty() {
+        // quick-xml ends quietly with elements open: a cut file would
+        // otherwise pass for its complete statements.
+        let open = parser.name(parser.frames.len() - 1).to_string();
+        return Err(parser.ends_early(&text, text.len(), skipped, &format!("before `</{open}>`")));
+    }
     parser.finish()
+}
+
+/// The namespace of an element as far as it is checked: the root's must be
+/// camt.053's, and no element may use an undeclared prefix.
+enum ElementNamespace {
+    /// Not an element, or an element whose namespace is not checked.
+    Unchecked,
+    /// The root element without a namespace (accepted, as before namespaces
+    /// were checked).
+    Unbound,
+    /// The root element's namespace URI.
+    Bound(String),
+    /// A prefix with no declaration in scope.
+    Undeclared(String),
+}
+
+impl ElementNamespace {
+    fn of(resolved: &ResolveResult<'_>, event: &Event<'_>, is_root: bool) -> ElementNamespace {
+        if !matches!(event, Event::Start(_) | Event::Empty(_)) {
+            return ElementNamespace::Unchecked;
+        }
+        match resolved {
+            ResolveResult::Unknown(prefix) => {
+                ElementNamespace::Undeclared(String::from_utf8_lossy(prefix).into_owned())
+            }
+            ResolveResult::Bound(namespace) if is_root => {
+                ElementNamespace::Bound(String::from_utf8_lossy(namespace.as_ref()).into_owned())
+            }
+            ResolveResult::Unbound if is_root => ElementNamespace::Unbound,
+            _ => ElementNamespace::Unchecked,
+        }
+    }
+}
+
+/// Whether a namespace URI is that of a camt.053 version read
+/// (`urn:iso:std:iso:20022:tech:xsd:camt.053.001.02` to `.13`).
+fn is_camt053_namespace(namespace: &str) -> bool {
+    let Some(version) = namespace.strip_prefix("urn:iso:std:iso:20022:tech:xsd:camt.053.001.") else {
+        return false;
+    };
+    version.len() == 2 && version.parse::<u8>().is_ok_and(|v| (2..=13).contains(&v))
 }
 
 struct Frame {
@@ -192,18 +246,39 @@ impl Parser<'_> {
         self.errors.malformed(self.here(), reason)
     }
 
-    fn xml_error(&self, reason: &str, offset: u64) -> ReconcileError {
+    /// A quick-xml error at `offset` of `text`. Markup left open at the end
+    /// of the input means the file was cut.
+    fn xml_error(&self, error: &quick_xml::Error, text: &str, offset: u64, skipped: usize) -> ReconcileError {
+        if let quick_xml::Error::Syntax(syntax) = error {
+            let inside = match syntax {
+                SyntaxError::UnclosedTag => "a tag",
+                SyntaxError::UnclosedComment => "a comment",
+                SyntaxError::UnclosedCData => "a CDATA section",
+                SyntaxError::UnclosedDoctype => "a DOCTYPE",
+                SyntaxError::UnclosedPIOrXmlDecl => "a processing instruction",
+                SyntaxError::InvalidBangMarkup => "markup beginning `<!`",
+            };
+            let begun = offset.saturating_add(skipped as u64);
+            return self.ends_early(text, text.len(), skipped, &format!("inside {inside} begun at byte {begun}"));
+        }
+        let offset = offset.saturating_add(skipped as u64);
         self.errors.malformed(
             Location::Xml(format!("{} (byte {offset})", self.path())),
-            format!("not well-formed XML: {reason}"),
+            format!("not well-formed XML: {error}"),
         )
+    }
+
+    /// The file ends at `end` of `text` with elements (or markup) still open.
+    fn ends_early(&self, text: &str, end: usize, skipped: usize, what: &str) -> ReconcileError {
+        let line = text::line_of(text.as_bytes(), end);
+        self.malformed(&format!("the file ends early, at line {line} (byte {}), {what}", end + skipped))
     }
 
     fn invalid(&self, expected: &str, found: &str) -> ReconcileError {
         self.errors.invalid(self.here(), expected, found)
     }
 
-    fn start(&mut self, start: &BytesStart<'_>) -> Result<()> {
+    fn start(&mut self, start: &BytesStart<'_>, namespace: ElementNamespace) -> Result<()> {
         if self.frames.len() >= MAX_DEPTH {
             return Err(self.errors.limit(self.here(), "element depth", MAX_DEPTH));
         }
@@ -230,26 +305,25 @@ impl Parser<'_> {
                 .map_err(|e| self.malformed(&format!("bad attribute: {e}")))?;
             self.currency = Some(currency.unwrap_or_default());
         }
+        if let ElementNamespace::Undeclared(prefix) = &namespace {
+            return Err(self.malformed(&format!("the prefix `{prefix}` is not declared")));
+        }
         if self.frames.len() == 1 {
-            self.check_root(start)?;
+            self.check_root(namespace)?;
         }
         self.open_builder()
     }
 
-    fn check_root(&mut self, start: &BytesStart<'_>) -> Result<()> {
+    fn check_root(&mut self, namespace: ElementNamespace) -> Result<()> {
         if self.name(0) != "Document" {
             return Err(self.invalid("a camt.053 `Document` root element", self.name(0)));
         }
-        let namespace = start
-            .attributes()
-            .flatten()
-            .find(|a| a.key.as_ref() == b"xmlns" || a.key.as_ref().starts_with(b"xmlns:"))
-            .map(|a| String::from_utf8_lossy(&a.value).into_owned());
-        if let Some(namespace) = namespace {
-            if !namespace.contains("camt.053") {
-                return Err(
-                    self.invalid("the camt.053 namespace (urn:iso:std:iso:20022:tech:xsd:camt.053.001.xx)", &namespace)
-                );
+        if let ElementNamespace::Bound(namespace) = namespace {
+            if !is_camt053_namespace(&namespace) {
+                return Err(self.invalid(
+                    "the camt.053 namespace (urn:iso:std:iso:20022:tech:xsd:camt.053.001.02 to .13)",
+                    &namespace,
+                ));
             }
         }
         self.seen_root = true;

@@ -30,7 +30,7 @@ impl fmt::Display for Location {
 
 /// Why receipts could not be read or summed.
 ///
-/// `Invalid`, `Malformed`, `Mapping` and `Limit` are rejections of the input
+/// `Invalid`, `Malformed`, `Mapping`, `Limit` and `Unrecognised` are rejections of the input
 /// (the CLI's exit code 2); `Io` is a failure to read it; `TotalOverflow`
 /// means totals do not fit the ledger's `Money`.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,10 @@ pub enum ReconcileError {
     /// A sum of amounts is larger than the ledger's largest amount.
     #[error("the total of {what} exceeds the largest amount the ledger holds")]
     TotalOverflow { what: String },
+    /// The file is of no format read here (MT940, a PDF, a workbook, …).
+    #[error("{file}: not a format yibao reads (looks like {looks_like}); formats read: {FORMATS_READ}")]
+    Unrecognised { file: String, looks_like: String },
+    /// The OS reason is the source; callers print the chain (`{:#}`).
     #[error("reading {file}")]
     Io {
         file: String,
@@ -58,6 +62,9 @@ pub enum ReconcileError {
         source: std::io::Error,
     },
 }
+
+/// The formats read, as error messages list them.
+pub const FORMATS_READ: &str = "camt.053 (.xml), WeChat Pay bill (CSV), CSV with --mapping";
 
 pub type Result<T, E = ReconcileError> = std::result::Result<T, E>;
 

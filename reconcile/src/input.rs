@@ -2,7 +2,8 @@
 
 use crate::camt053::parse_camt053;
 use crate::csv_mapped::{parse_mapped_csv, Mapping};
-use crate::error::{ReconcileError, Result};
+use crate::detect::{detect, Detected};
+use crate::error::{Location, ReconcileError, Result};
 use crate::model::Statement;
 use crate::wechat::parse_wechat_bill;
 use ledger::Hash;
@@ -53,22 +54,66 @@ pub fn parse_bytes(name: &str, bytes: &[u8], format: &Format) -> Result<ParsedFi
 /// Reads and parses a receipt file, named by its path as given.
 pub fn parse_path(path: &Path, format: &Format) -> Result<ParsedFile> {
     let name = path.display().to_string();
+    let bytes = read_file(path)?;
+    parse_bytes(&name, &bytes, format)
+}
+
+/// Reads a receipt file whole, refusing one above the size limit. Errors
+/// name the file by its path as given.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let name = path.display().to_string();
     let size = std::fs::metadata(path).map_err(|source| ReconcileError::Io { file: name.clone(), source })?.len();
     if size > crate::text::MAX_FILE_BYTES as u64 {
         return Err(ReconcileError::Limit {
             file: name,
-            at: crate::error::Location::File,
+            at: Location::File,
             what: "file size in bytes",
             limit: crate::text::MAX_FILE_BYTES as u64,
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| ReconcileError::Io { file: name.clone(), source })?;
-    parse_bytes(&name, &bytes, format)
+    std::fs::read(path).map_err(|source| ReconcileError::Io { file: name, source })
+}
+
+/// The format of a receipt file no format was named for, judged by its
+/// content: XML is camt.053; with a mapping, text is a mapped CSV; a WeChat
+/// Pay bill header is a bill. Anything else is refused, saying what it
+/// looks like and which formats are read.
+pub fn detect_format(file: &str, bytes: &[u8], mapping: Option<&Mapping>, channel: Option<&str>) -> Result<Format> {
+    let unrecognised =
+        |looks_like: &str| ReconcileError::Unrecognised { file: file.to_string(), looks_like: looks_like.to_string() };
+    match (detect(bytes), mapping) {
+        (Detected::Unread(kind), _) => Err(unrecognised(kind)),
+        (Detected::Empty, _) => Err(unrecognised("an empty file")),
+        (Detected::Xml, _) => Ok(Format::Camt053 { channel: channel.map(str::to_string) }),
+        (_, Some(mapping)) => Ok(Format::Csv(Box::new(mapping.clone()))),
+        (Detected::WechatBill, None) => Ok(Format::WechatBill { channel: channel.unwrap_or("wechat").to_string() }),
+        (Detected::Text { delimited: true }, None) => Err(unrecognised("a CSV file without --mapping")),
+        (Detected::Text { delimited: false }, None) => Err(unrecognised("text of no known layout")),
+    }
+}
+
+/// Refuses a file of a format not read at all (MT940, PDF, a workbook, …)
+/// even when a format was named: reading it as the named one would only
+/// report a misleading first field.
+pub fn refuse_unread(file: &str, bytes: &[u8]) -> Result<()> {
+    match detect(bytes) {
+        Detected::Unread(kind) => {
+            Err(ReconcileError::Unrecognised { file: file.to_string(), looks_like: kind.to_string() })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Reads a generic CSV's mapping file.
 pub fn read_mapping(path: &Path) -> Result<Mapping> {
+    read_mapping_with_digest(path).map(|(mapping, _)| mapping)
+}
+
+/// Reads a generic CSV's mapping file, with the SM3 digest of its bytes
+/// (part of what identifies a reconciliation run).
+pub fn read_mapping_with_digest(path: &Path) -> Result<(Mapping, Hash)> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ReconcileError::Io { file: name.clone(), source })?;
-    Mapping::from_toml(&name, &text)
+    let mapping = Mapping::from_toml(&name, &text)?;
+    Ok((mapping, ledger::envelope::sm3(text.as_bytes())))
 }

@@ -46,6 +46,7 @@
 pub mod camt053;
 pub mod checks;
 pub mod csv_mapped;
+pub mod detect;
 pub mod error;
 mod index;
 pub mod input;
@@ -60,11 +61,15 @@ pub mod wechat;
 pub use camt053::parse_camt053;
 pub use checks::{check_statement, CheckFailure};
 pub use csv_mapped::{parse_mapped_csv, ChannelSource, ColumnRef, Columns, DirectionValues, Mapping};
-pub use error::{Location, ReconcileError, Result};
-pub use input::{parse_bytes, parse_path, read_mapping, Format, ParsedFile};
+pub use detect::{detect, Detected};
+pub use error::{Location, ReconcileError, Result, FORMATS_READ};
+pub use input::{
+    detect_format, parse_bytes, parse_path, read_file, read_mapping, read_mapping_with_digest, refuse_unread, Format,
+    ParsedFile,
+};
 pub use ledger_side::{ledger_side, LedgerPayment};
 pub use matching::{reconcile, Finding, FindingKind, MatchOptions, Refs, Report, Rule, StatementChecks, KIND_NAMES};
 pub use model::{Balance, Balances, ControlTotal, Direction, Period, Receipt, Side, Statement};
-pub use summary::{receipt_files, reconciliation_recorded, summarize, Summary, SummaryRow};
+pub use summary::{receipt_files, reconciliation_recorded, run_id, summarize, RunDefinition, Summary, SummaryRow};
 pub use text::Encoding;
 pub use wechat::parse_wechat_bill;

@@ -137,6 +137,53 @@ pub fn receipt_files(files: &[ParsedFile]) -> Vec<ReceiptFile> {
         .collect()
 }
 
+/// What defines a reconciliation run besides its results: the content of
+/// the files and the options that change what they match. File names are
+/// not part of it: the same statement under another name is the same run.
+#[derive(Clone, Debug)]
+pub struct RunDefinition<'a> {
+    pub files: &'a [ParsedFile],
+    /// SM3 of the mapping file the CSVs were read through, if any.
+    pub mapping_sm3: Option<Hash>,
+    /// The channel asked for (`--channel`), if any.
+    pub channel: Option<&'a str>,
+    /// The period asked for, if any.
+    pub period: Option<Period>,
+    pub tolerance_days: u32,
+    /// The ledger compared with.
+    pub head_position: u64,
+    pub head_hash: Hash,
+}
+
+/// A run's id: `reconcile-` and 64 bits of the SM3 of its definition and its
+/// results. The files are taken by digest and format in sorted order, so
+/// neither their names nor the order they were given in make another run;
+/// other results, another mapping, channel, period, tolerance or ledger do.
+pub fn run_id(definition: &RunDefinition<'_>, summary: &Summary) -> Result<String> {
+    let mut files: Vec<String> =
+        definition.files.iter().map(|file| format!("file {} {}\n", hex::encode(file.sm3), file.format)).collect();
+    files.sort();
+    let mut text = String::from("yibao reconciliation run 1\n");
+    files.iter().for_each(|line| text.push_str(line));
+    if let Some(digest) = definition.mapping_sm3 {
+        text.push_str(&format!("mapping {}\n", hex::encode(digest)));
+    }
+    if let Some(channel) = definition.channel {
+        // Length first: a channel name may hold any text.
+        text.push_str(&format!("channel {}:{channel}\n", channel.len()));
+    }
+    if let Some(period) = definition.period {
+        text.push_str(&format!("period {} {}\n", period.from, period.to));
+    }
+    text.push_str(&format!("tolerance_days {}\n", definition.tolerance_days));
+    text.push_str(&format!("head {} {}\n", definition.head_position, hex::encode(definition.head_hash)));
+    for result in summary.result_counts()? {
+        text.push_str(&format!("result {} {} {}\n", result.kind, result.count, result.total.fen()));
+    }
+    let digest = ledger::envelope::sm3(text.as_bytes());
+    Ok(format!("reconcile-{}", hex::encode(&digest[..8])))
+}
+
 /// The whole `ReconciliationRecorded` event of a run, for the CLI to append.
 /// `period` is the report's period (or the one asked for); `head` is the
 /// ledger head the ledger side was read up to.

@@ -231,3 +231,81 @@ fn text_that_is_not_utf8_names_its_line() {
     let message = parse_camt053("s.xml", &bytes, None).map(|_| ()).expect_err("invalid UTF-8");
     assert_eq!(message.to_string(), "s.xml: line 1: not valid UTF-8 text");
 }
+
+/// The clean fixture with its root element's start tag replaced, and every
+/// element name given `prefix`.
+fn with_root(start_tag: &str, prefix: &str) -> String {
+    let text = receipt_text("camt053-clean.xml");
+    let root = r#"<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">"#;
+    let body = &text[text.find(root).expect("root") + root.len()..];
+    let body = body.replace("</", "\u{1}").replace('<', &format!("<{prefix}")).replace('\u{1}', &format!("</{prefix}"));
+    let body = body.replace(&format!("<{prefix}!--"), "<!--");
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{start_tag}{body}")
+}
+
+#[test]
+fn the_namespace_is_resolved_whatever_the_attribute_order_or_prefix() {
+    let ns = "urn:iso:std:iso:20022:tech:xsd:camt.053.001";
+    let xsi = r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance""#;
+    let location = format!(r#"xsi:schemaLocation="{ns}.02 camt.053.001.02.xsd""#);
+    for (start_tag, prefix) in [
+        (format!(r#"<Document {xsi} xmlns="{ns}.08">"#), ""),
+        (format!(r#"<Document {location} {xsi} xmlns="{ns}.02">"#), ""),
+        (format!(r#"<Document xmlns="{ns}.13" {xsi}>"#), ""),
+        (format!(r#"<ns2:Document {xsi} xmlns:ns2="{ns}.04">"#), "ns2:"),
+        (format!(r#"<c:Document xmlns:c="{ns}.10" xmlns="urn:other">"#), "c:"),
+    ] {
+        let text = with_root(&start_tag, prefix);
+        let statements = parse_text(&text).unwrap_or_else(|e| panic!("{start_tag}: {e}"));
+        assert_eq!(statements[0].receipts.len(), 12, "{start_tag}");
+    }
+}
+
+#[test]
+fn another_namespace_or_version_is_refused() {
+    let ns = "urn:iso:std:iso:20022:tech:xsd";
+    let xsi = r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance""#;
+    for (start_tag, prefix, found) in [
+        (format!(r#"<Document {xsi} xmlns="{ns}:camt.052.001.08">"#), "", "camt.052.001.08"),
+        (format!(r#"<Document xmlns="{ns}:camt.053.001.14">"#), "", "camt.053.001.14"),
+        (format!(r#"<Document xmlns="{ns}:camt.053.001.01">"#), "", "camt.053.001.01"),
+        (format!(r#"<n:Document xmlns="{ns}:camt.053.001.08" xmlns:n="urn:other">"#), "n:", "urn:other"),
+    ] {
+        let message = error_of(&with_root(&start_tag, prefix));
+        assert!(message.starts_with("statement.xml: /Document: expected the camt.053 namespace"), "{message}");
+        assert!(message.contains(found), "{message}");
+    }
+    let undeclared = with_root(r#"<ns2:Document>"#, "ns2:");
+    assert!(error_of(&undeclared).contains("/Document: the prefix `ns2` is not declared"), "{}", error_of(&undeclared));
+}
+
+#[test]
+fn a_document_cut_short_says_where_it_ends() {
+    let text = receipt_text("camt053-clean.xml");
+    let start = text.find("    <Stmt>").expect("Stmt");
+    let end = text.find("</Stmt>").expect("end of Stmt") + "</Stmt>\n".len();
+    let second = &text[start..end];
+    // A whole statement, then a second one cut after an entry's amount.
+    let cut = format!("{}{}", &text[..end], &second[..second.find("<NtryRef>3</NtryRef>").expect("entry 3")]);
+    let line = cut.matches('\n').count() + 1;
+    let message = error_of(&cut);
+    assert_eq!(
+        message,
+        format!(
+            "statement.xml: {}/Ntry[3]: the file ends early, at line {line} (byte {}), before `</Ntry>`",
+            STMT.replace("Stmt[1]", "Stmt[2]"),
+            cut.len()
+        )
+    );
+    // A single statement cut short says the same, not that it has none.
+    let single = &text[..text.find("<NtryRef>3</NtryRef>").expect("entry 3")];
+    assert!(error_of(single).contains(&format!("{STMT}/Ntry[3]: the file ends early")), "{}", error_of(single));
+    // Cut inside a tag.
+    let in_tag = &text[..text.find("<NtryRef>3</NtryRef>").expect("entry 3") + 4];
+    let message = error_of(in_tag);
+    assert!(message.starts_with(&format!("statement.xml: {STMT}/Ntry[3]: the file ends early, at line ")), "{message}");
+    assert!(message.contains("inside a tag"), "{message}");
+    // Only the root left open.
+    let root_open = &text[..text.find("</Document>").expect("end")];
+    assert!(error_of(root_open).contains("/Document: the file ends early"), "{}", error_of(root_open));
+}
