@@ -19,7 +19,7 @@
 
 use super::error::ApiError;
 use crate::exit::BadInput;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::http::{header, HeaderMap};
 use ledger::envelope::sm3;
 use ledger::Event;
@@ -148,7 +148,7 @@ impl Tokens {
     /// Reads the tokens file; any fault in it is bad input (exit 2).
     pub fn load(path: &Path) -> Result<Tokens> {
         check_private(path)?;
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("reading {}: {e}", path.display())))?;
         let file: TokenFile = toml::from_str(&text).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
         let mut tokens = HashMap::new();
         let mut names = HashSet::new();
@@ -204,7 +204,7 @@ fn channels_of(role: Role, channels: Option<Vec<String>>) -> Result<Vec<String>,
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let metadata = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let metadata = std::fs::metadata(path).map_err(|e| BadInput(format!("reading {}: {e}", path.display())))?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         let shown = path.display();
