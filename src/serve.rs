@@ -5,6 +5,12 @@
 //! The live coverage projection is held in memory behind a lock and caught
 //! up after each acknowledged write (or before a read when the log head
 //! moved), so a lookup reads no disk. Its checkpoint is saved on shutdown.
+//!
+//! Connections are served by hyper with a time-out on reading the request
+//! head; a body is read only for a caller with a valid token, within its
+//! own time-out and budget (`--max-reading`), before the request counts
+//! against `--max-in-flight`: slow or unauthenticated clients cannot hold
+//! the slots that lookups need.
 
 mod access;
 mod audit;
@@ -14,21 +20,23 @@ mod family;
 mod lookup;
 mod metrics;
 mod openapi;
+mod store;
 mod web;
 mod write;
 
 use crate::commands::open;
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
+use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{BoxError, Json, Router};
 use error::ApiError;
-use ledger::{Date, Identity, OpenMode, RegionCode, SledLog};
+use ledger::{Date, Identity, OpenMode, RegionCode};
 use projections::coverage::Coverage;
 use projections::Projection;
 use serde::Deserialize;
@@ -39,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -58,7 +66,8 @@ pub struct ServeArgs {
     #[arg(long)]
     tokens: Option<PathBuf>,
     /// Serve without tokens: anyone reaching the address may read and post
-    /// everything. For a laptop demo only.
+    /// everything. For a laptop demo only: refused unless --addr is a
+    /// loopback address (127.0.0.1, ::1, localhost).
     #[arg(long, conflicts_with = "tokens")]
     insecure_no_auth: bool,
     /// Requests served at once; more are answered 503 with Retry-After
@@ -69,17 +78,33 @@ pub struct ServeArgs {
     /// writes already handed to the ledger still finish.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     request_timeout: u64,
+    /// Seconds a client may take to send a request's head (request line
+    /// and headers); then the connection is closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    header_read_timeout: u64,
+    /// Seconds a client may take to send a request's body; then it is
+    /// answered 408 `body_timeout`.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    body_read_timeout: u64,
+    /// Bodies read at once (authenticated callers only; nobody's body is
+    /// read before the token is checked); more are answered 503. Apart
+    /// from --max-in-flight, which counts requests once their body is read.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_reading: u32,
 }
 
 /// The service's limits, from the flags.
 struct Limits {
     max_in_flight: usize,
     request_timeout: Duration,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
 }
 
 /// What every handler shares.
 pub struct App {
-    log: SledLog,
+    /// The log, reopened after a storage failure (`store.rs`).
+    store: store::Store,
     data: PathBuf,
     coverage: RwLock<Coverage>,
     /// At the coverage projection's position (`Family::catch_up_to`).
@@ -87,6 +112,8 @@ pub struct App {
     /// Verify and replay jobs started over HTTP.
     audit: audit::Jobs,
     limits: Limits,
+    /// Room for bodies being read (`--max-reading`).
+    reading: Semaphore,
     /// Serializes rule check + append (std: held inside blocking tasks).
     write_lock: Mutex<()>,
     tokens: Option<auth::Tokens>,
@@ -100,13 +127,22 @@ impl App {
     /// Folds the records the projection has not seen, up to the durable
     /// head (none: no lock taken for writing).
     fn catch_up(&self) -> Result<()> {
-        self.catch_up_to(self.log.durable_head().position)
+        self.catch_up_to(self.head_position())
+    }
+
+    /// The durable head's position; while the log is being reopened, the
+    /// projection's own (it answers as it is).
+    fn head_position(&self) -> u64 {
+        match self.store.head() {
+            Some(head) => head.position,
+            None => self.coverage.read().unwrap_or_else(|p| p.into_inner()).position(),
+        }
     }
 
     /// The projection, caught up first when the log moved (see
     /// `App::catch_up_for_read`).
     async fn coverage(self: &Arc<Self>) -> Result<std::sync::RwLockReadGuard<'_, Coverage>, ApiError> {
-        let head = self.log.durable_head().position;
+        let head = self.head_position();
         let position = self.coverage.read().unwrap_or_else(|p| p.into_inner()).position();
         if position < head {
             self.catch_up_for_read(head, head - position).await?;
@@ -140,7 +176,10 @@ impl App {
 pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     let tokens = match (&args.tokens, args.insecure_no_auth) {
         (Some(path), _) => Some(auth::Tokens::load(path)?),
-        (None, true) => None,
+        (None, true) => {
+            require_loopback(&args.addr)?;
+            None
+        }
         (None, false) => {
             return Err(
                 BadInput("give --tokens FILE, or --insecure-no-auth to serve without access control".into()).into()
@@ -153,7 +192,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     let family = crate::family::family_at(data, &log, coverage.position())?;
     let (access, access_writer) = access::start(data)?;
     let app = Arc::new(App {
-        log,
+        store: store::Store::new(data, log),
         data: data.to_path_buf(),
         coverage: RwLock::new(coverage),
         family: RwLock::new(family),
@@ -161,7 +200,10 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         limits: Limits {
             max_in_flight: args.max_in_flight as usize,
             request_timeout: Duration::from_secs(args.request_timeout),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout),
         },
+        reading: Semaphore::new(args.max_reading as usize),
         write_lock: Mutex::new(()),
         tokens,
         access,
@@ -169,7 +211,14 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         catching_up: lookup::CatchUp::default(),
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
-    save_checkpoint(&app)?;
+    // The checkpoints only spare the next start a fold of the log: when
+    // they cannot be saved (a full disk), say so and stop cleanly.
+    if let Err(error) = save_checkpoint(&app) {
+        eprintln!("warning: {error:#}; the next start folds the log from the last saved checkpoint");
+    }
+    if let Some(refusal) = app.store.refusal() {
+        eprintln!("note: writes were refused at shutdown ({}); every acknowledged write is durable", refusal.reason);
+    }
     // The last sender goes with the app; the writer drains and stops.
     drop(app);
     access_writer.join().map_err(|_| anyhow::anyhow!("the access log writer panicked"))?;
@@ -215,8 +264,79 @@ async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     let bound = listener.local_addr()?;
     println!("listening on {bound}");
     std::io::stdout().flush()?;
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    let watcher = tokio::spawn(watch_store(Arc::clone(&app)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_read_timeout);
+    let router = router(Arc::clone(&app));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, most likely: let some close.
+                eprintln!("error: accepting a connection: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let mut stopping = stopping.clone();
+        // At shutdown the request in flight is finished, then the
+        // connection closed.
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    watcher.abort();
     eprintln!("stopped: in-flight requests finished");
+    Ok(())
+}
+
+/// While writes are refused after a storage failure, looks for space and
+/// reopens the log (`store.rs`).
+async fn watch_store(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(store::PROBE_INTERVAL).await;
+        if app.store.refusal().is_none() {
+            continue;
+        }
+        let worker = Arc::clone(&app);
+        let _ = tokio::task::spawn_blocking(move || worker.store.recover()).await;
+    }
+}
+
+/// `--insecure-no-auth` serves everyone who reaches the address: only a
+/// loopback address keeps that to this machine.
+fn require_loopback(addr: &str) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    let resolved: Vec<std::net::SocketAddr> =
+        addr.to_socket_addrs().map_err(|e| BadInput(format!("--addr {addr}: {e}")))?.collect();
+    if resolved.is_empty() || resolved.iter().any(|address| !address.ip().is_loopback()) {
+        return Err(BadInput(format!(
+            "--insecure-no-auth serves without access control, so only on a loopback address \
+             (127.0.0.1, ::1, localhost), and --addr {addr} is not one; give --tokens FILE to serve on it"
+        ))
+        .into());
+    }
     Ok(())
 }
 
@@ -302,8 +422,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(Arc::clone(&app), track))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(refuse_large_bodies))
         .layer(limits)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), intake))
+        .layer(middleware::from_fn(no_store))
         .with_state(app)
 }
 
@@ -320,8 +441,12 @@ fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is above {MAX_BODY_BYTES} bytes"))
 }
 
-/// A declared length above the limit is refused before the body is read.
-async fn refuse_large_bodies(request: Request, next: Next) -> Response {
+/// Before a request counts against `--max-in-flight`. A declared length
+/// above the limit is refused before the body is read; a body is read only
+/// for a caller with a valid token (the others are answered 401 at once),
+/// within `--body-read-timeout` and the `--max-reading` budget. A request
+/// without a body goes straight on.
+async fn intake(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -330,7 +455,52 @@ async fn refuse_large_bodies(request: Request, next: Next) -> Response {
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return too_large().into_response();
     }
-    next.run(request).await
+    let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+    if !chunked && declared.unwrap_or(0) == 0 {
+        return next.run(request).await;
+    }
+    if let Err(refused) = auth::Tokens::caller(app.tokens.as_ref(), request.headers()) {
+        return refused.into_response();
+    }
+    let Ok(permit) = app.reading.try_acquire() else {
+        app.metrics.n_shed.fetch_add(1, Ordering::Relaxed);
+        return ApiError::overloaded("overloaded", "too many request bodies arriving at once; retry later")
+            .into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(app.limits.body_read_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
+    drop(permit);
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) if is_too_long(&error) => return too_large().into_response(),
+        Ok(Err(_)) => return ApiError::bad_input(None, "the request body could not be read").into_response(),
+        Err(_) => return body_timeout(&app).into_response(),
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+fn is_too_long(error: &axum::Error) -> bool {
+    std::error::Error::source(error).is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>())
+}
+
+/// The body did not arrive in time: 408, and the connection is closed.
+fn body_timeout(app: &App) -> Response {
+    app.metrics.n_body_timeouts.fetch_add(1, Ordering::Relaxed);
+    let seconds = app.limits.body_read_timeout.as_secs();
+    let message = format!("the request body did not arrive within {seconds} s");
+    let mut response = ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", message).into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Answers under `/v1/` may carry personal data: no cache may keep them.
+async fn no_store(request: Request, next: Next) -> Response {
+    let personal = request.uri().path().starts_with("/v1/");
+    let mut response = next.run(request).await;
+    if personal {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn track(State(app): State<Arc<App>>, matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
@@ -341,15 +511,50 @@ async fn track(State(app): State<Arc<App>>, matched: Option<MatchedPath>, reques
     response
 }
 
-async fn health(State(app): State<Arc<App>>) -> Json<Value> {
-    let head = app.log.durable_head();
-    Json(json!({ "status": "ok", "head": { "position": head.position, "hash": hex::encode(head.hash) } }))
+/// 200 `ok`; 503 while the store refuses writes, with the reason.
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let head = app.store.head().map(|head| json!({ "position": head.position, "hash": hex::encode(head.hash) }));
+    match (app.store.refusal(), head) {
+        (None, Some(head)) => Json(json!({ "status": "ok", "head": head })).into_response(),
+        (refusal, head) => {
+            let reason = refusal.map_or_else(|| "the log is being reopened".to_string(), |r| r.reason);
+            let body = json!({ "status": "refusing_writes", "reason": reason, "head": head });
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], Json(body)).into_response()
+        }
+    }
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let head = app.log.durable_head().position;
+    let head = app.head_position();
     let projection = app.coverage.read().unwrap_or_else(|p| p.into_inner()).position();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(head, projection))
+    let store = &app.store;
+    let figures = [
+        (
+            "yibao_store_write_failures_total",
+            "counter",
+            "Appends that failed on storage.",
+            store.n_write_failures.load(Ordering::Relaxed),
+        ),
+        (
+            "yibao_store_writes_refused_total",
+            "counter",
+            "Writes answered at once while the store refused writes.",
+            store.n_writes_refused.load(Ordering::Relaxed),
+        ),
+        (
+            "yibao_store_reopens_total",
+            "counter",
+            "Times the log was reopened after a storage failure.",
+            store.n_reopens.load(Ordering::Relaxed),
+        ),
+        (
+            "yibao_store_refusing_writes",
+            "gauge",
+            "1 while the store refuses writes after a storage failure.",
+            u64::from(store.refusal().is_some()),
+        ),
+    ];
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(head, projection, &figures))
 }
 
 fn identity(text: &str) -> Result<Identity, ApiError> {
@@ -434,7 +639,8 @@ async fn history(
                 Some(summary) => std::iter::once(summary.current).chain(summary.former).collect(),
                 None => HashSet::from([person.clone()]),
             };
-            let facts = crate::lookup::history_by_streams(&worker.log, family, &identities, coverage.position())
+            let log = worker.store.log()?;
+            let facts = crate::lookup::history_by_streams(&log, family, &identities, coverage.position())
                 .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
             if facts.is_empty() && coverage.person(&person).is_none() {
                 return Err(unknown_person(&person));

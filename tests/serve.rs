@@ -14,6 +14,8 @@ use common::server::{cli, Server, BIN};
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies");
 const OFFICE: &str = "office-token-0123456789";
 const CHANNEL: &str = "channel-token-0123456789";
+/// A second channel: Alipay's payments only.
+const ALIPAY: &str = "alipay-token-0123456789";
 const AUDITOR: &str = "auditor-token-0123456789";
 const PERSON: &str = "520502198503121233";
 /// Another resident behind the same mask as `PERSON`.
@@ -46,7 +48,8 @@ fn start_on_ledger(data: &Path) -> Server {
 fn start_with(data: &Path, flags: &[&str]) -> Server {
     let text = format!(
         "[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n\n\
-         [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\n\n\
+         [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\nchannels = [\"wechat\"]\n\n\
+         [[token]]\nname = \"alipay\"\ntoken = \"{ALIPAY}\"\nrole = \"channel\"\nchannels = [\"alipay\"]\n\n\
          [[token]]\ntoken = \"{AUDITOR}\"\nrole = \"auditor\"\n"
     );
     common::server::spawn(data, &text, flags)
@@ -451,7 +454,7 @@ fn as_of_through_the_person_streams_equals_a_whole_rebuild() {
     let refund = json!({"type": "refund_issued", "v": 1, "person": PERSON_2, "coverage_year": 2025,
         "refund_ref": "TK-ASOF-1", "payment": {"channel": "alipay", "channel_ref": "AP-ASOF-1"}, "amount": "400.00",
         "destination": "original_channel", "refunded_at": "2024-11-01 10:00:00", "reason": "重复参保"});
-    for (token, fact) in [(OFFICE, registration), (CHANNEL, payment), (OFFICE, refund)] {
+    for (token, fact) in [(OFFICE, registration), (ALIPAY, payment), (OFFICE, refund)] {
         let (status, answer) = call(&server, "POST", "/v1/events", Some(token), Some(&fact));
         assert_eq!(status, 200, "{answer}");
         moments.push(moment());
@@ -568,16 +571,16 @@ fn audit_jobs_verify_the_chain_and_replay_a_year_over_http() {
     assert_eq!(report["digest"].as_str(), Some(digest.as_str()), "the job's digest is not the CLI's");
 }
 
-/// A request that stalls (headers sent, body not) holds the only slot of
-/// `--max-in-flight 1`: the next request is shed with 503 and Retry-After;
-/// the stalled one is answered 503 `timeout` after `--request-timeout 1`,
-/// and the service answers again.
+/// A body that stalls (head sent, body not) holds the only reading slot of
+/// `--max-reading 1`: the next body is shed with 503 and Retry-After while
+/// lookups, which have no body to read, are still answered; the stalled
+/// one is answered 408 `body_timeout` after `--body-read-timeout`.
 #[test]
-fn load_is_shed_and_slow_requests_time_out() {
+fn load_is_shed_and_slow_bodies_time_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
     cli(data, &["init"]);
-    let server = start_with(data, &["--max-in-flight", "1", "--request-timeout", "1"]);
+    let server = start_with(data, &["--max-reading", "1", "--body-read-timeout", "3"]);
     assert_eq!(call(&server, "GET", "/v1/health", None, None).0, 200);
 
     let mut stalled = std::net::TcpStream::connect(&server.addr).expect("connect");
@@ -588,42 +591,55 @@ fn load_is_shed_and_slow_requests_time_out() {
         server.addr
     );
     stalled.write_all(head.as_bytes()).expect("write");
-    // The stalled request takes the slot as soon as its headers are read.
+    // The stalled body takes the slot as soon as its head is read.
     let deadline = Instant::now() + Duration::from_secs(10);
     let shed = loop {
-        let response = ureq::get(&format!("http://{}/v1/health", server.addr)).call();
+        let response = ureq::post(&format!("http://{}/v1/events", server.addr))
+            .set("Authorization", &format!("Bearer {OFFICE}"))
+            .send_json(registration());
         match response {
             Err(ureq::Error::Status(503, response)) => break response,
+            // The stalled head may not have been read yet.
             Ok(_) => {
                 assert!(Instant::now() < deadline, "nothing was shed");
                 std::thread::sleep(Duration::from_millis(20));
             }
+            Err(ureq::Error::Status(_, response)) => panic!("{}", response.into_string().expect("body")),
             Err(other) => panic!("{other}"),
         }
     };
     assert!(shed.header("Retry-After").is_some(), "no Retry-After on 503");
     let body: Value = serde_json::from_str(&shed.into_string().expect("body")).expect("JSON");
     assert_eq!(body["code"], "overloaded", "{body}");
+    assert_eq!(call(&server, "GET", "/v1/health", None, None).0, 200, "a lookup waits for a slow body");
 
+    let answer = read_answer(&mut stalled);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let (_, metrics) = call(&server, "GET", "/v1/metrics", None, None);
+    let figure = |name: &str| {
+        metrics
+            .as_str()
+            .and_then(|text| text.lines().find(|l| l.starts_with(&format!("{name} "))))
+            .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+    };
+    assert!(figure("yibao_http_requests_shed_total").is_some_and(|n| n >= 1), "{metrics}");
+    assert_eq!(figure("yibao_http_body_timeouts_total"), Some(1), "{metrics}");
+}
+
+/// What the server answered on a raw connection, up to the JSON message.
+fn read_answer(stream: &mut std::net::TcpStream) -> String {
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     while !String::from_utf8_lossy(&bytes).contains("\"message\"") {
-        let n = stalled.read(&mut chunk).expect("read the stalled request's answer");
+        let n = stream.read(&mut chunk).expect("read the answer");
         if n == 0 {
             break;
         }
         bytes.extend_from_slice(&chunk[..n]);
     }
-    let answer = String::from_utf8_lossy(&bytes).to_string();
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
-    assert_eq!(call(&server, "GET", "/v1/health", None, None).0, 200);
-    let (_, metrics) = call(&server, "GET", "/v1/metrics", None, None);
-    let shed_total = metrics
-        .as_str()
-        .and_then(|text| text.lines().find(|l| l.starts_with("yibao_http_requests_shed_total ")))
-        .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok());
-    assert!(shed_total.is_some_and(|n| n >= 2), "one shed and one timed out: {metrics}");
+    String::from_utf8_lossy(&bytes).to_string()
 }
 
 /// A payment whose body is still arriving when the server is told to stop
@@ -661,4 +677,372 @@ fn a_write_in_flight_at_shutdown_is_finished_and_durable() {
         "the registration and the payment are in the log: {:?}",
         scanned_history(data, PERSON)
     );
+}
+
+/// A payment by `channel` through `channel_ref`, for `PERSON`.
+fn payment_via(channel: &str, channel_ref: &str) -> Value {
+    let mut fact = payment();
+    fact["channel"] = json!(channel);
+    fact["channel_ref"] = json!(channel_ref);
+    fact
+}
+
+/// A channel token posts its own channels' payments only, and a
+/// caller-given idempotency key lives in the caller's namespace: another
+/// channel cannot take it (nor the natural key of a payment to come), two
+/// callers may use the same key, and a retry by the same caller is
+/// idempotent. Every /v1 answer says `Cache-Control: no-store`.
+#[test]
+fn channel_tokens_post_their_own_channels_with_keys_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+
+    let (status, refused) =
+        call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&json!([payment_via("alipay", "AP-1")])));
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["code"], "forbidden");
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("alipay")), "{refused}");
+
+    // WeChat's token takes Alipay's natural key for a payment of its own.
+    let mut squatting = payment_via("wechat", "WX-SQUAT-1");
+    squatting["idempotency_key"] = json!("payment/alipay/AP-1");
+    let (status, squatted) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&squatting));
+    assert_eq!(status, 200, "{squatted}");
+    let (status, genuine) = call(&server, "POST", "/v1/events", Some(ALIPAY), Some(&payment_via("alipay", "AP-1")));
+    assert_eq!(status, 200, "the genuine Alipay payment is refused: {genuine}");
+    assert_eq!(genuine["n_appended"], 1, "{genuine}");
+
+    // The same key from two channels: two payments.
+    let mut wechat = payment_via("wechat", "WX-K");
+    wechat["idempotency_key"] = json!("K");
+    let mut alipay = payment_via("alipay", "AP-K");
+    alipay["idempotency_key"] = json!("K");
+    let (status, first) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&wechat));
+    assert_eq!((status, first["n_appended"].clone()), (200, json!(1)), "{first}");
+    let (status, second) = call(&server, "POST", "/v1/events", Some(ALIPAY), Some(&alipay));
+    assert_eq!((status, second["n_appended"].clone()), (200, json!(1)), "{second}");
+    assert_ne!(first["positions"], second["positions"]);
+    let (status, retried) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&wechat));
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!((retried["n_appended"].clone(), retried["positions"].clone()), (json!(0), first["positions"].clone()));
+    wechat["amount"] = json!("10.00");
+    assert_eq!(call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&wechat)).0, 409);
+
+    for (path, token) in [
+        (format!("/v1/coverage/{PERSON}"), Some(OFFICE)),
+        (format!("/v1/coverage/{PERSON}"), None),
+        (format!("/v1/persons/{PERSON}/history"), Some(OFFICE)),
+        ("/v1/no-such-route".to_string(), Some(OFFICE)),
+        ("/v1/health".to_string(), None),
+    ] {
+        let mut request = ureq::get(&format!("http://{}{path}", server.addr));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let response = match request.call() {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(other) => panic!("{path}: {other}"),
+        };
+        assert_eq!(response.header("Cache-Control"), Some("no-store"), "{path} ({})", response.status());
+    }
+}
+
+/// Runs `yibao serve` that must refuse to start: its exit code and stderr.
+fn refused_start(data: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run yibao serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("yibao serve {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).to_string())
+}
+
+/// Exit 2 with a message saying what to do: a tokens file others may read
+/// (`chmod 600 FILE`), a channel token naming no channels, and
+/// `--insecure-no-auth` on an address other machines reach.
+#[test]
+fn serve_refuses_an_open_tokens_file_and_insecure_mode_off_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    cli(data, &["init"]);
+    let tokens = data.join("tokens.toml");
+    let tokens_arg = tokens.to_str().expect("path");
+    let office = format!("[[token]]\ntoken = \"{OFFICE}\"\nrole = \"office\"\n");
+    std::fs::write(&tokens, &office).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let (code, stderr) = refused_start(data, &["--addr", "127.0.0.1:0", "--tokens", tokens_arg]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(&format!("chmod 600 {tokens_arg}")), "{stderr}");
+    }
+
+    let channel = format!("[[token]]\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\n");
+    common::server::write_private(&tokens, &channel);
+    let (code, stderr) = refused_start(data, &["--addr", "127.0.0.1:0", "--tokens", tokens_arg]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("channels = [\"wechat\"]"), "{stderr}");
+
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let (code, stderr) = refused_start(data, &["--addr", addr, "--insecure-no-auth"]);
+        assert_eq!(code, Some(2), "{addr}: {stderr}");
+        assert!(stderr.contains("loopback"), "{addr}: {stderr}");
+    }
+}
+
+/// A raw connection to the server.
+fn connect(server: &Server) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    stream
+}
+
+/// 300 slow clients (40 heads sent a byte at a time; 260 bodies a byte at a
+/// time, half without a token, half with one: more than `--max-in-flight`)
+/// hold no slot a lookup needs: an office lookup is answered at once. The slow heads are cut off after
+/// `--header-read-timeout`, the unauthenticated bodies answered 401 before
+/// a byte is read, the authenticated ones 408 or shed.
+#[test]
+fn slow_clients_do_not_lock_lookups_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    cli(data, &["init"]);
+    cli(data, &["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]);
+    let server = start_with(data, &["--header-read-timeout", "5", "--body-read-timeout", "5"]);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+
+    let body_head = |token: Option<&str>| {
+        let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {}\r\n{authorization}Content-Type: application/json\r\n\
+             Content-Length: 1000\r\n\r\n ",
+            server.addr
+        )
+    };
+    let mut slow_heads = Vec::new();
+    let mut slow_bodies = Vec::new();
+    for index in 0..300 {
+        let mut stream = connect(&server);
+        let opening = match index {
+            0..40 => "GET /v1/health HTTP/1.1\r\nX-Slow: ".to_string(),
+            _ if index % 2 == 0 => body_head(None),
+            _ => body_head(Some(CHANNEL)),
+        };
+        stream.write_all(opening.as_bytes()).expect("write");
+        if index < 40 {
+            slow_heads.push(stream);
+        } else {
+            slow_bodies.push(stream);
+        }
+    }
+    // A byte on each connection every 200 ms, until the server closes it.
+    let dribbled: Vec<std::net::TcpStream> =
+        slow_heads.iter().chain(&slow_bodies).map(|s| s.try_clone().expect("clone")).collect();
+    let dribbling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let dribbler = {
+        let dribbling = std::sync::Arc::clone(&dribbling);
+        std::thread::spawn(move || {
+            let mut streams = dribbled;
+            while dribbling.load(std::sync::atomic::Ordering::Relaxed) {
+                for stream in &mut streams {
+                    let _ = stream.write_all(b"a");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+
+    let started = Instant::now();
+    let (status, answer) = call(&server, "GET", &format!("/v1/coverage/{PERSON}"), Some(OFFICE), None);
+    let elapsed = started.elapsed();
+    println!("office lookup beside 300 slow clients: {} ms", elapsed.as_millis());
+    assert_eq!(status, 200, "{answer}");
+    assert!(elapsed < Duration::from_secs(5), "the lookup took {elapsed:?}");
+    assert_eq!(call(&server, "GET", "/v1/health", None, None).0, 200);
+
+    let mut n_unauthorized = 0;
+    let mut n_late_or_shed = 0;
+    for stream in &mut slow_bodies {
+        let answer = read_answer(stream);
+        if answer.starts_with("HTTP/1.1 401") {
+            n_unauthorized += 1;
+        } else if answer.starts_with("HTTP/1.1 408") || answer.starts_with("HTTP/1.1 503") {
+            n_late_or_shed += 1;
+        } else {
+            panic!("a slow body was answered {answer}");
+        }
+    }
+    assert_eq!((n_unauthorized, n_late_or_shed), (130, 130));
+    // The slow heads were cut off: end of stream (or a reset), no answer.
+    for stream in &mut slow_heads {
+        let mut buffer = [0u8; 256];
+        match stream.read(&mut buffer) {
+            Ok(n) => assert!(
+                n == 0 || String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 408"),
+                "{}",
+                String::from_utf8_lossy(&buffer[..n])
+            ),
+            Err(error) => assert!(
+                !matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                "a slow head is still open after a minute"
+            ),
+        }
+    }
+    dribbling.store(false, std::sync::atomic::Ordering::Relaxed);
+    dribbler.join().expect("the dribbler");
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped (also when
+/// the test fails). `None` when this machine cannot mount one: the test is
+/// skipped loudly, or fails under `CI=true`.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size_mib: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(SmallDisk { dir }),
+            Ok(output) => skip(&format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&output.stderr).trim())),
+            Err(error) => skip(&format!("no mount command: {error}")),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+fn skip<T>(reason: &str) -> Option<T> {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and the test cannot run: {reason}");
+    eprintln!("SKIPPED (run as root to test a full disk): {reason}");
+    None
+}
+
+/// Fills the filesystem holding `path` with one file, to the last page.
+fn fill(path: &Path) {
+    let mut file = std::fs::File::create(path).expect("create the filler");
+    for chunk in [vec![0u8; 1 << 20], vec![0u8; 4096], vec![0u8; 512]] {
+        while file.write_all(&chunk).is_ok() {}
+    }
+    let _ = file.sync_all();
+}
+
+/// Posts batches of payments until one is refused; that answer.
+fn post_until_refused(server: &Server, batch_prefix: &str) -> (u16, Value) {
+    for batch in 0..200 {
+        let facts: Vec<Value> =
+            (0..200).map(|index| payment_via("wechat", &format!("{batch_prefix}-{batch}-{index}"))).collect();
+        let (status, answer) = call(server, "POST", "/v1/events", Some(CHANNEL), Some(&json!(facts)));
+        if status != 200 {
+            return (status, answer);
+        }
+    }
+    panic!("the disk never filled up");
+}
+
+fn metric(server: &Server, name: &str) -> Option<u64> {
+    let (_, metrics) = call(server, "GET", "/v1/metrics", None, None);
+    let text = metrics.as_str()?.to_string();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?.to_string();
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// On a small filesystem filled up: a post is refused 507 with the reason,
+/// lookups are still answered, `/v1/health` says 503 with the reason and
+/// the metrics count the failures; once the filler is deleted, posts
+/// succeed again without a restart. SIGTERM on a full disk still stops
+/// cleanly, and the log verifies afterwards.
+#[test]
+fn a_full_disk_refuses_writes_and_writes_resume_when_space_is_back() {
+    let Some(disk) = SmallDisk::mount(24) else { return };
+    let data = disk.path().join("ledger");
+    let filler = disk.path().join("filler");
+    let server = start(&data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&payment())).0, 200);
+
+    fill(&filler);
+    let (status, refused) = post_until_refused(&server, "WX-FULL");
+    assert_eq!(status, 507, "{refused}");
+    assert_eq!(refused["code"], "insufficient_storage", "{refused}");
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("space")), "{refused}");
+    let (status, again) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&payment_via("wechat", "WX-A")));
+    assert_eq!((status, again["code"].clone()), (507, json!("insufficient_storage")), "{again}");
+
+    let (status, coverage) = call(&server, "GET", &format!("/v1/coverage/{PERSON}?year=2025"), Some(OFFICE), None);
+    assert_eq!(status, 200, "a lookup on a full disk: {coverage}");
+    assert_eq!(coverage["person"]["id"], "520502********1233", "{coverage}");
+    let (status, history) = call(&server, "GET", &format!("/v1/persons/{PERSON}/history"), Some(OFFICE), None);
+    assert_eq!(status, 200, "history on a full disk: {history}");
+    let (status, health) = call(&server, "GET", "/v1/health", None, None);
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "refusing_writes", "{health}");
+    assert!(health["reason"].as_str().is_some_and(|r| r.contains("space")), "{health}");
+    assert!(metric(&server, "yibao_store_write_failures_total").is_some_and(|n| n >= 1));
+    assert!(metric(&server, "yibao_store_writes_refused_total").is_some_and(|n| n >= 1));
+    assert_eq!(metric(&server, "yibao_store_refusing_writes"), Some(1));
+
+    std::fs::remove_file(&filler).expect("delete the filler");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call(&server, "GET", "/v1/health", None, None).0 != 200 {
+        assert!(Instant::now() < deadline, "writes did not resume once space was back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, resumed) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&payment_via("wechat", "WX-A")));
+    assert_eq!((status, resumed["n_appended"].clone()), (200, json!(1)), "{resumed}");
+    let (status, history) = call(&server, "GET", &format!("/v1/persons/{PERSON}/history"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{history}");
+    let positions: Vec<u64> =
+        history["facts"].as_array().expect("facts").iter().filter_map(|f| f["position"].as_u64()).collect();
+    assert_eq!(positions.last(), resumed["positions"][0].as_u64().as_ref(), "{history}");
+    assert_eq!(metric(&server, "yibao_store_refusing_writes"), Some(0));
+    assert!(metric(&server, "yibao_store_reopens_total").is_some_and(|n| n >= 1));
+
+    // Full again, then told to stop: a clean exit all the same.
+    fill(&filler);
+    assert_eq!(post_until_refused(&server, "WX-FULL-AGAIN").0, 507);
+    terminate(&server);
+    let mut server = server;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "SIGTERM on a full disk: exit status {status}");
+    std::fs::remove_file(&filler).expect("delete the filler");
+    cli(&data, &["verify"]);
+    assert!(scanned_history(&data, PERSON).contains(&resumed["positions"][0].as_u64().expect("position")));
 }

@@ -190,9 +190,13 @@ pub fn run(dir: &Path, load: &Load) -> Result<()> {
         &tokens,
         format!(
             "[[token]]\nname = \"bench-office\"\ntoken = \"{OFFICE_TOKEN}\"\nrole = \"office\"\n\n\
-             [[token]]\nname = \"bench-channel\"\ntoken = \"{CHANNEL_TOKEN}\"\nrole = \"channel\"\n"
+             [[token]]\nname = \"bench-channel\"\ntoken = \"{CHANNEL_TOKEN}\"\nrole = \"channel\"\n\
+             channels = [\"wechat\"]\n"
         ),
     )?;
+    // The service refuses a tokens file that others may read.
+    #[cfg(unix)]
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let mut server = crate::phase("start yibao serve", || Server::start(&yibao, &data, &tokens))?;
     let addr = server.addr.clone();
     let base = format!("http://{addr}");

@@ -166,15 +166,15 @@ pub async fn verify(
     let who = auditor(&app, &headers)?;
     let request = request.map(|Json(r)| r).unwrap_or_default();
     let from = request.from.unwrap_or(1).max(1);
-    let head = app.log.durable_head().position;
+    let log = app.store.log()?;
+    let head = log.durable_head().position;
     let to = request.to.unwrap_or(head).min(head);
     if to < from {
         return Err(ApiError::bad_input(Some("to"), format!("to: the range {from}..{to} is empty (head {head})")));
     }
-    let worker = Arc::clone(&app);
     let number = app.audit.start("verify", &who, to - from + 1, move |progress| {
         let started = std::time::Instant::now();
-        let report = worker.log.verify(from, to, &mut |n| progress(n)).map_err(|e| e.to_string())?;
+        let report = log.verify(from, to, &mut |n| progress(n)).map_err(|e| e.to_string())?;
         let seconds = started.elapsed().as_secs_f64();
         Ok(json!({
             "ok": report.problem.is_none(),
@@ -234,9 +234,9 @@ pub async fn replay(
     }
     let (year, check) = (request.year, request.check);
     let worker = Arc::clone(&app);
-    let number = app.audit.start("replay", &who, app.log.durable_head().position, move |progress| {
-        let rebuilt =
-            replay::audit::rebuild_as_of(&worker.log, as_of, &mut |n| progress(n)).map_err(|e| e.to_string())?;
+    let log = app.store.log()?;
+    let number = app.audit.start("replay", &who, log.durable_head().position, move |progress| {
+        let rebuilt = replay::audit::rebuild_as_of(&log, as_of, &mut |n| progress(n)).map_err(|e| e.to_string())?;
         let mut report = replay::audit::report(&rebuilt, year, region, on);
         report.as_of = as_of;
         let mut result = serde_json::to_value(&report).map_err(|e| e.to_string())?;

@@ -5,14 +5,26 @@
 //! name = "office-1"      # recorded in access.log (default: ROLE-N)
 //! token = "..."
 //! role = "office"        # office | channel | auditor
+//!
+//! [[token]]
+//! name = "wechat-pay"
+//! token = "..."
+//! role = "channel"
+//! channels = ["wechat"]  # the channels whose payments it delivers
 //! ```
+//!
+//! The file holds secrets: it must be readable by its owner only. A token's
+//! name is also its namespace for idempotency keys over HTTP
+//! (`client/{name}/{key}`), so names are unique and hold no `/`.
 
 use super::error::ApiError;
-use anyhow::{bail, Context, Result};
+use crate::exit::BadInput;
+use anyhow::Result;
 use axum::http::{header, HeaderMap};
 use ledger::envelope::sm3;
+use ledger::Event;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Shortest token accepted: a guessable token is no access control.
@@ -47,6 +59,9 @@ pub struct Caller {
     pub name: String,
     /// `None`: `--insecure-no-auth`, every right.
     pub role: Option<Role>,
+    /// The payment channels a channel token delivers for; empty for the
+    /// other roles, which name no channel of their own.
+    pub channels: Vec<String>,
 }
 
 /// The fact types a payment channel delivers.
@@ -78,6 +93,35 @@ impl Caller {
             Some(role) => Err(ApiError::forbidden(format!("the {} role cannot post `{type_name}` facts", role.name()))),
         }
     }
+
+    /// A channel token posts for its own channels only: a payment (or any
+    /// fact naming a channel) of another channel is refused.
+    pub fn may_name_channel(&self, event: &Event, fact_number: usize) -> Result<(), ApiError> {
+        let Some(channel) = channel_named(event) else { return Ok(()) };
+        if self.role != Some(Role::Channel) || self.channels.iter().any(|own| own == channel) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "fact {fact_number}: the token `{}` delivers for {} only, not for channel `{channel}`",
+            self.name,
+            self.channels.join(", ")
+        )))
+    }
+
+    /// A caller-given idempotency key as stored: in the caller's own
+    /// namespace, so one caller cannot occupy another's key.
+    pub fn namespaced_key(&self, key: &str) -> String {
+        format!("client/{}/{key}", self.name)
+    }
+}
+
+/// The payment channel a fact names, if any.
+fn channel_named(event: &Event) -> Option<&str> {
+    match event {
+        Event::PaymentReceivedV1(payment) => Some(&payment.channel),
+        Event::RefundIssuedV1(refund) => Some(&refund.payment.channel),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,6 +136,7 @@ struct TokenEntry {
     name: Option<String>,
     token: String,
     role: Role,
+    channels: Option<Vec<String>>,
 }
 
 /// SM3 of the token text → caller. Tokens are found by their digest, so
@@ -100,17 +145,29 @@ struct TokenEntry {
 pub struct Tokens(HashMap<ledger::Hash, Caller>);
 
 impl Tokens {
+    /// Reads the tokens file; any fault in it is bad input (exit 2).
     pub fn load(path: &Path) -> Result<Tokens> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: TokenFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        check_private(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("reading {}: {e}", path.display())))?;
+        let file: TokenFile = toml::from_str(&text).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
         let mut tokens = HashMap::new();
+        let mut names = HashSet::new();
         for (index, entry) in file.token.into_iter().enumerate() {
+            let at = |message: String| BadInput(format!("{}: token {}: {message}", path.display(), index + 1));
             if entry.token.chars().count() < MIN_TOKEN_CHARS {
-                bail!("{}: token {}: shorter than {MIN_TOKEN_CHARS} characters", path.display(), index + 1);
+                return Err(at(format!("shorter than {MIN_TOKEN_CHARS} characters")).into());
             }
             let name = entry.name.unwrap_or_else(|| format!("{}-{}", entry.role.name(), index + 1));
-            if tokens.insert(sm3(entry.token.as_bytes()), Caller { name, role: Some(entry.role) }).is_some() {
-                bail!("{}: token {} appears twice", path.display(), index + 1);
+            if name.is_empty() || name.contains('/') {
+                return Err(at(format!("name `{name}`: empty or holding `/`")).into());
+            }
+            if !names.insert(name.clone()) {
+                return Err(at(format!("name `{name}` appears twice (a name is an idempotency namespace)")).into());
+            }
+            let channels = channels_of(entry.role, entry.channels).map_err(at)?;
+            let caller = Caller { name, role: Some(entry.role), channels };
+            if tokens.insert(sm3(entry.token.as_bytes()), caller).is_some() {
+                return Err(at("appears twice".into()).into());
             }
         }
         Ok(Tokens(tokens))
@@ -118,7 +175,9 @@ impl Tokens {
 
     /// The caller named by the `Authorization: Bearer` header.
     pub fn caller(tokens: Option<&Tokens>, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let Some(tokens) = tokens else { return Ok(Caller { name: "anonymous".into(), role: None }) };
+        let Some(tokens) = tokens else {
+            return Ok(Caller { name: "anonymous".into(), role: None, channels: Vec::new() });
+        };
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -126,4 +185,38 @@ impl Tokens {
             .ok_or_else(ApiError::unauthorized)?;
         tokens.0.get(&sm3(presented.trim().as_bytes())).cloned().ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// A channel token names the channels it delivers for; no other role does.
+fn channels_of(role: Role, channels: Option<Vec<String>>) -> Result<Vec<String>, String> {
+    match (role, channels) {
+        (Role::Channel, Some(channels)) if !channels.is_empty() && channels.iter().all(|c| !c.trim().is_empty()) => {
+            Ok(channels)
+        }
+        (Role::Channel, _) => Err("a channel token names its channels: channels = [\"wechat\"]".into()),
+        (_, None) => Ok(Vec::new()),
+        (role, Some(_)) => Err(format!("`channels` is for channel tokens, not {}", role.name())),
+    }
+}
+
+/// The tokens file holds secrets: refused when group or others may read or
+/// write it.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).map_err(|e| BadInput(format!("reading {}: {e}", path.display())))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        let shown = path.display();
+        return Err(BadInput(format!(
+            "{shown}: the tokens file is open to group or others (mode {mode:o}); run `chmod 600 {shown}`"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<()> {
+    Ok(())
 }

@@ -40,7 +40,7 @@ impl App {
         }
         let mut family = self.family.write().unwrap_or_else(|p| p.into_inner());
         family
-            .catch_up_to(&self.log, coverage.position())
+            .catch_up_to(&*self.store.log()?, coverage.position())
             .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;
         Ok(f(&coverage, &family))
     }
@@ -85,7 +85,7 @@ impl App {
         let person = person.clone();
         tokio::task::spawn_blocking(move || {
             app.with_projections(|coverage, family| {
-                crate::lookup::person_as_of(&app.log, coverage, family, &person, moment)
+                crate::lookup::person_as_of(&*app.store.log()?, coverage, family, &person, moment)
                     .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))
             })?
         })
@@ -108,7 +108,7 @@ async fn post_fact(app: &Arc<App>, headers: &HeaderMap, fact: Value) -> Result<V
     let caller = Tokens::caller(app.tokens.as_ref(), headers)?;
     let type_name = fact.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
     caller.may_post(&type_name)?;
-    let events = super::write::parse(std::slice::from_ref(&fact), &format!("api:{}", caller.name))?;
+    let events = super::write::parse(std::slice::from_ref(&fact), &caller)?;
     let worker = Arc::clone(app);
     let outcome = tokio::task::spawn_blocking(move || worker.append(events))
         .await
@@ -399,10 +399,10 @@ pub async fn certificate(
         return Err(ApiError::bad_input(Some("format"), "format: html, text or json"));
     }
     app.record_access(&caller, &person, "/v1/certificates/{id_number}/{year}").await;
-    let worker = Arc::clone(&app);
+    let log = app.store.log()?;
     let issued = app
         .read_projections(move |coverage, family| {
-            crate::certificate::issue_from(&worker.log, coverage, family, &person, year, false)
+            crate::certificate::issue_from(&log, coverage, family, &person, year, false)
         })
         .await?;
     let certificate = issued.map_err(|error| {

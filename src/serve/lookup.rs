@@ -80,7 +80,8 @@ impl App {
         if tip.position >= upto {
             return Ok(());
         }
-        let pending = Pending::read(&self.log, tip).context("catching the coverage projection up with the log")?;
+        let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let pending = Pending::read(&log, tip).context("catching the coverage projection up with the log")?;
         let mut coverage = self.coverage.write().unwrap_or_else(|p| p.into_inner());
         coverage.fold_pending(&pending).context("catching the coverage projection up with the log")?;
         Ok(())

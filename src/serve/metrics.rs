@@ -19,6 +19,8 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS_SECONDS.len() + 1],
     latency_sum_micros: AtomicU64,
     pub n_shed: AtomicU64,
+    /// Requests answered 408: the body did not arrive in time.
+    pub n_body_timeouts: AtomicU64,
     /// Lookups that waited for room in the access log's queue.
     pub n_access_waits: AtomicU64,
 }
@@ -40,7 +42,8 @@ impl Metrics {
         self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    pub fn render(&self, head_position: u64, projection_position: u64) -> String {
+    /// `more`: (name, kind, help, value) of figures kept elsewhere.
+    pub fn render(&self, head_position: u64, projection_position: u64, more: &[(&str, &str, &str, u64)]) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP yibao_http_requests_total HTTP requests by route and status.");
         let _ = writeln!(out, "# TYPE yibao_http_requests_total counter");
@@ -68,6 +71,12 @@ impl Metrics {
                 self.n_shed.load(Ordering::Relaxed),
             ),
             (
+                "yibao_http_body_timeouts_total",
+                "counter",
+                "Requests answered 408: the body did not arrive in time.",
+                self.n_body_timeouts.load(Ordering::Relaxed),
+            ),
+            (
                 "yibao_access_log_waits_total",
                 "counter",
                 "Lookups that waited for room in the access log queue.",
@@ -87,7 +96,7 @@ impl Metrics {
                 head_position.saturating_sub(projection_position),
             ),
         ];
-        for (name, kind, help, value) in gauges {
+        for &(name, kind, help, value) in gauges.iter().chain(more) {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
         out

@@ -29,7 +29,7 @@ fn query(name: &str, kind: &str, required: bool, description: &str) -> Value {
 
 pub fn document() -> Value {
     let read_errors = ["400", "401", "403", "404", "503"];
-    let write_errors = ["400", "401", "403", "409", "413", "422", "503"];
+    let write_errors = ["400", "401", "403", "408", "409", "413", "422", "503", "507"];
     let error_schema = json!({ "type": "object", "required": ["code", "message"], "properties": {
         "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } });
     let mut responses = serde_json::Map::new();
@@ -41,7 +41,9 @@ pub fn document() -> Value {
         ("409", "idempotency key reused for different content, or a version conflict"),
         ("413", "body above 8 MiB"),
         ("422", "refused by the rules (family lifecycle, refunds); the message quotes the rule"),
-        ("503", "overloaded or timed out; see Retry-After"),
+        ("408", "the body did not arrive within --body-read-timeout (`body_timeout`)"),
+        ("503", "overloaded or timed out, or the store refuses writes after a storage failure; see Retry-After"),
+        ("507", "the disk is full: the store refuses writes until space is back (`insufficient_storage`)"),
     ] {
         responses.insert(
             format!("E{code}"),
@@ -64,7 +66,7 @@ pub fn document() -> Value {
                 "responses": with_ok("the script", "text/javascript", &[]) } },
             "/web/style.css": { "get": { "summary": "The office page's style sheet (with print rules)", "security": [],
                 "responses": with_ok("the style sheet", "text/css", &[]) } },
-            "/v1/health": { "get": { "summary": "Liveness and log head", "security": [],
+            "/v1/health": { "get": { "summary": "Liveness and log head; 503 with the reason while the store refuses writes", "security": [],
                 "responses": with_ok("ok", "application/json", &["503"]) } },
             "/v1/openapi.json": { "get": { "summary": "This document", "security": [],
                 "responses": with_ok("the document", "application/json", &[]) } },
@@ -93,7 +95,7 @@ pub fn document() -> Value {
                 "description": "office: every type but payments and proxy steps; channel: payment_received and proxy_*. An identical retry returns the same positions with n_appended 0.",
                 "requestBody": { "required": true, "content": { "application/json": {} } },
                 "responses": with_ok("{positions, n_appended, head}", "application/json",
-                    &["400", "401", "403", "409", "413", "422", "503"]) } },
+                    &write_errors) } },
             "/v1/certificates/{id_number}/{year}": { "get": {
                 "summary": "The payment certificate (参保缴费证明) of a received person-year (office, auditor); recorded in access.log",
                 "description": "HTML (default) or text with a data block that `yibao certificate verify FILE` checks against the log; json gives the data block alone. 422 `not_received` when the year is not received.",

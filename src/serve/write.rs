@@ -1,7 +1,7 @@
 //! `POST /v1/events`: one fact or a batch, through the import's parser,
 //! rule checks and idempotency, appended all or nothing.
 
-use super::auth::Tokens;
+use super::auth::{Caller, Tokens};
 use super::error::ApiError;
 use super::App;
 use axum::body::Bytes;
@@ -44,8 +44,7 @@ pub async fn post_events(
             caller.may_post(type_name)?;
         }
     }
-    let actor = format!("api:{}", caller.name);
-    let events = parse(&facts_json, &actor)?;
+    let events = parse(&facts_json, &caller)?;
     let outcome = if events.iter().any(|new| projections::family::is_decided(&new.event)) {
         let worker = Arc::clone(&app);
         tokio::task::spawn_blocking(move || worker.append(events))
@@ -63,17 +62,33 @@ pub async fn post_events(
 }
 
 /// Every fact as an import line (line = index in the batch + 1); any bad
-/// fact refuses the batch, naming the first one's line and field.
-pub(super) fn parse(facts_json: &[Value], actor: &str) -> Result<Vec<NewEvent>, ApiError> {
+/// fact refuses the batch, naming the first one's line and field. A
+/// caller-given idempotency key goes into the caller's namespace, and a
+/// channel token may name its own channels only.
+pub(super) fn parse(facts_json: &[Value], caller: &Caller) -> Result<Vec<NewEvent>, ApiError> {
+    let actor = format!("api:{}", caller.name);
     let mut events = Vec::with_capacity(facts_json.len());
     for (index, fact) in facts_json.iter().enumerate() {
         if !fact.is_object() {
             return Err(ApiError::bad_input(None, format!("fact {}: expected a JSON object", index + 1)));
         }
-        let parsed = facts::parse_line(&fact.to_string(), index + 1, actor).map_err(|error| {
+        let mut parsed = facts::parse_line(&fact.to_string(), index + 1, &actor).map_err(|error| {
             let message = format!("{error}; nothing was appended");
             ApiError::bad_input(error.field.as_deref(), message)
         })?;
+        caller.may_name_channel(&parsed.event, index + 1)?;
+        if fact.get("idempotency_key").is_some() {
+            parsed.idempotency_key = caller.namespaced_key(&parsed.idempotency_key);
+            if parsed.idempotency_key.len() > ledger::log::MAX_KEY_BYTES {
+                let limit = ledger::log::MAX_KEY_BYTES;
+                let message = format!(
+                    "fact {}: idempotency_key: too long (with `client/{}/`, above {limit} bytes); nothing was appended",
+                    index + 1,
+                    caller.name
+                );
+                return Err(ApiError::bad_input(Some("idempotency_key"), message));
+            }
+        }
         events.push(parsed);
     }
     Ok(events)
@@ -90,8 +105,11 @@ impl App {
     pub(super) fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
         let decided = events.iter().any(|new| projections::family::is_decided(&new.event));
         let _writing = decided.then(|| self.write_lock.lock().unwrap_or_else(|p| p.into_inner()));
+        self.store.check_writable()?;
         self.check_rules(&events)?;
-        let outcome = self.log.append_blocking(events).map_err(ledger_error)?;
+        let log = self.store.log()?;
+        let outcome = log.append_blocking(events).map_err(|error| self.append_error(error))?;
+        drop(log);
         // Up to this request's records: a catch-up that got further already
         // (another request's) is enough.
         let own = outcome.positions.iter().copied().max().unwrap_or(0);
@@ -109,7 +127,10 @@ impl App {
     /// thread; then the projection is caught up to them, unless another
     /// request's catch-up already got there.
     async fn append_undecided(self: &Arc<Self>, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
-        let outcome = EventLog::append(&self.log, events).await.map_err(ledger_error)?;
+        self.store.check_writable()?;
+        let log = self.store.log()?;
+        let outcome = EventLog::append(&*log, events).await.map_err(|error| self.append_error(error))?;
+        drop(log);
         let own = outcome.positions.iter().copied().max().unwrap_or(0);
         if self.coverage.read().unwrap_or_else(|p| p.into_inner()).position() < own {
             let worker = Arc::clone(self);
@@ -122,6 +143,18 @@ impl App {
             }
         }
         Ok(outcome)
+    }
+}
+
+impl App {
+    /// A rejection is the caller's to correct; a failure of storage makes
+    /// the store refuse writes until it recovers (`store.rs`).
+    fn append_error(&self, error: LedgerError) -> ApiError {
+        if error.is_rejection() {
+            ledger_error(error)
+        } else {
+            self.store.failed(&error)
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub fn cli(data: &Path, args: &[&str]) {
 /// `flags`: more flags for `yibao serve`.
 pub fn spawn(data: &Path, tokens_toml: &str, flags: &[&str]) -> Server {
     let tokens = data.join("tokens.toml");
-    std::fs::write(&tokens, tokens_toml).expect("write tokens");
+    write_private(&tokens, tokens_toml);
     let mut child = Command::new(BIN)
         .arg("--data")
         .arg(data)
@@ -46,4 +46,15 @@ pub fn spawn(data: &Path, tokens_toml: &str, flags: &[&str]) -> Server {
     BufReader::new(stdout).read_line(&mut first).expect("read the first line");
     let addr = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first}")).to_string();
     Server { child, addr }
+}
+
+/// Writes a file readable by its owner only, as the service wants its
+/// tokens file.
+pub fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write the file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    }
 }
