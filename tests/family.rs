@@ -474,7 +474,9 @@ fn certificates_issue_for_received_years_and_verify_against_the_log() {
             "2025-01-10 10:00:00",
         ],
     ));
-    let verified = ok(yibao(data, &["certificate", "verify", html_path.to_str().expect("utf-8")]));
+    let changed = yibao(data, &["certificate", "verify", html_path.to_str().expect("utf-8")]);
+    assert_eq!(changed.status.code(), Some(4), "genuine, changed since issue: {}", stderr(&changed));
+    let verified = stdout(&changed);
     assert!(verified.starts_with("OK:"), "{verified}");
     assert!(
         verified.contains("CHANGED SINCE ISSUE") && verified.contains("refund to original_channel 100.00"),

@@ -344,6 +344,9 @@ fn family_accounts_and_certificates_over_http() {
     let (status, html) = call(&server, "GET", &path, Some(OFFICE), None);
     assert_eq!(status, 200);
     let html = html.as_str().expect("HTML").to_string();
+    let (status, text) = call(&server, "GET", &format!("{path}?format=text"), Some(OFFICE), None);
+    assert_eq!(status, 200);
+    let text = text.as_str().expect("text").to_string();
     assert!(html.contains("yibao-certificate-data") && !html.contains(PERSON), "{html}");
     let (status, unpaid) = call(&server, "GET", &format!("/v1/certificates/{PERSON}/2024"), Some(OFFICE), None);
     assert_eq!((status, unpaid["code"].as_str()), (422, Some("not_received")), "{unpaid}");
@@ -369,9 +372,17 @@ fn family_accounts_and_certificates_over_http() {
         let scanned = scanned_history(data, id);
         assert_eq!(positions, scanned, "history of {id}");
     }
-    let file = data.join("certificate.html");
-    std::fs::write(&file, &html).expect("write certificate");
-    cli(data, &["certificate", "verify", file.to_str().expect("path")]);
+    // Each form the service gives verifies, the data block alone too.
+    for (name, certificate) in [("html", html), ("txt", text), ("json", data_block.to_string())] {
+        let file = data.join(format!("certificate.{name}"));
+        std::fs::write(&file, &certificate).expect("write certificate");
+        cli(data, &["certificate", "verify", file.to_str().expect("path")]);
+        std::fs::write(&file, certificate.replace("张伟", "李四")).expect("write certificate");
+        let forged = Command::new(BIN).arg("--data").arg(data).args(["certificate", "verify"]).arg(&file).output();
+        let forged = forged.expect("verify");
+        assert_eq!(forged.status.code(), Some(1), "{name}: a changed name verifies");
+        assert!(String::from_utf8_lossy(&forged.stdout).contains("field `name`"), "{name}");
+    }
 }
 
 /// The coverage card is one answer: the service's JSON, `yibao coverage
