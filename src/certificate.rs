@@ -4,10 +4,10 @@
 //! A certificate is text or HTML for people, with a machine-readable data
 //! block (JSON between BEGIN/END lines, or in a `<script
 //! type="application/json">` element) from which the visible part is
-//! rendered. `verify` reads the block back and checks it against the log:
-//! each payment event at its position with its hash, person, year and
-//! amount; the head at issue; the totals; and that the visible part is the
-//! rendering of the block. Every failing field is named (exit 1).
+//! rendered, or the data block alone (JSON). `verify` (in `verify.rs`)
+//! checks every field of it against the log.
+
+mod verify;
 
 use crate::commands::open;
 use crate::exit::{BadInput, Findings};
@@ -45,10 +45,10 @@ pub struct CertificateArgs {
     /// Coverage year.
     #[arg(long)]
     year: Option<u16>,
-    /// text or html.
+    /// text, html, or json (the data block alone).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Print the whole ID number (default: masked, first 6 and last 4).
+    /// Print the whole ID number (default: masked, as `Identity::masked`).
     #[arg(long)]
     full_id: bool,
     /// Write to this file instead of standard output.
@@ -58,10 +58,12 @@ pub struct CertificateArgs {
 
 #[derive(Subcommand)]
 enum CertificateCommand {
-    /// Check a certificate against the log: events at their positions,
-    /// hashes, amounts, the head at issue. Exit 1 naming each failing field.
+    /// Check a certificate against the log: every field and printed line
+    /// against the certificate the log gives at the head at issue. Exit 1
+    /// naming each failing field; exit 4 when genuine but the person-year
+    /// changed since issue.
     Verify {
-        /// The certificate (text or HTML).
+        /// The certificate (text, HTML or JSON).
         file: PathBuf,
     },
 }
@@ -70,6 +72,7 @@ enum CertificateCommand {
 enum Format {
     Text,
     Html,
+    Json,
 }
 
 /// What a certificate states; the visible part is rendered from it.
@@ -129,7 +132,7 @@ struct Entry {
 
 pub fn run(data: &Path, args: CertificateArgs) -> Result<()> {
     if let Some(CertificateCommand::Verify { file }) = args.command {
-        return verify(data, &file);
+        return verify::verify(data, &file);
     }
     let (Some(id), Some(year)) = (args.id, args.year) else {
         return Err(BadInput("give an ID number and --year (or `certificate verify FILE`)".into()).into());
@@ -324,6 +327,7 @@ fn render(data: &CertificateData, format: Format) -> String {
     match format {
         Format::Text => render_text(data),
         Format::Html => render_html(data),
+        Format::Json => format!("{}\n", data_json(data)),
     }
 }
 
@@ -433,8 +437,12 @@ fn render_html(data: &CertificateData) -> String {
     out
 }
 
-/// The data block of a certificate file, and the format it was in.
+/// The data block of a certificate file, and the format it was in: a
+/// file that is JSON is the data block alone.
 fn extract(text: &str) -> Option<(Format, &str)> {
+    if text.trim_start().starts_with('{') {
+        return Some((Format::Json, text));
+    }
     if let Some(start) = text.find(SCRIPT_OPEN) {
         let rest = &text[start + SCRIPT_OPEN.len()..];
         let end = rest.find(SCRIPT_CLOSE)?;
@@ -444,301 +452,4 @@ fn extract(text: &str) -> Option<(Format, &str)> {
     let rest = &text[start + BEGIN.len()..];
     let end = rest.find(END)?;
     Some((Format::Text, &rest[..end]))
-}
-
-fn verify(data_dir: &Path, file: &Path) -> Result<()> {
-    let size = std::fs::metadata(file).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(BadInput(format!("{}: {size} bytes, larger than any certificate", file.display())).into());
-    }
-    let text = std::fs::read_to_string(file).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
-    let Some((format, block)) = extract(&text) else {
-        return Err(BadInput(format!("{}: no certificate data block: not a yibao certificate", file.display())).into());
-    };
-    let label = file.display().to_string();
-    let data: CertificateData = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(block)) {
-        Ok(data) => data,
-        Err(e) => {
-            println!("FAILED: {label}: data block, field `{}`: {}", e.path(), e.inner());
-            return Err(Findings(format!("{label}: the certificate's data block does not read")).into());
-        }
-    };
-    let log = open(data_dir, OpenMode::Existing)?;
-    let mut failures = check_against_log(&log, &data)?;
-    failures.extend(check_totals(&data));
-    if let Some(line) = first_difference(&render(&data, format), &text) {
-        failures.push(format!("the printed certificate differs from its data block at line {line}"));
-    }
-    if failures.is_empty() {
-        println!(
-            "OK: {label}: {} {} received; {} money fact(s) found at their positions with their SM3 hashes, amounts agree; issued at log position {} (head now {})",
-            data.person,
-            data.coverage_year,
-            data.payments.len(),
-            data.head_position,
-            log.durable_head().position
-        );
-        println!("{}", since_issue(&log, &data)?);
-        return Ok(());
-    }
-    for failure in &failures {
-        println!("FAILED: {failure}");
-    }
-    Err(Findings(format!("{label}: {} field(s) do not verify against the log", failures.len())).into())
-}
-
-/// Whether the person-year is still as certified: its state and net
-/// amount now, and the money facts recorded after the certificate's head
-/// (a refund after issue makes a genuine certificate out of date).
-fn since_issue(log: &SledLog, data: &CertificateData) -> Result<String> {
-    // The certificate may show a masked ID; its first money fact names the person.
-    let mut person = None;
-    for entry in &data.payments {
-        for position in std::iter::once(entry.position).chain(entry.application_position) {
-            if person.is_none() {
-                person = record_at(log, position)?.and_then(|envelope| subject(&envelope.event));
-            }
-        }
-    }
-    let Some(person) = person else {
-        return Ok("NOTE: the person-year could not be looked up now".into());
-    };
-    let coverage = crate::lookup::coverage(log.dir(), log)?;
-    let Some(view) = coverage.person_year(&person, data.coverage_year) else {
-        return Ok("NOTE: the person-year could not be looked up now".into());
-    };
-    let later: Vec<String> = coverage
-        .money_events(&person, data.coverage_year)
-        .iter()
-        .filter(|event| event.position > data.head_position)
-        .map(|event| {
-            let what = match &event.kind {
-                MoneyKind::Payment { source } => format!("payment ({source})"),
-                MoneyKind::Subsidy { group, .. } => format!("subsidy ({group})"),
-                MoneyKind::Refund { destination, .. } => format!("refund to {destination}"),
-            };
-            format!("{what} {} at position {}", event.amount, event.position)
-        })
-        .collect();
-    if later.is_empty() && view.state == CoverageState::Received && view.net_received == data.net_received {
-        return Ok(format!("still current: no money fact about {} {} since issue", data.person, data.coverage_year));
-    }
-    let state = serde_json::to_value(view.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    Ok(format!(
-        "CHANGED SINCE ISSUE: {} {} is now {state}, net received {} (certified {}); later: {}",
-        data.person,
-        data.coverage_year,
-        view.net_received,
-        data.net_received,
-        if later.is_empty() { "no money fact (a policy amendment)".to_string() } else { later.join("; ") }
-    ))
-}
-
-/// The person a money fact is about (a proxy step names its application,
-/// not the person: `None`; its submission names the member).
-fn subject(event: &Event) -> Option<Identity> {
-    match event {
-        Event::ProxySubmittedV1(e) => Some(e.member.clone()),
-        Event::PaymentReceivedV1(e) => Some(e.person.clone()),
-        Event::SubsidyGrantedV1(e) => Some(e.person.clone()),
-        Event::RefundIssuedV1(e) => Some(e.person.clone()),
-        _ => None,
-    }
-}
-
-fn first_difference(expected: &str, found: &str) -> Option<usize> {
-    let (mut a, mut b) = (expected.trim_end().lines(), found.trim_end().lines());
-    let mut line = 0;
-    loop {
-        line += 1;
-        match (a.next(), b.next()) {
-            (None, None) => return None,
-            (x, y) if x != y => return Some(line),
-            _ => {}
-        }
-    }
-}
-
-fn check_against_log(log: &SledLog, data: &CertificateData) -> Result<Vec<String>> {
-    let mut failures = Vec::new();
-    if data.format != FORMAT || data.version != VERSION {
-        failures
-            .push(format!("field `format`/`version`: `{} {}` is not {FORMAT} {VERSION}", data.format, data.version));
-    }
-    let ledger_id = log.header().ledger_id.to_string();
-    if data.ledger_id != ledger_id {
-        failures.push(format!("field `ledger_id`: issued by ledger {}, this is ledger {ledger_id}", data.ledger_id));
-    }
-    match record_at(log, data.head_position)? {
-        None => failures.push(format!(
-            "field `head_position`: the log has no position {} (head {})",
-            data.head_position,
-            log.durable_head().position
-        )),
-        Some(head) if hex::encode(head.hash) != data.head_hash => {
-            failures.push(format!("field `head_hash`: the record at position {} has another hash", data.head_position))
-        }
-        Some(_) => {}
-    }
-    for (index, entry) in data.payments.iter().enumerate() {
-        let field = format!("payments[{index}]");
-        if entry.position > data.head_position {
-            failures.push(format!("field `{field}.position`: {} is after the head at issue", entry.position));
-        }
-        failures.extend(check_entry(log, data, entry, &field)?);
-    }
-    Ok(failures)
-}
-
-fn same_person(data: &CertificateData, person: &Identity) -> bool {
-    let shown = if data.full_id { person.to_string() } else { person.masked() };
-    shown == data.person || data.former.contains(&shown)
-}
-
-fn check_entry(log: &SledLog, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
-    let mut failures = Vec::new();
-    let Some(envelope) = record_at(log, entry.position)? else {
-        failures.push(format!("field `{field}.position`: the log has no position {}", entry.position));
-        return Ok(failures);
-    };
-    if hex::encode(envelope.hash) != entry.hash {
-        failures.push(format!("field `{field}.hash`: the record at position {} has another hash", entry.position));
-    }
-    let mut check = |ok: bool, name: &str, what: String| {
-        if !ok {
-            failures.push(format!("field `{field}.{name}`: {what}"));
-        }
-    };
-    let year = data.coverage_year;
-    match (&envelope.event, entry.kind.as_str()) {
-        (Event::PaymentReceivedV1(e), "payment") => {
-            check(
-                same_person(data, &e.person) && e.coverage_year == year,
-                "position",
-                "a payment of another person-year".into(),
-            );
-            check(
-                e.amount == entry.amount,
-                "amount",
-                format!("{} in the certificate, {} in the log", entry.amount, e.amount),
-            );
-            let same_ref = e.channel == entry.channel && e.channel_ref == entry.reference;
-            check(same_ref, "reference", format!("the log says {}/{}", e.channel, e.channel_ref));
-            check(e.paid_at.to_string() == entry.at, "at", format!("the log says {}", e.paid_at));
-        }
-        (Event::ProxyCreditedV1(e), "proxy") => {
-            check(
-                e.application_id == entry.reference,
-                "reference",
-                format!("the log says application {}", e.application_id),
-            );
-            check(e.at.to_string() == entry.at, "at", format!("the log says {}", e.at));
-            failures.extend(check_application(log, data, entry, field)?);
-        }
-        (Event::SubsidyGrantedV1(e), "subsidy") => {
-            check(
-                same_person(data, &e.person) && e.coverage_year == year,
-                "position",
-                "a subsidy of another person-year".into(),
-            );
-            let total = e.parts.iter().try_fold(Money::ZERO, |sum, p| sum.checked_add(p.amount));
-            check(total == Some(entry.amount), "amount", format!("{} in the certificate, not the log's", entry.amount));
-        }
-        (Event::RefundIssuedV1(e), "refund") => {
-            check(
-                same_person(data, &e.person) && e.coverage_year == year,
-                "position",
-                "a refund of another person-year".into(),
-            );
-            check(
-                e.amount == entry.amount,
-                "amount",
-                format!("{} in the certificate, {} in the log", entry.amount, e.amount),
-            );
-        }
-        (other, kind) => check(
-            false,
-            "kind",
-            format!("`{kind}`, but position {} holds a {} fact", entry.position, other.type_name()),
-        ),
-    }
-    Ok(failures)
-}
-
-/// A proxy payment: the application it credits, at its own position.
-fn check_application(log: &SledLog, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
-    let mut failures = Vec::new();
-    let (Some(position), Some(hash)) = (entry.application_position, &entry.application_hash) else {
-        failures.push(format!("field `{field}.application_position`: missing for a proxy payment"));
-        return Ok(failures);
-    };
-    let Some(envelope) = record_at(log, position)? else {
-        failures.push(format!("field `{field}.application_position`: the log has no position {position}"));
-        return Ok(failures);
-    };
-    if hex::encode(envelope.hash) != *hash {
-        failures.push(format!("field `{field}.application_hash`: the record at position {position} has another hash"));
-    }
-    match &envelope.event {
-        Event::ProxySubmittedV1(e) => {
-            if e.application_id != entry.reference
-                || !same_person(data, &e.member)
-                || e.coverage_year != data.coverage_year
-            {
-                failures.push(format!("field `{field}.application_position`: another application or person-year"));
-            }
-            if e.amount != entry.amount {
-                failures.push(format!(
-                    "field `{field}.amount`: {} in the certificate, {} applied for in the log",
-                    entry.amount, e.amount
-                ));
-            }
-            if entry.payer.as_deref() != Some(e.holder.masked().as_str()) {
-                failures.push(format!("field `{field}.payer`: the log names another account holder"));
-            }
-        }
-        other => failures.push(format!(
-            "field `{field}.application_position`: position {position} holds a {} fact",
-            other.type_name()
-        )),
-    }
-    Ok(failures)
-}
-
-/// The totals agree with the entries: paid by source, refunded, net.
-fn check_totals(data: &CertificateData) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut by: BTreeMap<String, i64> = BTreeMap::new();
-    let mut refunds = 0i64;
-    for entry in &data.payments {
-        match entry.kind.as_str() {
-            "subsidy" => {
-                for (funder, amount) in &entry.parts {
-                    *by.entry(format!("subsidy:{funder}")).or_default() += amount.fen();
-                }
-            }
-            "refund" => refunds += entry.amount.fen(),
-            _ => *by.entry(entry.source.clone()).or_default() += entry.amount.fen(),
-        }
-    }
-    let stated: BTreeMap<String, i64> = data.paid_by.iter().map(|(k, v)| (k.clone(), v.fen())).collect();
-    if stated != by {
-        failures.push("field `paid_by`: does not add up from the payments listed".to_string());
-    }
-    let paid: i64 = stated.values().sum();
-    if paid - data.refunded.fen() != data.net_received.fen() {
-        failures.push(format!(
-            "field `net_received`: {} is not paid {} − refunded {}",
-            data.net_received,
-            Money::from_fen(paid).unwrap_or(Money::ZERO),
-            data.refunded
-        ));
-    }
-    if data.refunded.fen() > refunds {
-        failures.push("field `refunded`: more than the refunds listed".to_string());
-    }
-    if data.net_received < data.premium_due || data.state != "received" {
-        failures.push("field `state`: a certificate is for a received person-year, paid in full".to_string());
-    }
-    failures
 }

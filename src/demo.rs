@@ -163,7 +163,7 @@ fn coverage_table(data: &Path, log: &ledger::SledLog) -> Result<()> {
                 state,
                 money(view.amount_due),
                 view.net_received.to_string(),
-                money(view.outstanding.or(Some(ledger::Money::ZERO))),
+                money(view.outstanding),
                 from
             );
         }

@@ -148,7 +148,8 @@ pub fn summary(event: &Event) -> String {
     match event {
         Event::PolicyPublishedV1(e) => format!("region {} year {}", e.region, e.coverage_year),
         Event::PolicyAmendedV1(e) => format!("region {} year {}: {}", e.region, e.coverage_year, e.reason),
-        Event::PersonRegisteredV1(e) => format!("{} region {} born {}", e.person.masked(), e.region, e.birth_date),
+        // No birth date beside the masked ID: the mask hides it.
+        Event::PersonRegisteredV1(e) => format!("{} region {}", e.person.masked(), e.region),
         Event::IdentityConvertedV1(e) => format!("{} -> {}", e.from.masked(), e.to.masked()),
         Event::PreRegistrationVoidedV1(e) => format!("{} {}", e.person.masked(), e.reason),
         Event::HardshipCertifiedV1(e) => format!("{} {} group {}", e.person.masked(), e.coverage_year, e.group),

@@ -285,12 +285,14 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
     Ok(())
 }
 
-/// `DJ-2025-204159-085226-1`: year, the last six characters of holder and
-/// member, and the first number not yet used.
+/// `DJ-2025-4159-5226-1`: year, what the masked IDs of holder and member
+/// show of their ends, and the first number not yet used. Application IDs
+/// are listed unmasked, so they show no more of an ID than its mask does.
 pub fn default_application_id(family: &Family, holder: &Identity, member: &Identity, year: u16) -> String {
     let tail = |id: &Identity| {
-        let number = id.number();
-        number[number.len().saturating_sub(6)..].to_string()
+        let masked = id.masked();
+        let shown: Vec<char> = masked.chars().rev().take_while(|c| *c != '*').collect();
+        shown.into_iter().rev().collect::<String>()
     };
     let stem = format!("DJ-{year}-{}-{}", tail(holder), tail(member));
     (1..=10_000)

@@ -96,22 +96,22 @@ pub fn show(
         Some(year) => vec![year],
         None => coverage.years_of(&identity),
     };
-    let views: Vec<PersonYear> =
-        years.iter().filter_map(|&year| coverage.person_year_as_of(&identity, year, on)).collect();
-    let head = (coverage.position(), hex::encode(coverage.head_hash()));
     if json_out {
-        let years: Vec<_> = views
-            .iter()
-            .map(|view| json!({ "year": view, "covered_on": on.map(|day| (day.to_string(), view.is_covered_on(day))) }))
-            .collect();
-        let answer = json!({ "person": person, "years": years, "log_position": head.0, "head_hash": head.1 });
+        // The service's answer, the same bytes laid out for reading: one
+        // form of the card, IDs masked.
+        let body = crate::serve::lookup::answer(&coverage, &identity, year, on)
+            .context("writing the coverage answer as JSON")?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)?;
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
+    let views: Vec<PersonYear> =
+        years.iter().filter_map(|&year| coverage.person_year_as_of(&identity, year, on)).collect();
+    let head = (coverage.position(), hex::encode(coverage.head_hash()));
     let name = person.name.as_deref().unwrap_or("(not registered)");
     let region = person.region.map_or("-".to_string(), |r| r.to_string());
-    let born = person.birth_date.map_or("-".to_string(), |d| d.to_string());
-    println!("{} {name}, region {region}, born {born}", person.current.masked());
+    // No birth date beside the masked ID: the mask hides it.
+    println!("{} {name}, region {region}", person.current.masked());
     for former in &person.former {
         println!("  formerly {}", former.masked());
     }
@@ -144,7 +144,7 @@ fn print_year(view: &PersonYear, on: Option<Date>) {
         "  due {}   received {}   outstanding {}",
         money(view.amount_due),
         view.net_received,
-        money(view.outstanding.or(Some(Money::ZERO)))
+        money(view.outstanding)
     );
     let paid = &view.paid;
     let mut sources: Vec<String> = [

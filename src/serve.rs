@@ -17,7 +17,7 @@ mod audit;
 mod auth;
 mod error;
 mod family;
-mod lookup;
+pub(crate) mod lookup;
 mod metrics;
 mod openapi;
 mod store;

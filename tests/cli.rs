@@ -188,7 +188,11 @@ fn register_and_pay_record_single_facts_with_import_checks() {
     let id = "520502198503121233";
     let registered = yibao(data, &["register", "--id", id, "--name", "张伟", "--region", "520500"]);
     assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
-    assert!(stdout(&registered).contains("born 1985-03-12"), "{}", stdout(&registered));
+    // The birth date comes from the ID; the masked echo does not show it.
+    assert!(stdout(&registered).contains("520502********1233 region 520500"), "{}", stdout(&registered));
+    assert!(!stdout(&registered).contains("1985"), "{}", stdout(&registered));
+    let stored = stdout(&yibao(data, &["log", "--json", "--limit", "1"]));
+    assert!(stored.contains(r#""birth_date":"1985-03-12""#), "{stored}");
     let pay = |reference: &str, amount: &str| {
         let args = ["pay", "--id", id, "--year", "2025", "--amount", amount, "--channel", "wechat", "--ref", reference];
         yibao(data, &[&args[..], &["--paid-at", "2024-10-05 09:30:12"]].concat())
@@ -267,6 +271,35 @@ fn coverage_lookup_answers_with_the_position_it_reflects() {
     let invalid = yibao(data, &["coverage", "140101198001010025"]);
     assert_eq!(invalid.status.code(), Some(2));
     assert!(stderr(&invalid).contains("check character"), "{}", stderr(&invalid));
+}
+
+/// One masking rule everywhere an ID is shown masked (the card, its JSON,
+/// the history, the log listing, the unpaid list), and no birth date beside
+/// a masked ID: the mask hides it.
+#[test]
+fn listings_and_cards_mask_ids_by_one_rule_without_birth_dates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger_with_policies_and_demo(data);
+    let zhang = "520502198503121233";
+    let card = stdout(&yibao(data, &["coverage", zhang]));
+    assert!(card.starts_with("520502********1233 张伟, region 520500\n"), "{card}");
+    assert!(!card.contains("born") && !card.contains("1985-03-12"), "{card}");
+    let answer: serde_json::Value =
+        serde_json::from_str(&stdout(&yibao(data, &["coverage", zhang, "--json"]))).expect("JSON");
+    assert_eq!(answer["person"]["id"], "520502********1233", "{answer}");
+    assert!(answer["person"].get("birth_date").is_none(), "{answer}");
+    assert!(!answer.to_string().contains(zhang) && !answer.to_string().contains("1985-03-12"), "{answer}");
+
+    // A newborn's other certificate: the last 4 of 14 characters, no more.
+    let newborn = stdout(&yibao(data, &["coverage", "other:BJFY-2025-0001"]));
+    assert!(newborn.contains("formerly other:**********0001"), "{newborn}");
+    let history = stdout(&yibao(data, &["history", "other:BJFY-2025-0001"]));
+    assert!(history.contains("other:**********0001 region 520500"), "{history}");
+    assert!(!history.contains("BJFY") && !history.contains("2025-02-03"), "{history}");
+    let listed = stdout(&yibao(data, &["log", "--limit", "100"]));
+    assert!(!listed.contains("born") && !listed.contains("1985-03-12"), "{listed}");
+    assert!(!listed.contains("BJFY"), "{listed}");
 }
 
 #[test]

@@ -347,6 +347,9 @@ fn family_accounts_and_certificates_over_http() {
     let (status, html) = call(&server, "GET", &path, Some(OFFICE), None);
     assert_eq!(status, 200);
     let html = html.as_str().expect("HTML").to_string();
+    let (status, text) = call(&server, "GET", &format!("{path}?format=text"), Some(OFFICE), None);
+    assert_eq!(status, 200);
+    let text = text.as_str().expect("text").to_string();
     assert!(html.contains("yibao-certificate-data") && !html.contains(PERSON), "{html}");
     let (status, unpaid) = call(&server, "GET", &format!("/v1/certificates/{PERSON}/2024"), Some(OFFICE), None);
     assert_eq!((status, unpaid["code"].as_str()), (422, Some("not_received")), "{unpaid}");
@@ -372,9 +375,54 @@ fn family_accounts_and_certificates_over_http() {
         let scanned = scanned_history(data, id);
         assert_eq!(positions, scanned, "history of {id}");
     }
-    let file = data.join("certificate.html");
-    std::fs::write(&file, &html).expect("write certificate");
-    cli(data, &["certificate", "verify", file.to_str().expect("path")]);
+    // Each form the service gives verifies, the data block alone too.
+    for (name, certificate) in [("html", html), ("txt", text), ("json", data_block.to_string())] {
+        let file = data.join(format!("certificate.{name}"));
+        std::fs::write(&file, &certificate).expect("write certificate");
+        cli(data, &["certificate", "verify", file.to_str().expect("path")]);
+        std::fs::write(&file, certificate.replace("张伟", "李四")).expect("write certificate");
+        let forged = Command::new(BIN).arg("--data").arg(data).args(["certificate", "verify"]).arg(&file).output();
+        let forged = forged.expect("verify");
+        assert_eq!(forged.status.code(), Some(1), "{name}: a changed name verifies");
+        assert!(String::from_utf8_lossy(&forged.stdout).contains("field `name`"), "{name}");
+    }
+}
+
+/// The coverage card is one answer: the service's JSON, `yibao coverage
+/// --json` and the text agree on what is outstanding (0.00 once received;
+/// the premium again once every yuan went back), and none carries the
+/// birth date beside the masked ID.
+#[test]
+fn the_card_text_json_and_service_answer_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    demo_ledger(data);
+    // 张伟 received; 刘芳's proxy payment failed and went back to the account.
+    let cases = [("520502198503121233", "0.00"), ("520502198001156225", "400.00")];
+    let server = start_on_ledger(data);
+    let served: Vec<Value> = cases
+        .iter()
+        .map(|(id, _)| {
+            let (status, answer) = call(&server, "GET", &format!("/v1/coverage/{id}?year=2025"), Some(OFFICE), None);
+            assert_eq!(status, 200, "{answer}");
+            answer
+        })
+        .collect();
+    stop(server, data);
+    for ((id, outstanding), served) in cases.iter().zip(served) {
+        assert_eq!(served["years"][0]["year"]["outstanding"], *outstanding, "{served}");
+        assert!(served["person"].get("birth_date").is_none(), "{served}");
+        let coverage = |extra: &[&str]| {
+            let mut command = Command::new(BIN);
+            command.arg("--data").arg(data).args(["coverage", id, "--year", "2025"]).args(extra);
+            String::from_utf8_lossy(&command.output().expect("coverage").stdout).into_owned()
+        };
+        let printed: Value = serde_json::from_str(&coverage(&["--json"])).expect("JSON");
+        assert_eq!(printed, served, "yibao coverage --json and the service differ for {id}");
+        let text = coverage(&[]);
+        assert!(text.contains(&format!("outstanding {outstanding}\n")), "{text}");
+        assert!(!text.contains("born"), "{text}");
+    }
 }
 
 /// A ledger with Bijie 2025 and the demo facts; every ID the facts name.

@@ -8,6 +8,9 @@ use std::str::FromStr;
 /// Longest number accepted for an "other certificate" (其他证件).
 pub const MAX_OTHER_NUMBER_CHARS: usize = 40;
 
+/// Most characters of an other-certificate number a masked ID shows.
+const MAX_OTHER_VISIBLE_CHARS: usize = 4;
+
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK_CHARS: [u8; 11] = *b"10X98765432";
 
@@ -85,16 +88,25 @@ impl Identity {
         NaiveDate::from_ymd_opt(year, number(4..6)?, number(6..8)?)
     }
 
-    /// First 6 and last 4 characters, the rest masked, for listings (PIPL).
+    /// The ID for listings, cards, certificates, logs and answers (PIPL):
+    /// the one masking rule, used everywhere an ID is shown masked. The
+    /// length is kept.
+    /// * Resident ID: the region (6 digits), 8 stars over the birth date,
+    ///   and the last 4 (sequence and check character).
+    /// * Other certificate: `other:` and stars, the last characters only
+    ///   visible, at most 4 and at most a third of the number (a number of
+    ///   fewer than 3 characters is all stars).
     pub fn masked(&self) -> String {
         let chars: Vec<char> = self.number.chars().collect();
-        let prefix = if self.kind == IdKind::Other { "other:" } else { "" };
-        if chars.len() <= 10 {
-            return format!("{prefix}{}", "*".repeat(chars.len()));
-        }
-        let head: String = chars[..6].iter().collect();
-        let tail: String = chars[chars.len() - 4..].iter().collect();
-        format!("{prefix}{head}{}{tail}", "*".repeat(chars.len() - 10))
+        let (prefix, head, tail) = match self.kind {
+            IdKind::ResidentId if chars.len() == 18 => ("", 6, 4),
+            // Never built (a resident ID has 18 characters): hide it all.
+            IdKind::ResidentId => ("", 0, 0),
+            IdKind::Other => ("other:", 0, (chars.len() / 3).min(MAX_OTHER_VISIBLE_CHARS)),
+        };
+        let stars = chars.len() - head - tail;
+        let shown = |range: std::ops::Range<usize>| chars[range].iter().collect::<String>();
+        format!("{prefix}{}{}{}", shown(0..head), "*".repeat(stars), shown(chars.len() - tail..chars.len()))
     }
 
     fn parse_resident(text: &str) -> Result<Identity, IdError> {
@@ -277,6 +289,11 @@ mod tests {
         assert_eq!(other.kind(), IdKind::Other);
         assert!("other:".parse::<Identity>().is_err());
         assert!("other:has space".parse::<Identity>().is_err());
+        assert_eq!(other.masked(), "other:**********0001");
+        let short: Identity = "other:AB".parse().expect("other");
+        assert_eq!(short.masked(), "other:**");
+        let seven: Identity = "other:BJ-1234".parse().expect("other");
+        assert_eq!(seven.masked(), "other:*****34");
         let id: Identity = "11010519491231002X".parse().expect("valid");
         assert_eq!(id.masked(), "110105********002X");
         assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31));
@@ -290,7 +307,45 @@ mod tests {
         assert!("052050".parse::<RegionCode>().is_err());
     }
 
+    /// The characters a masked form shows: those that are not `*`, with
+    /// their places.
+    fn visible(masked: &str) -> Vec<(usize, char)> {
+        masked.chars().enumerate().filter(|(_, c)| *c != '*').collect()
+    }
+
     proptest! {
+        /// A masked resident ID shows the region and the last 4 only: no
+        /// digit of the birth date, and the length is kept.
+        #[test]
+        fn masked_resident_ids_hide_the_birth_date(first17 in "[1-6][0-9]{5}(19[0-9][0-9]|20[0-2][0-9])(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])[0-9]{3}") {
+            let number = with_check(&first17);
+            let id: Identity = number.parse().expect("valid");
+            let masked = id.masked();
+            prop_assert_eq!(masked.chars().count(), 18);
+            prop_assert_eq!(&masked[6..14], "********");
+            let shown: String = visible(&masked).into_iter().map(|(_, c)| c).collect();
+            prop_assert_eq!(shown, format!("{}{}", &number[..6], &number[14..]));
+        }
+
+        /// A masked other certificate shows at most ⌊len/3⌋ and at most 4
+        /// characters, the last ones, and keeps the length.
+        #[test]
+        fn masked_other_ids_show_at_most_a_third(number in "[A-Za-z0-9-]{1,40}") {
+            let id: Identity = format!("other:{number}").parse().expect("valid");
+            let masked = id.masked();
+            let body = masked.strip_prefix("other:").expect("the prefix");
+            let n_chars = number.chars().count();
+            prop_assert_eq!(body.chars().count(), n_chars);
+            // The number itself may hold no `*`: the masked form's other
+            // characters are exactly the ones shown.
+            let shown = visible(body);
+            prop_assert!(shown.len() <= (n_chars / 3).min(4), "{masked} shows {} of {n_chars}", shown.len());
+            for (place, c) in shown {
+                prop_assert!(place >= n_chars - (n_chars / 3).min(4), "{masked}: character {place} shown");
+                prop_assert_eq!(number.chars().nth(place), Some(c));
+            }
+        }
+
         #[test]
         fn exactly_one_check_character_is_valid(first17 in "[1-6][0-9]{5}(19[5-9][0-9]|20[01][0-9])(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])[0-9]{3}") {
             let valid = with_check(&first17);

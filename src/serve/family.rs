@@ -181,7 +181,7 @@ pub struct ApplyRequest {
     coverage_year: u16,
     /// Yuan, as a string ("400.00").
     amount: String,
-    /// Default: DJ-YEAR-HOLDER-MEMBER-N from the IDs' last six characters.
+    /// Default: DJ-YEAR-HOLDER-MEMBER-N from what the IDs' masks show of their ends.
     application_id: Option<String>,
     /// Beijing time `YYYY-MM-DD HH:MM:SS` (default: now).
     at: Option<String>,

@@ -171,16 +171,16 @@ impl Serialize for YearEntry<'_> {
     }
 }
 
-/// The person as registered, IDs masked.
+/// The person as registered, IDs masked, without the birth date.
 struct SortedPerson<'a>(&'a PersonSummary);
 
 impl Serialize for SortedPerson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let PersonSummary { current, former, registered, name, region, birth_date, registered_on, basis, voided_on } =
+        // No birth date beside the masked ID: the mask hides it.
+        let PersonSummary { current, former, registered, name, region, birth_date: _, registered_on, basis, voided_on } =
             self.0;
-        let mut out = serializer.serialize_struct("Person", 9)?;
+        let mut out = serializer.serialize_struct("Person", 8)?;
         out.serialize_field("basis", basis)?;
-        out.serialize_field("birth_date", &birth_date.map(Day))?;
         out.serialize_field("former", &Masked(former))?;
         out.serialize_field("id", &current.masked())?;
         out.serialize_field("name", name)?;
@@ -410,7 +410,6 @@ mod tests {
                 "registered": summary.registered,
                 "name": summary.name,
                 "region": summary.region,
-                "birth_date": summary.birth_date,
                 "registered_on": summary.registered_on,
                 "basis": summary.basis,
                 "voided_on": summary.voided_on,

@@ -102,10 +102,8 @@ impl Derivation<'_> {
             });
             return None;
         }
-        let birth_date = self.person.registration.as_ref()?.birth_date;
-        Some(format!(
-            "pre-registration lapsed: not paid within the window from birth {birth_date} (void from {void_from})"
-        ))
+        // The void day, not the birth date: the card shows the ID masked.
+        Some(format!("pre-registration lapsed: not paid within the window from birth (void from {void_from})"))
     }
 
     /// For a pre-registered newborn not yet converted: the first day after

@@ -140,7 +140,8 @@ pub struct PersonYear {
     pub paid: Paid,
     pub refunds: Refunds,
     pub net_received: Money,
-    /// Premium due − net received, when short and known.
+    /// Premium due − net received, never below 0.00 (0.00: paid in full);
+    /// `None` only when the premium due is not known.
     pub outstanding: Option<Money>,
     /// Net received − premium due, when above.
     pub excess: Money,
@@ -245,6 +246,13 @@ impl Derivation<'_> {
             awaiting: awaiting.is_some(),
         };
         let state = self.state(&input, void);
+        let (premium_due, amount_due) = match state {
+            CoverageState::RefundedToSource => {
+                let again = self.due_again(&flows).or(premium_due);
+                (again, again.map(|due| due.saturating_sub(subsidy_due)))
+            }
+            _ => (premium_due, amount_due),
+        };
         let settled = walk.settled.filter(|_| matches!(state, CoverageState::Received | CoverageState::Overpaid));
         let (class, covered_from, covered_until) = self.coverage(settled);
         PersonYear {
@@ -257,7 +265,8 @@ impl Derivation<'_> {
             subsidy_due,
             amount_due,
             fiscal_subsidy: self.fiscal_subsidy(settled),
-            outstanding: premium_due.filter(|due| due.fen() > net).map(|due| money(due.fen() - net)),
+            // Known: a number, 0.00 once paid in full, as the card prints it.
+            outstanding: premium_due.map(|due| money(due.fen() - net)),
             excess: premium_due.map_or(Money::ZERO, |due| money(net - due.fen())),
             net_received: money(net),
             in_flight: money(flows.in_flight_fen),
@@ -270,6 +279,34 @@ impl Derivation<'_> {
             covered_until,
             notes: self.finish_notes(),
         }
+    }
+
+    /// 原渠道退回: every yuan went back, so covering the year takes a new
+    /// payment, and the year owes what that payment would: one on `as_of`,
+    /// else one on the day the money went back (the last refund), else
+    /// (only a returned proxy application) what an unpaid year owes.
+    /// Nothing a payment could buy (the year closed): nothing owed.
+    /// `None`: not known.
+    fn due_again(&mut self, flows: &Flows) -> Option<Money> {
+        let last_refund = flows.timeline.iter().filter(|(_, _, fen)| *fen < 0).map(|(on, _, _)| *on).max();
+        let on = self.as_of.or(last_refund);
+        let ruling = match on {
+            Some(on) => self.premium_due_on(on),
+            None => self.due_ruling(&Walk { settled: None, latest: None, only_refused: false })?,
+        };
+        let due = match ruling {
+            Ruling::Known(amount) => amount,
+            Ruling::Refused { .. } => Money::ZERO,
+            Ruling::AwaitingPolicy { .. } => return None,
+        };
+        self.notes.add(|| {
+            let when = on.map_or_else(String::new, |on| format!(" on {on}"));
+            format!(
+                "all the money went back to where it came from (原渠道退回): covering the year takes a new \
+                 payment, and a payment{when} owes {due}"
+            )
+        });
+        Some(due)
     }
 
     /// Shanxi 2022: 建议缴费人在核定后次日再进行缴费. Advice, not a rule: a

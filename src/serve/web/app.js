@@ -145,7 +145,6 @@ function renderCard(answer) {
     ["身份证号 ID", p.id],
     ["姓名 Name", p.name || "未登记 not registered"],
     ["参保地 Region", p.region || "-"],
-    ["出生日期 Born", p.birth_date || "-"],
     ["登记日期 Registered on", p.registered_on || "-"],
   ]) who.append(el("dt", null, label), el("dd", null, value));
   if (p.former && p.former.length) who.append(el("dt", null, "曾用证件 Formerly"), el("dd", null, p.former.join(", ")));
