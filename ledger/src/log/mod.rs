@@ -58,7 +58,7 @@ impl NewEvent {
     /// A fact from outside: its own stream, no version check, and its natural
     /// idempotency key (channel reference) or else one derived from content.
     pub fn fact(event: Event, actor: &str) -> NewEvent {
-        let idempotency_key = event.natural_key().unwrap_or_else(|| content_key(&event));
+        let idempotency_key = event.own_key();
         NewEvent {
             stream: event.stream(),
             expected: ExpectedVersion::Any,

@@ -133,6 +133,10 @@ fn prepare(fingerprints: Fingerprints, events: Vec<NewEvent>) -> Result<Vec<Prep
     for (event_idx, new) in events.into_iter().enumerate() {
         check_sizes(&new)?;
         new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
+        // Every append passes here: no key can take another fact's place.
+        new.event
+            .check_idempotency_key(&new.idempotency_key)
+            .map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
         let event_bytes = envelope::encode_event(&new.event);
         if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
             return Err(LedgerError::TooLarge {
