@@ -220,7 +220,7 @@ pub fn refusal_message(refusal: &family::Refusal) -> String {
 /// Parses `fact` as an import line, asks the decision, appends it unless
 /// it is a repeat; returns the position of the fact.
 pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, actor: &str) -> Result<u64> {
-    let new = parse(fact, actor)?;
+    let new = parse(&crate::commands::channels(log.dir())?, fact, actor)?;
     match family::decide(family, coverage, &new.event) {
         Err(refusal) => Err(BadInput(refusal_message(&refusal)).into()),
         Ok(Verdict::Repeat { position, what }) => {
@@ -242,8 +242,8 @@ pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, 
     }
 }
 
-fn parse(fact: Value, actor: &str) -> Result<NewEvent> {
-    facts::parse_line(&fact.to_string(), 1, actor).map_err(|e| {
+fn parse(channels: &yibao::channels::Channels, fact: Value, actor: &str) -> Result<NewEvent> {
+    facts::parse_line_with(&fact.to_string(), 1, actor, channels).map_err(|e| {
         match e.field {
             Some(field) => BadInput(format!("field `{field}`: {}", e.message)),
             None => BadInput(e.message),

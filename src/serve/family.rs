@@ -108,7 +108,7 @@ async fn post_fact(app: &Arc<App>, headers: &HeaderMap, fact: Value) -> Result<V
     let caller = Tokens::caller(app.tokens.as_ref(), headers)?;
     let type_name = fact.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
     caller.may_post(&type_name)?;
-    let events = super::write::parse(std::slice::from_ref(&fact), &format!("api:{}", caller.name))?;
+    let events = super::write::parse(std::slice::from_ref(&fact), &format!("api:{}", caller.name), &app.channels)?;
     let worker = Arc::clone(app);
     let outcome = tokio::task::spawn_blocking(move || worker.append(events))
         .await
