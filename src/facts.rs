@@ -172,8 +172,8 @@ impl<'de> de::Visitor<'de> for StrictValue<'_> {
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) =
-            seq.next_element_seed(StrictValue { path: self.at(&format!("[{}]", items.len())), repeated: self.repeated })?
+        while let Some(item) = seq
+            .next_element_seed(StrictValue { path: self.at(&format!("[{}]", items.len())), repeated: self.repeated })?
         {
             items.push(item);
         }
@@ -421,7 +421,10 @@ mod tests {
         let keyed = |key: &str| PAYMENT.replace(r#""v":1,"#, &format!(r#""v":1,"idempotency_key":"{key}","#));
         let error = parse_line(&keyed("payment/wechat/WX2"), 1, "t").expect_err("another payment's key");
         assert_eq!(error.field.as_deref(), Some("idempotency_key"));
-        assert_eq!(parse_line(&keyed("payment/wechat/WX1"), 1, "t").expect("own key").idempotency_key, "payment/wechat/WX1");
+        assert_eq!(
+            parse_line(&keyed("payment/wechat/WX1"), 1, "t").expect("own key").idempotency_key,
+            "payment/wechat/WX1"
+        );
         assert_eq!(parse_line(&keyed(" client-1 "), 1, "t").expect("trimmed").idempotency_key, "client-1");
         assert!(parse_line(&keyed("client\\u200b1"), 1, "t").is_err());
     }

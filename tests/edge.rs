@@ -36,7 +36,17 @@ fn registered_person(data: &Path) -> String {
     let id = person_id();
     let registered = yibao(
         data,
-        &["register", "--id", &id, "--name", " 王 小明 ", "--region", &REGION.to_string(), "--registered-on", "2024-09-01"],
+        &[
+            "register",
+            "--id",
+            &id,
+            "--name",
+            " 王 小明 ",
+            "--region",
+            &REGION.to_string(),
+            "--registered-on",
+            "2024-09-01",
+        ],
     );
     assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
     id
@@ -71,8 +81,21 @@ fn six_spellings_of_one_payment_are_one_payment_from_the_command_line() {
     for (channel, reference) in SPELLINGS {
         let paid = yibao(
             data,
-            &["pay", "--id", &id, "--year", "2025", "--amount", "400", "--channel", channel, "--ref", reference,
-              "--paid-at", "2024-10-05 09:30:12"],
+            &[
+                "pay",
+                "--id",
+                &id,
+                "--year",
+                "2025",
+                "--amount",
+                "400",
+                "--channel",
+                channel,
+                "--ref",
+                reference,
+                "--paid-at",
+                "2024-10-05 09:30:12",
+            ],
         );
         assert_eq!(paid.status.code(), Some(0), "{channel:?} {reference:?}: {}", stderr(&paid));
     }

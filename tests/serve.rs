@@ -662,3 +662,73 @@ fn a_write_in_flight_at_shutdown_is_finished_and_durable() {
         scanned_history(data, PERSON)
     );
 }
+
+/// (status, body as JSON) for a raw body, which a `Value` could not hold
+/// (a key given twice).
+fn post_text(server: &Server, token: &str, body: &str) -> (u16, Value) {
+    let request = ureq::post(&format!("http://{}/v1/events", server.addr))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json");
+    let response = match request.send_string(body) {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(other) => panic!("POST /v1/events: {other}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// One payment posted six ways is one payment; a repeated key, an amount a
+/// float would round, an invisible character, an unknown channel or a key
+/// that takes another fact's natural key is refused, naming the field.
+#[test]
+fn spellings_of_one_payment_over_http_are_one_payment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let spellings = [
+        ("wechat", "WX20241005093012001"),
+        ("WeChat", "WX20241005093012001"),
+        ("wechat ", "WX20241005093012001"),
+        ("wechat", " WX20241005093012001 "),
+        ("WECHAT", "ＷＸ20241005093012001"),
+        ("ｗｅｃｈａｔ", "WX20241005093012001\u{3000}"),
+    ];
+    let mut positions = HashSet::new();
+    for (channel, reference) in spellings {
+        let mut fact = payment();
+        fact["channel"] = json!(channel);
+        fact["channel_ref"] = json!(reference);
+        let (status, answer) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&fact));
+        assert_eq!(status, 200, "{channel:?} {reference:?}: {answer}");
+        positions.insert(answer["positions"][0].as_u64().expect("a position"));
+    }
+    assert_eq!(positions.len(), 1, "one payment: {positions:?}");
+    let (status, card) = call(&server, "GET", &format!("/v1/coverage/{PERSON}?year=2025"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(card["years"][0]["year"]["net_received"], "400.00", "{card}");
+
+    let refused = |body: String, field: &str, needle: &str| {
+        let (status, error) = post_text(&server, CHANNEL, &body);
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["field"], field, "{body}: {error}");
+        assert!(error.to_string().contains(needle), "{needle:?} in {error}");
+    };
+    let text = payment().to_string();
+    refused(text.replace(r#""amount":"400.00""#, r#""amount":"400.00","amount":"1.00""#), "amount", "more than once");
+    refused(format!("[{text},{}]", text.replace(r#""v":1"#, r#""v":1,"v":1"#)), "[1].v", "more than once");
+    refused(text.replace(r#""amount":"400.00""#, r#""amount":400.00000000000001"#), "amount", "two decimals");
+    refused(text.replace(r#""amount":"400.00""#, r#""amount":0.1e-400"#), "amount", "");
+    refused(text.replace("WX20241005093012001", "WX20241005093012001\\u200b"), "channel_ref", "U+200B");
+    refused(text.replace("WX20241005093012001", "WX2024100509\\u202e3012001"), "channel_ref", "U+202E");
+    refused(text.replace(r#""wechat""#, r#""wechatpay""#), "channel", "known: alipay");
+    let mut squatter = payment();
+    squatter["channel_ref"] = json!("WX-OTHER-1");
+    squatter["idempotency_key"] = json!("payment/wechat/WX20241005093012002");
+    refused(squatter.to_string(), "idempotency_key", "payment/");
+    let (status, card) = call(&server, "GET", &format!("/v1/coverage/{PERSON}?year=2025"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(card["years"][0]["year"]["net_received"], "400.00", "nothing more was appended: {card}");
+}
