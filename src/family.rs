@@ -273,8 +273,10 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
     let member = parse_identity(&flags.member).map_err(|e| BadInput(format!("--member: {e:#}")))?;
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
-    let application_id =
-        flags.application_id.unwrap_or_else(|| default_application_id(&family, &holder, &member, flags.year));
+    let application_id = match flags.application_id {
+        Some(id) => application_id_flag(&id)?,
+        None => default_application_id(&family, &holder, &member, flags.year),
+    };
     let fact = json!({
         "type": "proxy_submitted", "v": 1, "application_id": application_id, "holder": holder, "member": member,
         "coverage_year": flags.year, "amount": flags.amount,
@@ -299,7 +301,15 @@ pub fn default_application_id(family: &Family, holder: &Identity, member: &Ident
         .unwrap_or_else(|| format!("{stem}-{}", BeijingTime::now().0))
 }
 
-fn transition(data: &Path, type_name: &str, step: Step) -> Result<()> {
+/// An application id in canonical form (`ledger::text`), as the fact will hold it.
+fn application_id_flag(text: &str) -> Result<String> {
+    ledger::text::identifier("application_id", text)
+        .map_err(|e| BadInput(format!("application id: {}", e.reason)).into())
+}
+
+fn transition(data: &Path, type_name: &str, mut step: Step) -> Result<()> {
+    // Canonical before the lookup below, as the fact will be.
+    step.application_id = application_id_flag(&step.application_id)?;
     let at = step.at.unwrap_or_else(|| BeijingTime::now().to_string());
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;

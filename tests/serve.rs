@@ -305,11 +305,11 @@ fn family_accounts_and_certificates_over_http() {
     assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
 
     let application = json!({"holder": HOLDER, "member": PERSON, "coverage_year": 2025, "amount": "400.00",
-                             "application_id": "API-1", "at": "2024-10-02 10:00:00"});
+                             "application_id": " API-1 ", "at": "2024-10-02 10:00:00"});
     assert_eq!(call(&server, "POST", "/v1/family/applications", Some(OFFICE), Some(&application)).0, 403);
     let (status, applied) = call(&server, "POST", "/v1/family/applications", Some(CHANNEL), Some(&application));
     assert_eq!(status, 200, "{applied}");
-    assert_eq!(applied["application_id"], "API-1");
+    assert_eq!(applied["application_id"], "API-1", "the canonical id: {applied}");
     let step = |name: &str, body: Value| {
         call(&server, "POST", &format!("/v1/family/applications/API-1/{name}"), Some(CHANNEL), Some(&body))
     };
