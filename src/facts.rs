@@ -97,7 +97,7 @@ pub struct JsonError {
 pub fn strict_json(text: &str) -> Result<Value, JsonError> {
     let repeated = RefCell::new(None);
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let parsed = StrictValue { path: String::new(), repeated: &repeated }
+    let parsed = StrictValue { repeated: &repeated }
         .deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value));
     parsed.map_err(|e| match repeated.into_inner() {
@@ -112,17 +112,18 @@ pub fn strict_json(text: &str) -> Result<Value, JsonError> {
 /// (feature `arbitrary_precision`).
 const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
-/// Builds a `Value` at `path`, noting the first repeated key in `repeated`.
+/// Builds a `Value`, noting a repeated key in `repeated`: the key, then,
+/// as the error returns through the enclosing objects and arrays, the path
+/// to it (built only then, so a good fact allocates no paths).
 struct StrictValue<'a> {
-    path: String,
     repeated: &'a RefCell<Option<String>>,
 }
 
 impl StrictValue<'_> {
-    fn at(&self, step: &str) -> String {
-        match (self.path.is_empty(), step.starts_with('[')) {
-            (true, _) | (false, true) => format!("{}{step}", self.path),
-            (false, false) => format!("{}.{step}", self.path),
+    /// Puts `step` (a key, or `[index]`) in front of the repeated key's path.
+    fn prefix(&self, step: &str) {
+        if let Some(path) = self.repeated.borrow_mut().as_mut() {
+            *path = if path.starts_with('[') { format!("{step}{path}") } else { format!("{step}.{path}") };
         }
     }
 }
@@ -172,12 +173,16 @@ impl<'de> de::Visitor<'de> for StrictValue<'_> {
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq
-            .next_element_seed(StrictValue { path: self.at(&format!("[{}]", items.len())), repeated: self.repeated })?
-        {
-            items.push(item);
+        loop {
+            match seq.next_element_seed(StrictValue { repeated: self.repeated }) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(error) => {
+                    self.prefix(&format!("[{}]", items.len()));
+                    return Err(error);
+                }
+            }
         }
-        Ok(Value::Array(items))
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
@@ -188,13 +193,18 @@ impl<'de> de::Visitor<'de> for StrictValue<'_> {
                 let number = literal.parse::<Number>().map_err(de::Error::custom)?;
                 return Ok(Value::Number(number));
             }
-            let path = self.at(&key);
             if object.contains_key(&key) {
-                *self.repeated.borrow_mut() = Some(path);
-                return Err(de::Error::custom(format!("key `{key}` appears more than once")));
+                let error = de::Error::custom(format!("key `{key}` appears more than once"));
+                *self.repeated.borrow_mut() = Some(key);
+                return Err(error);
             }
-            let value = map.next_value_seed(StrictValue { path, repeated: self.repeated })?;
-            object.insert(key, value);
+            match map.next_value_seed(StrictValue { repeated: self.repeated }) {
+                Ok(value) => object.insert(key, value),
+                Err(error) => {
+                    self.prefix(&key);
+                    return Err(error);
+                }
+            };
         }
         Ok(Value::Object(object))
     }

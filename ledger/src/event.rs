@@ -431,7 +431,9 @@ impl Event {
     /// else looks at it, so that one reference has one spelling.
     pub fn canonicalize(&mut self) -> Result<(), FieldError> {
         let canonical = |field: &'static str, kind: TextKind, slot: &mut String| -> Result<(), FieldError> {
-            *slot = kind.canonical(field, slot)?;
+            if !kind.is_plainly_canonical(slot) {
+                *slot = kind.canonical(field, slot)?;
+            }
             Ok(())
         };
         each_text_field!(self, canonical, mut)
@@ -441,6 +443,9 @@ impl Event {
     /// whoever builds the event.
     fn check_canonical(&self) -> Result<(), FieldError> {
         let check = |field: &'static str, kind: TextKind, slot: &String| -> Result<(), FieldError> {
+            if kind.is_plainly_canonical(slot) {
+                return Ok(());
+            }
             let canonical = kind.canonical(field, slot)?;
             if canonical != *slot {
                 return Err(FieldError {
@@ -464,8 +469,20 @@ impl Event {
     /// another fact's place: such a key is refused unless it is this
     /// fact's own. It must also be a canonical identifier.
     pub fn check_idempotency_key(&self, key: &str) -> Result<(), FieldError> {
+        self.check_idempotency_key_against(key, || self.own_key())
+    }
+
+    /// As [`Event::check_idempotency_key`], with the fact's own key worked
+    /// out by `own` only where a reserved prefix makes it needed (the writer
+    /// derives a content key from the bytes it already encoded).
+    pub(crate) fn check_idempotency_key_against(
+        &self,
+        key: &str,
+        own: impl FnOnce() -> String,
+    ) -> Result<(), FieldError> {
         const FIELD: &str = "idempotency_key";
-        if key.is_empty() || crate::text::identifier(FIELD, key)? != key {
+        let canonical = TextKind::Identifier.is_plainly_canonical(key) || crate::text::identifier(FIELD, key)? == key;
+        if key.is_empty() || !canonical {
             return Err(FieldError { field: FIELD, reason: format!("`{key}` is not a canonical identifier") });
         }
         let lower = key.to_ascii_lowercase();
@@ -476,7 +493,7 @@ impl Event {
             .chain(type_prefixes)
             .find(|prefix| lower.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')));
         let Some(prefix) = reserved else { return Ok(()) };
-        let own = self.own_key();
+        let own = own();
         if own == key {
             return Ok(());
         }

@@ -32,6 +32,16 @@ pub enum TextKind {
 }
 
 impl TextKind {
+    /// True when `value` is canonical at a glance (plain ASCII), without
+    /// allocating: the common case on every append.
+    pub fn is_plainly_canonical(self, value: &str) -> bool {
+        match self {
+            TextKind::Identifier => !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic()),
+            TextKind::Channel => is_channel_form(value),
+            TextKind::Name => is_plain_ascii_name(value),
+        }
+    }
+
     /// The canonical form of `value`, or why it has none.
     pub fn canonical(self, field: &'static str, value: &str) -> Result<String, FieldError> {
         match self {

@@ -72,7 +72,12 @@ impl NewEvent {
 /// `<type>/<SM3 of the encoded event, 128 bits>`: the same fact gives the same
 /// key, so re-importing a file appends nothing.
 pub fn content_key(event: &Event) -> String {
-    let digest = crate::envelope::sm3(&crate::envelope::encode_event(event));
+    content_key_of(event, &crate::envelope::encode_event(event))
+}
+
+/// [`content_key`] from the event's encoded bytes.
+pub(crate) fn content_key_of(event: &Event, event_bytes: &[u8]) -> String {
+    let digest = crate::envelope::sm3(event_bytes);
     format!("{}/{}", event.type_name(), hex::encode(&digest[..16]))
 }
 
