@@ -10,10 +10,16 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
+use yibao::channels::Channels;
 use yibao::facts::{self, LineError, MAX_ERRORS_SHOWN};
 
 pub fn open(data: &Path, mode: OpenMode) -> Result<SledLog> {
     SledLog::open(data, mode).with_context(|| format!("opening the ledger at {}", data.display()))
+}
+
+/// The channels this ledger accepts: built in, plus `DIR/channels.toml`.
+pub fn channels(data: &Path) -> Result<Channels> {
+    Channels::load(data).map_err(|e| BadInput(e.to_string()).into())
 }
 
 pub fn init(data: &Path) -> Result<()> {
@@ -72,13 +78,18 @@ fn numbered_lines(reader: Box<dyn BufRead>) -> impl Iterator<Item = (usize, Resu
 }
 
 /// Parses a whole file of facts; any bad line refuses the file.
-pub fn read_facts(input: Box<dyn BufRead>, label: &str, actor: &str) -> Result<(Vec<NewEvent>, Vec<usize>)> {
+pub fn read_facts(
+    input: Box<dyn BufRead>,
+    label: &str,
+    actor: &str,
+    channels: &Channels,
+) -> Result<(Vec<NewEvent>, Vec<usize>)> {
     let mut events = Vec::new();
     let mut line_numbers = Vec::new();
     let mut errors: Vec<LineError> = Vec::new();
     let mut n_errors = 0;
     for (line, text) in numbered_lines(input) {
-        match text.and_then(|text| facts::parse_line(&text, line, actor)) {
+        match text.and_then(|text| facts::parse_line_with(&text, line, actor, channels)) {
             Ok(event) => {
                 events.push(event);
                 line_numbers.push(line);
@@ -116,7 +127,7 @@ pub fn import(data: &Path, file: &Path, actor: Option<String>) -> Result<()> {
 
 /// Parses all of `input`, then appends it as one atomic batch.
 pub fn import_into(log: &SledLog, input: Box<dyn BufRead>, label: &str, actor: &str) -> Result<()> {
-    let (events, line_numbers) = read_facts(input, label, actor)?;
+    let (events, line_numbers) = read_facts(input, label, actor, &channels(log.dir())?)?;
     // Bindings, proxy steps and refunds obey the rules (projections::family::decide).
     crate::family::check_import(log, &events, &line_numbers, label)?;
     let n_facts = events.len();

@@ -220,7 +220,7 @@ pub fn refusal_message(refusal: &family::Refusal) -> String {
 /// Parses `fact` as an import line, asks the decision, appends it unless
 /// it is a repeat; returns the position of the fact.
 pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, actor: &str) -> Result<u64> {
-    let new = parse(fact, actor)?;
+    let new = parse(&crate::commands::channels(log.dir())?, fact, actor)?;
     match family::decide(family, coverage, &new.event) {
         Err(refusal) => Err(BadInput(refusal_message(&refusal)).into()),
         Ok(Verdict::Repeat { position, what }) => {
@@ -242,8 +242,8 @@ pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, 
     }
 }
 
-fn parse(fact: Value, actor: &str) -> Result<NewEvent> {
-    facts::parse_line(&fact.to_string(), 1, actor).map_err(|e| {
+fn parse(channels: &yibao::channels::Channels, fact: Value, actor: &str) -> Result<NewEvent> {
+    facts::parse_line_with(&fact.to_string(), 1, actor, channels).map_err(|e| {
         match e.field {
             Some(field) => BadInput(format!("field `{field}`: {}", e.message)),
             None => BadInput(e.message),
@@ -273,8 +273,10 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
     let member = parse_identity(&flags.member).map_err(|e| BadInput(format!("--member: {e:#}")))?;
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
-    let application_id =
-        flags.application_id.unwrap_or_else(|| default_application_id(&family, &holder, &member, flags.year));
+    let application_id = match flags.application_id {
+        Some(id) => application_id_flag(&id)?,
+        None => default_application_id(&family, &holder, &member, flags.year),
+    };
     let fact = json!({
         "type": "proxy_submitted", "v": 1, "application_id": application_id, "holder": holder, "member": member,
         "coverage_year": flags.year, "amount": flags.amount,
@@ -301,7 +303,15 @@ pub fn default_application_id(family: &Family, holder: &Identity, member: &Ident
         .unwrap_or_else(|| format!("{stem}-{}", BeijingTime::now().0))
 }
 
-fn transition(data: &Path, type_name: &str, step: Step) -> Result<()> {
+/// An application id in canonical form (`ledger::text`), as the fact will hold it.
+fn application_id_flag(text: &str) -> Result<String> {
+    ledger::text::identifier("application_id", text)
+        .map_err(|e| BadInput(format!("application id: {}", e.reason)).into())
+}
+
+fn transition(data: &Path, type_name: &str, mut step: Step) -> Result<()> {
+    // Canonical before the lookup below, as the fact will be.
+    step.application_id = application_id_flag(&step.application_id)?;
     let at = step.at.unwrap_or_else(|| BeijingTime::now().to_string());
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;

@@ -127,7 +127,8 @@ enum Command {
         /// Amount in yuan, at most two decimals, e.g. 400.00.
         #[arg(long)]
         amount: String,
-        /// Channel: tax, wechat, alipay, bank, village_collector, ...
+        /// Channel, any case: tax, wechat, alipay, bank, village_collector, ...
+        /// or one listed in DIR/channels.toml (see README).
         #[arg(long)]
         channel: String,
         /// The channel's transaction reference (a repeat is recorded once).

@@ -48,7 +48,11 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
     else {
         return Err(BadInput(format!("--payment: `{}` is not CHANNEL:REF (e.g. wechat:WX2024…)", args.payment)).into());
     };
-    let payment = PaymentRef { channel: channel.to_string(), channel_ref: reference.to_string() };
+    // Canonical before the lookups below, as the fact will be (`WeChat:WX1 ` is `wechat:WX1`).
+    let flag = |e: ledger::event::FieldError| BadInput(format!("--payment: {}", e.reason));
+    let channel = ledger::text::channel("payment.channel", channel).map_err(flag)?;
+    let reference = ledger::text::identifier("payment.channel_ref", reference).map_err(flag)?;
+    let payment = PaymentRef { channel: channel.clone(), channel_ref: reference.clone() };
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
     // Where the money goes follows from where it came from; a payment the
@@ -64,7 +68,7 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
     let refund_ref = args.refund_ref.unwrap_or_else(|| {
         (1..=1_000)
             .map(|n| format!("{reference}-R{n}"))
-            .find(|r| coverage.refund_recorded(&person, args.year, channel, r).is_none())
+            .find(|r| coverage.refund_recorded(&person, args.year, &channel, r).is_none())
             .unwrap_or_else(|| format!("{reference}-R{}", BeijingTime::now().0))
     });
     let fact = json!({

@@ -121,6 +121,8 @@ pub struct App {
     metrics: metrics::Metrics,
     /// Who reads the log for the coverage projection (see `lookup.rs`).
     catching_up: lookup::CatchUp,
+    /// The channels posted facts may name (`DIR/channels.toml`).
+    channels: yibao::channels::Channels,
 }
 
 impl App {
@@ -188,6 +190,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let log = open(data, OpenMode::Existing)?;
+    let channels = crate::commands::channels(data)?;
     let coverage = crate::lookup::coverage(data, &log)?;
     let family = crate::family::family_at(data, &log, coverage.position())?;
     let (access, access_writer) = access::start(data)?;
@@ -209,6 +212,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         access,
         metrics: metrics::Metrics::default(),
         catching_up: lookup::CatchUp::default(),
+        channels,
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
     // The checkpoints only spare the next start a fold of the log: when

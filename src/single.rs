@@ -109,7 +109,8 @@ pub fn append_one(data: &Path, fact: Value, actor: &str) -> Result<()> {
 pub fn append_value(log: &SledLog, fact: Value, actor: &str) -> Result<u64> {
     let Value::Object(map) = fact else { return Err(BadInput("a fact is a JSON object".into()).into()) };
     let text = Value::Object(map.into_iter().collect::<Map<_, _>>()).to_string();
-    let new = facts::parse_line(&text, 1, actor).map_err(|e| match e.field {
+    let channels = crate::commands::channels(log.dir())?;
+    let new = facts::parse_line_with(&text, 1, actor, &channels).map_err(|e| match e.field {
         Some(field) => BadInput(format!("field `{field}`: {}", e.message)),
         None => BadInput(e.message),
     })?;

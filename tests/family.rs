@@ -229,7 +229,8 @@ fn the_proxy_lifecycle_refuses_illegal_steps_and_repeats_identical_ones() {
         yibao(data, &["family", "credited", &id, "--at", "2025-10-02 11:00:00"]),
         &["credited is not allowed", "failed (受理失败)"],
     );
-    ok(yibao(data, &["family", "returned", &id, "--at", "2025-10-02 11:00:00"]));
+    // The id as typed with spaces around it is the same application.
+    ok(yibao(data, &["family", "returned", &format!(" {id}\u{3000}"), "--at", "2025-10-02 11:00:00"]));
     let coverage = ok(yibao(data, &["coverage", WIFE, "--year", "2026"]));
     assert!(coverage.contains("coverage year 2026: refunded to source"), "{coverage}");
 

@@ -308,11 +308,11 @@ fn family_accounts_and_certificates_over_http() {
     assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
 
     let application = json!({"holder": HOLDER, "member": PERSON, "coverage_year": 2025, "amount": "400.00",
-                             "application_id": "API-1", "at": "2024-10-02 10:00:00"});
+                             "application_id": " API-1 ", "at": "2024-10-02 10:00:00"});
     assert_eq!(call(&server, "POST", "/v1/family/applications", Some(OFFICE), Some(&application)).0, 403);
     let (status, applied) = call(&server, "POST", "/v1/family/applications", Some(CHANNEL), Some(&application));
     assert_eq!(status, 200, "{applied}");
-    assert_eq!(applied["application_id"], "API-1");
+    assert_eq!(applied["application_id"], "API-1", "the canonical id: {applied}");
     let step = |name: &str, body: Value| {
         call(&server, "POST", &format!("/v1/family/applications/API-1/{name}"), Some(CHANNEL), Some(&body))
     };
@@ -753,11 +753,12 @@ fn channel_tokens_post_their_own_channels_with_keys_of_their_own() {
     assert_eq!(refused["code"], "forbidden");
     assert!(refused["message"].as_str().is_some_and(|m| m.contains("alipay")), "{refused}");
 
-    // WeChat's token takes Alipay's natural key for a payment of its own.
+    // WeChat's token tries to take Alipay's natural key for a payment of
+    // its own: a key the ledger gives facts is refused, naming the field.
     let mut squatting = payment_via("wechat", "WX-SQUAT-1");
     squatting["idempotency_key"] = json!("payment/alipay/AP-1");
     let (status, squatted) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&squatting));
-    assert_eq!(status, 200, "{squatted}");
+    assert_eq!((status, squatted["field"].clone()), (400, json!("idempotency_key")), "{squatted}");
     let (status, genuine) = call(&server, "POST", "/v1/events", Some(ALIPAY), Some(&payment_via("alipay", "AP-1")));
     assert_eq!(status, 200, "the genuine Alipay payment is refused: {genuine}");
     assert_eq!(genuine["n_appended"], 1, "{genuine}");
@@ -1093,4 +1094,74 @@ fn a_full_disk_refuses_writes_and_writes_resume_when_space_is_back() {
     std::fs::remove_file(&filler).expect("delete the filler");
     cli(&data, &["verify"]);
     assert!(scanned_history(&data, PERSON).contains(&resumed["positions"][0].as_u64().expect("position")));
+}
+
+/// (status, body as JSON) for a raw body, which a `Value` could not hold
+/// (a key given twice).
+fn post_text(server: &Server, token: &str, body: &str) -> (u16, Value) {
+    let request = ureq::post(&format!("http://{}/v1/events", server.addr))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json");
+    let response = match request.send_string(body) {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(other) => panic!("POST /v1/events: {other}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// One payment posted six ways is one payment; a repeated key, an amount a
+/// float would round, an invisible character, an unknown channel or a key
+/// that takes another fact's natural key is refused, naming the field.
+#[test]
+fn spellings_of_one_payment_over_http_are_one_payment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let spellings = [
+        ("wechat", "WX20241005093012001"),
+        ("WeChat", "WX20241005093012001"),
+        ("wechat ", "WX20241005093012001"),
+        ("wechat", " WX20241005093012001 "),
+        ("WECHAT", "ＷＸ20241005093012001"),
+        ("ｗｅｃｈａｔ", "WX20241005093012001\u{3000}"),
+    ];
+    let mut positions = HashSet::new();
+    for (channel, reference) in spellings {
+        let mut fact = payment();
+        fact["channel"] = json!(channel);
+        fact["channel_ref"] = json!(reference);
+        let (status, answer) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&fact));
+        assert_eq!(status, 200, "{channel:?} {reference:?}: {answer}");
+        positions.insert(answer["positions"][0].as_u64().expect("a position"));
+    }
+    assert_eq!(positions.len(), 1, "one payment: {positions:?}");
+    let (status, card) = call(&server, "GET", &format!("/v1/coverage/{PERSON}?year=2025"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(card["years"][0]["year"]["net_received"], "400.00", "{card}");
+
+    let refused = |body: String, field: &str, needle: &str| {
+        let (status, error) = post_text(&server, CHANNEL, &body);
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["field"], field, "{body}: {error}");
+        assert!(error.to_string().contains(needle), "{needle:?} in {error}");
+    };
+    let text = payment().to_string();
+    refused(text.replace(r#""amount":"400.00""#, r#""amount":"400.00","amount":"1.00""#), "amount", "more than once");
+    refused(format!("[{text},{}]", text.replace(r#""v":1"#, r#""v":1,"v":1"#)), "[1].v", "more than once");
+    refused(text.replace(r#""amount":"400.00""#, r#""amount":400.00000000000001"#), "amount", "two decimals");
+    refused(text.replace(r#""amount":"400.00""#, r#""amount":0.1e-400"#), "amount", "");
+    refused(text.replace("WX20241005093012001", "WX20241005093012001\\u200b"), "channel_ref", "U+200B");
+    refused(text.replace("WX20241005093012001", "WX2024100509\\u202e3012001"), "channel_ref", "U+202E");
+    refused(text.replace(r#""wechat""#, r#""wechatpay""#), "channel", "known: alipay");
+    let mut squatter = payment();
+    squatter["channel_ref"] = json!("WX-OTHER-1");
+    squatter["idempotency_key"] = json!("payment/wechat/WX20241005093012002");
+    refused(squatter.to_string(), "idempotency_key", "payment/");
+    let (status, card) = call(&server, "GET", &format!("/v1/coverage/{PERSON}?year=2025"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(card["years"][0]["year"]["net_received"], "400.00", "nothing more was appended: {card}");
 }

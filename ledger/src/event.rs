@@ -7,6 +7,7 @@
 
 use crate::id::{Identity, RegionCode};
 use crate::money::Money;
+use crate::text::TextKind;
 use crate::time::{BeijingTime, Date};
 use serde::{Deserialize, Serialize};
 
@@ -360,6 +361,11 @@ pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("reconciliation_recorded", 1),
 ];
 
+/// The prefixes of the idempotency keys the ledger gives facts itself:
+/// natural keys (`Event::natural_key`) and content keys (`<type>/<digest>`,
+/// `log::content_key`, one prefix per type name in [`EVENT_TYPES`]).
+pub const NATURAL_KEY_PREFIXES: &[&str] = &["payment/", "refund/", "proxy/", "reconcile/"];
+
 /// A field of an event that breaks a limit.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("field `{field}`: {reason}")]
@@ -368,7 +374,138 @@ pub struct FieldError {
     pub reason: String,
 }
 
+/// Calls `$visit(field, kind, slot)` for every text field of an event that
+/// identifies or names something, `slot` borrowed as `&String` or (with
+/// `mut`) as `&mut String`: the one list [`Event::canonicalize`] and
+/// [`Event::validate`] share.
+macro_rules! each_text_field {
+    ($event:expr, $visit:ident $(, $mutability:tt)?) => {
+        match $event {
+            Event::PersonRegisteredV1(e) => $visit("name", TextKind::Name, &$($mutability)? e.name),
+            Event::HardshipCertifiedV1(e) => {
+                $visit("group", TextKind::Identifier, &$($mutability)? e.group)?;
+                $visit("certified_by", TextKind::Name, &$($mutability)? e.certified_by)
+            }
+            Event::HardshipAssessedV1(e) => $visit("group", TextKind::Identifier, &$($mutability)? e.group),
+            Event::PaymentReceivedV1(e) => {
+                $visit("channel", TextKind::Channel, &$($mutability)? e.channel)?;
+                $visit("channel_ref", TextKind::Identifier, &$($mutability)? e.channel_ref)?;
+                match &$($mutability)? e.payer {
+                    Payer::Collector(name) => $visit("payer.collector", TextKind::Name, name),
+                    Payer::Myself | Payer::Other(_) => Ok(()),
+                }
+            }
+            Event::SubsidyGrantedV1(e) => {
+                $visit("group", TextKind::Identifier, &$($mutability)? e.group)?;
+                for part in &$($mutability)? e.parts {
+                    if let Funder::Other(name) = &$($mutability)? part.funder {
+                        $visit("parts.funder", TextKind::Name, name)?;
+                    }
+                }
+                Ok(())
+            }
+            Event::RefundIssuedV1(e) => {
+                $visit("refund_ref", TextKind::Identifier, &$($mutability)? e.refund_ref)?;
+                $visit("payment.channel", TextKind::Channel, &$($mutability)? e.payment.channel)?;
+                $visit("payment.channel_ref", TextKind::Identifier, &$($mutability)? e.payment.channel_ref)
+            }
+            Event::ProxySubmittedV1(e) => $visit("application_id", TextKind::Identifier, &$($mutability)? e.application_id),
+            Event::ProxyProcessingV1(e) => $visit("application_id", TextKind::Identifier, &$($mutability)? e.application_id),
+            Event::ProxyCreditedV1(e) => $visit("application_id", TextKind::Identifier, &$($mutability)? e.application_id),
+            Event::ProxyFailedV1(e) => $visit("application_id", TextKind::Identifier, &$($mutability)? e.application_id),
+            Event::ProxyReturnedV1(e) => $visit("application_id", TextKind::Identifier, &$($mutability)? e.application_id),
+            Event::ReconciliationRecordedV1(e) => $visit("run_id", TextKind::Identifier, &$($mutability)? e.run_id),
+            Event::PolicyPublishedV1(_)
+            | Event::PolicyAmendedV1(_)
+            | Event::IdentityConvertedV1(_)
+            | Event::PreRegistrationVoidedV1(_)
+            | Event::FamilyBindingCreatedV1(_)
+            | Event::FamilyBindingRevokedV1(_) => Ok(()),
+        }
+    };
+}
+
 impl Event {
+    /// Puts every identifier, channel and name in its canonical form
+    /// (`text`): what the edge does to outside input before anything
+    /// else looks at it, so that one reference has one spelling.
+    pub fn canonicalize(&mut self) -> Result<(), FieldError> {
+        let canonical = |field: &'static str, kind: TextKind, slot: &mut String| -> Result<(), FieldError> {
+            if !kind.is_plainly_canonical(slot) {
+                *slot = kind.canonical(field, slot)?;
+            }
+            Ok(())
+        };
+        each_text_field!(self, canonical, mut)
+    }
+
+    /// Refuses text not in canonical form: nothing un-canonical is appended,
+    /// whoever builds the event.
+    fn check_canonical(&self) -> Result<(), FieldError> {
+        let check = |field: &'static str, kind: TextKind, slot: &String| -> Result<(), FieldError> {
+            if kind.is_plainly_canonical(slot) {
+                return Ok(());
+            }
+            let canonical = kind.canonical(field, slot)?;
+            if canonical != *slot {
+                return Err(FieldError {
+                    field,
+                    reason: format!("`{slot}` is not in canonical form (`{canonical}`); canonicalize it first"),
+                });
+            }
+            Ok(())
+        };
+        each_text_field!(self, check)
+    }
+
+    /// The idempotency key a fact is appended under when the caller gives
+    /// none: its natural key, else one derived from its content.
+    pub fn own_key(&self) -> String {
+        self.natural_key().unwrap_or_else(|| crate::log::content_key(self))
+    }
+
+    /// A caller's idempotency key may not take a key the ledger gives facts
+    /// itself (`payment/…`, `refund/…`, `<type>/…`), or it could occupy
+    /// another fact's place: such a key is refused unless it is this
+    /// fact's own. It must also be a canonical identifier.
+    pub fn check_idempotency_key(&self, key: &str) -> Result<(), FieldError> {
+        self.check_idempotency_key_against(key, || self.own_key())
+    }
+
+    /// As [`Event::check_idempotency_key`], with the fact's own key worked
+    /// out by `own` only where a reserved prefix makes it needed (the writer
+    /// derives a content key from the bytes it already encoded).
+    pub(crate) fn check_idempotency_key_against(
+        &self,
+        key: &str,
+        own: impl FnOnce() -> String,
+    ) -> Result<(), FieldError> {
+        const FIELD: &str = "idempotency_key";
+        let canonical = TextKind::Identifier.is_plainly_canonical(key) || crate::text::identifier(FIELD, key)? == key;
+        if key.is_empty() || !canonical {
+            return Err(FieldError { field: FIELD, reason: format!("`{key}` is not a canonical identifier") });
+        }
+        let lower = key.to_ascii_lowercase();
+        let type_prefixes = EVENT_TYPES.iter().map(|(name, _)| *name);
+        let reserved = NATURAL_KEY_PREFIXES
+            .iter()
+            .map(|prefix| prefix.trim_end_matches('/'))
+            .chain(type_prefixes)
+            .find(|prefix| lower.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')));
+        let Some(prefix) = reserved else { return Ok(()) };
+        let own = own();
+        if own == key {
+            return Ok(());
+        }
+        Err(FieldError {
+            field: FIELD,
+            reason: format!(
+                "`{key}` starts with `{prefix}/`, which the ledger keeps for the keys it gives facts \
+                 (this fact's own is `{own}`); leave the key out or choose one without that prefix"
+            ),
+        })
+    }
+
     fn index(&self) -> usize {
         match self {
             Event::PolicyPublishedV1(_) => 0,
@@ -443,8 +580,14 @@ impl Event {
     }
 
     /// Limits that the types themselves do not carry: text lengths, years,
-    /// non-empty references.
+    /// non-empty references, canonical identifiers and names, the form of
+    /// channel names (which channels exist is the edge's to say).
     pub fn validate(&self) -> Result<(), FieldError> {
+        self.validate_limits()?;
+        self.check_canonical()
+    }
+
+    fn validate_limits(&self) -> Result<(), FieldError> {
         match self {
             Event::PolicyPublishedV1(e) => {
                 year("coverage_year", e.coverage_year)?;
@@ -577,4 +720,76 @@ fn document(value: &str) -> Result<(), FieldError> {
         return Err(FieldError { field: "document", reason: format!("longer than {MAX_DOCUMENT_BYTES} bytes") });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(channel: &str, channel_ref: &str) -> Event {
+        Event::PaymentReceivedV1(PaymentReceived {
+            person: "11010519491231002X".parse().expect("valid ID"),
+            coverage_year: 2025,
+            amount: Money::from_yuan(400),
+            channel: channel.into(),
+            channel_ref: channel_ref.into(),
+            payer: Payer::Collector(" 碧阳街道  代办员 ".into()),
+            paid_at: "2024-10-05 09:30:00".parse().expect("valid time"),
+        })
+    }
+
+    #[test]
+    fn canonicalize_gives_one_spelling_and_validate_refuses_the_others() {
+        let mut spelled = payment(" WeChat", "ＷＸ1 ");
+        assert!(matches!(spelled.validate(), Err(FieldError { field: "channel", .. })));
+        spelled.canonicalize().expect("canonical form exists");
+        let Event::PaymentReceivedV1(canonical) = &spelled else { unreachable!("a payment") };
+        assert_eq!((canonical.channel.as_str(), canonical.channel_ref.as_str()), ("wechat", "WX1"));
+        assert_eq!(canonical.payer, Payer::Collector("碧阳街道 代办员".into()));
+        assert_eq!(spelled.validate(), Ok(()));
+        assert_eq!(spelled.natural_key().as_deref(), Some("payment/wechat/WX1"));
+        let mut hidden = payment("wechat", "WX1\u{200B}");
+        let error = hidden.canonicalize().expect_err("zero-width space");
+        assert_eq!(error.field, "channel_ref");
+        assert!(error.reason.contains("U+200B"), "{}", error.reason);
+        assert!(matches!(hidden.validate(), Err(FieldError { field: "channel_ref", .. })));
+    }
+
+    #[test]
+    fn a_given_key_cannot_take_a_key_the_ledger_gives_facts() {
+        let event = payment("wechat", "WX1");
+        assert_eq!(event.check_idempotency_key("payment/wechat/WX1"), Ok(()), "its own natural key");
+        assert_eq!(event.check_idempotency_key("client-7/WX1"), Ok(()));
+        for taken in
+            ["payment/wechat/WX2", "refund/wechat/R1", "Proxy/A/credited", "reconcile/run", "person_registered/00"]
+        {
+            let error = event.check_idempotency_key(taken).expect_err(taken);
+            assert_eq!(error.field, "idempotency_key");
+        }
+        assert!(event.check_idempotency_key("key\u{202E}").is_err(), "not canonical");
+        let registration = Event::PreRegistrationVoidedV1(PreRegistrationVoided {
+            person: "other:NB-1".parse().expect("other certificate"),
+            voided_on: "2025-03-01".parse().expect("date"),
+            reason: "lapsed".into(),
+        });
+        assert_eq!(registration.check_idempotency_key(&registration.own_key()), Ok(()), "its own content key");
+    }
+
+    #[test]
+    fn natural_keys_start_with_a_reserved_prefix() {
+        let refund = Event::RefundIssuedV1(RefundIssued {
+            person: "11010519491231002X".parse().expect("valid ID"),
+            coverage_year: 2025,
+            refund_ref: "R1".into(),
+            payment: PaymentRef { channel: "wechat".into(), channel_ref: "WX1".into() },
+            amount: Money::from_yuan(1),
+            destination: RefundDestination::OriginalChannel,
+            refunded_at: "2024-10-05 09:30:00".parse().expect("valid time"),
+            reason: "重复缴费".into(),
+        });
+        for event in [payment("wechat", "WX1"), refund] {
+            let key = event.natural_key().expect("a natural key");
+            assert!(NATURAL_KEY_PREFIXES.iter().any(|prefix| key.starts_with(prefix)), "{key}");
+        }
+    }
 }

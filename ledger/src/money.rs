@@ -108,7 +108,12 @@ impl<'de> Deserialize<'de> for Money {
 
 struct MoneyVisitor;
 
-impl de::Visitor<'_> for MoneyVisitor {
+/// The key under which serde_json (feature `arbitrary_precision`, enabled
+/// for the workspace) hands a number over as a one-entry map holding the
+/// number's literal text, instead of rounding it to an f64.
+const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+impl<'de> de::Visitor<'de> for MoneyVisitor {
     type Value = Money;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,10 +132,24 @@ impl de::Visitor<'_> for MoneyVisitor {
         self.visit_str(&value.to_string())
     }
 
+    /// A JSON number, as its literal text: `400.00000000000001` and
+    /// `0.1e-400` get the answer the same text gets in a string.
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Money, A::Error> {
+        match map.next_key::<String>()? {
+            Some(key) if key == JSON_NUMBER_TOKEN => {
+                let literal: String = map.next_value()?;
+                self.visit_str(&literal)
+            }
+            _ => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
+        }
+    }
+
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Money, E> {
-        // The shortest text that round-trips is the literal the writer typed
-        // (for amounts of fewer than 15 significant digits), so 280.5 stays
-        // 280.5 and 280.123 is still refused for its third decimal.
+        // serde_json calls this only where the literal is the float's own
+        // shortest text (other numbers come as their literal, above); other
+        // formats (TOML policies) give floats whose shortest text is what
+        // the writer typed for amounts of fewer than 15 significant digits,
+        // so 280.5 stays 280.5 and 280.123 is still refused.
         if !value.is_finite() {
             return Err(E::custom("amount is not a finite number"));
         }
@@ -190,7 +209,28 @@ mod tests {
         assert_eq!(m.fen(), 107000);
         assert!(serde_json::from_str::<Money>("0.001").is_err());
         assert!(serde_json::from_str::<Money>("-5").is_err());
+        let m: Money = serde_json::from_str("400.00").expect("literal with trailing zeros");
+        assert_eq!(m.fen(), 40000);
         assert_eq!(serde_json::to_string(&Money::from_yuan(280)).expect("ser"), "\"280.00\"");
+    }
+
+    /// A number is read from its literal text: what a string refuses, the
+    /// same digits as a number are refused too, never rounded through f64.
+    #[test]
+    fn json_numbers_get_the_answer_their_text_gets_as_a_string() {
+        for literal in ["400.00000000000001", "0.1e-400", "1e2", "1E+2", "280.123", "99999999999999999999.5", "-0.01"] {
+            let as_string = serde_json::from_str::<Money>(&format!("\"{literal}\""));
+            let as_number = serde_json::from_str::<Money>(literal);
+            assert!(as_string.is_err(), "{literal} as a string");
+            assert!(as_number.is_err(), "{literal} as a number: {as_number:?}");
+            let value: serde_json::Value = serde_json::from_str(literal).expect("a JSON number");
+            assert!(serde_json::from_value::<Money>(value).is_err(), "{literal} through a Value");
+        }
+        for (literal, fen) in [("400", 40000), ("400.5", 40050), ("400.50", 40050), ("0.01", 1), ("0", 0)] {
+            assert_eq!(serde_json::from_str::<Money>(literal).map(Money::fen).ok(), Some(fen), "{literal}");
+            let value: serde_json::Value = serde_json::from_str(literal).expect("a JSON number");
+            assert_eq!(serde_json::from_value::<Money>(value).map(Money::fen).ok(), Some(fen), "{literal} via Value");
+        }
     }
 
     #[test]

@@ -188,3 +188,33 @@ async fn long_scans_match_short_reads() {
     assert!(matches!(stopped, Err(LedgerError::Closed)));
     assert_eq!(seen, 25_000);
 }
+
+/// Whoever builds the event, the log appends only canonical text and keys
+/// that take no other fact's place; a refused request writes nothing.
+#[tokio::test]
+async fn the_log_refuses_uncanonical_text_and_taken_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let spaced = common::payment_with_ref("WX1 ", 1);
+    let refused = log.append(vec![fact(registration(1)), fact(spaced)]).await.expect_err("trailing space");
+    assert!(
+        matches!(&refused, LedgerError::InvalidEvent { index: 1, error } if error.field == "channel_ref"),
+        "{refused}"
+    );
+    let mut squatter = fact(payment(2));
+    squatter.idempotency_key = "payment/wechat/WX0000000003".into();
+    let refused = log.append(vec![squatter]).await.expect_err("another payment's key");
+    assert!(
+        matches!(&refused, LedgerError::InvalidEvent { index: 0, error } if error.field == "idempotency_key"),
+        "{refused}"
+    );
+    let mut content = fact(registration(4));
+    content.idempotency_key = "person_registered/0123".into();
+    assert!(log.append(vec![content]).await.is_err(), "a content key not its own");
+    assert_eq!(log.head().await.expect("head").position, 0, "nothing was written");
+    let mut own = fact(payment(3));
+    own.idempotency_key = "payment/wechat/WX0000000003".into();
+    let mut client = fact(payment(5));
+    client.idempotency_key = "client-7/WX5".into();
+    assert_eq!(log.append(vec![own, client, fact(registration(6))]).await.expect("own keys").n_appended, 3);
+}

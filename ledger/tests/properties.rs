@@ -56,6 +56,23 @@ fn required() -> BoxedStrategy<String> {
     "[A-Za-z0-9\\x{4e00}-\\x{9fa5}]\\PC{0,20}".boxed()
 }
 
+/// A reference or code in canonical form (`ledger::text::identifier`).
+fn identifier() -> BoxedStrategy<String> {
+    "[A-Za-z0-9\\x{4e00}-\\x{9fa5}][A-Za-z0-9\\x{4e00}-\\x{9fa5}_./:-]{0,20}".boxed()
+}
+
+/// A channel name in canonical form (`ledger::text::channel`).
+fn channel() -> BoxedStrategy<String> {
+    "[a-z0-9_]{1,20}".boxed()
+}
+
+/// A name, not blank, in canonical form (`ledger::text::name`).
+fn name() -> BoxedStrategy<String> {
+    required()
+        .prop_filter_map("a name without invisible characters", |text| ledger::text::name("name", &text).ok())
+        .boxed()
+}
+
 fn document() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "(\\PC|\n){0,200}",
@@ -75,7 +92,7 @@ fn basis() -> impl Strategy<Value = EnrolmentBasis> {
 }
 
 fn payer() -> impl Strategy<Value = Payer> {
-    prop_oneof![Just(Payer::Myself), identity().prop_map(Payer::Other), required().prop_map(Payer::Collector)]
+    prop_oneof![Just(Payer::Myself), identity().prop_map(Payer::Other), name().prop_map(Payer::Collector)]
 }
 
 fn funder() -> impl Strategy<Value = Funder> {
@@ -84,7 +101,7 @@ fn funder() -> impl Strategy<Value = Funder> {
         Just(Funder::City),
         Just(Funder::County),
         Just(Funder::MedicalAssistanceFund),
-        required().prop_map(Funder::Other),
+        name().prop_map(Funder::Other),
     ]
 }
 
@@ -118,7 +135,7 @@ fn event() -> impl Strategy<Value = Event> {
         (region(), year(), text(), document(), text()).prop_map(|(region, coverage_year, source, document, reason)| {
             Event::PolicyAmendedV1(PolicyAmended { region, coverage_year, source, document, reason })
         }),
-        (identity(), required(), region(), date(), date(), basis()).prop_map(
+        (identity(), name(), region(), date(), date(), basis()).prop_map(
             |(person, name, region, other_birth, registered_on, basis)| {
                 let birth_date = person.birth_date().map(Date).unwrap_or(other_birth);
                 Event::PersonRegisteredV1(PersonRegistered { person, name, region, birth_date, registered_on, basis })
@@ -130,7 +147,7 @@ fn event() -> impl Strategy<Value = Event> {
         (identity(), date(), text()).prop_map(|(person, voided_on, reason)| Event::PreRegistrationVoidedV1(
             PreRegistrationVoided { person, voided_on, reason }
         )),
-        (identity(), year(), required(), text(), date()).prop_map(
+        (identity(), year(), identifier(), name(), date()).prop_map(
             |(person, coverage_year, group, certified_by, certified_on)| {
                 Event::HardshipCertifiedV1(HardshipCertified {
                     person,
@@ -141,7 +158,7 @@ fn event() -> impl Strategy<Value = Event> {
                 })
             }
         ),
-        (identity(), year(), required(), money(), money(), date()).prop_map(
+        (identity(), year(), identifier(), money(), money(), date()).prop_map(
             |(person, coverage_year, group, subsidy, amount_due, assessed_on)| {
                 Event::HardshipAssessedV1(HardshipAssessed {
                     person,
@@ -153,7 +170,7 @@ fn event() -> impl Strategy<Value = Event> {
                 })
             }
         ),
-        (identity(), year(), money(), required(), required(), payer(), instant()).prop_map(
+        (identity(), year(), money(), channel(), identifier(), payer(), instant()).prop_map(
             |(person, coverage_year, amount, channel, channel_ref, payer, paid_at)| {
                 Event::PaymentReceivedV1(PaymentReceived {
                     person,
@@ -166,27 +183,37 @@ fn event() -> impl Strategy<Value = Event> {
                 })
             }
         ),
-        (identity(), year(), required(), prop::collection::vec((funder(), money()), 1..=8), date()).prop_map(
+        (identity(), year(), identifier(), prop::collection::vec((funder(), money()), 1..=8), date()).prop_map(
             |(person, coverage_year, group, parts, granted_on)| {
                 let parts = parts.into_iter().map(|(funder, amount)| SubsidyPart { funder, amount }).collect();
                 Event::SubsidyGrantedV1(SubsidyGranted { person, coverage_year, group, parts, granted_on })
             }
         ),
-        (identity(), year(), required(), (required(), required()), money(), destination(), instant(), text()).prop_map(
-            |(person, coverage_year, refund_ref, (channel, channel_ref), amount, destination, refunded_at, reason)| {
-                let payment = PaymentRef { channel, channel_ref };
-                Event::RefundIssuedV1(RefundIssued {
+        (identity(), year(), identifier(), (channel(), identifier()), money(), destination(), instant(), text())
+            .prop_map(
+                |(
                     person,
                     coverage_year,
                     refund_ref,
-                    payment,
+                    (channel, channel_ref),
                     amount,
                     destination,
                     refunded_at,
                     reason,
-                })
-            }
-        ),
+                )| {
+                    let payment = PaymentRef { channel, channel_ref };
+                    Event::RefundIssuedV1(RefundIssued {
+                        person,
+                        coverage_year,
+                        refund_ref,
+                        payment,
+                        amount,
+                        destination,
+                        refunded_at,
+                        reason,
+                    })
+                }
+            ),
         (identity(), region(), identity(), relation(), date()).prop_map(
             |(holder, account_province, member, relation, bound_on)| {
                 Event::FamilyBindingCreatedV1(FamilyBindingCreated {
@@ -201,25 +228,25 @@ fn event() -> impl Strategy<Value = Event> {
         (identity(), identity(), date()).prop_map(|(holder, member, revoked_on)| Event::FamilyBindingRevokedV1(
             FamilyBindingRevoked { holder, member, revoked_on }
         )),
-        (required(), identity(), identity(), year(), money(), instant()).prop_map(
+        (identifier(), identity(), identity(), year(), money(), instant()).prop_map(
             |(application_id, holder, member, coverage_year, amount, at)| {
                 Event::ProxySubmittedV1(ProxySubmitted { application_id, holder, member, coverage_year, amount, at })
             }
         ),
-        (required(), instant())
+        (identifier(), instant())
             .prop_map(|(application_id, at)| Event::ProxyProcessingV1(ProxyProcessing { application_id, at })),
-        (required(), instant())
+        (identifier(), instant())
             .prop_map(|(application_id, at)| Event::ProxyCreditedV1(ProxyCredited { application_id, at })),
-        (required(), text(), instant()).prop_map(|(application_id, reason, at)| Event::ProxyFailedV1(ProxyFailed {
+        (identifier(), text(), instant()).prop_map(|(application_id, reason, at)| Event::ProxyFailedV1(ProxyFailed {
             application_id,
             reason,
             at
         })),
-        (required(), money(), instant()).prop_map(|(application_id, amount, at)| Event::ProxyReturnedV1(
+        (identifier(), money(), instant()).prop_map(|(application_id, amount, at)| Event::ProxyReturnedV1(
             ProxyReturned { application_id, amount, at }
         )),
         (
-            required(),
+            identifier(),
             prop::collection::vec((text(), text(), "[0-9a-f]{64}"), 0..4),
             date(),
             date(),

@@ -99,6 +99,11 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(value)| value).map_err(|rejection| ApiError::bad_input(None, rejection.body_text()))
 }
 
+/// An application id in canonical form (`ledger::text`), as the fact will hold it.
+fn application_id_field(text: &str) -> Result<String, ApiError> {
+    ledger::text::identifier("application_id", text).map_err(|e| ApiError::bad_input(Some(e.field), e.to_string()))
+}
+
 fn person_field(text: &str, field: &str) -> Result<Identity, ApiError> {
     text.parse().map_err(|_| ApiError::bad_input(Some(field), format!("{field}: not a valid ID number")))
 }
@@ -108,7 +113,7 @@ async fn post_fact(app: &Arc<App>, headers: &HeaderMap, fact: Value) -> Result<V
     let caller = Tokens::caller(app.tokens.as_ref(), headers)?;
     let type_name = fact.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
     caller.may_post(&type_name)?;
-    let events = super::write::parse(std::slice::from_ref(&fact), &caller)?;
+    let events = super::write::parse(std::slice::from_ref(&fact), &caller, &app.channels)?;
     let worker = Arc::clone(app);
     let outcome = tokio::task::spawn_blocking(move || worker.append(events))
         .await
@@ -196,7 +201,7 @@ pub async fn apply(
     Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("proxy_submitted")?;
     let request = body(request)?;
     let application_id = match request.application_id {
-        Some(id) => id,
+        Some(id) => application_id_field(&id)?,
         None => {
             let holder = person_field(&request.holder, "holder")?;
             let member = person_field(&request.member, "member")?;
@@ -232,6 +237,8 @@ pub async fn step(
     UrlPath((application_id, step)): UrlPath<(String, String)>,
     request: Option<Json<StepRequest>>,
 ) -> Result<Json<Value>, ApiError> {
+    // Canonical before the lookup below, as the fact will be.
+    let application_id = application_id_field(&application_id)?;
     let type_name = match step.as_str() {
         "processing" => "proxy_processing",
         "credited" => "proxy_credited",

@@ -13,6 +13,7 @@ use ledger::{AppendOutcome, EventLog, LedgerError, NewEvent};
 use projections::Projection;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use yibao::channels::Channels;
 use yibao::facts;
 
 /// Most facts in one request; larger loads go through `yibao import`.
@@ -28,11 +29,13 @@ pub async fn post_events(
         StatusCode::PAYLOAD_TOO_LARGE => super::too_large(),
         _ => ApiError::bad_input(None, "the request body could not be read"),
     })?;
-    let facts_json = match serde_json::from_slice::<Value>(&body) {
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_input(None, "the request body is not UTF-8"))?;
+    // A repeated key anywhere is refused, not quietly the last one.
+    let facts_json = match facts::strict_json(text) {
         Ok(Value::Array(items)) => items,
         Ok(object @ Value::Object(_)) => vec![object],
         Ok(_) => return Err(ApiError::bad_input(None, "expected a fact (JSON object) or an array of facts")),
-        Err(e) => return Err(ApiError::bad_input(None, format!("malformed JSON: {e}"))),
+        Err(e) => return Err(ApiError::bad_input(e.field.as_deref(), e.message)),
     };
     if facts_json.is_empty() || facts_json.len() > MAX_BATCH_FACTS {
         return Err(ApiError::bad_input(None, format!("a batch holds 1 to {MAX_BATCH_FACTS} facts")));
@@ -44,7 +47,7 @@ pub async fn post_events(
             caller.may_post(type_name)?;
         }
     }
-    let events = parse(&facts_json, &caller)?;
+    let events = parse(&facts_json, &caller, &app.channels)?;
     let outcome = if events.iter().any(|new| projections::family::is_decided(&new.event)) {
         let worker = Arc::clone(&app);
         tokio::task::spawn_blocking(move || worker.append(events))
@@ -65,14 +68,14 @@ pub async fn post_events(
 /// fact refuses the batch, naming the first one's line and field. A
 /// caller-given idempotency key goes into the caller's namespace, and a
 /// channel token may name its own channels only.
-pub(super) fn parse(facts_json: &[Value], caller: &Caller) -> Result<Vec<NewEvent>, ApiError> {
+pub(super) fn parse(facts_json: &[Value], caller: &Caller, channels: &Channels) -> Result<Vec<NewEvent>, ApiError> {
     let actor = format!("api:{}", caller.name);
     let mut events = Vec::with_capacity(facts_json.len());
     for (index, fact) in facts_json.iter().enumerate() {
         if !fact.is_object() {
             return Err(ApiError::bad_input(None, format!("fact {}: expected a JSON object", index + 1)));
         }
-        let mut parsed = facts::parse_line(&fact.to_string(), index + 1, &actor).map_err(|error| {
+        let mut parsed = facts::parse_line_with(&fact.to_string(), index + 1, &actor, channels).map_err(|error| {
             let message = format!("{error}; nothing was appended");
             ApiError::bad_input(error.field.as_deref(), message)
         })?;

@@ -58,7 +58,7 @@ impl NewEvent {
     /// A fact from outside: its own stream, no version check, and its natural
     /// idempotency key (channel reference) or else one derived from content.
     pub fn fact(event: Event, actor: &str) -> NewEvent {
-        let idempotency_key = event.natural_key().unwrap_or_else(|| content_key(&event));
+        let idempotency_key = event.own_key();
         NewEvent {
             stream: event.stream(),
             expected: ExpectedVersion::Any,
@@ -72,7 +72,12 @@ impl NewEvent {
 /// `<type>/<SM3 of the encoded event, 128 bits>`: the same fact gives the same
 /// key, so re-importing a file appends nothing.
 pub fn content_key(event: &Event) -> String {
-    let digest = crate::envelope::sm3(&crate::envelope::encode_event(event));
+    content_key_of(event, &crate::envelope::encode_event(event))
+}
+
+/// [`content_key`] from the event's encoded bytes.
+pub(crate) fn content_key_of(event: &Event, event_bytes: &[u8]) -> String {
+    let digest = crate::envelope::sm3(event_bytes);
     format!("{}/{}", event.type_name(), hex::encode(&digest[..16]))
 }
 

@@ -134,6 +134,11 @@ fn prepare(fingerprints: Fingerprints, events: Vec<NewEvent>) -> Result<Vec<Prep
         check_sizes(&new)?;
         new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
         let event_bytes = envelope::encode_event(&new.event);
+        // Every append passes here: no key can take another fact's place.
+        let own_key = || new.event.natural_key().unwrap_or_else(|| super::content_key_of(&new.event, &event_bytes));
+        new.event
+            .check_idempotency_key_against(&new.idempotency_key, own_key)
+            .map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
         if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
             return Err(LedgerError::TooLarge {
                 what: "an event",
