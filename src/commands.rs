@@ -219,8 +219,7 @@ fn ignore_broken_pipe(error: std::io::Error) -> std::io::Result<()> {
 }
 
 /// What to do about a store sled cannot read.
-const RESTORE_ADVICE: &str =
-    "restore from an export (`yibao import --restore FILE`) into an empty data directory";
+const RESTORE_ADVICE: &str = "restore from an export (`yibao import --restore FILE`) into an empty data directory";
 
 pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
     let log = match SledLog::open(data, OpenMode::Audit) {
@@ -229,7 +228,9 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
             println!("FAILED: the ledger store at {} is damaged ({detail}): no position could be read", data.display());
             return Err(Findings(format!("the ledger store is damaged; {RESTORE_ADVICE}")).into());
         }
-        Err(other) => return Err(anyhow::Error::new(other).context(format!("opening the ledger at {}", data.display()))),
+        Err(other) => {
+            return Err(anyhow::Error::new(other).context(format!("opening the ledger at {}", data.display())))
+        }
     };
     let head = log.durable_head().position;
     let last = if to == 0 { head } else { to.min(head) };

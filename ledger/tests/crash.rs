@@ -325,10 +325,7 @@ async fn requests_acknowledged_before_a_split_request_survive_a_crash_inside_it(
 fn stored_blocks(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let db = ledger::log::open_store(dir).expect("sled");
     let blocks = db.open_tree("blocks").expect("tree");
-    blocks
-        .iter()
-        .map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())).expect("read"))
-        .collect()
+    blocks.iter().map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())).expect("read")).collect()
 }
 
 /// Right after a crash inside an append, `verify` (an audit open, which
@@ -349,13 +346,14 @@ fn verify_after_a_crash_inside_an_append_reports_the_durable_head_and_the_unfini
     let blocks = db.open_tree("blocks").expect("tree");
     let (last, value) = blocks.last().expect("read").expect("a block");
     let view = ledger::log::block::BlockView::parse(&value).expect("a block");
-    let n_left = u64::from(view.first_position - 301);
+    let n_left = view.first_position - 301;
     assert!(view.complete && n_left > 1000, "{n_left} records left of the request");
     blocks.remove(last).expect("remove");
     db.flush().expect("flush");
     drop((blocks, db));
     let stored = stored_blocks(dir.path());
-    let n_blocks_left = stored.iter().filter(|(key, _)| ledger::log::block::position_of_key(key) >= Some(301)).count() as u64;
+    let n_blocks_left =
+        stored.iter().filter(|(key, _)| ledger::log::block::position_of_key(key) >= Some(301)).count() as u64;
 
     let audit = SledLog::open(dir.path(), OpenMode::Audit).expect("an audit open");
     assert_eq!(audit.durable_head(), durable, "the audit's head is what readers see");

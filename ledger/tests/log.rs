@@ -203,10 +203,13 @@ fn a_verified_range_counts_its_own_records() {
         Ok(())
     })
     .expect("scan");
-    let first_of_block = |position: u64| log.blocks_from(position).expect("blocks").next().expect("a block").expect("read").0;
+    let first_of_block =
+        |position: u64| log.blocks_from(position).expect("blocks").next().expect("a block").expect("read").0;
     // Both ends inside blocks, not at their edges.
     assert!(first_of_block(1000) < 1000 && first_of_block(2001) < 2000);
-    for (from, to, n_records, last) in [(1000, 0, 2001, 3000), (1000, 2000, 1001, 2000), (1, 2000, 2000, 2000), (3000, 0, 1, 3000)] {
+    for (from, to, n_records, last) in
+        [(1000, 0, 2001, 3000), (1000, 2000, 1001, 2000), (1, 2000, 2000, 2000), (3000, 0, 1, 3000)]
+    {
         let report = log.verify(from, to, &mut |_| {}).expect("verify");
         assert_eq!(report.problem, None);
         assert_eq!(report.first_position, from);

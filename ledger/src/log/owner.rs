@@ -73,10 +73,7 @@ pub(crate) fn describe_holder(dir: &Path) -> String {
     let named = format!("pid {}, `{}`, holding it since {}", record.pid, record.command, record.since);
     match is_running(&record) {
         Some(true) => named,
-        Some(false) => format!(
-            "which one is not known: {} names {named}, which is no longer running",
-            path.display()
-        ),
+        Some(false) => format!("which one is not known: {} names {named}, which is no longer running", path.display()),
         None => format!("{named}, as {} says", path.display()),
     }
 }

@@ -57,10 +57,9 @@ impl fmt::Display for VerifyProblem {
             VerifyProblem::Unreadable { after: 0, detail } => {
                 write!(f, "the ledger store is damaged ({detail}): no position could be read")
             }
-            VerifyProblem::Unreadable { after, detail } => write!(
-                f,
-                "the ledger store is damaged ({detail}): position {after} is the last that could be read"
-            ),
+            VerifyProblem::Unreadable { after, detail } => {
+                write!(f, "the ledger store is damaged ({detail}): position {after} is the last that could be read")
+            }
         }
     }
 }
@@ -90,7 +89,8 @@ struct Hashed {
 /// Hashes a block's records with the `prev` chain; used on worker threads.
 fn hash_block(bytes: &[u8], prev: Hash, range: &RangeInclusive<u64>) -> std::result::Result<Hashed, VerifyProblem> {
     let view = BlockView::parse(bytes).map_err(|e| VerifyProblem::Frame { position: 0, reason: e.to_string() })?;
-    let mut hashed = Hashed { n_in_range: 0, last: Head { position: view.first_position.saturating_sub(1), hash: prev } };
+    let mut hashed =
+        Hashed { n_in_range: 0, last: Head { position: view.first_position.saturating_sub(1), hash: prev } };
     for record in view.records() {
         let record = record.map_err(|e: FrameError| VerifyProblem::Frame {
             position: view.first_position + u64::from(n_index(&e)),
@@ -199,7 +199,8 @@ impl SledLog {
         if let (None, Some(detail)) = (&report.problem, self.tail_damage()) {
             // The walk read to the end, yet sled could not read the end
             // when the log was opened: the store is damaged all the same.
-            report.problem = Some(VerifyProblem::Unreadable { after: report.last_good.position, detail: detail.into() });
+            report.problem =
+                Some(VerifyProblem::Unreadable { after: report.last_good.position, detail: detail.into() });
         }
         Ok(report)
     }
