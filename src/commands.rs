@@ -5,6 +5,7 @@ use crate::progress;
 use anyhow::{Context, Result};
 use ledger::log::block::BlockView;
 use ledger::log::restore::{self as ledger_restore, ExportedRecord};
+use ledger::log::VerifyProblem;
 use ledger::{envelope, Envelope, LedgerError, NewEvent, OpenMode, SledLog};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -228,8 +229,20 @@ fn ignore_broken_pipe(error: std::io::Error) -> std::io::Result<()> {
     }
 }
 
+/// What to do about a store sled cannot read.
+const RESTORE_ADVICE: &str = "restore from an export (`yibao import --restore FILE`) into an empty data directory";
+
 pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
-    let log = open(data, OpenMode::Audit)?;
+    let log = match SledLog::open(data, OpenMode::Audit) {
+        Ok(log) => log,
+        Err(LedgerError::StoreDamaged { detail }) => {
+            println!("FAILED: the ledger store at {} is damaged ({detail}): no position could be read", data.display());
+            return Err(Findings(format!("the ledger store is damaged; {RESTORE_ADVICE}")).into());
+        }
+        Err(other) => {
+            return Err(anyhow::Error::new(other).context(format!("opening the ledger at {}", data.display())))
+        }
+    };
     let head = log.durable_head().position;
     let last = if to == 0 { head } else { to.min(head) };
     let bar = progress::bar(last.saturating_sub(from.max(1)) + 1, "verifying");
@@ -243,10 +256,20 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
         "checked positions {}..{}: {} records in {} blocks, {:.3} s, {:.0} records/s",
         report.first_position, report.last_good.position, report.n_records, report.n_blocks, seconds, rate
     );
+    if let Some(unfinished) = report.unfinished {
+        println!(
+            "an unfinished append of {} records after position {} was found and is discarded (never acknowledged; the next open for writing removes it)",
+            unfinished.n_records, unfinished.after
+        );
+    }
     match &report.problem {
         None => {
             println!("OK: head {} {}", report.last_good.position, hex::encode(report.last_good.hash));
             Ok(())
+        }
+        Some(problem @ VerifyProblem::Unreadable { .. }) => {
+            println!("FAILED: {problem}");
+            Err(Findings(format!("the ledger store is damaged; {RESTORE_ADVICE}")).into())
         }
         Some(problem) => {
             println!("FAILED: {problem}");

@@ -8,6 +8,7 @@ mod exit;
 mod family;
 mod lookup;
 mod policy;
+mod private_files;
 mod progress;
 mod reconcile_cmd;
 mod refund;
@@ -344,6 +345,7 @@ enum PolicyCommand {
 }
 
 fn main() -> ExitCode {
+    private_files::restrict_new_files();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Init => commands::init(&cli.data),

@@ -25,13 +25,38 @@ pub enum LedgerError {
     #[error("storage I/O failed")]
     Io(#[from] std::io::Error),
     #[error("sled failed")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
+    /// sled found its own files damaged (a checksum failed, or it could not
+    /// read them at all): nothing of the log can be trusted to read on.
+    #[error("the ledger store is damaged ({detail}); restore from an export (`yibao import --restore FILE`) into an empty data directory")]
+    StoreDamaged { detail: String },
+    /// Another process holds the store's lock.
+    #[error("the ledger is in use by another process ({holder}); stop it, or wait until it is done")]
+    InUse { holder: String },
     #[error("the log is corrupt at position {position}: {reason}")]
     Corrupt { position: u64, reason: String },
     #[error("an earlier write failed to reach stable storage; reopen the ledger before writing again")]
     Poisoned,
     #[error("the ledger's writer has stopped")]
     Closed,
+}
+
+impl From<sled::Error> for LedgerError {
+    fn from(error: sled::Error) -> LedgerError {
+        match error {
+            sled::Error::Corruption { at, .. } => {
+                let detail = match at {
+                    Some(sled::DiskPtr::Inline(offset)) => {
+                        format!("sled read corrupted data at byte {offset} of its file log/db")
+                    }
+                    Some(sled::DiskPtr::Blob(_, blob)) => format!("sled read a corrupted blob, log/blobs/{blob}"),
+                    None => "sled read corrupted data".to_string(),
+                };
+                LedgerError::StoreDamaged { detail }
+            }
+            other => LedgerError::Sled(other),
+        }
+    }
 }
 
 impl LedgerError {

@@ -15,6 +15,7 @@
 mod common;
 
 use common::{channel_ref, fact, payment_with_ref, seed_from_env, Rng};
+use ledger::log::UnfinishedAppend;
 use ledger::{OpenMode, SledLog};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -238,7 +239,9 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
             }
         }
         let full = iteration % 10 == 0;
+        let audit_head = SledLog::open(dir.path(), OpenMode::Audit).expect("an audit open").durable_head();
         let log = check_reopened(dir.path(), &acked, check_from, full, &context);
+        assert_eq!(audit_head, log.durable_head(), "{context}: verify's head is the one readers see");
         let head = log.durable_head().position;
         // Appending after recovery works and continues the chain.
         let reference = format!("parent-{iteration}");
@@ -306,7 +309,69 @@ async fn requests_acknowledged_before_a_split_request_survive_a_crash_inside_it(
     blocks.remove(last).expect("remove");
     db.flush().expect("flush");
     drop((blocks, db));
+    let audit = SledLog::open(dir.path(), OpenMode::Audit).expect("an audit open");
+    let report = audit.verify(0, 0, &mut |_| {}).expect("verify");
+    assert_eq!((report.problem, report.last_good.position), (None, 203), "verify reports what readers will see");
+    let unfinished = report.unfinished.expect("the split request's first unit is reported");
+    assert_eq!(unfinished.after, 203);
+    assert!(unfinished.n_records > 5 && unfinished.n_records < 265, "{unfinished:?}");
+    drop(audit);
     let log = SledLog::open(dir.path(), OpenMode::Existing).expect("recover");
     assert_eq!(log.durable_head().position, 203, "acknowledged requests were dropped with the unfinished one");
     assert_eq!(log.verify(0, 0, &mut |_| {}).expect("verify").problem, None);
+}
+
+/// The stored blocks, keys and values, for a check that nothing changed.
+fn stored_blocks(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let db = ledger::log::open_store(dir).expect("sled");
+    let blocks = db.open_tree("blocks").expect("tree");
+    blocks.iter().map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())).expect("read")).collect()
+}
+
+/// Right after a crash inside an append, `verify` (an audit open, which
+/// changes nothing) reports what readers see: the durable whole requests,
+/// and the unfinished append after them, never acknowledged, counted and
+/// placed. The next open for writing removes it, and the head is the same.
+#[test]
+fn verify_after_a_crash_inside_an_append_reports_the_durable_head_and_the_unfinished_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = SledLog::open(dir.path(), OpenMode::Create).expect("create");
+    log.append_blocking((1..=300).map(|n| fact(common::payment(n))).collect()).expect("append");
+    let durable = log.durable_head();
+    // A request of several blocks.
+    log.append_blocking((301..=2300).map(|n| fact(common::payment(n))).collect()).expect("append");
+    drop(log);
+    // The crash: the request's last block never reached the disk.
+    let db = ledger::log::open_store(dir.path()).expect("sled");
+    let blocks = db.open_tree("blocks").expect("tree");
+    let (last, value) = blocks.last().expect("read").expect("a block");
+    let view = ledger::log::block::BlockView::parse(&value).expect("a block");
+    let n_left = view.first_position - 301;
+    assert!(view.complete && n_left > 1000, "{n_left} records left of the request");
+    blocks.remove(last).expect("remove");
+    db.flush().expect("flush");
+    drop((blocks, db));
+    let stored = stored_blocks(dir.path());
+    let n_blocks_left =
+        stored.iter().filter(|(key, _)| ledger::log::block::position_of_key(key) >= Some(301)).count() as u64;
+
+    let audit = SledLog::open(dir.path(), OpenMode::Audit).expect("an audit open");
+    assert_eq!(audit.durable_head(), durable, "the audit's head is what readers see");
+    let report = audit.verify(0, 0, &mut |_| {}).expect("verify");
+    assert_eq!(report.problem, None);
+    assert_eq!(report.last_good, durable);
+    assert_eq!(report.n_records, 300);
+    let expected = UnfinishedAppend { after: 300, n_records: n_left, n_blocks: n_blocks_left };
+    assert_eq!(report.unfinished, Some(expected));
+    // A range reaching past the head stops at it too.
+    let report = audit.verify(200, 5000, &mut |_| {}).expect("verify");
+    assert_eq!((report.n_records, report.last_good), (101, durable));
+    drop(audit);
+    assert!(stored_blocks(dir.path()) == stored, "verify changed the store");
+
+    let log = SledLog::open(dir.path(), OpenMode::Existing).expect("recover");
+    assert_eq!(log.durable_head(), durable, "the next open sees what verify reported");
+    drop(log);
+    let audit = SledLog::open(dir.path(), OpenMode::Audit).expect("an audit open");
+    assert_eq!(audit.verify(0, 0, &mut |_| {}).expect("verify").unfinished, None);
 }

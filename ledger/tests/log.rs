@@ -218,3 +218,33 @@ async fn the_log_refuses_uncanonical_text_and_taken_keys() {
     client.idempotency_key = "client-7/WX5".into();
     assert_eq!(log.append(vec![own, client, fact(registration(6))]).await.expect("own keys").n_appended, 3);
 }
+
+/// `verify --from`/`--to` counts the records of the range it checked, not
+/// whole blocks, and its last good record is the range's last.
+#[test]
+fn a_verified_range_counts_its_own_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    // One request of several blocks (about 560 of these events a block).
+    log.append_blocking((1..=3000).map(|n| fact(payment(n))).collect()).expect("append");
+    let mut hashes = vec![log.genesis_hash()];
+    log.scan(1, u64::MAX, |envelope| {
+        hashes.push(envelope.hash);
+        Ok(())
+    })
+    .expect("scan");
+    let first_of_block =
+        |position: u64| log.blocks_from(position).expect("blocks").next().expect("a block").expect("read").0;
+    // Both ends inside blocks, not at their edges.
+    assert!(first_of_block(1000) < 1000 && first_of_block(2001) < 2000);
+    for (from, to, n_records, last) in
+        [(1000, 0, 2001, 3000), (1000, 2000, 1001, 2000), (1, 2000, 2000, 2000), (3000, 0, 1, 3000)]
+    {
+        let report = log.verify(from, to, &mut |_| {}).expect("verify");
+        assert_eq!(report.problem, None);
+        assert_eq!(report.first_position, from);
+        assert_eq!(report.n_records, n_records, "verify {from}..{to}");
+        assert_eq!(report.last_good.position, last, "verify {from}..{to}");
+        assert_eq!(report.last_good.hash, hashes[last as usize], "verify {from}..{to}");
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod block;
 mod index;
+mod owner;
 pub mod restore;
 mod scan;
 mod sled_log;
@@ -100,6 +101,17 @@ pub struct Head {
     pub position: u64,
     /// The genesis hash for an empty log.
     pub hash: Hash,
+}
+
+/// The stored blocks of an append that a crash cut short: it was never
+/// acknowledged, readers never see it, and the next open for writing
+/// removes it. Only an audit open, which changes nothing, finds one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnfinishedAppend {
+    /// The last position of the whole requests before it.
+    pub after: u64,
+    pub n_records: u64,
+    pub n_blocks: u64,
 }
 
 /// The log as projections and commands see it; sled is one backend.

@@ -24,6 +24,9 @@ pub fn restore(
     let log_dir = dir.join("log");
     if log_dir.join("db").exists() {
         let existing = SledLog::open(dir, OpenMode::Audit)?;
+        if let Some(detail) = existing.tail_damage() {
+            return Err(LedgerError::StoreDamaged { detail: detail.to_string() });
+        }
         let head = existing.durable_head().position;
         if head > 0 {
             return Err(LedgerError::NotEmpty { head });

@@ -2,9 +2,10 @@
 
 use super::block::{self, BlockView};
 use super::index::{Fingerprints, KeyIndex, KeyUse, StreamIndex};
+use super::owner::{self, OwnerFile};
 use super::scan;
 use super::writer::{self, WriterHandle};
-use super::{AppendOutcome, EventLog, Head, NewEvent};
+use super::{AppendOutcome, EventLog, Head, NewEvent, UnfinishedAppend};
 use crate::envelope::{self, Envelope, Hash, HASH_ALGORITHM};
 use crate::error::{LedgerError, Result};
 use crate::time::UtcTime;
@@ -130,6 +131,13 @@ pub struct SledLog {
     genesis: Hash,
     writer: Option<WriterHandle>,
     dir: PathBuf,
+    /// Found by an audit open only; a writing open has removed it.
+    unfinished: Option<UnfinishedAppend>,
+    /// What sled could not read of the log's end, for an audit open (a
+    /// writing open fails instead).
+    tail_damage: Option<String>,
+    /// Last, so that the record goes once the writer has stopped.
+    _owner: Option<OwnerFile>,
 }
 
 /// sled's segment size. A message above a quarter segment goes to a blob
@@ -142,12 +150,15 @@ const _: () = assert!(17 * (block::MAX_BLOCK_BYTES + 64) < SEGMENT_BYTES / 4 - 1
 /// settings, bypassing the log: for forensic tools and tests that inspect or
 /// damage stored blocks.
 pub fn open_store(dir: &Path) -> Result<sled::Db> {
-    open_sled(&dir.join("log"))
+    open_sled(dir)
 }
 
-fn open_sled(path: &Path) -> Result<sled::Db> {
+/// Opens sled under `DIR/log`; damage and a lock held elsewhere are errors
+/// of their own, in words an operator can act on.
+fn open_sled(dir: &Path) -> Result<sled::Db> {
+    let path = dir.join("log");
     let config = sled::Config::new()
-        .path(path)
+        .path(&path)
         .segment_size(SEGMENT_BYTES)
         .flush_every_ms(None)
         .mode(sled::Mode::HighThroughput);
@@ -161,14 +172,17 @@ fn open_sled(path: &Path) -> Result<sled::Db> {
         let opened = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
             Ok(opened) => opened,
             Err(_) => {
-                let reason = format!("sled could not open {}", path.display());
-                return Err(LedgerError::Corrupt { position: 0, reason });
+                let detail = format!("sled could not read its files under {}", path.display());
+                return Err(LedgerError::StoreDamaged { detail });
             }
         };
         match opened {
             Err(sled::Error::Io(error)) if is_lock_busy(&error) && attempt < LOCK_ATTEMPTS => {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(sled::Error::Io(error)) if is_lock_busy(&error) => {
+                return Err(LedgerError::InUse { holder: owner::describe_holder(dir) });
             }
             other => return Ok(other?),
         }
@@ -191,7 +205,11 @@ impl SledLog {
         }
         let created = !path.exists();
         std::fs::create_dir_all(&path)?;
-        let db = open_sled(&path)?;
+        if mode != OpenMode::Audit {
+            restrict_to_owner(dir)?;
+        }
+        let db = open_sled(dir)?;
+        let owner = OwnerFile::claim(dir);
         let blocks = db.open_tree(BLOCKS_TREE)?;
         let data_file = File::open(path.join("db"))?;
         let header_bytes = match db.get(HEADER_KEY)? {
@@ -222,15 +240,24 @@ impl SledLog {
             fingerprints: Fingerprints::new(),
             poisoned: AtomicBool::new(false),
         });
-        let mut log = SledLog { shared, header, header_bytes, genesis, writer: None, dir: dir.to_path_buf() };
+        let mut log = SledLog {
+            shared,
+            header,
+            header_bytes,
+            genesis,
+            writer: None,
+            dir: dir.to_path_buf(),
+            unfinished: None,
+            tail_damage: None,
+            _owner: owner,
+        };
         if mode != OpenMode::Audit {
             log.recover()?;
             let (head, keys) = log.rebuild_indexes()?;
             *log.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
             log.writer = Some(writer::start(Arc::clone(&log.shared), head, keys));
-        } else if let Some((_, last)) = log.shared.blocks.last()? {
-            let head = last_record_of(&last).unwrap_or(Head { position: 0, hash: genesis });
-            *log.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+        } else {
+            log.read_tail_for_audit()?;
         }
         Ok(log)
     }
@@ -239,8 +266,9 @@ impl SledLog {
     pub(crate) fn create_with_header(dir: &Path, header_bytes: &[u8]) -> Result<SledLog> {
         let path = dir.join("log");
         std::fs::create_dir_all(&path)?;
+        restrict_to_owner(dir)?;
         {
-            let db = open_sled(&path)?;
+            let db = open_sled(dir)?;
             db.insert(HEADER_KEY, header_bytes)?;
             db.flush()?;
             File::open(path.join("db"))?.sync_data()?;
@@ -273,6 +301,50 @@ impl SledLog {
 
     pub fn durable_head(&self) -> Head {
         self.shared.durable_head()
+    }
+
+    /// The unfinished append an audit open found after the durable head.
+    pub fn unfinished_append(&self) -> Option<UnfinishedAppend> {
+        self.unfinished
+    }
+
+    /// What sled could not read of the log's end, when opened for an audit.
+    pub fn tail_damage(&self) -> Option<&str> {
+        self.tail_damage.as_deref()
+    }
+
+    /// The durable head and any unfinished append, for an audit open. An
+    /// audit goes on past a tail sled cannot read: verify then names the
+    /// last position it could read.
+    fn read_tail_for_audit(&mut self) -> Result<()> {
+        let found = find_unfinished(&self.shared.blocks).and_then(|unfinished| {
+            self.unfinished = unfinished;
+            self.audit_head()
+        });
+        let head = match found {
+            Ok(head) => head,
+            Err(LedgerError::StoreDamaged { detail }) => {
+                self.unfinished = None;
+                self.tail_damage = Some(detail);
+                Head { position: 0, hash: self.genesis }
+            }
+            Err(other) => return Err(other),
+        };
+        *self.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+        Ok(())
+    }
+
+    /// What readers see of a log opened for an audit: the last record of
+    /// the last block before any unfinished append (which recovery would
+    /// remove). A damaged last block gives the records before the damage.
+    fn audit_head(&self) -> Result<Head> {
+        let genesis = Head { position: 0, hash: self.genesis };
+        let last = match self.unfinished {
+            Some(unfinished) if unfinished.after == 0 => return Ok(genesis),
+            Some(unfinished) => self.shared.blocks.range(..=block::key(unfinished.after)).next_back().transpose()?,
+            None => self.shared.blocks.last()?,
+        };
+        Ok(last.and_then(|(_, bytes)| last_record_of(&bytes)).unwrap_or(genesis))
     }
 
     /// Drops a trailing run of incomplete blocks: the parts of an append that
@@ -420,6 +492,42 @@ impl SledLog {
         }
         Ok(out)
     }
+}
+
+/// The trailing run of incomplete blocks, as [`SledLog::recover`] would
+/// remove it. A block whose header does not parse ends the run: that is
+/// damage, for verify to name, not an unfinished append.
+fn find_unfinished(blocks: &sled::Tree) -> Result<Option<UnfinishedAppend>> {
+    let mut unfinished: Option<UnfinishedAppend> = None;
+    for item in blocks.iter().rev() {
+        let (_, bytes) = item?;
+        let Ok(view) = BlockView::parse(&bytes) else { break };
+        if view.complete {
+            break;
+        }
+        let so_far = unfinished.unwrap_or(UnfinishedAppend { after: 0, n_records: 0, n_blocks: 0 });
+        unfinished = Some(UnfinishedAppend {
+            after: view.first_position.saturating_sub(1),
+            n_records: so_far.n_records + u64::from(view.n_records),
+            n_blocks: so_far.n_blocks + 1,
+        });
+    }
+    Ok(unfinished)
+}
+
+/// The ledger holds full ID numbers and names: its directory is the
+/// owner's only (0700), whatever it was created with. Files inside it are
+/// then closed to others whatever their own modes.
+fn restrict_to_owner(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
 }
 
 /// The last record of a stored block, as a head.
