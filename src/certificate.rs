@@ -142,9 +142,9 @@ pub fn run(data: &Path, args: CertificateArgs) -> Result<()> {
     match args.out {
         Some(path) => {
             std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-            println!("certificate for {} {year} written to {}", certificate.person, path.display());
+            outln!("certificate for {} {year} written to {}", certificate.person, path.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(())
 }

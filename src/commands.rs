@@ -1,6 +1,7 @@
 //! The ledger commands: init, import, restore, log, verify, export.
 
 use crate::exit::{BadInput, Findings};
+use crate::output::ignore_broken_pipe;
 use crate::progress;
 use anyhow::{Context, Result};
 use ledger::log::block::BlockView;
@@ -28,7 +29,7 @@ pub fn init(data: &Path) -> Result<()> {
     let log = open(data, OpenMode::Create)?;
     let header = log.header();
     let verb = if existed { "already holds" } else { "created" };
-    println!(
+    outln!(
         "{}: {verb} ledger {} ({} chain, format {} v{})",
         data.display(),
         header.ledger_id,
@@ -36,7 +37,7 @@ pub fn init(data: &Path) -> Result<()> {
         header.format,
         header.format_version
     );
-    println!("head: position {}", log.durable_head().position);
+    outln!("head: position {}", log.durable_head().position);
     Ok(())
 }
 
@@ -145,12 +146,12 @@ pub fn import_into(log: &SledLog, input: Box<dyn BufRead>, label: &str, actor: &
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let n_repeated = n_facts - outcome.n_appended;
-    println!("{label}: {n_facts} facts, {} appended, {n_repeated} already recorded", outcome.n_appended);
+    outln!("{label}: {n_facts} facts, {} appended, {n_repeated} already recorded", outcome.n_appended);
     if let (Some(first), Some(last)) = (outcome.positions.iter().min(), outcome.positions.iter().max()) {
-        println!("positions {first}..{last}; head {} {}", outcome.head.position, hex::encode(outcome.head.hash));
+        outln!("positions {first}..{last}; head {} {}", outcome.head.position, hex::encode(outcome.head.hash));
     }
     if outcome.n_appended > 0 {
-        println!("durable in {:.3} s ({:.0} facts/s)", seconds, outcome.n_appended as f64 / seconds.max(1e-9));
+        outln!("durable in {:.3} s ({:.0} facts/s)", seconds, outcome.n_appended as f64 / seconds.max(1e-9));
     }
     Ok(())
 }
@@ -186,7 +187,7 @@ pub fn log(data: &Path, from: u64, limit: usize, as_json: bool) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !as_json && head == 0 {
-        writeln!(out, "the log is empty")?;
+        writeln!(out, "the log is empty").or_else(ignore_broken_pipe)?;
     }
     let mut write_error = None;
     log.scan(from, to, |envelope| {
@@ -215,18 +216,11 @@ pub fn log(data: &Path, from: u64, limit: usize, as_json: bool) -> Result<()> {
         }
     }
     if !as_json && to < head {
-        writeln!(out, "... {} more; head at position {head} (use --from {})", head - to, to + 1)?;
+        writeln!(out, "... {} more; head at position {head} (use --from {})", head - to, to + 1)
+            .or_else(ignore_broken_pipe)?;
     }
     out.flush().or_else(ignore_broken_pipe)?;
     Ok(())
-}
-
-fn ignore_broken_pipe(error: std::io::Error) -> std::io::Result<()> {
-    if error.kind() == std::io::ErrorKind::BrokenPipe {
-        Ok(())
-    } else {
-        Err(error)
-    }
 }
 
 /// What to do about a store sled cannot read.
@@ -236,7 +230,7 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
     let log = match SledLog::open(data, OpenMode::Audit) {
         Ok(log) => log,
         Err(LedgerError::StoreDamaged { detail }) => {
-            println!("FAILED: the ledger store at {} is damaged ({detail}): no position could be read", data.display());
+            outln!("FAILED: the ledger store at {} is damaged ({detail}): no position could be read", data.display());
             return Err(Findings(format!("the ledger store is damaged; {RESTORE_ADVICE}")).into());
         }
         Err(other) => {
@@ -251,28 +245,33 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let rate = report.n_records as f64 / seconds.max(1e-9);
-    println!("chain: {} ({}), header ledger {}", log.header().hash_algorithm, data.display(), log.header().ledger_id);
-    println!(
+    outln!("chain: {} ({}), header ledger {}", log.header().hash_algorithm, data.display(), log.header().ledger_id);
+    outln!(
         "checked positions {}..{}: {} records in {} blocks, {:.3} s, {:.0} records/s",
-        report.first_position, report.last_good.position, report.n_records, report.n_blocks, seconds, rate
+        report.first_position,
+        report.last_good.position,
+        report.n_records,
+        report.n_blocks,
+        seconds,
+        rate
     );
     if let Some(unfinished) = report.unfinished {
-        println!(
+        outln!(
             "an unfinished append of {} records after position {} was found and is discarded (never acknowledged; the next open for writing removes it)",
             unfinished.n_records, unfinished.after
         );
     }
     match &report.problem {
         None => {
-            println!("OK: head {} {}", report.last_good.position, hex::encode(report.last_good.hash));
+            outln!("OK: head {} {}", report.last_good.position, hex::encode(report.last_good.hash));
             Ok(())
         }
         Some(problem @ VerifyProblem::Unreadable { .. }) => {
-            println!("FAILED: {problem}");
+            outln!("FAILED: {problem}");
             Err(Findings(format!("the ledger store is damaged; {RESTORE_ADVICE}")).into())
         }
         Some(problem) => {
-            println!("FAILED: {problem}");
+            outln!("FAILED: {problem}");
             Err(Findings(format!("verification failed at position {}", problem.position())).into())
         }
     }
@@ -321,7 +320,7 @@ pub fn export(data: &Path, out_path: Option<&Path>) -> Result<()> {
     bar.finish_and_clear();
     out.flush().or_else(ignore_broken_pipe)?;
     if let Some(path) = out_path {
-        println!(
+        outln!(
             "exported {} records to {}; head {} {}",
             head.position,
             path.display(),
@@ -399,13 +398,13 @@ pub fn restore(data: &Path, file: &Path) -> Result<()> {
         }
         Err(other) => return Err(anyhow::Error::new(other).context(format!("restoring {label}"))),
     };
-    println!(
+    outln!(
         "restored {} records from {label} into {} in {:.3} s",
         head.position,
         data.display(),
         started.elapsed().as_secs_f64()
     );
-    println!("head {} {}", head.position, hex::encode(head.hash));
+    outln!("head {} {}", head.position, hex::encode(head.hash));
     if let Some(expected) = header.get("head_hash").and_then(Value::as_str) {
         if expected != hex::encode(head.hash) {
             return Err(Findings(format!(
@@ -414,7 +413,7 @@ pub fn restore(data: &Path, file: &Path) -> Result<()> {
             ))
             .into());
         }
-        println!("matches the exported head");
+        outln!("matches the exported head");
     }
     Ok(())
 }

@@ -32,11 +32,11 @@ fn embedded(text: &'static str) -> Box<dyn BufRead> {
 }
 
 fn step(title: &str) {
-    println!("\n== {title}");
+    outln!("\n== {title}");
 }
 
 pub fn run(data: &Path) -> Result<()> {
-    println!("yibao demo: a Bijie 2025 resident-insurance ledger in {}", data.display());
+    outln!("yibao demo: a Bijie 2025 resident-insurance ledger in {}", data.display());
     step("1. create (or open) the ledger");
     commands::init(data)?;
     let log = commands::open(data, OpenMode::Existing)?;
@@ -58,10 +58,10 @@ pub fn run(data: &Path) -> Result<()> {
     let head = log.durable_head().position;
     match commands::import_into(&log, embedded(BAD_FACTS), "fixtures/demo/bad.jsonl", "demo") {
         Ok(()) => anyhow::bail!("the bad demo file was accepted"),
-        Err(error) => println!("refused (exit code 2 from `yibao import`):\n{error:#}"),
+        Err(error) => outln!("refused (exit code 2 from `yibao import`):\n{error:#}"),
     }
     let unchanged = log.durable_head().position == head;
-    println!(
+    outln!(
         "head still at position {} ({})",
         log.durable_head().position,
         if unchanged { "nothing appended" } else { "CHANGED" }
@@ -95,20 +95,20 @@ pub fn run(data: &Path) -> Result<()> {
     let first: LedgerTotals = replay::rebuild(&log, 0, &mut |_| {})?;
     let second: LedgerTotals = replay::rebuild(&log, 0, &mut |_| {})?;
     for (year, totals) in &first.years {
-        println!(
+        outln!(
             "{year}: {} payments {} | {} subsidies {} | {} proxy credited {} | {} refunds {} to channels, {} to personal accounts",
             totals.n_payments, totals.paid, totals.n_subsidies, totals.subsidised, totals.n_proxy_credited, totals.proxy_credited,
             totals.n_refunds, totals.refunded_to_channel, totals.refunded_to_personal_account
         );
     }
     let (digest, again) = (replay::state_digest(&first), replay::state_digest(&second));
-    println!("state digest at position {}: {}", first.position(), hex::encode(digest));
-    println!("second replay: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
+    outln!("state digest at position {}: {}", first.position(), hex::encode(digest));
+    outln!("second replay: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
     let coverage_first: Coverage = replay::rebuild(&log, 0, &mut |_| {})?;
     let coverage_second: Coverage = replay::rebuild(&log, 0, &mut |_| {})?;
     let (digest, again) = (coverage_first.digest(), coverage_second.digest());
-    println!("coverage digest at position {}: {}", coverage_first.position(), hex::encode(digest));
-    println!("second coverage rebuild: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
+    outln!("coverage digest at position {}: {}", coverage_first.position(), hex::encode(digest));
+    outln!("second coverage rebuild: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
 
     step("9. reconcile October–November 2024 with the collection account's bank statement (camt.053), and a statement that fails its own checks: one break of each kind");
     let camt053 = reconcile::Format::Camt053 { channel: None };
@@ -122,8 +122,8 @@ pub fn run(data: &Path) -> Result<()> {
     let period = ledger::Date::ymd(2024, 10, 1).zip(ledger::Date::ymd(2024, 11, 30));
     let period = period.map(|(from, to)| reconcile::Period { from, to });
     let clean = crate::reconcile_cmd::compare_and_record(&log, &statements, period)?;
-    println!("(`yibao reconcile` would exit {} here)", if clean { 0 } else { 1 });
-    println!(
+    outln!("(`yibao reconcile` would exit {} here)", if clean { 0 } else { 1 });
+    outln!(
         "\nnext: `yibao --data {d} coverage 520502198503121233 --on 2025-06-01`, `yibao --data {d} unpaid --region 520500 --year 2025`, `yibao --data {d} verify`; \
          the office page: `yibao --data {d} serve --insecure-no-auth`, then http://127.0.0.1:8080/?id=520502198503121233",
         d = data.display()
@@ -145,9 +145,15 @@ fn coverage_table(data: &Path, log: &ledger::SledLog) -> Result<()> {
         }
         Ok(())
     })?;
-    println!(
+    outln!(
         "{:<20} {:>4}  {:<18} {:>8} {:>9} {:>11}  {:<12} name",
-        "ID", "year", "state", "due", "received", "outstanding", "covered from"
+        "ID",
+        "year",
+        "state",
+        "due",
+        "received",
+        "outstanding",
+        "covered from"
     );
     let money = |amount: Option<ledger::Money>| amount.map_or("?".to_string(), |m| m.to_string());
     for person in &persons {
@@ -156,7 +162,7 @@ fn coverage_table(data: &Path, log: &ledger::SledLog) -> Result<()> {
             let Some(view) = coverage.person_year(person, year) else { continue };
             let state = serde_json::to_value(view.state)?.as_str().unwrap_or("?").replace('_', " ");
             let from = view.covered_from.map_or("-".to_string(), |d| d.to_string());
-            println!(
+            outln!(
                 "{:<20} {:>4}  {:<18} {:>8} {:>9} {:>11}  {:<12} {name}",
                 person.masked(),
                 year,

@@ -224,7 +224,7 @@ pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, 
     match family::decide(family, coverage, &new.event) {
         Err(refusal) => Err(BadInput(refusal_message(&refusal)).into()),
         Ok(Verdict::Repeat { position, what }) => {
-            println!("already recorded at position {position}: {what}; nothing appended");
+            outln!("already recorded at position {position}: {what}; nothing appended");
             Ok(position)
         }
         Ok(Verdict::Append) => {
@@ -232,10 +232,10 @@ pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, 
             let outcome = log.append_blocking(vec![new]).context("appending the fact")?;
             let position = outcome.positions.first().copied().unwrap_or(0);
             if outcome.n_appended == 0 {
-                println!("already recorded at position {position}: {summary}; nothing appended");
+                outln!("already recorded at position {position}: {summary}; nothing appended");
             } else {
-                println!("{summary}");
-                println!("recorded at position {position}; head {}", hex::encode(outcome.head.hash));
+                outln!("{summary}");
+                outln!("recorded at position {position}; head {}", hex::encode(outcome.head.hash));
             }
             Ok(position)
         }
@@ -283,7 +283,7 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
         "at": flags.at.unwrap_or_else(|| BeijingTime::now().to_string()),
     });
     record(&log, &coverage, &family, fact, "cli:family-apply")?;
-    println!("application {application_id}");
+    outln!("application {application_id}");
     Ok(())
 }
 
@@ -368,27 +368,27 @@ pub fn list(data: &Path, id: &str) -> Result<()> {
     let person = parse_identity(id)?;
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
-    println!("{}: family-account bindings (家庭账户共济)", person.masked());
+    outln!("{}: family-account bindings (家庭账户共济)", person.masked());
     let as_holder: Vec<_> = family.bindings_as_holder(&person).collect();
-    println!("as holder (授权记录): {} binding(s)", as_holder.len());
+    outln!("as holder (授权记录): {} binding(s)", as_holder.len());
     for binding in as_holder {
         for period in &binding.periods {
-            println!("{}", binding_line(&binding.member, period));
+            outln!("{}", binding_line(&binding.member, period));
         }
     }
     let as_member: Vec<_> = family.bindings_as_member(&person).collect();
-    println!("as member (被授权记录): {} binding(s)", as_member.len());
+    outln!("as member (被授权记录): {} binding(s)", as_member.len());
     for binding in as_member {
         for period in &binding.periods {
-            println!("{}", binding_line(&binding.holder, period));
+            outln!("{}", binding_line(&binding.holder, period));
         }
     }
     let applications: Vec<&Application> = family.applications_of(&person).collect();
-    println!("applications (代缴申请): {}", applications.len());
+    outln!("applications (代缴申请): {}", applications.len());
     for application in applications {
-        println!("{}", application_line(application));
+        outln!("{}", application_line(application));
     }
-    println!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
+    outln!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
     Ok(())
 }
 
@@ -400,16 +400,24 @@ pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
     let years = family.account(&holder);
     if as_json {
         let answer = json!({ "holder": holder.masked(), "years": years, "log_position": coverage.position() });
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    println!("{}: employee personal account (职工医保个人账户), proxy payments by coverage year", holder.masked());
-    println!(
+    outln!("{}: employee personal account (职工医保个人账户), proxy payments by coverage year", holder.masked());
+    outln!(
         "{:>4} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "year", "apps", "debited", "returned", "net", "credited", "refunded", "in flight", "to return"
+        "year",
+        "apps",
+        "debited",
+        "returned",
+        "net",
+        "credited",
+        "refunded",
+        "in flight",
+        "to return"
     );
     for year in &years {
-        println!(
+        outln!(
             "{:>4} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             year.coverage_year,
             year.n_applications,
@@ -423,12 +431,12 @@ pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
         );
     }
     if years.is_empty() {
-        println!("no proxy applications from this account");
+        outln!("no proxy applications from this account");
     }
     for application in family.applications().filter(|a| a.holder == holder) {
-        println!("{}", application_line(application));
+        outln!("{}", application_line(application));
     }
-    println!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
+    outln!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
     Ok(())
 }
 
@@ -467,12 +475,12 @@ pub fn stuck(data: &Path, older_than: Option<&str>, now: Option<&str>, as_json: 
             })
             .collect();
         let answer = json!({ "now": now, "stuck": listed, "n_without_limit": n_without_limit });
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    println!("proxy applications still in flight past their normal duration, at {now}:");
+    outln!("proxy applications still in flight past their normal duration, at {now}:");
     for s in &found {
-        println!(
+        outln!(
             "  {:<26} {:<22} holder {}  member {}  {}  {:>8}  submitted {}  {} h old (limit {} h, {})",
             s.application_id,
             s.state.to_string(),
@@ -486,11 +494,9 @@ pub fn stuck(data: &Path, older_than: Option<&str>, now: Option<&str>, as_json: 
             s.limit_from
         );
     }
-    println!("{} stuck application(s)", found.len());
+    outln!("{} stuck application(s)", found.len());
     if n_without_limit > 0 {
-        println!(
-            "{n_without_limit} in-flight application(s) have no stated duration in their policy; use --older-than"
-        );
+        outln!("{n_without_limit} in-flight application(s) have no stated duration in their policy; use --older-than");
     }
     Ok(())
 }
@@ -531,6 +537,6 @@ pub fn refusals_message(refusals: &[family::BatchRefusal], line_numbers: &[usize
 /// The holder's bindings and account, for the demo.
 pub fn demo_summary(data: &Path, holder: &str) -> Result<()> {
     list(data, holder)?;
-    println!();
+    outln!();
     account(data, holder, false)
 }

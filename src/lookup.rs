@@ -102,7 +102,7 @@ pub fn show(
         let body = crate::serve::lookup::answer(&coverage, &identity, year, on)
             .context("writing the coverage answer as JSON")?;
         let answer: serde_json::Value = serde_json::from_slice(&body)?;
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
     let views: Vec<PersonYear> =
@@ -111,17 +111,17 @@ pub fn show(
     let name = person.name.as_deref().unwrap_or("(not registered)");
     let region = person.region.map_or("-".to_string(), |r| r.to_string());
     // No birth date beside the masked ID: the mask hides it.
-    println!("{} {name}, region {region}", person.current.masked());
+    outln!("{} {name}, region {region}", person.current.masked());
     for former in &person.former {
-        println!("  formerly {}", former.masked());
+        outln!("  formerly {}", former.masked());
     }
     if views.is_empty() {
-        println!("no coverage year recorded{}", year.map(|y| format!(" for {y}")).unwrap_or_default());
+        outln!("no coverage year recorded{}", year.map(|y| format!(" for {y}")).unwrap_or_default());
     }
     for view in &views {
         print_year(view, on);
     }
-    println!("answer reflects log position {}, head {}", head.0, head.1);
+    outln!("answer reflects log position {}, head {}", head.0, head.1);
     Ok(())
 }
 
@@ -139,8 +139,8 @@ fn money(amount: Option<Money>) -> String {
 
 fn print_year(view: &PersonYear, on: Option<Date>) {
     let class = view.payment_class.map(|c| format!(" ({})", c.replace('_', " "))).unwrap_or_default();
-    println!("\ncoverage year {}: {}{class}", view.coverage_year, text(&view.state));
-    println!(
+    outln!("\ncoverage year {}: {}{class}", view.coverage_year, text(&view.state));
+    outln!(
         "  due {}   received {}   outstanding {}",
         money(view.amount_due),
         view.net_received,
@@ -159,27 +159,27 @@ fn print_year(view: &PersonYear, on: Option<Date>) {
     .collect();
     sources.extend(paid.subsidy.iter().map(|(funder, amount)| format!("subsidy from {funder} {amount}")));
     if !sources.is_empty() {
-        println!("  paid by: {}", sources.join(", "));
+        outln!("  paid by: {}", sources.join(", "));
     }
     if view.refunds.total != Money::ZERO {
-        println!("  refunded {}", view.refunds.total);
+        outln!("  refunded {}", view.refunds.total);
     }
     if view.in_flight != Money::ZERO {
-        println!("  in flight (proxy application) {}", view.in_flight);
+        outln!("  in flight (proxy application) {}", view.in_flight);
     }
     if let Some(awaiting) = &view.awaiting {
-        println!("  awaiting policy: {awaiting} is not published");
+        outln!("  awaiting policy: {awaiting} is not published");
     }
     match (view.covered_from, view.covered_until) {
-        (Some(from), Some(until)) => println!("  covered from {from} until {until}"),
-        _ => println!("  not covered"),
+        (Some(from), Some(until)) => outln!("  covered from {from} until {until}"),
+        _ => outln!("  not covered"),
     }
     if let Some(day) = on {
         let covered = if view.is_covered_on(day) { "covered" } else { "NOT covered" };
-        println!("  on {day}: {covered}");
+        outln!("  on {day}: {covered}");
     }
     for note in &view.notes {
-        println!("  - {note}");
+        outln!("  - {note}");
     }
 }
 
@@ -197,12 +197,12 @@ pub fn unpaid(data: &Path, region: &str, year: u16, json_out: bool) -> Result<()
                         "amount_due": e.amount_due, "outstanding": e.outstanding })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&listed)?);
+        outln!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
     }
-    println!("{:<20} {:<7} {:<18} {:>10} {:>12}  name", "ID", "region", "state", "due", "outstanding");
+    outln!("{:<20} {:<7} {:<18} {:>10} {:>12}  name", "ID", "region", "state", "due", "outstanding");
     for entry in &entries {
-        println!(
+        outln!(
             "{:<20} {:<7} {:<18} {:>10} {:>12}  {}",
             entry.masked,
             entry.region,
@@ -212,7 +212,7 @@ pub fn unpaid(data: &Path, region: &str, year: u16, json_out: bool) -> Result<()
             entry.name
         );
     }
-    println!("{} person(s) registered for {year} in {region} and not paid in full", entries.len());
+    outln!("{} person(s) registered for {year} in {region} and not paid in full", entries.len());
     Ok(())
 }
 
@@ -233,7 +233,7 @@ pub fn history(data: &Path, id: &str) -> Result<()> {
     log.scan(1, u64::MAX, |envelope| {
         if concerns(&envelope, &identities, &mut applications) {
             n_facts += 1;
-            println!(
+            outln!(
                 "{:>8}  {}  {:<24} {}",
                 envelope.head.position,
                 envelope.head.recorded_at,
@@ -246,7 +246,7 @@ pub fn history(data: &Path, id: &str) -> Result<()> {
     if n_facts == 0 && coverage.person(&identity).is_none() {
         return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
     }
-    println!("{n_facts} fact(s) about {}", current.masked());
+    outln!("{n_facts} fact(s) about {}", current.masked());
     Ok(())
 }
 
@@ -397,9 +397,11 @@ pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<&s
         "subsidy": assessment.subsidy, "amount_due": assessment.amount_due, "assessed_on": assessed_on,
     });
     let position = crate::single::append_value(&log, fact, "cli:assess")?;
-    println!(
+    outln!(
         "group {}: subsidy {}, the person pays {}; recorded at position {position}",
-        subsidy.group, subsidy.amount, subsidy.person_pays
+        subsidy.group,
+        subsidy.amount,
+        subsidy.person_pays
     );
     Ok(())
 }

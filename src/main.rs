@@ -1,6 +1,9 @@
 //! `yibao`: the command line of the ledger. Thin: parsing arguments, reading
 //! files and printing; the rules live in the crates.
 
+#[macro_use]
+mod output;
+
 mod certificate;
 mod commands;
 mod demo;
@@ -28,10 +31,14 @@ use std::process::ExitCode;
 /// An event-sourced, hash-chained payment ledger for urban-rural resident
 /// medical insurance (城乡居民医保).
 ///
-/// Exit codes: 0 success; 1 findings (verify found damage, reconcile found
-/// breaks, replay --check found drift, no such person, a certificate does
-/// not verify); 2 bad input, a refused fact or usage (the message names the file, line and field; nothing was
-/// appended); 3 the ledger failed (storage, corruption).
+/// Exit codes: 0 success (also when the reader of the output stops early,
+/// `yibao log | head`); 1 findings (verify found damage or an unfinished
+/// append, reconcile found breaks, replay --check found drift, no such
+/// person, a certificate does not verify); 2 bad input, a refused fact or
+/// usage (the message names the file, line and field; nothing was
+/// appended); 3 the ledger failed (storage, a damaged store, a ledger in use
+/// by another process); 4 a genuine certificate whose person-year changed
+/// after issue.
 #[derive(Parser)]
 #[command(name = "yibao", version, about, long_about)]
 struct Cli {

@@ -28,11 +28,11 @@ pub fn report(file: &Path, policy: &Policy, loaded: Loaded) {
     let what = format!("{} {region} {year}", policy.region_name());
     match loaded {
         Loaded::Published { position } => {
-            println!("{}: published policy {what} at position {position}", file.display())
+            outln!("{}: published policy {what} at position {position}", file.display())
         }
-        Loaded::Amended { position } => println!("{}: amended policy {what} at position {position}", file.display()),
+        Loaded::Amended { position } => outln!("{}: amended policy {what} at position {position}", file.display()),
         Loaded::Unchanged { position } => {
-            println!("{}: policy {what} is already recorded at position {position}; nothing appended", file.display())
+            outln!("{}: policy {what} is already recorded at position {position}; nothing appended", file.display())
         }
     }
 }

@@ -119,7 +119,7 @@ pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
     let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &ledger, &options);
     let summary = reconcile::summarize(&report);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_report(&report, &summary))?);
+        outln!("{}", serde_json::to_string_pretty(&json_report(&report, &summary))?);
     } else {
         print_summary(&summary, &files, head.position);
         print_breaks(&report);
@@ -198,12 +198,12 @@ fn yuan(fen: i128) -> String {
 fn print_summary(summary: &Summary, files: &[ParsedFile], head: u64) {
     for file in files {
         let n: usize = file.statements.iter().map(|s| s.receipts.len()).sum();
-        println!("{} ({}): {} receipt(s)", file.name, file.format, n);
+        outln!("{} ({}): {} receipt(s)", file.name, file.format, n);
     }
-    println!("ledger: payments and refunds up to position {head}\n");
-    println!("{:<30} {:<7} {:>8} {:>16} {:>8} {:>16}", "result", "side", "receipts", "amount", "ledger", "amount");
+    outln!("ledger: payments and refunds up to position {head}\n");
+    outln!("{:<30} {:<7} {:>8} {:>16} {:>8} {:>16}", "result", "side", "receipts", "amount", "ledger", "amount");
     for row in &summary.rows {
-        println!(
+        outln!(
             "{:<30} {:<7} {:>8} {:>16} {:>8} {:>16}",
             row.kind.replace('_', " "),
             row.side.name(),
@@ -214,7 +214,7 @@ fn print_summary(summary: &Summary, files: &[ParsedFile], head: u64) {
         );
     }
     if summary.n_rejected_statements > 0 {
-        println!("{} statement(s) failed their self-checks and were not matched", summary.n_rejected_statements);
+        outln!("{} statement(s) failed their self-checks and were not matched", summary.n_rejected_statements);
     }
 }
 
@@ -246,14 +246,12 @@ fn describe(finding: &Finding) -> String {
 fn print_breaks(report: &Report) {
     let breaks: Vec<&Finding> = report.findings.iter().filter(|f| !f.kind.is_match()).collect();
     if breaks.is_empty() {
-        println!(
-            "\nfully reconciled: every receipt matched to a recorded payment or refund, and every one to a receipt"
-        );
+        outln!("\nfully reconciled: every receipt matched to a recorded payment or refund, and every one to a receipt");
         return;
     }
-    println!("\nbreaks ({}):", breaks.len());
+    outln!("\nbreaks ({}):", breaks.len());
     for finding in breaks {
-        println!("  {}", describe(finding));
+        outln!("  {}", describe(finding));
     }
 }
 

@@ -83,11 +83,11 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
     if let Some(view) = coverage.person_year(&person, args.year) {
         let split: Vec<String> =
             view.refunds.to_funders_by_funder.iter().map(|(funder, amount)| format!("{funder} {amount}")).collect();
-        println!("refund {refund_ref} to {}", destination_text(&destination));
+        outln!("refund {refund_ref} to {}", destination_text(&destination));
         if !split.is_empty() {
-            println!("  back to the funders in the grants' split: {}", split.join(", "));
+            outln!("  back to the funders in the grants' split: {}", split.join(", "));
         }
-        println!(
+        outln!(
             "{} {}: now {}; net received {}, refunded {}",
             person.masked(),
             args.year,

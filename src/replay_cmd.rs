@@ -46,7 +46,7 @@ pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
     let mut report = audit::report(&rebuilt, args.year, region, on);
     report.as_of = as_of;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {
         print_csv(&report);
     } else {
@@ -77,63 +77,63 @@ pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
 
 fn print_table(report: &AuditReport, seconds: f64) {
     let region = report.region.map_or("all regions".to_string(), |r| r.to_string());
-    println!("audit of coverage year {} in {region}", report.coverage_year);
+    outln!("audit of coverage year {} in {region}", report.coverage_year);
     match report.as_of {
-        Some(moment) => println!("as known at {moment} (transaction time)"),
-        None => println!("as known now"),
+        Some(moment) => outln!("as known at {moment} (transaction time)"),
+        None => outln!("as known now"),
     }
-    println!(
+    outln!(
         "rebuilt from the log: {} events up to position {} in {seconds:.2} s ({:.0} events/s)",
         report.n_events,
         report.position,
         report.n_events as f64 / seconds.max(1e-9)
     );
-    println!("\npersons by state ({} person-years)", report.n_person_years);
+    outln!("\npersons by state ({} person-years)", report.n_person_years);
     for (state, n) in &report.persons_by_state {
-        println!("  {:<22} {n:>10}", state.replace('_', " "));
+        outln!("  {:<22} {n:>10}", state.replace('_', " "));
     }
     let r = &report.received.paid;
-    println!("\nreceived");
+    outln!("\nreceived");
     for (what, amount) in [
         ("self", r.by_self),
         ("paid by another person", r.by_other),
         ("collectors", r.by_collector),
         ("employee accounts (proxy)", r.by_proxy),
     ] {
-        println!("  {what:<36} {:>16}", amount.to_string());
+        outln!("  {what:<36} {:>16}", amount.to_string());
     }
     for (funder, amount) in &r.subsidy {
-        println!("  {:<36} {:>16}", format!("hardship subsidy: {funder}"), amount.to_string());
+        outln!("  {:<36} {:>16}", format!("hardship subsidy: {funder}"), amount.to_string());
     }
-    println!("  {:<36} {:>16}", "total", r.total.to_string());
-    println!("  {:<36} {:>16}", "fiscal subsidy (received years)", report.received.fiscal_subsidy.to_string());
+    outln!("  {:<36} {:>16}", "total", r.total.to_string());
+    outln!("  {:<36} {:>16}", "fiscal subsidy (received years)", report.received.fiscal_subsidy.to_string());
     let f = &report.refunded;
-    println!("\nrefunded");
+    outln!("\nrefunded");
     for (what, amount) in [
         ("to channels", f.to_channel),
         ("to personal accounts", f.to_personal_account),
         ("to funders", f.to_funders),
         ("total", f.total),
     ] {
-        println!("  {what:<36} {:>16}", amount.to_string());
+        outln!("  {what:<36} {:>16}", amount.to_string());
     }
-    println!("\nnet received {}   outstanding {}", report.net, report.outstanding);
-    println!("late payers {}   newborns {}", report.n_late_payers, report.n_newborns);
+    outln!("\nnet received {}   outstanding {}", report.net, report.outstanding);
+    outln!("late payers {}   newborns {}", report.n_late_payers, report.n_newborns);
     for (group, n) in &report.hardship_groups {
-        println!("hardship group {group}: {n}");
+        outln!("hardship group {group}: {n}");
     }
     if let (Some(day), Some(n)) = (report.on, report.n_covered_on) {
-        println!("covered on {day}: {n}");
+        outln!("covered on {day}: {n}");
     }
-    println!("\nhead {} {}", report.position, report.head_hash);
-    println!("state digest {}", report.digest);
+    outln!("\nhead {} {}", report.position, report.head_hash);
+    outln!("state digest {}", report.digest);
 }
 
 fn print_csv(report: &AuditReport) {
-    println!("section,item,value");
+    outln!("section,item,value");
     let money = |amount: Money| amount.to_string();
     for (state, n) in &report.persons_by_state {
-        println!("persons_by_state,{state},{n}");
+        outln!("persons_by_state,{state},{n}");
     }
     let r = &report.received.paid;
     for (item, amount) in [
@@ -145,29 +145,29 @@ fn print_csv(report: &AuditReport) {
         ("total", r.total),
         ("fiscal_subsidy", report.received.fiscal_subsidy),
     ] {
-        println!("received,{item},{}", money(amount));
+        outln!("received,{item},{}", money(amount));
     }
     for (funder, amount) in &r.subsidy {
-        println!("received,subsidy:{funder},{}", money(*amount));
+        outln!("received,subsidy:{funder},{}", money(*amount));
     }
     let f = &report.refunded;
     for (item, amount) in
         [("to_channel", f.to_channel), ("to_personal_account", f.to_personal_account), ("to_funders", f.to_funders)]
     {
-        println!("refunded,{item},{}", money(amount));
+        outln!("refunded,{item},{}", money(amount));
     }
-    println!("refunded,total,{}", money(f.total));
-    println!("totals,net,{}", money(report.net));
-    println!("totals,outstanding,{}", money(report.outstanding));
-    println!("counts,late_payers,{}", report.n_late_payers);
-    println!("counts,newborns,{}", report.n_newborns);
+    outln!("refunded,total,{}", money(f.total));
+    outln!("totals,net,{}", money(report.net));
+    outln!("totals,outstanding,{}", money(report.outstanding));
+    outln!("counts,late_payers,{}", report.n_late_payers);
+    outln!("counts,newborns,{}", report.n_newborns);
     for (group, n) in &report.hardship_groups {
-        println!("hardship_groups,{group},{n}");
+        outln!("hardship_groups,{group},{n}");
     }
     if let Some(n) = report.n_covered_on {
-        println!("counts,covered_on,{n}");
+        outln!("counts,covered_on,{n}");
     }
-    println!("head,position,{}", report.position);
-    println!("head,hash,{}", report.head_hash);
-    println!("digest,state,{}", report.digest);
+    outln!("head,position,{}", report.position);
+    outln!("head,hash,{}", report.head_hash);
+    outln!("digest,state,{}", report.digest);
 }

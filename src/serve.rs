@@ -239,7 +239,7 @@ pub fn lookups_of(data: &Path, id: &str, as_json: bool) -> Result<()> {
         Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
     };
     let Some(key) = access::existing_key(data)? else {
-        println!("no lookups recorded: the service has not run on {}", data.display());
+        outln!("no lookups recorded: the service has not run on {}", data.display());
         return Ok(());
     };
     let wanted = access::person_key(&key, &person);
@@ -252,13 +252,13 @@ pub fn lookups_of(data: &Path, id: &str, as_json: bool) -> Result<()> {
         }
         n_found += 1;
         if as_json {
-            println!("{line}");
+            outln!("{line}");
         } else {
-            println!("{}  {:<16} {}", recorded.when, recorded.who, recorded.route);
+            outln!("{}  {:<16} {}", recorded.when, recorded.who, recorded.route);
         }
     }
     if !as_json {
-        println!("{n_found} lookup(s) of {} in {}", person.masked(), path.display());
+        outln!("{n_found} lookup(s) of {} in {}", person.masked(), path.display());
     }
     Ok(())
 }
@@ -266,8 +266,10 @@ pub fn lookups_of(data: &Path, id: &str, as_json: bool) -> Result<()> {
 async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
-    println!("listening on {bound}");
-    std::io::stdout().flush()?;
+    // The first line names the address (scripts and tests read it); nobody
+    // reading it is no reason to stop serving.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening on {bound}").and_then(|()| stdout.flush());
     let watcher = tokio::spawn(watch_store(Arc::clone(&app)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_read_timeout);

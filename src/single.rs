@@ -102,7 +102,7 @@ fn basis_value(text: &str) -> Result<Value> {
 pub fn append_one(data: &Path, fact: Value, actor: &str) -> Result<()> {
     let log = open(data, OpenMode::Existing)?;
     let position = append_value(&log, fact, actor)?;
-    println!("recorded at position {position}; head {}", hex::encode(log.durable_head().hash));
+    outln!("recorded at position {position}; head {}", hex::encode(log.durable_head().hash));
     Ok(())
 }
 
@@ -118,9 +118,9 @@ pub fn append_value(log: &SledLog, fact: Value, actor: &str) -> Result<u64> {
     let outcome = log.append_blocking(vec![new]).context("appending the fact")?;
     let position = outcome.positions.first().copied().unwrap_or(0);
     if outcome.n_appended == 0 {
-        println!("already recorded: {summary}");
+        outln!("already recorded: {summary}");
     } else {
-        println!("{summary}");
+        outln!("{summary}");
     }
     Ok(position)
 }
@@ -138,9 +138,16 @@ pub fn generate(persons: u64, seed: u64, out: Option<&Path>) -> Result<()> {
     let bar = crate::progress::bar(persons, "generate");
     let mut n_facts = 0u64;
     let mut last_person = 0;
+    // Standard output closed by its reader (`generate | head`): stop quietly.
+    let stopped = |error: std::io::Error| -> anyhow::Error {
+        if out.is_none() {
+            crate::output::stopped(&error);
+        }
+        error.into()
+    };
     for event in yibao::generate::facts(seed, persons) {
-        serde_json::to_writer(&mut sink, &facts::to_line(&event))?;
-        sink.write_all(b"\n")?;
+        serde_json::to_writer(&mut sink, &facts::to_line(&event)).map_err(|e| stopped(e.into()))?;
+        sink.write_all(b"\n").map_err(stopped)?;
         n_facts += 1;
         if let ledger::Event::PersonRegisteredV1(_) = event {
             last_person += 1;
@@ -149,7 +156,7 @@ pub fn generate(persons: u64, seed: u64, out: Option<&Path>) -> Result<()> {
             }
         }
     }
-    sink.flush()?;
+    sink.flush().map_err(stopped)?;
     bar.finish_and_clear();
     if let Some(path) = out {
         eprintln!("{}: {n_facts} facts for {persons} persons (六盘水 2021, seed {seed})", path.display());

@@ -44,7 +44,7 @@ pub(super) fn verify(data_dir: &Path, file: &Path) -> Result<()> {
     let data: CertificateData = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(block)) {
         Ok(data) => data,
         Err(e) => {
-            println!("FAILED: {label}: data block, field `{}`: {}", e.path(), e.inner());
+            outln!("FAILED: {label}: data block, field `{}`: {}", e.path(), e.inner());
             return Err(Findings(format!("{label}: the certificate's data block does not read")).into());
         }
     };
@@ -52,11 +52,11 @@ pub(super) fn verify(data_dir: &Path, file: &Path) -> Result<()> {
     let (failures, person) = check(&log, &data, &text, format)?;
     if !failures.is_empty() {
         for failure in &failures {
-            println!("FAILED: {failure}");
+            outln!("FAILED: {failure}");
         }
         return Err(Findings(format!("{label}: {} field(s) do not verify against the log", failures.len())).into());
     }
-    println!(
+    outln!(
         "OK: {label}: {} {} received; {} money fact(s) found at their positions with their SM3 hashes; every \
          field agrees with the log at the head at issue, position {} (head now {})",
         data.person,
@@ -69,12 +69,12 @@ pub(super) fn verify(data_dir: &Path, file: &Path) -> Result<()> {
     let Some(person) = person else { return Ok(()) };
     let changes = since_issue(&log, &data, &person)?;
     if changes.is_empty() {
-        println!("still current: the log states {} {} as certified", data.person, data.coverage_year);
+        outln!("still current: the log states {} {} as certified", data.person, data.coverage_year);
         return Ok(());
     }
-    println!("CHANGED SINCE ISSUE: {} {}:", data.person, data.coverage_year);
+    outln!("CHANGED SINCE ISSUE: {} {}:", data.person, data.coverage_year);
     for change in &changes {
-        println!("  {change}");
+        outln!("  {change}");
     }
     Err(Changed(format!("{label}: genuine, but the person-year changed since issue")).into())
 }
