@@ -103,6 +103,16 @@ impl Channels {
         self.payment.contains(channel)
     }
 
+    /// A payment channel as someone typed it (`--channel WeChat`), in its
+    /// canonical spelling, or why it is not one of the known channels.
+    pub fn canonical(&self, field: &'static str, text: &str) -> Result<String, FieldError> {
+        let channel = ledger::text::channel(field, text)?;
+        if !self.knows(&channel) {
+            return Err(FieldError { field, reason: self.unknown(&channel, false) });
+        }
+        Ok(channel)
+    }
+
     /// Refuses a payment or refund whose (canonical) channel is not known.
     pub fn check(&self, event: &Event) -> Result<(), FieldError> {
         match event {

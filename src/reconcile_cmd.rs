@@ -13,6 +13,7 @@ use reconcile::{
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use yibao::channels::Channels;
 
 /// What `yibao reconcile` was asked.
 pub struct ReconcileArgs {
@@ -99,9 +100,15 @@ pub fn compare_and_record(log: &SledLog, files: &[ParsedFile], period: Option<Pe
     Ok(summary.is_clean())
 }
 
-pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
+pub fn run(data: &Path, mut args: ReconcileArgs) -> Result<()> {
     if args.files.is_empty() {
         return Err(BadInput("name at least one receipt file".into()).into());
+    }
+    if let Some(channel) = &args.channel {
+        let channels = Channels::load(data).map_err(|e| BadInput(e.to_string()))?;
+        let canonical =
+            channels.canonical("channel", channel).map_err(|e| BadInput(format!("--channel: {}", e.reason)))?;
+        args.channel = Some(canonical);
     }
     let period = period(&args)?;
     let mapping = mapping_of(&args)?;

@@ -233,3 +233,46 @@ fn a_statement_cut_short_is_refused_and_nothing_recorded() {
     assert!(!text(&refused.stdout).contains("fully reconciled"), "{}", text(&refused.stdout));
     assert_eq!(head(data), before, "a cut statement recorded something");
 }
+
+/// A bank file spells references and channels its own way (full-width
+/// letters from a GBK export, a padded field, `WeChat`): they are compared
+/// in the form the ledger records, so each still finds its payment; an
+/// unknown `--channel` is refused, listing the known ones.
+#[test]
+fn receipts_are_compared_in_the_ledgers_spelling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let gbk = std::fs::read(format!("{RECEIPTS}/nongxin-20241108-20241112.csv")).expect("read fixture");
+    // `ＮＸ` in GBK is A3CE A3D8: the first reference in full-width letters.
+    let full_width: Vec<u8> = [&[0xA3, 0xCE, 0xA3, 0xD8][..], b"20241108000101"].concat();
+    let respelled = replace_bytes(&gbk, b"NX20241108000101", &full_width);
+    let respelled = replace_bytes(&respelled, b",NX20241108000102,", b",  NX20241108000102 ,");
+    let csv = data.join("nongxin-respelled.csv");
+    std::fs::write(&csv, respelled).expect("write");
+    let mapping = std::fs::read_to_string(format!("{RECEIPTS}/nongxin.toml")).expect("mapping");
+    let mapping_path = data.join("nongxin-respelled.toml");
+    let mapping = mapping.replace("channel = \"guizhou_rural_credit\"", "channel = \"Guizhou_Rural_Credit\"");
+    std::fs::write(&mapping_path, mapping).expect("write");
+    let args = ["--from", "2024-11-08", "--to", "2024-11-12", "--no-record"];
+    let csv_text = csv.to_str().expect("utf-8");
+    let mapped = yibao(
+        data,
+        &[&["reconcile", csv_text, "--mapping", mapping_path.to_str().expect("utf-8")][..], &args].concat(),
+    );
+    assert_eq!(mapped.status.code(), Some(0), "{}{}", text(&mapped.stdout), text(&mapped.stderr));
+
+    let wechat = format!("{RECEIPTS}/wechat-20241101.csv");
+    let day = ["--from", "2024-11-01", "--to", "2024-11-01", "--no-record"];
+    let bill = yibao(data, &[&["reconcile", wechat.as_str(), "--channel", " WeChat "][..], &day].concat());
+    assert_eq!(bill.status.code(), Some(0), "{}{}", text(&bill.stdout), text(&bill.stderr));
+    let unknown = yibao(data, &[&["reconcile", wechat.as_str(), "--channel", "wepay"][..], &day].concat());
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown.stderr));
+    let message = text(&unknown.stderr);
+    assert!(message.contains("wepay") && message.contains("wechat") && message.contains("channels.toml"), "{message}");
+}
+
+fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = haystack.windows(from.len()).position(|window| window == from).expect("the bytes to replace");
+    [&haystack[..at], to, &haystack[at + from.len()..]].concat()
+}

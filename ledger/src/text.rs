@@ -76,6 +76,21 @@ pub fn identifier(field: &'static str, value: &str) -> Result<String, FieldError
     Ok(normalized.to_string())
 }
 
+/// The form a reference from someone else's file (a bank statement, a
+/// channel's bill) is compared in: trimmed and NFKC as [`identifier`]
+/// makes it, with invisible characters dropped rather than refused — a
+/// stray BOM or zero-width space in a bank's export must not hide the
+/// payment it names. Inner whitespace is kept: such a reference matches no
+/// recorded one, and is reported as such.
+pub fn outside_reference(value: &str) -> String {
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        return value.to_string();
+    }
+    let visible: String = value.chars().filter(|&c| !invisible(c)).collect();
+    let normalized: String = visible.trim().nfkc().filter(|&c| !invisible(c)).collect();
+    normalized.trim().to_string()
+}
+
 /// An identifier, lower-cased, of `a`-`z`, `0`-`9` and `_` only.
 pub fn channel(field: &'static str, value: &str) -> Result<String, FieldError> {
     let lower = identifier(field, value)?.to_ascii_lowercase();
@@ -278,5 +293,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn outside_references_compare_as_recorded_ones() {
+        for spelling in ["WX1", " WX1\t", "WX1\u{200b}", "\u{feff}WX1", "ＷＸ１", "W\u{202e}X1"] {
+            assert_eq!(outside_reference(spelling), "WX1", "{spelling:?}");
+            assert_eq!(identifier("r", &outside_reference(spelling)).expect("canonical"), "WX1");
+        }
+        assert_eq!(outside_reference("2024 1005"), "2024 1005");
+        assert_eq!(outside_reference("\u{200b}"), "");
     }
 }

@@ -142,7 +142,7 @@ impl Mapping {
         let channel = match (raw.channel, raw.columns.channel.clone()) {
             (Some(_), Some(_)) => return Err(error("give either channel or columns.channel, not both".into())),
             (Some(fixed), None) => {
-                let fixed = text::reference(&fixed).map_err(|e| error(format!("channel: expected {e}")))?;
+                let fixed = text::channel(&fixed).map_err(|e| error(format!("channel: expected {e}")))?;
                 fixed.map_or(ChannelSource::Any, ChannelSource::Fixed)
             }
             (None, Some(column)) => ChannelSource::Column(column),
@@ -318,6 +318,12 @@ impl Reader<'_> {
         text::reference(value).map_err(|expected| self.errors.invalid(self.at(row.line, index), expected, value))
     }
 
+    fn channel(&self, row: &Row, index: Option<usize>) -> Result<Option<String>> {
+        let Some(index) = index else { return Ok(None) };
+        let value = self.field(row, index)?;
+        text::channel(value).map_err(|expected| self.errors.invalid(self.at(row.line, index), expected, value))
+    }
+
     fn row(&mut self, row: &Row, seq: u32) -> Result<Option<Receipt>> {
         let c = &self.columns;
         let (direction, amount) = self.amount_and_direction(row)?;
@@ -326,7 +332,7 @@ impl Reader<'_> {
             .map_err(|expected| self.errors.invalid(self.at(row.line, c.date), expected, date_text))?;
         let channel = match &self.mapping.channel {
             ChannelSource::Fixed(channel) => Some(channel.clone()),
-            ChannelSource::Column(_) => self.reference(row, c.channel)?,
+            ChannelSource::Column(_) => self.channel(row, c.channel)?,
             ChannelSource::Any => None,
         };
         let receipt = Receipt {

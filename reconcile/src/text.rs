@@ -129,20 +129,34 @@ fn parse_with_format(text: &str, format: &str) -> Result<Date, String> {
     Ok(BeijingTime(local.timestamp_micros()).business_date())
 }
 
-/// A reference or identity as given, trimmed; `None` when empty. Errors when
-/// longer than the ledger's text limit or when it holds control characters.
+/// A reference or identity as given, in the form the ledger records
+/// references in (`ledger::text::outside_reference`: trimmed, NFKC,
+/// invisible characters dropped), so `ＷＸ１ ` in a bill finds the payment
+/// recorded as `WX1`; `None` when empty. Errors when longer than the
+/// ledger's text limit or when it holds control characters (a line break
+/// inside a field is a broken file, not a reference).
 pub(crate) fn reference(text: &str) -> Result<Option<String>, String> {
     let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Ok(None);
-    }
-    if trimmed.len() > MAX_REFERENCE_BYTES {
-        return Err(format!("a reference of at most {MAX_REFERENCE_BYTES} bytes"));
-    }
     if trimmed.chars().any(char::is_control) {
         return Err("a reference without control characters".to_string());
     }
-    Ok(Some(trimmed.to_string()))
+    let canonical = ledger::text::outside_reference(trimmed);
+    if canonical.is_empty() {
+        return Ok(None);
+    }
+    if canonical.len() > MAX_REFERENCE_BYTES {
+        return Err(format!("a reference of at most {MAX_REFERENCE_BYTES} bytes"));
+    }
+    Ok(Some(canonical))
+}
+
+/// A channel as a file or the caller names it, in the ledger's spelling
+/// (`WeChat` is `wechat`); `None` when empty.
+pub(crate) fn channel(text: &str) -> Result<Option<String>, String> {
+    let Some(reference) = reference(text)? else { return Ok(None) };
+    ledger::text::channel("channel", &reference)
+        .map(Some)
+        .map_err(|_| "a channel name: letters, digits and `_` (such as wechat)".to_string())
 }
 
 /// A payer's identity: the whole text if it is an identity the ledger
