@@ -25,7 +25,7 @@ pub enum LedgerError {
     #[error("storage I/O failed")]
     Io(#[from] std::io::Error),
     #[error("sled failed")]
-    Sled(sled::Error),
+    Sled(#[source] sled::Error),
     /// sled found its own files damaged (a checksum failed, or it could not
     /// read them at all): nothing of the log can be trusted to read on.
     #[error("the ledger store is damaged ({detail}); restore from an export (`yibao import --restore FILE`) into an empty data directory")]

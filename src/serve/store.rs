@@ -46,8 +46,11 @@ impl Refusal {
         } else {
             (StatusCode::SERVICE_UNAVAILABLE, "store_refuses_writes")
         };
+        // sled does not always carry the OS error's text along: say what
+        // was found, whatever its message kept.
+        let what = if self.no_space { "no space left on the ledger's disk" } else { "a storage failure" };
         let message = format!(
-            "the store refuses writes after a storage failure ({}); nothing more is appended until it recovers; \
+            "the store refuses writes after {what} ({}); nothing more is appended until it recovers; \
              retry later with the same idempotency key",
             self.reason
         );
