@@ -32,9 +32,10 @@ use std::process::ExitCode;
 /// medical insurance (城乡居民医保).
 ///
 /// Exit codes: 0 success (also when the reader of the output stops early,
-/// `yibao log | head`); 1 findings (verify found damage or an unfinished
-/// append, reconcile found breaks, replay --check found drift, no such
-/// person, a certificate does not verify); 2 bad input, a refused fact or
+/// `yibao log | head`; and when verify finds only an unfinished append that
+/// was never acknowledged, which it names); 1 findings (verify found damage,
+/// reconcile found breaks, replay --check found drift, no such person, a
+/// certificate does not verify); 2 bad input, a refused fact or
 /// usage (the message names the file, line and field; nothing was
 /// appended); 3 the ledger failed (storage, a damaged store, a ledger in use
 /// by another process); 4 a genuine certificate whose person-year changed
