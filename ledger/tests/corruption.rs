@@ -266,8 +266,11 @@ fn trailing_incomplete_blocks_are_dropped_on_open() {
     assert_eq!(flags(&last_request[0].1), COMPLETE);
     assert!(last_request[1..].iter().all(|(_, value)| flags(value) == 0));
     assert_eq!(flags(&blocks.iter().rev().find(|(first, _)| *first < 2021).expect("block").1), COMPLETE);
-    // The request's last block never written: everything of it goes.
+    // The request's last block never written: everything of it goes. The
+    // process crashed, so `DIR/head` is the one of the last clean close,
+    // before this request: here, none.
     with_blocks(dir.path(), |tree| tree.remove(block::key(last_request[0].0)).expect("remove"));
+    std::fs::remove_file(dir.path().join("head")).expect("remove the anchor");
     let log = SledLog::open(dir.path(), OpenMode::Existing).expect("open recovers");
     assert_eq!(log.durable_head().position, 2020);
     assert_eq!(log.durable_head().hash, hashes[2020]);
@@ -430,4 +433,34 @@ fn a_flipped_byte_in_sleds_file_is_a_damaged_store_and_verify_names_the_last_rea
         }
     }
     assert!(n_named > 0, "no flip left the store open for verify to name a position");
+}
+
+/// Records that were acknowledged and closed over, then lost from sled's
+/// files (sled's recovery stops at a damaged segment without an error):
+/// the anchor (`DIR/head`) says so. An open for writing refuses the store;
+/// an audit names the last position it could read.
+#[test]
+fn a_log_shorter_than_its_anchor_is_a_damaged_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hashes = build(dir.path());
+    let blocks = all_blocks(dir.path());
+    let last_request: Vec<u64> =
+        blocks.iter().rev().map(|(first, _)| *first).take_while(|first| *first >= 2021).collect();
+    with_blocks(dir.path(), |tree| {
+        for first in &last_request {
+            tree.remove(block::key(*first)).expect("remove");
+        }
+    });
+    let refused = SledLog::open(dir.path(), OpenMode::Existing).err().expect("a shorter log is refused");
+    assert!(
+        matches!(&refused, LedgerError::StoreDamaged { detail } if detail.contains("only to position 2020")),
+        "{refused}"
+    );
+    let report = audit(dir.path());
+    assert!(
+        matches!(&report.problem, Some(VerifyProblem::Unreadable { after: 2020, detail }) if detail.contains("last closed")),
+        "{:?}",
+        report.problem
+    );
+    assert_eq!(report.last_good.hash, hashes[2020]);
 }

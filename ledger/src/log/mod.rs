@@ -1,5 +1,6 @@
 //! The event log: an append-only, gapless, hash-chained sequence of records.
 
+mod anchor;
 pub mod block;
 mod index;
 mod owner;

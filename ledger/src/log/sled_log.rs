@@ -1,5 +1,6 @@
 //! The log on sled: header, recovery, reads. Writes go through `writer`.
 
+use super::anchor;
 use super::block::{self, BlockView};
 use super::index::{Fingerprints, KeyIndex, KeyUse, StreamIndex};
 use super::owner::{self, OwnerFile};
@@ -169,10 +170,15 @@ fn open_sled(dir: &Path) -> Result<sled::Db> {
     let mut attempt = 0;
     loop {
         // sled 0.34 panics on some damaged files instead of returning an error.
-        let opened = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
+        let opened = match quietly(|| config.open()) {
             Ok(opened) => opened,
-            Err(_) => {
-                let detail = format!("sled could not read its files under {}", path.display());
+            Err(panic) => {
+                let said = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let detail = format!("sled could not read its files under {}: {said}", path.display());
                 return Err(LedgerError::StoreDamaged { detail });
             }
         };
@@ -189,11 +195,46 @@ fn open_sled(dir: &Path) -> Result<sled::Db> {
     }
 }
 
+thread_local! {
+    /// Set while [`quietly`] runs on this thread.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic without printing it: sled's panic on a
+/// damaged file is reported as a damaged store, in words, not as a panic
+/// message and backtrace. Panics elsewhere are printed as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|quiet| quiet.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|quiet| quiet.set(false));
+    result
+}
+
 /// Tries to take sled's lock before giving up (20 ms apart: about 2 s).
 const LOCK_ATTEMPTS: u32 = 100;
 
 fn is_lock_busy(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::WouldBlock || error.to_string().contains("could not acquire lock")
+}
+
+/// A log that was written to leaves its durable head as the anchor
+/// (`DIR/head`) when it closes. Best effort: a full disk must not turn a
+/// clean close into a failure, and an older anchor is only a weaker check.
+impl Drop for SledLog {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = anchor::write(&self.dir, self.durable_head());
+        }
+    }
 }
 
 impl SledLog {
@@ -224,6 +265,7 @@ impl SledLog {
             None => return Err(LedgerError::NotFound(dir.display().to_string())),
         };
         if created {
+            anchor::remove(dir)?;
             File::open(dir)?.sync_all()?;
         }
         let header: LogHeader = serde_json::from_slice(&header_bytes)
@@ -255,11 +297,35 @@ impl SledLog {
             log.recover()?;
             let (head, keys) = log.rebuild_indexes()?;
             *log.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+            if let Some(detail) = log.contradicted_anchor()? {
+                return Err(LedgerError::StoreDamaged { detail });
+            }
+            if anchor::read(dir) != Some(head) {
+                anchor::write(dir, head)?;
+            }
             log.writer = Some(writer::start(Arc::clone(&log.shared), head, keys));
         } else {
             log.read_tail_for_audit()?;
+            if log.tail_damage.is_none() {
+                log.tail_damage = log.contradicted_anchor()?;
+            }
         }
         Ok(log)
+    }
+
+    /// Why the log is not the one `DIR/head` was written from (see
+    /// `anchor`), if it is not.
+    fn contradicted_anchor(&self) -> Result<Option<String>> {
+        let Some(anchor) = anchor::read(&self.dir) else { return Ok(None) };
+        let head = self.durable_head();
+        let mut hash_at_anchor = (anchor.position == 0).then_some(self.genesis);
+        if anchor.position > 0 && anchor.position <= head.position {
+            self.scan(anchor.position, anchor.position, |envelope| {
+                hash_at_anchor = Some(envelope.hash);
+                Ok(())
+            })?;
+        }
+        Ok(anchor::contradiction(anchor, head, hash_at_anchor))
     }
 
     /// A new ledger with a given header (for a restore), without a writer.
