@@ -45,11 +45,13 @@ fn start_on_ledger(data: &Path) -> Server {
     start_with(data, &[])
 }
 
+/// The alipay token's channel is spelled as an operator might type it: the
+/// tokens file takes the ledger's spelling (`alipay`) from it.
 fn start_with(data: &Path, flags: &[&str]) -> Server {
     let text = format!(
         "[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n\n\
          [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\nchannels = [\"wechat\"]\n\n\
-         [[token]]\nname = \"alipay\"\ntoken = \"{ALIPAY}\"\nrole = \"channel\"\nchannels = [\"alipay\"]\n\n\
+         [[token]]\nname = \"alipay\"\ntoken = \"{ALIPAY}\"\nrole = \"channel\"\nchannels = [\" AliPay \"]\n\n\
          [[token]]\ntoken = \"{AUDITOR}\"\nrole = \"auditor\"\n"
     );
     common::server::spawn(data, &text, flags)

@@ -142,10 +142,23 @@ impl Identity {
 impl FromStr for Identity {
     type Err = IdError;
 
+    /// Spellings of one number are one identity: surrounding whitespace is
+    /// trimmed, full-width characters (`５２０…Ｘ`) are read as their ASCII
+    /// forms (Unicode NFKC), the check character and the `other:` prefix
+    /// in either case.
     fn from_str(text: &str) -> Result<Identity, IdError> {
-        match text.trim().strip_prefix("other:") {
-            Some(number) => Identity::parse_other(number),
-            None => Identity::parse_resident(text.trim()),
+        let normalized: String;
+        let text = if text.is_ascii() {
+            text.trim()
+        } else {
+            use unicode_normalization::UnicodeNormalization;
+            normalized = text.trim().nfkc().collect();
+            normalized.trim()
+        };
+        let other = text.get(..6).filter(|prefix| prefix.eq_ignore_ascii_case("other:"));
+        match other {
+            Some(_) => Identity::parse_other(&text[6..]),
+            None => Identity::parse_resident(text),
         }
     }
 }
@@ -275,6 +288,21 @@ mod tests {
             "11010519491331002X".parse::<Identity>(),
             Err(IdError::CheckCharacter { .. }) | Err(IdError::BirthDate(_))
         ));
+    }
+
+    #[test]
+    fn spellings_of_one_number_are_one_identity() {
+        let id: Identity = "11010519491231002X".parse().expect("valid");
+        for spelling in
+            [" 11010519491231002x\t", "１１０１０５１９４９１２３１００２Ｘ", "１１０１０５１９４９１２３１００２ｘ"]
+        {
+            assert_eq!(spelling.parse::<Identity>().expect(spelling), id, "{spelling:?}");
+        }
+        let other: Identity = "other:BJFY-2025-0001".parse().expect("valid");
+        for spelling in ["OTHER:BJFY-2025-0001", " other:ＢＪＦＹ－２０２５－０００１ "] {
+            assert_eq!(spelling.parse::<Identity>().expect(spelling), other, "{spelling:?}");
+        }
+        assert!("11010519491231002X\u{200b}".parse::<Identity>().is_err(), "an invisible character is not a digit");
     }
 
     #[test]

@@ -187,12 +187,15 @@ impl Tokens {
     }
 }
 
-/// A channel token names the channels it delivers for; no other role does.
+/// A channel token names the channels it delivers for, in the ledger's
+/// spelling (`WeChat` is `wechat`, as in the facts it posts); no other role
+/// does.
 fn channels_of(role: Role, channels: Option<Vec<String>>) -> Result<Vec<String>, String> {
     match (role, channels) {
-        (Role::Channel, Some(channels)) if !channels.is_empty() && channels.iter().all(|c| !c.trim().is_empty()) => {
-            Ok(channels)
-        }
+        (Role::Channel, Some(channels)) if !channels.is_empty() => channels
+            .iter()
+            .map(|channel| ledger::text::channel("channels", channel).map_err(|e| format!("channels: {}", e.reason)))
+            .collect(),
         (Role::Channel, _) => Err("a channel token names its channels: channels = [\"wechat\"]".into()),
         (_, None) => Ok(Vec::new()),
         (role, Some(_)) => Err(format!("`channels` is for channel tokens, not {}", role.name())),
