@@ -384,6 +384,47 @@ fn assessments_take_the_highest_group_and_respect_the_closed_special_path() {
     assert_eq!(head_line(data), before, "a refused assessment appended something");
 }
 
+/// The assessment is a decided fact: an import line the rules refuse (Shanxi
+/// 2022, after a normal payment, here in the same file) refuses the file,
+/// quoting the rule, as `yibao assess` does.
+#[test]
+fn an_imported_assessment_the_rules_refuse_appends_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger_with_policies_and_demo(data);
+    let registered = yibao(
+        data,
+        &[
+            "register",
+            "--id",
+            "140101198001010024",
+            "--name",
+            "周明",
+            "--region",
+            "140101",
+            "--registered-on",
+            "2021-12-01",
+        ],
+    );
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    let lines = [
+        r#"{"type":"payment_received","v":1,"person":"140101198001010024","coverage_year":2022,"amount":"320.00","channel":"wechat","channel_ref":"SX-IMPORT-1","paid_at":"2021-12-10 10:00:00"}"#,
+        r#"{"type":"hardship_assessed","v":1,"person":"140101198001010024","coverage_year":2022,"group":"minimum_living_allowance","subsidy":"280.00","amount_due":"40.00","assessed_on":"2021-12-15"}"#,
+    ];
+    let file = dir.path().join("assessed.jsonl");
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let before = head_line(data);
+    let refused = yibao(data, &["import", file.to_str().expect("utf-8 path")]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(message.contains("assessed.jsonl:line 2: assessment refused"), "{message}");
+    assert!(message.contains("一旦按正常模块办理缴费,将无法再办理特殊缴费"), "{message}");
+    assert_eq!(head_line(data), before, "a refused assessment appended something");
+    // The demo's own (accepted) assessment imports again as a repeat.
+    let again = yibao(data, &["import", FACTS]);
+    assert!(stdout(&again).contains("0 appended, 26 already recorded"), "{}", stdout(&again));
+}
+
 /// "What did we know then": a payment refunded later shows `received` as of
 /// a moment before the refund was recorded.
 #[test]

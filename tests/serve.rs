@@ -192,6 +192,37 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     assert!(String::from_utf8_lossy(&other.stdout).contains("0 lookup(s) of 520502********1233"));
 }
 
+/// The assessment is decided over HTTP as on the CLI: Shanxi 2022 after a
+/// normal payment is refused quoting the rule, and nothing is appended.
+#[test]
+fn a_posted_assessment_the_rules_refuse_appends_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    cli(data, &["init"]);
+    cli(data, &["policy", "load", &format!("{POLICIES}/shanxi-2022.toml")]);
+    let server = start_on_ledger(data);
+    let person = "140101198001010024";
+    let registration = json!({"type": "person_registered", "v": 1, "person": person, "name": "周明",
+        "region": "140101", "birth_date": "1980-01-01", "registered_on": "2021-12-01"});
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration)).0, 200);
+    let payment = json!({"type": "payment_received", "v": 1, "person": person, "coverage_year": 2022,
+        "amount": "320.00", "channel": "wechat", "channel_ref": "SX-HTTP-1", "paid_at": "2021-12-10 10:00:00"});
+    let (status, paid) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&payment));
+    assert_eq!(status, 200, "{paid}");
+    let head = |server: &Server| call(server, "GET", "/v1/health", None, None).1["head"].clone();
+    let before = head(&server);
+    let assessment = json!({"type": "hardship_assessed", "v": 1, "person": person, "coverage_year": 2022,
+        "group": "minimum_living_allowance", "subsidy": "280.00", "amount_due": "40.00", "assessed_on": "2021-12-15"});
+    let (status, refused) = call(&server, "POST", "/v1/events", Some(OFFICE), Some(&assessment));
+    assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("assessment refused"), "{refused}");
+    assert!(message.contains("一旦按正常模块办理缴费,将无法再办理特殊缴费"), "{refused}");
+    assert!(!message.contains(person), "the refusal carries the full ID: {refused}");
+    assert_eq!(head(&server), before, "a refused assessment appended something");
+    stop(server, data);
+}
+
 #[test]
 fn serve_refuses_to_start_without_tokens_unless_told() {
     let dir = tempfile::tempdir().expect("tempdir");

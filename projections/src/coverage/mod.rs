@@ -250,8 +250,23 @@ impl Coverage {
         self.persons.iter().filter(|p| p.merged_into.is_none()).count()
     }
 
-    /// Refuses an assessment the rules do not allow; the CLI asks before
-    /// appending one. Shanxi 2022: 一旦按正常模块办理缴费,将无法再办理特殊缴费.
+    /// The position of `assessment` when it is the one in force for its
+    /// person-year (the same group, figures and day): recording it again
+    /// changes nothing.
+    pub fn assessment_in_force(&self, assessment: &HardshipAssessed) -> Option<u64> {
+        let id = self.lookup(&assessment.person)?;
+        let year = self.persons.get(id as usize)?.year(assessment.coverage_year)?;
+        let held = year.extra()?.assessment.as_ref()?;
+        let same = *held.group == *assessment.group
+            && held.subsidy == assessment.subsidy
+            && held.amount_due == assessment.amount_due
+            && held.on == assessment.assessed_on;
+        same.then_some(held.position)
+    }
+
+    /// Refuses an assessment the rules do not allow; asked before one is
+    /// appended, from the CLI, an import or a request
+    /// (`family::decide`). Shanxi 2022: 一旦按正常模块办理缴费,将无法再办理特殊缴费.
     pub fn check_assessment(&self, assessment: &HardshipAssessed) -> Result<(), Refusal> {
         let id = self.lookup(&assessment.person);
         let Some(id) = id.filter(|&id| self.persons[id as usize].registration.is_some()) else {

@@ -70,6 +70,9 @@ fn persons_of_interest(family: &Family, coverage: &Coverage, events: &[NewEvent]
             Event::RefundIssuedV1(e) => {
                 persons.insert(e.person.clone());
             }
+            Event::HardshipAssessedV1(e) => {
+                persons.insert(e.person.clone());
+            }
             Event::ProxyCreditedV1(e) => {
                 if let Some(application) = family.application(&e.application_id) {
                     persons.insert(application.member.clone());

@@ -1,5 +1,6 @@
 //! Whether a new fact may be recorded: bindings (共济绑定, 取消授权), proxy
-//! applications and their steps, and refunds of any payment. The one place
+//! applications and their steps, refunds of any payment, and hardship
+//! assessments (核定, `Coverage::check_assessment`). The one place
 //! these rules are written; the CLI asks before appending a fact, an import
 //! asks for each line (`check_batch`). Pure: reads the family and coverage
 //! projections, writes nothing.
@@ -23,7 +24,8 @@
 use super::{lifecycle, Application, Family, ProxyState, ProxyStep};
 use crate::coverage::{Coverage, PaymentKind};
 use ledger::event::{
-    FamilyBindingCreated, FamilyBindingRevoked, ProxySubmitted, RefundDestination, RefundIssued, Relation,
+    FamilyBindingCreated, FamilyBindingRevoked, HardshipAssessed, ProxySubmitted, RefundDestination, RefundIssued,
+    Relation,
 };
 use ledger::{BeijingTime, Event, Identity, Money, RegionCode};
 use serde::Serialize;
@@ -63,6 +65,7 @@ pub fn is_decided(event: &Event) -> bool {
             | Event::ProxyFailedV1(_)
             | Event::ProxyReturnedV1(_)
             | Event::RefundIssuedV1(_)
+            | Event::HardshipAssessedV1(_)
     )
 }
 
@@ -78,7 +81,22 @@ pub fn decide(family: &Family, coverage: &Coverage, event: &Event) -> Result<Ver
         Event::ProxyFailedV1(e) => step(family, &e.application_id, ProxyStep::Failed, e.at, Some(&e.reason), None),
         Event::ProxyReturnedV1(e) => step(family, &e.application_id, ProxyStep::Returned, e.at, None, Some(e.amount)),
         Event::RefundIssuedV1(e) => refund(family, coverage, e),
+        Event::HardshipAssessedV1(e) => assessment(coverage, e),
         _ => Ok(Verdict::Append),
+    }
+}
+
+/// 核定: the assessment in force again is a repeat; otherwise the rules of
+/// `Coverage::check_assessment` (the subsidy within the individual
+/// standard, Shanxi's special path closed after a normal payment).
+pub fn assessment(coverage: &Coverage, e: &HardshipAssessed) -> Result<Verdict, Refusal> {
+    if let Some(position) = coverage.assessment_in_force(e) {
+        let what = format!("the assessment of {} for {}", e.person.masked(), e.coverage_year);
+        return Ok(Verdict::Repeat { position, what });
+    }
+    match coverage.check_assessment(e) {
+        Ok(()) => Ok(Verdict::Append),
+        Err(refusal) => Err(Refusal { field: None, reason: format!("assessment refused: {refusal}") }),
     }
 }
 

@@ -28,8 +28,8 @@ pub mod lifecycle;
 pub use batch::{check_batch, BatchRefusal};
 pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
 pub use decide::{
-    decide, is_decided, parse_relation, relation_label, relation_name, stuck, Refusal, StuckApplication, Verdict,
-    RELATIONS,
+    assessment, decide, is_decided, parse_relation, relation_label, relation_name, stuck, Refusal, StuckApplication,
+    Verdict, RELATIONS,
 };
 pub use lifecycle::{IllegalTransition, ProxyState, ProxyStep};
 
