@@ -78,13 +78,22 @@ pub fn parse_line_with(text: &str, line: usize, actor: &str, channels: &Channels
             format!("keys starting with `{CALLER_KEY_PREFIX}` are kept for the service's callers; choose another");
         return Err(at(Some("idempotency_key"), message));
     }
-    let mut event =
+    let event =
         decode(&type_name, version, Value::Object(object)).map_err(|(field, message)| at(field.as_deref(), message))?;
-    event.canonicalize().map_err(field_error)?;
-    channels.check(&event).map_err(field_error)?;
-    event.validate().map_err(field_error)?;
+    admit(event, key, actor, channels).map_err(field_error)
+}
+
+/// The edge's checks of a fact however it was built (a parsed line, a
+/// command's flags, a request's fields): text put in canonical form, the
+/// channel known, the limits of `Event::validate`, and a given key that
+/// takes no other fact's. One pipeline, so a typed fact and a line of a
+/// file are refused for the same things, naming the same field.
+pub fn admit(mut event: Event, key: Option<String>, actor: &str, channels: &Channels) -> Result<NewEvent, FieldError> {
+    event.canonicalize()?;
+    channels.check(&event)?;
+    event.validate()?;
     if let Some(key) = &key {
-        event.check_idempotency_key(key).map_err(field_error)?;
+        event.check_idempotency_key(key)?;
     }
     let mut new = NewEvent::fact(event, actor);
     if let Some(key) = key {
@@ -356,6 +365,26 @@ mod tests {
         assert_eq!(new.idempotency_key, "payment/wechat/WX1");
         assert_eq!(new.stream, "person/11010519491231002X");
         assert_eq!(parse_line(&to_line(&new.event).to_string(), 1, "test").expect("round trip").event, new.event);
+    }
+
+    /// A fact built as its type goes through the checks a line does: the
+    /// same canonical form and key, the same refusals naming the same field.
+    #[test]
+    fn a_typed_fact_is_admitted_as_its_line_is() {
+        let line = parse_line(PAYMENT, 1, "t").expect("valid");
+        let Event::PaymentReceivedV1(mut payment) = line.event.clone() else { unreachable!("a payment") };
+        payment.channel = " WeChat ".into();
+        payment.channel_ref = "ＷＸ１".into();
+        let typed = Event::PaymentReceivedV1(payment.clone());
+        let admitted = admit(typed, None, "t", Channels::built_in()).expect("a canonical form exists");
+        assert_eq!((admitted.event, admitted.idempotency_key), (line.event, line.idempotency_key));
+        payment.channel = "wechatt".into();
+        let unknown = admit(Event::PaymentReceivedV1(payment.clone()), None, "t", Channels::built_in());
+        assert_eq!(unknown.expect_err("an unknown channel").field, "channel");
+        payment.channel = "wechat".into();
+        let taken =
+            admit(Event::PaymentReceivedV1(payment), Some("payment/wechat/WX2".into()), "t", Channels::built_in());
+        assert_eq!(taken.expect_err("another payment's key").field, "idempotency_key");
     }
 
     #[test]

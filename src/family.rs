@@ -1,16 +1,22 @@
 //! `yibao family …`: bindings (共济绑定, 取消授权), proxy applications (代缴申请)
-//! and their steps, the personal account, the stuck list. Every fact goes
-//! through the same parser as an import line and the same decision
+//! and their steps, the personal account, the stuck list. Every fact is
+//! built as its typed event, goes through the same checks as an import
+//! line (`facts::admit`) and the same decision
 //! (`projections::family::decide`) as an import; the rules live there.
 
 use crate::commands::open;
 use crate::exit::BadInput;
 use crate::lookup::parse_identity;
+use crate::single::{flag_value, FlagNames};
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use ledger::{BeijingTime, Identity, NewEvent, OpenMode, SledLog};
+use ledger::event::{
+    FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
+    ProxySubmitted,
+};
+use ledger::{BeijingTime, Date, Event, Identity, Money, NewEvent, OpenMode, SledLog};
 use projections::coverage::Coverage;
-use projections::family::{self, relation_label, Application, Family, Verdict};
+use projections::family::{self, relation_label, Application, Family, ProxyStep, Verdict};
 use projections::Projection;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -128,33 +134,64 @@ pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
         FamilyCommand::List { id } => list(data, &id),
         FamilyCommand::Bind { holder, account_province, member, relation, on } => {
             let relation = family::parse_relation(&relation).map_err(|e| BadInput(format!("--relation: {e}")))?;
-            let fact = json!({
-                "type": "family_binding_created", "v": 1, "holder": holder, "account_province": account_province,
-                "member": member, "relation": relation, "bound_on": on.unwrap_or_else(today),
+            let event = Event::FamilyBindingCreatedV1(FamilyBindingCreated {
+                holder: flag_value(BIND_FLAGS, "holder", &holder)?,
+                account_province: flag_value(BIND_FLAGS, "account_province", &account_province)?,
+                member: flag_value(BIND_FLAGS, "member", &member)?,
+                relation,
+                bound_on: date_flag(BIND_FLAGS, "bound_on", on.as_deref())?,
             });
-            record_one(data, fact, "cli:family-bind")
+            record_one(data, event, "cli:family-bind", BIND_FLAGS)
         }
         FamilyCommand::Revoke { holder, member, on } => {
-            let fact = json!({
-                "type": "family_binding_revoked", "v": 1, "holder": holder, "member": member,
-                "revoked_on": on.unwrap_or_else(today),
+            let event = Event::FamilyBindingRevokedV1(FamilyBindingRevoked {
+                holder: flag_value(REVOKE_FLAGS, "holder", &holder)?,
+                member: flag_value(REVOKE_FLAGS, "member", &member)?,
+                revoked_on: date_flag(REVOKE_FLAGS, "revoked_on", on.as_deref())?,
             });
-            record_one(data, fact, "cli:family-revoke")
+            record_one(data, event, "cli:family-revoke", REVOKE_FLAGS)
         }
         FamilyCommand::Apply { holder, member, year, amount, application_id, at } => {
             apply(data, ApplyFlags { holder, member, year, amount, application_id, at })
         }
-        FamilyCommand::Processing(step) => transition(data, "proxy_processing", step),
-        FamilyCommand::Credited(step) => transition(data, "proxy_credited", step),
-        FamilyCommand::Failed(step) => transition(data, "proxy_failed", step),
-        FamilyCommand::Returned(step) => transition(data, "proxy_returned", step),
+        FamilyCommand::Processing(step) => transition(data, ProxyStep::Processing, step),
+        FamilyCommand::Credited(step) => transition(data, ProxyStep::Credited, step),
+        FamilyCommand::Failed(step) => transition(data, ProxyStep::Failed, step),
+        FamilyCommand::Returned(step) => transition(data, ProxyStep::Returned, step),
         FamilyCommand::Account { holder, json } => account(data, &holder, json),
         FamilyCommand::Stuck { older_than, now, json } => stuck(data, older_than.as_deref(), now.as_deref(), json),
     }
 }
 
-fn today() -> String {
-    BeijingTime::now().business_date().to_string()
+const BIND_FLAGS: FlagNames = &[
+    ("holder", "--holder"),
+    ("account_province", "--account-province"),
+    ("member", "--member"),
+    ("relation", "--relation"),
+    ("bound_on", "--on"),
+];
+
+const REVOKE_FLAGS: FlagNames = &[("holder", "--holder"), ("member", "--member"), ("revoked_on", "--on")];
+
+const APPLY_FLAGS: FlagNames = &[
+    ("application_id", "--application-id"),
+    ("holder", "--holder"),
+    ("member", "--member"),
+    ("coverage_year", "--year"),
+    ("amount", "--amount"),
+    ("at", "--at"),
+];
+
+const STEP_FLAGS: FlagNames = &[("application_id", "APPLICATION_ID"), ("at", "--at"), ("reason", "--reason")];
+
+/// A date flag, today (UTC+8) when not given.
+fn date_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<Date> {
+    text.map_or_else(|| Ok(crate::single::today()), |text| flag_value(flags, field, text))
+}
+
+/// A time flag, now when not given.
+fn time_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<BeijingTime> {
+    text.map_or_else(|| Ok(BeijingTime::now()), |text| flag_value(flags, field, text))
 }
 
 /// Both projections at the same log position: coverage caught up with the
@@ -217,10 +254,18 @@ pub fn refusal_message(refusal: &family::Refusal) -> String {
     }
 }
 
-/// Parses `fact` as an import line, asks the decision, appends it unless
-/// it is a repeat; returns the position of the fact.
-pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, actor: &str) -> Result<u64> {
-    let new = parse(&crate::commands::channels(log.dir())?, fact, actor)?;
+/// Puts `event` through the edge's checks as an import line, asks the
+/// decision, appends it unless it is a repeat; returns the position of the
+/// fact.
+pub fn record(
+    log: &SledLog,
+    coverage: &Coverage,
+    family: &Family,
+    event: Event,
+    actor: &str,
+    flags: FlagNames,
+) -> Result<u64> {
+    let new = crate::single::admit(log, event, actor, flags)?;
     match family::decide(family, coverage, &new.event) {
         Err(refusal) => Err(BadInput(refusal_message(&refusal)).into()),
         Ok(Verdict::Repeat { position, what }) => {
@@ -242,20 +287,10 @@ pub fn record(log: &SledLog, coverage: &Coverage, family: &Family, fact: Value, 
     }
 }
 
-fn parse(channels: &yibao::channels::Channels, fact: Value, actor: &str) -> Result<NewEvent> {
-    facts::parse_line_with(&fact.to_string(), 1, actor, channels).map_err(|e| {
-        match e.field {
-            Some(field) => BadInput(format!("field `{field}`: {}", e.message)),
-            None => BadInput(e.message),
-        }
-        .into()
-    })
-}
-
-fn record_one(data: &Path, fact: Value, actor: &str) -> Result<()> {
+fn record_one(data: &Path, event: Event, actor: &str, flags: FlagNames) -> Result<()> {
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
-    record(&log, &coverage, &family, fact, actor).map(|_| ())
+    record(&log, &coverage, &family, event, actor, flags).map(|_| ())
 }
 
 /// The flags of `yibao family apply`.
@@ -277,12 +312,15 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
         Some(id) => application_id_flag(&id)?,
         None => default_application_id(&family, &holder, &member, flags.year),
     };
-    let fact = json!({
-        "type": "proxy_submitted", "v": 1, "application_id": application_id, "holder": holder, "member": member,
-        "coverage_year": flags.year, "amount": flags.amount,
-        "at": flags.at.unwrap_or_else(|| BeijingTime::now().to_string()),
+    let event = Event::ProxySubmittedV1(ProxySubmitted {
+        application_id: application_id.clone(),
+        holder,
+        member,
+        coverage_year: flags.year,
+        amount: flag_value(APPLY_FLAGS, "amount", &flags.amount)?,
+        at: time_flag(APPLY_FLAGS, "at", flags.at.as_deref())?,
     });
-    record(&log, &coverage, &family, fact, "cli:family-apply")?;
+    record(&log, &coverage, &family, event, "cli:family-apply", APPLY_FLAGS)?;
     outln!("application {application_id}");
     Ok(())
 }
@@ -309,29 +347,30 @@ fn application_id_flag(text: &str) -> Result<String> {
         .map_err(|e| BadInput(format!("application id: {}", e.reason)).into())
 }
 
-fn transition(data: &Path, type_name: &str, mut step: Step) -> Result<()> {
+fn transition(data: &Path, kind: ProxyStep, mut step: Step) -> Result<()> {
     // Canonical before the lookup below, as the fact will be.
     step.application_id = application_id_flag(&step.application_id)?;
-    let at = step.at.unwrap_or_else(|| BeijingTime::now().to_string());
+    let at = time_flag(STEP_FLAGS, "at", step.at.as_deref())?;
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
-    if step.reason.is_some() && type_name != "proxy_failed" {
+    if step.reason.is_some() && kind != ProxyStep::Failed {
         return Err(BadInput("--reason is for `failed` only".into()).into());
     }
-    let mut fact = json!({ "type": type_name, "v": 1, "application_id": step.application_id, "at": at });
-    match type_name {
-        "proxy_failed" => {
+    let application_id = step.application_id;
+    let event = match kind {
+        ProxyStep::Processing => Event::ProxyProcessingV1(ProxyProcessing { application_id, at }),
+        ProxyStep::Credited => Event::ProxyCreditedV1(ProxyCredited { application_id, at }),
+        ProxyStep::Failed => {
             let reason = step.reason.ok_or_else(|| BadInput("`failed` needs --reason (受理失败的原因)".into()))?;
-            fact["reason"] = Value::String(reason);
+            Event::ProxyFailedV1(ProxyFailed { application_id, reason, at })
         }
-        "proxy_returned" => {
+        ProxyStep::Returned => {
             // 原渠道返还 gives back what was taken; an unknown id is refused by the decision.
-            let amount = family.application(&step.application_id).map_or("0".to_string(), |a| a.amount.to_string());
-            fact["amount"] = Value::String(amount);
+            let amount = family.application(&application_id).map_or(Money::ZERO, |a| a.amount);
+            Event::ProxyReturnedV1(ProxyReturned { application_id, amount, at })
         }
-        _ => {}
-    }
-    record(&log, &coverage, &family, fact, "cli:family")?;
+    };
+    record(&log, &coverage, &family, event, "cli:family", STEP_FLAGS)?;
     Ok(())
 }
 

@@ -358,6 +358,9 @@ pub(crate) fn concerns(
     }
 }
 
+const ASSESS_FLAGS: crate::single::FlagNames =
+    &[("person", "--id"), ("coverage_year", "--year"), ("group", "--group"), ("assessed_on", "--on")];
+
 /// `yibao assess ID --year Y --group G...`: the insurance office's 核定 of
 /// what a person in hardship groups owes, from the policy in the log (the
 /// highest group applies, never the sum). Refused with the rule's reason
@@ -390,13 +393,11 @@ pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<&s
         amount_due: subsidy.person_pays,
         assessed_on,
     };
-    coverage.check_assessment(&assessment).map_err(|refusal| BadInput(format!("assessment refused: {refusal}")))?;
-    let fact = json!({
-        "type": "hardship_assessed", "v": 1,
-        "person": assessment.person, "coverage_year": year, "group": assessment.group,
-        "subsidy": assessment.subsidy, "amount_due": assessment.amount_due, "assessed_on": assessed_on,
-    });
-    let position = crate::single::append_value(&log, fact, "cli:assess")?;
+    // The decision an import line or a request gets (`family::decide`); a
+    // repeat is left to the log, which appends nothing.
+    projections::family::assessment(&coverage, &assessment).map_err(|refusal| BadInput(refusal.reason))?;
+    let event = Event::HardshipAssessedV1(assessment);
+    let position = crate::single::append_event(&log, event, "cli:assess", ASSESS_FLAGS)?;
     outln!(
         "group {}: subsidy {}, the person pays {}; recorded at position {position}",
         subsidy.group,

@@ -4,7 +4,7 @@ use crate::commands::open;
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
 use ledger::event::{PolicyAmended, PolicyPublished};
-use ledger::{Event, NewEvent, OpenMode, SledLog};
+use ledger::{Event, OpenMode, SledLog};
 use projections::policy::Policy;
 use std::path::Path;
 
@@ -36,6 +36,8 @@ pub fn report(file: &Path, policy: &Policy, loaded: Loaded) {
         }
     }
 }
+
+const POLICY_FLAGS: crate::single::FlagNames = &[("reason", "--reason")];
 
 /// Validates the document and appends it: published if the log has no
 /// policy for its region and year, amended if the content differs from the
@@ -78,9 +80,8 @@ pub fn load_document(log: &SledLog, file: &Path, document: String, reason: Optio
         }
     };
     let amended = matches!(event, Event::PolicyAmendedV1(_));
-    let outcome = log
-        .append_blocking(vec![NewEvent::fact(event, &format!("policy:{}", file.display()))])
-        .context("appending the policy")?;
+    let new = crate::single::admit(log, event, &format!("policy:{}", file.display()), POLICY_FLAGS)?;
+    let outcome = log.append_blocking(vec![new]).context("appending the policy")?;
     let position = outcome.positions.first().copied().unwrap_or(0);
     Ok((policy, if amended { Loaded::Amended { position } } else { Loaded::Published { position } }))
 }

@@ -5,7 +5,7 @@ use crate::commands::open;
 use crate::exit::{BadInput, Findings};
 use anyhow::{Context, Result};
 use ledger::Hash;
-use ledger::{Date, Event, NewEvent, OpenMode, SledLog};
+use ledger::{Date, Event, OpenMode, SledLog};
 use reconcile::{
     Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError, Report,
     RunDefinition, Summary,
@@ -189,8 +189,8 @@ fn record(log: &SledLog, definition: &RunDefinition<'_>, report: &Report, summar
         eprintln!("run {run_id} already recorded at position {}", first.head.position);
         return Ok(());
     }
-    let outcome =
-        log.append_blocking(vec![NewEvent::fact(event, "cli:reconcile")]).context("recording the reconciliation")?;
+    let new = crate::single::admit(log, event, "cli:reconcile", &[])?;
+    let outcome = log.append_blocking(vec![new]).context("recording the reconciliation")?;
     let position = outcome.positions.first().copied().unwrap_or(0);
     let verb = if outcome.n_appended == 0 { "already recorded" } else { "recorded" };
     eprintln!("run {run_id} {verb} at position {position}");

@@ -7,12 +7,25 @@ use crate::commands::open;
 use crate::exit::BadInput;
 use crate::family::{projections_at_head, record};
 use crate::lookup::parse_identity;
+use crate::single::{flag_value, FlagNames};
 use anyhow::Result;
-use ledger::event::PaymentRef;
-use ledger::{BeijingTime, OpenMode};
+use ledger::event::{PaymentRef, RefundDestination, RefundIssued};
+use ledger::{BeijingTime, Event, OpenMode};
 use projections::coverage::PaymentKind;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
+
+const REFUND_FLAGS: FlagNames = &[
+    ("person", "--id"),
+    ("coverage_year", "--year"),
+    ("payment", "--payment"),
+    ("payment.channel", "--payment"),
+    ("payment.channel_ref", "--payment"),
+    ("amount", "--amount"),
+    ("reason", "--reason"),
+    ("refund_ref", "--ref"),
+    ("refunded_at", "--at"),
+];
 
 /// The flags of `yibao refund`.
 #[derive(clap::Args)]
@@ -59,11 +72,11 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
     // year does not have is refused by the decision below.
     let destination = match coverage.refund_target(&person, args.year, &payment).map(|t| t.kind) {
         Some(PaymentKind::Proxy { application_id }) => match family.application(&application_id) {
-            Some(application) => json!({ "personal_account": application.holder }),
+            Some(application) => RefundDestination::PersonalAccount(application.holder.clone()),
             None => return Err(BadInput(format!("no proxy application {application_id} in the ledger")).into()),
         },
-        Some(PaymentKind::Subsidy) => json!("funders"),
-        Some(PaymentKind::Channel) | None => json!("original_channel"),
+        Some(PaymentKind::Subsidy) => RefundDestination::Funders,
+        Some(PaymentKind::Channel) | None => RefundDestination::OriginalChannel,
     };
     let refund_ref = args.refund_ref.unwrap_or_else(|| {
         (1..=1_000)
@@ -71,13 +84,21 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
             .find(|r| coverage.refund_recorded(&person, args.year, &channel, r).is_none())
             .unwrap_or_else(|| format!("{reference}-R{}", BeijingTime::now().0))
     });
-    let fact = json!({
-        "type": "refund_issued", "v": 1, "person": person, "coverage_year": args.year, "refund_ref": refund_ref,
-        "payment": { "channel": channel, "channel_ref": reference }, "amount": args.amount,
-        "destination": destination, "refunded_at": args.at.unwrap_or_else(|| BeijingTime::now().to_string()),
-        "reason": args.reason,
+    let refunded_at = match &args.at {
+        Some(text) => flag_value(REFUND_FLAGS, "refunded_at", text)?,
+        None => BeijingTime::now(),
+    };
+    let event = Event::RefundIssuedV1(RefundIssued {
+        person: person.clone(),
+        coverage_year: args.year,
+        refund_ref: refund_ref.clone(),
+        payment,
+        amount: flag_value(REFUND_FLAGS, "amount", &args.amount)?,
+        destination: destination.clone(),
+        refunded_at,
+        reason: args.reason,
     });
-    record(&log, &coverage, &family, fact, "cli:refund")?;
+    record(&log, &coverage, &family, event, "cli:refund", REFUND_FLAGS)?;
     drop(coverage);
     let coverage = crate::lookup::coverage(data, &log)?;
     if let Some(view) = coverage.person_year(&person, args.year) {
@@ -99,17 +120,11 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
     Ok(())
 }
 
-fn destination_text(destination: &Value) -> String {
+fn destination_text(destination: &RefundDestination) -> String {
     match destination {
-        Value::String(text) => text.replace('_', " "),
-        Value::Object(map) => match map.get("personal_account").and_then(Value::as_str) {
-            Some(holder) => match holder.parse::<ledger::Identity>() {
-                Ok(identity) => format!("the personal account of {}", identity.masked()),
-                Err(_) => "a personal account".into(),
-            },
-            None => "?".into(),
-        },
-        other => other.to_string(),
+        RefundDestination::OriginalChannel => "original channel".into(),
+        RefundDestination::Funders => "funders".into(),
+        RefundDestination::PersonalAccount(holder) => format!("the personal account of {}", holder.masked()),
     }
 }
 

@@ -1,12 +1,14 @@
-//! `yibao register` and `yibao pay`: one fact from command-line flags,
-//! through the same parser and checks as a line of an import file.
+//! `yibao register` and `yibao pay`: one fact from command-line flags, built
+//! as its typed event and put through the same checks as a line of an
+//! import file (`facts::admit`), errors naming the flag and the field.
 
 use crate::commands::open;
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
-use ledger::{BeijingTime, OpenMode, SledLog};
-use serde_json::{json, Map, Value};
+use ledger::event::{EnrolmentBasis, Payer, PaymentReceived, PersonRegistered};
+use ledger::{BeijingTime, Date, Event, Identity, NewEvent, OpenMode, SledLog};
 use std::path::Path;
+use std::str::FromStr;
 use yibao::facts;
 
 /// The flags of `yibao register`.
@@ -31,89 +33,152 @@ pub struct Payment {
     pub collector: Option<String>,
 }
 
-fn today() -> String {
-    BeijingTime::now().business_date().to_string()
+/// Which flag gives which field of a fact (`("channel_ref", "--ref")`), so
+/// that an error names what the user typed as well as the field.
+pub type FlagNames = &'static [(&'static str, &'static str)];
+
+const REGISTER_FLAGS: FlagNames = &[
+    ("person", "--id"),
+    ("name", "--name"),
+    ("region", "--region"),
+    ("birth_date", "--birth-date"),
+    ("registered_on", "--registered-on"),
+    ("basis", "--basis"),
+];
+
+const PAY_FLAGS: FlagNames = &[
+    ("person", "--id"),
+    ("coverage_year", "--year"),
+    ("amount", "--amount"),
+    ("channel", "--channel"),
+    ("channel_ref", "--ref"),
+    ("payer.other", "--paid-for-by"),
+    ("payer.collector", "--collector"),
+    ("payer", "--collector"),
+    ("paid_at", "--paid-at"),
+];
+
+/// A field's value refused: the flag that gave it (if one did), the field
+/// and why.
+pub fn field_error(flags: FlagNames, field: &str, reason: impl std::fmt::Display) -> anyhow::Error {
+    match flags.iter().find(|(name, _)| *name == field) {
+        Some((_, flag)) => BadInput(format!("{flag} (field `{field}`): {reason}")),
+        None => BadInput(format!("field `{field}`: {reason}")),
+    }
+    .into()
+}
+
+/// A flag's text as the type of the field it gives.
+pub fn flag_value<T: FromStr>(flags: FlagNames, field: &str, text: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| field_error(flags, field, e))
+}
+
+/// Today's business date (UTC+8), the default of a date flag.
+pub fn today() -> Date {
+    BeijingTime::now().business_date()
 }
 
 pub fn register(data: &Path, flags: Registration) -> Result<()> {
-    let mut fact = json!({
-        "type": "person_registered", "v": 1,
-        "person": flags.id, "name": flags.name, "region": flags.region,
-        "registered_on": flags.registered_on.unwrap_or_else(today),
-    });
-    let birth_date = match flags.birth_date {
-        Some(date) => date,
+    let person: Identity = flag_value(REGISTER_FLAGS, "person", &flags.id)?;
+    let birth_date = match &flags.birth_date {
+        Some(date) => flag_value(REGISTER_FLAGS, "birth_date", date)?,
         None => birth_date_of(&flags.id)?,
     };
-    insert(&mut fact, "birth_date", Value::String(birth_date));
-    if let Some(basis) = flags.basis {
-        insert(&mut fact, "basis", basis_value(&basis)?);
-    }
-    append_one(data, fact, "cli:register")
+    let registered_on = match &flags.registered_on {
+        Some(date) => flag_value(REGISTER_FLAGS, "registered_on", date)?,
+        None => today(),
+    };
+    let basis = match &flags.basis {
+        Some(basis) => basis_value(basis)?,
+        None => EnrolmentBasis::default(),
+    };
+    let event = Event::PersonRegisteredV1(PersonRegistered {
+        person,
+        name: flags.name,
+        region: flag_value(REGISTER_FLAGS, "region", &flags.region)?,
+        birth_date,
+        registered_on,
+        basis,
+    });
+    append_one(data, event, "cli:register", REGISTER_FLAGS)
 }
 
 pub fn pay(data: &Path, flags: Payment) -> Result<()> {
     let payer = match (flags.paid_for_by, flags.collector) {
         (Some(_), Some(_)) => return Err(BadInput("give --paid-for-by or --collector, not both".into()).into()),
-        (Some(other), None) => json!({ "other": other }),
-        (None, Some(collector)) => json!({ "collector": collector }),
-        (None, None) => json!("myself"),
+        (Some(other), None) => Payer::Other(flag_value(PAY_FLAGS, "payer.other", &other)?),
+        (None, Some(collector)) => Payer::Collector(collector),
+        (None, None) => Payer::Myself,
     };
-    let paid_at = flags.paid_at.unwrap_or_else(|| BeijingTime::now().to_string());
-    let fact = json!({
-        "type": "payment_received", "v": 1,
-        "person": flags.id, "coverage_year": flags.year, "amount": flags.amount,
-        "channel": flags.channel, "channel_ref": flags.channel_ref, "payer": payer, "paid_at": paid_at,
+    let paid_at = match &flags.paid_at {
+        Some(text) => flag_value(PAY_FLAGS, "paid_at", text)?,
+        None => BeijingTime::now(),
+    };
+    let event = Event::PaymentReceivedV1(PaymentReceived {
+        person: flag_value(PAY_FLAGS, "person", &flags.id)?,
+        coverage_year: flags.year,
+        amount: flag_value(PAY_FLAGS, "amount", &flags.amount)?,
+        channel: flags.channel,
+        channel_ref: flags.channel_ref,
+        payer,
+        paid_at,
     });
-    append_one(data, fact, "cli:pay")
-}
-
-fn insert(fact: &mut Value, field: &str, value: Value) {
-    if let Value::Object(map) = fact {
-        map.insert(field.to_string(), value);
-    }
+    append_one(data, event, "cli:pay", PAY_FLAGS)
 }
 
 /// A resident ID carries the birth date; other certificates need the flag.
-fn birth_date_of(id: &str) -> Result<String> {
-    let identity: ledger::Identity = id.parse().map_err(|e| BadInput(format!("--id: {e}")))?;
+fn birth_date_of(id: &str) -> Result<Date> {
+    let identity: Identity = id.parse().map_err(|e| BadInput(format!("--id: {e}")))?;
     identity
         .birth_date()
-        .map(|date| date.to_string())
+        .map(Date)
         .ok_or_else(|| BadInput("--birth-date is needed for an other-certificate registration".into()).into())
 }
 
 /// `standard`, `newborn`, `newborn_pre_registration`,
 /// `interrupted:LAST_PAID_YEAR` or `from_employee_insurance:LEFT_ON`.
-fn basis_value(text: &str) -> Result<Value> {
-    let value = match text.split_once(':') {
-        None => Value::String(text.to_string()),
+fn basis_value(text: &str) -> Result<EnrolmentBasis> {
+    let refused = || BadInput(format!("--basis: `{text}` is not a basis; see --help"));
+    let basis = match text.split_once(':') {
+        None => match text {
+            "standard" => EnrolmentBasis::Standard,
+            "newborn" => EnrolmentBasis::Newborn,
+            "newborn_pre_registration" => EnrolmentBasis::NewbornPreRegistration,
+            _ => return Err(refused().into()),
+        },
         Some(("interrupted", year)) => {
-            let year: u16 = year.parse().map_err(|_| BadInput(format!("--basis: `{year}` is not a year")))?;
-            json!({ "interrupted": { "last_paid_year": year } })
+            let last_paid_year = year.parse().map_err(|_| BadInput(format!("--basis: `{year}` is not a year")))?;
+            EnrolmentBasis::Interrupted { last_paid_year }
         }
-        Some(("from_employee_insurance", left_on)) => json!({ "from_employee_insurance": { "left_on": left_on } }),
-        Some(_) => return Err(BadInput(format!("--basis: `{text}` is not a basis; see --help")).into()),
+        Some(("from_employee_insurance", left_on)) => EnrolmentBasis::FromEmployeeInsurance {
+            left_on: left_on.parse().map_err(|e| BadInput(format!("--basis: {e}")))?,
+        },
+        Some(_) => return Err(refused().into()),
     };
-    Ok(value)
+    Ok(basis)
 }
 
-/// Parses the fact as an import line would be, then appends it.
-pub fn append_one(data: &Path, fact: Value, actor: &str) -> Result<()> {
+/// Puts a fact built from flags through the edge's checks (as an import
+/// line), then appends it.
+pub fn append_one(data: &Path, event: Event, actor: &str, flags: FlagNames) -> Result<()> {
     let log = open(data, OpenMode::Existing)?;
-    let position = append_value(&log, fact, actor)?;
+    let position = append_event(&log, event, actor, flags)?;
     outln!("recorded at position {position}; head {}", hex::encode(log.durable_head().hash));
     Ok(())
 }
 
-pub fn append_value(log: &SledLog, fact: Value, actor: &str) -> Result<u64> {
-    let Value::Object(map) = fact else { return Err(BadInput("a fact is a JSON object".into()).into()) };
-    let text = Value::Object(map.into_iter().collect::<Map<_, _>>()).to_string();
+/// The edge's checks (`facts::admit`) on a fact built from `flags`, errors
+/// naming the flag and the field.
+pub fn admit(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Result<NewEvent> {
     let channels = crate::commands::channels(log.dir())?;
-    let new = facts::parse_line_with(&text, 1, actor, &channels).map_err(|e| match e.field {
-        Some(field) => BadInput(format!("field `{field}`: {}", e.message)),
-        None => BadInput(e.message),
-    })?;
+    facts::admit(event, None, actor, &channels).map_err(|e| field_error(flags, e.field, e.reason))
+}
+
+pub fn append_event(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Result<u64> {
+    let new = admit(log, event, actor, flags)?;
     let summary = facts::summary(&new.event);
     let outcome = log.append_blocking(vec![new]).context("appending the fact")?;
     let position = outcome.positions.first().copied().unwrap_or(0);

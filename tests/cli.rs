@@ -425,6 +425,49 @@ fn an_imported_assessment_the_rules_refuse_appends_nothing() {
     assert!(stdout(&again).contains("0 appended, 26 already recorded"), "{}", stdout(&again));
 }
 
+/// A fact built from flags is checked as an import line is, and an error
+/// names the flag the user typed as well as the field.
+#[test]
+fn flag_errors_name_the_flag_and_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger_with_policies_and_demo(data);
+    let before = head_line(data);
+    let id = "520502198503121233";
+    let pay = |amount: &str, reference: &str| {
+        let args = ["pay", "--id", id, "--year", "2025", "--amount", amount, "--channel", "wechat", "--ref", reference];
+        yibao(data, &args)
+    };
+    let bad_amount = pay("400.001", "WX-FLAG-1");
+    assert_eq!(bad_amount.status.code(), Some(2));
+    assert!(stderr(&bad_amount).contains("--amount (field `amount`)"), "{}", stderr(&bad_amount));
+    let hidden = pay("400", "WX-FLAG\u{200B}1");
+    assert_eq!(hidden.status.code(), Some(2));
+    assert!(stderr(&hidden).contains("--ref (field `channel_ref`): contains U+200B"), "{}", stderr(&hidden));
+    let unknown =
+        yibao(data, &["pay", "--id", id, "--year", "2025", "--amount", "1", "--channel", "wechatt", "--ref", "X"]);
+    assert!(stderr(&unknown).contains("--channel (field `channel`): unknown channel"), "{}", stderr(&unknown));
+    let bind = yibao(
+        data,
+        &[
+            "family",
+            "bind",
+            "--holder",
+            "520502197811204158",
+            "--account-province",
+            "520000",
+            "--member",
+            id,
+            "--relation",
+            "配偶",
+        ],
+    );
+    assert_eq!(bind.status.code(), Some(2));
+    assert!(stderr(&bind).contains("--holder (field `holder`)"), "{}", stderr(&bind));
+    assert!(!stderr(&bind).contains("panicked"), "{}", stderr(&bind));
+    assert_eq!(head_line(data), before, "a refused flag appended something");
+}
+
 /// "What did we know then": a payment refunded later shows `received` as of
 /// a moment before the refund was recorded.
 #[test]

@@ -1,7 +1,7 @@
 //! Family accounts (家庭共济) over HTTP: bindings, proxy applications and
 //! their steps, a person's family view, the stuck list, and the payment
-//! certificate. Each write is built as the fact the CLI would record and
-//! goes through `App::append` (the same parser, rule decision and
+//! certificate. Each write is built as the typed fact the CLI would record
+//! and goes through `App::append` (the same checks, rule decision and
 //! idempotency as `POST /v1/events`).
 //!
 //! The family projection is kept live next to coverage, at the coverage
@@ -18,12 +18,17 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::{BeijingTime, Identity, NewEvent};
+use ledger::event::{
+    FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
+    ProxySubmitted,
+};
+use ledger::{BeijingTime, Date, Event, Identity, Money, NewEvent};
 use projections::coverage::Coverage;
-use projections::family::{self, Family};
+use projections::family::{self, Family, ProxyStep};
 use projections::Projection;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::str::FromStr;
 use std::sync::{Arc, RwLockReadGuard};
 
 impl App {
@@ -108,12 +113,27 @@ fn person_field(text: &str, field: &str) -> Result<Identity, ApiError> {
     text.parse().map_err(|_| ApiError::bad_input(Some(field), format!("{field}: not a valid ID number")))
 }
 
-/// Appends one fact built by an endpoint, as `POST /v1/events` would.
-async fn post_fact(app: &Arc<App>, headers: &HeaderMap, fact: Value) -> Result<Value, ApiError> {
+/// A request's text as the type of the fact's field it gives, refused
+/// naming the field as a line of `POST /v1/events` would be.
+fn field<T: FromStr>(field: &'static str, text: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| ApiError::bad_input(Some(field), format!("field `{field}`: {e}; nothing was appended")))
+}
+
+/// A time of the request, now when not given.
+fn time_field(name: &'static str, text: Option<&str>) -> Result<BeijingTime, ApiError> {
+    text.map_or_else(|| Ok(BeijingTime::now()), |text| field(name, text))
+}
+
+/// Appends one fact built by an endpoint, through the checks and the
+/// decision of `POST /v1/events`.
+async fn post_fact(app: &Arc<App>, headers: &HeaderMap, event: Event) -> Result<Value, ApiError> {
     let caller = Tokens::caller(app.tokens.as_ref(), headers)?;
-    let type_name = fact.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
-    caller.may_post(&type_name)?;
-    let events = super::write::parse(std::slice::from_ref(&fact), &caller, &app.channels)?;
+    let type_name = event.type_name();
+    caller.may_post(type_name)?;
+    let events = vec![super::write::admit(event, 1, &caller, &app.channels)?];
     let worker = Arc::clone(app);
     let outcome = tokio::task::spawn_blocking(move || worker.append(events))
         .await
@@ -147,12 +167,14 @@ pub async fn bind(
     let request = body(request)?;
     let relation = family::parse_relation(&request.relation)
         .map_err(|e| ApiError::bad_input(Some("relation"), format!("relation: {e}")))?;
-    let fact = json!({
-        "type": "family_binding_created", "v": 1, "holder": request.holder,
-        "account_province": request.account_province, "member": request.member, "relation": relation,
-        "bound_on": request.bound_on.unwrap_or_else(today),
+    let event = Event::FamilyBindingCreatedV1(FamilyBindingCreated {
+        holder: field("holder", &request.holder)?,
+        account_province: field("account_province", &request.account_province)?,
+        member: field("member", &request.member)?,
+        relation,
+        bound_on: date_field("bound_on", request.bound_on.as_deref())?,
     });
-    Ok(Json(post_fact(&app, &headers, fact).await?))
+    Ok(Json(post_fact(&app, &headers, event).await?))
 }
 
 #[derive(Deserialize)]
@@ -171,11 +193,12 @@ pub async fn revoke(
 ) -> Result<Json<Value>, ApiError> {
     Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("family_binding_revoked")?;
     let request = body(request)?;
-    let fact = json!({
-        "type": "family_binding_revoked", "v": 1, "holder": request.holder, "member": request.member,
-        "revoked_on": request.revoked_on.unwrap_or_else(today),
+    let event = Event::FamilyBindingRevokedV1(FamilyBindingRevoked {
+        holder: field("holder", &request.holder)?,
+        member: field("member", &request.member)?,
+        revoked_on: date_field("revoked_on", request.revoked_on.as_deref())?,
     });
-    Ok(Json(post_fact(&app, &headers, fact).await?))
+    Ok(Json(post_fact(&app, &headers, event).await?))
 }
 
 #[derive(Deserialize)]
@@ -210,12 +233,15 @@ pub async fn apply(
                 .await?
         }
     };
-    let fact = json!({
-        "type": "proxy_submitted", "v": 1, "application_id": application_id, "holder": request.holder,
-        "member": request.member, "coverage_year": request.coverage_year, "amount": request.amount,
-        "at": request.at.unwrap_or_else(|| BeijingTime::now().to_string()),
+    let event = Event::ProxySubmittedV1(ProxySubmitted {
+        application_id: application_id.clone(),
+        holder: field("holder", &request.holder)?,
+        member: field("member", &request.member)?,
+        coverage_year: request.coverage_year,
+        amount: field("amount", &request.amount)?,
+        at: time_field("at", request.at.as_deref())?,
     });
-    let mut answer = post_fact(&app, &headers, fact).await?;
+    let mut answer = post_fact(&app, &headers, event).await?;
     answer["application_id"] = Value::String(application_id);
     Ok(Json(answer))
 }
@@ -239,11 +265,11 @@ pub async fn step(
 ) -> Result<Json<Value>, ApiError> {
     // Canonical before the lookup below, as the fact will be.
     let application_id = application_id_field(&application_id)?;
-    let type_name = match step.as_str() {
-        "processing" => "proxy_processing",
-        "credited" => "proxy_credited",
-        "failed" => "proxy_failed",
-        "returned" => "proxy_returned",
+    let kind = match step.as_str() {
+        "processing" => ProxyStep::Processing,
+        "credited" => ProxyStep::Credited,
+        "failed" => ProxyStep::Failed,
+        "returned" => ProxyStep::Returned,
         _ => {
             return Err(ApiError::bad_input(
                 Some("step"),
@@ -251,30 +277,34 @@ pub async fn step(
             ))
         }
     };
+    let type_name = match kind {
+        ProxyStep::Processing => "proxy_processing",
+        ProxyStep::Credited => "proxy_credited",
+        ProxyStep::Failed => "proxy_failed",
+        ProxyStep::Returned => "proxy_returned",
+    };
     Tokens::caller(app.tokens.as_ref(), &headers)?.may_post(type_name)?;
     let request = request.map(|Json(r)| r).unwrap_or_default();
-    let mut fact = json!({
-        "type": type_name, "v": 1, "application_id": application_id,
-        "at": request.at.unwrap_or_else(|| BeijingTime::now().to_string()),
-    });
-    match (type_name, request.reason) {
-        ("proxy_failed", Some(reason)) => fact["reason"] = Value::String(reason),
-        ("proxy_failed", None) => {
+    let at = time_field("at", request.at.as_deref())?;
+    let event = match (kind, request.reason) {
+        (ProxyStep::Failed, Some(reason)) => Event::ProxyFailedV1(ProxyFailed { application_id, reason, at }),
+        (ProxyStep::Failed, None) => {
             return Err(ApiError::bad_input(Some("reason"), "`failed` needs a reason (受理失败的原因)"));
         }
         (_, Some(_)) => return Err(ApiError::bad_input(Some("reason"), "a reason is for `failed` only")),
-        (_, None) => {}
-    }
-    if type_name == "proxy_returned" {
-        // 原渠道返还 gives back what was taken; an unknown id is refused by the decision.
-        let id = application_id.clone();
-        let amount = app
-            .read_projections(move |_, family| family.application(&id).map(|a| a.amount.to_string()))
-            .await?
-            .unwrap_or_else(|| "0".into());
-        fact["amount"] = Value::String(amount);
-    }
-    Ok(Json(post_fact(&app, &headers, fact).await?))
+        (ProxyStep::Processing, None) => Event::ProxyProcessingV1(ProxyProcessing { application_id, at }),
+        (ProxyStep::Credited, None) => Event::ProxyCreditedV1(ProxyCredited { application_id, at }),
+        (ProxyStep::Returned, None) => {
+            // 原渠道返还 gives back what was taken; an unknown id is refused by the decision.
+            let id = application_id.clone();
+            let amount = app
+                .read_projections(move |_, family| family.application(&id).map(|a| a.amount))
+                .await?
+                .unwrap_or(Money::ZERO);
+            Event::ProxyReturnedV1(ProxyReturned { application_id, amount, at })
+        }
+    };
+    Ok(Json(post_fact(&app, &headers, event).await?))
 }
 
 /// `GET /v1/family/persons/{id_number}`: the person's bindings as holder
@@ -432,6 +462,7 @@ pub async fn certificate(
     })
 }
 
-fn today() -> String {
-    BeijingTime::now().business_date().to_string()
+/// A date of the request, today (UTC+8) when not given.
+fn date_field(name: &'static str, text: Option<&str>) -> Result<Date, ApiError> {
+    text.map_or_else(|| Ok(BeijingTime::now().business_date()), |text| field(name, text))
 }

@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use ledger::{AppendOutcome, EventLog, LedgerError, NewEvent};
+use ledger::{AppendOutcome, Event, EventLog, LedgerError, NewEvent};
 use projections::Projection;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -95,6 +95,19 @@ pub(super) fn parse(facts_json: &[Value], caller: &Caller, channels: &Channels) 
         events.push(parsed);
     }
     Ok(events)
+}
+
+/// A fact an endpoint built (fact `number` of its request) through the
+/// checks a posted fact gets (`facts::admit`), a channel token naming its
+/// own channels only.
+pub(super) fn admit(event: Event, number: usize, caller: &Caller, channels: &Channels) -> Result<NewEvent, ApiError> {
+    let actor = format!("api:{}", caller.name);
+    let new = facts::admit(event, None, &actor, channels).map_err(|error| {
+        let message = format!("line {number}: {error}; nothing was appended");
+        ApiError::bad_input(Some(error.field), message)
+    })?;
+    caller.may_name_channel(&new.event, number)?;
+    Ok(new)
 }
 
 impl App {
