@@ -11,7 +11,6 @@ use reconcile::{
     RunDefinition, Summary,
 };
 use serde_json::json;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use yibao::channels::Channels;
 
@@ -278,28 +277,31 @@ fn json_report(report: &Report, summary: &Summary) -> serde_json::Value {
 
 fn write_csv(out: &Path, report: &Report) -> Result<()> {
     let file = std::fs::File::create(out).map_err(|e| BadInput(format!("cannot create {}: {e}", out.display())))?;
-    let mut file = std::io::BufWriter::new(file);
-    writeln!(
-        file,
-        "result,side,receipt_source,reference,receipt_amount,ledger_position,ledger_reference,ledger_amount"
-    )?;
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    writer.write_record([
+        "result",
+        "side",
+        "receipt_source",
+        "reference",
+        "receipt_amount",
+        "ledger_position",
+        "ledger_reference",
+        "ledger_amount",
+    ])?;
     for finding in &report.findings {
         let receipt = finding.receipts.first();
         let payment = finding.ledger.first();
-        let quote = |text: String| format!("\"{}\"", text.replace('"', "\"\""));
-        writeln!(
-            file,
-            "{},{},{},{},{},{},{},{}",
-            finding.kind.name(),
-            finding.side.name(),
-            quote(receipt.map(|r| r.source()).unwrap_or_default()),
-            quote(receipt.and_then(|r| r.reference.clone()).unwrap_or_default()),
+        writer.write_record([
+            finding.kind.name().to_string(),
+            finding.side.name().to_string(),
+            receipt.map(|r| r.source()).unwrap_or_default(),
+            receipt.and_then(|r| r.reference.clone()).unwrap_or_default(),
             receipt.map(|r| r.amount.to_string()).unwrap_or_default(),
             payment.map(|p| p.position.to_string()).unwrap_or_default(),
-            quote(payment.map(|p| p.channel_ref.clone()).unwrap_or_default()),
+            payment.map(|p| p.channel_ref.clone()).unwrap_or_default(),
             payment.map(|p| p.amount.to_string()).unwrap_or_default(),
-        )?;
+        ])?;
     }
-    file.flush()?;
+    writer.flush()?;
     Ok(())
 }
