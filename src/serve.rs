@@ -560,7 +560,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
             u64::from(store.refusal().is_some()),
         ),
     ];
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(head, projection, &figures))
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], app.metrics.render(head, projection, &figures))
 }
 
 fn identity(text: &str) -> Result<Identity, ApiError> {

@@ -171,6 +171,8 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     let metrics = metrics.as_str().expect("text").to_string();
     assert!(metrics.contains("yibao_http_requests_total{route=\"/v1/events\",status=\"200\"}"), "{metrics}");
     assert!(metrics.contains("yibao_log_head_position 4"), "{metrics}");
+    assert!(metrics.contains("# TYPE yibao_http_requests counter\n"), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text ends with its EOF marker: {metrics}");
 
     let access = std::fs::read_to_string(data.join("access.log")).expect("access.log");
     let line: Value = serde_json::from_str(access.lines().next().expect("a line")).expect("JSON line");
