@@ -20,8 +20,8 @@ pub struct ReconcileArgs {
     pub format: Option<String>,
     pub mapping: Option<PathBuf>,
     pub channel: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
+    pub from: Option<Date>,
+    pub to: Option<Date>,
     pub tolerance_days: u32,
     pub csv: Option<PathBuf>,
     pub json: bool,
@@ -68,11 +68,9 @@ fn bad_receipts(error: ReconcileError) -> anyhow::Error {
 }
 
 fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
-    let date =
-        |text: &str, flag: &str| -> Result<Date> { text.parse().map_err(|e| BadInput(format!("{flag}: {e}")).into()) };
-    match (args.from.as_deref(), args.to.as_deref()) {
+    match (args.from, args.to) {
         (None, None) => Ok(None),
-        (Some(from), Some(to)) => Ok(Some(Period { from: date(from, "--from")?, to: date(to, "--to")? })),
+        (Some(from), Some(to)) => Ok(Some(Period { from, to })),
         _ => Err(BadInput("give --from and --to together".into()).into()),
     }
 }

@@ -14,16 +14,12 @@ use std::time::Instant;
 /// What `yibao replay` was asked.
 pub struct ReplayArgs {
     pub year: u16,
-    pub region: Option<String>,
-    pub as_of: Option<String>,
-    pub on: Option<String>,
+    pub region: Option<RegionCode>,
+    pub as_of: Option<UtcTime>,
+    pub on: Option<Date>,
     pub check: bool,
     pub csv: bool,
     pub json: bool,
-}
-
-pub fn parse_moment(text: &str) -> Result<UtcTime> {
-    text.parse().map_err(|e| BadInput(format!("--as-of: {e} (RFC 3339 such as 2025-03-01T12:00:00Z)")).into())
 }
 
 /// Rebuilds with a progress bar on long logs; quiet when not a terminal.
@@ -36,11 +32,7 @@ pub fn rebuild(log: &SledLog, as_of: Option<UtcTime>) -> Result<(Rebuilt, f64)> 
 }
 
 pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
-    let region: Option<RegionCode> =
-        args.region.as_deref().map(|text| text.parse().map_err(|e| BadInput(format!("--region: {e}")))).transpose()?;
-    let as_of = args.as_of.as_deref().map(parse_moment).transpose()?;
-    let on: Option<Date> =
-        args.on.as_deref().map(|text| text.parse().map_err(|e| BadInput(format!("--on: {e}")))).transpose()?;
+    let (region, as_of, on) = (args.region, args.as_of, args.on);
     let log = open(data, OpenMode::Existing)?;
     let (rebuilt, seconds) = rebuild(&log, as_of)?;
     let mut report = audit::report(&rebuilt, args.year, region, on);
