@@ -453,7 +453,7 @@ fn coverage_and_replay_as_of_a_moment_answer_with_what_was_known_then() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
-/// Dates, moments and region codes are parsed by their own types as the
+/// Dates, moments, durations and region codes are parsed by their own types as the
 /// command line is read: a bad value is a usage error (exit 2) naming the
 /// flag and the value, before any ledger is opened or created.
 #[test]
@@ -469,6 +469,8 @@ fn typed_flags_name_the_flag_and_the_value_before_the_ledger_is_opened() {
         (&["unpaid", "--region", "5205", "--year", "2025"][..], "--region", "5205"),
         (&["assess", "--id", person, "--year", "2025", "--group", "g", "--on", "tomorrow"][..], "--on", "tomorrow"),
         (&["reconcile", "statement.xml", "--from", "2024-13-01", "--to", "2024-11-30"][..], "--from", "2024-13-01"),
+        (&["family", "stuck", "--now", "soon"][..], "--now", "soon"),
+        (&["family", "stuck", "--older-than", "3w"][..], "--older-than", "3w"),
     ] {
         let output = yibao(&data, args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
