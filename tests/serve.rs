@@ -195,6 +195,20 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     assert!(String::from_utf8_lossy(&other.stdout).contains("0 lookup(s) of 520502********1233"));
 }
 
+#[test]
+fn serve_refuses_to_start_without_tokens_unless_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    cli(dir.path(), &["init"]);
+    let output = Command::new(BIN).arg("--data").arg(dir.path()).args(["serve", "--addr", "127.0.0.1:0"]).output();
+    let output = output.expect("run yibao serve");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--insecure-no-auth"));
+    // Nobody looked anyone up, and asking makes no secret.
+    let asked = Command::new(BIN).arg("--data").arg(dir.path()).args(["access", PERSON]).output().expect("access");
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("no lookups recorded"));
+    assert!(!dir.path().join("access.key").exists());
+}
+
 /// `yibao access` finds a person's lookups in both line formats: lines
 /// written before HMAC-SM3 (SM3 of key ++ ID, unmarked) and `hmac-sm3:`
 /// lines; another person behind the same mask in either format is not
@@ -229,20 +243,6 @@ fn access_lists_lookups_under_the_older_digest_and_hmac_sm3() {
     assert!(listed.contains("2 lookup(s) of 520502********1233"), "{listed}");
     assert!(listed.contains("office-old") && listed.contains("office-new"), "{listed}");
     assert!(!listed.contains("office-other"), "{listed}");
-}
-
-#[test]
-fn serve_refuses_to_start_without_tokens_unless_told() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    cli(dir.path(), &["init"]);
-    let output = Command::new(BIN).arg("--data").arg(dir.path()).args(["serve", "--addr", "127.0.0.1:0"]).output();
-    let output = output.expect("run yibao serve");
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--insecure-no-auth"));
-    // Nobody looked anyone up, and asking makes no secret.
-    let asked = Command::new(BIN).arg("--data").arg(dir.path()).args(["access", PERSON]).output().expect("access");
-    assert!(String::from_utf8_lossy(&asked.stdout).contains("no lookups recorded"));
-    assert!(!dir.path().join("access.key").exists());
 }
 
 /// Every route the OpenAPI document names is served (the unit test in
