@@ -105,11 +105,11 @@ pub enum FamilyCommand {
     /// policy's `family_account.processing_days`: 3 days in Bijie).
     Stuck {
         /// Override the policy's duration: `3d`, `72h`.
-        #[arg(long)]
-        older_than: Option<String>,
+        #[arg(long = "older-than", value_parser = duration_hours)]
+        older_than_hours: Option<i64>,
         /// The moment to judge at (default: now).
         #[arg(long)]
-        now: Option<String>,
+        now: Option<BeijingTime>,
         /// As JSON.
         #[arg(long)]
         json: bool,
@@ -159,7 +159,7 @@ pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
         FamilyCommand::Failed(step) => transition(data, ProxyStep::Failed, step),
         FamilyCommand::Returned(step) => transition(data, ProxyStep::Returned, step),
         FamilyCommand::Account { holder, json } => account(data, &holder, json),
-        FamilyCommand::Stuck { older_than, now, json } => stuck(data, older_than.as_deref(), now.as_deref(), json),
+        FamilyCommand::Stuck { older_than_hours, now, json } => stuck(data, older_than_hours, now, json),
     }
 }
 
@@ -479,10 +479,11 @@ pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `3d`, `72h`: a duration in whole hours.
-fn parse_duration_hours(text: &str) -> Result<i64> {
+/// `3d`, `72h`: a duration in whole hours (clap's value parser of
+/// `--older-than`, whose error names the flag).
+fn duration_hours(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let bad = || BadInput(format!("--older-than: `{text}` is not a duration: use days or hours, e.g. 3d or 72h"));
+    let bad = || format!("`{text}` is not a duration: use days or hours, e.g. 3d or 72h");
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let value: i64 = number.parse().map_err(|_| bad())?;
     let hours = match unit {
@@ -490,16 +491,12 @@ fn parse_duration_hours(text: &str) -> Result<i64> {
         "h" => Some(value),
         _ => None,
     };
-    hours.filter(|h| *h >= 0 && *h <= 366 * 24).ok_or_else(|| bad().into())
+    hours.filter(|h| *h >= 0 && *h <= 366 * 24).ok_or_else(bad)
 }
 
 /// `yibao family stuck [--older-than 3d] [--now TIME]`.
-pub fn stuck(data: &Path, older_than: Option<&str>, now: Option<&str>, as_json: bool) -> Result<()> {
-    let older_than_hours = older_than.map(parse_duration_hours).transpose()?;
-    let now = match now {
-        Some(text) => text.parse::<BeijingTime>().map_err(|e| BadInput(format!("--now: {e}")))?,
-        None => BeijingTime::now(),
-    };
+pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime>, as_json: bool) -> Result<()> {
+    let now = now.unwrap_or_else(BeijingTime::now);
     let log = open(data, OpenMode::Existing)?;
     let (coverage, family) = projections_at_head(&log)?;
     let (found, n_without_limit) = family::stuck(&family, &coverage, now, older_than_hours);

@@ -6,7 +6,7 @@ use crate::exit::{BadInput, Findings};
 use crate::progress;
 use anyhow::{Context, Result};
 use ledger::event::HardshipAssessed;
-use ledger::{Date, Envelope, Event, Identity, Money, OpenMode, RegionCode, SledLog};
+use ledger::{Date, Envelope, Event, Identity, Money, OpenMode, RegionCode, SledLog, UtcTime};
 use projections::coverage::{Coverage, PersonYear};
 use projections::family::Family;
 use projections::Projection;
@@ -67,22 +67,16 @@ pub fn parse_identity(text: &str) -> Result<Identity> {
     text.parse().map_err(|e| BadInput(format!("ID number: {e}")).into())
 }
 
-fn parse_date(text: &str, flag: &str) -> Result<Date> {
-    text.parse().map_err(|e| BadInput(format!("{flag}: {e}")).into())
-}
-
 /// `yibao coverage ID [--year Y] [--on DATE] [--json]`.
 pub fn show(
     data: &Path,
     id: &str,
     year: Option<u16>,
-    on: Option<&str>,
+    on: Option<Date>,
     json_out: bool,
-    as_of: Option<&str>,
+    as_of: Option<UtcTime>,
 ) -> Result<()> {
     let identity = parse_identity(id)?;
-    let on = on.map(|text| parse_date(text, "--on")).transpose()?;
-    let as_of = as_of.map(crate::replay_cmd::parse_moment).transpose()?;
     let log = open(data, OpenMode::Existing)?;
     let coverage = match as_of {
         // What was known then: a fresh rebuild of the facts recorded by then.
@@ -184,8 +178,7 @@ fn print_year(view: &PersonYear, on: Option<Date>) {
 }
 
 /// `yibao unpaid --region CODE --year Y`: the reminder list, IDs masked.
-pub fn unpaid(data: &Path, region: &str, year: u16, json_out: bool) -> Result<()> {
-    let region: RegionCode = region.parse().map_err(|e| BadInput(format!("--region: {e}")))?;
+pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Result<()> {
     let log = open(data, OpenMode::Existing)?;
     let coverage = coverage(data, &log)?;
     let entries = coverage.unpaid(region, year);
@@ -365,12 +358,9 @@ const ASSESS_FLAGS: crate::single::FlagNames =
 /// what a person in hardship groups owes, from the policy in the log (the
 /// highest group applies, never the sum). Refused with the rule's reason
 /// where the rules close the special path.
-pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<&str>) -> Result<()> {
+pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<Date>) -> Result<()> {
     let identity = parse_identity(id)?;
-    let assessed_on = match on {
-        Some(text) => parse_date(text, "--on")?,
-        None => ledger::BeijingTime::now().business_date(),
-    };
+    let assessed_on = on.unwrap_or_else(|| ledger::BeijingTime::now().business_date());
     let log = open(data, OpenMode::Existing)?;
     let coverage = coverage(data, &log)?;
     let person = coverage

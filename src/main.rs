@@ -25,6 +25,7 @@ mod single;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
+use ledger::{Date, RegionCode, UtcTime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -165,14 +166,14 @@ enum Command {
         /// Whether the person is covered on this day (YYYY-MM-DD); also the
         /// day a lapsing newborn pre-registration is judged on.
         #[arg(long)]
-        on: Option<String>,
+        on: Option<Date>,
         /// The full answer as JSON, with the log position it reflects.
         #[arg(long)]
         json: bool,
         /// Answer as the office would have at this moment (RFC 3339): only
         /// facts recorded by then count.
         #[arg(long)]
-        as_of: Option<String>,
+        as_of: Option<UtcTime>,
     },
     /// The auditor's replay of a coverage year: every projection rebuilt from
     /// the log alone into fresh state (the live one is not touched), the
@@ -185,14 +186,14 @@ enum Command {
         year: u16,
         /// Limit the report to a region (county, prefecture or province code).
         #[arg(long)]
-        region: Option<String>,
+        region: Option<RegionCode>,
         /// Use only facts recorded up to this moment (transaction time,
         /// RFC 3339): what was known then.
         #[arg(long)]
-        as_of: Option<String>,
+        as_of: Option<UtcTime>,
         /// Count who is covered on this day (valid time), YYYY-MM-DD.
         #[arg(long)]
-        on: Option<String>,
+        on: Option<Date>,
         /// Compare the rebuild with the live checkpointed projection; list
         /// every person-year that differs.
         #[arg(long)]
@@ -213,7 +214,7 @@ enum Command {
     Unpaid {
         /// Region code: a county, a prefecture (all its counties) or a province.
         #[arg(long)]
-        region: String,
+        region: RegionCode,
         /// Coverage year.
         #[arg(long)]
         year: u16,
@@ -239,7 +240,7 @@ enum Command {
         groups: Vec<String>,
         /// Day of the assessment (default: today in China).
         #[arg(long)]
-        on: Option<String>,
+        on: Option<Date>,
     },
     /// Write a synthetic prefecture-year (六盘水 2021) as facts to import.
     ///
@@ -315,10 +316,10 @@ enum Command {
         channel: Option<String>,
         /// First business day compared (with --to).
         #[arg(long)]
-        from: Option<String>,
+        from: Option<Date>,
         /// Last business day compared (with --from).
         #[arg(long)]
-        to: Option<String>,
+        to: Option<Date>,
         /// Days a receipt's booking date may differ from a payment's date
         /// when matching by amount + payer + date.
         #[arg(long, default_value_t = 3)]
@@ -369,15 +370,13 @@ fn main() -> ExitCode {
             &cli.data,
             single::Payment { id, year, amount, channel, channel_ref, paid_at, paid_for_by, collector },
         ),
-        Command::Coverage { id, year, on, json, as_of } => {
-            lookup::show(&cli.data, &id, year, on.as_deref(), json, as_of.as_deref())
-        }
+        Command::Coverage { id, year, on, json, as_of } => lookup::show(&cli.data, &id, year, on, json, as_of),
         Command::Replay { year, region, as_of, on, check, csv, json } => {
             replay_cmd::run(&cli.data, replay_cmd::ReplayArgs { year, region, as_of, on, check, csv, json })
         }
         Command::History { id } => lookup::history(&cli.data, &id),
-        Command::Unpaid { region, year, json } => lookup::unpaid(&cli.data, &region, year, json),
-        Command::Assess { id, year, groups, on } => lookup::assess(&cli.data, &id, year, &groups, on.as_deref()),
+        Command::Unpaid { region, year, json } => lookup::unpaid(&cli.data, region, year, json),
+        Command::Assess { id, year, groups, on } => lookup::assess(&cli.data, &id, year, &groups, on),
         Command::Generate { persons, seed, out } => single::generate(persons, seed, out.as_deref()),
         Command::Policy(PolicyCommand::Load { file, reason }) => policy::load(&cli.data, &file, reason),
         Command::Family(command) => family::run(&cli.data, command),

@@ -11,7 +11,6 @@ use reconcile::{
     RunDefinition, Summary,
 };
 use serde_json::json;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use yibao::channels::Channels;
 
@@ -21,8 +20,8 @@ pub struct ReconcileArgs {
     pub format: Option<String>,
     pub mapping: Option<PathBuf>,
     pub channel: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
+    pub from: Option<Date>,
+    pub to: Option<Date>,
     pub tolerance_days: u32,
     pub csv: Option<PathBuf>,
     pub json: bool,
@@ -69,11 +68,9 @@ fn bad_receipts(error: ReconcileError) -> anyhow::Error {
 }
 
 fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
-    let date =
-        |text: &str, flag: &str| -> Result<Date> { text.parse().map_err(|e| BadInput(format!("{flag}: {e}")).into()) };
-    match (args.from.as_deref(), args.to.as_deref()) {
+    match (args.from, args.to) {
         (None, None) => Ok(None),
-        (Some(from), Some(to)) => Ok(Some(Period { from: date(from, "--from")?, to: date(to, "--to")? })),
+        (Some(from), Some(to)) => Ok(Some(Period { from, to })),
         _ => Err(BadInput("give --from and --to together".into()).into()),
     }
 }
@@ -278,28 +275,31 @@ fn json_report(report: &Report, summary: &Summary) -> serde_json::Value {
 
 fn write_csv(out: &Path, report: &Report) -> Result<()> {
     let file = std::fs::File::create(out).map_err(|e| BadInput(format!("cannot create {}: {e}", out.display())))?;
-    let mut file = std::io::BufWriter::new(file);
-    writeln!(
-        file,
-        "result,side,receipt_source,reference,receipt_amount,ledger_position,ledger_reference,ledger_amount"
-    )?;
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    writer.write_record([
+        "result",
+        "side",
+        "receipt_source",
+        "reference",
+        "receipt_amount",
+        "ledger_position",
+        "ledger_reference",
+        "ledger_amount",
+    ])?;
     for finding in &report.findings {
         let receipt = finding.receipts.first();
         let payment = finding.ledger.first();
-        let quote = |text: String| format!("\"{}\"", text.replace('"', "\"\""));
-        writeln!(
-            file,
-            "{},{},{},{},{},{},{},{}",
-            finding.kind.name(),
-            finding.side.name(),
-            quote(receipt.map(|r| r.source()).unwrap_or_default()),
-            quote(receipt.and_then(|r| r.reference.clone()).unwrap_or_default()),
+        writer.write_record([
+            finding.kind.name().to_string(),
+            finding.side.name().to_string(),
+            receipt.map(|r| r.source()).unwrap_or_default(),
+            receipt.and_then(|r| r.reference.clone()).unwrap_or_default(),
             receipt.map(|r| r.amount.to_string()).unwrap_or_default(),
             payment.map(|p| p.position.to_string()).unwrap_or_default(),
-            quote(payment.map(|p| p.channel_ref.clone()).unwrap_or_default()),
+            payment.map(|p| p.channel_ref.clone()).unwrap_or_default(),
             payment.map(|p| p.amount.to_string()).unwrap_or_default(),
-        )?;
+        ])?;
     }
-    file.flush()?;
+    writer.flush()?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::commands::open;
 use crate::exit::{BadInput, Findings};
 use crate::progress;
 use anyhow::Result;
-use ledger::{Date, Money, OpenMode, RegionCode, SledLog, UtcTime};
+use ledger::{Date, OpenMode, RegionCode, SledLog, UtcTime};
 use replay::audit::{self, AuditReport, Rebuilt};
 use std::path::Path;
 use std::time::Instant;
@@ -14,16 +14,12 @@ use std::time::Instant;
 /// What `yibao replay` was asked.
 pub struct ReplayArgs {
     pub year: u16,
-    pub region: Option<String>,
-    pub as_of: Option<String>,
-    pub on: Option<String>,
+    pub region: Option<RegionCode>,
+    pub as_of: Option<UtcTime>,
+    pub on: Option<Date>,
     pub check: bool,
     pub csv: bool,
     pub json: bool,
-}
-
-pub fn parse_moment(text: &str) -> Result<UtcTime> {
-    text.parse().map_err(|e| BadInput(format!("--as-of: {e} (RFC 3339 such as 2025-03-01T12:00:00Z)")).into())
 }
 
 /// Rebuilds with a progress bar on long logs; quiet when not a terminal.
@@ -36,11 +32,7 @@ pub fn rebuild(log: &SledLog, as_of: Option<UtcTime>) -> Result<(Rebuilt, f64)> 
 }
 
 pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
-    let region: Option<RegionCode> =
-        args.region.as_deref().map(|text| text.parse().map_err(|e| BadInput(format!("--region: {e}")))).transpose()?;
-    let as_of = args.as_of.as_deref().map(parse_moment).transpose()?;
-    let on: Option<Date> =
-        args.on.as_deref().map(|text| text.parse().map_err(|e| BadInput(format!("--on: {e}")))).transpose()?;
+    let (region, as_of, on) = (args.region, args.as_of, args.on);
     let log = open(data, OpenMode::Existing)?;
     let (rebuilt, seconds) = rebuild(&log, as_of)?;
     let mut report = audit::report(&rebuilt, args.year, region, on);
@@ -48,7 +40,7 @@ pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {
-        print_csv(&report);
+        print_csv(&report)?;
     } else {
         print_table(&report, seconds);
     }
@@ -129,11 +121,19 @@ fn print_table(report: &AuditReport, seconds: f64) {
     outln!("state digest {}", report.digest);
 }
 
-fn print_csv(report: &AuditReport) {
-    outln!("section,item,value");
-    let money = |amount: Money| amount.to_string();
+fn print_csv(report: &AuditReport) -> Result<()> {
+    out!("{}", csv_text(report)?);
+    Ok(())
+}
+
+/// The report as `section,item,value` rows, quoted by the `csv` crate: a
+/// funder or group name may hold a comma, a quote or a line break.
+fn csv_text(report: &AuditReport) -> Result<String> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["section", "item", "value"])?;
+    let mut row = |section: &str, item: &str, value: String| writer.write_record([section, item, value.as_str()]);
     for (state, n) in &report.persons_by_state {
-        outln!("persons_by_state,{state},{n}");
+        row("persons_by_state", state, n.to_string())?;
     }
     let r = &report.received.paid;
     for (item, amount) in [
@@ -145,29 +145,83 @@ fn print_csv(report: &AuditReport) {
         ("total", r.total),
         ("fiscal_subsidy", report.received.fiscal_subsidy),
     ] {
-        outln!("received,{item},{}", money(amount));
+        row("received", item, amount.to_string())?;
     }
     for (funder, amount) in &r.subsidy {
-        outln!("received,subsidy:{funder},{}", money(*amount));
+        row("received", &format!("subsidy:{funder}"), amount.to_string())?;
     }
     let f = &report.refunded;
-    for (item, amount) in
-        [("to_channel", f.to_channel), ("to_personal_account", f.to_personal_account), ("to_funders", f.to_funders)]
-    {
-        outln!("refunded,{item},{}", money(amount));
+    for (item, amount) in [
+        ("to_channel", f.to_channel),
+        ("to_personal_account", f.to_personal_account),
+        ("to_funders", f.to_funders),
+        ("total", f.total),
+    ] {
+        row("refunded", item, amount.to_string())?;
     }
-    outln!("refunded,total,{}", money(f.total));
-    outln!("totals,net,{}", money(report.net));
-    outln!("totals,outstanding,{}", money(report.outstanding));
-    outln!("counts,late_payers,{}", report.n_late_payers);
-    outln!("counts,newborns,{}", report.n_newborns);
+    row("totals", "net", report.net.to_string())?;
+    row("totals", "outstanding", report.outstanding.to_string())?;
+    row("counts", "late_payers", report.n_late_payers.to_string())?;
+    row("counts", "newborns", report.n_newborns.to_string())?;
     for (group, n) in &report.hardship_groups {
-        outln!("hardship_groups,{group},{n}");
+        row("hardship_groups", group, n.to_string())?;
     }
     if let Some(n) = report.n_covered_on {
-        outln!("counts,covered_on,{n}");
+        row("counts", "covered_on", n.to_string())?;
     }
-    outln!("head,position,{}", report.position);
-    outln!("head,hash,{}", report.head_hash);
-    outln!("digest,state,{}", report.digest);
+    row("head", "position", report.position.to_string())?;
+    row("head", "hash", report.head_hash.clone())?;
+    row("digest", "state", report.digest.clone())?;
+    let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {}", e.error()))?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::Money;
+    use std::collections::BTreeMap;
+
+    fn report_naming(funder: &str, group: &str) -> AuditReport {
+        let mut received = replay::audit::Received::default();
+        received.paid.subsidy.insert(funder.to_string(), Money::from_yuan(400));
+        AuditReport {
+            coverage_year: 2025,
+            region: None,
+            as_of: None,
+            on: None,
+            position: 7,
+            head_hash: "ab".into(),
+            n_events: 7,
+            n_person_years: 1,
+            persons_by_state: BTreeMap::from([("received".to_string(), 1)]),
+            received,
+            refunded: replay::audit::Returned::default(),
+            net: Money::from_yuan(400),
+            outstanding: Money::ZERO,
+            n_late_payers: 0,
+            n_newborns: 0,
+            hardship_groups: BTreeMap::from([(group.to_string(), 1)]),
+            n_covered_on: None,
+            digest: "cd".into(),
+        }
+    }
+
+    #[test]
+    fn names_with_commas_quotes_and_line_breaks_round_trip() {
+        let funder = "Red Cross, \"Bijie\"\nbranch";
+        let group = "poor,\"old\"\nage";
+        let text = csv_text(&report_naming(funder, group)).expect("CSV");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().expect("a header").clone();
+        assert_eq!(headers.iter().collect::<Vec<_>>(), ["section", "item", "value"]);
+        let rows: Vec<Vec<String>> =
+            reader.records().map(|record| record.expect("a record").iter().map(str::to_string).collect()).collect();
+        assert!(rows.iter().all(|row| row.len() == 3), "{rows:?}");
+        let subsidy = ["received".to_string(), format!("subsidy:{funder}"), "400.00".to_string()];
+        assert!(rows.contains(&subsidy.to_vec()), "{text}");
+        let hardship = ["hardship_groups".to_string(), group.to_string(), "1".to_string()];
+        assert!(rows.contains(&hardship.to_vec()), "{text}");
+        assert!(rows.contains(&["digest".to_string(), "state".to_string(), "cd".to_string()].to_vec()));
+    }
 }

@@ -242,12 +242,12 @@ pub fn lookups_of(data: &Path, id: &str, as_json: bool) -> Result<()> {
         outln!("no lookups recorded: the service has not run on {}", data.display());
         return Ok(());
     };
-    let wanted = access::person_key(&key, &person);
+    let wanted = access::PersonKeys::of(&key, &person);
     let mut n_found = 0usize;
     for (index, line) in text.lines().enumerate() {
         let recorded: access::Recorded = serde_json::from_str(line)
             .with_context(|| format!("{}: line {}: not an access-log line", path.display(), index + 1))?;
-        if recorded.person_key != wanted {
+        if !wanted.matches(&recorded.person_key) {
             continue;
         }
         n_found += 1;
@@ -560,7 +560,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
             u64::from(store.refusal().is_some()),
         ),
     ];
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(head, projection, &figures))
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], app.metrics.render(head, projection, &figures))
 }
 
 fn identity(text: &str) -> Result<Identity, ApiError> {

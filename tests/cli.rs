@@ -536,3 +536,30 @@ fn coverage_and_replay_as_of_a_moment_answer_with_what_was_known_then() {
     let bad = yibao(data, &["replay", "--year", "2025", "--as-of", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Dates, moments, durations and region codes are parsed by their own types as the
+/// command line is read: a bad value is a usage error (exit 2) naming the
+/// flag and the value, before any ledger is opened or created.
+#[test]
+fn typed_flags_name_the_flag_and_the_value_before_the_ledger_is_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("never-created");
+    let person = "520502198503121233";
+    for (args, flag, value) in [
+        (&["coverage", person, "--on", "2025-02-30"][..], "--on", "2025-02-30"),
+        (&["coverage", person, "--as-of", "yesterday"][..], "--as-of", "yesterday"),
+        (&["replay", "--year", "2025", "--region", "52x"][..], "--region", "52x"),
+        (&["replay", "--year", "2025", "--on", "2025-6-1x"][..], "--on", "2025-6-1x"),
+        (&["unpaid", "--region", "5205", "--year", "2025"][..], "--region", "5205"),
+        (&["assess", "--id", person, "--year", "2025", "--group", "g", "--on", "tomorrow"][..], "--on", "tomorrow"),
+        (&["reconcile", "statement.xml", "--from", "2024-13-01", "--to", "2024-11-30"][..], "--from", "2024-13-01"),
+        (&["family", "stuck", "--now", "soon"][..], "--now", "soon"),
+        (&["family", "stuck", "--older-than", "3w"][..], "--older-than", "3w"),
+    ] {
+        let output = yibao(&data, args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        let message = stderr(&output);
+        assert!(message.contains(&format!("'{value}' for '{flag} <")), "{args:?}: {message}");
+        assert!(!data.exists(), "{args:?}: the ledger was touched");
+    }
+}

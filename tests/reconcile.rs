@@ -71,6 +71,9 @@ fn every_break_is_listed_with_its_source_and_position() {
     let findings = std::fs::read_to_string(&csv_out).expect("csv written");
     assert!(findings.starts_with("result,side,"), "{findings}");
     assert!(findings.contains("amount_mismatch,payment,"), "{findings}");
+    let mut reader = csv::Reader::from_reader(findings.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|row| row.expect("a CSV record")).collect();
+    assert!(rows.iter().any(|row| &row[3] == "GZYB20241020101500" && &row[4] == "380.00"), "{findings}");
     let as_json =
         yibao(data, &["reconcile", &breaks, "--from", "2024-10-01", "--to", "2024-11-30", "--json", "--no-record"]);
     let value: serde_json::Value = serde_json::from_slice(&as_json.stdout).expect("JSON");

@@ -171,11 +171,14 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     let metrics = metrics.as_str().expect("text").to_string();
     assert!(metrics.contains("yibao_http_requests_total{route=\"/v1/events\",status=\"200\"}"), "{metrics}");
     assert!(metrics.contains("yibao_log_head_position 4"), "{metrics}");
+    assert!(metrics.contains("# TYPE yibao_http_requests counter\n"), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text ends with its EOF marker: {metrics}");
 
     let access = std::fs::read_to_string(data.join("access.log")).expect("access.log");
     let line: Value = serde_json::from_str(access.lines().next().expect("a line")).expect("JSON line");
     assert_eq!(line["person"], "520502********1233");
     assert_eq!(line["who"], "office-1");
+    assert!(line["person_key"].as_str().is_some_and(|key| key.starts_with("hmac-sm3:")), "{line}");
     assert!(!access.contains(PERSON), "access.log holds a full ID");
     let n_lookups = access.lines().count();
 
@@ -235,6 +238,42 @@ fn serve_refuses_to_start_without_tokens_unless_told() {
     let asked = Command::new(BIN).arg("--data").arg(dir.path()).args(["access", PERSON]).output().expect("access");
     assert!(String::from_utf8_lossy(&asked.stdout).contains("no lookups recorded"));
     assert!(!dir.path().join("access.key").exists());
+}
+
+/// `yibao access` finds a person's lookups in both line formats: lines
+/// written before HMAC-SM3 (SM3 of key ++ ID, unmarked) and `hmac-sm3:`
+/// lines; another person behind the same mask in either format is not
+/// listed.
+#[test]
+fn access_lists_lookups_under_the_older_digest_and_hmac_sm3() {
+    use hmac::Mac;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let key = [0x5au8; 32];
+    std::fs::write(data.join("access.key"), hex::encode(key)).expect("key");
+    let older = |id: &str| hex::encode(&ledger::envelope::sm3(&[&key[..], id.as_bytes()].concat())[..16]);
+    let hmac_sm3 = |id: &str| {
+        let mut mac = hmac::Hmac::<sm3::Sm3>::new_from_slice(&key).expect("any key length");
+        mac.update(id.as_bytes());
+        format!("hmac-sm3:{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+    };
+    let line = |who: &str, person_key: String| {
+        json!({"who": who, "when": "2025-01-02 09:00:00", "person": "520502********1233",
+               "person_key": person_key, "route": "/v1/coverage/{id_number}"})
+        .to_string()
+    };
+    let lines = [
+        line("office-old", older(PERSON)),
+        line("office-new", hmac_sm3(PERSON)),
+        line("office-other-old", older(SAME_MASK)),
+        line("office-other-new", hmac_sm3(SAME_MASK)),
+    ];
+    std::fs::write(data.join("access.log"), lines.join("\n") + "\n").expect("log");
+    let listed = Command::new(BIN).arg("--data").arg(data).args(["access", PERSON]).output().expect("access");
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.contains("2 lookup(s) of 520502********1233"), "{listed}");
+    assert!(listed.contains("office-old") && listed.contains("office-new"), "{listed}");
+    assert!(!listed.contains("office-other"), "{listed}");
 }
 
 /// Every route the OpenAPI document names is served (the unit test in

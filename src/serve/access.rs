@@ -9,15 +9,20 @@
 //! rather than once per lookup.
 //!
 //! Which person was looked up is kept without the ID in clear: beside the
-//! masked ID (which many persons share) each line carries `person_key`, a
-//! keyed SM3 digest of the ID with a secret made once per ledger
-//! (`DIR/access.key`, readable by its owner only). `yibao access ID`
+//! masked ID (which many persons share) each line carries `person_key`,
+//! HMAC-SM3 of the ID under a secret made once per ledger from the
+//! operating system's random source (`DIR/access.key`, readable by its
+//! owner only), written `hmac-sm3:` and 128 bits in hex. `yibao access ID`
 //! computes the same digest and lists that person's lookups; without the
-//! key the digests cannot be tried against the ID space.
+//! key the digests cannot be tried against the ID space. Lines written
+//! before the marker hold the older keyed digest, SM3(key ++ ID), and are
+//! still matched with it (`PersonKeys`).
 
 use anyhow::{Context, Result};
+use hmac::{Hmac, Mac};
 use ledger::{BeijingTime, Identity};
 use serde::Serialize;
+use sm3::Sm3;
 use std::io::Write;
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -89,8 +94,7 @@ pub fn existing_key(data: &Path) -> Result<Option<[u8; KEY_BYTES]>> {
 /// A random secret, written owner-only; never replaces one.
 fn new_key(path: &Path) -> Result<[u8; KEY_BYTES]> {
     let mut key = [0u8; KEY_BYTES];
-    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("making {}: no random bytes: {e}", path.display()))?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -101,12 +105,50 @@ fn new_key(path: &Path) -> Result<[u8; KEY_BYTES]> {
     Ok(key)
 }
 
-/// The keyed digest that stands for `person` in the log (128 bits, hex).
+/// Marks a `person_key` computed as HMAC-SM3; a key without it is the
+/// older SM3(key ++ ID).
+const HMAC_SM3_MARKER: &str = "hmac-sm3:";
+/// Bytes of a digest kept in a line: 128 bits tell persons apart.
+const DIGEST_BYTES: usize = 16;
+
+/// The keyed digest that stands for `person` in the log: HMAC-SM3 of the
+/// ID, the first 128 bits in hex after [`HMAC_SM3_MARKER`].
 pub fn person_key(key: &[u8; KEY_BYTES], person: &Identity) -> String {
+    let mut mac = <Hmac<Sm3> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(person.to_string().as_bytes());
+    let digest = mac.finalize().into_bytes();
+    format!("{HMAC_SM3_MARKER}{}", hex::encode(&digest[..DIGEST_BYTES]))
+}
+
+/// The digest lines written before HMAC-SM3 hold: SM3(key ++ ID), 128 bits
+/// in hex, no marker. Read only, so older access logs still answer.
+fn legacy_person_key(key: &[u8; KEY_BYTES], person: &Identity) -> String {
     let mut bytes = Vec::with_capacity(KEY_BYTES + 32);
     bytes.extend_from_slice(key);
     bytes.extend_from_slice(person.to_string().as_bytes());
-    hex::encode(&ledger::envelope::sm3(&bytes)[..16])
+    hex::encode(&ledger::envelope::sm3(&bytes)[..DIGEST_BYTES])
+}
+
+/// Both digests of one person, to match lines of either format.
+pub struct PersonKeys {
+    current: String,
+    legacy: String,
+}
+
+impl PersonKeys {
+    pub fn of(key: &[u8; KEY_BYTES], person: &Identity) -> PersonKeys {
+        PersonKeys { current: person_key(key, person), legacy: legacy_person_key(key, person) }
+    }
+
+    /// Whether a line's `person_key` stands for this person, in the format
+    /// the line was written in.
+    pub fn matches(&self, recorded: &str) -> bool {
+        if recorded.starts_with(HMAC_SM3_MARKER) {
+            recorded == self.current
+        } else {
+            recorded == self.legacy
+        }
+    }
 }
 
 /// Opens the log for appending and starts its writer; the writer stops
@@ -208,5 +250,31 @@ mod tests {
         assert_eq!(last["who"], "office-1");
         assert_eq!(last["when"], BeijingTime(1_700_000_016_000_000).to_string());
         assert!(!text.contains("520201194001010006"));
+    }
+
+    /// HMAC-SM3 as RFC 2104 defines it, written out over the `sm3` crate,
+    /// against the `hmac` crate's; and the older digest still matched.
+    #[test]
+    fn person_key_is_hmac_sm3_and_older_lines_still_match() {
+        let key = [7u8; KEY_BYTES];
+        let person: Identity = "520201194001010006".parse().expect("an ID");
+        let other: Identity = "520201194001280006".parse().expect("an ID");
+        let block = |pad: u8| {
+            let mut block = [pad; 64];
+            block.iter_mut().zip(key).for_each(|(byte, k)| *byte ^= k);
+            block
+        };
+        let inner = ledger::envelope::sm3(&[&block(0x36)[..], person.to_string().as_bytes()].concat());
+        let outer = ledger::envelope::sm3(&[&block(0x5c)[..], &inner[..]].concat());
+        let expected = format!("hmac-sm3:{}", hex::encode(&outer[..16]));
+        assert_eq!(person_key(&key, &person), expected);
+
+        let keys = PersonKeys::of(&key, &person);
+        assert!(keys.matches(&expected));
+        assert!(keys.matches(&legacy_person_key(&key, &person)), "an older line");
+        assert!(!keys.matches(&person_key(&key, &other)));
+        assert!(!keys.matches(&legacy_person_key(&key, &other)));
+        let unmarked_hmac = expected.trim_start_matches(HMAC_SM3_MARKER);
+        assert!(!keys.matches(unmarked_hmac), "a digest is read in the format its marker names");
     }
 }

@@ -20,7 +20,9 @@
 use super::error::ApiError;
 use crate::exit::BadInput;
 use anyhow::Result;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
+use axum_extra::headers::authorization::{Authorization, Bearer};
+use axum_extra::headers::HeaderMapExt;
 use ledger::envelope::sm3;
 use ledger::Event;
 use serde::Deserialize;
@@ -173,17 +175,16 @@ impl Tokens {
         Ok(Tokens(tokens))
     }
 
-    /// The caller named by the `Authorization: Bearer` header.
+    /// The caller named by the `Authorization: Bearer` header, parsed as
+    /// axum-extra's `TypedHeader<Authorization<Bearer>>` does (the scheme
+    /// in any case, RFC 7235). Read from the header map rather than as an
+    /// extractor: the intake middleware asks before reading a body.
     pub fn caller(tokens: Option<&Tokens>, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let Some(tokens) = tokens else {
             return Ok(Caller { name: "anonymous".into(), role: None, channels: Vec::new() });
         };
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        tokens.0.get(&sm3(presented.trim().as_bytes())).cloned().ok_or_else(ApiError::unauthorized)
+        let presented = headers.typed_get::<Authorization<Bearer>>().ok_or_else(ApiError::unauthorized)?;
+        tokens.0.get(&sm3(presented.token().trim().as_bytes())).cloned().ok_or_else(ApiError::unauthorized)
     }
 }
 
@@ -222,4 +223,46 @@ fn check_private(path: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn check_private(_path: &Path) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::header::AUTHORIZATION;
+    use axum::http::HeaderValue;
+
+    const TOKEN: &str = "office-token-0123456789";
+
+    fn tokens() -> Tokens {
+        let caller = Caller { name: "office-1".into(), role: Some(Role::Office), channels: Vec::new() };
+        Tokens(HashMap::from([(sm3(TOKEN.as_bytes()), caller)]))
+    }
+
+    fn caller_for(authorization: Option<&str>) -> Result<Caller, ApiError> {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("a header value"));
+        }
+        Tokens::caller(Some(&tokens()), &headers)
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_anything_else_is_401() {
+        for accepted in [format!("Bearer {TOKEN}"), format!("bearer {TOKEN}"), format!("BEARER  {TOKEN}")] {
+            let caller = caller_for(Some(&accepted)).map_err(|e| e.status);
+            assert_eq!(caller.map(|c| c.name), Ok("office-1".to_string()), "{accepted}");
+        }
+        let wrong = [
+            None,
+            Some("Bearer"),
+            Some("Bearer "),
+            Some("Bearer wrong-token-0123456789"),
+            Some("Basic b2ZmaWNlOnNlY3JldA=="),
+            Some(TOKEN),
+        ];
+        for refused in wrong {
+            let answer = caller_for(refused).map(|c| c.name).map_err(|e| e.status);
+            assert_eq!(answer, Err(axum::http::StatusCode::UNAUTHORIZED), "{refused:?}");
+        }
+    }
 }

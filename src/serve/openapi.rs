@@ -71,7 +71,7 @@ pub fn document() -> Value {
             "/v1/openapi.json": { "get": { "summary": "This document", "security": [],
                 "responses": with_ok("the document", "application/json", &[]) } },
             "/v1/metrics": { "get": { "summary": "Prometheus metrics", "security": [],
-                "responses": with_ok("metrics", "text/plain", &["503"]) } },
+                "responses": with_ok("metrics (OpenMetrics text)", "application/openmetrics-text", &["503"]) } },
             "/v1/coverage/{id_number}": { "get": {
                 "summary": "A person's coverage (office, auditor); the lookup is recorded in access.log",
                 "parameters": [id_parameter(),
