@@ -8,7 +8,7 @@ use crate::exit::BadInput;
 use crate::lookup::parse_identity;
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use ledger::{BeijingTime, Identity, NewEvent, OpenMode, SledLog};
+use ledger::{BeijingTime, Identity, LogReader, NewEvent, OpenMode, SledLog};
 use projections::coverage::Coverage;
 use projections::family::{self, relation_label, Application, Family, Verdict};
 use projections::Projection;
@@ -169,7 +169,7 @@ pub fn projections_at_head(log: &SledLog) -> Result<(Coverage, Family)> {
 /// The family projection at position `upto`: from its checkpoint, else
 /// rebuilt from position 1. A projection that moved is saved again (as
 /// coverage's is).
-pub fn family_at(data: &Path, log: &SledLog, upto: u64) -> Result<Family> {
+pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> {
     let path = crate::lookup::family_checkpoint_path(data);
     let mut family = match Family::load(&path) {
         Ok(family) => family,
@@ -201,7 +201,7 @@ pub fn family_at(data: &Path, log: &SledLog, upto: u64) -> Result<Family> {
     Ok(family)
 }
 
-fn catch_up(family: &mut Family, log: &SledLog, upto: u64) -> Result<(), projections::checkpoint::CheckpointError> {
+fn catch_up(family: &mut Family, log: &dyn LogReader, upto: u64) -> Result<(), projections::checkpoint::CheckpointError> {
     let bar = crate::progress::bar(upto.saturating_sub(family.position()), "family");
     let caught = family.catch_up_to(log, upto);
     bar.finish_and_clear();
