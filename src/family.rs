@@ -201,7 +201,11 @@ pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> 
     Ok(family)
 }
 
-fn catch_up(family: &mut Family, log: &dyn LogReader, upto: u64) -> Result<(), projections::checkpoint::CheckpointError> {
+fn catch_up(
+    family: &mut Family,
+    log: &dyn LogReader,
+    upto: u64,
+) -> Result<(), projections::checkpoint::CheckpointError> {
     let bar = crate::progress::bar(upto.saturating_sub(family.position()), "family");
     let caught = family.catch_up_to(log, upto);
     bar.finish_and_clear();

@@ -4,7 +4,7 @@ use crate::commands::open;
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
 use ledger::event::{PolicyAmended, PolicyPublished};
-use ledger::{Event, EventLog, LogReader, NewEvent, OpenMode};
+use ledger::{Event, LogBackend, NewEvent, OpenMode};
 use projections::policy::Policy;
 use std::path::Path;
 
@@ -40,14 +40,19 @@ pub fn report(file: &Path, policy: &Policy, loaded: Loaded) {
 /// Validates the document and appends it: published if the log has no
 /// policy for its region and year, amended if the content differs from the
 /// latest, nothing if it is the same.
-pub fn load_into(log: &(impl LogReader + EventLog), file: &Path, reason: Option<String>) -> Result<(Policy, Loaded)> {
+pub fn load_into(log: &impl LogBackend, file: &Path, reason: Option<String>) -> Result<(Policy, Loaded)> {
     let document =
         std::fs::read_to_string(file).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
     load_document(log, file, document, reason)
 }
 
 /// As [`load_into`], for a document already read; `file` names it.
-pub fn load_document(log: &(impl LogReader + EventLog), file: &Path, document: String, reason: Option<String>) -> Result<(Policy, Loaded)> {
+pub fn load_document(
+    log: &impl LogBackend,
+    file: &Path,
+    document: String,
+    reason: Option<String>,
+) -> Result<(Policy, Loaded)> {
     let policy = Policy::from_toml(&document).map_err(|e| BadInput(format!("{}: {e}", file.display())))?;
     let (region, coverage_year) = policy.key();
     let stream = Event::PolicyPublishedV1(PolicyPublished {

@@ -5,7 +5,7 @@ use crate::commands::open;
 use crate::exit::{BadInput, Findings};
 use anyhow::{Context, Result};
 use ledger::Hash;
-use ledger::{Date, Event, EventLog, LogReader, NewEvent, OpenMode};
+use ledger::{Date, Event, LogBackend, LogReader, NewEvent, OpenMode};
 use reconcile::{
     Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError, Report,
     RunDefinition, Summary,
@@ -80,7 +80,7 @@ fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
 
 /// Compares parsed receipt files with the log, prints the summary and the
 /// breaks, and records the run; returns whether it reconciled fully.
-pub fn compare_and_record(log: &(impl LogReader + EventLog), files: &[ParsedFile], period: Option<Period>) -> Result<bool> {
+pub fn compare_and_record(log: &impl LogBackend, files: &[ParsedFile], period: Option<Period>) -> Result<bool> {
     let (ledger, head) = ledger_payments(log)?;
     let options = MatchOptions { tolerance_days: 3, period };
     let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &ledger, &options);
@@ -175,7 +175,7 @@ fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, ledger::H
 /// other options or results is a new run. A run already in the log is
 /// found by its stream rather than by idempotency, whose content check
 /// would count the file names and the recorded date as differences.
-fn record(log: &(impl LogReader + EventLog), definition: &RunDefinition<'_>, report: &Report, summary: &Summary) -> Result<()> {
+fn record(log: &impl LogBackend, definition: &RunDefinition<'_>, report: &Report, summary: &Summary) -> Result<()> {
     let run_id = reconcile::run_id(definition, summary).map_err(bad_receipts)?;
     let today = ledger::BeijingTime::now().business_date();
     let period = report.period.unwrap_or(Period { from: today, to: today });

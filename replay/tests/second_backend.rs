@@ -9,7 +9,7 @@ use ledger::event::{EnrolmentBasis, Event, PaymentReceived, PersonRegistered, Po
 use ledger::log::Head;
 use ledger::{
     envelope, AppendOutcome, Date, Envelope, EnvelopeHead, EventLog, ExpectedVersion, Hash, Identity, LedgerError,
-    LogReader, Money, NewEvent, OpenMode, RegionCode, Result, SledLog, UtcTime,
+    LogBackend, LogReader, Money, NewEvent, OpenMode, RegionCode, Result, SledLog, UtcTime,
 };
 use projections::coverage::{Coverage, CoverageState, Pending};
 use projections::{Family, LedgerTotals, Projection};
@@ -215,7 +215,7 @@ struct Answers {
 
 /// Appends the facts in two requests, catching coverage and family up after
 /// each, and asks every question projections and replay answer.
-fn answers(log: &(impl LogReader + EventLog)) -> Answers {
+fn answers(log: &impl LogBackend) -> Answers {
     let mut positions = log.append_blocking(first_facts()).expect("append").positions;
     let mut coverage = Coverage::new();
     let mut family = Family::new();

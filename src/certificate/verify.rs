@@ -81,7 +81,12 @@ pub(super) fn verify(data_dir: &Path, file: &Path) -> Result<()> {
 
 /// Every check of a certificate read from `text`: the failures, and the
 /// person it is about when its money facts name them.
-fn check(log: &dyn LogReader, data: &CertificateData, text: &str, format: Format) -> Result<(Vec<String>, Option<Identity>)> {
+fn check(
+    log: &dyn LogReader,
+    data: &CertificateData,
+    text: &str,
+    format: Format,
+) -> Result<(Vec<String>, Option<Identity>)> {
     let mut failures = check_against_log(log, data)?;
     // Another ledger, or a head the log does not hold: nothing to reissue at.
     let issuer_verified = !failures.iter().any(|failure| {
@@ -181,7 +186,11 @@ fn listed_years(log: &dyn LogReader, data: &CertificateData) -> Result<std::coll
 /// The certificate the log gives at the certificate's head: coverage and
 /// family rebuilt from position 1 to it, the person-year issued again.
 /// `Err`: no certificate then, and why.
-fn reissue_at(log: &dyn LogReader, data: &CertificateData, person: &Identity) -> Result<Result<CertificateData, String>> {
+fn reissue_at(
+    log: &dyn LogReader,
+    data: &CertificateData,
+    person: &Identity,
+) -> Result<Result<CertificateData, String>> {
     let mut coverage = Coverage::new();
     let mut family = Family::new();
     log.scan(1, data.head_position, |envelope| {

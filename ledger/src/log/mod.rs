@@ -136,10 +136,9 @@ pub trait EventLog: Send + Sync {
 /// only. Synchronous: folds run on threads of their own, and the service
 /// reads off its async workers.
 ///
-/// Object safe, so that a backend can be chosen at run time; [`scan`] on
-/// `dyn LogReader` takes a closure.
-///
-/// [`scan`]: LogReader::scan
+/// Object safe, so that a backend can be chosen at run time: callers take
+/// `&dyn LogReader`, whose `scan` takes a closure. The one indirect call
+/// per record costs nothing beside decoding it.
 pub trait LogReader: Send + Sync {
     /// The last durable record (position 0 and the genesis hash when empty).
     fn durable_head(&self) -> Head;
@@ -177,6 +176,11 @@ impl<L: LogReader + ?Sized> LogReader for std::sync::Arc<L> {
         (**self).ledger_id()
     }
 }
+
+/// A backend: the log read and written. Every type with both traits is one.
+pub trait LogBackend: LogReader + EventLog {}
+
+impl<L: LogReader + EventLog + ?Sized> LogBackend for L {}
 
 impl dyn LogReader + '_ {
     /// [`LogReader::scan_records`] with a closure.
