@@ -15,7 +15,7 @@ use crate::family::projections_at_head;
 use crate::lookup::parse_identity;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use ledger::{BeijingTime, Date, Envelope, Event, Identity, Money, OpenMode, SledLog};
+use ledger::{BeijingTime, Date, Envelope, Event, Identity, LogReader, Money, OpenMode};
 use projections::coverage::{Coverage, CoverageState, MoneyEvent, MoneyKind, PersonYear};
 use projections::family::Family;
 use projections::Projection;
@@ -160,7 +160,7 @@ fn issue(data: &Path, id: &str, year: u16, full_id: bool) -> Result<CertificateD
 /// position (the service's live ones, or the CLI's). Unknown person:
 /// `Findings`; a year not received: `BadInput` saying its state.
 pub fn issue_from(
-    log: &SledLog,
+    log: &dyn LogReader,
     coverage: &Coverage,
     family: &Family,
     identity: &Identity,
@@ -194,7 +194,7 @@ pub fn issue_from(
     Ok(CertificateData {
         format: FORMAT.into(),
         version: VERSION,
-        ledger_id: log.header().ledger_id.to_string(),
+        ledger_id: log.ledger_id().to_string(),
         person: show(&person.current),
         full_id,
         former: person.former.iter().map(show).collect(),
@@ -248,7 +248,7 @@ fn paid_by(view: &PersonYear) -> BTreeMap<String, Money> {
     by
 }
 
-fn record_at(log: &SledLog, position: u64) -> Result<Option<Envelope>> {
+fn record_at(log: &dyn LogReader, position: u64) -> Result<Option<Envelope>> {
     let mut found = None;
     if position == 0 || position > log.durable_head().position {
         return Ok(None);
@@ -260,7 +260,7 @@ fn record_at(log: &SledLog, position: u64) -> Result<Option<Envelope>> {
     Ok(found)
 }
 
-fn entry(log: &SledLog, family: &Family, event: &MoneyEvent) -> Result<Entry> {
+fn entry(log: &dyn LogReader, family: &Family, event: &MoneyEvent) -> Result<Entry> {
     let envelope = record_at(log, event.position)?
         .with_context(|| format!("the coverage projection names position {}, beyond the log", event.position))?;
     let hash = hex::encode(envelope.hash);

@@ -132,7 +132,7 @@ pub fn run(data: &Path) -> Result<()> {
 }
 
 /// One line per person-year of the demo: state, due, received, cover.
-fn coverage_table(data: &Path, log: &ledger::SledLog) -> Result<()> {
+fn coverage_table(data: &Path, log: &dyn ledger::LogReader) -> Result<()> {
     let coverage = crate::lookup::coverage(data, log)?;
     let mut persons: Vec<ledger::Identity> = Vec::new();
     log.scan(1, u64::MAX, |envelope| {

@@ -14,7 +14,7 @@ use ledger::event::{
     FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
     ProxySubmitted,
 };
-use ledger::{BeijingTime, Date, Event, Identity, Money, NewEvent, OpenMode, SledLog};
+use ledger::{BeijingTime, Date, Event, Identity, LogReader, Money, NewEvent, OpenMode, SledLog};
 use projections::coverage::Coverage;
 use projections::family::{self, relation_label, Application, Family, ProxyStep, Verdict};
 use projections::Projection;
@@ -206,7 +206,7 @@ pub fn projections_at_head(log: &SledLog) -> Result<(Coverage, Family)> {
 /// The family projection at position `upto`: from its checkpoint, else
 /// rebuilt from position 1. A projection that moved is saved again (as
 /// coverage's is).
-pub fn family_at(data: &Path, log: &SledLog, upto: u64) -> Result<Family> {
+pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> {
     let path = crate::lookup::family_checkpoint_path(data);
     let mut family = match Family::load(&path) {
         Ok(family) => family,
@@ -238,7 +238,11 @@ pub fn family_at(data: &Path, log: &SledLog, upto: u64) -> Result<Family> {
     Ok(family)
 }
 
-fn catch_up(family: &mut Family, log: &SledLog, upto: u64) -> Result<(), projections::checkpoint::CheckpointError> {
+fn catch_up(
+    family: &mut Family,
+    log: &dyn LogReader,
+    upto: u64,
+) -> Result<(), projections::checkpoint::CheckpointError> {
     let bar = crate::progress::bar(upto.saturating_sub(family.position()), "family");
     let caught = family.catch_up_to(log, upto);
     bar.finish_and_clear();

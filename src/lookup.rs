@@ -6,7 +6,7 @@ use crate::exit::{BadInput, Findings};
 use crate::progress;
 use anyhow::{Context, Result};
 use ledger::event::HardshipAssessed;
-use ledger::{Date, Envelope, Event, Identity, Money, OpenMode, RegionCode, SledLog, UtcTime};
+use ledger::{Date, Envelope, Event, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
 use projections::coverage::{Coverage, PersonYear};
 use projections::family::Family;
 use projections::Projection;
@@ -27,7 +27,7 @@ pub fn family_checkpoint_path(data: &Path) -> PathBuf {
 /// The coverage projection, caught up with the log: from its checkpoint
 /// when there is a usable one, else rebuilt from position 1. A projection
 /// that moved is saved again.
-pub fn coverage(data: &Path, log: &SledLog) -> Result<Coverage> {
+pub fn coverage(data: &Path, log: &dyn LogReader) -> Result<Coverage> {
     let path = checkpoint_path(data);
     let mut coverage = match Coverage::load(&path) {
         Ok(coverage) => coverage,
@@ -55,7 +55,7 @@ pub fn coverage(data: &Path, log: &SledLog) -> Result<Coverage> {
     Ok(coverage)
 }
 
-fn catch_up(coverage: &mut Coverage, log: &SledLog) -> Result<(), projections::coverage::CoverageError> {
+fn catch_up(coverage: &mut Coverage, log: &dyn LogReader) -> Result<(), projections::coverage::CoverageError> {
     let behind = log.durable_head().position.saturating_sub(coverage.position());
     let bar = progress::bar(behind, "coverage");
     let caught = coverage.catch_up(log);
@@ -249,7 +249,7 @@ pub fn history(data: &Path, id: &str) -> Result<()> {
 /// to or are, and the streams of the proxy applications they are part of
 /// (from `family`, which reflects the log at `upto`).
 pub fn history_by_streams(
-    log: &SledLog,
+    log: &dyn LogReader,
     family: &Family,
     identities: &HashSet<Identity>,
     upto: u64,
@@ -270,7 +270,7 @@ pub fn history_by_streams(
 
 /// The records of `streams` that `keep` accepts, in log order, each once.
 fn read_streams(
-    log: &SledLog,
+    log: &dyn LogReader,
     mut streams: Vec<String>,
     keep: impl Fn(&Envelope) -> bool,
 ) -> Result<Vec<Envelope>, ledger::LedgerError> {
@@ -293,7 +293,7 @@ fn read_streams(
 /// (`replay::audit::rebuild_as_of`), at the cost of the person's facts.
 /// Its position is the last of those facts, not the log's head then.
 pub fn person_as_of(
-    log: &SledLog,
+    log: &dyn LogReader,
     live: &Coverage,
     family: &Family,
     person: &Identity,

@@ -4,7 +4,7 @@ use crate::commands::open;
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
 use ledger::event::{PolicyAmended, PolicyPublished};
-use ledger::{Event, OpenMode, SledLog};
+use ledger::{Event, LogBackend, OpenMode};
 use projections::policy::Policy;
 use std::path::Path;
 
@@ -42,14 +42,19 @@ const POLICY_FLAGS: crate::single::FlagNames = &[("reason", "--reason")];
 /// Validates the document and appends it: published if the log has no
 /// policy for its region and year, amended if the content differs from the
 /// latest, nothing if it is the same.
-pub fn load_into(log: &SledLog, file: &Path, reason: Option<String>) -> Result<(Policy, Loaded)> {
+pub fn load_into(log: &impl LogBackend, file: &Path, reason: Option<String>) -> Result<(Policy, Loaded)> {
     let document =
         std::fs::read_to_string(file).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
     load_document(log, file, document, reason)
 }
 
 /// As [`load_into`], for a document already read; `file` names it.
-pub fn load_document(log: &SledLog, file: &Path, document: String, reason: Option<String>) -> Result<(Policy, Loaded)> {
+pub fn load_document(
+    log: &impl LogBackend,
+    file: &Path,
+    document: String,
+    reason: Option<String>,
+) -> Result<(Policy, Loaded)> {
     let policy = Policy::from_toml(&document).map_err(|e| BadInput(format!("{}: {e}", file.display())))?;
     let (region, coverage_year) = policy.key();
     let stream = Event::PolicyPublishedV1(PolicyPublished {
@@ -80,7 +85,7 @@ pub fn load_document(log: &SledLog, file: &Path, document: String, reason: Optio
         }
     };
     let amended = matches!(event, Event::PolicyAmendedV1(_));
-    let new = crate::single::admit(log, event, &format!("policy:{}", file.display()), POLICY_FLAGS)?;
+    let new = crate::single::admit_without_channels(event, &format!("policy:{}", file.display()), POLICY_FLAGS)?;
     let outcome = log.append_blocking(vec![new]).context("appending the policy")?;
     let position = outcome.positions.first().copied().unwrap_or(0);
     Ok((policy, if amended { Loaded::Amended { position } } else { Loaded::Published { position } }))

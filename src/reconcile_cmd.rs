@@ -5,7 +5,7 @@ use crate::commands::open;
 use crate::exit::{BadInput, Findings};
 use anyhow::{Context, Result};
 use ledger::Hash;
-use ledger::{Date, Event, OpenMode, SledLog};
+use ledger::{Date, Event, LogBackend, LogReader, OpenMode};
 use reconcile::{
     Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError, Report,
     RunDefinition, Summary,
@@ -77,7 +77,7 @@ fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
 
 /// Compares parsed receipt files with the log, prints the summary and the
 /// breaks, and records the run; returns whether it reconciled fully.
-pub fn compare_and_record(log: &SledLog, files: &[ParsedFile], period: Option<Period>) -> Result<bool> {
+pub fn compare_and_record(log: &impl LogBackend, files: &[ParsedFile], period: Option<Period>) -> Result<bool> {
     let (ledger, head) = ledger_payments(log)?;
     let options = MatchOptions { tolerance_days: 3, period };
     let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &ledger, &options);
@@ -153,7 +153,7 @@ pub fn run(data: &Path, mut args: ReconcileArgs) -> Result<()> {
 /// The recorded payments and refunds, and the head compared with: the last
 /// fact that is not itself a reconciliation run, so that recording a run does
 /// not make the same comparison look new.
-fn ledger_payments(log: &SledLog) -> Result<(Vec<LedgerPayment>, ledger::Head)> {
+fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, ledger::Head)> {
     let mut payments = Vec::new();
     let mut compared = ledger::Head { position: 0, hash: [0; 32] };
     log.scan(1, log.durable_head().position, |envelope| {
@@ -172,7 +172,7 @@ fn ledger_payments(log: &SledLog) -> Result<(Vec<LedgerPayment>, ledger::Head)> 
 /// other options or results is a new run. A run already in the log is
 /// found by its stream rather than by idempotency, whose content check
 /// would count the file names and the recorded date as differences.
-fn record(log: &SledLog, definition: &RunDefinition<'_>, report: &Report, summary: &Summary) -> Result<()> {
+fn record(log: &impl LogBackend, definition: &RunDefinition<'_>, report: &Report, summary: &Summary) -> Result<()> {
     let run_id = reconcile::run_id(definition, summary).map_err(bad_receipts)?;
     let today = ledger::BeijingTime::now().business_date();
     let period = report.period.unwrap_or(Period { from: today, to: today });
@@ -186,7 +186,7 @@ fn record(log: &SledLog, definition: &RunDefinition<'_>, report: &Report, summar
         eprintln!("run {run_id} already recorded at position {}", first.head.position);
         return Ok(());
     }
-    let new = crate::single::admit(log, event, "cli:reconcile", &[])?;
+    let new = crate::single::admit_without_channels(event, "cli:reconcile", &[])?;
     let outcome = log.append_blocking(vec![new]).context("recording the reconciliation")?;
     let position = outcome.positions.first().copied().unwrap_or(0);
     let verb = if outcome.n_appended == 0 { "already recorded" } else { "recorded" };

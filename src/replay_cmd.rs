@@ -6,7 +6,7 @@ use crate::commands::open;
 use crate::exit::{BadInput, Findings};
 use crate::progress;
 use anyhow::Result;
-use ledger::{Date, OpenMode, RegionCode, SledLog, UtcTime};
+use ledger::{Date, LogReader, OpenMode, RegionCode, UtcTime};
 use replay::audit::{self, AuditReport, Rebuilt};
 use std::path::Path;
 use std::time::Instant;
@@ -23,7 +23,7 @@ pub struct ReplayArgs {
 }
 
 /// Rebuilds with a progress bar on long logs; quiet when not a terminal.
-pub fn rebuild(log: &SledLog, as_of: Option<UtcTime>) -> Result<(Rebuilt, f64)> {
+pub fn rebuild(log: &dyn LogReader, as_of: Option<UtcTime>) -> Result<(Rebuilt, f64)> {
     let bar = progress::bar(log.durable_head().position, "replay");
     let started = Instant::now();
     let rebuilt = audit::rebuild_as_of(log, as_of, &mut |n| bar.set_position(n))?;

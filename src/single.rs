@@ -177,6 +177,14 @@ pub fn admit(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Resu
     facts::admit(event, None, actor, &channels).map_err(|e| field_error(flags, e.field, e.reason))
 }
 
+/// [`admit`] for a fact that names no payment channel (a policy, a
+/// reconciliation run): the data directory's channels do not matter to it,
+/// so it needs no ledger directory, only a log of any backend.
+pub fn admit_without_channels(event: Event, actor: &str, flags: FlagNames) -> Result<NewEvent> {
+    facts::admit(event, None, actor, yibao::channels::Channels::built_in())
+        .map_err(|e| field_error(flags, e.field, e.reason))
+}
+
 pub fn append_event(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Result<u64> {
     let new = admit(log, event, actor, flags)?;
     let summary = facts::summary(&new.event);

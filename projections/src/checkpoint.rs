@@ -11,7 +11,7 @@
 
 use crate::Projection;
 use bincode::Options;
-use ledger::{Hash, LedgerError, SledLog};
+use ledger::{Hash, LedgerError, LogReader};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sm3::{Digest, Sm3};
@@ -132,7 +132,7 @@ impl Format {
 pub(crate) fn catch_up(
     projection: &mut impl Projection,
     head_hash: Hash,
-    log: &SledLog,
+    log: &dyn LogReader,
     upto: u64,
 ) -> Result<u64, CheckpointError> {
     let position = projection.position();

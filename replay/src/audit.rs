@@ -3,7 +3,7 @@
 //! year's figures re-derived from it.
 
 use crate::state_digest;
-use ledger::{Date, Hash, Money, RegionCode, Result, SledLog, UtcTime};
+use ledger::{Date, Hash, LogReader, Money, RegionCode, Result, UtcTime};
 use projections::coverage::{Coverage, CoverageState, Paid, PersonYear};
 use projections::{LedgerTotals, Projection};
 use serde::Serialize;
@@ -21,7 +21,7 @@ pub struct Rebuilt {
 
 /// Folds, into fresh projections, every record recorded at or before
 /// `as_of` (every record when `None`). The live checkpoint is not touched.
-pub fn rebuild_as_of(log: &SledLog, as_of: Option<UtcTime>, progress: &mut dyn FnMut(u64)) -> Result<Rebuilt> {
+pub fn rebuild_as_of(log: &dyn LogReader, as_of: Option<UtcTime>, progress: &mut dyn FnMut(u64)) -> Result<Rebuilt> {
     let mut coverage = Coverage::new();
     let mut totals = LedgerTotals::default();
     let mut position = 0;

@@ -3,12 +3,12 @@
 
 pub mod audit;
 
-use ledger::{envelope, Hash, Result, SledLog};
+use ledger::{envelope, Hash, LogReader, Result};
 use projections::Projection;
 use serde::Serialize;
 
 /// Folds records `1..=upto` (0: all) of the log into a fresh projection.
-pub fn rebuild<P: Projection + Default>(log: &SledLog, upto: u64, progress: &mut dyn FnMut(u64)) -> Result<P> {
+pub fn rebuild<P: Projection + Default>(log: &dyn LogReader, upto: u64, progress: &mut dyn FnMut(u64)) -> Result<P> {
     let mut state = P::default();
     let upto = if upto == 0 { log.durable_head().position } else { upto };
     let mut n_folded = 0u64;

@@ -23,7 +23,7 @@ use super::{extract, lines, record_at, render, CertificateData, Entry, Format, F
 use crate::commands::open;
 use crate::exit::{BadInput, Changed, Findings};
 use anyhow::Result;
-use ledger::{BeijingTime, Event, Identity, Money, OpenMode, SledLog, UtcTime};
+use ledger::{BeijingTime, Event, Identity, LogReader, Money, OpenMode, SledLog, UtcTime};
 use projections::coverage::{Coverage, MoneyKind};
 use projections::family::Family;
 use projections::Projection;
@@ -81,7 +81,12 @@ pub(super) fn verify(data_dir: &Path, file: &Path) -> Result<()> {
 
 /// Every check of a certificate read from `text`: the failures, and the
 /// person it is about when its money facts name them.
-fn check(log: &SledLog, data: &CertificateData, text: &str, format: Format) -> Result<(Vec<String>, Option<Identity>)> {
+fn check(
+    log: &dyn LogReader,
+    data: &CertificateData,
+    text: &str,
+    format: Format,
+) -> Result<(Vec<String>, Option<Identity>)> {
     let mut failures = check_against_log(log, data)?;
     // Another ledger, or a head the log does not hold: nothing to reissue at.
     let issuer_verified = !failures.iter().any(|failure| {
@@ -145,7 +150,7 @@ fn add_once(failures: &mut Vec<String>, field: &str, why: String) {
 
 /// The person the certificate is about: its ID when shown whole, else the
 /// one its money facts name whose masked ID it shows.
-fn certified_person(log: &SledLog, data: &CertificateData) -> Result<Option<Identity>> {
+fn certified_person(log: &dyn LogReader, data: &CertificateData) -> Result<Option<Identity>> {
     if data.full_id {
         return Ok(data.person.parse().ok());
     }
@@ -161,7 +166,7 @@ fn certified_person(log: &SledLog, data: &CertificateData) -> Result<Option<Iden
 }
 
 /// The coverage years of the money facts listed, as the log holds them.
-fn listed_years(log: &SledLog, data: &CertificateData) -> Result<std::collections::BTreeSet<u16>> {
+fn listed_years(log: &dyn LogReader, data: &CertificateData) -> Result<std::collections::BTreeSet<u16>> {
     let mut years = std::collections::BTreeSet::new();
     for entry in &data.payments {
         for position in std::iter::once(entry.position).chain(entry.application_position) {
@@ -181,7 +186,11 @@ fn listed_years(log: &SledLog, data: &CertificateData) -> Result<std::collection
 /// The certificate the log gives at the certificate's head: coverage and
 /// family rebuilt from position 1 to it, the person-year issued again.
 /// `Err`: no certificate then, and why.
-fn reissue_at(log: &SledLog, data: &CertificateData, person: &Identity) -> Result<Result<CertificateData, String>> {
+fn reissue_at(
+    log: &dyn LogReader,
+    data: &CertificateData,
+    person: &Identity,
+) -> Result<Result<CertificateData, String>> {
     let mut coverage = Coverage::new();
     let mut family = Family::new();
     log.scan(1, data.head_position, |envelope| {
@@ -193,7 +202,7 @@ fn reissue_at(log: &SledLog, data: &CertificateData, person: &Identity) -> Resul
 }
 
 fn reissue(
-    log: &SledLog,
+    log: &dyn LogReader,
     coverage: &Coverage,
     family: &Family,
     data: &CertificateData,
@@ -384,7 +393,7 @@ fn printed_label(labels: &[String], line: &str) -> String {
 
 /// The issue time: a time, not before the head at issue was recorded
 /// (the time is shown to the second), not ahead of this clock.
-fn check_issued_at(log: &SledLog, data: &CertificateData) -> Result<Vec<String>> {
+fn check_issued_at(log: &dyn LogReader, data: &CertificateData) -> Result<Vec<String>> {
     let issued: BeijingTime = match data.issued_at.parse() {
         Ok(issued) => issued,
         Err(why) => return Ok(vec![format!("field `issued_at`: {why}")]),
@@ -456,13 +465,13 @@ fn first_difference(expected: &str, found: &str) -> Option<usize> {
     }
 }
 
-fn check_against_log(log: &SledLog, data: &CertificateData) -> Result<Vec<String>> {
+fn check_against_log(log: &dyn LogReader, data: &CertificateData) -> Result<Vec<String>> {
     let mut failures = Vec::new();
     if data.format != FORMAT || data.version != VERSION {
         failures
             .push(format!("field `format`/`version`: `{} {}` is not {FORMAT} {VERSION}", data.format, data.version));
     }
-    let ledger_id = log.header().ledger_id.to_string();
+    let ledger_id = log.ledger_id().to_string();
     if data.ledger_id != ledger_id {
         failures.push(format!("field `ledger_id`: issued by ledger {}, this is ledger {ledger_id}", data.ledger_id));
     }
@@ -492,7 +501,7 @@ fn same_person(data: &CertificateData, person: &Identity) -> bool {
     shown == data.person || data.former.contains(&shown)
 }
 
-fn check_entry(log: &SledLog, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
+fn check_entry(log: &dyn LogReader, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
     let mut failures = Vec::new();
     let Some(envelope) = record_at(log, entry.position)? else {
         failures.push(format!("field `{field}.position`: the log has no position {}", entry.position));
@@ -563,7 +572,7 @@ fn check_entry(log: &SledLog, data: &CertificateData, entry: &Entry, field: &str
 }
 
 /// A proxy payment: the application it credits, at its own position.
-fn check_application(log: &SledLog, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
+fn check_application(log: &dyn LogReader, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
     let mut failures = Vec::new();
     let (Some(position), Some(hash)) = (entry.application_position, &entry.application_hash) else {
         failures.push(format!("field `{field}.application_position`: missing for a proxy payment"));

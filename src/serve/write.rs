@@ -124,7 +124,7 @@ impl App {
         self.store.check_writable()?;
         self.check_rules(&events)?;
         let log = self.store.log()?;
-        let outcome = log.append_blocking(events).map_err(|error| self.append_error(error))?;
+        let outcome = EventLog::append_blocking(&*log, events).map_err(|error| self.append_error(error))?;
         drop(log);
         // Up to this request's records: a catch-up that got further already
         // (another request's) is enough.

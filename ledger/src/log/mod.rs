@@ -115,15 +115,76 @@ pub struct UnfinishedAppend {
     pub n_blocks: u64,
 }
 
-/// The log as projections and commands see it; sled is one backend.
+/// Writing the log: how commands and the service append; sled is one backend.
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Appends all events or none. Acknowledged only once on stable storage.
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome>;
+    /// [`EventLog::append`] for callers without an async runtime (the CLI,
+    /// and the service's writes decided under its write lock).
+    fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome>;
     /// Up to `max` records from `position` on (1 is the first).
     async fn read_from(&self, position: u64, max: usize) -> Result<Vec<Envelope>>;
     /// All records of one stream, in order.
     async fn read_stream(&self, stream: &str) -> Result<Vec<Envelope>>;
     /// The last durable record.
     async fn head(&self) -> Result<Head>;
+}
+
+/// Reading the log: how projections, replay and the commands read it,
+/// whichever backend holds it. Readers see records up to the durable head
+/// only. Synchronous: folds run on threads of their own, and the service
+/// reads off its async workers.
+///
+/// Object safe, so that a backend can be chosen at run time: callers take
+/// `&dyn LogReader`, whose `scan` takes a closure. The one indirect call
+/// per record costs nothing beside decoding it.
+pub trait LogReader: Send + Sync {
+    /// The last durable record (position 0 and the genesis hash when empty).
+    fn durable_head(&self) -> Head;
+    /// `prev_hash` of position 1.
+    fn genesis_hash(&self) -> Hash;
+    /// Calls `visit` on every durable record in `[from, to]` (clamped to
+    /// the head) in position order, stopping at its first error. A backend
+    /// may decode in parallel; the order seen by `visit` never changes.
+    fn scan_records(&self, from: u64, to: u64, visit: &mut dyn FnMut(Envelope) -> Result<()>) -> Result<()>;
+    /// All durable records of one stream, in order.
+    fn read_stream_blocking(&self, stream: &str) -> Result<Vec<Envelope>>;
+    /// Which ledger this is (certificates name it): fixed when it was created.
+    fn ledger_id(&self) -> uuid::Uuid;
+}
+
+/// A log shared between threads (the service's) reads as the log.
+impl<L: LogReader + ?Sized> LogReader for std::sync::Arc<L> {
+    fn durable_head(&self) -> Head {
+        (**self).durable_head()
+    }
+
+    fn genesis_hash(&self) -> Hash {
+        (**self).genesis_hash()
+    }
+
+    fn scan_records(&self, from: u64, to: u64, visit: &mut dyn FnMut(Envelope) -> Result<()>) -> Result<()> {
+        (**self).scan_records(from, to, visit)
+    }
+
+    fn read_stream_blocking(&self, stream: &str) -> Result<Vec<Envelope>> {
+        (**self).read_stream_blocking(stream)
+    }
+
+    fn ledger_id(&self) -> uuid::Uuid {
+        (**self).ledger_id()
+    }
+}
+
+/// A backend: the log read and written. Every type with both traits is one.
+pub trait LogBackend: LogReader + EventLog {}
+
+impl<L: LogReader + EventLog + ?Sized> LogBackend for L {}
+
+impl dyn LogReader + '_ {
+    /// [`LogReader::scan_records`] with a closure.
+    pub fn scan(&self, from: u64, to: u64, mut visit: impl FnMut(Envelope) -> Result<()>) -> Result<()> {
+        self.scan_records(from, to, &mut visit)
+    }
 }

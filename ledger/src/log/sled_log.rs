@@ -6,7 +6,7 @@ use super::index::{Fingerprints, KeyIndex, KeyUse, StreamIndex};
 use super::owner::{self, OwnerFile};
 use super::scan;
 use super::writer::{self, WriterHandle};
-use super::{AppendOutcome, EventLog, Head, NewEvent, UnfinishedAppend};
+use super::{AppendOutcome, EventLog, Head, LogReader, NewEvent, UnfinishedAppend};
 use crate::envelope::{self, Envelope, Hash, HASH_ALGORITHM};
 use crate::error::{LedgerError, Result};
 use crate::time::UtcTime;
@@ -608,6 +608,10 @@ impl EventLog for SledLog {
         self.writer()?.append(events).await
     }
 
+    fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        SledLog::append_blocking(self, events)
+    }
+
     async fn read_from(&self, position: u64, max: usize) -> Result<Vec<Envelope>> {
         self.read_range(position, max)
     }
@@ -618,5 +622,27 @@ impl EventLog for SledLog {
 
     async fn head(&self) -> Result<Head> {
         Ok(self.durable_head())
+    }
+}
+
+impl LogReader for SledLog {
+    fn durable_head(&self) -> Head {
+        SledLog::durable_head(self)
+    }
+
+    fn genesis_hash(&self) -> Hash {
+        SledLog::genesis_hash(self)
+    }
+
+    fn scan_records(&self, from: u64, to: u64, visit: &mut dyn FnMut(Envelope) -> Result<()>) -> Result<()> {
+        SledLog::scan(self, from, to, visit)
+    }
+
+    fn read_stream_blocking(&self, stream: &str) -> Result<Vec<Envelope>> {
+        SledLog::read_stream_blocking(self, stream)
+    }
+
+    fn ledger_id(&self) -> Uuid {
+        self.header.ledger_id
     }
 }

@@ -7,7 +7,7 @@ use super::state::{PersonId, PersonState};
 use super::Coverage;
 use crate::checkpoint::{self, CheckpointError, Format};
 use crate::Tip;
-use ledger::{Hash, Identity, SledLog};
+use ledger::{Hash, Identity, LogReader};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -77,7 +77,7 @@ impl Coverage {
     /// Folds the log's records after [`crate::Projection::position`], after
     /// checking that the record at that position is the one this state
     /// reflects. Returns the number of records folded.
-    pub fn catch_up(&mut self, log: &SledLog) -> Result<u64, CoverageError> {
+    pub fn catch_up(&mut self, log: &dyn LogReader) -> Result<u64, CoverageError> {
         let head_hash = self.tip.hash;
         checkpoint::catch_up(self, head_hash, log, u64::MAX)
     }

@@ -4,7 +4,7 @@
 
 use super::{Coverage, CoverageError};
 use crate::{Projection, Tip};
-use ledger::{Envelope, SledLog};
+use ledger::{Envelope, LogReader};
 
 /// Records after a [`Tip`], read and checked, waiting to be folded.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ impl Pending {
     /// Reads the durable records after `tip`, after checking that the
     /// record at its position is the one it names (as
     /// [`Coverage::catch_up`] does).
-    pub fn read(log: &SledLog, tip: Tip) -> Result<Pending, CoverageError> {
+    pub fn read(log: &dyn LogReader, tip: Tip) -> Result<Pending, CoverageError> {
         let head = log.durable_head();
         if tip.position > head.position {
             return Err(CoverageError::Diverged {

@@ -4,7 +4,7 @@
 use super::{Application, Binding, Family};
 use crate::checkpoint::{self, CheckpointError, Format};
 use crate::Tip;
-use ledger::{Hash, SledLog};
+use ledger::{Hash, LogReader};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,14 +60,14 @@ impl Family {
     /// Folds the log's records after the position this state reflects,
     /// after checking that the record there is the one it folded last.
     /// Returns the number of records folded.
-    pub fn catch_up(&mut self, log: &SledLog) -> Result<u64, CheckpointError> {
+    pub fn catch_up(&mut self, log: &dyn LogReader) -> Result<u64, CheckpointError> {
         self.catch_up_to(log, u64::MAX)
     }
 
     /// As [`Family::catch_up`], stopping at `upto`: the position another
     /// projection read with this one reflects. A state already past it is
     /// left as it is.
-    pub fn catch_up_to(&mut self, log: &SledLog, upto: u64) -> Result<u64, CheckpointError> {
+    pub fn catch_up_to(&mut self, log: &dyn LogReader, upto: u64) -> Result<u64, CheckpointError> {
         let head_hash = self.tip.hash;
         checkpoint::catch_up(self, head_hash, log, upto)
     }
