@@ -282,9 +282,25 @@ fn big_events(tag: &str, n: u32) -> Vec<ledger::NewEvent> {
 /// records must not be dropped along with it.
 #[tokio::test(flavor = "current_thread")]
 async fn requests_acknowledged_before_a_split_request_survive_a_crash_inside_it() {
+    // Grouping depends on the writer still being busy with `first` when the
+    // others queue, which a loaded machine may not give on every try.
+    for _attempt in 0..GROUPING_ATTEMPTS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if split_request_after_grouped_ones(dir.path()).await {
+            return;
+        }
+    }
+    panic!("in {GROUPING_ATTEMPTS} tries the requests were never grouped; the scenario did not happen");
+}
+
+/// Tries of the grouped-requests scenario before the test gives up.
+const GROUPING_ATTEMPTS: usize = 10;
+
+/// The scenario of the test above in `dir`; `false` when the requests were
+/// not grouped into one unit (nothing was checked).
+async fn split_request_after_grouped_ones(dir: &Path) -> bool {
     use ledger::EventLog;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let log = SledLog::open(dir.path(), OpenMode::Create).expect("create");
+    let log = SledLog::open(dir, OpenMode::Create).expect("create");
     // `first` keeps the writer busy while `small` and `split` queue behind
     // it: the three are polled, and so queued, in this order.
     let first = big_events("first", 200);
@@ -299,27 +315,30 @@ async fn requests_acknowledged_before_a_split_request_survive_a_crash_inside_it(
     assert_eq!(split.positions, (204..=468).collect::<Vec<_>>());
     // They did share a unit: `small` begins in the block where `first` ends.
     let block_of = |position: u64| log.blocks_from(position).expect("blocks").next().expect("a block").expect("read").0;
-    assert_eq!(block_of(200), block_of(201), "the requests were not grouped; the scenario did not happen");
+    if block_of(200) != block_of(201) {
+        return false;
+    }
     drop(log);
-    as_if_it_never_closed(dir.path());
+    as_if_it_never_closed(dir);
     // The crash: the split request's last block never reached the disk.
-    let db = ledger::log::open_store(dir.path()).expect("sled");
+    let db = ledger::log::open_store(dir).expect("sled");
     let blocks = db.open_tree("blocks").expect("tree");
     let (last, _) = blocks.last().expect("read").expect("a block");
     assert!(ledger::log::block::position_of_key(&last).expect("key") > 209);
     blocks.remove(last).expect("remove");
     db.flush().expect("flush");
     drop((blocks, db));
-    let audit = SledLog::open(dir.path(), OpenMode::Audit).expect("an audit open");
+    let audit = SledLog::open(dir, OpenMode::Audit).expect("an audit open");
     let report = audit.verify(0, 0, &mut |_| {}).expect("verify");
     assert_eq!((report.problem, report.last_good.position), (None, 203), "verify reports what readers will see");
     let unfinished = report.unfinished.expect("the split request's first unit is reported");
     assert_eq!(unfinished.after, 203);
     assert!(unfinished.n_records > 5 && unfinished.n_records < 265, "{unfinished:?}");
     drop(audit);
-    let log = SledLog::open(dir.path(), OpenMode::Existing).expect("recover");
+    let log = SledLog::open(dir, OpenMode::Existing).expect("recover");
     assert_eq!(log.durable_head().position, 203, "acknowledged requests were dropped with the unfinished one");
     assert_eq!(log.verify(0, 0, &mut |_| {}).expect("verify").problem, None);
+    true
 }
 
 /// The stored blocks, keys and values, for a check that nothing changed.
