@@ -1,6 +1,7 @@
 //! Prometheus text metrics: requests by route and status, a latency
 //! histogram, the log head and the projection's position.
 
+use ledger::sync::lock_plain;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record(&self, route: &str, status: u16, elapsed: Duration) {
-        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut requests = lock_plain(&self.requests);
         match requests.get_mut(route) {
             Some(statuses) => *statuses.entry(status).or_insert(0) += 1,
             None => {
@@ -47,7 +48,7 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP yibao_http_requests_total HTTP requests by route and status.");
         let _ = writeln!(out, "# TYPE yibao_http_requests_total counter");
-        for (route, statuses) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (route, statuses) in lock_plain(&self.requests).iter() {
             for (status, n) in statuses {
                 let _ = writeln!(out, "yibao_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
             }

@@ -120,6 +120,8 @@ impl Projection for Coverage {
         // Each envelope once, in order: an older one was folded already.
         if self.tip.admits(envelope) {
             self.fold(envelope);
+            #[cfg(feature = "failpoints")]
+            crate::failpoints::after_folding(envelope.head.position);
             self.tip.advance(envelope);
         }
     }
