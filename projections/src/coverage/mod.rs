@@ -45,6 +45,7 @@ pub use crate::Tip;
 pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
 pub use live::Pending;
 pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
+pub use state::MoneyOutOfRange;
 pub use view::{CoverageState, Paid, PersonYear, Refunds, SplitView};
 
 use crate::policy::Policy;
