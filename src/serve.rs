@@ -20,6 +20,7 @@ mod family;
 pub(crate) mod lookup;
 mod metrics;
 mod openapi;
+mod poison;
 mod store;
 mod web;
 mod write;
@@ -137,19 +138,38 @@ impl App {
     fn head_position(&self) -> u64 {
         match self.store.head() {
             Some(head) => head.position,
-            None => self.coverage.read().unwrap_or_else(|p| p.into_inner()).position(),
+            // A projection that cannot be read now answers nothing: the
+            // read that follows reports why.
+            None => self.coverage_read().map_or(0, |coverage| coverage.position()),
         }
+    }
+
+    /// The coverage projection for reading, rebuilt first if a panic left
+    /// it half folded (`poison.rs`).
+    fn coverage_read(&self) -> Result<std::sync::RwLockReadGuard<'_, Coverage>> {
+        poison::read(&self.coverage, "coverage", || self.rebuild_coverage())
+    }
+
+    /// The coverage projection for folding (see `coverage_read`).
+    fn coverage_write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Coverage>> {
+        poison::write(&self.coverage, "coverage", || self.rebuild_coverage())
+    }
+
+    /// From the checkpoint on disk, caught up with the log, as at startup.
+    fn rebuild_coverage(&self) -> Result<Coverage> {
+        let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        crate::lookup::coverage(&self.data, &log)
     }
 
     /// The projection, caught up first when the log moved (see
     /// `App::catch_up_for_read`).
     async fn coverage(self: &Arc<Self>) -> Result<std::sync::RwLockReadGuard<'_, Coverage>, ApiError> {
         let head = self.head_position();
-        let position = self.coverage.read().unwrap_or_else(|p| p.into_inner()).position();
+        let position = self.coverage_read().map_err(|e| ApiError::internal(&e))?.position();
         if position < head {
             self.catch_up_for_read(head, head - position).await?;
         }
-        Ok(self.coverage.read().unwrap_or_else(|p| p.into_inner()))
+        self.coverage_read().map_err(|e| ApiError::internal(&e))
     }
 
     async fn record_access(&self, caller: &auth::Caller, person: &Identity, route: &'static str) {
@@ -532,7 +552,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
     let head = app.head_position();
-    let projection = app.coverage.read().unwrap_or_else(|p| p.into_inner()).position();
+    let projection = app.coverage_read().map_or(0, |coverage| coverage.position());
     let store = &app.store;
     let figures = [
         (

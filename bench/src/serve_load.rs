@@ -21,6 +21,7 @@ mod wrk;
 use crate::figures::AppendFigures;
 use crate::report::count;
 use anyhow::{bail, Context, Result};
+use ledger::sync::lock_plain;
 use ledger::{Event, OpenMode, SledLog};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -416,7 +417,7 @@ fn drive_ureq(name: &str, base: &str, work: &Work, concurrency: usize) -> Phase 
                         }
                     }
                 }
-                seen.lock().unwrap_or_else(|p| p.into_inner()).push(mine);
+                lock_plain(&seen).push(mine);
             });
         }
     });

@@ -4,6 +4,7 @@
 use crate::figures::{AppendFigures, Throughput};
 use anyhow::{ensure, Context, Result};
 use ledger::log::block::BlockView;
+use ledger::sync::lock_plain;
 use ledger::{EventLog, NewEvent, SledLog};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,7 +42,7 @@ fn into_requests(events: Vec<NewEvent>, events_per_request: usize) -> Vec<Vec<Ne
 fn append_requests(log: &SledLog, requests: &Mutex<std::vec::IntoIter<Vec<NewEvent>>>) -> Result<u64> {
     let mut n_appended = 0;
     loop {
-        let next = requests.lock().unwrap_or_else(|poison| poison.into_inner()).next();
+        let next = lock_plain(requests).next();
         let Some(request) = next else { return Ok(n_appended) };
         n_appended += log.append_blocking(request).context("batched append")?.n_appended as u64;
     }

@@ -9,6 +9,7 @@ pub mod event;
 pub mod id;
 pub mod log;
 pub mod money;
+pub mod sync;
 pub mod text;
 pub mod time;
 

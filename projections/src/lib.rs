@@ -6,6 +6,8 @@
 
 pub mod checkpoint;
 pub mod coverage;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod family;
 pub mod policy;
 use ledger::event::RefundDestination;

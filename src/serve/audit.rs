@@ -13,6 +13,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ledger::sync::lock_plain;
 use ledger::{BeijingTime, Date, RegionCode, UtcTime};
 use projections::Projection;
 use serde::Deserialize;
@@ -50,7 +51,7 @@ struct Outcome {
 
 impl Job {
     fn status(&self, number: u64) -> Value {
-        let outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = lock_plain(&self.outcome);
         let mut answer = json!({
             "job": number,
             "kind": self.kind,
@@ -85,7 +86,7 @@ impl Jobs {
         total: u64,
         work: impl FnOnce(&dyn Fn(u64)) -> Result<Value, String> + Send + 'static,
     ) -> Result<u64, ApiError> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = lock_plain(&self.jobs);
         let running = jobs.values().filter(|job| job.outcome.lock().map(|o| o.is_none()).unwrap_or(false)).count();
         if running >= MAX_RUNNING {
             return Err(ApiError::overloaded("busy", "audit jobs are running; retry when one has finished"));
@@ -114,8 +115,7 @@ impl Jobs {
         let spawned = std::thread::Builder::new().name(format!("audit-{number}")).spawn(move || {
             let progress = |n: u64| worker.done.store(n, Ordering::Relaxed);
             let result = work(&progress);
-            *worker.outcome.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Outcome { finished_at: BeijingTime::now(), result });
+            *lock_plain(&worker.outcome) = Some(Outcome { finished_at: BeijingTime::now(), result });
         });
         if let Err(error) = spawned {
             jobs.remove(&number);
@@ -125,7 +125,7 @@ impl Jobs {
     }
 
     fn get(&self, number: u64) -> Option<Arc<Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
+        lock_plain(&self.jobs).get(&number).cloned()
     }
 }
 

@@ -36,14 +36,20 @@ impl App {
     /// the log first. Blocking: call from a blocking task.
     pub(super) fn with_projections<T>(&self, f: impl FnOnce(&Coverage, &Family) -> T) -> Result<T, ApiError> {
         self.catch_up().map_err(|e| ApiError::internal(&e))?;
-        let coverage: RwLockReadGuard<'_, Coverage> = self.coverage.read().unwrap_or_else(|p| p.into_inner());
+        let coverage: RwLockReadGuard<'_, Coverage> = self.coverage_read().map_err(|e| ApiError::internal(&e))?;
+        let position = coverage.position();
+        // Rebuilt (after a panic mid-fold) to the position coverage holds.
+        let rebuild = || {
+            let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            crate::family::family_at(&self.data, &log, position)
+        };
         {
-            let family = self.family.read().unwrap_or_else(|p| p.into_inner());
-            if family.position() == coverage.position() {
+            let family = super::poison::read(&self.family, "family", rebuild).map_err(|e| ApiError::internal(&e))?;
+            if family.position() == position {
                 return Ok(f(&coverage, &family));
             }
         }
-        let mut family = self.family.write().unwrap_or_else(|p| p.into_inner());
+        let mut family = super::poison::write(&self.family, "family", rebuild).map_err(|e| ApiError::internal(&e))?;
         family
             .catch_up_to(&*self.store.log()?, coverage.position())
             .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;

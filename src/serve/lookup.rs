@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::App;
 use anyhow::{Context, Result};
 use chrono::Datelike;
+use ledger::sync::lock_plain;
 use ledger::{Date, Identity, Money};
 use projections::coverage::{Coverage, Paid, Pending, PersonSummary, PersonYear, Refunds, SplitView};
 use projections::Projection;
@@ -42,24 +43,24 @@ struct Reading<'a>(&'a CatchUp);
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
-        *self.0.reading.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        *lock_plain(&self.0.reading) = false;
         self.0.folded.notify_all();
     }
 }
 
 impl App {
-    fn position(&self) -> u64 {
-        self.coverage.read().unwrap_or_else(|p| p.into_inner()).position()
+    fn position(&self) -> Result<u64> {
+        Ok(self.coverage_read()?.position())
     }
 
     /// Catches up until the projection reflects position `upto` at least
     /// (see `CatchUp`).
     pub(super) fn catch_up_to(&self, upto: u64) -> Result<()> {
         loop {
-            if self.position() >= upto {
+            if self.position()? >= upto {
                 return Ok(());
             }
-            let mut reading = self.catching_up.reading.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reading = lock_plain(&self.catching_up.reading);
             if *reading {
                 // Then look again: that read may have stopped short of `upto`.
                 drop(self.catching_up.folded.wait_while(reading, |reading| *reading));
@@ -76,13 +77,13 @@ impl App {
     /// on the projection, then folded under its write lock: lookups wait
     /// for the fold only. The caller holds the claim to read.
     fn fold_pending(&self, upto: u64) -> Result<()> {
-        let tip = self.coverage.read().unwrap_or_else(|p| p.into_inner()).tip();
+        let tip = self.coverage_read()?.tip();
         if tip.position >= upto {
             return Ok(());
         }
         let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let pending = Pending::read(&log, tip).context("catching the coverage projection up with the log")?;
-        let mut coverage = self.coverage.write().unwrap_or_else(|p| p.into_inner());
+        let mut coverage = self.coverage_write()?;
         coverage.fold_pending(&pending).context("catching the coverage projection up with the log")?;
         Ok(())
     }
@@ -100,6 +101,7 @@ impl App {
                     true
                 }
                 Ok(_) | Err(TryLockError::WouldBlock) => false,
+                // A plain flag: poison is harmless (`ledger::sync`).
                 Err(TryLockError::Poisoned(poisoned)) => {
                     let mut reading = poisoned.into_inner();
                     !std::mem::replace(&mut *reading, true)

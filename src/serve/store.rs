@@ -14,6 +14,7 @@
 use super::error::ApiError;
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
+use ledger::sync::{lock_plain, read_plain, write_plain};
 use ledger::{Head, LedgerError, OpenMode, SledLog};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,7 +87,7 @@ impl Store {
 
     /// The log, for a read or a write. Hold it only as long as the work.
     pub fn log(&self) -> Result<Arc<SledLog>, ApiError> {
-        let current = self.log.read().unwrap_or_else(|p| p.into_inner());
+        let current = read_plain(&self.log);
         current.clone().ok_or_else(|| {
             ApiError::overloaded("store_unavailable", "the log is being reopened after a storage failure; retry later")
         })
@@ -94,11 +95,11 @@ impl Store {
 
     /// The durable head, when a log is open.
     pub fn head(&self) -> Option<Head> {
-        self.log.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|log| log.durable_head())
+        read_plain(&self.log).as_ref().map(|log| log.durable_head())
     }
 
     pub fn refusal(&self) -> Option<Refusal> {
-        self.refusal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock_plain(&self.refusal).clone()
     }
 
     /// Before a write: refused at once while the store refuses writes.
@@ -117,7 +118,7 @@ impl Store {
     /// kept; the requests behind it only learn that the log is poisoned.
     pub fn failed(&self, error: &LedgerError) -> ApiError {
         self.n_write_failures.fetch_add(1, Ordering::Relaxed);
-        let mut refusal = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut refusal = lock_plain(&self.refusal);
         let refusal = refusal.get_or_insert_with(|| {
             let reason = chain(error);
             eprintln!("error: a write failed, writes are refused until storage recovers: {reason}");
@@ -139,7 +140,7 @@ impl Store {
         match self.reopen() {
             Ok(true) => {
                 self.n_reopens.fetch_add(1, Ordering::Relaxed);
-                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *lock_plain(&self.refusal) = None;
                 eprintln!("storage recovered: the log was reopened and accepts writes again");
                 true
             }
@@ -156,7 +157,7 @@ impl Store {
     /// (an audit job, a lookup); the next round tries again.
     fn reopen(&self) -> Result<bool> {
         let failed = {
-            let mut current = self.log.write().unwrap_or_else(|p| p.into_inner());
+            let mut current = write_plain(&self.log);
             if current.as_ref().is_some_and(|log| Arc::strong_count(log) > 1) {
                 return Ok(false);
             }
@@ -165,7 +166,7 @@ impl Store {
         // sled's file lock goes with the last handle: close before opening.
         drop(failed);
         let log = SledLog::open(&self.data, OpenMode::Existing).context("opening the log")?;
-        *self.log.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(log));
+        *write_plain(&self.log) = Some(Arc::new(log));
         Ok(true)
     }
 }

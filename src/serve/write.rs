@@ -9,6 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use ledger::sync::lock_plain;
 use ledger::{AppendOutcome, Event, EventLog, LedgerError, NewEvent};
 use projections::Projection;
 use serde_json::{json, Value};
@@ -120,7 +121,7 @@ impl App {
     /// when the client has gone.
     pub(super) fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
         let decided = events.iter().any(|new| projections::family::is_decided(&new.event));
-        let _writing = decided.then(|| self.write_lock.lock().unwrap_or_else(|p| p.into_inner()));
+        let _writing = decided.then(|| lock_plain(&self.write_lock));
         self.store.check_writable()?;
         self.check_rules(&events)?;
         let log = self.store.log()?;
@@ -148,7 +149,8 @@ impl App {
         let outcome = EventLog::append(&*log, events).await.map_err(|error| self.append_error(error))?;
         drop(log);
         let own = outcome.positions.iter().copied().max().unwrap_or(0);
-        if self.coverage.read().unwrap_or_else(|p| p.into_inner()).position() < own {
+        // Unreadable (a rebuild failed): the catch-up reports why.
+        if self.coverage_read().map_or(true, |coverage| coverage.position() < own) {
             let worker = Arc::clone(self);
             let caught = tokio::task::spawn_blocking(move || worker.catch_up_to(own)).await;
             match caught {

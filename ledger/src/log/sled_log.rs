@@ -9,6 +9,7 @@ use super::writer::{self, WriterHandle};
 use super::{AppendOutcome, EventLog, Head, LogReader, NewEvent, UnfinishedAppend};
 use crate::envelope::{self, Envelope, Hash, HASH_ALGORITHM};
 use crate::error::{LedgerError, Result};
+use crate::sync::{lock_plain, read_plain, write_plain};
 use crate::time::UtcTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -90,7 +91,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn durable_head(&self) -> Head {
-        *self.durable.lock().unwrap_or_else(|poison| poison.into_inner())
+        *lock_plain(&self.durable)
     }
 
     /// sled's `flush()` writes and `sync_file_range`s its buffers, which does
@@ -296,7 +297,7 @@ impl SledLog {
         if mode != OpenMode::Audit {
             log.recover()?;
             let (head, keys) = log.rebuild_indexes()?;
-            *log.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+            *lock_plain(&log.shared.durable) = head;
             if let Some(detail) = log.contradicted_anchor()? {
                 return Err(LedgerError::StoreDamaged { detail });
             }
@@ -396,7 +397,7 @@ impl SledLog {
             }
             Err(other) => return Err(other),
         };
-        *self.shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+        *lock_plain(&self.shared.durable) = head;
         Ok(())
     }
 
@@ -480,7 +481,7 @@ impl SledLog {
                 head = Head { position: record.position, hash: record.hash };
             }
         }
-        *self.shared.index.write().unwrap_or_else(|p| p.into_inner()) = streams;
+        *write_plain(&self.shared.index) = streams;
         Ok((head, keys))
     }
 
@@ -548,7 +549,7 @@ impl SledLog {
     fn read_positions(&self, stream: &str) -> Result<Vec<Envelope>> {
         let head = self.durable_head().position;
         let positions: Vec<u64> = {
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
+            let index = read_plain(&self.shared.index);
             let stream = self.shared.fingerprints.stream(stream);
             index.positions(stream).iter().copied().filter(|&p| p <= head).collect()
         };

@@ -12,6 +12,7 @@ use super::sled_log::Shared;
 use super::{AppendOutcome, ExpectedVersion, Head, NewEvent, MAX_EVENTS_PER_APPEND, MAX_KEY_BYTES};
 use crate::envelope::{self, EnvelopeHead, MAX_RECORD_BYTES};
 use crate::error::{LedgerError, Result};
+use crate::sync::{lock_plain, write_plain};
 use crate::time::UtcTime;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -245,7 +246,10 @@ impl Sequencer {
             return;
         }
         let shared = Arc::clone(&self.shared);
-        let mut index = shared.index.write().unwrap_or_else(|p| p.into_inner());
+        // Only this thread writes the index; should it panic mid-request,
+        // the writer is gone (appends refused) and readers take only
+        // positions up to the durable head, which the request never reached.
+        let mut index = write_plain(&shared.index);
         match self.plan(&request.events, &index) {
             Err(rejection) => {
                 let _ = request.reply.send(Err(rejection));
@@ -419,7 +423,7 @@ fn commit_units(shared: &Shared, units: std_mpsc::Receiver<Unit>) {
             Ok(stored) => {
                 next_position += stored;
                 if let Some(head) = head.filter(|_| stored > 0) {
-                    *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = head;
+                    *lock_plain(&shared.durable) = head;
                 }
                 let head = shared.durable_head();
                 for ack in acks {

@@ -13,7 +13,7 @@
 //! below it unsettles the year again.
 
 use super::state::{
-    fingerprint, money, Contribution, Destination, ProxyState, Refund, Source, YearState, PROXY_CHANNEL,
+    fingerprint, shortfall, Contribution, Destination, ProxyState, Refund, Source, YearState, PROXY_CHANNEL,
 };
 use super::view::{Derivation, Paid, Refunds};
 use crate::policy::{funder_key, AmountDue, Ruling};
@@ -83,14 +83,22 @@ impl Derivation<'_> {
         }
         let own = sources.iter().fold(0i64, |sum, fen| sum.saturating_add(*fen));
         let applied = self.match_refunds(year, &mut flows);
+        let subsidy = by_funder
+            .into_iter()
+            .map(|(funder, fen)| {
+                let amount = self.amount(fen, || format!("subsidies granted by {funder}"));
+                (funder, amount)
+            })
+            .collect();
         flows.paid = Paid {
-            by_self: money(sources[Source::Myself as usize]),
-            by_other: money(sources[Source::Other as usize]),
-            by_collector: money(sources[Source::Collector as usize]),
-            by_proxy: money(sources[Source::Proxy as usize]),
-            subsidy: by_funder.into_iter().map(|(funder, fen)| (funder, money(fen))).collect(),
-            subsidy_total: money(granted),
-            total: money(own.saturating_add(granted)),
+            by_self: self.amount(sources[Source::Myself as usize], || "paid by self".into()),
+            by_other: self.amount(sources[Source::Other as usize], || "paid by another person".into()),
+            by_collector: self.amount(sources[Source::Collector as usize], || "paid through collectors".into()),
+            by_proxy: self.amount(sources[Source::Proxy as usize], || "paid from personal accounts".into()),
+            subsidy,
+            subsidy_total: self.amount(granted, || "subsidies granted".into()),
+            total: self
+                .amount(own.saturating_add(granted), || format!("paid ({own} fen own, {granted} fen subsidies)")),
         };
         flows.own_net_fen = own - applied.own_fen;
         flows.granted_net_fen = granted - applied.funders_fen;
@@ -138,13 +146,16 @@ impl Derivation<'_> {
             }
         }
         let total = by_destination.iter().fold(0i64, |sum, fen| sum.saturating_add(*fen));
+        let to_funders = self.amount(to_funders_fen, || "refunded to funders".into());
         flows.refunds = Refunds {
-            to_channel: money(by_destination[Destination::Channel as usize]),
-            to_personal_account: money(by_destination[Destination::PersonalAccount as usize]),
-            to_funders: money(by_destination[Destination::Funders as usize]),
-            to_funders_by_funder: funder_split(year, to_funders_fen),
-            total: money(total),
-            unapplied: money(unapplied),
+            to_channel: self.amount(by_destination[Destination::Channel as usize], || "refunded to channels".into()),
+            to_personal_account: self.amount(by_destination[Destination::PersonalAccount as usize], || {
+                "refunded to personal accounts".into()
+            }),
+            to_funders,
+            to_funders_by_funder: funder_split(year, to_funders),
+            total: self.amount(total, || "refunds applied".into()),
+            unapplied: self.amount(unapplied, || "refunds not applied".into()),
         };
         applied
     }
@@ -167,6 +178,8 @@ impl Derivation<'_> {
     }
 
     fn note_unapplied(&mut self, refund: &Refund, taken: i64) {
+        let applied = self.amount(taken, || format!("refund {} applied", refund.refund_ref));
+        let not_applied = shortfall(refund.amount.fen(), taken);
         self.notes.add(|| {
             let what = if refund.destination == Destination::Funders {
                 "the subsidies granted".to_string()
@@ -175,10 +188,7 @@ impl Derivation<'_> {
             };
             format!(
                 "anomaly: refund {} of {} exceeds what is left of {what}; {} applied, {} not applied",
-                refund.refund_ref,
-                refund.amount,
-                money(taken),
-                money(refund.amount.fen() - taken)
+                refund.refund_ref, refund.amount, applied, not_applied
             )
         });
     }
@@ -200,7 +210,8 @@ impl Derivation<'_> {
             if let Ruling::Refused { reason } = due {
                 n_refused = n_refused.saturating_add(1);
                 let coverage_year = self.coverage_year;
-                self.notes.add(|| format!("money of {on} ({}) cannot buy {coverage_year}: {reason}", money(fen)));
+                let amount = self.amount(fen, || format!("money of {on}"));
+                self.notes.add(|| format!("money of {on} ({amount}) cannot buy {coverage_year}: {reason}"));
             }
             if let (None, Ruling::Known(amount)) = (walk.settled, due) {
                 if running >= amount.fen() {
@@ -231,6 +242,14 @@ pub(super) struct AppliedRefund {
     pub(super) target: RefundTarget,
     /// Never more than what was left of the target.
     pub(super) taken_fen: i64,
+}
+
+impl AppliedRefund {
+    /// The amount taken: the least of two amounts, so an amount itself.
+    pub(super) fn taken(&self) -> Money {
+        debug_assert!((0..=Money::MAX_FEN).contains(&self.taken_fen), "{self:?}");
+        Money::from_fen(self.taken_fen).unwrap_or(Money::ZERO)
+    }
 }
 
 /// Applies each refund of the year, in log order, against the payment it
@@ -268,20 +287,20 @@ pub(super) fn apply_refunds(year: &YearState) -> Vec<AppliedRefund> {
 
 /// 资助退回: money refunded to funders goes back in the split of the year's
 /// grants (largest remainder, so the parts sum to the whole in fen).
-fn funder_split(year: &YearState, total_fen: i64) -> BTreeMap<String, Money> {
+fn funder_split(year: &YearState, total: Money) -> BTreeMap<String, Money> {
     let mut granted: BTreeMap<String, i64> = BTreeMap::new();
     for (funder, amount) in year.extra().map_or(&[][..], |e| &e.grants).iter().flat_map(|g| &g.parts) {
         let entry = granted.entry(funder_key(funder).to_string()).or_default();
         *entry = entry.saturating_add(amount.fen());
     }
-    if total_fen <= 0 || granted.is_empty() {
+    if total == Money::ZERO || granted.is_empty() {
         return BTreeMap::new();
     }
     let weights: Option<Vec<u32>> = granted.values().map(|&fen| u32::try_from(fen).ok()).collect();
-    let parts = weights.and_then(|weights| split_largest_remainder(money(total_fen), &weights));
+    let parts = weights.and_then(|weights| split_largest_remainder(total, &weights));
     match parts {
         Some(parts) => granted.into_keys().zip(parts).filter(|(_, part)| *part != Money::ZERO).collect(),
-        None => BTreeMap::from([("unallocated".to_string(), money(total_fen))]),
+        None => BTreeMap::from([("unallocated".to_string(), total)]),
     }
 }
 

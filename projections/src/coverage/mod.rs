@@ -45,6 +45,7 @@ pub use crate::Tip;
 pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
 pub use live::Pending;
 pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
+pub use state::MoneyOutOfRange;
 pub use view::{CoverageState, Paid, PersonYear, Refunds, SplitView};
 
 use crate::policy::Policy;
@@ -120,6 +121,8 @@ impl Projection for Coverage {
         // Each envelope once, in order: an older one was folded already.
         if self.tip.admits(envelope) {
             self.fold(envelope);
+            #[cfg(feature = "failpoints")]
+            crate::failpoints::after_folding(envelope.head.position);
             self.tip.advance(envelope);
         }
     }

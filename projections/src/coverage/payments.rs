@@ -4,8 +4,8 @@
 //! them (`flows::apply_refunds`), so a refund the decision accepts is one
 //! the view applies whole.
 
-use super::flows::{apply_refunds, find_payment, RefundTarget};
-use super::state::{money, Destination, Source, YearState};
+use super::flows::{apply_refunds, find_payment, AppliedRefund, RefundTarget};
+use super::state::{sum, Destination, Source, YearState};
 use super::Coverage;
 use crate::policy::{funder_key, Policy};
 use ledger::event::PaymentRef;
@@ -93,20 +93,13 @@ impl Coverage {
         }
         let index = find_payment(&year.contributions, &payment.channel, &payment.channel_ref)?;
         let contribution = &year.contributions[index];
-        let refunded = applied
-            .iter()
-            .filter(|a| a.target == RefundTarget::Contribution(index))
-            .fold(0i64, |sum, a| sum.saturating_add(a.taken_fen));
+        let refunded =
+            sum(applied.iter().filter(|a| a.target == RefundTarget::Contribution(index)).map(AppliedRefund::taken));
         let kind = match contribution.source {
             Source::Proxy => PaymentKind::Proxy { application_id: payment.channel_ref.clone() },
             _ => PaymentKind::Channel,
         };
-        Some(Refundable {
-            kind,
-            amount: contribution.amount,
-            refunded: money(refunded),
-            position: contribution.position,
-        })
+        Some(Refundable { kind, amount: contribution.amount, refunded, position: contribution.position })
     }
 
     /// A refund already recorded for the person-year under this reference
@@ -145,21 +138,18 @@ impl Coverage {
         let extra = year.extra();
         for grant in extra.map_or(&[][..], |e| &e.grants) {
             let mut parts: BTreeMap<String, Money> = BTreeMap::new();
-            let mut total = 0i64;
             for (funder, amount) in &grant.parts {
                 let entry = parts.entry(funder_key(funder).to_string()).or_insert(Money::ZERO);
-                *entry = money(entry.fen().saturating_add(amount.fen()));
-                total = total.saturating_add(amount.fen());
+                *entry = sum([*entry, *amount]);
             }
+            let total = sum(grant.parts.iter().map(|(_, amount)| *amount));
             let kind = MoneyKind::Subsidy { group: grant.group.to_string(), parts };
-            events.push(MoneyEvent { position: grant.position, kind, amount: money(total), on: grant.on });
+            events.push(MoneyEvent { position: grant.position, kind, amount: total, on: grant.on });
         }
         let refunds = extra.map_or(&[][..], |e| &e.refunds);
         for (refund, applied) in refunds.iter().zip(apply_refunds(year)) {
-            let kind = MoneyKind::Refund {
-                destination: destination_name(refund.destination),
-                applied: money(applied.taken_fen),
-            };
+            let kind =
+                MoneyKind::Refund { destination: destination_name(refund.destination), applied: applied.taken() };
             events.push(MoneyEvent { position: refund.position, kind, amount: refund.amount, on: refund.on });
         }
         events.sort_by_key(|e| e.position);
@@ -173,21 +163,13 @@ impl Coverage {
     }
 }
 
-fn subsidy_target(year: &YearState, reference: &str, applied: &[super::flows::AppliedRefund]) -> Option<Refundable> {
+fn subsidy_target(year: &YearState, reference: &str, applied: &[AppliedRefund]) -> Option<Refundable> {
     let grants = year.extra().map_or(&[][..], |e| &e.grants);
     let named = |group: &str| reference == group || reference.strip_prefix(group).is_some_and(|r| r.starts_with('-'));
     let first = grants.iter().find(|g| named(&g.group))?;
-    let amount = grants.iter().flat_map(|g| &g.parts).fold(0i64, |sum, (_, a)| sum.saturating_add(a.fen()));
-    let refunded = applied
-        .iter()
-        .filter(|a| a.target == RefundTarget::Grants)
-        .fold(0i64, |sum, a| sum.saturating_add(a.taken_fen));
-    Some(Refundable {
-        kind: PaymentKind::Subsidy,
-        amount: money(amount),
-        refunded: money(refunded),
-        position: first.position,
-    })
+    let amount = sum(grants.iter().flat_map(|g| &g.parts).map(|(_, amount)| *amount));
+    let refunded = sum(applied.iter().filter(|a| a.target == RefundTarget::Grants).map(|a| a.taken()));
+    Some(Refundable { kind: PaymentKind::Subsidy, amount, refunded, position: first.position })
 }
 
 fn source_name(source: Source) -> &'static str {

@@ -263,10 +263,53 @@ pub(crate) fn fingerprint(channel: &str, reference: &str) -> u64 {
 /// refund naming the application id finds them.
 pub(crate) const PROXY_CHANNEL: &str = "proxy";
 
-/// Fen to money, clamped into the range money can hold (sums of a
-/// fabricated log could leave it; real ones never do).
-pub(crate) fn money(fen: i64) -> Money {
-    Money::from_fen(fen.clamp(0, Money::MAX_FEN)).unwrap_or(Money::ZERO)
+/// A figure of a person-year that is not an amount of money: negative, or
+/// beyond [`Money::MAX_FEN`]. Sums of amounts never go negative and
+/// refunds are never applied beyond what they return, so this is a defect
+/// of the fold or of the derivation, never of the facts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "person-year {person} {coverage_year}: {figure} comes to {fen} fen, which is not an amount of money (0 to {max} fen)",
+    max = Money::MAX_FEN
+)]
+pub struct MoneyOutOfRange {
+    /// Masked.
+    pub person: String,
+    pub coverage_year: u16,
+    /// The figure and the amounts it was computed from.
+    pub figure: String,
+    pub fen: i64,
+}
+
+/// Fen to money; anything else is an error naming the person-year, the
+/// figure and its amounts (`figure` is asked for only then).
+pub(crate) fn money(
+    fen: i64,
+    person: &Identity,
+    coverage_year: u16,
+    figure: impl FnOnce() -> String,
+) -> Result<Money, MoneyOutOfRange> {
+    Money::from_fen(fen).ok_or_else(|| MoneyOutOfRange {
+        person: person.masked(),
+        coverage_year,
+        figure: figure(),
+        fen,
+    })
+}
+
+/// What `have_fen` lacks of `want_fen`, zero when it lacks nothing. Not a
+/// clamp: the other side of the difference is a figure of its own
+/// (outstanding against excess), so nothing is lost. Differences of
+/// amounts stay within money's range.
+pub(crate) fn shortfall(want_fen: i64, have_fen: i64) -> Money {
+    Money::from_fen(want_fen.saturating_sub(have_fen).clamp(0, Money::MAX_FEN)).unwrap_or(Money::ZERO)
+}
+
+/// A sum of amounts (each at least zero, so the sum is too), saturating
+/// at the largest amount: a fabricated log could exceed it, real ones never.
+pub(crate) fn sum(amounts: impl IntoIterator<Item = Money>) -> Money {
+    let max = Money::from_fen(Money::MAX_FEN).unwrap_or(Money::ZERO);
+    amounts.into_iter().fold(Money::ZERO, |total, amount| total.checked_add(amount).unwrap_or(max))
 }
 
 #[cfg(test)]
@@ -280,6 +323,31 @@ mod tests {
         assert!(std::mem::size_of::<YearState>() <= 40, "{}", std::mem::size_of::<YearState>());
         assert!(std::mem::size_of::<Contribution>() <= 32, "{}", std::mem::size_of::<Contribution>());
         assert!(std::mem::size_of::<PersonState>() <= 160, "{}", std::mem::size_of::<PersonState>());
+    }
+
+    #[test]
+    fn a_negative_figure_is_an_error_naming_the_person_year_and_the_amounts() {
+        let born = chrono::NaiveDate::from_ymd_opt(1985, 3, 12).expect("a date");
+        let person = Identity::resident(RegionCode::new(520502).expect("a region"), born, 7);
+        let error = money(-150, &person, 2021, || "net received (paid 2.00 less refunds 3.50)".into())
+            .expect_err("negative money");
+        let text = error.to_string();
+        assert!(text.contains(&person.masked()) && !text.contains(&person.to_string()), "{text}");
+        assert!(
+            text.contains("2021") && text.contains("paid 2.00 less refunds 3.50") && text.contains("-150 fen"),
+            "{text}"
+        );
+        assert!(money(Money::MAX_FEN + 1, &person, 2021, String::new).is_err());
+        assert_eq!(money(0, &person, 2021, String::new), Ok(Money::ZERO));
+    }
+
+    proptest::proptest! {
+        /// Outstanding and excess are the two sides of one difference.
+        #[test]
+        fn shortfalls_of_both_sides_make_the_difference(a in 0..=Money::MAX_FEN, b in 0..=Money::MAX_FEN) {
+            proptest::prop_assert_eq!(shortfall(a, b).fen() - shortfall(b, a).fen(), a - b);
+            proptest::prop_assert!(shortfall(a, b) == Money::ZERO || shortfall(b, a) == Money::ZERO);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! pre-registration is void.
 
 use super::flows::{Flows, Walk};
-use super::state::money;
+use super::state::shortfall;
 use super::view::{CoverageState, Derivation};
 use super::Coverage;
 use ledger::event::EnrolmentBasis;
@@ -66,7 +66,7 @@ impl Derivation<'_> {
         let flows = input.flows;
         let own_share_paid = input.amount_due.is_some_and(|share| flows.own_net_fen >= share.fen());
         if own_share_paid && flows.granted_net_fen < input.subsidy_due.fen() {
-            let missing = money(input.subsidy_due.fen() - flows.granted_net_fen);
+            let missing = shortfall(input.subsidy_due.fen(), flows.granted_net_fen);
             self.notes.add(|| format!("the person's share is paid; awaiting {missing} of hardship subsidy"));
             return CoverageState::Pending;
         }

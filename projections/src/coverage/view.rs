@@ -6,7 +6,7 @@
 use super::describe::{by_funder, class_name, settling_note};
 use super::flows::{Flows, Settlement, Walk};
 use super::policies::PolicyEntry;
-use super::state::{money, PersonId, PersonState, YearState};
+use super::state::{money, shortfall, sum, PersonId, PersonState, YearState};
 use super::states::StateInput;
 use super::Coverage;
 use crate::policy::{funder_key, AmountDue, HardshipSubsidy, PaymentClass, PersonFacts, Ruling};
@@ -218,6 +218,20 @@ pub(super) fn derive(
 }
 
 impl Derivation<'_> {
+    /// A figure as money. One that is not (a defect: see
+    /// [`MoneyOutOfRange`](super::state::MoneyOutOfRange)) fails debug
+    /// builds and is reported as an error note, shown as 0.00.
+    pub(super) fn amount(&mut self, fen: i64, figure: impl FnOnce() -> String) -> Money {
+        match money(fen, &self.person.current, self.coverage_year, figure) {
+            Ok(amount) => amount,
+            Err(error) => {
+                debug_assert!((0..=Money::MAX_FEN).contains(&fen), "{error}");
+                self.notes.add(|| format!("error: {error}"));
+                Money::ZERO
+            }
+        }
+    }
+
     fn view(mut self, void: Option<String>) -> PersonYear {
         self.note_policy();
         self.note_advised_delay();
@@ -266,11 +280,13 @@ impl Derivation<'_> {
             amount_due,
             fiscal_subsidy: self.fiscal_subsidy(settled),
             // Known: a number, 0.00 once paid in full, as the card prints it.
-            outstanding: premium_due.map(|due| money(due.fen() - net)),
-            excess: premium_due.map_or(Money::ZERO, |due| money(net - due.fen())),
-            net_received: money(net),
-            in_flight: money(flows.in_flight_fen),
-            proxy_returned: money(flows.proxy_returned_fen),
+            outstanding: premium_due.map(|due| shortfall(due.fen(), net)),
+            excess: premium_due.map_or(Money::ZERO, |due| shortfall(net, due.fen())),
+            net_received: self.amount(net, || {
+                format!("net received (paid {} less refunds {})", flows.paid.total, flows.refunds.total)
+            }),
+            in_flight: self.amount(flows.in_flight_fen, || "proxy money in flight".into()),
+            proxy_returned: self.amount(flows.proxy_returned_fen, || "proxy money returned".into()),
             paid: flows.paid,
             refunds: flows.refunds,
             awaiting,
@@ -419,11 +435,9 @@ impl Derivation<'_> {
         }
         let due = assessed.map_or_else(|| highest.as_ref().map_or(Money::ZERO, |h| h.amount), |a| a.subsidy);
         if flows.granted_net_fen > due.fen() {
+            let granted = self.amount(flows.granted_net_fen, || "subsidies granted net of refunds".into());
             self.notes.add(|| {
-                format!(
-                    "subsidies granted {} exceed the subsidy due {due}: one group's subsidy, never the sum",
-                    money(flows.granted_net_fen)
-                )
+                format!("subsidies granted {granted} exceed the subsidy due {due}: one group's subsidy, never the sum")
             });
         }
         let split = highest.and_then(|h| self.split(&h, flows));
@@ -458,7 +472,7 @@ impl Derivation<'_> {
     /// if one is in force, else the policy's for a payment that day.
     pub(super) fn premium_due_on(&self, on: Date) -> AmountDue {
         if let Some(a) = self.year.and_then(|y| y.extra()).and_then(|e| e.assessment.as_ref()) {
-            return Ruling::Known(money(a.amount_due.fen().saturating_add(a.subsidy.fen())));
+            return Ruling::Known(sum([a.amount_due, a.subsidy]));
         }
         match (self.policy, &self.facts) {
             (Some(entry), Some(facts)) => entry.policy.assess(on, facts).premium_due,
