@@ -203,50 +203,9 @@ pub fn projections_at_head(log: &SledLog) -> Result<(Coverage, Family)> {
     Ok((coverage, family))
 }
 
-/// The family projection at position `upto`: from its checkpoint, else
-/// rebuilt from position 1. A projection that moved is saved again (as
-/// coverage's is).
+/// The family projection at position `upto` (`checkpoints.rs`).
 pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> {
-    let path = crate::lookup::family_checkpoint_path(data);
-    let mut family = match Family::load(&path) {
-        Ok(family) => family,
-        Err(error) if error.needs_rebuild() => {
-            if path.exists() {
-                eprintln!("note: {error:#}; rebuilding from the log");
-            }
-            Family::new()
-        }
-        Err(error) => return Err(error).context("loading the family checkpoint"),
-    };
-    // Saved past the position coverage reflects: a fold cannot go back.
-    if family.position() > upto {
-        family = Family::new();
-    }
-    let before = family.position();
-    if let Err(error) = catch_up(&mut family, log, upto) {
-        if !error.needs_rebuild() {
-            return Err(error).context("catching the family projection up with the log");
-        }
-        eprintln!("note: {error:#}; rebuilding from the log");
-        family = Family::new();
-        catch_up(&mut family, log, upto).context("folding the family projection")?;
-    }
-    if family.position() != before {
-        std::fs::create_dir_all(path.parent().unwrap_or(data))?;
-        family.save(&path).context("saving the family checkpoint")?;
-    }
-    Ok(family)
-}
-
-fn catch_up(
-    family: &mut Family,
-    log: &dyn LogReader,
-    upto: u64,
-) -> Result<(), projections::checkpoint::CheckpointError> {
-    let bar = crate::progress::bar(upto.saturating_sub(family.position()), "family");
-    let caught = family.catch_up_to(log, upto);
-    bar.finish_and_clear();
-    caught.map(|_| ())
+    crate::checkpoints::caught_up(data, log, upto)
 }
 
 /// A refusal as the user reads it: the field, the rule, and that nothing

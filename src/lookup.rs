@@ -3,7 +3,6 @@
 
 use crate::commands::open;
 use crate::exit::{BadInput, Findings};
-use crate::progress;
 use anyhow::{Context, Result};
 use ledger::event::HardshipAssessed;
 use ledger::{Date, Envelope, Event, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
@@ -12,55 +11,11 @@ use projections::family::Family;
 use projections::Projection;
 use serde_json::json;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Where the coverage projection keeps its checkpoint.
-pub fn checkpoint_path(data: &Path) -> PathBuf {
-    data.join("projections").join("coverage.ckpt")
-}
-
-/// Where the family projection keeps its checkpoint.
-pub fn family_checkpoint_path(data: &Path) -> PathBuf {
-    data.join("projections").join("family.ckpt")
-}
-
-/// The coverage projection, caught up with the log: from its checkpoint
-/// when there is a usable one, else rebuilt from position 1. A projection
-/// that moved is saved again.
+/// The coverage projection, caught up with the log (`checkpoints.rs`).
 pub fn coverage(data: &Path, log: &dyn LogReader) -> Result<Coverage> {
-    let path = checkpoint_path(data);
-    let mut coverage = match Coverage::load(&path) {
-        Ok(coverage) => coverage,
-        Err(error) if error.needs_rebuild() => {
-            if path.exists() {
-                eprintln!("note: {error:#}; rebuilding from the log");
-            }
-            Coverage::new()
-        }
-        Err(error) => return Err(error).context("loading the coverage checkpoint"),
-    };
-    let before = coverage.position();
-    if let Err(error) = catch_up(&mut coverage, log) {
-        if !error.needs_rebuild() {
-            return Err(error).context("catching the coverage projection up with the log");
-        }
-        eprintln!("note: {error:#}; rebuilding from the log");
-        coverage = Coverage::new();
-        catch_up(&mut coverage, log)?;
-    }
-    if coverage.position() != before {
-        std::fs::create_dir_all(path.parent().unwrap_or(data))?;
-        coverage.save(&path).context("saving the coverage checkpoint")?;
-    }
-    Ok(coverage)
-}
-
-fn catch_up(coverage: &mut Coverage, log: &dyn LogReader) -> Result<(), projections::coverage::CoverageError> {
-    let behind = log.durable_head().position.saturating_sub(coverage.position());
-    let bar = progress::bar(behind, "coverage");
-    let caught = coverage.catch_up(log);
-    bar.finish_and_clear();
-    caught.map(|_| ())
+    crate::checkpoints::caught_up(data, log, u64::MAX)
 }
 
 pub fn parse_identity(text: &str) -> Result<Identity> {

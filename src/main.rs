@@ -5,6 +5,7 @@
 mod output;
 
 mod certificate;
+mod checkpoints;
 mod commands;
 mod demo;
 mod exit;

@@ -368,11 +368,9 @@ fn require_loopback(addr: &str) -> Result<()> {
 
 /// Both projections' checkpoints, at one position.
 fn save_checkpoint(app: &App) -> Result<()> {
-    let path = crate::lookup::checkpoint_path(&app.data);
-    std::fs::create_dir_all(path.parent().unwrap_or(&app.data))?;
     app.with_projections(|coverage, family| -> Result<()> {
-        coverage.save(&path).context("saving the coverage checkpoint")?;
-        family.save(&crate::lookup::family_checkpoint_path(&app.data)).context("saving the family checkpoint")
+        crate::checkpoints::save(&app.data, coverage)?;
+        crate::checkpoints::save(&app.data, family)
     })
     .map_err(|e| anyhow::anyhow!("{}", e.message))?
 }

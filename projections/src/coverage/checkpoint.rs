@@ -78,8 +78,14 @@ impl Coverage {
     /// checking that the record at that position is the one this state
     /// reflects. Returns the number of records folded.
     pub fn catch_up(&mut self, log: &dyn LogReader) -> Result<u64, CoverageError> {
+        self.catch_up_to(log, u64::MAX)
+    }
+
+    /// As [`Coverage::catch_up`], stopping at `upto`. A state already past
+    /// it is left as it is.
+    pub fn catch_up_to(&mut self, log: &dyn LogReader, upto: u64) -> Result<u64, CoverageError> {
         let head_hash = self.tip.hash;
-        checkpoint::catch_up(self, head_hash, log, u64::MAX)
+        checkpoint::catch_up(self, head_hash, log, upto)
     }
 
     /// SM3 over a canonical serialization of the state: equal for a rebuild
