@@ -168,10 +168,9 @@ pub fn issue_from(
     full_id: bool,
 ) -> Result<CertificateData> {
     let identity = identity.clone();
-    let Some(person) = coverage.person(&identity) else {
-        return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
-    };
-    let Some(view) = coverage.person_year(&identity, year) else {
+    // A known person has a view of every year (unpaid when nothing
+    // happened), so only an unknown identity is "no person".
+    let (Some(person), Some(view)) = (coverage.person(&identity), coverage.person_year(&identity, year)) else {
         return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
     };
     let (Some(from), Some(until)) = (view.covered_from, view.covered_until) else {

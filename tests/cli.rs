@@ -563,3 +563,23 @@ fn typed_flags_name_the_flag_and_the_value_before_the_ledger_is_opened() {
         assert!(!data.exists(), "{args:?}: the ledger was touched");
     }
 }
+
+/// A known person has every coverage year, unpaid when nothing happened in
+/// it: asking a year with no fact answers that year (what is due), never
+/// "no person", for the card and the certificate alike.
+#[test]
+fn a_known_person_asked_a_year_without_facts_is_not_an_unknown_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger_with_policies_and_demo(data);
+    let card = yibao(data, &["coverage", "520502198503121233", "--year", "2024"]);
+    assert_eq!(card.status.code(), Some(0), "{}", stderr(&card));
+    assert!(stdout(&card).contains("coverage year 2024: registered unpaid"), "{}", stdout(&card));
+    let certificate = yibao(data, &["certificate", "520502198503121233", "--year", "2024"]);
+    assert_eq!(certificate.status.code(), Some(2), "{}", stderr(&certificate));
+    assert!(stderr(&certificate).contains("registered unpaid, not received"), "{}", stderr(&certificate));
+    assert!(!stderr(&certificate).contains("no person"), "{}", stderr(&certificate));
+    let unknown = yibao(data, &["certificate", "520502199102021228", "--year", "2024"]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("no person with ID"), "{}", stderr(&unknown));
+}

@@ -1237,3 +1237,24 @@ fn spellings_of_one_payment_over_http_are_one_payment() {
     assert_eq!(status, 200, "{card}");
     assert_eq!(card["years"][0]["year"]["net_received"], "400.00", "nothing more was appended: {card}");
 }
+
+/// A known person asked a year with no fact: that year's view (unpaid),
+/// and a certificate refused for its state, never 404 "no person".
+#[test]
+fn a_known_person_asked_a_year_without_facts_is_not_a_404() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    demo_ledger(data);
+    let server = start_on_ledger(data);
+    let (status, answer) = call(&server, "GET", &format!("/v1/coverage/{PERSON}?year=2024"), Some(OFFICE), None);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["years"][0]["year"]["coverage_year"], 2024, "{answer}");
+    assert_eq!(answer["years"][0]["year"]["state"], "registered_unpaid", "{answer}");
+    let (status, answer) = call(&server, "GET", &format!("/v1/certificates/{PERSON}/2024"), Some(OFFICE), None);
+    assert_eq!(status, 422, "{answer}");
+    assert!(!answer.to_string().contains("no person"), "{answer}");
+    let (status, answer) = call(&server, "GET", &format!("/v1/coverage/{PERSON_2}?year=2024"), Some(OFFICE), None);
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer.to_string().contains("no person with ID"), "{answer}");
+    stop(server, data);
+}
