@@ -1,6 +1,7 @@
 //! The answers the CLI's `--json` and the HTTP service both give: one type
 //! per answer, so the two cannot drift apart field by field.
-use ledger::{BeijingTime, Money};
+use ledger::{BeijingTime, Money, RegionCode};
+use projections::coverage::{CoverageState, UnpaidEntry};
 use projections::family::{ProxyState, StuckApplication};
 use serde::Serialize;
 
@@ -52,6 +53,31 @@ impl From<&StuckApplication> for StuckListed {
             age_hours: s.age_hours,
             limit_hours: s.limit_hours,
             limit_from: s.limit_from.clone(),
+        }
+    }
+}
+
+/// One entry of `yibao unpaid --json` and of `GET /v1/unpaid`'s `entries`:
+/// the reminder list, the ID masked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnpaidListed {
+    pub person: String,
+    pub name: String,
+    pub region: RegionCode,
+    pub state: CoverageState,
+    pub amount_due: Option<Money>,
+    pub outstanding: Option<Money>,
+}
+
+impl From<&UnpaidEntry> for UnpaidListed {
+    fn from(e: &UnpaidEntry) -> UnpaidListed {
+        UnpaidListed {
+            person: e.masked.clone(),
+            name: e.name.clone(),
+            region: e.region,
+            state: e.state,
+            amount_due: e.amount_due,
+            outstanding: e.outstanding,
         }
     }
 }

@@ -10,9 +10,9 @@ use ledger::{Date, Envelope, Event, Identity, LogReader, Money, OpenMode, Region
 use projections::coverage::{Coverage, PersonYear};
 use projections::family::Family;
 use projections::Projection;
-use serde_json::json;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use yibao::answers::UnpaidListed;
 
 /// Where the coverage projection keeps its checkpoint.
 pub fn checkpoint_path(data: &Path) -> PathBuf {
@@ -183,13 +183,7 @@ pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Res
     let coverage = coverage(data, &log)?;
     let entries = coverage.unpaid(region, year);
     if json_out {
-        let listed: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                json!({ "person": e.masked, "name": e.name, "region": e.region, "state": e.state,
-                        "amount_due": e.amount_due, "outstanding": e.outstanding })
-            })
-            .collect();
+        let listed: Vec<UnpaidListed> = entries.iter().map(UnpaidListed::from).collect();
         outln!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
     }

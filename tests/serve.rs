@@ -1279,3 +1279,23 @@ fn the_stuck_list_is_one_answer_on_the_cli_and_over_http() {
     assert_eq!(cli_entry, http_entry);
     assert_eq!(http_entry["application_id"], "ST-9");
 }
+
+/// `yibao unpaid --json` and `GET /v1/unpaid`'s entries are one answer.
+#[test]
+fn the_unpaid_list_is_one_answer_on_the_cli_and_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    demo_ledger(data);
+    let server = start_on_ledger(data);
+    let (status, served) = call(&server, "GET", "/v1/unpaid?region=520500&year=2025", Some(OFFICE), None);
+    stop(server, data);
+    assert_eq!(status, 200, "{served}");
+    let output = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["unpaid", "--region", "520500", "--year", "2025", "--json"])
+        .output();
+    let printed: Value = serde_json::from_slice(&output.expect("unpaid").stdout).expect("JSON");
+    assert!(printed.as_array().is_some_and(|entries| !entries.is_empty()), "{printed}");
+    assert_eq!(printed, served["entries"], "yibao unpaid --json and the service differ");
+}
