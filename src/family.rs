@@ -187,7 +187,7 @@ const STEP_FLAGS: FlagNames = &[("application_id", "APPLICATION_ID"), ("at", "--
 
 /// A date flag, today (UTC+8) when not given.
 fn date_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<Date> {
-    text.map_or_else(|| Ok(crate::single::today()), |text| flag_value(flags, field, text))
+    text.map_or_else(|| Ok(Date::today()), |text| flag_value(flags, field, text))
 }
 
 /// A time flag, now when not given.

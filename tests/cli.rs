@@ -533,6 +533,11 @@ fn coverage_and_replay_as_of_a_moment_answer_with_what_was_known_then() {
     assert!(stdout(&checked).contains("state digest"), "{}", stdout(&checked));
     let csv = yibao(data, &["replay", "--year", "2025", "--csv"]);
     assert!(stdout(&csv).starts_with("section,item,value\n"), "{}", stdout(&csv));
+    // The report words each payer source as `yibao coverage` does.
+    let text = stdout(&yibao(data, &["replay", "--year", "2025"]));
+    for words in ["self", "paid by another person", "collector", "employee account (proxy)"] {
+        assert!(text.contains(&format!("\n  {words} ")), "{words}: {text}");
+    }
     let bad = yibao(data, &["replay", "--year", "2025", "--as-of", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -561,5 +566,16 @@ fn typed_flags_name_the_flag_and_the_value_before_the_ledger_is_opened() {
         let message = stderr(&output);
         assert!(message.contains(&format!("'{value}' for '{flag} <")), "{args:?}: {message}");
         assert!(!data.exists(), "{args:?}: the ledger was touched");
+    }
+}
+
+/// Every answer names a coverage state by one function, and that name is
+/// the JSON spelling serde gives the state.
+#[test]
+fn each_coverage_state_is_named_as_json_spells_it() {
+    for state in projections::coverage::CoverageState::ALL {
+        let json = serde_json::to_value(state).expect("a state as JSON");
+        assert_eq!(json.as_str(), Some(state.name()), "{state:?}");
+        assert_eq!(state.words(), state.name().replace('_', " "));
     }
 }

@@ -456,5 +456,5 @@ pub async fn certificate(
 
 /// A date of the request, today (UTC+8) when not given.
 fn date_field(name: &'static str, text: Option<&str>) -> Result<Date, ApiError> {
-    text.map_or_else(|| Ok(BeijingTime::now().business_date()), |text| field(name, text))
+    text.map_or_else(|| Ok(Date::today()), |text| field(name, text))
 }
