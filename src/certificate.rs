@@ -216,7 +216,7 @@ pub fn issue_from(
 }
 
 fn not_received(identity: &Identity, view: &PersonYear) -> String {
-    let state = crate::refund::state_text(&view.state);
+    let state = view.state.words();
     let mut why = format!(
         "no certificate for {} {}: the person-year is {state}, not received (参保缴费证明 is issued once the premium is paid in full and credited, 缴费到账成功)",
         identity.masked(),
@@ -237,12 +237,12 @@ fn not_received(identity: &Identity, view: &PersonYear) -> String {
 /// Money in by source: `self`, `other`, `collector`, `proxy`, `subsidy:FUNDER`.
 fn paid_by(view: &PersonYear) -> BTreeMap<String, Money> {
     let paid = &view.paid;
-    let mut by: BTreeMap<String, Money> =
-        [("self", paid.by_self), ("other", paid.by_other), ("collector", paid.by_collector), ("proxy", paid.by_proxy)]
-            .into_iter()
-            .filter(|(_, amount)| *amount != Money::ZERO)
-            .map(|(source, amount)| (source.to_string(), amount))
-            .collect();
+    let mut by: BTreeMap<String, Money> = paid
+        .by_source()
+        .into_iter()
+        .filter(|(_, amount)| *amount != Money::ZERO)
+        .map(|(source, amount)| (source.to_string(), amount))
+        .collect();
     by.extend(paid.subsidy.iter().map(|(funder, amount)| (format!("subsidy:{funder}"), *amount)));
     by
 }

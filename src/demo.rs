@@ -160,7 +160,7 @@ fn coverage_table(data: &Path, log: &dyn ledger::LogReader) -> Result<()> {
         let name = coverage.person(person).and_then(|p| p.name).unwrap_or_default();
         for year in coverage.years_of(person) {
             let Some(view) = coverage.person_year(person, year) else { continue };
-            let state = serde_json::to_value(view.state)?.as_str().unwrap_or("?").replace('_', " ");
+            let state = view.state.words();
             let from = view.covered_from.map_or("-".to_string(), |d| d.to_string());
             outln!(
                 "{:<20} {:>4}  {:<18} {:>8} {:>9} {:>11}  {:<12} {name}",

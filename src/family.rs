@@ -18,8 +18,9 @@ use ledger::{BeijingTime, Date, Event, Identity, LogReader, Money, NewEvent, Ope
 use projections::coverage::Coverage;
 use projections::family::{self, relation_label, Application, Family, ProxyStep, Verdict};
 use projections::Projection;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
+use yibao::answers::StuckAnswer;
 use yibao::facts;
 
 /// `yibao family …`.
@@ -186,7 +187,7 @@ const STEP_FLAGS: FlagNames = &[("application_id", "APPLICATION_ID"), ("at", "--
 
 /// A date flag, today (UTC+8) when not given.
 fn date_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<Date> {
-    text.map_or_else(|| Ok(crate::single::today()), |text| flag_value(flags, field, text))
+    text.map_or_else(|| Ok(Date::today()), |text| flag_value(flags, field, text))
 }
 
 /// A time flag, now when not given.
@@ -464,16 +465,7 @@ pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime
     let (coverage, family) = projections_at_head(&log)?;
     let (found, n_without_limit) = family::stuck(&family, &coverage, now, older_than_hours);
     if as_json {
-        let listed: Vec<Value> = found
-            .iter()
-            .map(|s| {
-                json!({ "application_id": s.application_id, "holder": s.holder.masked(), "member": s.member.masked(),
-                        "coverage_year": s.coverage_year, "amount": s.amount, "state": s.state,
-                        "submitted_at": s.submitted_at, "age_hours": s.age_hours, "limit_hours": s.limit_hours,
-                        "limit_from": s.limit_from })
-            })
-            .collect();
-        let answer = json!({ "now": now, "stuck": listed, "n_without_limit": n_without_limit });
+        let answer = StuckAnswer::new(now, &found, n_without_limit);
         outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }

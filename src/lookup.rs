@@ -6,12 +6,12 @@ use crate::exit::{BadInput, Findings};
 use anyhow::{Context, Result};
 use ledger::event::HardshipAssessed;
 use ledger::{Date, Envelope, Event, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
-use projections::coverage::{Coverage, PersonYear};
+use projections::coverage::{source_words, Coverage, PersonYear};
 use projections::family::Family;
 use projections::Projection;
-use serde_json::json;
 use std::collections::HashSet;
 use std::path::Path;
+use yibao::answers::UnpaidListed;
 
 /// The coverage projection, caught up with the log (`checkpoints.rs`).
 pub fn coverage(data: &Path, log: &dyn LogReader) -> Result<Coverage> {
@@ -74,21 +74,13 @@ pub fn show(
     Ok(())
 }
 
-fn text<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(text)) => text.replace('_', " "),
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
-    }
-}
-
 fn money(amount: Option<Money>) -> String {
     amount.map_or("unknown".into(), |m| m.to_string())
 }
 
 fn print_year(view: &PersonYear, on: Option<Date>) {
     let class = view.payment_class.map(|c| format!(" ({})", c.replace('_', " "))).unwrap_or_default();
-    outln!("\ncoverage year {}: {}{class}", view.coverage_year, text(&view.state));
+    outln!("\ncoverage year {}: {}{class}", view.coverage_year, view.state.words());
     outln!(
         "  due {}   received {}   outstanding {}",
         money(view.amount_due),
@@ -96,16 +88,12 @@ fn print_year(view: &PersonYear, on: Option<Date>) {
         money(view.outstanding)
     );
     let paid = &view.paid;
-    let mut sources: Vec<String> = [
-        ("self", paid.by_self),
-        ("paid by another person", paid.by_other),
-        ("collector", paid.by_collector),
-        ("employee account (proxy)", paid.by_proxy),
-    ]
-    .iter()
-    .filter(|(_, amount)| *amount != Money::ZERO)
-    .map(|(what, amount)| format!("{what} {amount}"))
-    .collect();
+    let mut sources: Vec<String> = paid
+        .by_source()
+        .iter()
+        .filter(|(_, amount)| *amount != Money::ZERO)
+        .map(|(source, amount)| format!("{} {amount}", source_words(source)))
+        .collect();
     sources.extend(paid.subsidy.iter().map(|(funder, amount)| format!("subsidy from {funder} {amount}")));
     if !sources.is_empty() {
         outln!("  paid by: {}", sources.join(", "));
@@ -138,13 +126,7 @@ pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Res
     let coverage = coverage(data, &log)?;
     let entries = coverage.unpaid(region, year);
     if json_out {
-        let listed: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                json!({ "person": e.masked, "name": e.name, "region": e.region, "state": e.state,
-                        "amount_due": e.amount_due, "outstanding": e.outstanding })
-            })
-            .collect();
+        let listed: Vec<UnpaidListed> = entries.iter().map(UnpaidListed::from).collect();
         outln!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
     }
@@ -154,7 +136,7 @@ pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Res
             "{:<20} {:<7} {:<18} {:>10} {:>12}  {}",
             entry.masked,
             entry.region,
-            text(&entry.state),
+            entry.state.words(),
             money(entry.amount_due),
             money(entry.outstanding),
             entry.name
@@ -315,7 +297,7 @@ const ASSESS_FLAGS: crate::single::FlagNames =
 /// where the rules close the special path.
 pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<Date>) -> Result<()> {
     let identity = parse_identity(id)?;
-    let assessed_on = on.unwrap_or_else(|| ledger::BeijingTime::now().business_date());
+    let assessed_on = on.unwrap_or_else(Date::today);
     let log = open(data, OpenMode::Existing)?;
     let coverage = coverage(data, &log)?;
     let person = coverage

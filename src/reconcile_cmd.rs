@@ -174,7 +174,7 @@ fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, ledger::H
 /// would count the file names and the recorded date as differences.
 fn record(log: &impl LogBackend, definition: &RunDefinition<'_>, report: &Report, summary: &Summary) -> Result<()> {
     let run_id = reconcile::run_id(definition, summary).map_err(bad_receipts)?;
-    let today = ledger::BeijingTime::now().business_date();
+    let today = ledger::Date::today();
     let period = report.period.unwrap_or(Period { from: today, to: today });
     let (head_position, head_hash) = (definition.head_position, &definition.head_hash);
     let event =

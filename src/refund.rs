@@ -12,7 +12,6 @@ use anyhow::Result;
 use ledger::event::{PaymentRef, RefundDestination, RefundIssued};
 use ledger::{BeijingTime, Event, OpenMode};
 use projections::coverage::PaymentKind;
-use serde_json::Value;
 use std::path::Path;
 
 const REFUND_FLAGS: FlagNames = &[
@@ -112,7 +111,7 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
             "{} {}: now {}; net received {}, refunded {}",
             person.masked(),
             args.year,
-            state_text(&view.state),
+            view.state.words(),
             view.net_received,
             view.refunds.total
         );
@@ -125,13 +124,5 @@ fn destination_text(destination: &RefundDestination) -> String {
         RefundDestination::OriginalChannel => "original channel".into(),
         RefundDestination::Funders => "funders".into(),
         RefundDestination::PersonalAccount(holder) => format!("the personal account of {}", holder.masked()),
-    }
-}
-
-/// `refunded to source`.
-pub fn state_text(state: &projections::coverage::CoverageState) -> String {
-    match serde_json::to_value(state) {
-        Ok(Value::String(text)) => text.replace('_', " "),
-        _ => format!("{state:?}"),
     }
 }

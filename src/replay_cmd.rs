@@ -7,6 +7,7 @@ use crate::exit::{BadInput, Findings};
 use crate::progress;
 use anyhow::Result;
 use ledger::{Date, LogReader, OpenMode, RegionCode, UtcTime};
+use projections::coverage::source_words;
 use replay::audit::{self, AuditReport, Rebuilt};
 use std::path::Path;
 use std::time::Instant;
@@ -86,13 +87,8 @@ fn print_table(report: &AuditReport, seconds: f64) {
     }
     let r = &report.received.paid;
     outln!("\nreceived");
-    for (what, amount) in [
-        ("self", r.by_self),
-        ("paid by another person", r.by_other),
-        ("collectors", r.by_collector),
-        ("employee accounts (proxy)", r.by_proxy),
-    ] {
-        outln!("  {what:<36} {:>16}", amount.to_string());
+    for (source, amount) in r.by_source() {
+        outln!("  {:<36} {:>16}", source_words(source), amount.to_string());
     }
     for (funder, amount) in &r.subsidy {
         outln!("  {:<36} {:>16}", format!("hardship subsidy: {funder}"), amount.to_string());
@@ -136,15 +132,11 @@ fn csv_text(report: &AuditReport) -> Result<String> {
         row("persons_by_state", state, n.to_string())?;
     }
     let r = &report.received.paid;
-    for (item, amount) in [
-        ("self", r.by_self),
-        ("other", r.by_other),
-        ("collector", r.by_collector),
-        ("proxy", r.by_proxy),
+    for (item, amount) in r.by_source().into_iter().chain([
         ("subsidy_total", r.subsidy_total),
         ("total", r.total),
         ("fiscal_subsidy", report.received.fiscal_subsidy),
-    ] {
+    ]) {
         row("received", item, amount.to_string())?;
     }
     for (funder, amount) in &r.subsidy {

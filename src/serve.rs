@@ -49,6 +49,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
+use yibao::answers::UnpaidListed;
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -718,15 +719,8 @@ async fn unpaid(
     }
     let coverage = app.coverage().await?;
     let entries = coverage.unpaid(region, year);
-    let listed: Vec<Value> = entries
-        .iter()
-        .skip((page - 1).saturating_mul(per_page))
-        .take(per_page)
-        .map(|e| {
-            json!({ "person": e.masked, "name": e.name, "region": e.region, "state": e.state,
-                    "amount_due": e.amount_due, "outstanding": e.outstanding })
-        })
-        .collect();
+    let listed: Vec<UnpaidListed> =
+        entries.iter().skip((page - 1).saturating_mul(per_page)).take(per_page).map(UnpaidListed::from).collect();
     Ok(Json(json!({
         "entries": listed, "page": page, "per_page": per_page, "n_total": entries.len(),
         "log_position": coverage.position(),

@@ -76,11 +76,6 @@ where
     text.parse().map_err(|e| field_error(flags, field, e))
 }
 
-/// Today's business date (UTC+8), the default of a date flag.
-pub fn today() -> Date {
-    BeijingTime::now().business_date()
-}
-
 pub fn register(data: &Path, flags: Registration) -> Result<()> {
     let person: Identity = flag_value(REGISTER_FLAGS, "person", &flags.id)?;
     let birth_date = match &flags.birth_date {
@@ -89,7 +84,7 @@ pub fn register(data: &Path, flags: Registration) -> Result<()> {
     };
     let registered_on = match &flags.registered_on {
         Some(date) => flag_value(REGISTER_FLAGS, "registered_on", date)?,
-        None => today(),
+        None => Date::today(),
     };
     let basis = match &flags.basis {
         Some(basis) => basis_value(basis)?,

@@ -533,6 +533,11 @@ fn coverage_and_replay_as_of_a_moment_answer_with_what_was_known_then() {
     assert!(stdout(&checked).contains("state digest"), "{}", stdout(&checked));
     let csv = yibao(data, &["replay", "--year", "2025", "--csv"]);
     assert!(stdout(&csv).starts_with("section,item,value\n"), "{}", stdout(&csv));
+    // The report words each payer source as `yibao coverage` does.
+    let text = stdout(&yibao(data, &["replay", "--year", "2025"]));
+    for words in ["self", "paid by another person", "collector", "employee account (proxy)"] {
+        assert!(text.contains(&format!("\n  {words} ")), "{words}: {text}");
+    }
     let bad = yibao(data, &["replay", "--year", "2025", "--as-of", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -582,4 +587,15 @@ fn a_known_person_asked_a_year_without_facts_is_not_an_unknown_person() {
     let unknown = yibao(data, &["certificate", "520502199102021228", "--year", "2024"]);
     assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
     assert!(stderr(&unknown).contains("no person with ID"), "{}", stderr(&unknown));
+}
+
+/// Every answer names a coverage state by one function, and that name is
+/// the JSON spelling serde gives the state.
+#[test]
+fn each_coverage_state_is_named_as_json_spells_it() {
+    for state in projections::coverage::CoverageState::ALL {
+        let json = serde_json::to_value(state).expect("a state as JSON");
+        assert_eq!(json.as_str(), Some(state.name()), "{state:?}");
+        assert_eq!(state.words(), state.name().replace('_', " "));
+    }
 }

@@ -404,6 +404,8 @@ fn stuck_lists_applications_past_the_policys_three_days() {
     let late = at("2024-10-13 11:00:00", &[]);
     assert_eq!(late["stuck"][0]["application_id"], "ST-1");
     assert_eq!(late["stuck"][0]["limit_hours"], 72);
+    assert_eq!(late["stuck"][0]["age_hours"], 73);
+    assert_eq!(late["now"], "2024-10-13T11:00:00+08:00");
     assert_eq!(late["stuck"][0]["limit_from"], "policy 520500/2025");
     assert_eq!(late["stuck"][0]["member"], "520502********1233");
     let overridden = at("2024-10-11 11:00:00", &["--older-than", "1d"]);

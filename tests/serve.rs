@@ -1258,3 +1258,65 @@ fn a_known_person_asked_a_year_without_facts_is_not_a_404() {
     assert!(answer.to_string().contains("no person with ID"), "{answer}");
     stop(server, data);
 }
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+/// `yibao family stuck --json` and `GET /v1/family/stuck` are one answer:
+/// the same fields (the service adds how far it had read), the same entries.
+#[test]
+fn the_stuck_list_is_one_answer_on_the_cli_and_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    demo_ledger(data);
+    // 刘芳's first proxy payment went back; a second one is still in flight.
+    let apply = ["family", "apply", "--holder", "520502197811204159", "--member", "520502198001156225"];
+    let rest = ["--year", "2025", "--amount", "400", "--id", "ST-9", "--at", "2024-10-20 10:00:00"];
+    cli(data, &[&apply[..], &rest[..]].concat());
+    let server = start_on_ledger(data);
+    let (status, served) = call(&server, "GET", "/v1/family/stuck?older_than_hours=1", Some(AUDITOR), None);
+    stop(server, data);
+    assert_eq!(status, 200, "{served}");
+    let output =
+        Command::new(BIN).arg("--data").arg(data).args(["family", "stuck", "--json", "--older-than", "1h"]).output();
+    let printed: Value = serde_json::from_slice(&output.expect("family stuck").stdout).expect("JSON");
+
+    let mut served_keys = keys(&served);
+    served_keys.retain(|k| k != "log_position");
+    assert_eq!(keys(&printed), served_keys, "CLI {printed}\nHTTP {served}");
+    assert!(served["now"].is_string() && served["log_position"].is_u64(), "{served}");
+    assert_eq!(served["stuck"].as_array().map(Vec::len), Some(1), "{served}");
+    let (mut cli_entry, mut http_entry) = (printed["stuck"][0].clone(), served["stuck"][0].clone());
+    assert_eq!(keys(&cli_entry), keys(&http_entry));
+    assert!(http_entry["age_hours"].as_i64().is_some_and(|hours| hours > 24), "{http_entry}");
+    // Both measured against the clock, a moment apart.
+    for entry in [&mut cli_entry, &mut http_entry] {
+        entry.as_object_mut().map(|o| o.remove("age_hours"));
+    }
+    assert_eq!(cli_entry, http_entry);
+    assert_eq!(http_entry["application_id"], "ST-9");
+}
+
+/// `yibao unpaid --json` and `GET /v1/unpaid`'s entries are one answer.
+#[test]
+fn the_unpaid_list_is_one_answer_on_the_cli_and_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    demo_ledger(data);
+    let server = start_on_ledger(data);
+    let (status, served) = call(&server, "GET", "/v1/unpaid?region=520500&year=2025", Some(OFFICE), None);
+    stop(server, data);
+    assert_eq!(status, 200, "{served}");
+    let output = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["unpaid", "--region", "520500", "--year", "2025", "--json"])
+        .output();
+    let printed: Value = serde_json::from_slice(&output.expect("unpaid").stdout).expect("JSON");
+    assert!(printed.as_array().is_some_and(|entries| !entries.is_empty()), "{printed}");
+    assert_eq!(printed, served["entries"], "yibao unpaid --json and the service differ");
+}

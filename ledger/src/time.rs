@@ -23,6 +23,11 @@ impl Date {
     pub fn year(self) -> i32 {
         self.0.year()
     }
+
+    /// Today in China (UTC+8), the one "today" every date left out defaults to.
+    pub fn today() -> Date {
+        BeijingTime::now().business_date()
+    }
 }
 
 impl FromStr for Date {
@@ -185,6 +190,13 @@ mod tests {
         let local: BeijingTime = "2025-03-01 00:30:00".parse().expect("local");
         assert_eq!(local, paid);
         assert_eq!(paid.to_string(), "2025-03-01T00:30:00+08:00");
+    }
+
+    #[test]
+    fn today_is_the_day_in_china_not_in_utc() {
+        let china_day = || Date((Utc::now() + chrono::Duration::hours(8)).date_naive());
+        let (before, today, after) = (china_day(), Date::today(), china_day());
+        assert!(today == before || today == after, "{today} is neither {before} nor {after}");
     }
 
     #[test]

@@ -103,13 +103,6 @@ fn add(total: &mut Money, amount: Money) {
     *total = total.checked_add(amount).unwrap_or(*total);
 }
 
-fn state_name(state: CoverageState) -> String {
-    match serde_json::to_value(state) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{state:?}"),
-    }
-}
-
 /// The report of `coverage_year` in `region` (all when `None`).
 pub fn report(rebuilt: &Rebuilt, coverage_year: u16, region: Option<RegionCode>, on: Option<Date>) -> AuditReport {
     let years = rebuilt.coverage.person_years(region, coverage_year, on);
@@ -141,7 +134,7 @@ pub fn report(rebuilt: &Rebuilt, coverage_year: u16, region: Option<RegionCode>,
 
 /// Adds one person-year to the report.
 fn tally(report: &mut AuditReport, year: &PersonYear, on: Option<Date>) {
-    *report.persons_by_state.entry(state_name(year.state)).or_default() += 1;
+    *report.persons_by_state.entry(year.state.name().to_string()).or_default() += 1;
     let received = &mut report.received;
     received.paid.add(&year.paid);
     if let Some(fiscal) = year.fiscal_subsidy.filter(|_| year.state == CoverageState::Received) {

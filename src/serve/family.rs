@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::str::FromStr;
 use std::sync::{Arc, RwLockReadGuard};
+use yibao::answers::StuckAnswer;
 
 impl App {
     /// Runs `f` with both projections at the same position, caught up with
@@ -386,7 +387,7 @@ pub async fn stuck(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     query: Result<Query<StuckQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StuckAnswer>, ApiError> {
     Tokens::caller(app.tokens.as_ref(), &headers)?.may_read()?;
     let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
     if query.older_than_hours.is_some_and(|hours| !(0..=366 * 24).contains(&hours)) {
@@ -394,24 +395,9 @@ pub async fn stuck(
     }
     let answer = app
         .read_projections(move |coverage, family| {
-            let (found, n_without_limit) = family::stuck(family, coverage, BeijingTime::now(), query.older_than_hours);
-            let listed: Vec<Value> = found
-                .iter()
-                .map(|s| {
-                    json!({
-                        "application_id": s.application_id,
-                        "holder": s.holder.masked(),
-                        "member": s.member.masked(),
-                        "coverage_year": s.coverage_year,
-                        "amount": s.amount,
-                        "state": s.state,
-                        "submitted_at": s.submitted_at.to_string(),
-                        "limit_hours": s.limit_hours,
-                        "limit_from": s.limit_from,
-                    })
-                })
-                .collect();
-            json!({ "stuck": listed, "n_without_limit": n_without_limit, "log_position": coverage.position() })
+            let now = BeijingTime::now();
+            let (found, n_without_limit) = family::stuck(family, coverage, now, query.older_than_hours);
+            StuckAnswer { log_position: Some(coverage.position()), ..StuckAnswer::new(now, &found, n_without_limit) }
         })
         .await?;
     Ok(Json(answer))
@@ -470,5 +456,5 @@ pub async fn certificate(
 
 /// A date of the request, today (UTC+8) when not given.
 fn date_field(name: &'static str, text: Option<&str>) -> Result<Date, ApiError> {
-    text.map_or_else(|| Ok(BeijingTime::now().business_date()), |text| field(name, text))
+    text.map_or_else(|| Ok(Date::today()), |text| field(name, text))
 }

@@ -132,7 +132,7 @@ pub fn document() -> Value {
             "/v1/family/stuck": { "get": {
                 "summary": "Applications in flight longer than their policy's processing duration (office, auditor)",
                 "parameters": [query("older_than_hours", "integer", false, "override the policies' duration")],
-                "responses": with_ok("{stuck, n_without_limit, log_position}", "application/json", &["400", "401", "403", "503"]) } },
+                "responses": with_ok("{now, stuck, n_without_limit, log_position}", "application/json", &["400", "401", "403", "503"]) } },
         }
     });
     if let (Some(paths), Value::Object(audit)) = (document["paths"].as_object_mut(), audit_paths()) {

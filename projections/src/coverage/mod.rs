@@ -46,7 +46,7 @@ pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
 pub use live::Pending;
 pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
 pub use state::MoneyOutOfRange;
-pub use view::{CoverageState, Paid, PersonYear, Refunds, SplitView};
+pub use view::{source_words, CoverageState, Paid, PersonYear, Refunds, SplitView};
 
 use crate::policy::Policy;
 use crate::Projection;

@@ -172,7 +172,8 @@ fn subsidy_target(year: &YearState, reference: &str, applied: &[AppliedRefund]) 
     Some(Refundable { kind: PaymentKind::Subsidy, amount, refunded, position: first.position })
 }
 
-fn source_name(source: Source) -> &'static str {
+/// The one name of a payer source, in JSON, CSV and text.
+pub(super) fn source_name(source: Source) -> &'static str {
     match source {
         Source::Myself => "self",
         Source::Other => "other",

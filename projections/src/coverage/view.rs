@@ -5,8 +5,9 @@
 
 use super::describe::{by_funder, class_name, settling_note};
 use super::flows::{Flows, Settlement, Walk};
+use super::payments::source_name;
 use super::policies::PolicyEntry;
-use super::state::{money, shortfall, sum, PersonId, PersonState, YearState};
+use super::state::{money, shortfall, sum, PersonId, PersonState, Source, YearState};
 use super::states::StateInput;
 use super::Coverage;
 use crate::policy::{funder_key, AmountDue, HardshipSubsidy, PaymentClass, PersonFacts, Ruling};
@@ -42,6 +43,40 @@ pub enum CoverageState {
 }
 
 impl CoverageState {
+    /// Every state, for the checks that hold each spelling.
+    pub const ALL: [CoverageState; 9] = [
+        CoverageState::NotRegistered,
+        CoverageState::RegisteredUnpaid,
+        CoverageState::Pending,
+        CoverageState::PartiallyPaid,
+        CoverageState::Received,
+        CoverageState::Overpaid,
+        CoverageState::RefundedToSource,
+        CoverageState::Void,
+        CoverageState::AwaitingPolicy,
+    ];
+
+    /// The one spelling of the state in every answer, JSON or text
+    /// (`registered_unpaid`); serde's derive is held to it by a test.
+    pub fn name(self) -> &'static str {
+        match self {
+            CoverageState::NotRegistered => "not_registered",
+            CoverageState::RegisteredUnpaid => "registered_unpaid",
+            CoverageState::Pending => "pending",
+            CoverageState::PartiallyPaid => "partially_paid",
+            CoverageState::Received => "received",
+            CoverageState::Overpaid => "overpaid",
+            CoverageState::RefundedToSource => "refunded_to_source",
+            CoverageState::Void => "void",
+            CoverageState::AwaitingPolicy => "awaiting_policy",
+        }
+    }
+
+    /// The name as words, for text answers (`registered unpaid`).
+    pub fn words(self) -> String {
+        self.name().replace('_', " ")
+    }
+
     /// Registered but not paid in full (what `unpaid` lists).
     pub fn is_unpaid(self) -> bool {
         matches!(
@@ -73,6 +108,17 @@ pub struct Paid {
 }
 
 impl Paid {
+    /// Each payer's money under its source's one name (`self`, `other`,
+    /// `collector`, `proxy`), in that order; subsidies apart.
+    pub fn by_source(&self) -> [(&'static str, Money); 4] {
+        [
+            (source_name(Source::Myself), self.by_self),
+            (source_name(Source::Other), self.by_other),
+            (source_name(Source::Collector), self.by_collector),
+            (source_name(Source::Proxy), self.by_proxy),
+        ]
+    }
+
     /// Adds another person-year's money, source by source (a sum that
     /// would overflow stays where it was).
     pub fn add(&mut self, other: &Paid) {
@@ -589,4 +635,13 @@ fn effective_basis(person: &PersonState, basis: &EnrolmentBasis, coverage_year: 
 
 fn groups(year: Option<&YearState>) -> &[Box<str>] {
     year.and_then(|y| y.extra()).map_or(&[], |e| &e.hardship_groups)
+}
+
+/// How text answers word a payer source named by `Paid::by_source`.
+pub fn source_words(name: &str) -> &str {
+    match name {
+        "other" => "paid by another person",
+        "proxy" => "employee account (proxy)",
+        name => name,
+    }
 }
