@@ -26,21 +26,8 @@ const HEAD_HASH: &str = "4a57b9e7397af7ea19926dab5e2b2a3d491a167c54c752c72a379dc
 /// must stay as they were written.
 fn copy_of_fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(Path::new(FIXTURE), &dir.path().join("data"));
+    common::copy_tree(Path::new(FIXTURE), &dir.path().join("data"));
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
 }
 
 fn yibao(data: &Path, args: &[&str]) -> (String, String) {

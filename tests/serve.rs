@@ -67,10 +67,15 @@ fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: Op
         Some(body) => request.send_json(body),
         None => request.call(),
     };
+    answered(result, &format!("{method} {path}"))
+}
+
+/// (status, body as JSON or as a string) of any answer, errors included.
+fn answered(result: Result<ureq::Response, ureq::Error>, what: &str) -> (u16, Value) {
     let response = match result {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
-        Err(other) => panic!("{method} {path}: {other}"),
+        Err(other) => panic!("{what}: {other}"),
     };
     let status = response.status();
     let text = response.into_string().expect("body");
@@ -703,14 +708,18 @@ fn load_is_shed_and_slow_bodies_time_out() {
     let server = start_with(data, &["--max-reading", "1", "--body-read-timeout", "3"]);
     assert_eq!(call(&server, "GET", "/v1/health", None, None).0, 200);
 
-    let mut stalled = std::net::TcpStream::connect(&server.addr).expect("connect");
-    stalled.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    let head = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {OFFICE}\r\n\
-         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
-        server.addr
-    );
-    stalled.write_all(head.as_bytes()).expect("write");
+    let stall = || {
+        let mut stalled = std::net::TcpStream::connect(&server.addr).expect("connect");
+        stalled.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {OFFICE}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+            server.addr
+        );
+        stalled.write_all(head.as_bytes()).expect("write");
+        stalled
+    };
+    let mut stalled = stall();
     // The stalled body takes the slot as soon as its head is read.
     let deadline = Instant::now() + Duration::from_secs(10);
     let shed = loop {
@@ -719,9 +728,18 @@ fn load_is_shed_and_slow_bodies_time_out() {
             .send_json(registration());
         match response {
             Err(ureq::Error::Status(503, response)) => break response,
-            // The stalled head may not have been read yet.
+            // The stalled head may not have been read yet; or a post read
+            // first held the slot and the stalled one was shed itself
+            // (answered already): stall another.
             Ok(_) => {
                 assert!(Instant::now() < deadline, "nothing was shed");
+                stalled.set_nonblocking(true).expect("nonblocking");
+                let answered =
+                    !matches!(stalled.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+                stalled.set_nonblocking(false).expect("blocking");
+                if answered {
+                    stalled = stall();
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(ureq::Error::Status(_, response)) => panic!("{}", response.into_string().expect("body")),
@@ -1174,14 +1192,7 @@ fn post_text(server: &Server, token: &str, body: &str) -> (u16, Value) {
     let request = ureq::post(&format!("http://{}/v1/events", server.addr))
         .set("Authorization", &format!("Bearer {token}"))
         .set("Content-Type", "application/json");
-    let response = match request.send_string(body) {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(other) => panic!("POST /v1/events: {other}"),
-    };
-    let status = response.status();
-    let text = response.into_string().expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    answered(request.send_string(body), "POST /v1/events")
 }
 
 /// One payment posted six ways is one payment; a repeated key, an amount a

@@ -239,7 +239,7 @@ fn a_flipped_byte_anywhere_is_found_or_harmless_never_a_shorter_log() {
     let db = std::fs::read(pristine.join("log").join("db")).expect("read sled's file");
     // The head as written, read from a copy (a read reopens the store).
     let reference = dir.path().join("reference");
-    copy_tree(&pristine, &reference);
+    common::copy_tree(&pristine, &reference);
     let full = stdout(&ok(&reference, &["verify"]));
     let full_head = full.lines().find(|line| line.starts_with("OK: head")).expect("verify's head line").to_string();
     assert!(!full_head.starts_with("OK: head 0 "), "{full}");
@@ -247,7 +247,7 @@ fn a_flipped_byte_anywhere_is_found_or_harmless_never_a_shorter_log() {
     for eighth in 1..8 {
         let offset = used * eighth / 8;
         let data = dir.path().join(format!("flipped-{eighth}"));
-        copy_tree(&pristine, &data);
+        common::copy_tree(&pristine, &data);
         let mut bytes = db.clone();
         bytes[offset] ^= 0x5a;
         std::fs::write(data.join("log").join("db"), bytes).expect("write the flipped file");
@@ -265,18 +265,6 @@ fn a_flipped_byte_anywhere_is_found_or_harmless_never_a_shorter_log() {
             if output.status.code() == Some(3) {
                 assert!(message.contains("the ledger store is damaged"), "byte {offset}, {args:?}: {message}");
             }
-        }
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
         }
     }
 }

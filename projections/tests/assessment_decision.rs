@@ -3,9 +3,11 @@
 //! 办理特殊缴费), judged against the batch's own earlier facts, and take the
 //! assessment in force recorded again as a repeat.
 
-use ledger::envelope::sm3;
+mod common;
+
+use common::envelope;
 use ledger::event::{Event, HardshipAssessed, PaymentReceived, PersonRegistered, PolicyPublished};
-use ledger::{Envelope, EnvelopeHead, Identity, Money, NewEvent, UtcTime};
+use ledger::{Identity, Money, NewEvent};
 use projections::coverage::Coverage;
 use projections::family::{check_batch, decide, Family, Verdict};
 use projections::Projection;
@@ -62,23 +64,6 @@ fn assessment() -> HardshipAssessed {
 
 fn batch(events: Vec<Event>) -> Vec<NewEvent> {
     events.into_iter().map(|event| NewEvent::fact(event, "test")).collect()
-}
-
-fn envelope(position: u64, event: Event) -> Envelope {
-    Envelope {
-        head: EnvelopeHead {
-            position,
-            event_id: ledger::uuid::Uuid::from_u64_pair(0, position),
-            recorded_at: UtcTime(0),
-            stream: event.stream(),
-            stream_version: 1,
-            actor: "test".into(),
-            idempotency_key: format!("k{position}"),
-        },
-        event,
-        prev_hash: [0; 32],
-        hash: sm3(&position.to_be_bytes()),
-    }
 }
 
 #[test]

@@ -4,13 +4,15 @@
 //! payments, replaying twice or through a checkpoint gives the same digest,
 //! and subsidy splits sum to the whole in fen.
 
-use ledger::envelope::sm3;
+mod common;
+
+use common::envelope;
 use ledger::event::{
     EnrolmentBasis, Event, Funder, HardshipAssessed, HardshipCertified, IdentityConverted, Payer, PaymentReceived,
     PaymentRef, PersonRegistered, PolicyAmended, PolicyPublished, ProxyCredited, ProxyFailed, ProxyProcessing,
     ProxyReturned, ProxySubmitted, RefundDestination, RefundIssued, SubsidyGranted, SubsidyPart,
 };
-use ledger::{BeijingTime, Date, Envelope, EnvelopeHead, Identity, Money, RegionCode, UtcTime};
+use ledger::{BeijingTime, Date, Identity, Money, RegionCode};
 use projections::coverage::{Coverage, PersonYear};
 use projections::Projection;
 use proptest::prelude::*;
@@ -81,23 +83,6 @@ fn at(day: u16) -> BeijingTime {
     let first = chrono::NaiveDate::from_ymd_opt(2020, 11, 1).expect("date");
     let paid = first + chrono::Days::new(u64::from(day));
     format!("{paid} 10:00:00").parse().expect("time")
-}
-
-fn envelope(position: u64, event: Event) -> Envelope {
-    Envelope {
-        head: EnvelopeHead {
-            position,
-            event_id: ledger::uuid::Uuid::from_u64_pair(0, position),
-            recorded_at: UtcTime(0),
-            stream: event.stream(),
-            stream_version: 1,
-            actor: "proptest".into(),
-            idempotency_key: format!("k{position}"),
-        },
-        event,
-        prev_hash: [0; 32],
-        hash: sm3(&position.to_be_bytes()),
-    }
 }
 
 fn setup() -> Vec<Event> {

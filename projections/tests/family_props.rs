@@ -9,12 +9,14 @@
 //! * refunds never exceed payments: per payment against the model, and in
 //!   every person-year view (nothing is ever left unapplied).
 
-use ledger::envelope::sm3;
+mod common;
+
+use common::envelope;
 use ledger::event::{
     Event, FamilyBindingCreated, Payer, PaymentReceived, PaymentRef, PersonRegistered, PolicyPublished, ProxyCredited,
     ProxyFailed, ProxyProcessing, ProxyReturned, ProxySubmitted, RefundDestination, RefundIssued, Relation,
 };
-use ledger::{BeijingTime, Date, Envelope, EnvelopeHead, Identity, Money, RegionCode, UtcTime};
+use ledger::{BeijingTime, Date, Identity, Money, RegionCode};
 use projections::coverage::Coverage;
 use projections::family::{decide, Family, Verdict};
 use projections::Projection;
@@ -85,23 +87,6 @@ fn money(fen: i64) -> Money {
 fn at(minutes: usize) -> BeijingTime {
     let start: BeijingTime = "2024-10-02 09:00:00".parse().expect("time");
     BeijingTime(start.0 + i64::try_from(minutes).expect("small") * 60_000_000)
-}
-
-fn envelope(position: u64, event: Event) -> Envelope {
-    Envelope {
-        head: EnvelopeHead {
-            position,
-            event_id: ledger::uuid::Uuid::from_u64_pair(0, position),
-            recorded_at: UtcTime(0),
-            stream: event.stream(),
-            stream_version: 1,
-            actor: "proptest".into(),
-            idempotency_key: format!("k{position}"),
-        },
-        event,
-        prev_hash: [0; 32],
-        hash: sm3(&position.to_be_bytes()),
-    }
 }
 
 /// The model's view of an application: amount, member, state (0 submitted,
