@@ -2,18 +2,18 @@
 
 use crate::exit::{BadInput, Findings};
 use crate::output::ignore_broken_pipe;
-use crate::progress;
 use anyhow::{Context, Result};
 use ledger::log::block::BlockView;
 use ledger::log::restore::{self as ledger_restore, ExportedRecord};
 use ledger::log::VerifyProblem;
 use ledger::{envelope, Envelope, LedgerError, NewEvent, OpenMode, SledLog};
+use operations::channels::Channels;
+use operations::facts::{self, LineError, MAX_ERRORS_SHOWN};
+use operations::progress;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
-use yibao::channels::Channels;
-use yibao::facts::{self, LineError, MAX_ERRORS_SHOWN};
 
 pub fn open(data: &Path, mode: OpenMode) -> Result<SledLog> {
     SledLog::open(data, mode).with_context(|| format!("opening the ledger at {}", data.display()))

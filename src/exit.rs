@@ -1,6 +1,7 @@
 //! Exit codes and how errors are printed: the whole chain once, no panic.
 
 use ledger::LedgerError;
+use operations::{Classified, Kind};
 use std::process::ExitCode;
 
 pub const FINDINGS: u8 = 1;
@@ -28,6 +29,42 @@ pub struct Findings(pub String);
 #[error("{0}")]
 pub struct Changed(pub String);
 
+/// An operation's error, carrying its kind to `code_of`: every adapter
+/// passes an operation's error through here (`.map_err(exit::classified)`).
+pub fn classified<E: Classified>(error: E) -> anyhow::Error {
+    let kind = error.kind();
+    anyhow::Error::new(Kinded { kind, error: Box::new(error) })
+}
+
+/// An operation's error with its kind; reads as the error itself.
+#[derive(Debug)]
+struct Kinded {
+    kind: Kind,
+    error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for Kinded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Kinded {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// The exit code of an operation's error kind.
+pub fn code_of_kind(kind: Kind) -> u8 {
+    match kind {
+        Kind::BadInput | Kind::Refused | Kind::Conflict => BAD_INPUT,
+        Kind::NotFound | Kind::Findings => FINDINGS,
+        Kind::Changed => CHANGED,
+        Kind::Unavailable | Kind::Failure => FAILURE,
+    }
+}
+
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     let Err(error) = result else { return ExitCode::SUCCESS };
     let code = code_of(&error);
@@ -37,6 +74,9 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
 
 fn code_of(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
+        if let Some(kinded) = cause.downcast_ref::<Kinded>() {
+            return code_of_kind(kinded.kind);
+        }
         if cause.is::<BadInput>() {
             return BAD_INPUT;
         }

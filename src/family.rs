@@ -15,13 +15,13 @@ use ledger::event::{
     ProxySubmitted,
 };
 use ledger::{BeijingTime, Date, Event, Identity, LogReader, Money, NewEvent, OpenMode, SledLog};
+use operations::answers::StuckAnswer;
+use operations::facts;
 use projections::coverage::Coverage;
 use projections::family::{self, relation_label, Application, Family, ProxyStep, Verdict};
 use projections::Projection;
 use serde_json::json;
 use std::path::Path;
-use yibao::answers::StuckAnswer;
-use yibao::facts;
 
 /// `yibao family …`.
 #[derive(Subcommand)]
@@ -206,7 +206,7 @@ pub fn projections_at_head(log: &SledLog) -> Result<(Coverage, Family)> {
 
 /// The family projection at position `upto` (`checkpoints.rs`).
 pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> {
-    crate::checkpoints::caught_up(data, log, upto)
+    operations::checkpoints::caught_up(data, log, upto).map_err(crate::exit::classified)
 }
 
 /// A refusal as the user reads it: the field, the rule, and that nothing

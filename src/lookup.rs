@@ -6,16 +6,16 @@ use crate::exit::{BadInput, Findings};
 use anyhow::{Context, Result};
 use ledger::event::HardshipAssessed;
 use ledger::{Date, Envelope, Event, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
+use operations::answers::UnpaidListed;
 use projections::coverage::{source_words, Coverage, PersonYear};
 use projections::family::Family;
 use projections::Projection;
 use std::collections::HashSet;
 use std::path::Path;
-use yibao::answers::UnpaidListed;
 
 /// The coverage projection, caught up with the log (`checkpoints.rs`).
 pub fn coverage(data: &Path, log: &dyn LogReader) -> Result<Coverage> {
-    crate::checkpoints::caught_up(data, log, u64::MAX)
+    operations::checkpoints::caught_up(data, log, u64::MAX).map_err(crate::exit::classified)
 }
 
 pub fn parse_identity(text: &str) -> Result<Identity> {
@@ -168,7 +168,7 @@ pub fn history(data: &Path, id: &str) -> Result<()> {
                 envelope.head.position,
                 envelope.head.recorded_at,
                 envelope.event.type_name(),
-                yibao::facts::summary(&envelope.event)
+                operations::facts::summary(&envelope.event)
             );
         }
         Ok(())

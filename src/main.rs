@@ -5,7 +5,6 @@
 mod output;
 
 mod certificate;
-mod checkpoints;
 mod commands;
 mod demo;
 mod exit;
@@ -13,7 +12,6 @@ mod family;
 mod lookup;
 mod policy;
 mod private_files;
-mod progress;
 mod reconcile_cmd;
 mod refund;
 mod replay_cmd;

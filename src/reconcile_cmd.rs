@@ -6,13 +6,13 @@ use crate::exit::{BadInput, Findings};
 use anyhow::{Context, Result};
 use ledger::Hash;
 use ledger::{Date, Event, LogBackend, LogReader, OpenMode};
+use operations::channels::Channels;
 use reconcile::{
     Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError, Report,
     RunDefinition, Summary,
 };
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use yibao::channels::Channels;
 
 /// What `yibao reconcile` was asked.
 pub struct ReconcileArgs {

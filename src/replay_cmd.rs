@@ -4,9 +4,9 @@
 
 use crate::commands::open;
 use crate::exit::{BadInput, Findings};
-use crate::progress;
 use anyhow::Result;
 use ledger::{Date, LogReader, OpenMode, RegionCode, UtcTime};
+use operations::progress;
 use projections::coverage::source_words;
 use replay::audit::{self, AuditReport, Rebuilt};
 use std::path::Path;

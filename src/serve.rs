@@ -38,6 +38,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{BoxError, Json, Router};
 use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode};
+use operations::answers::UnpaidListed;
 use projections::coverage::Coverage;
 use projections::Projection;
 use serde::Deserialize;
@@ -49,7 +50,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
-use yibao::answers::UnpaidListed;
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -124,7 +124,7 @@ pub struct App {
     /// Who reads the log for the coverage projection (see `lookup.rs`).
     catching_up: lookup::CatchUp,
     /// The channels posted facts may name (`DIR/channels.toml`).
-    channels: yibao::channels::Channels,
+    channels: operations::channels::Channels,
 }
 
 impl App {
@@ -370,8 +370,8 @@ fn require_loopback(addr: &str) -> Result<()> {
 /// Both projections' checkpoints, at one position.
 fn save_checkpoint(app: &App) -> Result<()> {
     app.with_projections(|coverage, family| -> Result<()> {
-        crate::checkpoints::save(&app.data, coverage)?;
-        crate::checkpoints::save(&app.data, family)
+        operations::checkpoints::save(&app.data, coverage)?;
+        Ok(operations::checkpoints::save(&app.data, family)?)
     })
     .map_err(|e| anyhow::anyhow!("{}", e.message))?
 }
@@ -682,7 +682,7 @@ async fn history(
                 "position": envelope.head.position,
                 "recorded_at": envelope.head.recorded_at.to_string(),
                 "type": envelope.event.type_name(),
-                "summary": yibao::facts::summary(&envelope.event),
+                "summary": operations::facts::summary(&envelope.event),
             })
         })
         .collect();

@@ -7,9 +7,9 @@ use crate::exit::BadInput;
 use anyhow::{Context, Result};
 use ledger::event::{EnrolmentBasis, Payer, PaymentReceived, PersonRegistered};
 use ledger::{BeijingTime, Date, Event, Identity, NewEvent, OpenMode, SledLog};
+use operations::facts;
 use std::path::Path;
 use std::str::FromStr;
-use yibao::facts;
 
 /// The flags of `yibao register`.
 pub struct Registration {
@@ -176,7 +176,7 @@ pub fn admit(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Resu
 /// reconciliation run): the data directory's channels do not matter to it,
 /// so it needs no ledger directory, only a log of any backend.
 pub fn admit_without_channels(event: Event, actor: &str, flags: FlagNames) -> Result<NewEvent> {
-    facts::admit(event, None, actor, yibao::channels::Channels::built_in())
+    facts::admit(event, None, actor, operations::channels::Channels::built_in())
         .map_err(|e| field_error(flags, e.field, e.reason))
 }
 
@@ -203,7 +203,7 @@ pub fn generate(persons: u64, seed: u64, out: Option<&Path>) -> Result<()> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut sink = std::io::BufWriter::with_capacity(1 << 20, sink);
-    let bar = crate::progress::bar(persons, "generate");
+    let bar = operations::progress::bar(persons, "generate");
     let mut n_facts = 0u64;
     let mut last_person = 0;
     // Standard output closed by its reader (`generate | head`): stop quietly.

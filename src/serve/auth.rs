@@ -113,7 +113,7 @@ impl Caller {
     /// A caller-given idempotency key as stored: in the caller's own
     /// namespace, so one caller cannot occupy another's key.
     pub fn namespaced_key(&self, key: &str) -> String {
-        format!("{}{}/{key}", yibao::facts::CALLER_KEY_PREFIX, self.name)
+        format!("{}{}/{key}", operations::facts::CALLER_KEY_PREFIX, self.name)
     }
 }
 

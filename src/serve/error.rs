@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use operations::{Classified, Kind};
 use serde_json::json;
 
 /// An error as the client sees it.
@@ -52,6 +53,43 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// An operation's error, answered by its kind: the message is the
+    /// error's chain (operations never put personal data in messages
+    /// beyond masked IDs); storage failures go to the server's log only.
+    #[allow(dead_code)]
+    pub fn classified<E: Classified>(error: &E) -> ApiError {
+        let message = chain(error);
+        let mut answer = match error.kind() {
+            Kind::BadInput => ApiError::new(StatusCode::BAD_REQUEST, "bad_input", message),
+            Kind::Refused => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_refused", message),
+            Kind::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            Kind::NotFound => ApiError::not_found(message),
+            Kind::Findings | Kind::Changed => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "findings", message),
+            Kind::Unavailable => ApiError::overloaded("unavailable", &message),
+            Kind::Failure => {
+                eprintln!("error: {message}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; see its log")
+            }
+        };
+        answer.field = error.field().map(str::to_string);
+        answer
+    }
+}
+
+/// An error and its causes, `: `-separated, as `{:#}` prints an anyhow chain.
+#[allow(dead_code)]
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "code": self.code, "message": self.message });
@@ -63,5 +101,31 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use operations::{RecordError, StorageError};
+    use projections::family::Refusal;
+
+    #[test]
+    fn an_operations_error_is_answered_by_its_kind_naming_its_field() {
+        let refused = RecordError::Refused(Refusal { field: Some("member"), reason: "not bound".into() });
+        let answer = ApiError::classified(&refused);
+        assert_eq!(
+            (answer.status, answer.code, answer.field.as_deref()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "rule_refused", Some("member"))
+        );
+        let conflict =
+            StorageError::Ledger(ledger::LedgerError::IdempotencyConflict { key: "k".into(), original_position: 3 });
+        assert_eq!(ApiError::classified(&conflict).status, StatusCode::CONFLICT);
+        let failed = StorageError::Ledger(ledger::LedgerError::Closed);
+        let answer = ApiError::classified(&failed);
+        assert_eq!(
+            (answer.status, answer.message.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "the server failed; see its log")
+        );
     }
 }

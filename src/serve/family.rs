@@ -23,6 +23,7 @@ use ledger::event::{
     ProxySubmitted,
 };
 use ledger::{BeijingTime, Date, Event, Identity, Money, NewEvent};
+use operations::answers::StuckAnswer;
 use projections::coverage::Coverage;
 use projections::family::{self, Family, ProxyStep};
 use projections::Projection;
@@ -30,7 +31,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::str::FromStr;
 use std::sync::{Arc, RwLockReadGuard};
-use yibao::answers::StuckAnswer;
 
 impl App {
     /// Runs `f` with both projections at the same position, caught up with

@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledger::sync::lock_plain;
 use ledger::{AppendOutcome, Event, EventLog, LedgerError, NewEvent};
+use operations::channels::Channels;
+use operations::facts;
 use projections::Projection;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use yibao::channels::Channels;
-use yibao::facts;
 
 /// Most facts in one request; larger loads go through `yibao import`.
 pub const MAX_BATCH_FACTS: usize = 10_000;

@@ -3,8 +3,8 @@
 //! saved again when they moved. The CLI and the service both come here, so
 //! coverage and family are handled the same way in one place.
 
+use crate::error::StorageError;
 use crate::progress;
-use anyhow::{Context, Result};
 use ledger::LogReader;
 use projections::checkpoint::CheckpointError;
 use projections::coverage::Coverage;
@@ -66,7 +66,8 @@ pub fn path<P: Checkpointed>(data: &Path) -> PathBuf {
 /// Projection `P` at position `upto` (capped at the log's durable head):
 /// from its checkpoint when there is a usable one, else rebuilt from
 /// position 1. A projection that moved is saved again.
-pub fn caught_up<P: Checkpointed>(data: &Path, log: &dyn LogReader, upto: u64) -> Result<P> {
+pub fn caught_up<P: Checkpointed>(data: &Path, log: &dyn LogReader, upto: u64) -> Result<P, StorageError> {
+    let failed = |source| StorageError::Checkpoint { name: P::NAME, source };
     let path = path::<P>(data);
     let mut projection = match P::load(&path) {
         Ok(projection) => projection,
@@ -77,7 +78,7 @@ pub fn caught_up<P: Checkpointed>(data: &Path, log: &dyn LogReader, upto: u64) -
             }
             P::empty()
         }
-        Err(error) => return Err(error).with_context(|| format!("loading the {} checkpoint", P::NAME)),
+        Err(error) => return Err(failed(error)),
     };
     // Saved past the position asked for: a fold cannot go back.
     if projection.position() > upto {
@@ -86,11 +87,11 @@ pub fn caught_up<P: Checkpointed>(data: &Path, log: &dyn LogReader, upto: u64) -
     let before = projection.position();
     if let Err(error) = fold(&mut projection, log, upto) {
         if !error.needs_rebuild() {
-            return Err(error).with_context(|| format!("catching the {} projection up with the log", P::NAME));
+            return Err(failed(error));
         }
         eprintln!("note: {error:#}; rebuilding from the log");
         projection = P::empty();
-        fold(&mut projection, log, upto).with_context(|| format!("folding the {} projection", P::NAME))?;
+        fold(&mut projection, log, upto).map_err(failed)?;
     }
     if projection.position() != before {
         save(data, &projection)?;
@@ -99,10 +100,12 @@ pub fn caught_up<P: Checkpointed>(data: &Path, log: &dyn LogReader, upto: u64) -
 }
 
 /// Writes `projection`'s checkpoint, making `DATA/projections/` first.
-pub fn save<P: Checkpointed>(data: &Path, projection: &P) -> Result<()> {
+pub fn save<P: Checkpointed>(data: &Path, projection: &P) -> Result<(), StorageError> {
     let path = path::<P>(data);
-    std::fs::create_dir_all(path.parent().unwrap_or(data))?;
-    projection.save(&path).with_context(|| format!("saving the {} checkpoint", P::NAME))
+    let directory = path.parent().unwrap_or(data);
+    std::fs::create_dir_all(directory)
+        .map_err(|source| StorageError::Io { what: format!("creating {}", directory.display()), source })?;
+    projection.save(&path).map_err(|source| StorageError::Checkpoint { name: P::NAME, source })
 }
 
 fn fold<P: Checkpointed>(projection: &mut P, log: &dyn LogReader, upto: u64) -> Result<(), CheckpointError> {

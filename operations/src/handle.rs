@@ -1,0 +1,186 @@
+//! `Ledger`: one handle on a ledger — its log, the channels it accepts,
+//! and its projections at one position, from their checkpoints caught up
+//! with the log. Every operation starts here, for the CLI and the service.
+
+use crate::channels::Channels;
+use crate::checkpoints;
+use crate::error::{Classified, Kind, StorageError};
+use crate::facts;
+use ledger::event::FieldError;
+use ledger::{Event, Head, OpenMode, SledLog};
+use projections::coverage::Coverage;
+use projections::family::{self, Family, Refusal, Verdict};
+use projections::Projection;
+use std::path::{Path, PathBuf};
+
+/// An open ledger.
+pub struct Ledger {
+    data: PathBuf,
+    log: SledLog,
+    channels: Channels,
+}
+
+/// Opening a ledger failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("opening the ledger at {}", data.display())]
+    Storage {
+        data: PathBuf,
+        #[source]
+        source: StorageError,
+    },
+    #[error(transparent)]
+    Channels(#[from] crate::channels::ChannelsError),
+}
+
+impl Classified for OpenError {
+    fn kind(&self) -> Kind {
+        match self {
+            OpenError::Storage { source, .. } => source.kind(),
+            OpenError::Channels(_) => Kind::BadInput,
+        }
+    }
+}
+
+/// Coverage and family at the same log position.
+pub struct Projections {
+    pub coverage: Coverage,
+    pub family: Family,
+}
+
+impl Projections {
+    /// The log position both reflect.
+    pub fn position(&self) -> u64 {
+        self.coverage.position()
+    }
+}
+
+/// What recording one fact did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Appended now at `position`; the log's head after it.
+    Appended { position: u64, head: Head, summary: String },
+    /// Already recorded at `position` (the same key and content, or the
+    /// same binding, step or refund): nothing appended.
+    Repeat { position: u64, what: String },
+}
+
+impl Recorded {
+    pub fn position(&self) -> u64 {
+        match self {
+            Recorded::Appended { position, .. } | Recorded::Repeat { position, .. } => *position,
+        }
+    }
+}
+
+/// Recording one fact failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// A field fails the edge's checks (canonical text, known channel,
+    /// limits, key).
+    #[error("field `{}`: {}", .0.field, .0.reason)]
+    Field(FieldError),
+    /// The rules refuse the fact against the ledger's state.
+    #[error("{}; nothing was appended", refusal_text(.0))]
+    Refused(Refusal),
+    #[error("appending the fact")]
+    Storage(#[from] StorageError),
+}
+
+fn refusal_text(refusal: &Refusal) -> String {
+    match refusal.field {
+        Some(field) => format!("field `{field}`: {}", refusal.reason),
+        None => refusal.reason.clone(),
+    }
+}
+
+impl Classified for RecordError {
+    fn kind(&self) -> Kind {
+        match self {
+            RecordError::Field(_) => Kind::BadInput,
+            RecordError::Refused(_) => Kind::Refused,
+            RecordError::Storage(error) => error.kind(),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            RecordError::Field(error) => Some(error.field),
+            RecordError::Refused(refusal) => refusal.field,
+            RecordError::Storage(_) => None,
+        }
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger in `data` (creating it with `OpenMode::Create`).
+    pub fn open(data: &Path, mode: OpenMode) -> Result<Ledger, OpenError> {
+        let storage = |source| OpenError::Storage { data: data.to_path_buf(), source };
+        let log = SledLog::open(data, mode).map_err(|e| storage(StorageError::Ledger(e)))?;
+        let channels = Channels::load(data)?;
+        Ok(Ledger { data: data.to_path_buf(), log, channels })
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    pub fn log(&self) -> &SledLog {
+        &self.log
+    }
+
+    /// The channels facts may name: built in, plus `DIR/channels.toml`.
+    pub fn channels(&self) -> &Channels {
+        &self.channels
+    }
+
+    /// The coverage projection at the log's head.
+    pub fn coverage(&self) -> Result<Coverage, StorageError> {
+        checkpoints::caught_up(&self.data, &self.log, u64::MAX)
+    }
+
+    /// The family projection at position `upto`.
+    pub fn family_at(&self, upto: u64) -> Result<Family, StorageError> {
+        checkpoints::caught_up(&self.data, &self.log, upto)
+    }
+
+    /// Both projections at one position, the head's: coverage caught up
+    /// with the log, then family to exactly coverage's position.
+    pub fn projections(&self) -> Result<Projections, StorageError> {
+        let coverage = self.coverage()?;
+        let family = self.family_at(coverage.position())?;
+        Ok(Projections { coverage, family })
+    }
+
+    /// Puts `event` through the edge's checks (`facts::admit`), asks the
+    /// rules (`family::decide`) against `at`, and appends it unless it is
+    /// already recorded.
+    pub fn record(&self, at: &Projections, event: Event, actor: &str) -> Result<Recorded, RecordError> {
+        record(&self.log, &self.channels, at, event, actor)
+    }
+}
+
+/// `Ledger::record` over any log that can be appended to: the service
+/// holds its own projections and log.
+pub fn record(
+    log: &impl ledger::LogBackend,
+    channels: &Channels,
+    at: &Projections,
+    event: Event,
+    actor: &str,
+) -> Result<Recorded, RecordError> {
+    let new = facts::admit(event, None, actor, channels).map_err(RecordError::Field)?;
+    match family::decide(&at.family, &at.coverage, &new.event).map_err(RecordError::Refused)? {
+        Verdict::Repeat { position, what } => Ok(Recorded::Repeat { position, what }),
+        Verdict::Append => {
+            let summary = facts::summary(&new.event);
+            let outcome = log.append_blocking(vec![new]).map_err(StorageError::from)?;
+            let position = outcome.positions.first().copied().unwrap_or(0);
+            if outcome.n_appended == 0 {
+                return Ok(Recorded::Repeat { position, what: summary });
+            }
+            Ok(Recorded::Appended { position, head: outcome.head, summary })
+        }
+    }
+}

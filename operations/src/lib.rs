@@ -1,0 +1,19 @@
+//! The ledger's operations, between the domain crates (`ledger`,
+//! `projections`, `replay`, `reconcile`) and the two frontends (the
+//! `yibao` command line and its HTTP service). One handle on a ledger
+//! (`Ledger`), typed inputs, typed answers (serde types that `--json` and
+//! HTTP both give), and an error enum per operation over a shared
+//! `StorageError`, each with a `Kind` the frontends turn into an exit code
+//! or an HTTP status. Every rule is decided here or below, once, for every
+//! frontend.
+
+pub mod answers;
+pub mod channels;
+pub mod checkpoints;
+pub mod error;
+pub mod facts;
+mod handle;
+pub mod progress;
+
+pub use error::{Classified, Kind, StorageError};
+pub use handle::{record, Ledger, OpenError, Projections, RecordError, Recorded};
