@@ -15,6 +15,7 @@
 mod access;
 mod audit;
 mod auth;
+mod certificate;
 mod error;
 mod family;
 pub(crate) mod lookup;
@@ -414,7 +415,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
         ("get", "/v1/persons/{id_number}/history", get(history)),
         ("get", "/v1/unpaid", get(unpaid)),
         ("post", "/v1/events", post(write::post_events)),
-        ("get", "/v1/certificates/{id_number}/{year}", get(family::certificate)),
+        ("get", "/v1/certificates/{id_number}/{year}", get(certificate::certificate)),
         ("post", "/v1/family/bindings", post(family::bind)),
         ("post", "/v1/family/bindings/revoke", post(family::revoke)),
         ("post", "/v1/family/applications", post(family::apply)),

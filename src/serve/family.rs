@@ -1,6 +1,6 @@
 //! Family accounts (家庭共济) over HTTP: bindings, proxy applications and
-//! their steps, a person's family view, the stuck list, and the payment
-//! certificate. Each write is built as the typed fact the CLI would record
+//! their steps, a person's family view, and the stuck list (the payment
+//! certificate is in `certificate.rs`). Each write is built as the typed fact the CLI would record
 //! and goes through `App::append` (the same checks, rule decision and
 //! idempotency as `POST /v1/events`).
 //!
@@ -12,11 +12,9 @@
 use super::auth::Tokens;
 use super::error::ApiError;
 use super::App;
-use crate::exit::{BadInput, Findings};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledger::event::{
     FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
@@ -401,57 +399,6 @@ pub async fn stuck(
         })
         .await?;
     Ok(Json(answer))
-}
-
-#[derive(Deserialize)]
-pub struct CertificateQuery {
-    /// html (default), text or json (the data block alone).
-    format: Option<String>,
-}
-
-/// `GET /v1/certificates/{id_number}/{year}`: the payment certificate
-/// (参保缴费证明) of a received person-year, ID masked, with its data block
-/// for `yibao certificate verify`. Recorded in access.log.
-pub async fn certificate(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    UrlPath((id_number, year)): UrlPath<(String, String)>,
-    query: Result<Query<CertificateQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let caller = Tokens::caller(app.tokens.as_ref(), &headers)?;
-    caller.may_read()?;
-    let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
-    let person = super::identity(&id_number)?;
-    let year: u16 = year.parse().map_err(|_| ApiError::bad_input(Some("year"), "year: expected a coverage year"))?;
-    let format = query.format.unwrap_or_else(|| "html".into());
-    if !["html", "text", "json"].contains(&format.as_str()) {
-        return Err(ApiError::bad_input(Some("format"), "format: html, text or json"));
-    }
-    app.record_access(&caller, &person, "/v1/certificates/{id_number}/{year}").await;
-    let log = app.store.log()?;
-    let issued = app
-        .read_projections(move |coverage, family| {
-            crate::certificate::issue_from(&log, coverage, family, &person, year, false)
-        })
-        .await?;
-    let certificate = issued.map_err(|error| {
-        if let Some(findings) = error.downcast_ref::<Findings>() {
-            ApiError::not_found(findings.0.clone())
-        } else if let Some(refused) = error.downcast_ref::<BadInput>() {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_received", refused.0.clone())
-        } else {
-            ApiError::internal(&error)
-        }
-    })?;
-    Ok(match format.as_str() {
-        "json" => Json(&certificate).into_response(),
-        "text" => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], crate::certificate::render_as(&certificate, false))
-                .into_response()
-        }
-        _ => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::certificate::render_as(&certificate, true))
-            .into_response(),
-    })
 }
 
 /// A date of the request, today (UTC+8) when not given.
