@@ -10,6 +10,7 @@
 pub mod answers;
 pub mod channels;
 pub mod checkpoints;
+pub mod coverage;
 pub mod error;
 pub mod facts;
 mod handle;
