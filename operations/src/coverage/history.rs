@@ -10,13 +10,14 @@ use projections::Projection;
 use serde::Serialize;
 use std::collections::HashSet;
 
-/// A person's facts, at the log position they were read to.
+/// A person's facts, at the log position they were read to. Fields in
+/// alphabetical order, as the service has always written them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HistoryAnswer {
-    /// The ID asked for, masked.
-    pub person: String,
     pub facts: Vec<HistoryFact>,
     pub log_position: u64,
+    /// The ID asked for, masked.
+    pub person: String,
     /// The identity the person is known by now, masked (the text names
     /// it; the JSON names the ID asked).
     #[serde(skip)]
@@ -29,9 +30,9 @@ pub struct HistoryFact {
     pub position: u64,
     /// Transaction time (`recorded_at`), RFC 3339 in UTC.
     pub recorded_at: String,
+    pub summary: String,
     #[serde(rename = "type")]
     pub type_name: &'static str,
-    pub summary: String,
 }
 
 /// Every identity the person had; an account holder who is not insured
@@ -78,8 +79,8 @@ fn fact(envelope: &Envelope) -> HistoryFact {
     HistoryFact {
         position: envelope.head.position,
         recorded_at: envelope.head.recorded_at.to_string(),
-        type_name: envelope.event.type_name(),
         summary: crate::facts::summary(&envelope.event),
+        type_name: envelope.event.type_name(),
     }
 }
 
@@ -93,5 +94,5 @@ fn finish(
     if facts.is_empty() && coverage.person(person).is_none() {
         return Err(LookupError::unknown(person, None));
     }
-    Ok(HistoryAnswer { person: person.masked(), facts, log_position: coverage.position(), known_as: current.masked() })
+    Ok(HistoryAnswer { facts, log_position: coverage.position(), person: person.masked(), known_as: current.masked() })
 }

@@ -93,7 +93,7 @@ fn query(person: &str) -> CoverageQuery {
 }
 
 fn state(answer: &CoverageAnswer) -> String {
-    let value = serde_json::to_value(&answer.years[0].year.state).expect("JSON");
+    let value = serde_json::to_value(answer.years[0].year.state).expect("JSON");
     value.as_str().unwrap_or_default().to_string()
 }
 
