@@ -4,9 +4,7 @@
 
 use super::*;
 use crate::handle::Ledger;
-use ledger::event::{
-    PaymentReceived, PaymentRef, PersonRegistered, PolicyPublished, RefundDestination, RefundIssued,
-};
+use ledger::event::{PaymentReceived, PaymentRef, PersonRegistered, PolicyPublished, RefundDestination, RefundIssued};
 use ledger::{Event, Identity, Money, NewEvent, OpenMode};
 
 const BIJIE: &str = include_str!("../../../fixtures/policies/bijie-2025.toml");
@@ -172,7 +170,8 @@ fn the_unpaid_list_names_the_unpaid_masked_and_pages() {
     let coverage = ledger.coverage().expect("coverage");
     let second = unpaid(&coverage, region, 2025, Page::new(Some(2), Some(1)).expect("a page"));
     assert_eq!((second.n_total, second.entries.len(), second.page), (1, 0, 2));
-    for (page, per_page, field) in [(Some(0), None, "page"), (None, Some(0), "per_page"), (None, Some(1001), "per_page")]
+    for (page, per_page, field) in
+        [(Some(0), None, "page"), (None, Some(0), "per_page"), (None, Some(1001), "per_page")]
     {
         let refused = Page::new(page, per_page).expect_err("a bad page");
         assert_eq!((refused.kind(), refused.field()), (Kind::BadInput, Some(field)), "{refused}");
