@@ -605,6 +605,8 @@ fn as_of_through_the_person_streams_equals_a_whole_rebuild() {
         if status == 404 {
             assert!(answer["message"].as_str().is_some_and(|m| m.contains(&format!("as of {at}"))), "{answer}");
             assert_eq!(output.status.code(), Some(1), "{id} at {at}: unknown to the service, known to a rebuild");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains(&format!("as of {at} (facts recorded by then)")), "{id} at {at}: {stderr}");
             continue;
         }
         assert_eq!(status, 200, "{id} at {at}: {answer}");

@@ -11,6 +11,7 @@ pub mod answers;
 pub mod certificate;
 pub mod channels;
 pub mod checkpoints;
+pub mod coverage;
 pub mod error;
 pub mod facts;
 mod handle;

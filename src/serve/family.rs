@@ -22,6 +22,7 @@ use ledger::event::{
 };
 use ledger::{BeijingTime, Date, Event, Identity, Money, NewEvent};
 use operations::answers::StuckAnswer;
+use operations::coverage::{CoverageAnswer, CoverageQuery};
 use projections::coverage::Coverage;
 use projections::family::{self, Family, ProxyStep};
 use projections::Projection;
@@ -84,19 +85,18 @@ impl App {
 }
 
 impl App {
-    /// What was known of `person` at `moment`: a fold of the person's and
-    /// the policies' facts recorded by then (`lookup::person_as_of`).
+    /// What was known of the person at `moment`: a fold of the person's and
+    /// the policies' facts recorded by then (`coverage::answer_as_of`).
     pub(super) async fn coverage_as_of(
         self: &Arc<Self>,
-        person: &Identity,
+        query: CoverageQuery,
         moment: ledger::UtcTime,
-    ) -> Result<Coverage, ApiError> {
+    ) -> Result<CoverageAnswer, ApiError> {
         let app = Arc::clone(self);
-        let person = person.clone();
         tokio::task::spawn_blocking(move || {
             app.with_projections(|coverage, family| {
-                crate::lookup::person_as_of(&*app.store.log()?, coverage, family, &person, moment)
-                    .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))
+                operations::coverage::answer_as_of(&*app.store.log()?, coverage, family, &query, moment)
+                    .map_err(|e| ApiError::classified(&e))
             })?
         })
         .await
