@@ -85,21 +85,11 @@ pub(super) fn build(coverage: &Coverage, query: &CoverageQuery) -> Option<Covera
         })
         .collect();
     Some(CoverageAnswer {
-        head_hash: hex_of(&coverage.head_hash()),
+        head_hash: hex::encode(coverage.head_hash()),
         log_position: coverage.position(),
         person: PersonListed::from(person),
         years,
     })
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(2 * bytes.len());
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
 }
 
 impl From<PersonSummary> for PersonListed {
