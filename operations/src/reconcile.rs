@@ -348,3 +348,32 @@ pub fn describe(finding: &Finding) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_named_without_a_mapping_is_bad_input_naming_the_mapping() {
+        let file = ReceiptFile { name: "export.csv".into(), bytes: b"date,amount\n2024-11-01,400.00\n".to_vec() };
+        let reading = Reading { format: Some(ReceiptFormat::Csv), mapping: None, channel: None };
+        let error = parse(&[file], &reading).expect_err("no mapping");
+        assert!(matches!(error, ReconcileRunError::NoMapping), "{error:?}");
+        assert_eq!((error.kind(), error.field()), (Kind::BadInput, Some("mapping")));
+    }
+
+    #[test]
+    fn a_file_of_no_format_read_is_bad_input_naming_the_file() {
+        let file = ReceiptFile { name: "statement.pdf".into(), bytes: b"%PDF-1.7\n".to_vec() };
+        let reading = Reading { format: Some(ReceiptFormat::Camt053), mapping: None, channel: None };
+        let error = parse(&[file], &reading).expect_err("a PDF");
+        assert_eq!(error.kind(), Kind::BadInput);
+        assert!(error.to_string().starts_with("statement.pdf: not a format yibao reads"), "{error}");
+    }
+
+    #[test]
+    fn yuan_keeps_the_sign_of_a_difference() {
+        assert_eq!(yuan(-150), "-1.50");
+        assert_eq!(yuan(40_000), "400.00");
+    }
+}
