@@ -16,6 +16,8 @@ pub mod error;
 pub mod facts;
 mod handle;
 pub mod progress;
+pub mod reconcile;
+pub mod replay;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{record, Ledger, OpenError, Projections, RecordError, Recorded};
