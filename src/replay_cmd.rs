@@ -4,12 +4,12 @@
 
 use crate::exit::{classified, Findings};
 use anyhow::Result;
-use ledger::{Date, LogReader, OpenMode, RegionCode, UtcTime};
+use ledger::{Date, OpenMode, RegionCode, UtcTime};
 use operations::progress;
 use operations::replay::{DriftCheck, FlagNames, ReplayInput, Replayed};
 use operations::Ledger;
 use projections::coverage::source_words;
-use replay::audit::{AuditReport, Rebuilt};
+use replay::audit::AuditReport;
 use std::path::Path;
 
 /// What `yibao replay` was asked.
@@ -25,16 +25,6 @@ pub struct ReplayArgs {
 
 /// How this command names the inputs a replay may refuse.
 const FLAGS: FlagNames = FlagNames { check: "--check", as_of: "--as-of" };
-
-/// Rebuilds with a progress bar on long logs; quiet when not a terminal.
-/// With the seconds it took.
-pub fn rebuild(log: &dyn LogReader, as_of: Option<UtcTime>) -> Result<(Rebuilt, f64)> {
-    let bar = progress::bar(log.durable_head().position, "replay");
-    let started = std::time::Instant::now();
-    let rebuilt = operations::replay::rebuild(log, as_of, &mut |n| bar.set_position(n)).map_err(classified)?;
-    bar.finish_and_clear();
-    Ok((rebuilt, started.elapsed().as_secs_f64()))
-}
 
 pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
     let input = ReplayInput {
