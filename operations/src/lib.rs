@@ -13,6 +13,10 @@ pub mod checkpoints;
 pub mod error;
 pub mod facts;
 mod handle;
+pub mod import;
+pub mod policy;
+pub mod records;
+pub mod register;
 pub mod progress;
 
 pub use error::{Classified, Kind, StorageError};
