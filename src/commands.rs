@@ -72,7 +72,12 @@ pub fn import_into(ledger: &Ledger, input: Box<dyn BufRead>, label: &str, actor:
 
 fn print_imported(label: &str, imported: &Imported) {
     let appended = &imported.appended;
-    outln!("{label}: {} facts, {} appended, {} already recorded", imported.n_facts, appended.n_appended, imported.n_repeated);
+    outln!(
+        "{label}: {} facts, {} appended, {} already recorded",
+        imported.n_facts,
+        appended.n_appended,
+        imported.n_repeated
+    );
     if let (Some(first), Some(last)) = (appended.positions.iter().min(), appended.positions.iter().max()) {
         outln!("positions {first}..{last}; head {} {}", appended.head.position, appended.head.hash);
     }
@@ -201,14 +206,17 @@ pub fn restore(data: &Path, file: &Path) -> Result<()> {
     let label = file_label(file);
     let lines = import::numbered_lines(reader(file)?);
     let restored = records::restore(data, lines, &label).map_err(classified)?;
-    outln!("restored {} records from {label} into {} in {:.3} s", restored.head.position, data.display(), restored.seconds);
+    outln!(
+        "restored {} records from {label} into {} in {:.3} s",
+        restored.head.position,
+        data.display(),
+        restored.seconds
+    );
     outln!("head {} {}", restored.head.position, restored.head.hash);
     match &restored.exported_head_hash {
-        Some(expected) if !restored.matches_export() => Err(Findings(format!(
-            "head hash {} differs from the exported head {expected}",
-            restored.head.hash
-        ))
-        .into()),
+        Some(expected) if !restored.matches_export() => {
+            Err(Findings(format!("head hash {} differs from the exported head {expected}", restored.head.hash)).into())
+        }
         Some(_) => {
             outln!("matches the exported head");
             Ok(())

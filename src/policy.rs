@@ -16,12 +16,7 @@ pub fn load(data: &Path, file: &Path, reason: Option<String>) -> Result<()> {
 }
 
 /// A document already read (`file` names it) into `log`.
-pub fn load_document(
-    log: &impl LogBackend,
-    file: &Path,
-    text: String,
-    reason: Option<String>,
-) -> Result<PolicyLoaded> {
+pub fn load_document(log: &impl LogBackend, file: &Path, text: String, reason: Option<String>) -> Result<PolicyLoaded> {
     let document = PolicyDocument { path: file.display().to_string(), text, reason };
     operations::policy::load(log, document).map_err(|error| match error {
         PolicyError::Field(field) => crate::single::field_error(POLICY_FLAGS, field.field, field.reason),

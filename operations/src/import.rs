@@ -134,7 +134,9 @@ fn refusals_message(label: &str, what: &str, n_refused: usize, refusals: &[LineR
         format!("{label}: {n_refused} line(s) refused by the rules; nothing from this {what} was appended");
     for refusal in refusals {
         match refusal.field {
-            Some(field) => message.push_str(&format!("\n  {label}:line {}: field `{field}`: {}", refusal.line, refusal.reason)),
+            Some(field) => {
+                message.push_str(&format!("\n  {label}:line {}: field `{field}`: {}", refusal.line, refusal.reason))
+            }
             None => message.push_str(&format!("\n  {label}:line {}: {}", refusal.line, refusal.reason)),
         }
     }

@@ -15,9 +15,9 @@ pub mod facts;
 mod handle;
 pub mod import;
 pub mod policy;
+pub mod progress;
 pub mod records;
 pub mod register;
-pub mod progress;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{record, Ledger, OpenError, Projections, RecordError, Recorded};

@@ -89,14 +89,14 @@ pub fn load(log: &impl LogBackend, document: PolicyDocument) -> Result<PolicyLoa
             if same {
                 return Ok(answer(LoadOutcome::Unchanged, position));
             }
-            let reason = document
-                .reason
-                .unwrap_or_else(|| format!("{source} differs from the document at position {position}"));
+            let reason =
+                document.reason.unwrap_or_else(|| format!("{source} differs from the document at position {position}"));
             let document = document.text;
             Event::PolicyAmendedV1(PolicyAmended { region, coverage_year, source, document, reason })
         }
     };
-    let outcome = if matches!(event, Event::PolicyAmendedV1(_)) { LoadOutcome::Amended } else { LoadOutcome::Published };
+    let outcome =
+        if matches!(event, Event::PolicyAmendedV1(_)) { LoadOutcome::Amended } else { LoadOutcome::Published };
     // A policy names no payment channel: the built-in channels will do.
     let actor = format!("policy:{}", document.path);
     let new = facts::admit(event, None, &actor, Channels::built_in()).map_err(PolicyError::Field)?;

@@ -333,7 +333,7 @@ impl Restored {
     /// False when the export's header names another head than the one
     /// rebuilt.
     pub fn matches_export(&self) -> bool {
-        self.exported_head_hash.as_ref().map_or(true, |expected| *expected == self.head.hash)
+        self.exported_head_hash.as_ref().is_none_or(|expected| *expected == self.head.hash)
     }
 }
 
@@ -403,7 +403,9 @@ pub fn restore(
         return Err(bad_line(error));
     }
     let head = result.map_err(|error| match error {
-        LedgerError::Corrupt { position, reason } => RestoreError::Record { label: label.to_string(), position, reason },
+        LedgerError::Corrupt { position, reason } => {
+            RestoreError::Record { label: label.to_string(), position, reason }
+        }
         other => RestoreError::Storage { label: label.to_string(), source: other.into() },
     })?;
     Ok(Restored {

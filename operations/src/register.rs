@@ -3,12 +3,12 @@
 //! (`facts::admit`) as a line of an import file would be, then appended.
 //! Neither is a fact the rules decide.
 
+use crate::channels::Channels;
 use crate::error::{Classified, Kind, StorageError};
 use crate::facts;
 use crate::handle::Ledger;
 use crate::import::HeadAnswer;
 use ledger::event::{FieldError, PaymentReceived, PersonRegistered};
-use crate::channels::Channels;
 use ledger::{Event, LogBackend};
 use serde::Serialize;
 

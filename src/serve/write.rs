@@ -144,9 +144,8 @@ impl App {
             return Ok(events);
         }
         let batch = Batch { line_numbers: (1..=events.len()).collect(), events };
-        let checked = self.with_projections(|coverage, family| {
-            import::check_batch(coverage, family, &batch, "request", "request")
-        })?;
+        let checked = self
+            .with_projections(|coverage, family| import::check_batch(coverage, family, &batch, "request", "request"))?;
         checked.map_err(|error| {
             let mut answer = ApiError::classified(&error);
             // One line for the client: each refused fact after the count.
