@@ -3,6 +3,7 @@
 use crate::commands;
 use anyhow::Result;
 use ledger::OpenMode;
+use operations::Ledger;
 use projections::coverage::Coverage;
 use projections::{LedgerTotals, Projection};
 use std::io::BufRead;
@@ -39,24 +40,25 @@ pub fn run(data: &Path) -> Result<()> {
     outln!("yibao demo: a Bijie 2025 resident-insurance ledger in {}", data.display());
     step("1. create (or open) the ledger");
     commands::init(data)?;
-    let log = commands::open(data, OpenMode::Existing)?;
+    let ledger = Ledger::open(data, OpenMode::Existing).map_err(crate::exit::classified)?;
+    let log = ledger.log();
 
     step("1b. record the region-year policies of the sources (coverage reads them from the log only)");
     for (name, text) in POLICIES {
-        let (policy, loaded) = crate::policy::load_document(&log, Path::new(name), text.to_string(), None)?;
-        crate::policy::report(Path::new(name), &policy, loaded);
+        let loaded = crate::policy::load_document(log, Path::new(name), text.to_string(), None)?;
+        crate::policy::report(Path::new(name), &loaded);
     }
 
     step("2. import the demo facts: registrations, payments, a newborn's identity conversion, family-account proxy payments (one credited, one failed and returned), a hardship subsidy, a duplicate payment and its refund");
-    commands::import_into(&log, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
-    commands::import_into(&log, embedded(MORE_PAYMENTS), "fixtures/receipts/ledger-payments.jsonl", "demo")?;
+    commands::import_into(&ledger, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
+    commands::import_into(&ledger, embedded(MORE_PAYMENTS), "fixtures/receipts/ledger-payments.jsonl", "demo")?;
 
     step("3. import the same file again: idempotent, nothing new");
-    commands::import_into(&log, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
+    commands::import_into(&ledger, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
 
     step("4. import a file with bad lines: refused whole, each error named");
     let head = log.durable_head().position;
-    match commands::import_into(&log, embedded(BAD_FACTS), "fixtures/demo/bad.jsonl", "demo") {
+    match commands::import_into(&ledger, embedded(BAD_FACTS), "fixtures/demo/bad.jsonl", "demo") {
         Ok(()) => anyhow::bail!("the bad demo file was accepted"),
         Err(error) => outln!("refused (exit code 2 from `yibao import`):\n{error:#}"),
     }
@@ -69,8 +71,8 @@ pub fn run(data: &Path) -> Result<()> {
     let head = log.durable_head().position;
 
     step("4b. coverage, as an insurance office sees it (IDs masked): 王秀英's premium came from her family's employee account (credited: received); 刘芳's proxy application failed and went back to the account (refunded to source)");
-    coverage_table(data, &log)?;
-    drop(log);
+    coverage_table(data, log)?;
+    drop(ledger);
 
     step("4c. the family account of employee 520502197811204159 (职工医保个人账户家庭共济): bindings, applications, the personal account");
     crate::family::demo_summary(data, DEMO_HOLDER)?;

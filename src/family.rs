@@ -14,7 +14,7 @@ use ledger::event::{
     FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
     ProxySubmitted,
 };
-use ledger::{BeijingTime, Date, Event, Identity, LogReader, Money, NewEvent, OpenMode, SledLog};
+use ledger::{BeijingTime, Date, Event, Identity, LogReader, Money, OpenMode, SledLog};
 use operations::answers::StuckAnswer;
 use operations::facts;
 use projections::coverage::Coverage;
@@ -490,39 +490,6 @@ pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime
         outln!("{n_without_limit} in-flight application(s) have no stated duration in their policy; use --older-than");
     }
     Ok(())
-}
-
-/// The import's decision: each decided line of the file (bindings, proxy
-/// applications and steps, refunds) against the log plus the file's
-/// earlier lines. A refused line refuses the file, naming the line.
-pub fn check_import(log: &SledLog, events: &[NewEvent], line_numbers: &[usize], label: &str) -> Result<()> {
-    if !events.iter().any(|new| family::is_decided(&new.event)) {
-        return Ok(());
-    }
-    let (coverage, family) = projections_at_head(log)?;
-    let refusals = family::check_batch(&family, &coverage, events);
-    if refusals.is_empty() {
-        return Ok(());
-    }
-    Err(BadInput(refusals_message(&refusals, line_numbers, label, "file")).into())
-}
-
-/// The refusals of a batch as the user reads them: how many, and each
-/// line with its field and the rule (the first `MAX_ERRORS_SHOWN`).
-pub fn refusals_message(refusals: &[family::BatchRefusal], line_numbers: &[usize], label: &str, what: &str) -> String {
-    let mut message =
-        format!("{label}: {} line(s) refused by the rules; nothing from this {what} was appended", refusals.len());
-    for refusal in refusals.iter().take(facts::MAX_ERRORS_SHOWN) {
-        let line = line_numbers.get(refusal.index).copied().unwrap_or(0);
-        match refusal.field {
-            Some(field) => message.push_str(&format!("\n  {label}:line {line}: field `{field}`: {}", refusal.reason)),
-            None => message.push_str(&format!("\n  {label}:line {line}: {}", refusal.reason)),
-        }
-    }
-    if refusals.len() > facts::MAX_ERRORS_SHOWN {
-        message.push_str(&format!("\n  ... and {} more", refusals.len() - facts::MAX_ERRORS_SHOWN));
-    }
-    message
 }
 
 /// The holder's bindings and account, for the demo.

@@ -2,12 +2,13 @@
 //! as its typed event and put through the same checks as a line of an
 //! import file (`facts::admit`), errors naming the flag and the field.
 
-use crate::commands::open;
 use crate::exit::BadInput;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ledger::event::{EnrolmentBasis, Payer, PaymentReceived, PersonRegistered};
 use ledger::{BeijingTime, Date, Event, Identity, NewEvent, OpenMode, SledLog};
 use operations::facts;
+use operations::register::{WriteError, Written};
+use operations::Ledger;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -77,6 +78,16 @@ where
 }
 
 pub fn register(data: &Path, flags: Registration) -> Result<()> {
+    let registration = registration(flags)?;
+    let ledger = Ledger::open(data, OpenMode::Existing).map_err(crate::exit::classified)?;
+    let written = operations::register::register(&ledger, registration, "cli:register")
+        .map_err(|e| write_error(REGISTER_FLAGS, e))?;
+    print_written(&written);
+    Ok(())
+}
+
+/// The typed registration the flags give, each error naming its flag.
+fn registration(flags: Registration) -> Result<PersonRegistered> {
     let person: Identity = flag_value(REGISTER_FLAGS, "person", &flags.id)?;
     let birth_date = match &flags.birth_date {
         Some(date) => flag_value(REGISTER_FLAGS, "birth_date", date)?,
@@ -90,18 +101,26 @@ pub fn register(data: &Path, flags: Registration) -> Result<()> {
         Some(basis) => basis_value(basis)?,
         None => EnrolmentBasis::default(),
     };
-    let event = Event::PersonRegisteredV1(PersonRegistered {
+    Ok(PersonRegistered {
         person,
         name: flags.name,
         region: flag_value(REGISTER_FLAGS, "region", &flags.region)?,
         birth_date,
         registered_on,
         basis,
-    });
-    append_one(data, event, "cli:register", REGISTER_FLAGS)
+    })
 }
 
 pub fn pay(data: &Path, flags: Payment) -> Result<()> {
+    let payment = payment(flags)?;
+    let ledger = Ledger::open(data, OpenMode::Existing).map_err(crate::exit::classified)?;
+    let written = operations::register::pay(&ledger, payment, "cli:pay").map_err(|e| write_error(PAY_FLAGS, e))?;
+    print_written(&written);
+    Ok(())
+}
+
+/// The typed payment the flags give, each error naming its flag.
+fn payment(flags: Payment) -> Result<PaymentReceived> {
     let payer = match (flags.paid_for_by, flags.collector) {
         (Some(_), Some(_)) => return Err(BadInput("give --paid-for-by or --collector, not both".into()).into()),
         (Some(other), None) => Payer::Other(flag_value(PAY_FLAGS, "payer.other", &other)?),
@@ -112,7 +131,7 @@ pub fn pay(data: &Path, flags: Payment) -> Result<()> {
         Some(text) => flag_value(PAY_FLAGS, "paid_at", text)?,
         None => BeijingTime::now(),
     };
-    let event = Event::PaymentReceivedV1(PaymentReceived {
+    Ok(PaymentReceived {
         person: flag_value(PAY_FLAGS, "person", &flags.id)?,
         coverage_year: flags.year,
         amount: flag_value(PAY_FLAGS, "amount", &flags.amount)?,
@@ -120,8 +139,22 @@ pub fn pay(data: &Path, flags: Payment) -> Result<()> {
         channel_ref: flags.channel_ref,
         payer,
         paid_at,
-    });
-    append_one(data, event, "cli:pay", PAY_FLAGS)
+    })
+}
+
+/// A refused field named by the flag that gave it; any other error keeps
+/// its kind (and exit code).
+fn write_error(flags: FlagNames, error: WriteError) -> anyhow::Error {
+    match error {
+        WriteError::Field(field) => field_error(flags, field.field, field.reason),
+        other => crate::exit::classified(other),
+    }
+}
+
+/// What was appended (or found already recorded), and the head.
+fn print_written(written: &Written) {
+    print_summary(written);
+    outln!("recorded at position {}; head {}", written.position, written.head.hash);
 }
 
 /// A resident ID carries the birth date; other certificates need the flag.
@@ -156,15 +189,6 @@ fn basis_value(text: &str) -> Result<EnrolmentBasis> {
     Ok(basis)
 }
 
-/// Puts a fact built from flags through the edge's checks (as an import
-/// line), then appends it.
-pub fn append_one(data: &Path, event: Event, actor: &str, flags: FlagNames) -> Result<()> {
-    let log = open(data, OpenMode::Existing)?;
-    let position = append_event(&log, event, actor, flags)?;
-    outln!("recorded at position {position}; head {}", hex::encode(log.durable_head().hash));
-    Ok(())
-}
-
 /// The edge's checks (`facts::admit`) on a fact built from `flags`, errors
 /// naming the flag and the field.
 pub fn admit(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Result<NewEvent> {
@@ -180,17 +204,21 @@ pub fn admit_without_channels(event: Event, actor: &str, flags: FlagNames) -> Re
         .map_err(|e| field_error(flags, e.field, e.reason))
 }
 
+/// Appends a fact built from `flags` (`operations::register::append_fact`),
+/// printing what was appended; errors name the flag and the field.
 pub fn append_event(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Result<u64> {
-    let new = admit(log, event, actor, flags)?;
-    let summary = facts::summary(&new.event);
-    let outcome = log.append_blocking(vec![new]).context("appending the fact")?;
-    let position = outcome.positions.first().copied().unwrap_or(0);
-    if outcome.n_appended == 0 {
-        outln!("already recorded: {summary}");
+    let channels = crate::commands::channels(log.dir())?;
+    let written = operations::register::append_to(log, &channels, event, actor).map_err(|e| write_error(flags, e))?;
+    print_summary(&written);
+    Ok(written.position)
+}
+
+fn print_summary(written: &Written) {
+    if written.repeat {
+        outln!("already recorded: {}", written.summary);
     } else {
-        outln!("{summary}");
+        outln!("{}", written.summary);
     }
-    Ok(position)
 }
 
 /// `yibao generate`: a synthetic prefecture-year as JSON Lines of facts.

@@ -113,6 +113,46 @@ fn export_and_restore_reproduce_the_head() {
     assert!(stderr(&output).contains("position 4"), "{}", stderr(&output));
 }
 
+/// A line of an export that is not a record is named by its line and
+/// field, exit 2, and nothing is restored: never a record at "position 0".
+#[test]
+fn a_bad_restore_line_names_its_line_and_field_and_restores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("source");
+    yibao(&data, &["init"]);
+    yibao(&data, &["import", FACTS]);
+    let export_path = dir.path().join("export.jsonl");
+    yibao(&data, &["export", "--jsonl", "--out", export_path.to_str().expect("path")]);
+    let lines: Vec<String> = std::fs::read_to_string(&export_path).expect("export").lines().map(String::from).collect();
+    let cases: [(usize, &str, &str); 3] = [
+        (3, "hash", "field `hash`: missing or not a string"),
+        (5, "stored", "field `stored`: not hex"),
+        (7, "position", "field `position`: missing or not a number"),
+    ];
+    for (index, field, expected) in cases {
+        let mut record: serde_json::Value = serde_json::from_str(&lines[index]).expect("json");
+        match field {
+            "stored" => record[field] = "zz".into(),
+            _ => {
+                record.as_object_mut().expect("object").remove(field);
+            }
+        }
+        let mut changed = lines.clone();
+        changed[index] = record.to_string();
+        let path = dir.path().join(format!("bad-{field}.jsonl"));
+        std::fs::write(&path, changed.join("\n")).expect("write");
+        let target = dir.path().join(format!("target-{field}"));
+        let output = yibao(&target, &["import", "--restore", path.to_str().expect("path")]);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{message}");
+        let line = format!("bad-{field}.jsonl:line {}: {expected}", index + 1);
+        assert!(message.contains(&line) && message.contains("nothing was restored"), "{field}: {message}");
+        assert!(!message.contains("record at position 0"), "{message}");
+        yibao(&target, &["init"]);
+        assert!(head_line(&target).starts_with("OK: head 0 "), "{field}: nothing restored");
+    }
+}
+
 #[test]
 fn log_shows_masked_ids_and_json_shows_envelopes() {
     let dir = tempfile::tempdir().expect("tempdir");

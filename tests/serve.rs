@@ -158,6 +158,10 @@ fn serve_answers_reads_and_writes_with_roles_and_limits() {
     let (status, rejected) = call(&server, "POST", "/v1/events", Some(OFFICE), Some(&refund));
     assert_eq!(status, 422, "{rejected}");
     assert_eq!(rejected["code"], "rule_refused");
+    // Judged as an import's lines are: the fact by its number, and the field at fault.
+    assert_eq!(rejected["field"], "amount", "{rejected}");
+    let message = rejected["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("request: 1 line(s) refused by the rules; nothing from this request was appended; request:line 1: field `amount`: "), "{rejected}");
     assert!(!rejected.to_string().contains(PERSON), "the rejection carries the full ID: {rejected}");
 
     let mut keyed = payment();

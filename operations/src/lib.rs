@@ -15,8 +15,12 @@ pub mod coverage;
 pub mod error;
 pub mod facts;
 mod handle;
+pub mod import;
+pub mod policy;
 pub mod progress;
 pub mod reconcile;
+pub mod records;
+pub mod register;
 pub mod replay;
 
 pub use error::{Classified, Kind, StorageError};

@@ -20,7 +20,7 @@ use ledger::event::{
     FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
     ProxySubmitted,
 };
-use ledger::{BeijingTime, Date, Event, Identity, Money, NewEvent};
+use ledger::{BeijingTime, Date, Event, Identity, Money};
 use operations::answers::StuckAnswer;
 use operations::coverage::{CoverageAnswer, CoverageQuery};
 use projections::coverage::Coverage;
@@ -54,22 +54,6 @@ impl App {
             .catch_up_to(&*self.store.log()?, coverage.position())
             .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;
         Ok(f(&coverage, &family))
-    }
-
-    /// The decision for the decided facts of a request (bindings, proxy
-    /// steps, refunds), against the live projections plus the request's
-    /// earlier facts. The caller holds the write lock.
-    pub(super) fn check_rules(&self, events: &[NewEvent]) -> Result<(), ApiError> {
-        if !events.iter().any(|new| family::is_decided(&new.event)) {
-            return Ok(());
-        }
-        let refusals = self.with_projections(|coverage, family| family::check_batch(family, coverage, events))?;
-        if refusals.is_empty() {
-            return Ok(());
-        }
-        let lines: Vec<usize> = (1..=events.len()).collect();
-        let message = crate::family::refusals_message(&refusals, &lines, "request", "request");
-        Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_refused", message.replace("\n  ", "; ")))
     }
 
     /// Runs `f` on the live projections in a blocking task.

@@ -13,8 +13,9 @@ use ledger::sync::lock_plain;
 use ledger::{AppendOutcome, Event, EventLog, LedgerError, NewEvent};
 use operations::channels::Channels;
 use operations::facts;
+use operations::import::{self, Appended, Batch};
 use projections::Projection;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Most facts in one request; larger loads go through `yibao import`.
@@ -24,7 +25,7 @@ pub async fn post_events(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Appended>, ApiError> {
     let caller = Tokens::caller(app.tokens.as_ref(), &headers)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => super::too_large(),
@@ -49,7 +50,7 @@ pub async fn post_events(
         }
     }
     let events = parse(&facts_json, &caller, &app.channels)?;
-    let outcome = if events.iter().any(|new| projections::family::is_decided(&new.event)) {
+    let outcome = if import::has_decided(&events) {
         let worker = Arc::clone(&app);
         tokio::task::spawn_blocking(move || worker.append(events))
             .await
@@ -57,12 +58,7 @@ pub async fn post_events(
     } else {
         app.append_undecided(events).await?
     };
-    let answer = json!({
-        "positions": outcome.positions,
-        "n_appended": outcome.n_appended,
-        "head": { "position": outcome.head.position, "hash": hex::encode(outcome.head.hash) },
-    });
-    Ok(Json(answer))
+    Ok(Json(Appended::from(outcome)))
 }
 
 /// Every fact as an import line (line = index in the batch + 1); any bad
@@ -120,10 +116,10 @@ impl App {
     /// commit. Then the live projection catches up. Runs to the end even
     /// when the client has gone.
     pub(super) fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
-        let decided = events.iter().any(|new| projections::family::is_decided(&new.event));
+        let decided = import::has_decided(&events);
         let _writing = decided.then(|| lock_plain(&self.write_lock));
         self.store.check_writable()?;
-        self.check_rules(&events)?;
+        let events = self.check_rules(events)?;
         let log = self.store.log()?;
         let outcome = EventLog::append_blocking(&*log, events).map_err(|error| self.append_error(error))?;
         drop(log);
@@ -135,6 +131,28 @@ impl App {
             eprintln!("error: {error:#}");
         }
         Ok(outcome)
+    }
+}
+
+impl App {
+    /// The decision for the decided facts of a request (bindings, proxy
+    /// steps, refunds, assessments), as an import's (`import::check_batch`),
+    /// against the live projections plus the request's earlier facts. The
+    /// caller holds the write lock.
+    fn check_rules(&self, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, ApiError> {
+        if !import::has_decided(&events) {
+            return Ok(events);
+        }
+        let batch = Batch { line_numbers: (1..=events.len()).collect(), events };
+        let checked = self
+            .with_projections(|coverage, family| import::check_batch(coverage, family, &batch, "request", "request"))?;
+        checked.map_err(|error| {
+            let mut answer = ApiError::classified(&error);
+            // One line for the client: each refused fact after the count.
+            answer.message = answer.message.replace("\n  ", "; ");
+            answer
+        })?;
+        Ok(batch.events)
     }
 }
 

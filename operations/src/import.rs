@@ -1,0 +1,267 @@
+//! Importing a batch of facts, all or none: every line parsed (`facts`),
+//! the decided ones judged against the ledger plus the batch's earlier
+//! lines (`family::check_batch`), then one atomic append. `yibao import`,
+//! the demo and `POST /v1/events` share the decision and the answer.
+
+use crate::channels::Channels;
+use crate::error::{Classified, Kind, StorageError};
+use crate::facts::{self, LineError, MAX_ERRORS_SHOWN};
+use crate::handle::Ledger;
+use ledger::{AppendOutcome, Head, LedgerError, LogBackend, NewEvent};
+use projections::coverage::Coverage;
+use projections::family::{self, BatchRefusal, Family};
+use serde::Serialize;
+use std::io::BufRead;
+use std::time::Instant;
+
+/// The facts of a batch and the line each came from.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<NewEvent>,
+    /// `line_numbers[i]` is the line of `events[i]`.
+    pub line_numbers: Vec<usize>,
+}
+
+impl Batch {
+    fn line_of(&self, index: usize) -> usize {
+        // Every index the log or the rules name is one of the batch's.
+        self.line_numbers.get(index).copied().unwrap_or(index + 1)
+    }
+}
+
+/// The log's head: `POST /v1/events` answers with it, the CLI prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeadAnswer {
+    pub position: u64,
+    /// SM3, hex.
+    pub hash: String,
+}
+
+impl From<Head> for HeadAnswer {
+    fn from(head: Head) -> HeadAnswer {
+        HeadAnswer { position: head.position, hash: hex::encode(head.hash) }
+    }
+}
+
+/// What an atomic append did: the answer of `POST /v1/events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Appended {
+    /// The position of each fact: new, or the original one for a repeat.
+    pub positions: Vec<u64>,
+    pub n_appended: usize,
+    pub head: HeadAnswer,
+}
+
+impl From<AppendOutcome> for Appended {
+    fn from(outcome: AppendOutcome) -> Appended {
+        Appended { positions: outcome.positions, n_appended: outcome.n_appended, head: outcome.head.into() }
+    }
+}
+
+/// What importing a file did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Imported {
+    pub n_facts: usize,
+    /// Facts already recorded (same key, same content): not appended again.
+    pub n_repeated: usize,
+    #[serde(flatten)]
+    pub appended: Appended,
+    /// From the append's start to its acknowledgement.
+    pub durable_seconds: f64,
+}
+
+/// A line refused by the rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineRefusal {
+    pub line: usize,
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+/// Importing a batch failed; nothing of it was appended.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Lines that are not valid facts (the first `MAX_ERRORS_SHOWN`).
+    #[error("{}", lines_message(label, *n_errors, errors))]
+    Lines { label: String, n_errors: usize, errors: Vec<LineError> },
+    /// Valid facts the rules refuse against the ledger and the batch's
+    /// earlier lines (the first `MAX_ERRORS_SHOWN`).
+    #[error("{}", refusals_message(label, what, *n_refused, refusals))]
+    Refused { label: String, what: &'static str, n_refused: usize, refusals: Vec<LineRefusal> },
+    /// A fact the log's writer refuses (a field's limit).
+    #[error("{label}:line {line}: field `{field}`: {reason}; nothing from this file was appended")]
+    Invalid { label: String, line: usize, field: &'static str, reason: String },
+    #[error("{label}: nothing from this file was appended")]
+    Storage {
+        label: String,
+        #[source]
+        source: StorageError,
+    },
+}
+
+impl Classified for ImportError {
+    fn kind(&self) -> Kind {
+        match self {
+            ImportError::Lines { .. } | ImportError::Invalid { .. } => Kind::BadInput,
+            ImportError::Refused { .. } => Kind::Refused,
+            ImportError::Storage { source, .. } => source.kind(),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ImportError::Lines { errors, .. } => errors.first().and_then(|e| e.field.as_deref()),
+            ImportError::Refused { refusals, .. } => refusals.first().and_then(|r| r.field),
+            ImportError::Invalid { field, .. } => Some(field),
+            ImportError::Storage { .. } => None,
+        }
+    }
+}
+
+fn lines_message(label: &str, n_errors: usize, errors: &[LineError]) -> String {
+    let mut message = format!("{label}: {n_errors} bad line(s); nothing from this file was appended");
+    for error in errors {
+        message.push_str(&format!("\n  {label}:{error}"));
+    }
+    if n_errors > errors.len() {
+        message.push_str(&format!("\n  ... and {} more", n_errors - errors.len()));
+    }
+    message
+}
+
+fn refusals_message(label: &str, what: &str, n_refused: usize, refusals: &[LineRefusal]) -> String {
+    let mut message =
+        format!("{label}: {n_refused} line(s) refused by the rules; nothing from this {what} was appended");
+    for refusal in refusals {
+        match refusal.field {
+            Some(field) => {
+                message.push_str(&format!("\n  {label}:line {}: field `{field}`: {}", refusal.line, refusal.reason))
+            }
+            None => message.push_str(&format!("\n  {label}:line {}: {}", refusal.line, refusal.reason)),
+        }
+    }
+    if n_refused > refusals.len() {
+        message.push_str(&format!("\n  ... and {} more", n_refused - refusals.len()));
+    }
+    message
+}
+
+/// Each line of `reader`, by number, as text; blank lines are skipped.
+pub fn numbered_lines(reader: impl BufRead) -> impl Iterator<Item = (usize, Result<String, LineError>)> {
+    reader.split(b'\n').enumerate().filter_map(|(index, bytes)| {
+        let line = index + 1;
+        let text = match bytes {
+            Err(e) => Err(LineError { line, field: None, message: format!("cannot read: {e}") }),
+            Ok(bytes) => {
+                String::from_utf8(bytes).map_err(|_| LineError { line, field: None, message: "not UTF-8 text".into() })
+            }
+        };
+        match text {
+            Ok(text) if text.trim().is_empty() => None,
+            Ok(text) => Some((line, Ok(text.trim_end_matches('\r').to_string()))),
+            Err(e) => Some((line, Err(e))),
+        }
+    })
+}
+
+/// Parses a whole file of facts; any bad line refuses the file, every bad
+/// line counted and the first `MAX_ERRORS_SHOWN` named.
+pub fn read_facts(input: impl BufRead, label: &str, actor: &str, channels: &Channels) -> Result<Batch, ImportError> {
+    let mut batch = Batch::default();
+    let mut errors: Vec<LineError> = Vec::new();
+    let mut n_errors = 0;
+    for (line, text) in numbered_lines(input) {
+        match text.and_then(|text| facts::parse_line_with(&text, line, actor, channels)) {
+            Ok(event) => {
+                batch.events.push(event);
+                batch.line_numbers.push(line);
+            }
+            Err(error) => {
+                n_errors += 1;
+                if errors.len() < MAX_ERRORS_SHOWN {
+                    errors.push(error);
+                }
+            }
+        }
+    }
+    if n_errors > 0 {
+        return Err(ImportError::Lines { label: label.to_string(), n_errors, errors });
+    }
+    Ok(batch)
+}
+
+/// The batch's decision: each decided fact (bindings, proxy applications
+/// and steps, refunds, assessments) against `coverage` and `family` (one
+/// position) plus the batch's earlier facts. `what` names the batch in
+/// the message ("file", "request").
+pub fn check_batch(
+    coverage: &Coverage,
+    family: &Family,
+    batch: &Batch,
+    label: &str,
+    what: &'static str,
+) -> Result<(), ImportError> {
+    let refusals = family::check_batch(family, coverage, &batch.events);
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let named = refusals.iter().take(MAX_ERRORS_SHOWN).map(|r| line_refusal(batch, r)).collect();
+    Err(ImportError::Refused { label: label.to_string(), what, n_refused: refusals.len(), refusals: named })
+}
+
+fn line_refusal(batch: &Batch, refusal: &BatchRefusal) -> LineRefusal {
+    LineRefusal { line: batch.line_of(refusal.index), field: refusal.field, reason: refusal.reason.clone() }
+}
+
+/// Whether any fact of the batch is one the rules decide.
+pub fn has_decided(events: &[NewEvent]) -> bool {
+    events.iter().any(|new| family::is_decided(&new.event))
+}
+
+/// The append of a checked batch, all or none; a fact the writer refuses
+/// is named by its line.
+pub fn append_batch(log: &impl LogBackend, batch: Batch, label: &str) -> Result<Appended, ImportError> {
+    let line_numbers = batch.line_numbers;
+    let outcome = log.append_blocking(batch.events).map_err(|error| match error {
+        LedgerError::InvalidEvent { index, error } => ImportError::Invalid {
+            label: label.to_string(),
+            line: line_numbers.get(index).copied().unwrap_or(index + 1),
+            field: error.field,
+            reason: error.reason,
+        },
+        other => ImportError::Storage { label: label.to_string(), source: other.into() },
+    })?;
+    Ok(outcome.into())
+}
+
+/// `yibao import`: parses all of `input`, judges its decided facts
+/// against the ledger's projections, then appends it as one batch.
+pub fn import(ledger: &Ledger, input: impl BufRead, label: &str, actor: &str) -> Result<Imported, ImportError> {
+    let batch = read_facts(input, label, actor, ledger.channels())?;
+    if has_decided(&batch.events) {
+        let storage = |source| ImportError::Storage { label: label.to_string(), source };
+        let at = ledger.projections().map_err(storage)?;
+        check_batch(&at.coverage, &at.family, &batch, label, "file")?;
+    }
+    let n_facts = batch.events.len();
+    let started = Instant::now();
+    let appended = append_batch(ledger.log(), batch, label)?;
+    let durable_seconds = started.elapsed().as_secs_f64();
+    Ok(Imported { n_facts, n_repeated: n_facts - appended.n_appended, appended, durable_seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_line_is_counted_and_named_with_its_field() {
+        let text = "{\"type\":\"payment_received\"}\n\n{not json\n";
+        let error = read_facts(text.as_bytes(), "f.jsonl", "test", Channels::built_in()).expect_err("bad lines");
+        assert_eq!(error.kind(), Kind::BadInput);
+        let ImportError::Lines { n_errors, errors, .. } = &error else { panic!("{error:?}") };
+        assert_eq!((*n_errors, errors[0].line, errors[1].line), (2, 1, 3));
+        assert_eq!(error.field(), Some("v"));
+        assert!(error.to_string().contains("f.jsonl:line 3: "), "{error}");
+    }
+}

@@ -1,0 +1,462 @@
+//! The log's own records: creating a ledger (`init`), a page of envelopes
+//! (`log`), the chain checked (`verify`), and the export file written and
+//! restored. One answer type per record shape, so `yibao log --json` and
+//! an export line are the same JSON.
+
+use crate::error::{Classified, Kind, StorageError};
+use crate::facts::{self, LineError};
+use crate::handle::OpenError;
+use crate::import::HeadAnswer;
+use crate::progress;
+use ledger::log::block::BlockView;
+use ledger::log::restore::{self as ledger_restore, ExportedRecord};
+use ledger::log::VerifyProblem;
+use ledger::{envelope, Envelope, LedgerError, LogReader, OpenMode, SledLog};
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// One envelope: everything an auditor needs to check it (`yibao log
+/// --json`, and each record line of an export, which adds `stored`).
+/// Fields in name order, as the JSON has always listed them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnvelopeAnswer {
+    pub actor: String,
+    pub event: Value,
+    pub event_id: String,
+    pub hash: String,
+    pub idempotency_key: String,
+    /// Always `record`: an export's first line is the `header`.
+    pub kind: &'static str,
+    pub position: u64,
+    pub prev_hash: String,
+    pub recorded_at: String,
+    /// The stored bytes, hex: in an export only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored: Option<String>,
+    pub stream: String,
+    pub stream_version: u64,
+    #[serde(rename = "type")]
+    pub type_name: &'static str,
+    pub v: u64,
+}
+
+impl EnvelopeAnswer {
+    pub fn new(envelope: &Envelope, stored: Option<&[u8]>) -> EnvelopeAnswer {
+        let head = &envelope.head;
+        EnvelopeAnswer {
+            actor: head.actor.clone(),
+            event: facts::event_fields(&envelope.event),
+            event_id: head.event_id.to_string(),
+            hash: hex::encode(envelope.hash),
+            idempotency_key: head.idempotency_key.clone(),
+            kind: "record",
+            position: head.position,
+            prev_hash: hex::encode(envelope.prev_hash),
+            recorded_at: head.recorded_at.to_string(),
+            stored: stored.map(hex::encode),
+            stream: head.stream.clone(),
+            stream_version: head.stream_version,
+            type_name: envelope.event.type_name(),
+            v: u64::from(envelope.event.version()),
+        }
+    }
+}
+
+/// What `init` found or made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Initialized {
+    pub data: PathBuf,
+    /// False when the directory already held a ledger.
+    pub created: bool,
+    pub ledger_id: String,
+    pub hash_algorithm: String,
+    pub format: String,
+    pub format_version: u32,
+    pub head_position: u64,
+}
+
+/// Creates the ledger in `data`, or opens the one there.
+pub fn init(data: &Path) -> Result<Initialized, OpenError> {
+    let existed = data.join("log").join("db").exists();
+    let log = SledLog::open(data, OpenMode::Create)
+        .map_err(|e| OpenError::Storage { data: data.to_path_buf(), source: e.into() })?;
+    let header = log.header();
+    Ok(Initialized {
+        data: data.to_path_buf(),
+        created: !existed,
+        ledger_id: header.ledger_id.to_string(),
+        hash_algorithm: header.hash_algorithm.clone(),
+        format: header.format.clone(),
+        format_version: header.format_version,
+        head_position: log.durable_head().position,
+    })
+}
+
+/// A page of the log: positions `from..=to` of a log whose head is `head`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LogPage {
+    pub from: u64,
+    /// Below `from` when the page is empty.
+    pub to: u64,
+    pub head: u64,
+}
+
+impl LogPage {
+    /// At most `limit` records from `from` (1 at the least), up to the head.
+    pub fn new(log: &dyn LogReader, from: u64, limit: usize) -> LogPage {
+        let head = log.durable_head().position;
+        let from = from.max(1);
+        let to = head.min(from.saturating_add(limit as u64).saturating_sub(1));
+        LogPage { from, to, head }
+    }
+
+    /// Each envelope of the page, in position order.
+    pub fn scan(&self, log: &dyn LogReader, visit: &mut dyn FnMut(Envelope)) -> Result<(), StorageError> {
+        if self.to < self.from {
+            return Ok(());
+        }
+        log.scan(self.from, self.to, |envelope| {
+            visit(envelope);
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// What `verify` found: the chain checked from the first position to the
+/// last that verified, and the first problem, if any.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verified {
+    pub hash_algorithm: String,
+    pub ledger_id: String,
+    pub first_position: u64,
+    pub last_good: HeadAnswer,
+    pub n_records: u64,
+    pub n_blocks: u64,
+    pub seconds: f64,
+    /// An append a crash cut short: never acknowledged, discarded.
+    pub unfinished: Option<UnfinishedAnswer>,
+    pub problem: Option<ProblemAnswer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnfinishedAnswer {
+    pub n_records: u64,
+    pub after: u64,
+}
+
+/// The first position that failed, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProblemAnswer {
+    pub position: u64,
+    /// sled cannot read its own files: restore from an export.
+    pub store_damaged: bool,
+    pub description: String,
+}
+
+impl From<&VerifyProblem> for ProblemAnswer {
+    fn from(problem: &VerifyProblem) -> ProblemAnswer {
+        ProblemAnswer {
+            position: problem.position(),
+            store_damaged: matches!(problem, VerifyProblem::Unreadable { .. }),
+            description: problem.to_string(),
+        }
+    }
+}
+
+/// `verify` could not check the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// sled cannot read the store at all: no position could be read.
+    #[error("the ledger store at {} is damaged ({detail}): no position could be read", data.display())]
+    Damaged { data: PathBuf, detail: String },
+    #[error("opening the ledger at {}", data.display())]
+    Open {
+        data: PathBuf,
+        #[source]
+        source: StorageError,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl Classified for VerifyError {
+    fn kind(&self) -> Kind {
+        match self {
+            VerifyError::Damaged { .. } => Kind::Findings,
+            VerifyError::Open { source, .. } | VerifyError::Storage(source) => source.kind(),
+        }
+    }
+}
+
+/// Recomputes positions and the SM3 chain of `from..=to` (0: the head),
+/// changing nothing (the audit open).
+pub fn verify(data: &Path, from: u64, to: u64) -> Result<Verified, VerifyError> {
+    let log = match SledLog::open(data, OpenMode::Audit) {
+        Ok(log) => log,
+        Err(LedgerError::StoreDamaged { detail }) => {
+            return Err(VerifyError::Damaged { data: data.to_path_buf(), detail })
+        }
+        Err(other) => return Err(VerifyError::Open { data: data.to_path_buf(), source: other.into() }),
+    };
+    let head = log.durable_head().position;
+    let last = if to == 0 { head } else { to.min(head) };
+    let bar = progress::bar(last.saturating_sub(from.max(1)) + 1, "verifying");
+    let started = Instant::now();
+    let report = log.verify(from, to, &mut |n| bar.set_position(n)).map_err(StorageError::from)?;
+    bar.finish_and_clear();
+    Ok(Verified {
+        hash_algorithm: log.header().hash_algorithm.clone(),
+        ledger_id: log.header().ledger_id.to_string(),
+        first_position: report.first_position,
+        last_good: report.last_good.into(),
+        n_records: report.n_records,
+        n_blocks: report.n_blocks,
+        seconds: started.elapsed().as_secs_f64(),
+        unfinished: report.unfinished.map(|u| UnfinishedAnswer { n_records: u.n_records, after: u.after }),
+        problem: report.problem.as_ref().map(ProblemAnswer::from),
+    })
+}
+
+/// An export's first line: the log's header, its stored bytes and the head
+/// at export. Fields in name order, as the JSON has always listed them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExportHeader {
+    pub bytes: String,
+    pub created_at: String,
+    pub format: String,
+    pub format_version: u32,
+    pub genesis_hash: String,
+    pub hash_algorithm: String,
+    pub head_hash: String,
+    pub head_position: u64,
+    /// Always `header`.
+    pub kind: &'static str,
+    pub ledger_id: String,
+}
+
+/// What `export` wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Exported {
+    pub n_records: u64,
+    pub head: HeadAnswer,
+}
+
+/// Exporting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The output could not be written (a reader that went away included).
+    #[error("writing the export")]
+    Write(#[source] std::io::Error),
+    /// A stored block or record does not decode.
+    #[error("damaged block at position {position}: {reason}; run `yibao verify`")]
+    Damaged { position: u64, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl Classified for ExportError {
+    fn kind(&self) -> Kind {
+        match self {
+            ExportError::Write(_) | ExportError::Damaged { .. } => Kind::Failure,
+            ExportError::Storage(error) => error.kind(),
+        }
+    }
+}
+
+/// Writes the log to `out` as JSON Lines: the header, then every record
+/// to the durable head with its stored bytes, so `restore` can rebuild
+/// the same chain.
+pub fn export(log: &SledLog, out: &mut dyn Write) -> Result<Exported, ExportError> {
+    let head = log.durable_head();
+    write_line(out, &export_header(log))?;
+    let bar = progress::bar(head.position, "exporting");
+    let mut prev = log.genesis_hash();
+    for item in log.blocks_from(1).map_err(StorageError::from)? {
+        let (first, bytes) = item.map_err(StorageError::from)?;
+        let damaged = |reason: String| ExportError::Damaged { position: first, reason };
+        let view = BlockView::parse(&bytes).map_err(|e| damaged(e.to_string()))?;
+        for record in view.records() {
+            let record = record.map_err(|e| damaged(e.to_string()))?;
+            if record.position > head.position {
+                break;
+            }
+            let (envelope_head, event) = envelope::decode_record(record.body)
+                .map_err(|e| ExportError::Damaged { position: record.position, reason: e.to_string() })?;
+            let envelope = Envelope { head: envelope_head, event, prev_hash: prev, hash: record.hash };
+            write_line(out, &EnvelopeAnswer::new(&envelope, Some(record.body)))?;
+            prev = record.hash;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    out.flush().map_err(ExportError::Write)?;
+    Ok(Exported { n_records: head.position, head: head.into() })
+}
+
+fn export_header(log: &SledLog) -> ExportHeader {
+    let header = log.header();
+    let head = log.durable_head();
+    ExportHeader {
+        bytes: hex::encode(log.header_bytes()),
+        created_at: header.created_at.to_string(),
+        format: header.format.clone(),
+        format_version: header.format_version,
+        genesis_hash: hex::encode(log.genesis_hash()),
+        hash_algorithm: header.hash_algorithm.clone(),
+        head_hash: hex::encode(head.hash),
+        head_position: head.position,
+        kind: "header",
+        ledger_id: header.ledger_id.to_string(),
+    }
+}
+
+fn write_line(out: &mut dyn Write, line: &impl Serialize) -> Result<(), ExportError> {
+    serde_json::to_writer(&mut *out, line).map_err(|e| ExportError::Write(e.into()))?;
+    out.write_all(b"\n").map_err(ExportError::Write)
+}
+
+/// What `restore` rebuilt.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Restored {
+    pub data: PathBuf,
+    pub head: HeadAnswer,
+    /// The head the export's header names, when it names one.
+    pub exported_head_hash: Option<String>,
+    pub seconds: f64,
+}
+
+impl Restored {
+    /// False when the export's header names another head than the one
+    /// rebuilt.
+    pub fn matches_export(&self) -> bool {
+        self.exported_head_hash.as_ref().is_none_or(|expected| *expected == self.head.hash)
+    }
+}
+
+/// Restoring failed; nothing was restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{label}: empty, expected an export whose first line is the header")]
+    Empty { label: String },
+    /// A line of the file is not what an export holds, named by its line
+    /// and field.
+    #[error("{label}:{error}; nothing was restored")]
+    Line { label: String, error: LineError },
+    /// A record that does not follow the chain (changed bytes or hash, a
+    /// gap).
+    #[error("{label}: record at position {position}: {reason}; nothing was restored")]
+    Record { label: String, position: u64, reason: String },
+    #[error("restoring {label}")]
+    Storage {
+        label: String,
+        #[source]
+        source: StorageError,
+    },
+}
+
+impl Classified for RestoreError {
+    fn kind(&self) -> Kind {
+        match self {
+            RestoreError::Empty { .. } | RestoreError::Line { .. } | RestoreError::Record { .. } => Kind::BadInput,
+            RestoreError::Storage { source, .. } => source.kind(),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            RestoreError::Line { error, .. } => error.field.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Rebuilds the log in `data` (empty, or without a ledger) from an
+/// export's numbered lines (`import::numbered_lines`): the header's stored
+/// bytes, then every record, each chained as it was. Any bad line refuses
+/// the whole file, named by its line and field.
+pub fn restore(
+    data: &Path,
+    mut lines: impl Iterator<Item = (usize, Result<String, LineError>)>,
+    label: &str,
+) -> Result<Restored, RestoreError> {
+    let bad_line = |error: LineError| RestoreError::Line { label: label.to_string(), error };
+    let (line, header_text) = lines.next().ok_or_else(|| RestoreError::Empty { label: label.to_string() })?;
+    let header = export_header_line(&header_text.map_err(bad_line)?, line).map_err(bad_line)?;
+    let header_bytes = hex_field(&header, "bytes", line).map_err(bad_line)?;
+    let mut input_error: Option<LineError> = None;
+    let records = lines.map_while(|(line, text)| match text.and_then(|text| export_record(&text, line)) {
+        Ok(record) => Some(Ok(record)),
+        Err(error) => {
+            input_error = Some(error);
+            // Stops the restore, which then removes what it wrote; the
+            // line's own error is what is reported.
+            Some(Err(LedgerError::Io(std::io::Error::other("the export stopped at an unreadable line"))))
+        }
+    });
+    let started = Instant::now();
+    let result = ledger_restore::restore(data, &header_bytes, records);
+    if let Some(error) = input_error {
+        return Err(bad_line(error));
+    }
+    let head = result.map_err(|error| match error {
+        LedgerError::Corrupt { position, reason } => {
+            RestoreError::Record { label: label.to_string(), position, reason }
+        }
+        other => RestoreError::Storage { label: label.to_string(), source: other.into() },
+    })?;
+    Ok(Restored {
+        data: data.to_path_buf(),
+        head: head.into(),
+        exported_head_hash: header.get("head_hash").and_then(Value::as_str).map(str::to_string),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn export_header_line(text: &str, line: usize) -> Result<Value, LineError> {
+    let header: Value = serde_json::from_str(text).map_err(|e| LineError {
+        line,
+        field: None,
+        message: format!("malformed JSON: {e}"),
+    })?;
+    if header.get("kind").and_then(Value::as_str) != Some("header") {
+        return Err(LineError {
+            line,
+            field: Some("kind".into()),
+            message: "expected \"header\" (is this an `export --jsonl` file?)".into(),
+        });
+    }
+    Ok(header)
+}
+
+fn hex_field(object: &Value, field: &str, line: usize) -> Result<Vec<u8>, LineError> {
+    let text = object.get(field).and_then(Value::as_str).ok_or_else(|| LineError {
+        line,
+        field: Some(field.into()),
+        message: "missing or not a string".into(),
+    })?;
+    hex::decode(text).map_err(|e| LineError { line, field: Some(field.into()), message: format!("not hex: {e}") })
+}
+
+fn export_record(text: &str, line: usize) -> Result<ExportedRecord, LineError> {
+    let object: Value = serde_json::from_str(text).map_err(|e| LineError {
+        line,
+        field: None,
+        message: format!("malformed JSON: {e}"),
+    })?;
+    let position = object.get("position").and_then(Value::as_u64).ok_or_else(|| LineError {
+        line,
+        field: Some("position".into()),
+        message: "missing or not a number".into(),
+    })?;
+    let stored = hex_field(&object, "stored", line)?;
+    let hash: [u8; 32] = hex_field(&object, "hash", line)?.try_into().map_err(|_| LineError {
+        line,
+        field: Some("hash".into()),
+        message: "not 32 bytes".into(),
+    })?;
+    Ok(ExportedRecord { position, stored, hash })
+}
