@@ -19,7 +19,7 @@ use operations::answers::StuckAnswer;
 use operations::certificate::Certificate;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
-use utoipa::openapi::schema::{ComponentsBuilder, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ComponentsBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Response, ResponseBuilder,
@@ -139,7 +139,14 @@ fn described(schemas: &mut Schemas) -> Vec<Described> {
     );
     let health = schemas.answer::<Health>("ok, with the head", &[JSON]);
     let summary = "Liveness and log head; 503 with the reason while the store refuses writes";
-    add("get", "/v1/health", public(operation(summary, "200", health, &["503"])));
+    // 503 while writes are refused is the health body with the reason; an
+    // overloaded server sheds the request with an error body.
+    let either = OneOfBuilder::new().item(schemas.of::<Health>()).item(schemas.of::<ErrorBody>());
+    let refusing = ResponseBuilder::new()
+        .description("refusing writes (`status`, `reason`), or overloaded (an error: see Retry-After)")
+        .content(JSON, ContentBuilder::new().schema(Some(either)).build())
+        .build();
+    add("get", "/v1/health", public(operation(summary, "200", health, &[]).response("503", refusing)));
     let document = schemas.answer::<OpenApiDocument>("the document", &[JSON]);
     add("get", "/v1/openapi.json", public(operation("This document", "200", document, &[])));
     let metrics = schemas.answer::<Text>("metrics (OpenMetrics text)", &["application/openmetrics-text"]);
