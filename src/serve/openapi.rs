@@ -11,12 +11,10 @@ mod bodies;
 
 use super::error::ErrorBody;
 use super::{audit, family};
-use bodies::{
-    Appended, AuditAccepted, AuditJob, CoverageAnswer, Facts, FamilyPerson, Health, History, OpenApiDocument,
-    RecordedFact, Text, UnpaidPage,
-};
+use bodies::{Appended, AuditAccepted, AuditJob, Facts, FamilyPerson, Health, OpenApiDocument, RecordedFact, Text};
 use operations::answers::StuckAnswer;
 use operations::certificate::Certificate;
+use operations::coverage::{CoverageAnswer, HistoryAnswer, UnpaidPage};
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
 use utoipa::openapi::schema::{ComponentsBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, Type};
@@ -180,7 +178,7 @@ fn lookups(schemas: &mut Schemas, add: &mut Add) {
                 "RFC 3339 moment: answer with the facts recorded by then (a fresh rebuild)",
             )),
     );
-    let history = schemas.answer::<History>("facts in log order", &[JSON]);
+    let history = schemas.answer::<HistoryAnswer>("facts in log order", &[JSON]);
     let summary = "Every fact about a person (office, auditor); recorded in access.log";
     add(
         "get",

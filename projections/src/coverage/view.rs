@@ -166,7 +166,6 @@ pub struct SplitView {
 
 /// One person-year, every figure derived from the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonYear {
     /// The identity the person is known by now.
     pub person: Identity,

@@ -1,17 +1,14 @@
-//! Schemas of the bodies the handlers still write with `json!` or straight
-//! to bytes: each type here has the fields of that body, so the document
-//! names them and `tests/serve.rs` holds live answers to them. When a
+//! Schemas of the bodies the handlers still write with `json!`: each type
+//! here has the fields of that body, so the document names them and
+//! `tests/openapi.rs` holds live answers to them. When a
 //! handler comes to return a typed answer from `operations`, that type
 //! derives `utoipa::ToSchema` and takes the place of its stand-in here.
 #![allow(dead_code, reason = "schemas only: nothing builds these values")]
 
-use ledger::event::EnrolmentBasis;
-use ledger::{BeijingTime, Date, Money, RegionCode, UtcTime};
-use operations::answers::UnpaidListed;
-use projections::coverage::PersonYear;
+use ledger::{BeijingTime, Date, Money, RegionCode};
 use projections::family::{AccountYear, ProxyState};
 use serde::Serialize;
-use utoipa::openapi::schema::{ArrayBuilder, ArrayItems, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -39,82 +36,6 @@ pub struct Health {
 pub enum HealthStatus {
     Ok,
     RefusingWrites,
-}
-
-/// `GET /v1/coverage/{id_number}`: the person and their years as `yibao
-/// coverage --json`, keys in alphabetical order, IDs masked.
-#[derive(Serialize, ToSchema)]
-pub struct CoverageAnswer {
-    /// The hash of the last record the projection folded.
-    pub head_hash: String,
-    pub log_position: u64,
-    pub person: CoveragePerson,
-    pub years: Vec<CoverageYear>,
-}
-
-/// The person as registered, IDs masked, without the birth date.
-#[derive(Serialize, ToSchema)]
-pub struct CoveragePerson {
-    pub basis: Option<EnrolmentBasis>,
-    /// Earlier identities, masked.
-    pub former: Vec<String>,
-    /// The identity the person is known by now, masked.
-    pub id: String,
-    pub name: Option<String>,
-    pub region: Option<RegionCode>,
-    pub registered: bool,
-    pub registered_on: Option<Date>,
-    pub voided_on: Option<Date>,
-}
-
-/// One person-year (its `person` masked), and whether the asked day is covered.
-#[derive(Serialize, ToSchema)]
-pub struct CoverageYear {
-    #[schema(schema_with = covered_on)]
-    pub covered_on: Option<(Date, bool)>,
-    pub year: PersonYear,
-}
-
-/// `[day, covered]` when `on` was asked, else `null`.
-fn covered_on() -> ArrayBuilder {
-    let day = ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)));
-    ArrayBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-        .prefix_items([day, ObjectBuilder::new().schema_type(Type::Boolean)])
-        .items(ArrayItems::False)
-        .min_items(Some(2))
-        .max_items(Some(2))
-        .description(Some("[day, covered]: whether `on` is a covered day; null without `on`"))
-}
-
-/// `GET /v1/persons/{id_number}/history`: every fact about a person, in
-/// log order.
-#[derive(Serialize, ToSchema)]
-pub struct History {
-    /// Masked.
-    pub person: String,
-    pub facts: Vec<HistoryFact>,
-    pub log_position: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct HistoryFact {
-    pub position: u64,
-    pub recorded_at: UtcTime,
-    /// The fact's type (`payment_received`, ...).
-    #[serde(rename = "type")]
-    pub type_name: String,
-    pub summary: String,
-}
-
-/// `GET /v1/unpaid`: a page of the reminder list.
-#[derive(Serialize, ToSchema)]
-pub struct UnpaidPage {
-    pub entries: Vec<UnpaidListed>,
-    pub page: usize,
-    pub per_page: usize,
-    pub n_total: usize,
-    pub log_position: u64,
 }
 
 /// `POST /v1/events`: the facts' positions (the original ones for an
