@@ -18,6 +18,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 48 * 1024;
 
 /// How a person came to resident insurance, where the rules depend on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EnrolmentBasis {
     /// Ordinary registration.

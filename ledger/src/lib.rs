@@ -9,6 +9,8 @@ pub mod event;
 pub mod id;
 pub mod log;
 pub mod money;
+#[cfg(feature = "openapi")]
+mod schema;
 pub mod sync;
 pub mod text;
 pub mod time;

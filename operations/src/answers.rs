@@ -1,12 +1,15 @@
 //! The answers the CLI's `--json` and the HTTP service both give: one type
-//! per answer, so the two cannot drift apart field by field.
+//! per answer, so the two cannot drift apart field by field. Each derives
+//! `utoipa::ToSchema` too: the service's OpenAPI document (`src/serve/openapi.rs`)
+//! names it as the route's answer, and a test holds live answers to it.
 use ledger::{BeijingTime, Money, RegionCode};
 use projections::coverage::{CoverageState, UnpaidEntry};
 use projections::family::{ProxyState, StuckApplication};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// `yibao family stuck --json` and `GET /v1/family/stuck`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StuckAnswer {
     /// The instant the ages are measured at.
     pub now: BeijingTime,
@@ -19,7 +22,7 @@ pub struct StuckAnswer {
 }
 
 /// One stuck application, IDs masked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StuckListed {
     pub application_id: String,
     pub holder: String,
@@ -59,7 +62,7 @@ impl From<&StuckApplication> for StuckListed {
 
 /// One entry of `yibao unpaid --json` and of `GET /v1/unpaid`'s `entries`:
 /// the reminder list, the ID masked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct UnpaidListed {
     pub person: String,
     pub name: String,

@@ -147,7 +147,7 @@ fn auditor(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(caller.name)
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// First position (default 1).
@@ -191,7 +191,7 @@ pub async fn verify(
     Ok(accepted(&app, number))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     year: u16,

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use operations::{Classified, Kind};
-use serde_json::json;
+use serde::Serialize;
 
 /// An error as the client sees it.
 #[derive(Debug)]
@@ -90,12 +90,21 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The body of every error answer (`Error` in the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: `bad_input`, `unauthorized`, ...
+    pub code: &'static str,
+    pub message: String,
+    /// The input field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "code": self.code, "message": self.message });
-        if let (Some(field), Some(object)) = (self.field, body.as_object_mut()) {
-            object.insert("field".into(), field.into());
-        }
+        let body = ErrorBody { code: self.code, message: self.message, field: self.field };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::INSUFFICIENT_STORAGE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

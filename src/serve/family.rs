@@ -135,7 +135,7 @@ async fn post_fact(app: &Arc<App>, headers: &HeaderMap, event: Event) -> Result<
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindRequest {
     holder: String,
@@ -166,7 +166,7 @@ pub async fn bind(
     Ok(Json(post_fact(&app, &headers, event).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
     holder: String,
@@ -190,7 +190,7 @@ pub async fn revoke(
     Ok(Json(post_fact(&app, &headers, event).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     holder: String,
@@ -235,7 +235,7 @@ pub async fn apply(
     Ok(Json(answer))
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepRequest {
     /// Beijing time (default: now).

@@ -12,7 +12,7 @@ pub const VERSION: u32 = 1;
 
 /// A certificate: `yibao certificate --format json` and
 /// `GET /v1/certificates/{id_number}/{year}?format=json` give this.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
     pub format: String,
@@ -45,8 +45,9 @@ pub struct Certificate {
 }
 
 /// One fact that moved money, with its place in the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CertificateEntry)]
 pub struct Entry {
     /// `payment`, `proxy`, `subsidy` or `refund`.
     pub kind: String,

@@ -11,7 +11,7 @@ use projections::Projection;
 use serde::Serialize;
 
 /// A person's coverage years, at the log position the figures reflect.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CoverageAnswer {
     /// The hash of the record at `log_position`, 64 hex digits.
     pub head_hash: String,
@@ -22,7 +22,7 @@ pub struct CoverageAnswer {
 
 /// The person as registered, IDs masked, without the birth date (the mask
 /// hides it).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PersonListed {
     pub basis: Option<EnrolmentBasis>,
     /// Earlier identities (a newborn's birth certificate), masked.
@@ -37,14 +37,14 @@ pub struct PersonListed {
 }
 
 /// One coverage year, and whether the day asked (if one was) is covered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct YearEntry {
     pub covered_on: Option<(Date, bool)>,
     pub year: YearFigures,
 }
 
 /// A person-year's figures (`PersonYear`), the ID masked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct YearFigures {
     pub amount_due: Option<Money>,
     pub awaiting: Option<String>,

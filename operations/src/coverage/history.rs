@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 /// A person's facts, at the log position they were read to. Fields in
 /// alphabetical order, as the service has always written them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryAnswer {
     pub facts: Vec<HistoryFact>,
     pub log_position: u64,
@@ -25,7 +25,7 @@ pub struct HistoryAnswer {
 }
 
 /// One fact, summarised.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryFact {
     pub position: u64,
     /// Transaction time (`recorded_at`), RFC 3339 in UTC.

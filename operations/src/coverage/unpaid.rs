@@ -43,7 +43,7 @@ impl Page {
 
 /// A page of the list; `n_total` counts the whole list. Fields in
 /// alphabetical order, as the service has always written them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UnpaidPage {
     pub entries: Vec<UnpaidListed>,
     pub log_position: u64,

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 /// The state of a person-year (参保缴费状态).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CoverageState {
     /// Facts exist for an identity never registered (参保登记 missing).
@@ -92,6 +93,7 @@ impl CoverageState {
 
 /// Money in, by source.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Paid {
     /// 自主缴费.
     pub by_self: Money,
@@ -137,6 +139,7 @@ impl Paid {
 
 /// Money back, by destination.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refunds {
     pub to_channel: Money,
     pub to_personal_account: Money,
@@ -152,6 +155,7 @@ pub struct Refunds {
 
 /// The policy's split of the person's hardship subsidy among funders.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SplitView {
     pub group: String,
     pub amount: Money,

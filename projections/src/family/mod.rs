@@ -167,6 +167,7 @@ impl Application {
 /// moved it. `net = debited − returned = credited − refunded + in_flight +
 /// awaiting_return`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountYear {
     pub coverage_year: u16,
     pub n_applications: u32,
