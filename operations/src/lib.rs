@@ -12,8 +12,10 @@ pub mod channels;
 pub mod checkpoints;
 pub mod error;
 pub mod facts;
+pub mod family;
 mod handle;
 pub mod progress;
+pub mod refund;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{record, Ledger, OpenError, Projections, RecordError, Recorded};
