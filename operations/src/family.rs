@@ -447,3 +447,79 @@ pub fn refusals_message(refusals: &[BatchRefusal], lines: BatchLines<'_>) -> Str
     }
     message
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ledger::OpenMode;
+
+    pub(crate) const HOLDER: &str = "520502197811204159";
+    /// 王秀英, the holder's mother: her 2025 premium was paid from his account.
+    pub(crate) const MOTHER: &str = "520502195205085226";
+
+    /// A ledger holding the demo's facts, and `extra` lines after them.
+    pub(crate) fn demo_ledger(dir: &std::path::Path, extra: &[&str]) -> Ledger {
+        let ledger = Ledger::open(dir, OpenMode::Create).expect("a new ledger");
+        let demo = include_str!("../../fixtures/demo/facts.jsonl");
+        let events: Vec<NewEvent> = demo
+            .lines()
+            .chain(extra.iter().copied())
+            .filter(|line| !line.trim().is_empty())
+            .enumerate()
+            .map(|(index, line)| facts::parse_line(line, index + 1, "test").expect("a demo fact"))
+            .collect();
+        ledger.log().append_blocking(events).expect("appended");
+        ledger
+    }
+
+    fn id(text: &str) -> Identity {
+        text.parse().expect("an ID")
+    }
+
+    #[test]
+    fn the_default_application_id_shows_what_the_masks_show_and_takes_the_next_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = demo_ledger(dir.path(), &[]);
+        let at = ledger.projections().expect("projections");
+        let (holder, member) = (id(HOLDER), id(MOTHER));
+        assert_eq!(default_application_id(&at.family, &holder, &member, 2026), "DJ-2026-4159-5226-1");
+        let request = ApplyRequest {
+            holder: holder.clone(),
+            member: member.clone(),
+            coverage_year: 2026,
+            amount: "400".parse().expect("money"),
+            application_id: None,
+            at: "2025-10-01 10:00:00".parse().expect("a time"),
+        };
+        let applied = apply(&Writer::of(&ledger, &at), request, "test").expect("applied");
+        assert_eq!(applied.application_id, "DJ-2026-4159-5226-1");
+        assert!(matches!(applied.recorded, Recorded::Appended { .. }), "{:?}", applied.recorded);
+        let at = ledger.projections().expect("projections");
+        assert_eq!(default_application_id(&at.family, &holder, &member, 2026), "DJ-2026-4159-5226-2");
+    }
+
+    #[test]
+    fn a_refusal_is_refused_naming_its_field_and_appends_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = demo_ledger(dir.path(), &[]);
+        let at = ledger.projections().expect("projections");
+        let before = ledger.log().durable_head();
+        let writer = Writer::of(&ledger, &at);
+        let binding = FamilyBindingCreated {
+            holder: id(HOLDER),
+            account_province: "520000".parse().expect("a province"),
+            member: id(HOLDER),
+            relation: ledger::event::Relation::Spouse,
+            bound_on: "2024-10-01".parse().expect("a date"),
+        };
+        let error = bind(&writer, binding, "test").expect_err("the holder cannot bind themselves");
+        assert!(matches!(error, FamilyError::Refused(_)), "{error:?}");
+        assert_eq!((error.kind(), error.field()), (Kind::Refused, Some("member")));
+        assert!(error.to_string().ends_with("; nothing was appended"), "{error}");
+        let at_time = "2025-10-01 10:00:00".parse().expect("a time");
+        let error = transition(&writer, "NO-SUCH".into(), Transition::Returned, at_time, "test")
+            .expect_err("an unknown application");
+        assert_eq!((error.kind(), error.field()), (Kind::Refused, Some("application_id")));
+        assert_eq!(ledger.log().durable_head(), before, "a refused fact was appended");
+    }
+}

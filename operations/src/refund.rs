@@ -169,3 +169,101 @@ pub fn refund(ledger: &Ledger, request: RefundRequest, actor: &str) -> Result<Re
     });
     Ok(Refunded { refund_ref: refund.refund_ref, destination: refund.destination, recorded, after })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::tests::{demo_ledger, HOLDER, MOTHER};
+    use projections::family::{decide, Refusal};
+
+    /// 李娜's 2026 premium, paid by 张伟 for her.
+    const PAID_BY_ANOTHER: &str = r#"{"type": "payment_received", "v": 1, "person": "520521199007012242", "coverage_year": 2026, "amount": "400.00", "channel": "wechat", "channel_ref": "WX-OTHER-1", "paid_at": "2025-10-05 09:30:00", "payer": {"other": "520502198503121233"}}"#;
+
+    fn payment(text: &str) -> PaymentRef {
+        let (channel, channel_ref) = text.split_once(':').expect("CHANNEL:REF");
+        PaymentRef { channel: channel.into(), channel_ref: channel_ref.into() }
+    }
+
+    #[test]
+    fn a_refund_goes_back_to_the_payers_source_by_the_one_rule_the_decision_checks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = demo_ledger(dir.path(), &[PAID_BY_ANOTHER]);
+        let at = ledger.projections().expect("projections");
+        let holder: Identity = HOLDER.parse().expect("an ID");
+        let cases = [
+            (
+                "the person",
+                "520502198503121233",
+                2025,
+                "wechat:WX20241005093012001",
+                RefundDestination::OriginalChannel,
+            ),
+            ("another payer", "520521199007012242", 2026, "wechat:WX-OTHER-1", RefundDestination::OriginalChannel),
+            (
+                "a collector",
+                "520523200112308406",
+                2025,
+                "village_collector:QXG-DS-2024-0931",
+                RefundDestination::OriginalChannel,
+            ),
+            ("the family account", MOTHER, 2025, "proxy:BJ-DJ-2024-000101", RefundDestination::PersonalAccount(holder)),
+            ("a subsidy's funders", "520526196909097319", 2025, "subsidy:extreme_poverty", RefundDestination::Funders),
+        ];
+        for (source, person, year, paid, expected) in cases {
+            let person: Identity = person.parse().expect("an ID");
+            let payment = payment(paid);
+            let found = destination(&at.coverage, &at.family, &person, year, &payment).expect("a destination");
+            assert_eq!(found, expected, "paid by {source}");
+            // The decision holds a refund fact to the same rule: any other destination is refused.
+            let refund = |destination| {
+                Event::RefundIssuedV1(RefundIssued {
+                    person: person.clone(),
+                    coverage_year: year,
+                    refund_ref: "TK-T".into(),
+                    payment: payment.clone(),
+                    amount: "1".parse().expect("money"),
+                    destination,
+                    refunded_at: "2025-11-01 10:00:00".parse().expect("a time"),
+                    reason: "退费".into(),
+                })
+            };
+            // (The demo's collector payment is refunded whole already: that refusal is the amount's.)
+            let accepted = decide(&at.family, &at.coverage, &refund(expected.clone()));
+            assert!(
+                !matches!(accepted, Err(Refusal { field: Some("destination"), .. })),
+                "paid by {source}: {accepted:?}"
+            );
+            let wrong = if expected == RefundDestination::Funders {
+                RefundDestination::OriginalChannel
+            } else {
+                RefundDestination::Funders
+            };
+            let refused = decide(&at.family, &at.coverage, &refund(wrong));
+            assert!(
+                matches!(refused, Err(Refusal { field: Some("destination"), .. })),
+                "paid by {source}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refund_of_a_proxy_payment_is_recorded_to_the_holders_account() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = demo_ledger(dir.path(), &[]);
+        let request = RefundRequest {
+            person: MOTHER.parse().expect("an ID"),
+            coverage_year: 2025,
+            payment: payment("proxy:BJ-DJ-2024-000101"),
+            amount: "400".parse().expect("money"),
+            reason: "退费".into(),
+            refund_ref: None,
+            refunded_at: "2025-01-10 10:00:00".parse().expect("a time"),
+        };
+        let refunded = refund(&ledger, request, "test").expect("refunded");
+        assert_eq!(refunded.refund_ref, "BJ-DJ-2024-000101-R1");
+        assert_eq!(refunded.destination, RefundDestination::PersonalAccount(HOLDER.parse().expect("an ID")));
+        assert!(matches!(refunded.recorded, Recorded::Appended { .. }), "{:?}", refunded.recorded);
+        let after = refunded.after.expect("the person-year after");
+        assert_eq!(after.refunded, "400".parse().expect("money"));
+    }
+}
