@@ -14,7 +14,6 @@ use operations::family::{
     self, ApplicationListed, ApplyRequest, BatchLines, FamilyError, PeriodListed, Transition, Writer,
 };
 use operations::{Ledger, Projections, Recorded};
-use projections::coverage::Coverage;
 use projections::family::Family;
 use std::path::Path;
 
@@ -196,14 +195,6 @@ fn date_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<Date> 
 /// A time flag, now when not given.
 fn time_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<BeijingTime> {
     text.map_or_else(|| Ok(BeijingTime::now()), |text| flag_value(flags, field, text))
-}
-
-/// Both projections at the same log position: coverage caught up with the
-/// log, then family caught up to exactly coverage's position, each from its
-/// checkpoint when there is a usable one.
-pub fn projections_at_head(log: &SledLog) -> Result<(Coverage, Family)> {
-    let Projections { coverage, family } = family::projections_at_head(log).map_err(classified)?;
-    Ok((coverage, family))
 }
 
 /// The family projection at position `upto` (`checkpoints.rs`).

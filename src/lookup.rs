@@ -1,28 +1,30 @@
-//! What an insurance office asks: a person's coverage, their history, the
-//! unpaid list, and the hardship assessment (核定) it records.
+//! What an insurance office asks, on the command line: a person's coverage,
+//! their history, the unpaid list, and the hardship assessment (核定) it
+//! records. Parses the flags, calls the operation
+//! (`operations::coverage`), and prints its answer as text or JSON.
 
-use crate::commands::open;
-use crate::exit::{BadInput, Findings};
-use anyhow::{Context, Result};
-use ledger::event::HardshipAssessed;
-use ledger::{Date, Envelope, Event, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
-use operations::answers::UnpaidListed;
-use projections::coverage::{source_words, Coverage, PersonYear};
-use projections::family::Family;
-use projections::Projection;
-use std::collections::HashSet;
+use crate::exit::{classified, BadInput};
+use anyhow::Result;
+use ledger::{Date, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
+use operations::coverage::{AssessError, AssessmentQuery, CoverageAnswer, CoverageQuery, YearEntry};
+use operations::Ledger;
+use projections::coverage::{source_words, Coverage};
 use std::path::Path;
 
 /// The coverage projection, caught up with the log (`checkpoints.rs`).
 pub fn coverage(data: &Path, log: &dyn LogReader) -> Result<Coverage> {
-    operations::checkpoints::caught_up(data, log, u64::MAX).map_err(crate::exit::classified)
+    operations::checkpoints::caught_up(data, log, u64::MAX).map_err(classified)
 }
 
 pub fn parse_identity(text: &str) -> Result<Identity> {
     text.parse().map_err(|e| BadInput(format!("ID number: {e}")).into())
 }
 
-/// `yibao coverage ID [--year Y] [--on DATE] [--json]`.
+fn open(data: &Path) -> Result<Ledger> {
+    Ledger::open(data, OpenMode::Existing).map_err(classified)
+}
+
+/// `yibao coverage ID [--year Y] [--on DATE] [--as-of MOMENT] [--json]`.
 pub fn show(
     data: &Path,
     id: &str,
@@ -31,54 +33,42 @@ pub fn show(
     json_out: bool,
     as_of: Option<UtcTime>,
 ) -> Result<()> {
-    let identity = parse_identity(id)?;
-    let log = open(data, OpenMode::Existing)?;
-    let coverage = match as_of {
-        // What was known then: a fresh rebuild of the facts recorded by then.
-        Some(moment) => crate::replay_cmd::rebuild(&log, Some(moment))?.0.coverage,
-        None => coverage(data, &log)?,
-    };
-    let Some(person) = coverage.person(&identity) else {
-        return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
-    };
-    let years = match year {
-        Some(year) => vec![year],
-        None => coverage.years_of(&identity),
-    };
+    let query = CoverageQuery { person: parse_identity(id)?, year, on };
+    let answer = open(data)?.coverage_of(&query, as_of).map_err(classified)?;
     if json_out {
-        // The service's answer, the same bytes laid out for reading: one
-        // form of the card, IDs masked.
-        let body = crate::serve::lookup::answer(&coverage, &identity, year, on)
-            .context("writing the coverage answer as JSON")?;
-        let answer: serde_json::Value = serde_json::from_slice(&body)?;
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
+        // The service's answer laid out for reading, keys in alphabetical
+        // order as the service writes them.
+        outln!("{}", serde_json::to_string_pretty(&serde_json::to_value(&answer)?)?);
         return Ok(());
     }
-    let views: Vec<PersonYear> =
-        years.iter().filter_map(|&year| coverage.person_year_as_of(&identity, year, on)).collect();
-    let head = (coverage.position(), hex::encode(coverage.head_hash()));
+    print_card(&answer, year);
+    Ok(())
+}
+
+fn print_card(answer: &CoverageAnswer, year: Option<u16>) {
+    let person = &answer.person;
     let name = person.name.as_deref().unwrap_or("(not registered)");
     let region = person.region.map_or("-".to_string(), |r| r.to_string());
     // No birth date beside the masked ID: the mask hides it.
-    outln!("{} {name}, region {region}", person.current.masked());
+    outln!("{} {name}, region {region}", person.id);
     for former in &person.former {
-        outln!("  formerly {}", former.masked());
+        outln!("  formerly {former}");
     }
-    if views.is_empty() {
+    if answer.years.is_empty() {
         outln!("no coverage year recorded{}", year.map(|y| format!(" for {y}")).unwrap_or_default());
     }
-    for view in &views {
-        print_year(view, on);
+    for entry in &answer.years {
+        print_year(entry);
     }
-    outln!("answer reflects log position {}, head {}", head.0, head.1);
-    Ok(())
+    outln!("answer reflects log position {}, head {}", answer.log_position, answer.head_hash);
 }
 
 fn money(amount: Option<Money>) -> String {
     amount.map_or("unknown".into(), |m| m.to_string())
 }
 
-fn print_year(view: &PersonYear, on: Option<Date>) {
+fn print_year(entry: &YearEntry) {
+    let view = &entry.year;
     let class = view.payment_class.map(|c| format!(" ({})", c.replace('_', " "))).unwrap_or_default();
     outln!("\ncoverage year {}: {}{class}", view.coverage_year, view.state.words());
     outln!(
@@ -111,8 +101,8 @@ fn print_year(view: &PersonYear, on: Option<Date>) {
         (Some(from), Some(until)) => outln!("  covered from {from} until {until}"),
         _ => outln!("  not covered"),
     }
-    if let Some(day) = on {
-        let covered = if view.is_covered_on(day) { "covered" } else { "NOT covered" };
+    if let Some((day, covered)) = entry.covered_on {
+        let covered = if covered { "covered" } else { "NOT covered" };
         outln!("  on {day}: {covered}");
     }
     for note in &view.notes {
@@ -122,19 +112,18 @@ fn print_year(view: &PersonYear, on: Option<Date>) {
 
 /// `yibao unpaid --region CODE --year Y`: the reminder list, IDs masked.
 pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Result<()> {
-    let log = open(data, OpenMode::Existing)?;
-    let coverage = coverage(data, &log)?;
-    let entries = coverage.unpaid(region, year);
+    let listed = open(data)?.unpaid(region, year).map_err(classified)?;
+    let entries = &listed.entries;
     if json_out {
-        let listed: Vec<UnpaidListed> = entries.iter().map(UnpaidListed::from).collect();
-        outln!("{}", serde_json::to_string_pretty(&listed)?);
+        // The entries of the service's page: the whole list.
+        outln!("{}", serde_json::to_string_pretty(entries)?);
         return Ok(());
     }
     outln!("{:<20} {:<7} {:<18} {:>10} {:>12}  name", "ID", "region", "state", "due", "outstanding");
-    for entry in &entries {
+    for entry in entries {
         outln!(
             "{:<20} {:<7} {:<18} {:>10} {:>12}  {}",
-            entry.masked,
+            entry.person,
             entry.region,
             entry.state.words(),
             money(entry.amount_due),
@@ -142,150 +131,20 @@ pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Res
             entry.name
         );
     }
-    outln!("{} person(s) registered for {year} in {region} and not paid in full", entries.len());
+    outln!("{} person(s) registered for {year} in {region} and not paid in full", listed.n_total);
     Ok(())
 }
 
 /// `yibao history ID`: every fact about the person, under every identity
-/// they had, in log order.
+/// they had, in log order (a scan of the whole log).
 pub fn history(data: &Path, id: &str) -> Result<()> {
-    let identity = parse_identity(id)?;
-    let log = open(data, OpenMode::Existing)?;
-    let coverage = coverage(data, &log)?;
-    // An account holder who is not insured here has bindings and proxy
-    // applications, and no coverage record.
-    let (current, identities): (Identity, HashSet<Identity>) = match coverage.person(&identity) {
-        Some(person) => (person.current.clone(), std::iter::once(person.current).chain(person.former).collect()),
-        None => (identity.clone(), HashSet::from([identity.clone()])),
-    };
-    let mut applications: HashSet<String> = HashSet::new();
-    let mut n_facts = 0;
-    log.scan(1, u64::MAX, |envelope| {
-        if concerns(&envelope, &identities, &mut applications) {
-            n_facts += 1;
-            outln!(
-                "{:>8}  {}  {:<24} {}",
-                envelope.head.position,
-                envelope.head.recorded_at,
-                envelope.event.type_name(),
-                operations::facts::summary(&envelope.event)
-            );
-        }
-        Ok(())
-    })?;
-    if n_facts == 0 && coverage.person(&identity).is_none() {
-        return Err(Findings(format!("no person with ID {} in the ledger", identity.masked())).into());
+    let person = parse_identity(id)?;
+    let answer = open(data)?.history(&person).map_err(classified)?;
+    for fact in &answer.facts {
+        outln!("{:>8}  {}  {:<24} {}", fact.position, fact.recorded_at, fact.type_name, fact.summary);
     }
-    outln!("{n_facts} fact(s) about {}", current.masked());
+    outln!("{} fact(s) about {}", answer.facts.len(), answer.known_as);
     Ok(())
-}
-
-/// The facts about one of `identities` up to `upto`, in log order, read
-/// through the ledger's stream index instead of a scan: the person streams
-/// of every identity, the binding streams of every holder they are bound
-/// to or are, and the streams of the proxy applications they are part of
-/// (from `family`, which reflects the log at `upto`).
-pub fn history_by_streams(
-    log: &dyn LogReader,
-    family: &Family,
-    identities: &HashSet<Identity>,
-    upto: u64,
-) -> Result<Vec<Envelope>, ledger::LedgerError> {
-    let mut streams: Vec<String> = Vec::new();
-    for identity in identities {
-        streams.push(ledger::event::person_stream(identity));
-        streams.push(ledger::event::family_stream(identity));
-        streams.extend(family.bindings_as_member(identity).map(|b| ledger::event::family_stream(&b.holder)));
-        streams.extend(family.applications_of(identity).map(|a| ledger::event::proxy_stream(&a.application_id)));
-    }
-    let mut applications = HashSet::new();
-    let mut facts = read_streams(log, streams, |e| e.head.position <= upto)?;
-    // The same filter as the scan: a holder's stream also holds other members' bindings.
-    facts.retain(|envelope| concerns(envelope, identities, &mut applications));
-    Ok(facts)
-}
-
-/// The records of `streams` that `keep` accepts, in log order, each once.
-fn read_streams(
-    log: &dyn LogReader,
-    mut streams: Vec<String>,
-    keep: impl Fn(&Envelope) -> bool,
-) -> Result<Vec<Envelope>, ledger::LedgerError> {
-    streams.sort();
-    streams.dedup();
-    let mut facts: Vec<Envelope> = Vec::new();
-    for stream in &streams {
-        facts.extend(log.read_stream_blocking(stream)?.into_iter().filter(|e| keep(e)));
-    }
-    facts.sort_by_key(|e| e.head.position);
-    facts.dedup_by_key(|e| e.head.position);
-    Ok(facts)
-}
-
-/// What the coverage projection knew of one person at `moment`
-/// (transaction time), folded from the facts recorded by then on the
-/// person's streams (every identity `live` knows them by, their proxy
-/// applications) and on every policy stream; the same answers for this
-/// person as a rebuild of the whole log as of `moment`
-/// (`replay::audit::rebuild_as_of`), at the cost of the person's facts.
-/// Its position is the last of those facts, not the log's head then.
-pub fn person_as_of(
-    log: &dyn LogReader,
-    live: &Coverage,
-    family: &Family,
-    person: &Identity,
-    moment: ledger::UtcTime,
-) -> Result<Coverage, ledger::LedgerError> {
-    let identities: Vec<Identity> = match live.person(person) {
-        Some(summary) => std::iter::once(summary.current).chain(summary.former).collect(),
-        None => vec![person.clone()],
-    };
-    let mut streams: Vec<String> = Vec::new();
-    for identity in &identities {
-        streams.push(ledger::event::person_stream(identity));
-        streams.extend(family.applications_of(identity).map(|a| ledger::event::proxy_stream(&a.application_id)));
-    }
-    streams.extend(live.policy_years().into_iter().map(|(region, year)| ledger::event::policy_stream(region, year)));
-    let mut coverage = Coverage::new();
-    for envelope in read_streams(log, streams, |e| e.head.recorded_at <= moment && e.head.position <= live.position())?
-    {
-        coverage.apply(&envelope);
-    }
-    Ok(coverage)
-}
-
-/// Whether a fact is about one of `identities`; proxy applications for them
-/// are remembered so that their later steps are shown too.
-pub(crate) fn concerns(
-    envelope: &Envelope,
-    identities: &HashSet<Identity>,
-    applications: &mut HashSet<String>,
-) -> bool {
-    let is = |identity: &Identity| identities.contains(identity);
-    match &envelope.event {
-        Event::PersonRegisteredV1(e) => is(&e.person),
-        Event::IdentityConvertedV1(e) => is(&e.from) || is(&e.to),
-        Event::PreRegistrationVoidedV1(e) => is(&e.person),
-        Event::HardshipCertifiedV1(e) => is(&e.person),
-        Event::HardshipAssessedV1(e) => is(&e.person),
-        Event::PaymentReceivedV1(e) => is(&e.person),
-        Event::SubsidyGrantedV1(e) => is(&e.person),
-        Event::RefundIssuedV1(e) => is(&e.person),
-        Event::FamilyBindingCreatedV1(e) => is(&e.holder) || is(&e.member),
-        Event::FamilyBindingRevokedV1(e) => is(&e.holder) || is(&e.member),
-        Event::ProxySubmittedV1(e) => {
-            let mine = is(&e.holder) || is(&e.member);
-            if mine {
-                applications.insert(e.application_id.clone());
-            }
-            mine
-        }
-        Event::ProxyProcessingV1(e) => applications.contains(&e.application_id),
-        Event::ProxyCreditedV1(e) => applications.contains(&e.application_id),
-        Event::ProxyFailedV1(e) => applications.contains(&e.application_id),
-        Event::ProxyReturnedV1(e) => applications.contains(&e.application_id),
-        Event::PolicyPublishedV1(_) | Event::PolicyAmendedV1(_) | Event::ReconciliationRecordedV1(_) => false,
-    }
 }
 
 const ASSESS_FLAGS: crate::single::FlagNames =
@@ -296,40 +155,32 @@ const ASSESS_FLAGS: crate::single::FlagNames =
 /// highest group applies, never the sum). Refused with the rule's reason
 /// where the rules close the special path.
 pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<Date>) -> Result<()> {
-    let identity = parse_identity(id)?;
-    let assessed_on = on.unwrap_or_else(Date::today);
-    let log = open(data, OpenMode::Existing)?;
-    let coverage = coverage(data, &log)?;
-    let person = coverage
-        .person(&identity)
-        .filter(|p| p.registered)
-        .ok_or_else(|| BadInput(format!("{} is not registered; register the person first", identity.masked())))?;
-    let region = person.region.ok_or_else(|| BadInput("the registration names no region".into()))?;
-    let policy = coverage.policy(region, year).ok_or_else(|| {
-        BadInput(format!("no policy for region {region} and {year} in the log; `yibao policy load` it"))
-    })?;
-    let subsidy = policy
-        .hardship_subsidy(groups)
-        .map_err(|e| BadInput(format!("--group: {e}")))?
-        .ok_or_else(|| BadInput("give at least one --group".into()))?;
-    let assessment = HardshipAssessed {
-        person: person.current.clone(),
+    let query = AssessmentQuery {
+        person: parse_identity(id)?,
         coverage_year: year,
-        group: subsidy.group.clone(),
-        subsidy: subsidy.amount,
-        amount_due: subsidy.person_pays,
-        assessed_on,
+        groups: groups.to_vec(),
+        assessed_on: on.unwrap_or_else(Date::today),
     };
-    // The decision an import line or a request gets (`family::decide`); a
-    // repeat is left to the log, which appends nothing.
-    projections::family::assessment(&coverage, &assessment).map_err(|refusal| BadInput(refusal.reason))?;
-    let event = Event::HardshipAssessedV1(assessment);
-    let position = crate::single::append_event(&log, event, "cli:assess", ASSESS_FLAGS)?;
+    let assessed = open(data)?.assess(&query, "cli:assess").map_err(assess_error)?;
     outln!(
-        "group {}: subsidy {}, the person pays {}; recorded at position {position}",
-        subsidy.group,
-        subsidy.amount,
-        subsidy.person_pays
+        "group {}: subsidy {}, the person pays {}; recorded at position {}",
+        assessed.group,
+        assessed.subsidy,
+        assessed.person_pays,
+        assessed.position
     );
     Ok(())
+}
+
+/// Errors about a value a flag gave name the flag, as before the operation
+/// existed; the rest keep their kind.
+fn assess_error(error: AssessError) -> anyhow::Error {
+    match error {
+        AssessError::Group(reason) => BadInput(format!("--group: {reason}")).into(),
+        AssessError::NoGroup => BadInput("give at least one --group".into()).into(),
+        AssessError::Record(operations::RecordError::Field(field)) => {
+            crate::single::field_error(ASSESS_FLAGS, field.field, field.reason)
+        }
+        other => classified(other),
+    }
 }

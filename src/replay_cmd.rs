@@ -1,16 +1,16 @@
 //! `yibao replay`: the auditor's rebuild of a coverage year from the log
-//! alone, its report, its digest, and the drift check against the live
-//! projection.
+//! alone (`operations::replay`), rendered as text, JSON or CSV; drift
+//! against the live projection goes to standard error and exits 1.
 
-use crate::commands::open;
-use crate::exit::{BadInput, Findings};
+use crate::exit::{classified, Findings};
 use anyhow::Result;
 use ledger::{Date, LogReader, OpenMode, RegionCode, UtcTime};
 use operations::progress;
+use operations::replay::{DriftCheck, FlagNames, ReplayInput, Replayed};
+use operations::Ledger;
 use projections::coverage::source_words;
-use replay::audit::{self, AuditReport, Rebuilt};
+use replay::audit::{AuditReport, Rebuilt};
 use std::path::Path;
-use std::time::Instant;
 
 /// What `yibao replay` was asked.
 pub struct ReplayArgs {
@@ -23,49 +23,60 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
+/// How this command names the inputs a replay may refuse.
+const FLAGS: FlagNames = FlagNames { check: "--check", as_of: "--as-of" };
+
 /// Rebuilds with a progress bar on long logs; quiet when not a terminal.
+/// With the seconds it took.
 pub fn rebuild(log: &dyn LogReader, as_of: Option<UtcTime>) -> Result<(Rebuilt, f64)> {
     let bar = progress::bar(log.durable_head().position, "replay");
-    let started = Instant::now();
-    let rebuilt = audit::rebuild_as_of(log, as_of, &mut |n| bar.set_position(n))?;
+    let started = std::time::Instant::now();
+    let rebuilt = operations::replay::rebuild(log, as_of, &mut |n| bar.set_position(n)).map_err(classified)?;
     bar.finish_and_clear();
     Ok((rebuilt, started.elapsed().as_secs_f64()))
 }
 
 pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
-    let (region, as_of, on) = (args.region, args.as_of, args.on);
-    let log = open(data, OpenMode::Existing)?;
-    let (rebuilt, seconds) = rebuild(&log, as_of)?;
-    let mut report = audit::report(&rebuilt, args.year, region, on);
-    report.as_of = as_of;
+    let input = ReplayInput {
+        coverage_year: args.year,
+        region: args.region,
+        as_of: args.as_of,
+        on: args.on,
+        check: args.check,
+    };
+    operations::replay::check_input(&input, FLAGS).map_err(classified)?;
+    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let bar = progress::bar(ledger.log().durable_head().position, "replay");
+    let replayed = ledger.replay(&input, FLAGS, &mut |n| bar.set_position(n)).map_err(classified)?;
+    bar.finish_and_clear();
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&replayed)?);
     } else if args.csv {
-        print_csv(&report)?;
+        print_csv(&replayed.report)?;
     } else {
-        print_table(&report, seconds);
+        print_table(&replayed.report, replayed.rebuild_seconds);
     }
-    if args.check {
-        let live = crate::lookup::coverage(data, &log)?;
-        if as_of.is_some() {
-            return Err(BadInput("--check compares with the live projection: leave out --as-of".into()).into());
-        }
-        let drifts = audit::drift(&live, &rebuilt.coverage, args.year, region);
-        if drifts.is_empty() {
-            eprintln!("drift check: the live projection agrees with the rebuild on every person-year");
-        } else {
-            for drift in &drifts {
-                for (field, live, rebuilt) in &drift.fields {
-                    eprintln!(
-                        "drift: {} {} {field}: live {live}, rebuilt {rebuilt}",
-                        drift.person, drift.coverage_year
-                    );
-                }
-            }
-            return Err(Findings(format!("{} person-year(s) differ from the rebuild", drifts.len())).into());
+    report_drift(&replayed)
+}
+
+/// The drift check on standard error; person-years that differ exit 1.
+fn report_drift(replayed: &Replayed) -> Result<()> {
+    let Some(check) = &replayed.drift else { return Ok(()) };
+    if let DriftCheck::Skipped { skipped } = check {
+        eprintln!("drift check skipped: {skipped}");
+        return Ok(());
+    }
+    let drifts = check.differing();
+    if drifts.is_empty() {
+        eprintln!("drift check: the live projection agrees with the rebuild on every person-year");
+        return Ok(());
+    }
+    for drift in drifts {
+        for (field, live, rebuilt) in &drift.fields {
+            eprintln!("drift: {} {} {field}: live {live}, rebuilt {rebuilt}", drift.person, drift.coverage_year);
         }
     }
-    Ok(())
+    Err(Findings(format!("{} person-year(s) differ from the rebuild", drifts.len())).into())
 }
 
 fn print_table(report: &AuditReport, seconds: f64) {

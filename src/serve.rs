@@ -15,6 +15,7 @@
 mod access;
 mod audit;
 mod auth;
+mod certificate;
 mod error;
 mod family;
 pub(crate) mod lookup;
@@ -38,12 +39,11 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{BoxError, Json, Router};
 use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode};
-use operations::answers::UnpaidListed;
+use operations::coverage::{HistoryAnswer, Page, UnpaidPage};
 use projections::coverage::Coverage;
 use projections::Projection;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use std::collections::HashSet;
+use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -53,8 +53,6 @@ use tokio::sync::{mpsc, Semaphore};
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// Largest page of the unpaid list.
-const MAX_PER_PAGE: usize = 1000;
 
 /// The flags of `yibao serve`.
 #[derive(clap::Args)]
@@ -414,7 +412,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
         ("get", "/v1/persons/{id_number}/history", get(history)),
         ("get", "/v1/unpaid", get(unpaid)),
         ("post", "/v1/events", post(write::post_events)),
-        ("get", "/v1/certificates/{id_number}/{year}", get(family::certificate)),
+        ("get", "/v1/certificates/{id_number}/{year}", get(certificate::certificate)),
         ("post", "/v1/family/bindings", post(family::bind)),
         ("post", "/v1/family/bindings/revoke", post(family::revoke)),
         ("post", "/v1/family/applications", post(family::apply)),
@@ -591,10 +589,6 @@ fn date(text: &str, field: &str) -> Result<Date, ApiError> {
     text.parse().map_err(|e| ApiError::bad_input(Some(field), format!("{field}: {e}")))
 }
 
-fn unknown_person(person: &Identity) -> ApiError {
-    ApiError::not_found(format!("no person with ID {} in the ledger", person.masked()))
-}
-
 #[derive(Deserialize)]
 struct CoverageQuery {
     year: Option<u16>,
@@ -621,26 +615,16 @@ async fn coverage(
         .map(|text| text.parse().map_err(|e| ApiError::bad_input(Some("as_of"), format!("as_of: {e}"))))
         .transpose()?;
     app.record_access(&caller, &person, "/v1/coverage/{id_number}").await;
-    let rebuilt = match as_of {
-        Some(moment) => Some(app.coverage_as_of(&person, moment).await?),
-        None => None,
+    let asked = operations::coverage::CoverageQuery { person, year: query.year, on };
+    let answer = match as_of {
+        Some(moment) => app.coverage_as_of(asked, moment).await?,
+        None => {
+            let live = app.coverage().await?;
+            operations::coverage::answer(&live, &asked).map_err(|e| ApiError::classified(&e))?
+        }
     };
-    let live = match rebuilt {
-        Some(_) => None,
-        None => Some(app.coverage().await?),
-    };
-    let coverage: &Coverage = match (&rebuilt, &live) {
-        (Some(rebuilt), _) => rebuilt,
-        (None, Some(live)) => live,
-        (None, None) => return Err(ApiError::internal(&anyhow::anyhow!("no projection"))),
-    };
-    let body = lookup::answer(coverage, &person, query.year, on).ok_or_else(|| match as_of {
-        Some(moment) => ApiError::not_found(format!(
-            "no person with ID {} in the ledger as of {moment} (facts recorded by then)",
-            person.masked()
-        )),
-        None => unknown_person(&person),
-    })?;
+    let body = lookup::body(&answer)
+        .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("writing the coverage answer")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -648,45 +632,22 @@ async fn history(
     State(app): State<Arc<App>>,
     headers: axum::http::HeaderMap,
     UrlPath(id_number): UrlPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HistoryAnswer>, ApiError> {
     let caller = auth::Tokens::caller(app.tokens.as_ref(), &headers)?;
     caller.may_read()?;
     let person = identity(&id_number)?;
     app.record_access(&caller, &person, "/v1/persons/{id_number}/history").await;
     let worker = Arc::clone(&app);
-    let asked = person.clone();
-    let (facts, upto) = tokio::task::spawn_blocking(move || {
+    let answer = tokio::task::spawn_blocking(move || {
         worker.with_projections(|coverage, family| {
-            let person = asked;
-            // An account holder who is not insured here has bindings and
-            // proxy applications, and no coverage record.
-            let identities: HashSet<Identity> = match coverage.person(&person) {
-                Some(summary) => std::iter::once(summary.current).chain(summary.former).collect(),
-                None => HashSet::from([person.clone()]),
-            };
             let log = worker.store.log()?;
-            let facts = crate::lookup::history_by_streams(&log, family, &identities, coverage.position())
-                .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
-            if facts.is_empty() && coverage.person(&person).is_none() {
-                return Err(unknown_person(&person));
-            }
-            Ok::<_, ApiError>((facts, coverage.position()))
+            operations::coverage::history_of_streams(&log, coverage, family, &person)
+                .map_err(|e| ApiError::classified(&e))
         })?
     })
     .await
     .map_err(|e| ApiError::internal(&anyhow::anyhow!("history task failed: {e}")))??;
-    let facts: Vec<Value> = facts
-        .iter()
-        .map(|envelope| {
-            json!({
-                "position": envelope.head.position,
-                "recorded_at": envelope.head.recorded_at.to_string(),
-                "type": envelope.event.type_name(),
-                "summary": operations::facts::summary(&envelope.event),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "person": person.masked(), "facts": facts, "log_position": upto })))
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]
@@ -701,7 +662,7 @@ async fn unpaid(
     State(app): State<Arc<App>>,
     headers: axum::http::HeaderMap,
     query: Result<Query<UnpaidQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnpaidPage>, ApiError> {
     let caller = auth::Tokens::caller(app.tokens.as_ref(), &headers)?;
     caller.may_read()?;
     let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
@@ -709,20 +670,7 @@ async fn unpaid(
     let region: RegionCode =
         region_text.parse().map_err(|e| ApiError::bad_input(Some("region"), format!("region: {e}")))?;
     let year = query.year.ok_or_else(|| ApiError::bad_input(Some("year"), "year is required"))?;
-    let page = query.page.unwrap_or(1);
-    let per_page = query.per_page.unwrap_or(100);
-    if page == 0 {
-        return Err(ApiError::bad_input(Some("page"), "pages count from 1"));
-    }
-    if per_page == 0 || per_page > MAX_PER_PAGE {
-        return Err(ApiError::bad_input(Some("per_page"), format!("per_page is 1 to {MAX_PER_PAGE}")));
-    }
+    let page = Page::new(query.page, query.per_page).map_err(|e| ApiError::classified(&e))?;
     let coverage = app.coverage().await?;
-    let entries = coverage.unpaid(region, year);
-    let listed: Vec<UnpaidListed> =
-        entries.iter().skip((page - 1).saturating_mul(per_page)).take(per_page).map(UnpaidListed::from).collect();
-    Ok(Json(json!({
-        "entries": listed, "page": page, "per_page": per_page, "n_total": entries.len(),
-        "log_position": coverage.position(),
-    })))
+    Ok(Json(operations::coverage::unpaid(&coverage, region, year, page)))
 }

@@ -381,6 +381,11 @@ fn assessments_take_the_highest_group_and_respect_the_closed_special_path() {
         yibao(data, &["assess", "--id", "140101198001010024", "--year", "2022", "--group", "minimum_living_allowance"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(stderr(&refused).contains("the special path is closed"), "{}", stderr(&refused));
+    // The decision an import line and a posted fact get (the tests
+    // `an_imported_assessment_the_rules_refuse_appends_nothing` and
+    // `a_posted_assessment_the_rules_refuse_appends_nothing`), in its words.
+    assert!(stderr(&refused).contains("assessment refused: "), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("一旦按正常模块办理缴费,将无法再办理特殊缴费"), "{}", stderr(&refused));
     assert_eq!(head_line(data), before, "a refused assessment appended something");
 }
 

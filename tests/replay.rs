@@ -23,8 +23,8 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = ledger_of(dir.path(), seed, persons);
         let rebuilt = audit::rebuild_as_of(&log, None, &mut |_| {}).expect("rebuild");
-        let report = audit::report(&rebuilt, 2021, None, None);
-        let years = rebuilt.coverage.person_years(None, 2021, None);
+        let report = audit::report(&rebuilt, 2021, None, None).expect("every figure is money");
+        let years = rebuilt.coverage.person_years(None, 2021, None).expect("every figure is money");
         prop_assert_eq!(report.n_person_years, years.len() as u64);
         let sum = |f: &dyn Fn(&projections::coverage::PersonYear) -> i64| years.iter().map(|(_, y)| f(y)).sum::<i64>();
         prop_assert_eq!(report.received.paid.total.fen(), sum(&|y| y.paid.total.fen()));
@@ -80,7 +80,7 @@ fn drift_lists_the_person_years_that_differ() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = ledger_of(dir.path(), 11, 200);
     let full = audit::rebuild_as_of(&log, None, &mut |_| {}).expect("rebuild");
-    assert!(audit::drift(&full.coverage, &full.coverage, 2021, None).is_empty());
+    assert!(audit::drift(&full.coverage, &full.coverage, 2021, None).expect("money").is_empty());
     // A "live" projection that missed the last facts.
     let mut behind = projections::coverage::Coverage::new();
     let head = log.durable_head().position;
@@ -89,7 +89,58 @@ fn drift_lists_the_person_years_that_differ() {
         Ok(())
     })
     .expect("scan");
-    let drifts = audit::drift(&behind, &full.coverage, 2021, None);
+    let drifts = audit::drift(&behind, &full.coverage, 2021, None).expect("money");
     assert!(!drifts.is_empty(), "a projection three facts behind shows no drift");
     assert!(drifts.iter().all(|d| d.person.contains("****") && !d.fields.is_empty()));
+}
+
+/// A log whose facts take a person-year's money beyond what an amount can
+/// be (two payments of the largest amount: payments are not judged against
+/// the person-year before they are appended) is reported, naming the
+/// person-year, with exit 3: the audit never counts the figure as 0.00 and
+/// the net received never comes out negative.
+#[test]
+fn a_person_year_whose_money_is_no_amount_fails_the_replay_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let person = "520502198503121233";
+    let largest = ledger::Money::from_fen(ledger::Money::MAX_FEN).expect("the largest amount").to_string();
+    let payment = |reference: &str| {
+        format!(
+            r#"{{"type": "payment_received", "v": 1, "person": "{person}", "coverage_year": 2025, "amount": "{largest}", "channel": "wechat", "channel_ref": "{reference}", "paid_at": "2024-10-05 09:30:12"}}"#
+        )
+    };
+    let facts = [
+        format!(
+            r#"{{"type": "person_registered", "v": 1, "person": "{person}", "name": "张伟", "region": "520500", "birth_date": "1985-03-12", "registered_on": "2024-09-25"}}"#
+        ),
+        payment("WX1"),
+        payment("WX2"),
+    ];
+    let file = data.join("facts.jsonl");
+    std::fs::write(&file, facts.join("\n") + "\n").expect("write facts");
+    let yibao = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
+            .arg("--data")
+            .arg(data.join("ledger"))
+            .args(args)
+            .output()
+            .expect("run yibao")
+    };
+    assert_eq!(yibao(&["init"]).status.code(), Some(0));
+    let imported = yibao(&["import", file.to_str().expect("utf-8")]);
+    assert_eq!(imported.status.code(), Some(0), "{}", String::from_utf8_lossy(&imported.stderr));
+    let masked = person.parse::<ledger::Identity>().expect("an ID").masked();
+    for extra in [&[][..], &["--json"][..], &["--csv"][..]] {
+        let replayed = yibao(&[&["replay", "--year", "2025"][..], extra].concat());
+        let stderr = String::from_utf8_lossy(&replayed.stderr);
+        assert_eq!(replayed.status.code(), Some(3), "{stderr}");
+        assert!(replayed.stdout.is_empty(), "{}", String::from_utf8_lossy(&replayed.stdout));
+        assert!(stderr.contains(&format!("person-year {masked} 2025")), "{stderr}");
+        assert!(stderr.contains("not an amount of money") && !stderr.contains(person), "{stderr}");
+    }
+    let log = SledLog::open(&data.join("ledger"), OpenMode::Existing).expect("open");
+    let rebuilt = audit::rebuild_as_of(&log, None, &mut |_| {}).expect("rebuild");
+    let error = rebuilt.coverage.person_years(None, 2025, None).expect_err("no amount of money");
+    assert_eq!((error.person.as_str(), error.coverage_year), (masked.as_str(), 2025));
 }

@@ -606,6 +606,8 @@ fn as_of_through_the_person_streams_equals_a_whole_rebuild() {
         if status == 404 {
             assert!(answer["message"].as_str().is_some_and(|m| m.contains(&format!("as of {at}"))), "{answer}");
             assert_eq!(output.status.code(), Some(1), "{id} at {at}: unknown to the service, known to a rebuild");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains(&format!("as of {at} (facts recorded by then)")), "{id} at {at}: {stderr}");
             continue;
         }
         assert_eq!(status, 200, "{id} at {at}: {answer}");
@@ -695,6 +697,36 @@ fn audit_jobs_verify_the_chain_and_replay_a_year_over_http() {
         .expect("replay");
     let report: Value = serde_json::from_slice(&output.stdout).expect("replay JSON");
     assert_eq!(report["digest"].as_str(), Some(digest.as_str()), "the job's digest is not the CLI's");
+}
+
+/// Payments the service takes without judging them against the
+/// person-year can take its money beyond what an amount can be: the replay
+/// job then fails, naming the person-year (masked), and never reports the
+/// figure as 0.00.
+#[test]
+fn a_replay_job_over_money_that_is_no_amount_fails_naming_the_person_year() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let largest = |reference: &str| {
+        let mut fact = payment();
+        fact["amount"] = json!("1000000000000.00");
+        fact["channel_ref"] = json!(reference);
+        fact
+    };
+    let (status, paid) =
+        call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&json!([largest("WX-1"), largest("WX-2")])));
+    assert_eq!(status, 200, "{paid}");
+    let (status, started) = call(&server, "POST", "/v1/audit/replay", Some(AUDITOR), Some(&json!({"year": 2025})));
+    assert_eq!(status, 202, "{started}");
+    let job = finished_job(&server, &started);
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    let masked = PERSON.parse::<ledger::Identity>().expect("an ID").masked();
+    assert!(error.contains(&format!("person-year {masked} 2025")), "{job}");
+    assert!(error.contains("not an amount of money") && !error.contains(PERSON), "{job}");
+    stop(server, data);
 }
 
 /// A body that stalls (head sent, body not) holds the only reading slot of

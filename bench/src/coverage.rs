@@ -69,7 +69,7 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
 
     let started = Instant::now();
     let rebuilt = replay::audit::rebuild_as_of(&log, None, &mut |_| {})?;
-    let report = replay::audit::report(&rebuilt, 2021, None, None);
+    let report = replay::audit::report(&rebuilt, 2021, None, None).context("the audit report")?;
     let audit = Throughput::new(n_events, started.elapsed());
     eprintln!("yibao: auditor's replay, report and digest … {:.1} s", audit.seconds);
 

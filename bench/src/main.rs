@@ -73,6 +73,11 @@ struct ServeArgs {
     /// Directory for the temporary data (removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Another yibao binary (an earlier build) to run the same load against
+    /// first, on its own copy of the ledger: both tables are printed, then
+    /// this build's rate over the peer's, phase by phase.
+    #[arg(long)]
+    against: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -160,7 +165,7 @@ fn main() -> Result<()> {
                 phase_seconds: args.phase_seconds,
                 wrk_seconds: args.wrk_seconds,
             };
-            serve_load::run(scratch.path(), &load)
+            serve_load::run(scratch.path(), &load, args.against.as_deref())
         }
     }
 }

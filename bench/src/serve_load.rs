@@ -175,16 +175,78 @@ impl Drop for Server {
     }
 }
 
-pub fn run(dir: &Path, load: &Load) -> Result<()> {
+/// One binary's run: its phases and what it printed at the end.
+struct Measured {
+    phases: Vec<Phase>,
+    stopped: String,
+    check: String,
+    wrk_note: Option<String>,
+}
+
+/// Runs the load against the `yibao` next to this binary; with `against`,
+/// first against that binary too (an earlier build), each on its own copy
+/// of the ledger imported by itself, and prints both and their ratios.
+pub fn run(dir: &Path, load: &Load, against: Option<&Path>) -> Result<()> {
     let yibao = std::env::current_exe()?.with_file_name("yibao");
     if !yibao.exists() {
         bail!("{} not found: run `cargo build --release` first (it builds yibao next to yibao-bench)", yibao.display());
     }
+    if let Some(peer) = against {
+        if !peer.exists() {
+            bail!("--against {}: no such file; give the path of another yibao binary", peer.display());
+        }
+    }
+    let facts = dir.join("facts.jsonl");
+    let (ids, n_facts) = crate::phase("generate facts", || write_facts(&facts, load))?;
+    let ids: Arc<[String]> = ids.into();
+    let peer = match against {
+        Some(peer) => Some(measure(peer, &dir.join("peer"), &facts, &ids, load)?),
+        None => None,
+    };
+    let this = measure(&yibao, &dir.join("this"), &facts, &ids, load)?;
+    if let (Some(peer), Some(path)) = (&peer, against) {
+        println!("== peer: {}", path.display());
+        print_table(load, ids.len(), n_facts, peer);
+        println!();
+        println!("== this build: {}", yibao.display());
+    }
+    print_table(load, ids.len(), n_facts, &this);
+    if let Some(peer) = &peer {
+        print_comparison(&peer.phases, &this.phases);
+    }
+    Ok(())
+}
+
+/// Each phase of this build against the same phase of the peer, measured
+/// in the same run.
+fn print_comparison(peer: &[Phase], this: &[Phase]) {
+    println!();
+    println!("this build against the peer, phase by phase (req/s; ratio > 1: this build is faster):");
+    println!("{:<40} {:<6} {:>10} {:>10} {:>7}", "phase", "client", "peer", "this", "ratio");
+    for phase in this {
+        let Some(before) = peer.iter().find(|p| p.name == phase.name && p.generator == phase.generator) else {
+            continue;
+        };
+        let rate =
+            |p: &Phase| p.posts.as_ref().filter(|_| p.name.starts_with("posts only")).unwrap_or(&p.all).appends_per_s;
+        println!(
+            "{:<40} {:<6} {:>10} {:>10} {:>7.2}",
+            phase.name,
+            phase.generator.label(),
+            count(rate(before)),
+            count(rate(phase)),
+            rate(phase) / rate(before).max(1e-9)
+        );
+    }
+}
+
+/// Imports the facts with `yibao` into `dir`, serves them, runs every phase.
+fn measure(yibao: &Path, dir: &Path, facts: &Path, ids: &Arc<[String]>, load: &Load) -> Result<Measured> {
+    std::fs::create_dir_all(dir)?;
     let data = dir.join("data");
-    let (ids, n_facts) = crate::phase("generate facts", || write_facts(&dir.join("facts.jsonl"), load))?;
-    crate::phase("yibao init and import", || {
-        run_yibao(&yibao, &data, &["init".as_ref()])?;
-        run_yibao(&yibao, &data, &["import".as_ref(), dir.join("facts.jsonl").as_os_str()])
+    crate::phase(&format!("{} init and import", yibao.display()), || {
+        run_yibao(yibao, &data, &["init".as_ref()])?;
+        run_yibao(yibao, &data, &["import".as_ref(), facts.as_os_str()])
     })?;
     let tokens = dir.join("tokens.toml");
     std::fs::write(
@@ -198,13 +260,12 @@ pub fn run(dir: &Path, load: &Load) -> Result<()> {
     // The service refuses a tokens file that others may read.
     #[cfg(unix)]
     std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    let mut server = crate::phase("start yibao serve", || Server::start(&yibao, &data, &tokens))?;
+    let mut server = crate::phase("start yibao serve", || Server::start(yibao, &data, &tokens))?;
     let addr = server.addr.clone();
     let base = format!("http://{addr}");
     let cap = Duration::from_secs(load.phase_seconds);
-    let ids: Arc<[String]> = ids.into();
     let work = |total: u64, posts: Option<&str>| Work {
-        ids: Arc::clone(&ids),
+        ids: Arc::clone(ids),
         total,
         deadline: Instant::now() + cap,
         posts: posts.map(str::to_string),
@@ -234,7 +295,7 @@ pub fn run(dir: &Path, load: &Load) -> Result<()> {
         phases.push(phase);
     }
     let wrk_note = if wrk::available() {
-        let script = wrk::Script::write(dir, &ids)?;
+        let script = wrk::Script::write(dir, ids)?;
         for concurrency in FAST_LOOKUP_CONCURRENCIES {
             let name = format!("lookups, {concurrency} client(s)");
             let seconds = Duration::from_secs(load.wrk_seconds.min(load.phase_seconds));
@@ -289,8 +350,7 @@ pub fn run(dir: &Path, load: &Load) -> Result<()> {
     let acknowledged: Vec<&str> =
         phases.iter().flat_map(|phase| phase.acknowledged_refs.iter().map(String::as_str)).collect();
     let check = crate::phase("check acknowledged posts in the log", || check_log(&data, &acknowledged))?;
-    print_table(load, ids.len(), n_facts, &phases, &stopped, &check, wrk_note.as_deref());
-    Ok(())
+    Ok(Measured { phases, stopped, check, wrk_note })
 }
 
 /// Writes the generated facts as import lines; returns the resident IDs of
@@ -489,15 +549,8 @@ fn check_log(data: &Path, acknowledged: &[&str]) -> Result<String> {
     })
 }
 
-fn print_table(
-    load: &Load,
-    n_ids: usize,
-    n_facts: u64,
-    phases: &[Phase],
-    stopped: &str,
-    check: &str,
-    wrk_note: Option<&str>,
-) {
+fn print_table(load: &Load, n_ids: usize, n_facts: u64, measured: &Measured) {
+    let Measured { phases, stopped, check, wrk_note } = measured;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "yibao serve over HTTP on loopback: {} persons ({} facts imported), {} looked up",
@@ -514,7 +567,7 @@ fn print_table(
         "srv µs: the server's CPU time per answered request (all its threads); other: the share of all cores \
          other processes used meanwhile (high: the phase's rates are low for that reason)."
     );
-    if let Some(note) = wrk_note {
+    if let Some(note) = wrk_note.as_deref() {
         println!("NOTE: {note}");
     }
     println!();

@@ -8,14 +8,18 @@
 //! frontend.
 
 pub mod answers;
+pub mod certificate;
 pub mod channels;
 pub mod checkpoints;
+pub mod coverage;
 pub mod error;
 pub mod facts;
 pub mod family;
 mod handle;
 pub mod progress;
+pub mod reconcile;
 pub mod refund;
+pub mod replay;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{record, Ledger, OpenError, Projections, RecordError, Recorded};

@@ -4,7 +4,7 @@
 
 use crate::state_digest;
 use ledger::{Date, Hash, LogReader, Money, RegionCode, Result, UtcTime};
-use projections::coverage::{Coverage, CoverageState, Paid, PersonYear};
+use projections::coverage::{Coverage, CoverageState, MoneyOutOfRange, Paid, PersonYear};
 use projections::{LedgerTotals, Projection};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -103,9 +103,15 @@ fn add(total: &mut Money, amount: Money) {
     *total = total.checked_add(amount).unwrap_or(*total);
 }
 
-/// The report of `coverage_year` in `region` (all when `None`).
-pub fn report(rebuilt: &Rebuilt, coverage_year: u16, region: Option<RegionCode>, on: Option<Date>) -> AuditReport {
-    let years = rebuilt.coverage.person_years(region, coverage_year, on);
+/// The report of `coverage_year` in `region` (all when `None`), or the
+/// first person-year with a figure that is no amount of money.
+pub fn report(
+    rebuilt: &Rebuilt,
+    coverage_year: u16,
+    region: Option<RegionCode>,
+    on: Option<Date>,
+) -> std::result::Result<AuditReport, MoneyOutOfRange> {
+    let years = rebuilt.coverage.person_years(region, coverage_year, on)?;
     let mut report = AuditReport {
         coverage_year,
         region,
@@ -129,7 +135,7 @@ pub fn report(rebuilt: &Rebuilt, coverage_year: u16, region: Option<RegionCode>,
     for (_, year) in &years {
         tally(&mut report, year, on);
     }
-    report
+    Ok(report)
 }
 
 /// Adds one person-year to the report.
@@ -175,13 +181,18 @@ pub struct Drift {
 
 /// Compares every person-year of the year in the live projection with the
 /// rebuilt one, field by field (notes aside).
-pub fn drift(live: &Coverage, rebuilt: &Coverage, coverage_year: u16, region: Option<RegionCode>) -> Vec<Drift> {
+pub fn drift(
+    live: &Coverage,
+    rebuilt: &Coverage,
+    coverage_year: u16,
+    region: Option<RegionCode>,
+) -> std::result::Result<Vec<Drift>, MoneyOutOfRange> {
     let mut live_years: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for (_, year) in live.person_years(region, coverage_year, None) {
+    for (_, year) in live.person_years(region, coverage_year, None)? {
         live_years.insert(year.person.to_string(), comparable(&year));
     }
     let mut drifts = Vec::new();
-    for (_, year) in rebuilt.person_years(region, coverage_year, None) {
+    for (_, year) in rebuilt.person_years(region, coverage_year, None)? {
         let key = year.person.to_string();
         let rebuilt_value = comparable(&year);
         let live_value = live_years.remove(&key).unwrap_or(serde_json::Value::Null);
@@ -197,7 +208,7 @@ pub fn drift(live: &Coverage, rebuilt: &Coverage, coverage_year: u16, region: Op
         let person = key.parse::<ledger::Identity>().map(|id| id.masked()).unwrap_or(key);
         drifts.push(Drift { person, coverage_year, fields: differences(&live_value, &serde_json::Value::Null) });
     }
-    drifts
+    Ok(drifts)
 }
 
 fn comparable(year: &PersonYear) -> serde_json::Value {

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::sync::lock_plain;
 use ledger::{BeijingTime, Date, RegionCode, UtcTime};
-use projections::Projection;
+use operations::replay::{FlagNames, ReplayError, ReplayInput};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -229,33 +229,30 @@ pub async fn replay(
         .map(|text| text.parse().map_err(|e| ApiError::bad_input(Some("as_of"), format!("as_of: {e}"))))
         .transpose()?;
     let on: Option<Date> = request.on.as_deref().map(|text| super::date(text, "on")).transpose()?;
-    if request.check && as_of.is_some() {
-        return Err(ApiError::bad_input(Some("check"), "check compares with the live projection: leave out as_of"));
-    }
-    let (year, check) = (request.year, request.check);
+    let input = ReplayInput { coverage_year: request.year, region, as_of, on, check: request.check };
+    operations::replay::check_input(&input, FLAGS).map_err(|e| ApiError::classified(&e))?;
     let worker = Arc::clone(&app);
     let log = app.store.log()?;
     let number = app.audit.start("replay", &who, log.durable_head().position, move |progress| {
-        let rebuilt = replay::audit::rebuild_as_of(&log, as_of, &mut |n| progress(n)).map_err(|e| e.to_string())?;
-        let mut report = replay::audit::report(&rebuilt, year, region, on);
-        report.as_of = as_of;
-        let mut result = serde_json::to_value(&report).map_err(|e| e.to_string())?;
-        if check {
-            let drifts = worker
-                .with_projections(|live, _| {
-                    // The live projection may have moved on: compare at the rebuild's position.
-                    (live.position() == rebuilt.position)
-                        .then(|| replay::audit::drift(live, &rebuilt.coverage, year, region))
-                })
+        let (mut replayed, rebuilt) =
+            operations::replay::replay(&log, &input, &mut |n| progress(n)).map_err(job_error)?;
+        if input.check {
+            let check = worker
+                .with_projections(|live, _| operations::replay::check_drift(live, &rebuilt, &input))
                 .map_err(|e| e.message)?;
-            result["drift"] = match drifts {
-                Some(drifts) => json!({ "n_differing": drifts.len(), "person_years": drifts }),
-                None => json!({ "skipped": "the log moved during the replay; run the check again" }),
-            };
+            replayed.drift = Some(check.map_err(job_error)?);
         }
-        Ok(result)
+        serde_json::to_value(&replayed).map_err(|e| e.to_string())
     })?;
     Ok(accepted(&app, number))
+}
+
+/// How this route names the inputs a replay may refuse.
+const FLAGS: FlagNames = FlagNames { check: "check", as_of: "as_of" };
+
+/// A job's error as its status shows it: the whole chain, one line.
+fn job_error(error: ReplayError) -> String {
+    format!("{:#}", anyhow::Error::new(error))
 }
 
 /// `GET /v1/audit/jobs/{job}`: running (with records done of the total),

@@ -1,8 +1,8 @@
 //! Family accounts (家庭共济) over HTTP: bindings, proxy applications and
-//! their steps, a person's family view, the stuck list, and the payment
-//! certificate. Each write is the operation the CLI runs
-//! (`operations::family`), against the live projections under the write
-//! lock (`App::write_family`): the same checks, rule decision and
+//! their steps, a person's family view, and the stuck list (the payment
+//! certificate is in `certificate.rs`). Each write is the operation the CLI
+//! runs (`operations::family`), against the live projections under the
+//! write lock (`App::write_family`): the same checks, rule decision and
 //! idempotency as `POST /v1/events`.
 //!
 //! The family projection is kept live next to coverage, at the coverage
@@ -13,16 +13,15 @@
 use super::auth::Tokens;
 use super::error::ApiError;
 use super::App;
-use crate::exit::{BadInput, Findings};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
 use ledger::sync::lock_plain;
-use ledger::{BeijingTime, Date, Head, Identity, NewEvent, SledLog};
+use ledger::{BeijingTime, Date, Head, NewEvent, SledLog};
 use operations::answers::StuckAnswer;
+use operations::coverage::{CoverageAnswer, CoverageQuery};
 use operations::family::{self, BatchLines, FamilyError, PersonAnswer, PostedAnswer, Transition, Writer};
 use operations::StorageError;
 use projections::coverage::Coverage;
@@ -132,19 +131,18 @@ impl App {
 }
 
 impl App {
-    /// What was known of `person` at `moment`: a fold of the person's and
-    /// the policies' facts recorded by then (`lookup::person_as_of`).
+    /// What was known of the person at `moment`: a fold of the person's and
+    /// the policies' facts recorded by then (`coverage::answer_as_of`).
     pub(super) async fn coverage_as_of(
         self: &Arc<Self>,
-        person: &Identity,
+        query: CoverageQuery,
         moment: ledger::UtcTime,
-    ) -> Result<Coverage, ApiError> {
+    ) -> Result<CoverageAnswer, ApiError> {
         let app = Arc::clone(self);
-        let person = person.clone();
         tokio::task::spawn_blocking(move || {
             app.with_projections(|coverage, family| {
-                crate::lookup::person_as_of(&*app.store.log()?, coverage, family, &person, moment)
-                    .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))
+                operations::coverage::answer_as_of(&*app.store.log()?, coverage, family, &query, moment)
+                    .map_err(|e| ApiError::classified(&e))
             })?
         })
         .await
@@ -387,57 +385,6 @@ pub async fn stuck(
         })
         .await?;
     Ok(Json(answer))
-}
-
-#[derive(Deserialize)]
-pub struct CertificateQuery {
-    /// html (default), text or json (the data block alone).
-    format: Option<String>,
-}
-
-/// `GET /v1/certificates/{id_number}/{year}`: the payment certificate
-/// (参保缴费证明) of a received person-year, ID masked, with its data block
-/// for `yibao certificate verify`. Recorded in access.log.
-pub async fn certificate(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    UrlPath((id_number, year)): UrlPath<(String, String)>,
-    query: Result<Query<CertificateQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let caller = Tokens::caller(app.tokens.as_ref(), &headers)?;
-    caller.may_read()?;
-    let Query(query) = query.map_err(|e| ApiError::bad_input(None, e.body_text()))?;
-    let person = super::identity(&id_number)?;
-    let year: u16 = year.parse().map_err(|_| ApiError::bad_input(Some("year"), "year: expected a coverage year"))?;
-    let format = query.format.unwrap_or_else(|| "html".into());
-    if !["html", "text", "json"].contains(&format.as_str()) {
-        return Err(ApiError::bad_input(Some("format"), "format: html, text or json"));
-    }
-    app.record_access(&caller, &person, "/v1/certificates/{id_number}/{year}").await;
-    let log = app.store.log()?;
-    let issued = app
-        .read_projections(move |coverage, family| {
-            crate::certificate::issue_from(&log, coverage, family, &person, year, false)
-        })
-        .await?;
-    let certificate = issued.map_err(|error| {
-        if let Some(findings) = error.downcast_ref::<Findings>() {
-            ApiError::not_found(findings.0.clone())
-        } else if let Some(refused) = error.downcast_ref::<BadInput>() {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_received", refused.0.clone())
-        } else {
-            ApiError::internal(&error)
-        }
-    })?;
-    Ok(match format.as_str() {
-        "json" => Json(&certificate).into_response(),
-        "text" => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], crate::certificate::render_as(&certificate, false))
-                .into_response()
-        }
-        _ => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::certificate::render_as(&certificate, true))
-            .into_response(),
-    })
 }
 
 /// A date of the request, today (UTC+8) when not given.

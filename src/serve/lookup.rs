@@ -14,8 +14,9 @@ use super::App;
 use anyhow::{Context, Result};
 use chrono::Datelike;
 use ledger::sync::lock_plain;
-use ledger::{Date, Identity, Money};
-use projections::coverage::{Coverage, Paid, Pending, PersonSummary, PersonYear, Refunds, SplitView};
+use ledger::{Date, Money};
+use operations::coverage::{CoverageAnswer, PersonListed, YearEntry, YearFigures};
+use projections::coverage::{Paid, Pending, Refunds, SplitView};
 use projections::Projection;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
@@ -121,70 +122,53 @@ impl App {
     }
 }
 
-/// `{"head_hash", "log_position", "person", "years"}` for `person`, its
-/// years (or only `year`), each with whether `on` is covered. `None`: the
-/// person is unknown.
-pub fn answer(coverage: &Coverage, person: &Identity, year: Option<u16>, on: Option<Date>) -> Option<Vec<u8>> {
-    let summary = coverage.person(person)?;
-    let years = match year {
-        Some(year) => vec![year],
-        None => coverage.years_of(person),
-    };
-    let views: Vec<PersonYear> =
-        years.iter().filter_map(|&year| coverage.person_year_as_of(person, year, on)).collect();
-    let mut head_hash = [0u8; 64];
-    // 32 bytes always fit 64 hex digits.
-    let head_hash = match hex::encode_to_slice(coverage.head_hash(), &mut head_hash) {
-        Ok(()) => std::str::from_utf8(&head_hash).unwrap_or_default(),
-        Err(_) => "",
-    };
-    let answer = Answer {
+/// `answer` as the service writes it: `{"head_hash", "log_position",
+/// "person", "years"}`, keys sorted at every level.
+pub fn body(answer: &CoverageAnswer) -> serde_json::Result<Vec<u8>> {
+    // Without `..`: a new field of the answer is placed here before it compiles.
+    let CoverageAnswer { head_hash, log_position, person, years } = answer;
+    let sorted = Sorted {
         head_hash,
-        log_position: coverage.position(),
-        person: SortedPerson(&summary),
-        years: views.iter().map(|view| YearEntry { view, on }).collect(),
+        log_position: *log_position,
+        person: SortedPerson(person),
+        years: years.iter().map(SortedEntry).collect(),
     };
     let mut body = Vec::with_capacity(ANSWER_CAPACITY);
-    serde_json::to_writer(&mut body, &answer).ok()?;
-    Some(body)
+    serde_json::to_writer(&mut body, &sorted)?;
+    Ok(body)
 }
 
 #[derive(Serialize)]
-struct Answer<'a> {
+struct Sorted<'a> {
     head_hash: &'a str,
     log_position: u64,
     person: SortedPerson<'a>,
-    years: Vec<YearEntry<'a>>,
+    years: Vec<SortedEntry<'a>>,
 }
 
 /// `{"covered_on": [day, bool] | null, "year": {...}}`.
-struct YearEntry<'a> {
-    view: &'a PersonYear,
-    on: Option<Date>,
-}
+struct SortedEntry<'a>(&'a YearEntry);
 
-impl Serialize for YearEntry<'_> {
+impl Serialize for SortedEntry<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let YearEntry { covered_on, year } = self.0;
         let mut out = serializer.serialize_struct("YearEntry", 2)?;
-        let covered_on = self.on.map(|day| (Day(day), self.view.is_covered_on(day)));
-        out.serialize_field("covered_on", &covered_on)?;
-        out.serialize_field("year", &SortedYear(self.view))?;
+        out.serialize_field("covered_on", &covered_on.map(|(day, covered)| (Day(day), covered)))?;
+        out.serialize_field("year", &SortedYear(year))?;
         out.end()
     }
 }
 
 /// The person as registered, IDs masked, without the birth date.
-struct SortedPerson<'a>(&'a PersonSummary);
+struct SortedPerson<'a>(&'a PersonListed);
 
 impl Serialize for SortedPerson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // No birth date beside the masked ID: the mask hides it.
-        let PersonSummary { current, former, registered, name, region, birth_date: _, registered_on, basis, voided_on } =
-            self.0;
+        let PersonListed { basis, former, id, name, region, registered, registered_on, voided_on } = self.0;
         let mut out = serializer.serialize_struct("Person", 8)?;
         out.serialize_field("basis", basis)?;
-        out.serialize_field("former", &Masked(former))?;
-        out.serialize_field("id", &current.masked())?;
+        out.serialize_field("former", former)?;
+        out.serialize_field("id", id)?;
         out.serialize_field("name", name)?;
         out.serialize_field("region", region)?;
         out.serialize_field("registered", registered)?;
@@ -194,43 +178,34 @@ impl Serialize for SortedPerson<'_> {
     }
 }
 
-/// Identities as a list of masked IDs.
-struct Masked<'a>(&'a [Identity]);
-
-impl Serialize for Masked<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(Identity::masked))
-    }
-}
-
 /// A person-year as `yibao coverage --json` gives it, keys sorted, the ID
 /// masked.
-struct SortedYear<'a>(&'a PersonYear);
+struct SortedYear<'a>(&'a YearFigures);
 
 impl Serialize for SortedYear<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let PersonYear {
-            person,
-            coverage_year,
-            state,
-            policy_region,
-            payment_class,
-            premium_due,
-            subsidy_due,
+        let YearFigures {
             amount_due,
-            fiscal_subsidy,
-            paid,
-            refunds,
-            net_received,
-            outstanding,
-            excess,
-            in_flight,
-            proxy_returned,
             awaiting,
-            subsidy_split,
+            coverage_year,
             covered_from,
             covered_until,
+            excess,
+            fiscal_subsidy,
+            in_flight,
+            net_received,
             notes,
+            outstanding,
+            paid,
+            payment_class,
+            person,
+            policy_region,
+            premium_due,
+            proxy_returned,
+            refunds,
+            state,
+            subsidy_due,
+            subsidy_split,
         } = self.0;
         let mut out = serializer.serialize_struct("PersonYear", 21)?;
         out.serialize_field("amount_due", &amount_due.as_ref().map(Yuan))?;
@@ -246,7 +221,7 @@ impl Serialize for SortedYear<'_> {
         out.serialize_field("outstanding", &outstanding.as_ref().map(Yuan))?;
         out.serialize_field("paid", &SortedPaid(paid))?;
         out.serialize_field("payment_class", payment_class)?;
-        out.serialize_field("person", &person.masked())?;
+        out.serialize_field("person", person)?;
         out.serialize_field("policy_region", policy_region)?;
         out.serialize_field("premium_due", &premium_due.as_ref().map(Yuan))?;
         out.serialize_field("proxy_returned", &Yuan(proxy_returned))?;
@@ -388,7 +363,9 @@ impl Digits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger::{NewEvent, OpenMode, SledLog};
+    use ledger::{Identity, NewEvent, OpenMode, SledLog};
+    use operations::coverage::{self, CoverageQuery};
+    use projections::coverage::Coverage;
     use serde_json::{json, Value};
 
     /// The answer as the service first built it: `Value` trees, whose maps
@@ -435,8 +412,11 @@ mod tests {
         }
     }
 
+    /// The direct writer gives the bytes of the answer type's serde form
+    /// with its keys sorted (what `yibao coverage --json` prints), and that
+    /// form has the fields and values the service first gave.
     #[test]
-    fn the_direct_answer_has_the_bytes_of_the_value_tree() {
+    fn the_direct_answer_has_the_bytes_of_the_answer_type() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = SledLog::open(dir.path(), OpenMode::Create).expect("a new ledger");
         let mut persons = Vec::new();
@@ -455,9 +435,13 @@ mod tests {
         let on = Some("2021-03-01".parse().expect("a date"));
         for person in &persons {
             for on in [None, on] {
-                let direct = answer(&coverage, person, None, on).expect("an answer");
-                let expected = serde_json::to_vec(&as_values(&coverage, person, on)).expect("JSON");
+                let query = CoverageQuery { person: person.clone(), year: None, on };
+                let typed = coverage::answer(&coverage, &query).expect("an answer");
+                let direct = body(&typed).expect("written");
+                let serde_form = serde_json::to_value(&typed).expect("JSON");
+                let expected = serde_json::to_vec(&serde_form).expect("JSON");
                 assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&expected));
+                assert_eq!(serde_form, as_values(&coverage, person, on), "the answer's fields changed");
             }
         }
     }

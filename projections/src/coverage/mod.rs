@@ -151,15 +151,30 @@ impl Coverage {
     /// The person-year on day `as_of` (or now, with `None`): with a date,
     /// derived states apply (a pre-registration unpaid 3 months after birth
     /// is void), and an unpaid year shows what a payment on that day owes.
+    /// A figure that is no amount of money (see [`MoneyOutOfRange`]) shows
+    /// as 0.00 with an `error:` note; [`Coverage::try_person_year_as_of`]
+    /// answers it as the error it is.
     pub fn person_year_as_of(&self, person: &Identity, coverage_year: u16, as_of: Option<Date>) -> Option<PersonYear> {
         let id = self.lookup(person)?;
-        Some(view::derive(self, id, coverage_year, as_of, true))
+        Some(view::derive_with_defect(self, id, coverage_year, as_of, true).0)
+    }
+
+    /// [`Coverage::person_year_as_of`], or the person-year's figure that is
+    /// no amount of money.
+    pub fn try_person_year_as_of(
+        &self,
+        person: &Identity,
+        coverage_year: u16,
+        as_of: Option<Date>,
+    ) -> Result<Option<PersonYear>, MoneyOutOfRange> {
+        let Some(id) = self.lookup(person) else { return Ok(None) };
+        view::derive(self, id, coverage_year, as_of, true).map(Some)
     }
 
     /// Whether the person is covered on `date` (by the year of that date).
     pub fn is_covered_on(&self, person: &Identity, date: Date) -> bool {
         let (Ok(coverage_year), Some(id)) = (u16::try_from(date.year()), self.lookup(person)) else { return false };
-        view::derive(self, id, coverage_year, None, false).is_covered_on(date)
+        view::derive_with_defect(self, id, coverage_year, None, false).0.is_covered_on(date)
     }
 
     /// Coverage years with any fact for the person, ascending.
@@ -196,7 +211,7 @@ impl Coverage {
                 if !policies::region_contains(region, registration.region) {
                     return None;
                 }
-                let view = view::derive(self, id, coverage_year, None, false);
+                let (view, _) = view::derive_with_defect(self, id, coverage_year, None, false);
                 view.state.is_unpaid().then(|| UnpaidEntry {
                     person: person.current.clone(),
                     masked: person.current.masked(),
@@ -216,12 +231,14 @@ impl Coverage {
     /// `region` (all regions when `None`), with the person's registered
     /// region, as known on `as_of` (see [`Coverage::person_year_as_of`]).
     /// Sorted by identity: the auditor's report and drift check walk it.
+    /// A person-year with a figure that is no amount of money makes it an
+    /// error naming that person-year: an audit never counts it as 0.00.
     pub fn person_years(
         &self,
         region: Option<RegionCode>,
         coverage_year: u16,
         as_of: Option<Date>,
-    ) -> Vec<(RegionCode, PersonYear)> {
+    ) -> Result<Vec<(RegionCode, PersonYear)>, MoneyOutOfRange> {
         let mut years: Vec<(RegionCode, PersonYear)> = self
             .live_persons()
             .filter_map(|(id, person)| {
@@ -229,11 +246,11 @@ impl Coverage {
                 if region.is_some_and(|region| !policies::region_contains(region, registered_in)) {
                     return None;
                 }
-                Some((registered_in, view::derive(self, id, coverage_year, as_of, false)))
+                Some(view::derive(self, id, coverage_year, as_of, false).map(|view| (registered_in, view)))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         years.sort_by(|a, b| a.1.person.cmp(&b.1.person));
-        years
+        Ok(years)
     }
 
     /// The policy in force for `region` and year: the region's own, else its

@@ -7,7 +7,7 @@ use super::describe::{by_funder, class_name, settling_note};
 use super::flows::{Flows, Settlement, Walk};
 use super::payments::source_name;
 use super::policies::PolicyEntry;
-use super::state::{money, shortfall, sum, PersonId, PersonState, Source, YearState};
+use super::state::{money, shortfall, sum, MoneyOutOfRange, PersonId, PersonState, Source, YearState};
 use super::states::StateInput;
 use super::Coverage;
 use crate::policy::{funder_key, AmountDue, HardshipSubsidy, PaymentClass, PersonFacts, Ruling};
@@ -237,16 +237,36 @@ pub(super) struct Derivation<'a> {
     pub(super) facts: Option<PersonFacts>,
     pub(super) as_of: Option<Date>,
     pub(super) notes: Notes,
+    /// The first figure that came out as no amount of money (a defect of
+    /// the log or of the derivation, see [`MoneyOutOfRange`]).
+    defect: Option<MoneyOutOfRange>,
 }
 
-/// Derives the view of person `id` for `coverage_year`.
+/// Derives the view of person `id` for `coverage_year`; a figure that is
+/// no amount of money is an error naming the person-year, never a zero.
 pub(super) fn derive(
     coverage: &Coverage,
     id: PersonId,
     coverage_year: u16,
     as_of: Option<Date>,
     with_notes: bool,
-) -> PersonYear {
+) -> Result<PersonYear, MoneyOutOfRange> {
+    let (view, defect) = derive_with_defect(coverage, id, coverage_year, as_of, with_notes);
+    match defect {
+        Some(defect) => Err(defect),
+        None => Ok(view),
+    }
+}
+
+/// The view, and the first figure that was no amount of money (shown as
+/// 0.00 in the view), for the callers that answer with an `error:` note.
+pub(super) fn derive_with_defect(
+    coverage: &Coverage,
+    id: PersonId,
+    coverage_year: u16,
+    as_of: Option<Date>,
+    with_notes: bool,
+) -> (PersonYear, Option<MoneyOutOfRange>) {
     let person = &coverage.persons[id as usize];
     let registration = person.registration.as_ref();
     let policy = registration.and_then(|r| coverage.policies.find(r.region, coverage_year));
@@ -258,27 +278,27 @@ pub(super) fn derive(
         county: (r.region.code() % 100 != 0).then_some(r.region),
     });
     let notes = Notes { enabled: with_notes, lines: Vec::new() };
-    let mut derivation = Derivation { person, year, coverage_year, policy, facts, as_of, notes };
+    let mut derivation = Derivation { person, year, coverage_year, policy, facts, as_of, notes, defect: None };
     let void = derivation.void_reason(coverage);
     derivation.view(void)
 }
 
 impl Derivation<'_> {
-    /// A figure as money. One that is not (a defect: see
-    /// [`MoneyOutOfRange`](super::state::MoneyOutOfRange)) fails debug
-    /// builds and is reported as an error note, shown as 0.00.
+    /// A figure as money. One that is not is kept as the derivation's
+    /// defect (the first one) and stands as 0.00 meanwhile, so that the rest
+    /// of the view can still be derived for the note.
     pub(super) fn amount(&mut self, fen: i64, figure: impl FnOnce() -> String) -> Money {
         match money(fen, &self.person.current, self.coverage_year, figure) {
             Ok(amount) => amount,
             Err(error) => {
-                debug_assert!((0..=Money::MAX_FEN).contains(&fen), "{error}");
                 self.notes.add(|| format!("error: {error}"));
+                self.defect.get_or_insert(error);
                 Money::ZERO
             }
         }
     }
 
-    fn view(mut self, void: Option<String>) -> PersonYear {
+    fn view(mut self, void: Option<String>) -> (PersonYear, Option<MoneyOutOfRange>) {
         self.note_policy();
         self.note_advised_delay();
         self.note_payment_in_parts();
@@ -315,7 +335,7 @@ impl Derivation<'_> {
         };
         let settled = walk.settled.filter(|_| matches!(state, CoverageState::Received | CoverageState::Overpaid));
         let (class, covered_from, covered_until) = self.coverage(settled);
-        PersonYear {
+        let view = PersonYear {
             person: self.person.current.clone(),
             coverage_year: self.coverage_year,
             state,
@@ -339,8 +359,10 @@ impl Derivation<'_> {
             subsidy_split: split,
             covered_from,
             covered_until,
-            notes: self.finish_notes(),
-        }
+            notes: Vec::new(),
+        };
+        let defect = self.defect.take();
+        (PersonYear { notes: self.finish_notes(), ..view }, defect)
     }
 
     /// 原渠道退回: every yuan went back, so covering the year takes a new

@@ -1,6 +1,6 @@
-//! `yibao certificate verify FILE`: a certificate against the log.
+//! Verifying a certificate document against the log.
 //!
-//! Checked, each failure naming its field (exit 1):
+//! Checked, each failure naming its field (`Forged`, exit 1):
 //! * the issuer: the ledger, and the head at issue (position and SM3);
 //! * each money fact listed, at its position with its hash, person, year
 //!   and amount (a proxy payment's application too);
@@ -17,76 +17,124 @@
 //!
 //! A genuine certificate whose person-year the log now states otherwise (a
 //! refund after issue, a policy amendment) is reported as changed since
-//! issue: exit 4.
+//! issue (`Changed`, exit 4).
 
-use super::{extract, lines, record_at, render, CertificateData, Entry, Format, FORMAT, MAX_FILE_BYTES, VERSION};
-use crate::commands::open;
-use crate::exit::{BadInput, Changed, Findings};
-use anyhow::Result;
-use ledger::{BeijingTime, Event, Identity, LogReader, Money, OpenMode, SledLog, UtcTime};
+use super::data::{Certificate, Entry, FORMAT, VERSION};
+use super::issue::{issue_from, record_at, IssueError};
+use super::render::{extract, lines, printed_part, render, Format};
+use crate::error::{Classified, Kind, StorageError};
+use crate::Ledger;
+use ledger::{BeijingTime, Event, Identity, LogReader, Money, UtcTime};
 use projections::coverage::{Coverage, MoneyKind};
 use projections::family::Family;
 use projections::Projection;
-use std::collections::BTreeMap;
-use std::path::Path;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How far an issue time may lie ahead of this machine's clock.
 const CLOCK_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
 /// Most differing printed lines reported one by one.
 const MAX_PRINTED_DIFFERENCES: usize = 8;
 
-pub(super) fn verify(data_dir: &Path, file: &Path) -> Result<()> {
-    let label = file.display().to_string();
-    let text = read(file)?;
-    let Some((format, block)) = extract(&text) else {
-        return Err(BadInput(format!("{label}: no certificate data block: not a yibao certificate")).into());
-    };
-    let data: CertificateData = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(block)) {
-        Ok(data) => data,
-        Err(e) => {
-            outln!("FAILED: {label}: data block, field `{}`: {}", e.path(), e.inner());
-            return Err(Findings(format!("{label}: the certificate's data block does not read")).into());
+/// A certificate that verifies and is still current.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// As the certificate shows it.
+    pub person: String,
+    pub coverage_year: u16,
+    /// Money facts found at their positions with their SM3 hashes.
+    pub n_payments: usize,
+    /// The head at issue, every field agreeing with the log there.
+    pub head_position: u64,
+    /// The log's head now.
+    pub head_now: u64,
+}
+
+/// A genuine certificate the log now states otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChangedSinceIssue {
+    /// What verified, as of the head at issue.
+    pub verified: Verified,
+    /// Each field the log now gives otherwise, and each later money fact.
+    pub changes: Vec<String>,
+}
+
+/// A certificate that does not verify, or verifying it failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("no certificate data block: not a yibao certificate")]
+    NoDataBlock,
+    /// The data block is not a certificate's: `field` (a path, `payments[0].amount`) and why.
+    #[error("the certificate's data block does not read")]
+    DataBlock { field: String, reason: String },
+    /// Forged or altered: each field (or printed line) that fails, and why.
+    #[error("{} field(s) do not verify against the log", failures.len())]
+    Forged { failures: Vec<String> },
+    #[error("genuine, but the person-year changed since issue")]
+    Changed(Box<ChangedSinceIssue>),
+    /// Issuing again from the log failed (storage, or projections that
+    /// disagree with the log).
+    #[error(transparent)]
+    Reissue(IssueError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl Classified for VerifyError {
+    fn kind(&self) -> Kind {
+        match self {
+            VerifyError::NoDataBlock => Kind::BadInput,
+            VerifyError::DataBlock { .. } | VerifyError::Forged { .. } => Kind::Findings,
+            VerifyError::Changed(_) => Kind::Changed,
+            VerifyError::Reissue(error) => error.kind(),
+            VerifyError::Storage(error) => error.kind(),
         }
-    };
-    let log = open(data_dir, OpenMode::Existing)?;
-    let (failures, person) = check(&log, &data, &text, format)?;
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            VerifyError::DataBlock { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies the certificate document `text` (text, HTML or the data block
+/// alone) against the ledger.
+pub fn verify(ledger: &Ledger, text: &str) -> Result<Verified, VerifyError> {
+    let (format, block) = extract(text).ok_or(VerifyError::NoDataBlock)?;
+    let data: Certificate = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(block))
+        .map_err(|e| VerifyError::DataBlock { field: e.path().to_string(), reason: e.inner().to_string() })?;
+    let log: &dyn LogReader = ledger.log();
+    let (failures, person) = check(log, &data, text, format)?;
     if !failures.is_empty() {
-        for failure in &failures {
-            outln!("FAILED: {failure}");
-        }
-        return Err(Findings(format!("{label}: {} field(s) do not verify against the log", failures.len())).into());
+        return Err(VerifyError::Forged { failures });
     }
-    outln!(
-        "OK: {label}: {} {} received; {} money fact(s) found at their positions with their SM3 hashes; every \
-         field agrees with the log at the head at issue, position {} (head now {})",
-        data.person,
-        data.coverage_year,
-        data.payments.len(),
-        data.head_position,
-        log.durable_head().position
-    );
-    // A genuine certificate has its person.
-    let Some(person) = person else { return Ok(()) };
-    let changes = since_issue(&log, &data, &person)?;
+    let verified = Verified {
+        person: data.person.clone(),
+        coverage_year: data.coverage_year,
+        n_payments: data.payments.len(),
+        head_position: data.head_position,
+        head_now: log.durable_head().position,
+    };
+    // A certificate without failures has its person.
+    let Some(person) = person else { return Ok(verified) };
+    let changes = since_issue(ledger, &data, &person)?;
     if changes.is_empty() {
-        outln!("still current: the log states {} {} as certified", data.person, data.coverage_year);
-        return Ok(());
+        return Ok(verified);
     }
-    outln!("CHANGED SINCE ISSUE: {} {}:", data.person, data.coverage_year);
-    for change in &changes {
-        outln!("  {change}");
-    }
-    Err(Changed(format!("{label}: genuine, but the person-year changed since issue")).into())
+    Err(VerifyError::Changed(Box::new(ChangedSinceIssue { verified, changes })))
 }
 
 /// Every check of a certificate read from `text`: the failures, and the
 /// person it is about when its money facts name them.
 fn check(
     log: &dyn LogReader,
-    data: &CertificateData,
+    data: &Certificate,
     text: &str,
     format: Format,
-) -> Result<(Vec<String>, Option<Identity>)> {
+) -> Result<(Vec<String>, Option<Identity>), VerifyError> {
     let mut failures = check_against_log(log, data)?;
     // Another ledger, or a head the log does not hold: nothing to reissue at.
     let issuer_verified = !failures.iter().any(|failure| {
@@ -131,15 +179,6 @@ fn check(
     Ok((failures, person))
 }
 
-fn read(file: &Path) -> Result<String> {
-    let cannot = |e: std::io::Error| BadInput(format!("cannot read {}: {e}", file.display()));
-    let size = std::fs::metadata(file).map_err(cannot)?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(BadInput(format!("{}: {size} bytes, larger than any certificate", file.display())).into());
-    }
-    Ok(std::fs::read_to_string(file).map_err(cannot)?)
-}
-
 /// Adds a failure of `field` unless one is reported already.
 fn add_once(failures: &mut Vec<String>, field: &str, why: String) {
     let prefix = format!("field `{field}`:");
@@ -150,7 +189,7 @@ fn add_once(failures: &mut Vec<String>, field: &str, why: String) {
 
 /// The person the certificate is about: its ID when shown whole, else the
 /// one its money facts name whose masked ID it shows.
-fn certified_person(log: &dyn LogReader, data: &CertificateData) -> Result<Option<Identity>> {
+fn certified_person(log: &dyn LogReader, data: &Certificate) -> Result<Option<Identity>, StorageError> {
     if data.full_id {
         return Ok(data.person.parse().ok());
     }
@@ -166,8 +205,8 @@ fn certified_person(log: &dyn LogReader, data: &CertificateData) -> Result<Optio
 }
 
 /// The coverage years of the money facts listed, as the log holds them.
-fn listed_years(log: &dyn LogReader, data: &CertificateData) -> Result<std::collections::BTreeSet<u16>> {
-    let mut years = std::collections::BTreeSet::new();
+fn listed_years(log: &dyn LogReader, data: &Certificate) -> Result<BTreeSet<u16>, StorageError> {
+    let mut years = BTreeSet::new();
     for entry in &data.payments {
         for position in std::iter::once(entry.position).chain(entry.application_position) {
             let year = record_at(log, position)?.and_then(|envelope| match envelope.event {
@@ -188,16 +227,17 @@ fn listed_years(log: &dyn LogReader, data: &CertificateData) -> Result<std::coll
 /// `Err`: no certificate then, and why.
 fn reissue_at(
     log: &dyn LogReader,
-    data: &CertificateData,
+    data: &Certificate,
     person: &Identity,
-) -> Result<Result<CertificateData, String>> {
+) -> Result<Result<Certificate, String>, VerifyError> {
     let mut coverage = Coverage::new();
     let mut family = Family::new();
     log.scan(1, data.head_position, |envelope| {
         coverage.apply(&envelope);
         family.apply(&envelope);
         Ok(())
-    })?;
+    })
+    .map_err(StorageError::from)?;
     reissue(log, &coverage, &family, data, person)
 }
 
@@ -205,20 +245,22 @@ fn reissue(
     log: &dyn LogReader,
     coverage: &Coverage,
     family: &Family,
-    data: &CertificateData,
+    data: &Certificate,
     person: &Identity,
-) -> Result<Result<CertificateData, String>> {
-    match super::issue_from(log, coverage, family, person, data.coverage_year, data.full_id) {
+) -> Result<Result<Certificate, String>, VerifyError> {
+    match issue_from(log, coverage, family, person, data.coverage_year, data.full_id) {
         Ok(expected) => Ok(Ok(expected)),
-        Err(error) if error.is::<BadInput>() || error.is::<Findings>() => Ok(Err(format!("{error}"))),
-        Err(error) => Err(error),
+        Err(error @ (IssueError::NoPerson { .. } | IssueError::NotReceived(_) | IssueError::TooManyFacts { .. })) => {
+            Ok(Err(error.to_string()))
+        }
+        Err(error) => Err(VerifyError::Reissue(error)),
     }
 }
 
 /// Every field a reader relies on, by name, as text: a new field of the
 /// certificate is a compile error here until it is placed.
-fn fields(data: &CertificateData) -> Vec<(String, String)> {
-    let CertificateData {
+fn fields(data: &Certificate) -> Vec<(String, String)> {
+    let Certificate {
         format,
         version,
         ledger_id,
@@ -311,12 +353,7 @@ fn amounts(by: &BTreeMap<String, Money>) -> String {
 
 /// (field, why) for each field of `found` that `expected` states
 /// otherwise, leaving out `skip`. `source` says where `expected` is from.
-fn differences(
-    found: &CertificateData,
-    expected: &CertificateData,
-    skip: &[&str],
-    source: &str,
-) -> Vec<(String, String)> {
+fn differences(found: &Certificate, expected: &Certificate, skip: &[&str], source: &str) -> Vec<(String, String)> {
     let expected: BTreeMap<String, String> = fields(expected).into_iter().collect();
     fields(found)
         .into_iter()
@@ -330,20 +367,11 @@ fn differences(
 }
 
 /// The part people read: everything before the data block.
-fn printed_part(text: &str, format: Format) -> &str {
-    let marker = match format {
-        Format::Html => super::SCRIPT_OPEN,
-        Format::Text => super::BEGIN,
-        Format::Json => return "",
-    };
-    text.find(marker).map_or(text, |end| &text[..end])
-}
-
 /// The printed part against the rendering of the log's certificate (with
 /// the certificate's own issue time), line by line, each difference named
 /// by its label.
-fn check_printed(text: &str, format: Format, data: &CertificateData, expected: &CertificateData) -> Vec<String> {
-    let expected = CertificateData { issued_at: data.issued_at.clone(), ..expected.clone() };
+fn check_printed(text: &str, format: Format, data: &Certificate, expected: &Certificate) -> Vec<String> {
+    let expected = Certificate { issued_at: data.issued_at.clone(), ..expected.clone() };
     let rendered = render(&expected, format);
     let wanted: Vec<&str> = printed_part(&rendered, format).trim_end().lines().collect();
     let found: Vec<&str> = printed_part(text, format).trim_end().lines().collect();
@@ -393,7 +421,7 @@ fn printed_label(labels: &[String], line: &str) -> String {
 
 /// The issue time: a time, not before the head at issue was recorded
 /// (the time is shown to the second), not ahead of this clock.
-fn check_issued_at(log: &dyn LogReader, data: &CertificateData) -> Result<Vec<String>> {
+fn check_issued_at(log: &dyn LogReader, data: &Certificate) -> Result<Vec<String>, StorageError> {
     let issued: BeijingTime = match data.issued_at.parse() {
         Ok(issued) => issued,
         Err(why) => return Ok(vec![format!("field `issued_at`: {why}")]),
@@ -415,9 +443,10 @@ fn check_issued_at(log: &dyn LogReader, data: &CertificateData) -> Result<Vec<St
 
 /// What the log states now otherwise than the certificate: the fields that
 /// differ (issue fields aside), and the money facts after the head.
-fn since_issue(log: &SledLog, data: &CertificateData, person: &Identity) -> Result<Vec<String>> {
-    let (coverage, family) = crate::family::projections_at_head(log)?;
-    let later = coverage
+fn since_issue(ledger: &Ledger, data: &Certificate, person: &Identity) -> Result<Vec<String>, VerifyError> {
+    let now = ledger.projections()?;
+    let later = now
+        .coverage
         .money_events(person, data.coverage_year)
         .into_iter()
         .filter(|event| event.position > data.head_position)
@@ -429,7 +458,7 @@ fn since_issue(log: &SledLog, data: &CertificateData, person: &Identity) -> Resu
             };
             format!("later: {what} {} at position {}", event.amount, event.position)
         });
-    let mut changes: Vec<String> = match reissue(log, &coverage, &family, data, person)? {
+    let mut changes: Vec<String> = match reissue(ledger.log(), &now.coverage, &now.family, data, person)? {
         Ok(now) => differences(data, &now, &["issued_at", "head_position", "head_hash"], "the log now gives")
             .into_iter()
             .map(|(field, why)| format!("field `{field}`: {why}"))
@@ -465,7 +494,7 @@ fn first_difference(expected: &str, found: &str) -> Option<usize> {
     }
 }
 
-fn check_against_log(log: &dyn LogReader, data: &CertificateData) -> Result<Vec<String>> {
+fn check_against_log(log: &dyn LogReader, data: &Certificate) -> Result<Vec<String>, StorageError> {
     let mut failures = Vec::new();
     if data.format != FORMAT || data.version != VERSION {
         failures
@@ -496,12 +525,17 @@ fn check_against_log(log: &dyn LogReader, data: &CertificateData) -> Result<Vec<
     Ok(failures)
 }
 
-fn same_person(data: &CertificateData, person: &Identity) -> bool {
+fn same_person(data: &Certificate, person: &Identity) -> bool {
     let shown = if data.full_id { person.to_string() } else { person.masked() };
     shown == data.person || data.former.contains(&shown)
 }
 
-fn check_entry(log: &dyn LogReader, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
+fn check_entry(
+    log: &dyn LogReader,
+    data: &Certificate,
+    entry: &Entry,
+    field: &str,
+) -> Result<Vec<String>, StorageError> {
     let mut failures = Vec::new();
     let Some(envelope) = record_at(log, entry.position)? else {
         failures.push(format!("field `{field}.position`: the log has no position {}", entry.position));
@@ -572,7 +606,12 @@ fn check_entry(log: &dyn LogReader, data: &CertificateData, entry: &Entry, field
 }
 
 /// A proxy payment: the application it credits, at its own position.
-fn check_application(log: &dyn LogReader, data: &CertificateData, entry: &Entry, field: &str) -> Result<Vec<String>> {
+fn check_application(
+    log: &dyn LogReader,
+    data: &Certificate,
+    entry: &Entry,
+    field: &str,
+) -> Result<Vec<String>, StorageError> {
     let mut failures = Vec::new();
     let (Some(position), Some(hash)) = (entry.application_position, &entry.application_hash) else {
         failures.push(format!("field `{field}.application_position`: missing for a proxy payment"));
@@ -612,7 +651,7 @@ fn check_application(log: &dyn LogReader, data: &CertificateData, entry: &Entry,
 }
 
 /// The totals agree with the entries: paid by source, refunded, net.
-fn check_totals(data: &CertificateData) -> Vec<String> {
+fn check_totals(data: &Certificate) -> Vec<String> {
     let mut failures = Vec::new();
     let mut by: BTreeMap<String, i64> = BTreeMap::new();
     let mut refunds = 0i64;
