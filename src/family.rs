@@ -1,26 +1,18 @@
 //! `yibao family …`: bindings (共济绑定, 取消授权), proxy applications (代缴申请)
-//! and their steps, the personal account, the stuck list. Every fact is
-//! built as its typed event, goes through the same checks as an import
-//! line (`facts::admit`) and the same decision
-//! (`projections::family::decide`) as an import; the rules live there.
+//! and their steps, the personal account, the stuck list. An adapter:
+//! flags to typed input, the operations of `operations::family`, their
+//! answers as text or JSON.
 
-use crate::commands::open;
-use crate::exit::BadInput;
+use crate::exit::{classified, BadInput};
 use crate::lookup::parse_identity;
-use crate::single::{flag_value, FlagNames};
-use anyhow::{Context, Result};
+use crate::single::{field_error, flag_value, FlagNames};
+use anyhow::Result;
 use clap::Subcommand;
-use ledger::event::{
-    FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
-    ProxySubmitted,
-};
-use ledger::{BeijingTime, Date, Event, Identity, LogReader, Money, OpenMode, SledLog};
-use operations::answers::StuckAnswer;
-use operations::facts;
-use projections::coverage::Coverage;
-use projections::family::{self, relation_label, Application, Family, ProxyStep, Verdict};
-use projections::Projection;
-use serde_json::json;
+use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
+use ledger::{BeijingTime, Date, LogReader, OpenMode, SledLog};
+use operations::family::{self, ApplicationListed, ApplyRequest, FamilyError, PeriodListed, Transition, Writer};
+use operations::{Ledger, Projections, Recorded};
+use projections::family::Family;
 use std::path::Path;
 
 /// `yibao family …`.
@@ -31,6 +23,9 @@ pub enum FamilyCommand {
     List {
         /// ID number of the person.
         id: String,
+        /// As JSON (the answer of `GET /v1/family/persons/{id}`).
+        #[arg(long)]
+        json: bool,
     },
     /// 共济绑定: bind a family member to an employee's personal account.
     ///
@@ -132,33 +127,38 @@ pub struct Step {
 
 pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
     match command {
-        FamilyCommand::List { id } => list(data, &id),
+        FamilyCommand::List { id, json } => list(data, &id, json),
         FamilyCommand::Bind { holder, account_province, member, relation, on } => {
-            let relation = family::parse_relation(&relation).map_err(|e| BadInput(format!("--relation: {e}")))?;
-            let event = Event::FamilyBindingCreatedV1(FamilyBindingCreated {
+            let relation =
+                projections::family::parse_relation(&relation).map_err(|e| BadInput(format!("--relation: {e}")))?;
+            let binding = FamilyBindingCreated {
                 holder: flag_value(BIND_FLAGS, "holder", &holder)?,
                 account_province: flag_value(BIND_FLAGS, "account_province", &account_province)?,
                 member: flag_value(BIND_FLAGS, "member", &member)?,
                 relation,
                 bound_on: date_flag(BIND_FLAGS, "bound_on", on.as_deref())?,
-            });
-            record_one(data, event, "cli:family-bind", BIND_FLAGS)
+            };
+            let recorded = write(data, BIND_FLAGS, |writer| family::bind(writer, binding, "cli:family-bind"))?;
+            print_recorded(&recorded);
+            Ok(())
         }
         FamilyCommand::Revoke { holder, member, on } => {
-            let event = Event::FamilyBindingRevokedV1(FamilyBindingRevoked {
+            let revocation = FamilyBindingRevoked {
                 holder: flag_value(REVOKE_FLAGS, "holder", &holder)?,
                 member: flag_value(REVOKE_FLAGS, "member", &member)?,
                 revoked_on: date_flag(REVOKE_FLAGS, "revoked_on", on.as_deref())?,
-            });
-            record_one(data, event, "cli:family-revoke", REVOKE_FLAGS)
+            };
+            let recorded = write(data, REVOKE_FLAGS, |writer| family::revoke(writer, revocation, "cli:family-revoke"))?;
+            print_recorded(&recorded);
+            Ok(())
         }
         FamilyCommand::Apply { holder, member, year, amount, application_id, at } => {
             apply(data, ApplyFlags { holder, member, year, amount, application_id, at })
         }
-        FamilyCommand::Processing(step) => transition(data, ProxyStep::Processing, step),
-        FamilyCommand::Credited(step) => transition(data, ProxyStep::Credited, step),
-        FamilyCommand::Failed(step) => transition(data, ProxyStep::Failed, step),
-        FamilyCommand::Returned(step) => transition(data, ProxyStep::Returned, step),
+        FamilyCommand::Processing(step) => transition(data, "processing", step),
+        FamilyCommand::Credited(step) => transition(data, "credited", step),
+        FamilyCommand::Failed(step) => transition(data, "failed", step),
+        FamilyCommand::Returned(step) => transition(data, "returned", step),
         FamilyCommand::Account { holder, json } => account(data, &holder, json),
         FamilyCommand::Stuck { older_than_hours, now, json } => stuck(data, older_than_hours, now, json),
     }
@@ -195,66 +195,43 @@ fn time_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<Beijin
     text.map_or_else(|| Ok(BeijingTime::now()), |text| flag_value(flags, field, text))
 }
 
-/// Both projections at the same log position: coverage caught up with the
-/// log, then family caught up to exactly coverage's position, each from its
-/// checkpoint when there is a usable one.
-pub fn projections_at_head(log: &SledLog) -> Result<(Coverage, Family)> {
-    let coverage = crate::lookup::coverage(log.dir(), log)?;
-    let family = family_at(log.dir(), log, coverage.position())?;
-    Ok((coverage, family))
-}
-
 /// The family projection at position `upto` (`checkpoints.rs`).
 pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> {
-    operations::checkpoints::caught_up(data, log, upto).map_err(crate::exit::classified)
+    operations::checkpoints::caught_up(data, log, upto).map_err(classified)
 }
 
-/// A refusal as the user reads it: the field, the rule, and that nothing
-/// was appended.
-pub fn refusal_message(refusal: &family::Refusal) -> String {
-    match refusal.field {
-        Some(field) => format!("field `{field}`: {}; nothing was appended", refusal.reason),
-        None => format!("{}; nothing was appended", refusal.reason),
-    }
+/// The ledger and both projections at its head, for reading.
+fn open_at_head(data: &Path) -> Result<(Ledger, Projections)> {
+    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let at = ledger.projections().map_err(classified)?;
+    Ok((ledger, at))
 }
 
-/// Puts `event` through the edge's checks as an import line, asks the
-/// decision, appends it unless it is a repeat; returns the position of the
-/// fact.
-pub fn record(
-    log: &SledLog,
-    coverage: &Coverage,
-    family: &Family,
-    event: Event,
-    actor: &str,
+/// Runs a family write against the ledger at its head; a field the edge
+/// refuses is named by the flag that gave it.
+fn write<T>(
+    data: &Path,
     flags: FlagNames,
-) -> Result<u64> {
-    let new = crate::single::admit(log, event, actor, flags)?;
-    match family::decide(family, coverage, &new.event) {
-        Err(refusal) => Err(BadInput(refusal_message(&refusal)).into()),
-        Ok(Verdict::Repeat { position, what }) => {
-            outln!("already recorded at position {position}: {what}; nothing appended");
-            Ok(position)
-        }
-        Ok(Verdict::Append) => {
-            let summary = facts::summary(&new.event);
-            let outcome = log.append_blocking(vec![new]).context("appending the fact")?;
-            let position = outcome.positions.first().copied().unwrap_or(0);
-            if outcome.n_appended == 0 {
-                outln!("already recorded at position {position}: {summary}; nothing appended");
-            } else {
-                outln!("{summary}");
-                outln!("recorded at position {position}; head {}", hex::encode(outcome.head.hash));
-            }
-            Ok(position)
-        }
-    }
+    operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
+) -> Result<T> {
+    let (ledger, at) = open_at_head(data)?;
+    operation(&Writer::of(&ledger, &at)).map_err(|error| match error {
+        FamilyError::Field(error) => field_error(flags, error.field, error.reason),
+        other => classified(other),
+    })
 }
 
-fn record_one(data: &Path, event: Event, actor: &str, flags: FlagNames) -> Result<()> {
-    let log = open(data, OpenMode::Existing)?;
-    let (coverage, family) = projections_at_head(&log)?;
-    record(&log, &coverage, &family, event, actor, flags).map(|_| ())
+/// What recording a fact did, as the user reads it.
+pub fn print_recorded(recorded: &Recorded) {
+    match recorded {
+        Recorded::Appended { position, head, summary } => {
+            outln!("{summary}");
+            outln!("recorded at position {position}; head {}", hex::encode(head.hash));
+        }
+        Recorded::Repeat { position, what } => {
+            outln!("already recorded at position {position}: {what}; nothing appended");
+        }
+    }
 }
 
 /// The flags of `yibao family apply`.
@@ -270,39 +247,18 @@ struct ApplyFlags {
 fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
     let holder = parse_identity(&flags.holder).map_err(|e| BadInput(format!("--holder: {e:#}")))?;
     let member = parse_identity(&flags.member).map_err(|e| BadInput(format!("--member: {e:#}")))?;
-    let log = open(data, OpenMode::Existing)?;
-    let (coverage, family) = projections_at_head(&log)?;
-    let application_id = match flags.application_id {
-        Some(id) => application_id_flag(&id)?,
-        None => default_application_id(&family, &holder, &member, flags.year),
-    };
-    let event = Event::ProxySubmittedV1(ProxySubmitted {
-        application_id: application_id.clone(),
+    let request = ApplyRequest {
         holder,
         member,
         coverage_year: flags.year,
         amount: flag_value(APPLY_FLAGS, "amount", &flags.amount)?,
+        application_id: flags.application_id.as_deref().map(application_id_flag).transpose()?,
         at: time_flag(APPLY_FLAGS, "at", flags.at.as_deref())?,
-    });
-    record(&log, &coverage, &family, event, "cli:family-apply", APPLY_FLAGS)?;
-    outln!("application {application_id}");
-    Ok(())
-}
-
-/// `DJ-2025-4159-5226-1`: year, what the masked IDs of holder and member
-/// show of their ends, and the first number not yet used. Application IDs
-/// are listed unmasked, so they show no more of an ID than its mask does.
-pub fn default_application_id(family: &Family, holder: &Identity, member: &Identity, year: u16) -> String {
-    let tail = |id: &Identity| {
-        let masked = id.masked();
-        let shown: Vec<char> = masked.chars().rev().take_while(|c| *c != '*').collect();
-        shown.into_iter().rev().collect::<String>()
     };
-    let stem = format!("DJ-{year}-{}-{}", tail(holder), tail(member));
-    (1..=10_000)
-        .map(|n| format!("{stem}-{n}"))
-        .find(|id| family.application(id).is_none())
-        .unwrap_or_else(|| format!("{stem}-{}", BeijingTime::now().0))
+    let applied = write(data, APPLY_FLAGS, |writer| family::apply(writer, request, "cli:family-apply"))?;
+    print_recorded(&applied.recorded);
+    outln!("application {}", applied.application_id);
+    Ok(())
 }
 
 /// An application id in canonical form (`ledger::text`), as the fact will hold it.
@@ -311,54 +267,41 @@ fn application_id_flag(text: &str) -> Result<String> {
         .map_err(|e| BadInput(format!("application id: {}", e.reason)).into())
 }
 
-fn transition(data: &Path, kind: ProxyStep, mut step: Step) -> Result<()> {
-    // Canonical before the lookup below, as the fact will be.
-    step.application_id = application_id_flag(&step.application_id)?;
+fn transition(data: &Path, name: &str, step: Step) -> Result<()> {
+    // Canonical before the operation looks it up, as the fact will be.
+    let application_id = application_id_flag(&step.application_id)?;
     let at = time_flag(STEP_FLAGS, "at", step.at.as_deref())?;
-    let log = open(data, OpenMode::Existing)?;
-    let (coverage, family) = projections_at_head(&log)?;
-    if step.reason.is_some() && kind != ProxyStep::Failed {
-        return Err(BadInput("--reason is for `failed` only".into()).into());
-    }
-    let application_id = step.application_id;
-    let event = match kind {
-        ProxyStep::Processing => Event::ProxyProcessingV1(ProxyProcessing { application_id, at }),
-        ProxyStep::Credited => Event::ProxyCreditedV1(ProxyCredited { application_id, at }),
-        ProxyStep::Failed => {
-            let reason = step.reason.ok_or_else(|| BadInput("`failed` needs --reason (受理失败的原因)".into()))?;
-            Event::ProxyFailedV1(ProxyFailed { application_id, reason, at })
-        }
-        ProxyStep::Returned => {
-            // 原渠道返还 gives back what was taken; an unknown id is refused by the decision.
-            let amount = family.application(&application_id).map_or(Money::ZERO, |a| a.amount);
-            Event::ProxyReturnedV1(ProxyReturned { application_id, amount, at })
-        }
+    let transition = match (name, step.reason) {
+        ("failed", Some(reason)) => Transition::Failed { reason },
+        ("failed", None) => return Err(BadInput("`failed` needs --reason (受理失败的原因)".into()).into()),
+        (_, Some(_)) => return Err(BadInput("--reason is for `failed` only".into()).into()),
+        ("processing", None) => Transition::Processing,
+        ("credited", None) => Transition::Credited,
+        _ => Transition::Returned,
     };
-    record(&log, &coverage, &family, event, "cli:family", STEP_FLAGS)?;
+    let recorded =
+        write(data, STEP_FLAGS, |writer| family::transition(writer, application_id, transition, at, "cli:family"))?;
+    print_recorded(&recorded);
     Ok(())
 }
 
-fn binding_line(other: &Identity, period: &family::BindingPeriod) -> String {
+fn binding_line(other: &str, period: &PeriodListed) -> String {
     let state = match period.revoked_on {
         Some(on) => format!("revoked {on} (取消授权)"),
         None => "active".to_string(),
     };
     format!(
         "  {:<20} {:<32} account province {}  bound {} (position {})  {state}",
-        other.masked(),
-        relation_label(period.relation),
-        period.account_province,
-        period.bound_on,
-        period.bound_position
+        other, period.relation, period.account_province, period.bound_on, period.bound_position
     )
 }
 
-fn application_line(application: &Application) -> String {
+fn application_line(application: &ApplicationListed) -> String {
     format!(
         "  {:<26} holder {}  member {}  {}  {:>8}  {}  submitted {}",
         application.application_id,
-        application.holder.masked(),
-        application.member.masked(),
+        application.holder,
+        application.member,
         application.coverage_year,
         application.amount.to_string(),
         application.state,
@@ -366,47 +309,46 @@ fn application_line(application: &Application) -> String {
     )
 }
 
-/// `yibao family list ID`.
-pub fn list(data: &Path, id: &str) -> Result<()> {
+/// `yibao family list ID [--json]`.
+pub fn list(data: &Path, id: &str, as_json: bool) -> Result<()> {
     let person = parse_identity(id)?;
-    let log = open(data, OpenMode::Existing)?;
-    let (coverage, family) = projections_at_head(&log)?;
-    outln!("{}: family-account bindings (家庭账户共济)", person.masked());
-    let as_holder: Vec<_> = family.bindings_as_holder(&person).collect();
-    outln!("as holder (授权记录): {} binding(s)", as_holder.len());
-    for binding in as_holder {
+    let (_ledger, at) = open_at_head(data)?;
+    let answer = family::person(&at.coverage, &at.family, &person);
+    if as_json {
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    outln!("{}: family-account bindings (家庭账户共济)", answer.person);
+    outln!("as holder (授权记录): {} binding(s)", answer.as_holder.len());
+    for binding in &answer.as_holder {
         for period in &binding.periods {
-            outln!("{}", binding_line(&binding.member, period));
+            outln!("{}", binding_line(&binding.other, period));
         }
     }
-    let as_member: Vec<_> = family.bindings_as_member(&person).collect();
-    outln!("as member (被授权记录): {} binding(s)", as_member.len());
-    for binding in as_member {
+    outln!("as member (被授权记录): {} binding(s)", answer.as_member.len());
+    for binding in &answer.as_member {
         for period in &binding.periods {
-            outln!("{}", binding_line(&binding.holder, period));
+            outln!("{}", binding_line(&binding.other, period));
         }
     }
-    let applications: Vec<&Application> = family.applications_of(&person).collect();
-    outln!("applications (代缴申请): {}", applications.len());
-    for application in applications {
+    outln!("applications (代缴申请): {}", answer.applications.len());
+    for application in &answer.applications {
         outln!("{}", application_line(application));
     }
-    outln!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
+    outln!("answer reflects log position {}, head {}", answer.log_position, hex::encode(at.coverage.head_hash()));
     Ok(())
 }
 
 /// `yibao family account HOLDER`.
 pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
     let holder = parse_identity(holder)?;
-    let log = open(data, OpenMode::Existing)?;
-    let (coverage, family) = projections_at_head(&log)?;
-    let years = family.account(&holder);
+    let (_ledger, at) = open_at_head(data)?;
+    let answer = family::account(&at.coverage, &at.family, &holder);
     if as_json {
-        let answer = json!({ "holder": holder.masked(), "years": years, "log_position": coverage.position() });
         outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    outln!("{}: employee personal account (职工医保个人账户), proxy payments by coverage year", holder.masked());
+    outln!("{}: employee personal account (职工医保个人账户), proxy payments by coverage year", answer.holder);
     outln!(
         "{:>4} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "year",
@@ -419,7 +361,7 @@ pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
         "in flight",
         "to return"
     );
-    for year in &years {
+    for year in &answer.years {
         outln!(
             "{:>4} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             year.coverage_year,
@@ -433,13 +375,13 @@ pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
             year.awaiting_return.to_string()
         );
     }
-    if years.is_empty() {
+    if answer.years.is_empty() {
         outln!("no proxy applications from this account");
     }
-    for application in family.applications().filter(|a| a.holder == holder) {
+    for application in &answer.applications {
         outln!("{}", application_line(application));
     }
-    outln!("answer reflects log position {}, head {}", coverage.position(), hex::encode(coverage.head_hash()));
+    outln!("answer reflects log position {}, head {}", answer.log_position, hex::encode(at.coverage.head_hash()));
     Ok(())
 }
 
@@ -461,22 +403,20 @@ fn duration_hours(text: &str) -> Result<i64, String> {
 /// `yibao family stuck [--older-than 3d] [--now TIME]`.
 pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime>, as_json: bool) -> Result<()> {
     let now = now.unwrap_or_else(BeijingTime::now);
-    let log = open(data, OpenMode::Existing)?;
-    let (coverage, family) = projections_at_head(&log)?;
-    let (found, n_without_limit) = family::stuck(&family, &coverage, now, older_than_hours);
+    let (_ledger, at) = open_at_head(data)?;
+    let answer = family::stuck(&at.coverage, &at.family, now, older_than_hours);
     if as_json {
-        let answer = StuckAnswer::new(now, &found, n_without_limit);
         outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
     outln!("proxy applications still in flight past their normal duration, at {now}:");
-    for s in &found {
+    for s in &answer.stuck {
         outln!(
             "  {:<26} {:<22} holder {}  member {}  {}  {:>8}  submitted {}  {} h old (limit {} h, {})",
             s.application_id,
             s.state.to_string(),
-            s.holder.masked(),
-            s.member.masked(),
+            s.holder,
+            s.member,
             s.coverage_year,
             s.amount.to_string(),
             s.submitted_at,
@@ -485,7 +425,8 @@ pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime
             s.limit_from
         );
     }
-    outln!("{} stuck application(s)", found.len());
+    outln!("{} stuck application(s)", answer.stuck.len());
+    let n_without_limit = answer.n_without_limit;
     if n_without_limit > 0 {
         outln!("{n_without_limit} in-flight application(s) have no stated duration in their policy; use --older-than");
     }
@@ -494,7 +435,7 @@ pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime
 
 /// The holder's bindings and account, for the demo.
 pub fn demo_summary(data: &Path, holder: &str) -> Result<()> {
-    list(data, holder)?;
+    list(data, holder, false)?;
     outln!();
     account(data, holder, false)
 }

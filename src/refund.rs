@@ -1,17 +1,16 @@
 //! `yibao refund`: money back to where it came from, for any payment: the
 //! payment's channel, the personal account for a proxy payment, the funders
-//! (in the grants' split) for a subsidy. Partial refunds are allowed; the
-//! refunds of a payment never exceed it (`projections::family::decide`).
+//! (in the grants' split) for a subsidy. An adapter: flags to a
+//! `RefundRequest`, `operations::refund`, the answer as text.
 
-use crate::commands::open;
-use crate::exit::BadInput;
-use crate::family::{projections_at_head, record};
+use crate::exit::{classified, BadInput};
 use crate::lookup::parse_identity;
-use crate::single::{flag_value, FlagNames};
+use crate::single::{field_error, flag_value, FlagNames};
 use anyhow::Result;
-use ledger::event::{PaymentRef, RefundDestination, RefundIssued};
-use ledger::{BeijingTime, Event, OpenMode};
-use projections::coverage::PaymentKind;
+use ledger::event::{PaymentRef, RefundDestination};
+use ledger::{BeijingTime, OpenMode};
+use operations::refund::{RefundError, RefundRequest};
+use operations::Ledger;
 use std::path::Path;
 
 const REFUND_FLAGS: FlagNames = &[
@@ -60,60 +59,43 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
     else {
         return Err(BadInput(format!("--payment: `{}` is not CHANNEL:REF (e.g. wechat:WX2024…)", args.payment)).into());
     };
-    // Canonical before the lookups below, as the fact will be (`WeChat:WX1 ` is `wechat:WX1`).
+    // Canonical before the lookups of the operation, as the fact will be (`WeChat:WX1 ` is `wechat:WX1`).
     let flag = |e: ledger::event::FieldError| BadInput(format!("--payment: {}", e.reason));
     let channel = ledger::text::channel("payment.channel", channel).map_err(flag)?;
-    let reference = ledger::text::identifier("payment.channel_ref", reference).map_err(flag)?;
-    let payment = PaymentRef { channel: channel.clone(), channel_ref: reference.clone() };
-    let log = open(data, OpenMode::Existing)?;
-    let (coverage, family) = projections_at_head(&log)?;
-    // Where the money goes follows from where it came from; a payment the
-    // year does not have is refused by the decision below.
-    let destination = match coverage.refund_target(&person, args.year, &payment).map(|t| t.kind) {
-        Some(PaymentKind::Proxy { application_id }) => match family.application(&application_id) {
-            Some(application) => RefundDestination::PersonalAccount(application.holder.clone()),
-            None => return Err(BadInput(format!("no proxy application {application_id} in the ledger")).into()),
-        },
-        Some(PaymentKind::Subsidy) => RefundDestination::Funders,
-        Some(PaymentKind::Channel) | None => RefundDestination::OriginalChannel,
-    };
-    let refund_ref = args.refund_ref.unwrap_or_else(|| {
-        (1..=1_000)
-            .map(|n| format!("{reference}-R{n}"))
-            .find(|r| coverage.refund_recorded(&person, args.year, &channel, r).is_none())
-            .unwrap_or_else(|| format!("{reference}-R{}", BeijingTime::now().0))
-    });
+    let channel_ref = ledger::text::identifier("payment.channel_ref", reference).map_err(flag)?;
     let refunded_at = match &args.at {
         Some(text) => flag_value(REFUND_FLAGS, "refunded_at", text)?,
         None => BeijingTime::now(),
     };
-    let event = Event::RefundIssuedV1(RefundIssued {
-        person: person.clone(),
+    let request = RefundRequest {
+        person,
         coverage_year: args.year,
-        refund_ref: refund_ref.clone(),
-        payment,
+        payment: PaymentRef { channel, channel_ref },
         amount: flag_value(REFUND_FLAGS, "amount", &args.amount)?,
-        destination: destination.clone(),
-        refunded_at,
         reason: args.reason,
-    });
-    record(&log, &coverage, &family, event, "cli:refund", REFUND_FLAGS)?;
-    drop(coverage);
-    let coverage = crate::lookup::coverage(data, &log)?;
-    if let Some(view) = coverage.person_year(&person, args.year) {
+        refund_ref: args.refund_ref,
+        refunded_at,
+    };
+    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let refunded = operations::refund::refund(&ledger, request.clone(), "cli:refund").map_err(|error| match error {
+        RefundError::Field(error) => field_error(REFUND_FLAGS, error.field, error.reason),
+        other => classified(other),
+    })?;
+    crate::family::print_recorded(&refunded.recorded);
+    if let Some(after) = &refunded.after {
         let split: Vec<String> =
-            view.refunds.to_funders_by_funder.iter().map(|(funder, amount)| format!("{funder} {amount}")).collect();
-        outln!("refund {refund_ref} to {}", destination_text(&destination));
+            after.to_funders_by_funder.iter().map(|(funder, amount)| format!("{funder} {amount}")).collect();
+        outln!("refund {} to {}", refunded.refund_ref, destination_text(&refunded.destination));
         if !split.is_empty() {
             outln!("  back to the funders in the grants' split: {}", split.join(", "));
         }
         outln!(
             "{} {}: now {}; net received {}, refunded {}",
-            person.masked(),
-            args.year,
-            view.state.words(),
-            view.net_received,
-            view.refunds.total
+            request.person.masked(),
+            request.coverage_year,
+            after.state.words(),
+            after.net_received,
+            after.refunded
         );
     }
     Ok(())

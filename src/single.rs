@@ -5,7 +5,7 @@
 use crate::exit::BadInput;
 use anyhow::Result;
 use ledger::event::{EnrolmentBasis, Payer, PaymentReceived, PersonRegistered};
-use ledger::{BeijingTime, Date, Event, Identity, NewEvent, OpenMode, SledLog};
+use ledger::{BeijingTime, Date, Identity, OpenMode};
 use operations::facts;
 use operations::register::{WriteError, Written};
 use operations::Ledger;
@@ -187,30 +187,6 @@ fn basis_value(text: &str) -> Result<EnrolmentBasis> {
         Some(_) => return Err(refused().into()),
     };
     Ok(basis)
-}
-
-/// The edge's checks (`facts::admit`) on a fact built from `flags`, errors
-/// naming the flag and the field.
-pub fn admit(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Result<NewEvent> {
-    let channels = crate::commands::channels(log.dir())?;
-    facts::admit(event, None, actor, &channels).map_err(|e| field_error(flags, e.field, e.reason))
-}
-
-/// [`admit`] for a fact that names no payment channel (a policy, a
-/// reconciliation run): the data directory's channels do not matter to it,
-/// so it needs no ledger directory, only a log of any backend.
-pub fn admit_without_channels(event: Event, actor: &str, flags: FlagNames) -> Result<NewEvent> {
-    facts::admit(event, None, actor, operations::channels::Channels::built_in())
-        .map_err(|e| field_error(flags, e.field, e.reason))
-}
-
-/// Appends a fact built from `flags` (`operations::register::append_fact`),
-/// printing what was appended; errors name the flag and the field.
-pub fn append_event(log: &SledLog, event: Event, actor: &str, flags: FlagNames) -> Result<u64> {
-    let channels = crate::commands::channels(log.dir())?;
-    let written = operations::register::append_to(log, &channels, event, actor).map_err(|e| write_error(flags, e))?;
-    print_summary(&written);
-    Ok(written.position)
 }
 
 fn print_summary(written: &Written) {

@@ -387,6 +387,7 @@ fn family_accounts_and_certificates_over_http() {
     outside["account_province"] = json!("450000");
     let (status, refused) = call(&server, "POST", "/v1/family/bindings", Some(OFFICE), Some(&outside));
     assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
+    assert_eq!(refused["field"], "relation", "a refusal names its field: {refused}");
 
     let application = json!({"holder": HOLDER, "member": PERSON, "coverage_year": 2025, "amount": "400.00",
                              "application_id": " API-1 ", "at": "2024-10-02 10:00:00"});
@@ -1366,4 +1367,22 @@ fn the_unpaid_list_is_one_answer_on_the_cli_and_over_http() {
     let printed: Value = serde_json::from_slice(&output.expect("unpaid").stdout).expect("JSON");
     assert!(printed.as_array().is_some_and(|entries| !entries.is_empty()), "{printed}");
     assert_eq!(printed, served["entries"], "yibao unpaid --json and the service differ");
+}
+
+/// `yibao family list ID --json` and `GET /v1/family/persons/{id}` are one
+/// answer: the bindings both ways, the applications and the account.
+#[test]
+fn the_family_view_is_one_answer_on_the_cli_and_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    demo_ledger(data);
+    let server = start_on_ledger(data);
+    let (status, served) = call(&server, "GET", &format!("/v1/family/persons/{HOLDER}"), Some(OFFICE), None);
+    stop(server, data);
+    assert_eq!(status, 200, "{served}");
+    let output = Command::new(BIN).arg("--data").arg(data).args(["family", "list", HOLDER, "--json"]).output();
+    let printed: Value = serde_json::from_slice(&output.expect("family list").stdout).expect("JSON");
+    assert_eq!(printed, served, "yibao family list --json and the service differ");
+    assert_eq!(served["as_holder"].as_array().map(Vec::len), Some(2), "{served}");
+    assert_eq!(served["applications"][0]["state_zh"], "缴费到账成功", "{served}");
 }

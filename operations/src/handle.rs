@@ -170,8 +170,21 @@ pub fn record(
     event: Event,
     actor: &str,
 ) -> Result<Recorded, RecordError> {
+    record_on(log, channels, &at.coverage, &at.family, event, actor)
+}
+
+/// [`record`] against projections kept apart at one position (the service
+/// holds each behind a lock of its own).
+pub(crate) fn record_on(
+    log: &impl ledger::LogBackend,
+    channels: &Channels,
+    coverage: &Coverage,
+    family: &Family,
+    event: Event,
+    actor: &str,
+) -> Result<Recorded, RecordError> {
     let new = facts::admit(event, None, actor, channels).map_err(RecordError::Field)?;
-    match family::decide(&at.family, &at.coverage, &new.event).map_err(RecordError::Refused)? {
+    match family::decide(family, coverage, &new.event).map_err(RecordError::Refused)? {
         Verdict::Repeat { position, what } => Ok(Recorded::Repeat { position, what }),
         Verdict::Append => {
             let summary = facts::summary(&new.event);

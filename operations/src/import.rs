@@ -129,7 +129,9 @@ fn lines_message(label: &str, n_errors: usize, errors: &[LineError]) -> String {
     message
 }
 
-fn refusals_message(label: &str, what: &str, n_refused: usize, refusals: &[LineRefusal]) -> String {
+/// The refusals of a batch as the user reads them: the count, then each
+/// line with its field and the rule.
+pub fn refusals_message(label: &str, what: &str, n_refused: usize, refusals: &[LineRefusal]) -> String {
     let mut message =
         format!("{label}: {n_refused} line(s) refused by the rules; nothing from this {what} was appended");
     for refusal in refusals {

@@ -14,12 +14,14 @@ pub mod checkpoints;
 pub mod coverage;
 pub mod error;
 pub mod facts;
+pub mod family;
 mod handle;
 pub mod import;
 pub mod policy;
 pub mod progress;
 pub mod reconcile;
 pub mod records;
+pub mod refund;
 pub mod register;
 pub mod replay;
 

@@ -1,8 +1,9 @@
 //! Family accounts (家庭共济) over HTTP: bindings, proxy applications and
 //! their steps, a person's family view, and the stuck list (the payment
-//! certificate is in `certificate.rs`). Each write is built as the typed fact the CLI would record
-//! and goes through `App::append` (the same checks, rule decision and
-//! idempotency as `POST /v1/events`).
+//! certificate is in `certificate.rs`). Each write is the operation the CLI
+//! runs (`operations::family`), against the live projections under the
+//! write lock (`App::write_family`): the same checks, rule decision and
+//! idempotency as `POST /v1/events`.
 //!
 //! The family projection is kept live next to coverage, at the coverage
 //! projection's position, so a decision reads memory instead of folding the
@@ -16,18 +17,18 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use ledger::event::{
-    FamilyBindingCreated, FamilyBindingRevoked, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
-    ProxySubmitted,
-};
-use ledger::{BeijingTime, Date, Event, Identity, Money};
+use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
+use ledger::sync::lock_plain;
+use ledger::{BeijingTime, Date, Head, SledLog};
 use operations::answers::StuckAnswer;
 use operations::coverage::{CoverageAnswer, CoverageQuery};
+use operations::family::{self, FamilyError, PersonAnswer, PostedAnswer, Transition, Writer};
+use operations::import::LineRefusal;
+use operations::StorageError;
 use projections::coverage::Coverage;
-use projections::family::{self, Family, ProxyStep};
+use projections::family::Family;
 use projections::Projection;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::str::FromStr;
 use std::sync::{Arc, RwLockReadGuard};
 
@@ -54,6 +55,52 @@ impl App {
             .catch_up_to(&*self.store.log()?, coverage.position())
             .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;
         Ok(f(&coverage, &family))
+    }
+
+    /// A family write an endpoint asked for, through its operation against
+    /// the live projections, under the write lock: judged and appended with
+    /// no other decided write between (as `App::append`); then the
+    /// projections catch up. Also returns the log's head after it.
+    fn write_family<T>(
+        &self,
+        operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
+    ) -> Result<(T, Head), ApiError> {
+        let _writing = lock_plain(&self.write_lock);
+        self.store.check_writable()?;
+        let (written, head) = self.with_projections(|coverage, family| {
+            let log = self.store.log()?;
+            let writer = Writer { log: &*log, channels: &self.channels, coverage, family };
+            let written = operation(&writer);
+            Ok::<_, ApiError>((written, log.durable_head()))
+        })??;
+        let written = written.map_err(|error| self.family_error(error))?;
+        if let Err(error) = self.catch_up() {
+            // The write is durable; a later read catches up again.
+            eprintln!("error: {error:#}");
+        }
+        Ok((written, head))
+    }
+
+    /// A family operation's error as the service answers it: the texts of
+    /// `POST /v1/events` (a request of one fact), a failure of storage
+    /// making the store refuse writes until it recovers.
+    fn family_error(&self, error: FamilyError) -> ApiError {
+        match error {
+            FamilyError::Field(error) => {
+                ApiError::bad_input(Some(error.field), format!("line 1: {error}; nothing was appended"))
+            }
+            FamilyError::Refused(refusal) => {
+                let field = refusal.field;
+                let refused = [LineRefusal { line: 1, field, reason: refusal.reason }];
+                let message =
+                    operations::import::refusals_message("request", "request", 1, &refused).replace("\n  ", "; ");
+                let mut answer = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_refused", message);
+                answer.field = field.map(str::to_string);
+                answer
+            }
+            FamilyError::Storage(StorageError::Ledger(error)) => self.append_error(error),
+            other => ApiError::classified(&other),
+        }
     }
 
     /// Runs `f` on the live projections in a blocking task.
@@ -98,10 +145,6 @@ fn application_id_field(text: &str) -> Result<String, ApiError> {
     ledger::text::identifier("application_id", text).map_err(|e| ApiError::bad_input(Some(e.field), e.to_string()))
 }
 
-fn person_field(text: &str, field: &str) -> Result<Identity, ApiError> {
-    text.parse().map_err(|_| ApiError::bad_input(Some(field), format!("{field}: not a valid ID number")))
-}
-
 /// A request's text as the type of the fact's field it gives, refused
 /// naming the field as a line of `POST /v1/events` would be.
 fn field<T: FromStr>(field: &'static str, text: &str) -> Result<T, ApiError>
@@ -116,23 +159,24 @@ fn time_field(name: &'static str, text: Option<&str>) -> Result<BeijingTime, Api
     text.map_or_else(|| Ok(BeijingTime::now()), |text| field(name, text))
 }
 
-/// Appends one fact built by an endpoint, through the checks and the
-/// decision of `POST /v1/events`.
-async fn post_fact(app: &Arc<App>, headers: &HeaderMap, event: Event) -> Result<Value, ApiError> {
+/// The caller, allowed to post facts of `type_name`, and the actor its facts record.
+fn poster(app: &App, headers: &HeaderMap, type_name: &str) -> Result<String, ApiError> {
     let caller = Tokens::caller(app.tokens.as_ref(), headers)?;
-    let type_name = event.type_name();
     caller.may_post(type_name)?;
-    let events = vec![super::write::admit(event, 1, &caller, &app.channels)?];
+    Ok(format!("api:{}", caller.name))
+}
+
+/// Runs a family write in a blocking task (`App::write_family`) and
+/// answers what it recorded.
+async fn post_family<T: Send + 'static>(
+    app: &Arc<App>,
+    type_name: &'static str,
+    operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError> + Send + 'static,
+) -> Result<(T, Head), ApiError> {
     let worker = Arc::clone(app);
-    let outcome = tokio::task::spawn_blocking(move || worker.append(events))
+    tokio::task::spawn_blocking(move || worker.write_family(operation))
         .await
-        .map_err(|e| ApiError::internal(&anyhow::anyhow!("the append task failed: {e}")))??;
-    Ok(json!({
-        "type": type_name,
-        "position": outcome.positions.first(),
-        "n_appended": outcome.n_appended,
-        "head": { "position": outcome.head.position, "hash": hex::encode(outcome.head.hash) },
-    }))
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("the {type_name} task failed: {e}")))?
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -151,19 +195,21 @@ pub async fn bind(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     request: Result<Json<BindRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("family_binding_created")?;
+) -> Result<Json<PostedAnswer>, ApiError> {
+    const TYPE_NAME: &str = "family_binding_created";
+    let actor = poster(&app, &headers, TYPE_NAME)?;
     let request = body(request)?;
-    let relation = family::parse_relation(&request.relation)
+    let relation = projections::family::parse_relation(&request.relation)
         .map_err(|e| ApiError::bad_input(Some("relation"), format!("relation: {e}")))?;
-    let event = Event::FamilyBindingCreatedV1(FamilyBindingCreated {
+    let binding = FamilyBindingCreated {
         holder: field("holder", &request.holder)?,
         account_province: field("account_province", &request.account_province)?,
         member: field("member", &request.member)?,
         relation,
         bound_on: date_field("bound_on", request.bound_on.as_deref())?,
-    });
-    Ok(Json(post_fact(&app, &headers, event).await?))
+    };
+    let (recorded, head) = post_family(&app, TYPE_NAME, move |writer| family::bind(writer, binding, &actor)).await?;
+    Ok(Json(PostedAnswer::new(TYPE_NAME, &recorded, head)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -179,15 +225,18 @@ pub async fn revoke(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     request: Result<Json<RevokeRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("family_binding_revoked")?;
+) -> Result<Json<PostedAnswer>, ApiError> {
+    const TYPE_NAME: &str = "family_binding_revoked";
+    let actor = poster(&app, &headers, TYPE_NAME)?;
     let request = body(request)?;
-    let event = Event::FamilyBindingRevokedV1(FamilyBindingRevoked {
+    let revocation = FamilyBindingRevoked {
         holder: field("holder", &request.holder)?,
         member: field("member", &request.member)?,
         revoked_on: date_field("revoked_on", request.revoked_on.as_deref())?,
-    });
-    Ok(Json(post_fact(&app, &headers, event).await?))
+    };
+    let (recorded, head) =
+        post_family(&app, TYPE_NAME, move |writer| family::revoke(writer, revocation, &actor)).await?;
+    Ok(Json(PostedAnswer::new(TYPE_NAME, &recorded, head)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -209,29 +258,24 @@ pub async fn apply(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     request: Result<Json<ApplyRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post("proxy_submitted")?;
+) -> Result<Json<PostedAnswer>, ApiError> {
+    const TYPE_NAME: &str = "proxy_submitted";
+    let actor = poster(&app, &headers, TYPE_NAME)?;
     let request = body(request)?;
-    let application_id = match request.application_id {
-        Some(id) => application_id_field(&id)?,
-        None => {
-            let holder = person_field(&request.holder, "holder")?;
-            let member = person_field(&request.member, "member")?;
-            let year = request.coverage_year;
-            app.read_projections(move |_, family| crate::family::default_application_id(family, &holder, &member, year))
-                .await?
-        }
-    };
-    let event = Event::ProxySubmittedV1(ProxySubmitted {
-        application_id: application_id.clone(),
+    let application = family::ApplyRequest {
+        application_id: request.application_id.as_deref().map(application_id_field).transpose()?,
         holder: field("holder", &request.holder)?,
         member: field("member", &request.member)?,
         coverage_year: request.coverage_year,
         amount: field("amount", &request.amount)?,
         at: time_field("at", request.at.as_deref())?,
-    });
-    let mut answer = post_fact(&app, &headers, event).await?;
-    answer["application_id"] = Value::String(application_id);
+    };
+    let (applied, head) =
+        post_family(&app, TYPE_NAME, move |writer| family::apply(writer, application, &actor)).await?;
+    let answer = PostedAnswer {
+        application_id: Some(applied.application_id),
+        ..PostedAnswer::new(TYPE_NAME, &applied.recorded, head)
+    };
     Ok(Json(answer))
 }
 
@@ -251,14 +295,14 @@ pub async fn step(
     headers: HeaderMap,
     UrlPath((application_id, step)): UrlPath<(String, String)>,
     request: Option<Json<StepRequest>>,
-) -> Result<Json<Value>, ApiError> {
-    // Canonical before the lookup below, as the fact will be.
+) -> Result<Json<PostedAnswer>, ApiError> {
+    // Canonical before the operation looks it up, as the fact will be.
     let application_id = application_id_field(&application_id)?;
-    let kind = match step.as_str() {
-        "processing" => ProxyStep::Processing,
-        "credited" => ProxyStep::Credited,
-        "failed" => ProxyStep::Failed,
-        "returned" => ProxyStep::Returned,
+    let type_name = match step.as_str() {
+        "processing" => "proxy_processing",
+        "credited" => "proxy_credited",
+        "failed" => "proxy_failed",
+        "returned" => "proxy_returned",
         _ => {
             return Err(ApiError::bad_input(
                 Some("step"),
@@ -266,34 +310,23 @@ pub async fn step(
             ))
         }
     };
-    let type_name = match kind {
-        ProxyStep::Processing => "proxy_processing",
-        ProxyStep::Credited => "proxy_credited",
-        ProxyStep::Failed => "proxy_failed",
-        ProxyStep::Returned => "proxy_returned",
-    };
-    Tokens::caller(app.tokens.as_ref(), &headers)?.may_post(type_name)?;
+    let actor = poster(&app, &headers, type_name)?;
     let request = request.map(|Json(r)| r).unwrap_or_default();
-    let at = time_field("at", request.at.as_deref())?;
-    let event = match (kind, request.reason) {
-        (ProxyStep::Failed, Some(reason)) => Event::ProxyFailedV1(ProxyFailed { application_id, reason, at }),
-        (ProxyStep::Failed, None) => {
+    let transition = match (step.as_str(), request.reason) {
+        ("failed", Some(reason)) => Transition::Failed { reason },
+        ("failed", None) => {
             return Err(ApiError::bad_input(Some("reason"), "`failed` needs a reason (受理失败的原因)"));
         }
         (_, Some(_)) => return Err(ApiError::bad_input(Some("reason"), "a reason is for `failed` only")),
-        (ProxyStep::Processing, None) => Event::ProxyProcessingV1(ProxyProcessing { application_id, at }),
-        (ProxyStep::Credited, None) => Event::ProxyCreditedV1(ProxyCredited { application_id, at }),
-        (ProxyStep::Returned, None) => {
-            // 原渠道返还 gives back what was taken; an unknown id is refused by the decision.
-            let id = application_id.clone();
-            let amount = app
-                .read_projections(move |_, family| family.application(&id).map(|a| a.amount))
-                .await?
-                .unwrap_or(Money::ZERO);
-            Event::ProxyReturnedV1(ProxyReturned { application_id, amount, at })
-        }
+        ("processing", None) => Transition::Processing,
+        ("credited", None) => Transition::Credited,
+        _ => Transition::Returned,
     };
-    Ok(Json(post_fact(&app, &headers, event).await?))
+    let at = time_field("at", request.at.as_deref())?;
+    let (recorded, head) =
+        post_family(&app, type_name, move |writer| family::transition(writer, application_id, transition, at, &actor))
+            .await?;
+    Ok(Json(PostedAnswer::new(type_name, &recorded, head)))
 }
 
 /// `GET /v1/family/persons/{id_number}`: the person's bindings as holder
@@ -303,57 +336,12 @@ pub async fn person(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     UrlPath(id_number): UrlPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PersonAnswer>, ApiError> {
     let caller = Tokens::caller(app.tokens.as_ref(), &headers)?;
     caller.may_read()?;
     let person = super::identity(&id_number)?;
     app.record_access(&caller, &person, "/v1/family/persons/{id_number}").await;
-    let answer = app
-        .read_projections(move |coverage, family| {
-            let bindings = |bindings: Vec<&family::Binding>, holder_side: bool| -> Vec<Value> {
-                bindings
-                    .into_iter()
-                    .map(|binding| {
-                        let other = if holder_side { &binding.member } else { &binding.holder };
-                        json!({
-                            "other": other.masked(),
-                            "active": binding.is_active(),
-                            "periods": binding.periods.iter().map(|period| json!({
-                                "relation": family::relation_label(period.relation),
-                                "account_province": period.account_province,
-                                "bound_on": period.bound_on,
-                                "bound_position": period.bound_position,
-                                "revoked_on": period.revoked_on,
-                            })).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect()
-            };
-            let applications: Vec<Value> = family
-                .applications_of(&person)
-                .map(|a| {
-                    json!({
-                        "application_id": a.application_id,
-                        "holder": a.holder.masked(),
-                        "member": a.member.masked(),
-                        "coverage_year": a.coverage_year,
-                        "amount": a.amount,
-                        "state": a.state,
-                        "state_zh": a.state.chinese(),
-                        "submitted_at": a.submitted_at.to_string(),
-                    })
-                })
-                .collect();
-            json!({
-                "person": person.masked(),
-                "as_holder": bindings(family.bindings_as_holder(&person).collect(), true),
-                "as_member": bindings(family.bindings_as_member(&person).collect(), false),
-                "applications": applications,
-                "account": family.account(&person),
-                "log_position": coverage.position(),
-            })
-        })
-        .await?;
+    let answer = app.read_projections(move |coverage, family| family::person(coverage, family, &person)).await?;
     Ok(Json(answer))
 }
 
@@ -377,9 +365,8 @@ pub async fn stuck(
     }
     let answer = app
         .read_projections(move |coverage, family| {
-            let now = BeijingTime::now();
-            let (found, n_without_limit) = family::stuck(family, coverage, now, query.older_than_hours);
-            StuckAnswer { log_position: Some(coverage.position()), ..StuckAnswer::new(now, &found, n_without_limit) }
+            let answer = family::stuck(coverage, family, BeijingTime::now(), query.older_than_hours);
+            StuckAnswer { log_position: Some(coverage.position()), ..answer }
         })
         .await?;
     Ok(Json(answer))

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledger::sync::lock_plain;
-use ledger::{AppendOutcome, Event, EventLog, LedgerError, NewEvent};
+use ledger::{AppendOutcome, EventLog, LedgerError, NewEvent};
 use operations::channels::Channels;
 use operations::facts;
 use operations::import::{self, Appended, Batch};
@@ -94,19 +94,6 @@ pub(super) fn parse(facts_json: &[Value], caller: &Caller, channels: &Channels) 
     Ok(events)
 }
 
-/// A fact an endpoint built (fact `number` of its request) through the
-/// checks a posted fact gets (`facts::admit`), a channel token naming its
-/// own channels only.
-pub(super) fn admit(event: Event, number: usize, caller: &Caller, channels: &Channels) -> Result<NewEvent, ApiError> {
-    let actor = format!("api:{}", caller.name);
-    let new = facts::admit(event, None, &actor, channels).map_err(|error| {
-        let message = format!("line {number}: {error}; nothing was appended");
-        ApiError::bad_input(Some(error.field), message)
-    })?;
-    caller.may_name_channel(&new.event, number)?;
-    Ok(new)
-}
-
 impl App {
     /// The rule check and the append, under the write lock when the request
     /// holds facts the rules decide (bindings, proxy steps, refunds), so that
@@ -185,7 +172,7 @@ impl App {
 impl App {
     /// A rejection is the caller's to correct; a failure of storage makes
     /// the store refuse writes until it recovers (`store.rs`).
-    fn append_error(&self, error: LedgerError) -> ApiError {
+    pub(super) fn append_error(&self, error: LedgerError) -> ApiError {
         if error.is_rejection() {
             ledger_error(error)
         } else {

@@ -22,10 +22,9 @@
 //! * Steps never go back in time: a step is not before the previous one.
 
 use super::{lifecycle, Application, Family, ProxyState, ProxyStep};
-use crate::coverage::{Coverage, PaymentKind};
+use crate::coverage::Coverage;
 use ledger::event::{
-    FamilyBindingCreated, FamilyBindingRevoked, HardshipAssessed, ProxySubmitted, RefundDestination, RefundIssued,
-    Relation,
+    FamilyBindingCreated, FamilyBindingRevoked, HardshipAssessed, ProxySubmitted, RefundIssued, Relation,
 };
 use ledger::{BeijingTime, Event, Identity, Money, RegionCode};
 use serde::Serialize;
@@ -49,7 +48,7 @@ pub struct Refusal {
     pub reason: String,
 }
 
-fn refuse(field: &'static str, reason: String) -> Refusal {
+pub(super) fn refuse(field: &'static str, reason: String) -> Refusal {
     Refusal { field: Some(field), reason }
 }
 
@@ -335,7 +334,7 @@ fn refund(family: &Family, coverage: &Coverage, e: &RefundIssued) -> Result<Verd
             format!("{} has no payment {channel}/{reference} for {} to refund", e.person.masked(), e.coverage_year),
         ));
     };
-    check_destination(family, &target.kind, &e.destination, channel, reference)?;
+    super::refund::check_destination(family, &target.kind, &e.destination, channel, reference)?;
     if e.amount == Money::ZERO {
         return Err(refuse("amount", "a refund must be more than 0.00".into()));
     }
@@ -352,40 +351,6 @@ fn refund(family: &Family, coverage: &Coverage, e: &RefundIssued) -> Result<Verd
         ));
     }
     Ok(Verdict::Append)
-}
-
-/// 原渠道退回: the destination the payment's kind implies.
-fn check_destination(
-    family: &Family,
-    kind: &PaymentKind,
-    destination: &RefundDestination,
-    channel: &str,
-    reference: &str,
-) -> Result<(), Refusal> {
-    let wrong = |from: String, to: &str| {
-        Err(refuse(
-            "destination",
-            format!("payment {channel}/{reference} came from {from}: the refund goes back there ({to})"),
-        ))
-    };
-    match (kind, destination) {
-        (PaymentKind::Channel, RefundDestination::OriginalChannel) => Ok(()),
-        (PaymentKind::Subsidy, RefundDestination::Funders) => Ok(()),
-        (PaymentKind::Proxy { application_id }, destination) => {
-            let holder = family.application(application_id).map(|a| a.holder.clone());
-            match (holder, destination) {
-                (Some(holder), RefundDestination::PersonalAccount(to)) if *to == holder => Ok(()),
-                (Some(holder), _) => wrong(
-                    format!("the personal account of {}", holder.masked()),
-                    &format!("{{\"personal_account\": \"{holder}\"}}"),
-                ),
-                (None, RefundDestination::PersonalAccount(_)) => Ok(()),
-                (None, _) => wrong("an employee personal account".into(), "personal_account"),
-            }
-        }
-        (PaymentKind::Channel, _) => wrong(format!("channel {channel}"), "original_channel"),
-        (PaymentKind::Subsidy, _) => wrong("the subsidy's funders".into(), "funders, in the grants' split"),
-    }
 }
 
 /// The region the person is registered in for resident insurance.

@@ -10,6 +10,8 @@
 //!   steps, refunds of any payment), over this projection and the coverage
 //!   projection; the CLI asks it before appending, imports ask it for each
 //!   line against the log plus the file's earlier lines (`check_batch`).
+//! * `refund`: where a refund goes back to (the payment's source), the one
+//!   rule the decision checks and the refund operation builds from.
 //! * `checkpoint`: the state saved and loaded, caught up from the log.
 //!
 //! Decisions:
@@ -24,6 +26,7 @@ mod checkpoint;
 mod decide;
 mod fold;
 pub mod lifecycle;
+mod refund;
 
 pub use batch::{check_batch, BatchRefusal};
 pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
@@ -32,6 +35,7 @@ pub use decide::{
     Verdict, RELATIONS,
 };
 pub use lifecycle::{IllegalTransition, ProxyState, ProxyStep};
+pub use refund::refund_destination;
 
 use crate::{Projection, Tip};
 use ledger::event::Relation;
