@@ -215,7 +215,8 @@ fn write<T>(
     operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
 ) -> Result<T> {
     let (ledger, at) = open_at_head(data)?;
-    operation(&Writer::of(&ledger, &at)).map_err(|error| match error {
+    let writer = Writer::of(&ledger, &at).map_err(classified)?;
+    operation(&writer).map_err(|error| match error {
         FamilyError::Field(error) => field_error(flags, error.field, error.reason),
         other => classified(other),
     })

@@ -205,4 +205,16 @@ fn a_channel_is_added_in_the_data_directory() {
     let broken = pay("rcc_bank");
     assert_eq!(broken.status.code(), Some(2));
     assert!(stderr(&broken).contains("channels.toml: field `extra[0]`"), "{}", stderr(&broken));
+    // A file that cannot be used refuses what names a channel, not what an
+    // office asks: lookups go on answering.
+    for lookup in [vec!["coverage", id.as_str()], vec!["history", id.as_str()], vec!["log", "--limit", "1"]] {
+        let answered = yibao(data, &lookup);
+        assert_eq!(answered.status.code(), Some(0), "{lookup:?}: {}", stderr(&answered));
+    }
+    let file = data.join("facts.jsonl");
+    let line = payment_line(&id, "wechat", "WX-CH-1", r#""400.00""#);
+    std::fs::write(&file, format!("{line}\n")).expect("write");
+    let import = yibao(data, &["import", file.to_str().expect("utf-8")]);
+    assert_eq!(import.status.code(), Some(2), "{}", stderr(&import));
+    assert!(stderr(&import).contains("channels.toml"), "{}", stderr(&import));
 }

@@ -155,7 +155,10 @@ fn the_cycle_finder_finds_a_cycle_and_the_reader_reads_groups() {
 fn operations_names_no_frontend() {
     let manifest = std::fs::read_to_string(root().join("operations/Cargo.toml")).expect("the manifest");
     for frontend in ["clap", "axum", "hyper", "anyhow", "yibao"] {
-        let named = manifest.lines().any(|line| line.trim_start().starts_with(&format!("{frontend} ")) || line.trim_start().starts_with(&format!("{frontend}.")));
+        let named = manifest.lines().any(|line| {
+            line.trim_start().starts_with(&format!("{frontend} "))
+                || line.trim_start().starts_with(&format!("{frontend}."))
+        });
         assert!(!named, "operations depends on {frontend}");
     }
 }

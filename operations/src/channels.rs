@@ -50,11 +50,17 @@ pub struct Channels {
 }
 
 /// A `channels.toml` that cannot be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{}: {reason}", path.display())]
 pub struct ChannelsError {
     pub path: PathBuf,
     pub reason: String,
+}
+
+impl crate::error::Classified for ChannelsError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::BadInput
+    }
 }
 
 #[derive(Deserialize)]

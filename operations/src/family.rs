@@ -31,8 +31,9 @@ pub struct Writer<'a, L> {
 
 impl<'a> Writer<'a, SledLog> {
     /// The CLI's: an open ledger and its projections at the head.
-    pub fn of(ledger: &'a Ledger, at: &'a Projections) -> Writer<'a, SledLog> {
-        Writer { log: ledger.log(), channels: ledger.channels(), coverage: &at.coverage, family: &at.family }
+    pub fn of(ledger: &'a Ledger, at: &'a Projections) -> Result<Writer<'a, SledLog>, crate::channels::ChannelsError> {
+        let channels = ledger.channels()?;
+        Ok(Writer { log: ledger.log(), channels, coverage: &at.coverage, family: &at.family })
     }
 }
 
@@ -50,6 +51,8 @@ pub enum FamilyError {
     /// A field fails the edge's checks (canonical text, limits).
     #[error("field `{}`: {}", .0.field, .0.reason)]
     Field(FieldError),
+    #[error(transparent)]
+    Channels(#[from] crate::channels::ChannelsError),
     /// The rules refuse the fact against the ledger's state (an unknown
     /// application included: the fact names it, and is refused).
     #[error("{}", refusal_message(.0))]
@@ -63,6 +66,7 @@ impl From<RecordError> for FamilyError {
         match error {
             RecordError::Field(error) => FamilyError::Field(error),
             RecordError::Refused(refusal) => FamilyError::Refused(refusal),
+            RecordError::Channels(error) => FamilyError::Channels(error),
             RecordError::Storage(error) => FamilyError::Storage(error),
         }
     }
@@ -71,7 +75,7 @@ impl From<RecordError> for FamilyError {
 impl Classified for FamilyError {
     fn kind(&self) -> Kind {
         match self {
-            FamilyError::Field(_) => Kind::BadInput,
+            FamilyError::Field(_) | FamilyError::Channels(_) => Kind::BadInput,
             FamilyError::Refused(_) => Kind::Refused,
             FamilyError::Storage(error) => error.kind(),
         }
@@ -81,7 +85,7 @@ impl Classified for FamilyError {
         match self {
             FamilyError::Field(error) => Some(error.field),
             FamilyError::Refused(refusal) => refusal.field,
-            FamilyError::Storage(_) => None,
+            FamilyError::Channels(_) | FamilyError::Storage(_) => None,
         }
     }
 }
@@ -416,7 +420,7 @@ pub(crate) mod tests {
             application_id: None,
             at: "2025-10-01 10:00:00".parse().expect("a time"),
         };
-        let applied = apply(&Writer::of(&ledger, &at), request, "test").expect("applied");
+        let applied = apply(&Writer::of(&ledger, &at).expect("channels"), request, "test").expect("applied");
         assert_eq!(applied.application_id, "DJ-2026-4159-5226-1");
         assert!(matches!(applied.recorded, Recorded::Appended { .. }), "{:?}", applied.recorded);
         let at = ledger.projections().expect("projections");
@@ -429,7 +433,7 @@ pub(crate) mod tests {
         let ledger = demo_ledger(dir.path(), &[]);
         let at = ledger.projections().expect("projections");
         let before = ledger.log().durable_head();
-        let writer = Writer::of(&ledger, &at);
+        let writer = Writer::of(&ledger, &at).expect("channels");
         let binding = FamilyBindingCreated {
             holder: id(HOLDER),
             account_province: "520000".parse().expect("a province"),

@@ -2,7 +2,7 @@
 //! and its projections at one position, from their checkpoints caught up
 //! with the log. Every operation starts here, for the CLI and the service.
 
-use crate::channels::Channels;
+use crate::channels::{Channels, ChannelsError};
 use crate::checkpoints;
 use crate::error::{Classified, Kind, StorageError};
 use crate::facts;
@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 pub struct Ledger {
     data: PathBuf,
     log: SledLog,
-    channels: Channels,
+    /// A `channels.toml` that cannot be used refuses writes that name a
+    /// channel, not lookups.
+    channels: Result<Channels, ChannelsError>,
 }
 
 /// Opening a ledger failed.
@@ -29,15 +31,12 @@ pub enum OpenError {
         #[source]
         source: StorageError,
     },
-    #[error(transparent)]
-    Channels(#[from] crate::channels::ChannelsError),
 }
 
 impl Classified for OpenError {
     fn kind(&self) -> Kind {
         match self {
             OpenError::Storage { source, .. } => source.kind(),
-            OpenError::Channels(_) => Kind::BadInput,
         }
     }
 }
@@ -83,6 +82,8 @@ pub enum RecordError {
     /// The rules refuse the fact against the ledger's state.
     #[error("{}; nothing was appended", refusal_text(.0))]
     Refused(Refusal),
+    #[error(transparent)]
+    Channels(#[from] ChannelsError),
     #[error("appending the fact")]
     Storage(#[from] StorageError),
 }
@@ -99,6 +100,7 @@ impl Classified for RecordError {
         match self {
             RecordError::Field(_) => Kind::BadInput,
             RecordError::Refused(_) => Kind::Refused,
+            RecordError::Channels(_) => Kind::BadInput,
             RecordError::Storage(error) => error.kind(),
         }
     }
@@ -107,7 +109,7 @@ impl Classified for RecordError {
         match self {
             RecordError::Field(error) => Some(error.field),
             RecordError::Refused(refusal) => refusal.field,
-            RecordError::Storage(_) => None,
+            RecordError::Channels(_) | RecordError::Storage(_) => None,
         }
     }
 }
@@ -117,7 +119,7 @@ impl Ledger {
     pub fn open(data: &Path, mode: OpenMode) -> Result<Ledger, OpenError> {
         let storage = |source| OpenError::Storage { data: data.to_path_buf(), source };
         let log = SledLog::open(data, mode).map_err(|e| storage(StorageError::Ledger(e)))?;
-        let channels = Channels::load(data)?;
+        let channels = Channels::load(data);
         Ok(Ledger { data: data.to_path_buf(), log, channels })
     }
 
@@ -130,9 +132,10 @@ impl Ledger {
         &self.log
     }
 
-    /// The channels facts may name: built in, plus `DIR/channels.toml`.
-    pub fn channels(&self) -> &Channels {
-        &self.channels
+    /// The channels facts may name: built in, plus `DIR/channels.toml`
+    /// (an error when that file cannot be used: what a write answers).
+    pub fn channels(&self) -> Result<&Channels, ChannelsError> {
+        self.channels.as_ref().map_err(Clone::clone)
     }
 
     /// The coverage projection at the log's head.
@@ -157,7 +160,7 @@ impl Ledger {
     /// rules (`family::decide`) against `at`, and appends it unless it is
     /// already recorded.
     pub fn record(&self, at: &Projections, event: Event, actor: &str) -> Result<Recorded, RecordError> {
-        record(&self.log, &self.channels, at, event, actor)
+        record(&self.log, self.channels()?, at, event, actor)
     }
 }
 

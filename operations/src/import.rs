@@ -84,6 +84,9 @@ pub enum ImportError {
     /// Lines that are not valid facts (the first `MAX_ERRORS_SHOWN`).
     #[error("{}", lines_message(label, *n_errors, errors))]
     Lines { label: String, n_errors: usize, errors: Vec<LineError> },
+    /// `DIR/channels.toml` cannot be used: no fact naming a channel can be judged.
+    #[error(transparent)]
+    Channels(#[from] crate::channels::ChannelsError),
     /// Valid facts the rules refuse against the ledger and the batch's
     /// earlier lines (the first `MAX_ERRORS_SHOWN`).
     #[error("{}", refusals_message(label, what, *n_refused, refusals))]
@@ -102,7 +105,7 @@ pub enum ImportError {
 impl Classified for ImportError {
     fn kind(&self) -> Kind {
         match self {
-            ImportError::Lines { .. } | ImportError::Invalid { .. } => Kind::BadInput,
+            ImportError::Lines { .. } | ImportError::Invalid { .. } | ImportError::Channels(_) => Kind::BadInput,
             ImportError::Refused { .. } => Kind::Refused,
             ImportError::Storage { source, .. } => source.kind(),
         }
@@ -113,7 +116,7 @@ impl Classified for ImportError {
             ImportError::Lines { errors, .. } => errors.first().and_then(|e| e.field.as_deref()),
             ImportError::Refused { refusals, .. } => refusals.first().and_then(|r| r.field),
             ImportError::Invalid { field, .. } => Some(field),
-            ImportError::Storage { .. } => None,
+            ImportError::Channels(_) | ImportError::Storage { .. } => None,
         }
     }
 }
@@ -239,7 +242,7 @@ pub fn append_batch(log: &impl LogBackend, batch: Batch, label: &str) -> Result<
 /// `yibao import`: parses all of `input`, judges its decided facts
 /// against the ledger's projections, then appends it as one batch.
 pub fn import(ledger: &Ledger, input: impl BufRead, label: &str, actor: &str) -> Result<Imported, ImportError> {
-    let batch = read_facts(input, label, actor, ledger.channels())?;
+    let batch = read_facts(input, label, actor, ledger.channels()?)?;
     if has_decided(&batch.events) {
         let storage = |source| ImportError::Storage { label: label.to_string(), source };
         let at = ledger.projections().map_err(storage)?;

@@ -65,6 +65,8 @@ pub enum RefundError {
     #[error("no proxy application {application_id} in the ledger")]
     UnknownApplication { application_id: String },
     #[error(transparent)]
+    Channels(#[from] crate::channels::ChannelsError),
+    #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
@@ -73,6 +75,7 @@ impl From<RecordError> for RefundError {
         match error {
             RecordError::Field(error) => RefundError::Field(error),
             RecordError::Refused(refusal) => RefundError::Refused(refusal),
+            RecordError::Channels(error) => RefundError::Channels(error),
             RecordError::Storage(error) => RefundError::Storage(error),
         }
     }
@@ -81,7 +84,7 @@ impl From<RecordError> for RefundError {
 impl Classified for RefundError {
     fn kind(&self) -> Kind {
         match self {
-            RefundError::Field(_) => Kind::BadInput,
+            RefundError::Field(_) | RefundError::Channels(_) => Kind::BadInput,
             RefundError::Refused(_) => Kind::Refused,
             RefundError::UnknownApplication { .. } => Kind::NotFound,
             RefundError::Storage(error) => error.kind(),
@@ -93,7 +96,7 @@ impl Classified for RefundError {
             RefundError::Field(error) => Some(error.field),
             RefundError::Refused(refusal) => refusal.field,
             RefundError::UnknownApplication { .. } => Some("payment"),
-            RefundError::Storage(_) => None,
+            RefundError::Channels(_) | RefundError::Storage(_) => None,
         }
     }
 }
@@ -158,7 +161,8 @@ pub fn record<L: LogBackend>(
 /// after it.
 pub fn refund(ledger: &Ledger, request: RefundRequest, actor: &str) -> Result<Refunded, RefundError> {
     let at: Projections = ledger.projections()?;
-    let (refund, recorded) = record(&Writer::of(ledger, &at), request, actor)?;
+    let writer = Writer::of(ledger, &at)?;
+    let (refund, recorded) = record(&writer, request, actor)?;
     drop(at);
     let coverage = ledger.coverage()?;
     let after = coverage.person_year(&refund.person, refund.coverage_year).map(|view| YearAfter {

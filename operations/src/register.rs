@@ -31,6 +31,8 @@ pub enum WriteError {
     /// limits).
     #[error("field `{}`: {}", .0.field, .0.reason)]
     Field(FieldError),
+    #[error(transparent)]
+    Channels(#[from] crate::channels::ChannelsError),
     #[error("appending the fact")]
     Storage(#[from] StorageError),
 }
@@ -38,7 +40,7 @@ pub enum WriteError {
 impl Classified for WriteError {
     fn kind(&self) -> Kind {
         match self {
-            WriteError::Field(_) => Kind::BadInput,
+            WriteError::Field(_) | WriteError::Channels(_) => Kind::BadInput,
             WriteError::Storage(error) => error.kind(),
         }
     }
@@ -46,7 +48,7 @@ impl Classified for WriteError {
     fn field(&self) -> Option<&str> {
         match self {
             WriteError::Field(error) => Some(error.field),
-            WriteError::Storage(_) => None,
+            WriteError::Channels(_) | WriteError::Storage(_) => None,
         }
     }
 }
@@ -63,7 +65,7 @@ pub fn pay(ledger: &Ledger, payment: PaymentReceived, actor: &str) -> Result<Wri
 
 /// Any fact no rule decides, through the edge's checks, then appended.
 pub fn append_fact(ledger: &Ledger, event: Event, actor: &str) -> Result<Written, WriteError> {
-    append_to(ledger.log(), ledger.channels(), event, actor)
+    append_to(ledger.log(), ledger.channels()?, event, actor)
 }
 
 /// [`append_fact`] for a caller that holds the log and channels already
