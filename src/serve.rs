@@ -40,10 +40,10 @@ use axum::{BoxError, Json, Router};
 use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode};
 use operations::coverage::{HistoryAnswer, Page, UnpaidPage};
+use operations::import::HeadAnswer;
 use projections::coverage::Coverage;
 use projections::Projection;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -534,14 +534,33 @@ async fn track(State(app): State<Arc<App>>, matched: Option<MatchedPath>, reques
     response
 }
 
+/// `GET /v1/health`: `ok` with the head; `refusing_writes` (503) with the
+/// reason while the store refuses writes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    status: HealthStatus,
+    /// Why writes are refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// `null` while the log is being reopened.
+    head: Option<HeadAnswer>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    RefusingWrites,
+}
+
 /// 200 `ok`; 503 while the store refuses writes, with the reason.
 async fn health(State(app): State<Arc<App>>) -> Response {
-    let head = app.store.head().map(|head| json!({ "position": head.position, "hash": hex::encode(head.hash) }));
+    let head = app.store.head().map(HeadAnswer::from);
     match (app.store.refusal(), head) {
-        (None, Some(head)) => Json(json!({ "status": "ok", "head": head })).into_response(),
+        (None, Some(head)) => Json(Health { status: HealthStatus::Ok, reason: None, head: Some(head) }).into_response(),
         (refusal, head) => {
             let reason = refusal.map_or_else(|| "the log is being reopened".to_string(), |r| r.reason);
-            let body = json!({ "status": "refusing_writes", "reason": reason, "head": head });
+            let body = Health { status: HealthStatus::RefusingWrites, reason: Some(reason), head };
             (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], Json(body)).into_response()
         }
     }

@@ -10,6 +10,7 @@ use crate::answers::StuckAnswer;
 use crate::channels::Channels;
 use crate::error::{Classified, Kind, StorageError};
 use crate::handle::{record_on, Ledger, Projections, RecordError, Recorded};
+pub use crate::import::HeadAnswer;
 use ledger::event::{
     FamilyBindingCreated, FamilyBindingRevoked, FieldError, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
     ProxySubmitted,
@@ -224,7 +225,7 @@ pub fn transition<L: LogBackend>(
 }
 
 /// A fact an endpoint posted, as the service answers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PostedAnswer {
     #[serde(rename = "type")]
     pub type_name: &'static str,
@@ -234,19 +235,6 @@ pub struct PostedAnswer {
     /// For an application: the id it was recorded under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_id: Option<String>,
-}
-
-/// The log's head, its hash in hex.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HeadAnswer {
-    pub position: u64,
-    pub hash: String,
-}
-
-impl From<Head> for HeadAnswer {
-    fn from(head: Head) -> HeadAnswer {
-        HeadAnswer { position: head.position, hash: hex::encode(head.hash) }
-    }
 }
 
 impl PostedAnswer {
@@ -263,7 +251,7 @@ impl PostedAnswer {
 /// `GET /v1/family/persons/{id}` and `yibao family list ID --json`: a
 /// person's bindings as holder (授权记录) and as member (被授权记录), the
 /// applications they are part of, and the account they hold. IDs masked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PersonAnswer {
     pub person: String,
     pub as_holder: Vec<BindingListed>,
@@ -274,7 +262,7 @@ pub struct PersonAnswer {
 }
 
 /// A binding seen from one side: the other person, masked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BindingListed {
     pub other: String,
     pub active: bool,
@@ -282,7 +270,7 @@ pub struct BindingListed {
 }
 
 /// One period of a binding, from binding to revocation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PeriodListed {
     /// `spouse (配偶)`.
     pub relation: String,
@@ -293,7 +281,7 @@ pub struct PeriodListed {
 }
 
 /// One application, IDs masked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApplicationListed {
     pub application_id: String,
     pub holder: String,

@@ -30,7 +30,7 @@ impl Batch {
 }
 
 /// The log's head: `POST /v1/events` answers with it, the CLI prints it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HeadAnswer {
     pub position: u64,
     /// SM3, hex.
@@ -44,7 +44,7 @@ impl From<Head> for HeadAnswer {
 }
 
 /// What an atomic append did: the answer of `POST /v1/events`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Appended {
     /// The position of each fact: new, or the original one for a repeat.
     pub positions: Vec<u64>,

@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::sync::lock_plain;
 use ledger::{BeijingTime, Date, RegionCode, UtcTime};
+use operations::import::HeadAnswer;
 use operations::replay::{FlagNames, ReplayError, ReplayInput};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,7 @@ pub struct Jobs {
 }
 
 pub struct Job {
-    kind: &'static str,
+    kind: AuditKind,
     requested_by: String,
     started_at: BeijingTime,
     /// Records to go through, and records gone through so far.
@@ -49,31 +50,91 @@ struct Outcome {
     result: Result<Value, String>,
 }
 
+/// 202 to an audit post: the job, where to follow it (also in `Location`),
+/// and its status now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditAccepted {
+    job: u64,
+    /// `/v1/audit/jobs/{job}`.
+    status: String,
+    now: Option<AuditJob>,
+}
+
+/// An audit job: running (`done` of `total` records), done (`result`) or
+/// failed (`error`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditJob {
+    job: u64,
+    kind: AuditKind,
+    requested_by: String,
+    started_at: BeijingTime,
+    done: u64,
+    total: u64,
+    state: JobState,
+    finished_at: Option<BeijingTime>,
+    /// `VerifyResult` for a verify; for a replay, `yibao replay --json`'s
+    /// answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Verify,
+    Replay,
+}
+
+#[derive(Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Done,
+    Failed,
+}
+
+/// A verify job's result: the range checked and the first position that
+/// fails, if one does.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VerifyResult {
+    ok: bool,
+    from: u64,
+    n_records: u64,
+    n_blocks: u64,
+    last_good: HeadAnswer,
+    problem: Option<String>,
+    first_bad_position: Option<u64>,
+    seconds: f64,
+    records_per_second: f64,
+}
+
 impl Job {
-    fn status(&self, number: u64) -> Value {
+    fn status(&self, number: u64) -> AuditJob {
         let outcome = lock_plain(&self.outcome);
-        let mut answer = json!({
-            "job": number,
-            "kind": self.kind,
-            "requested_by": self.requested_by,
-            "started_at": self.started_at.to_string(),
-            "done": self.done.load(Ordering::Relaxed),
-            "total": self.total,
-        });
-        let (state, finished_at) = match outcome.as_ref() {
-            None => ("running", None),
+        let (state, finished_at, result, error) = match outcome.as_ref() {
+            None => (JobState::Running, None, None, None),
             Some(Outcome { finished_at, result: Ok(result) }) => {
-                answer["result"] = result.clone();
-                ("done", Some(finished_at))
+                (JobState::Done, Some(*finished_at), Some(result.clone()), None)
             }
             Some(Outcome { finished_at, result: Err(error) }) => {
-                answer["error"] = Value::String(error.clone());
-                ("failed", Some(finished_at))
+                (JobState::Failed, Some(*finished_at), None, Some(error.clone()))
             }
         };
-        answer["state"] = state.into();
-        answer["finished_at"] = finished_at.map(ToString::to_string).into();
-        answer
+        AuditJob {
+            job: number,
+            kind: self.kind,
+            requested_by: self.requested_by.clone(),
+            started_at: self.started_at,
+            done: self.done.load(Ordering::Relaxed),
+            total: self.total,
+            state,
+            finished_at,
+            result,
+            error,
+        }
     }
 }
 
@@ -81,7 +142,7 @@ impl Jobs {
     /// Starts `work` on a thread of its own, unless `MAX_RUNNING` jobs run.
     fn start(
         &self,
-        kind: &'static str,
+        kind: AuditKind,
         requested_by: &str,
         total: u64,
         work: impl FnOnce(&dyn Fn(u64)) -> Result<Value, String> + Send + 'static,
@@ -132,9 +193,9 @@ impl Jobs {
 /// 202 with the job's status and its address in `Location`.
 fn accepted(app: &App, number: u64) -> Response {
     let location = format!("/v1/audit/jobs/{number}");
-    let status = app.audit.get(number).map_or(Value::Null, |job| job.status(number));
+    let now = app.audit.get(number).map(|job| job.status(number));
     let mut response =
-        (StatusCode::ACCEPTED, Json(json!({ "job": number, "status": location, "now": status }))).into_response();
+        (StatusCode::ACCEPTED, Json(AuditAccepted { job: number, status: location.clone(), now })).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -172,21 +233,22 @@ pub async fn verify(
     if to < from {
         return Err(ApiError::bad_input(Some("to"), format!("to: the range {from}..{to} is empty (head {head})")));
     }
-    let number = app.audit.start("verify", &who, to - from + 1, move |progress| {
+    let number = app.audit.start(AuditKind::Verify, &who, to - from + 1, move |progress| {
         let started = std::time::Instant::now();
         let report = log.verify(from, to, &mut |n| progress(n)).map_err(|e| e.to_string())?;
         let seconds = started.elapsed().as_secs_f64();
-        Ok(json!({
-            "ok": report.problem.is_none(),
-            "from": report.first_position,
-            "n_records": report.n_records,
-            "n_blocks": report.n_blocks,
-            "last_good": { "position": report.last_good.position, "hash": hex::encode(report.last_good.hash) },
-            "problem": report.problem.as_ref().map(ToString::to_string),
-            "first_bad_position": report.problem.as_ref().map(|p| p.position()),
-            "seconds": seconds,
-            "records_per_second": report.n_records as f64 / seconds.max(1e-9),
-        }))
+        let result = VerifyResult {
+            ok: report.problem.is_none(),
+            from: report.first_position,
+            n_records: report.n_records,
+            n_blocks: report.n_blocks,
+            last_good: report.last_good.into(),
+            problem: report.problem.as_ref().map(ToString::to_string),
+            first_bad_position: report.problem.as_ref().map(|p| p.position()),
+            seconds,
+            records_per_second: report.n_records as f64 / seconds.max(1e-9),
+        };
+        serde_json::to_value(result).map_err(|e| e.to_string())
     })?;
     Ok(accepted(&app, number))
 }
@@ -233,7 +295,7 @@ pub async fn replay(
     operations::replay::check_input(&input, FLAGS).map_err(|e| ApiError::classified(&e))?;
     let worker = Arc::clone(&app);
     let log = app.store.log()?;
-    let number = app.audit.start("replay", &who, log.durable_head().position, move |progress| {
+    let number = app.audit.start(AuditKind::Replay, &who, log.durable_head().position, move |progress| {
         let (mut replayed, rebuilt) =
             operations::replay::replay(&log, &input, &mut |n| progress(n)).map_err(job_error)?;
         if input.check {
@@ -261,7 +323,7 @@ pub async fn job(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     UrlPath(number): UrlPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditJob>, ApiError> {
     auditor(&app, &headers)?;
     let number: u64 = number.parse().map_err(|_| ApiError::bad_input(Some("job"), "job: expected a job number"))?;
     let job = app.audit.get(number).ok_or_else(|| ApiError::not_found(format!("no audit job {number}")))?;

@@ -9,12 +9,16 @@
 
 mod bodies;
 
+use super::audit::{AuditAccepted, AuditJob, VerifyResult};
 use super::error::ErrorBody;
+use super::Health;
 use super::{audit, family};
-use bodies::{Appended, AuditAccepted, AuditJob, Facts, FamilyPerson, Health, OpenApiDocument, RecordedFact, Text};
+use bodies::{Facts, OpenApiDocument, Text};
 use operations::answers::StuckAnswer;
 use operations::certificate::Certificate;
 use operations::coverage::{CoverageAnswer, HistoryAnswer, UnpaidPage};
+use operations::family::{PersonAnswer as FamilyPerson, PostedAnswer as RecordedFact};
+use operations::import::Appended;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
 use utoipa::openapi::schema::{ComponentsBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, Type};
@@ -299,6 +303,8 @@ fn audits(schemas: &mut Schemas, add: &mut Add) {
     let summary = "Start a replay of a coverage year (auditor): a rebuild of every projection from the log, the year's report and digest as `yibao replay --json`; `check` adds the drift against the live projection";
     let body = schemas.body::<audit::ReplayRequest>(true);
     add("post", "/v1/audit/replay", operation(summary, "202", accepted, &errors).request_body(Some(body)));
+    // A verify job's `result`; a replay job's is `yibao replay --json`'s answer.
+    schemas.of::<VerifyResult>();
     let job =
         schemas.answer::<AuditJob>("{job, kind, state, done, total, started_at, finished_at, result | error}", &[JSON]);
     let summary = "An audit job: running (done of total records), done (result) or failed (error) (auditor)";
