@@ -161,7 +161,7 @@ fn coverage_table(data: &Path, log: &dyn ledger::LogReader) -> Result<()> {
     for person in &persons {
         let name = coverage.person(person).and_then(|p| p.name).unwrap_or_default();
         for year in coverage.years_of(person) {
-            let Some(view) = coverage.person_year(person, year) else { continue };
+            let Some(view) = coverage.person_year(person, year)? else { continue };
             let state = view.state.words();
             let from = view.covered_from.map_or("-".to_string(), |d| d.to_string());
             outln!(

@@ -691,5 +691,6 @@ async fn unpaid(
     let year = query.year.ok_or_else(|| ApiError::bad_input(Some("year"), "year is required"))?;
     let page = Page::new(query.page, query.per_page).map_err(|e| ApiError::classified(&e))?;
     let coverage = app.coverage().await?;
-    Ok(Json(operations::coverage::unpaid(&coverage, region, year, page)))
+    let listed = operations::coverage::unpaid(&coverage, region, year, page).map_err(|e| ApiError::classified(&e))?;
+    Ok(Json(listed))
 }

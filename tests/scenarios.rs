@@ -269,7 +269,8 @@ fn check_step(coverage: &Coverage, step: &Step) -> Vec<String> {
         problems.extend(check_person_year(coverage, expectation));
     }
     for check in &step.unpaid {
-        let found: Vec<Identity> = coverage.unpaid(check.region, check.year).into_iter().map(|e| e.person).collect();
+        let listed = coverage.unpaid(check.region, check.year).expect("every figure is money");
+        let found: Vec<Identity> = listed.into_iter().map(|e| e.person).collect();
         if found != check.persons {
             let list = |ids: &[Identity]| ids.iter().map(Identity::to_string).collect::<Vec<_>>().join(", ");
             problems.push(format!(
@@ -306,15 +307,17 @@ fn check_person_year(coverage: &Coverage, expectation: &Value) -> Vec<String> {
     let notes: Vec<String> = take(&mut fields, "notes_contain").unwrap_or_default();
     let not_noted: Vec<String> = take(&mut fields, "notes_lack").unwrap_or_default();
     let context = format!("{id} {year}{}", as_of.map_or(String::new(), |d| format!(" as of {d}")));
-    let Some(view) = coverage.person_year_as_of(&id, year, as_of) else {
-        return vec![format!("{context}: person unknown")];
+    let view = match coverage.person_year_as_of(&id, year, as_of) {
+        Ok(Some(view)) => view,
+        Ok(None) => return vec![format!("{context}: person unknown")],
+        Err(error) => return vec![format!("{context}: {error}")],
     };
     let actual = serde_json::to_value(&view).expect("views serialize");
     let mut problems = Vec::new();
     compare(&Value::Object(fields), &actual, "", &mut problems);
     for (date, expected) in covered_on {
         if view.is_covered_on(date) != expected
-            || (year_of(date) == Some(year) && coverage.is_covered_on(&id, date) != expected)
+            || (year_of(date) == Some(year) && coverage.is_covered_on(&id, date) != Ok(expected))
         {
             problems.push(format!("covered on {date}: expected {expected}"));
         }

@@ -9,7 +9,7 @@ use crate::family::{refusal_message, Writer};
 use crate::handle::{Ledger, Projections, RecordError, Recorded};
 use ledger::event::{FieldError, PaymentRef, RefundDestination, RefundIssued};
 use ledger::{BeijingTime, Event, Identity, LogBackend, Money};
-use projections::coverage::{Coverage, CoverageState};
+use projections::coverage::{Coverage, CoverageState, MoneyOutOfRange};
 use projections::family::{refund_destination, Family, Refusal};
 use std::collections::BTreeMap;
 
@@ -64,6 +64,14 @@ pub enum RefundError {
     /// A proxy payment whose application the family projection does not hold.
     #[error("no proxy application {application_id} in the ledger")]
     UnknownApplication { application_id: String },
+    /// The refund is recorded, but a figure of the person-year after it is
+    /// no amount of money: never shown as 0.00.
+    #[error("the refund is recorded at position {position}, but the person-year after it has no figures")]
+    MoneyOutOfRange {
+        position: u64,
+        #[source]
+        source: MoneyOutOfRange,
+    },
     #[error(transparent)]
     Channels(#[from] crate::channels::ChannelsError),
     #[error(transparent)]
@@ -87,6 +95,7 @@ impl Classified for RefundError {
             RefundError::Field(_) | RefundError::Channels(_) => Kind::BadInput,
             RefundError::Refused(_) => Kind::Refused,
             RefundError::UnknownApplication { .. } => Kind::NotFound,
+            RefundError::MoneyOutOfRange { .. } => Kind::Failure,
             RefundError::Storage(error) => error.kind(),
         }
     }
@@ -96,7 +105,7 @@ impl Classified for RefundError {
             RefundError::Field(error) => Some(error.field),
             RefundError::Refused(refusal) => refusal.field,
             RefundError::UnknownApplication { .. } => Some("payment"),
-            RefundError::Channels(_) | RefundError::Storage(_) => None,
+            RefundError::Channels(_) | RefundError::MoneyOutOfRange { .. } | RefundError::Storage(_) => None,
         }
     }
 }
@@ -165,7 +174,10 @@ pub fn refund(ledger: &Ledger, request: RefundRequest, actor: &str) -> Result<Re
     let (refund, recorded) = record(&writer, request, actor)?;
     drop(at);
     let coverage = ledger.coverage()?;
-    let after = coverage.person_year(&refund.person, refund.coverage_year).map(|view| YearAfter {
+    let view = coverage
+        .person_year(&refund.person, refund.coverage_year)
+        .map_err(|source| RefundError::MoneyOutOfRange { position: recorded.position(), source })?;
+    let after = view.map(|view| YearAfter {
         state: view.state,
         net_received: view.net_received,
         refunded: view.refunds.total,
@@ -269,5 +281,42 @@ mod tests {
         assert!(matches!(refunded.recorded, Recorded::Appended { .. }), "{:?}", refunded.recorded);
         let after = refunded.after.expect("the person-year after");
         assert_eq!(after.refunded, "400".parse().expect("money"));
+    }
+
+    /// Two payments of the largest amount take the year's money beyond any
+    /// amount: the refund is recorded (the decision needs no figure of the
+    /// year), and the person-year after it is the error naming it, a
+    /// failure, never figures of 0.00.
+    #[test]
+    fn a_refund_in_a_year_whose_money_is_no_amount_is_recorded_and_names_the_year() {
+        let largest = Money::from_fen(Money::MAX_FEN).expect("the largest amount");
+        let paid =
+            |reference: &str| PAID_BY_ANOTHER.replace("400.00", &largest.to_string()).replace("WX-OTHER-1", reference);
+        let (first, second) = (paid("WX-MAX-1"), paid("WX-MAX-2"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = demo_ledger(dir.path(), &[&first, &second]);
+        let head_before = ledger.log().durable_head().position;
+        let request = RefundRequest {
+            person: "520521199007012242".parse().expect("an ID"),
+            coverage_year: 2026,
+            payment: payment("wechat:WX-MAX-1"),
+            amount: "1".parse().expect("money"),
+            reason: "退费".into(),
+            refund_ref: None,
+            refunded_at: "2025-11-01 10:00:00".parse().expect("a time"),
+        };
+        let error = refund(&ledger, request, "test").expect_err("no figures after");
+        let text =
+            format!("{}: {}", error, std::error::Error::source(&error).map(|e| e.to_string()).unwrap_or_default());
+        assert_eq!(error.kind(), Kind::Failure, "{text}");
+        assert!(
+            matches!(error, RefundError::MoneyOutOfRange { position, .. } if position == head_before + 1),
+            "{text}"
+        );
+        assert!(
+            text.contains("person-year 520521********2242 2026: ") && text.contains("not an amount of money"),
+            "{text}"
+        );
+        assert_eq!(ledger.log().durable_head().position, head_before + 1, "the refund is recorded");
     }
 }

@@ -89,9 +89,9 @@ fn a_checkpoint_caught_up_equals_a_rebuild() {
     assert_eq!(loaded.digest(), rebuild.digest());
     assert_eq!(live.digest(), rebuild.digest());
     assert_eq!(loaded.position(), 6);
-    let view = loaded.person_year(&person(1), 2025).expect("known");
+    let view = loaded.person_year(&person(1), 2025).expect("money").expect("known");
     assert_eq!(view.state, CoverageState::Overpaid);
-    assert_eq!(loaded.person_year(&person(2), 2025).expect("known").state, CoverageState::Received);
+    assert_eq!(loaded.person_year(&person(2), 2025).expect("money").expect("known").state, CoverageState::Received);
     assert_eq!(loaded.catch_up(&log).expect("nothing new"), 0);
 }
 
@@ -181,11 +181,11 @@ fn reading_then_folding_equals_a_catch_up() {
     assert_eq!(live.digest(), rebuilt(&log).digest());
 
     append(&log, vec![paid(1, "WX1")]);
-    let unpaid = live.person_year(&person(1), 2025).expect("a view");
+    let unpaid = live.person_year(&person(1), 2025).expect("money").expect("a view");
     assert_eq!(unpaid.state, CoverageState::RegisteredUnpaid, "nothing folded yet");
     let pending = Pending::read(&log, live.tip()).expect("read");
     assert_eq!(live.fold_pending(&pending).expect("fold"), 1);
-    assert_eq!(live.person_year(&person(1), 2025).expect("a view").state, CoverageState::Received);
+    assert_eq!(live.person_year(&person(1), 2025).expect("money").expect("a view").state, CoverageState::Received);
     assert_eq!(live.digest(), rebuilt(&log).digest());
     assert_eq!(live.head_hash(), log.durable_head().hash);
 }
@@ -203,7 +203,7 @@ fn records_folded_meanwhile_are_not_folded_twice() {
     // Another catch-up got further first.
     live.catch_up(&log).expect("catch up");
     assert_eq!(live.fold_pending(&first).expect("fold"), 0);
-    let view = live.person_year(&person(1), 2025).expect("a view");
+    let view = live.person_year(&person(1), 2025).expect("money").expect("a view");
     assert_eq!(view.paid.total, Money::from_yuan(800), "each payment once");
     assert_eq!(live.digest(), rebuilt(&log).digest());
 }

@@ -312,7 +312,7 @@ fn views(coverage: &Coverage) -> Vec<PersonYear> {
             continue;
         }
         for year in coverage.years_of(&identity) {
-            out.extend(coverage.person_year(&identity, year));
+            out.extend(coverage.person_year(&identity, year).expect("every figure is money"));
         }
     }
     out
@@ -511,7 +511,7 @@ proptest! {
         ];
         let coverage = fold(&events);
         prop_assert!(coverage.notes().is_empty(), "{:?}", coverage.notes());
-        let view = coverage.person_year(&person, 2021).expect("registered");
+        let view = coverage.person_year(&person, 2021).expect("money").expect("registered");
         prop_assert_eq!(view.subsidy_due.fen(), subsidy_fen);
         let split = view.subsidy_split.expect("a split");
         let parts: i64 = split.parts.values().map(|m| m.fen()).sum();

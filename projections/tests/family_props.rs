@@ -305,7 +305,7 @@ fn check_refunds(ledger: &Ledger, model: &Model) -> Result<(), TestCaseError> {
     }
     let mut refunded_in_views = 0i64;
     for member in members() {
-        let Some(view) = ledger.coverage.person_year(&member, YEAR) else { continue };
+        let Some(view) = ledger.coverage.person_year(&member, YEAR).expect("every figure is money") else { continue };
         prop_assert_eq!(view.refunds.unapplied, Money::ZERO, "every refund allowed is applied whole");
         prop_assert!(view.refunds.total <= view.paid.total, "refunds never exceed payments");
         prop_assert_eq!(view.paid.total.fen() - view.refunds.total.fen(), view.net_received.fen());
@@ -357,7 +357,7 @@ proptest! {
         prop_assert_eq!(account.in_flight, Money::ZERO);
         prop_assert_eq!(account.awaiting_return, Money::ZERO);
         // The coverage projection counts exactly the credited proxy money.
-        let by_proxy: i64 = members().iter().filter_map(|m| ledger.coverage.person_year(m, YEAR)).map(|v| v.paid.by_proxy.fen()).sum();
+        let by_proxy: i64 = members().iter().filter_map(|m| ledger.coverage.person_year(m, YEAR).expect("every figure is money")).map(|v| v.paid.by_proxy.fen()).sum();
         let credited_gross: i64 = model.applications.values().filter(|a| a.state == 2).map(|a| a.fen).sum();
         prop_assert_eq!(by_proxy, credited_gross);
         check_refunds(&ledger, &model)?;

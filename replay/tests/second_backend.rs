@@ -244,7 +244,9 @@ fn answers(log: &impl LogBackend) -> Answers {
         replay_digest: replayed.digest(),
         replay_position: replayed.position,
         totals,
-        states: (1..=3).map(|n| coverage.person_year(&person(n), 2025).map(|view| view.state)).collect(),
+        states: (1..=3)
+            .map(|n| coverage.person_year(&person(n), 2025).expect("money").map(|view| view.state))
+            .collect(),
         positions,
         stream_positions,
     }

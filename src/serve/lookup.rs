@@ -375,7 +375,7 @@ mod tests {
         let years: Vec<Value> = coverage
             .years_of(person)
             .iter()
-            .filter_map(|&year| coverage.person_year_as_of(person, year, on))
+            .filter_map(|&year| coverage.person_year_as_of(person, year, on).expect("every figure is money"))
             .map(|view| {
                 let mut year = serde_json::to_value(&view).expect("a view as JSON");
                 year.as_object_mut().expect("an object").insert("person".into(), view.person.masked().into());

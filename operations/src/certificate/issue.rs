@@ -5,7 +5,7 @@ use super::data::{Certificate, Entry, FORMAT, VERSION};
 use crate::error::{Classified, Kind, StorageError};
 use crate::Ledger;
 use ledger::{BeijingTime, Envelope, Event, Identity, LogReader, Money};
-use projections::coverage::{Coverage, CoverageState, MoneyEvent, MoneyKind, PersonYear};
+use projections::coverage::{Coverage, CoverageState, MoneyEvent, MoneyKind, MoneyOutOfRange, PersonYear};
 use projections::family::Family;
 use projections::Projection;
 use std::collections::BTreeMap;
@@ -28,6 +28,10 @@ pub enum IssueError {
     /// The projections and the log disagree: a bug or a damaged store.
     #[error("{0}")]
     Inconsistent(String),
+    /// A figure of the person-year is no amount of money: nothing to
+    /// certify, and never a certificate showing 0.00.
+    #[error(transparent)]
+    MoneyOutOfRange(#[from] MoneyOutOfRange),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -52,7 +56,7 @@ impl Classified for IssueError {
         match self {
             IssueError::NoPerson { .. } => Kind::NotFound,
             IssueError::NotReceived(_) | IssueError::TooManyFacts { .. } => Kind::Refused,
-            IssueError::Inconsistent(_) => Kind::Failure,
+            IssueError::Inconsistent(_) | IssueError::MoneyOutOfRange(_) => Kind::Failure,
             IssueError::Storage(error) => error.kind(),
         }
     }
@@ -96,7 +100,7 @@ pub fn issue_from(
 ) -> Result<Certificate, IssueError> {
     // A known person has a view of every year (unpaid when nothing
     // happened), so only an unknown identity is "no person".
-    let (Some(person), Some(view)) = (coverage.person(identity), coverage.person_year(identity, year)) else {
+    let (Some(person), Some(view)) = (coverage.person(identity), coverage.person_year(identity, year)?) else {
         return Err(IssueError::NoPerson { person: identity.masked() });
     };
     let (Some(from), Some(until), CoverageState::Received) = (view.covered_from, view.covered_until, view.state) else {

@@ -6,7 +6,9 @@
 use super::CoverageQuery;
 use ledger::event::EnrolmentBasis;
 use ledger::{Date, Money, RegionCode};
-use projections::coverage::{Coverage, CoverageState, Paid, PersonSummary, PersonYear, Refunds, SplitView};
+use projections::coverage::{
+    Coverage, CoverageState, MoneyOutOfRange, Paid, PersonSummary, PersonYear, Refunds, SplitView,
+};
 use projections::Projection;
 use serde::Serialize;
 
@@ -69,27 +71,28 @@ pub struct YearFigures {
     pub subsidy_split: Option<SplitView>,
 }
 
-/// `None`: nobody in `coverage` has the ID.
-pub(super) fn build(coverage: &Coverage, query: &CoverageQuery) -> Option<CoverageAnswer> {
-    let person = coverage.person(&query.person)?;
+/// `Ok(None)`: nobody in `coverage` has the ID. A year with a figure that
+/// is no amount of money fails the whole answer, naming that year.
+pub(super) fn build(coverage: &Coverage, query: &CoverageQuery) -> Result<Option<CoverageAnswer>, MoneyOutOfRange> {
+    let Some(person) = coverage.person(&query.person) else { return Ok(None) };
     let years = match query.year {
         Some(year) => vec![year],
         None => coverage.years_of(&query.person),
     };
-    let years = years
-        .iter()
-        .filter_map(|&year| coverage.person_year_as_of(&query.person, year, query.on))
-        .map(|view| YearEntry {
+    let mut entries = Vec::with_capacity(years.len());
+    for year in years {
+        let Some(view) = coverage.person_year_as_of(&query.person, year, query.on)? else { continue };
+        entries.push(YearEntry {
             covered_on: query.on.map(|day| (day, view.is_covered_on(day))),
             year: YearFigures::from(view),
-        })
-        .collect();
-    Some(CoverageAnswer {
+        });
+    }
+    Ok(Some(CoverageAnswer {
         head_hash: hex::encode(coverage.head_hash()),
         log_position: coverage.position(),
         person: PersonListed::from(person),
-        years,
-    })
+        years: entries,
+    }))
 }
 
 impl From<PersonSummary> for PersonListed {

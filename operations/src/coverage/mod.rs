@@ -28,7 +28,7 @@ pub use unpaid::{unpaid, Page, UnpaidError, UnpaidPage};
 use crate::error::{Classified, Kind, StorageError};
 use crate::handle::Ledger;
 use ledger::{Date, Identity, LogReader, UtcTime};
-use projections::coverage::Coverage;
+use projections::coverage::{Coverage, MoneyOutOfRange};
 use projections::family::Family;
 
 /// Whose coverage, which years, and whether a day is covered.
@@ -50,6 +50,10 @@ pub enum LookupError {
     /// any identity they had, and no fact names it.
     #[error("no person with ID {masked} in the ledger{}", as_of_words(.as_of))]
     UnknownPerson { masked: String, as_of: Option<UtcTime> },
+    /// A figure of one of the person's years is no amount of money: a
+    /// defect of the log or of the derivation, never answered as 0.00.
+    #[error(transparent)]
+    MoneyOutOfRange(#[from] MoneyOutOfRange),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -68,6 +72,7 @@ impl Classified for LookupError {
     fn kind(&self) -> Kind {
         match self {
             LookupError::UnknownPerson { .. } => Kind::NotFound,
+            LookupError::MoneyOutOfRange(_) => Kind::Failure,
             LookupError::Storage(error) => error.kind(),
         }
     }
@@ -81,7 +86,7 @@ impl From<ledger::LedgerError> for LookupError {
 
 /// The answer from `coverage`, whatever position it reflects.
 pub fn answer(coverage: &Coverage, query: &CoverageQuery) -> Result<CoverageAnswer, LookupError> {
-    answer::build(coverage, query).ok_or_else(|| LookupError::unknown(&query.person, None))
+    answer::build(coverage, query)?.ok_or_else(|| LookupError::unknown(&query.person, None))
 }
 
 /// What was known of the person at `moment` (transaction time), from a
@@ -96,7 +101,7 @@ pub fn answer_as_of(
     moment: UtcTime,
 ) -> Result<CoverageAnswer, LookupError> {
     let coverage = person_as_of(log, live, family, &query.person, moment)?;
-    answer::build(&coverage, query).ok_or_else(|| LookupError::unknown(&query.person, Some(moment)))
+    answer::build(&coverage, query)?.ok_or_else(|| LookupError::unknown(&query.person, Some(moment)))
 }
 
 impl Ledger {
@@ -111,7 +116,7 @@ impl Ledger {
         let bar = crate::progress::bar(log.durable_head().position, "replay");
         let rebuilt = replay::audit::rebuild_as_of(log, Some(moment), &mut |n| bar.set_position(n))?;
         bar.finish_and_clear();
-        answer::build(&rebuilt.coverage, query).ok_or_else(|| LookupError::unknown(&query.person, Some(moment)))
+        answer::build(&rebuilt.coverage, query)?.ok_or_else(|| LookupError::unknown(&query.person, Some(moment)))
     }
 
     /// Every fact about the person, under every identity they had, in log
@@ -124,7 +129,7 @@ impl Ledger {
     /// The region-year's persons registered and not paid in full, IDs
     /// masked, at the log's head.
     pub fn unpaid(&self, region: ledger::RegionCode, year: u16) -> Result<UnpaidPage, UnpaidError> {
-        Ok(unpaid(&self.coverage()?, region, year, Page::everything()))
+        unpaid(&self.coverage()?, region, year, Page::everything())
     }
 }
 

@@ -168,7 +168,7 @@ fn the_unpaid_list_names_the_unpaid_masked_and_pages() {
     assert_eq!(listed.entries.len(), 1);
     assert_eq!(listed.entries[0].person, "520502********1231");
     let coverage = ledger.coverage().expect("coverage");
-    let second = unpaid(&coverage, region, 2025, Page::new(Some(2), Some(1)).expect("a page"));
+    let second = unpaid(&coverage, region, 2025, Page::new(Some(2), Some(1)).expect("a page")).expect("the page");
     assert_eq!((second.n_total, second.entries.len(), second.page), (1, 0, 2));
     for (page, per_page, field) in
         [(Some(0), None, "page"), (None, Some(0), "per_page"), (None, Some(1001), "per_page")]
@@ -176,6 +176,47 @@ fn the_unpaid_list_names_the_unpaid_masked_and_pages() {
         let refused = Page::new(page, per_page).expect_err("a bad page");
         assert_eq!((refused.kind(), refused.field()), (Kind::BadInput, Some(field)), "{refused}");
     }
+}
+
+/// Two payments of the largest amount: the year's money is no amount
+/// (payments are not judged against the person-year before they are
+/// appended). Every lookup that derives that year fails naming it, as a
+/// failure (exit 3, HTTP 500), never an answer with 0.00; the other
+/// person of the ledger still answers.
+#[test]
+fn a_year_whose_money_is_no_amount_fails_every_lookup_naming_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ledger = bijie(dir.path(), false);
+    let largest_yuan = Money::MAX_FEN / 100;
+    let paid_at = "2024-10-05 09:30:00";
+    append(
+        &ledger,
+        vec![
+            payment(UNPAID, 2025, largest_yuan, "WX-MAX-1", paid_at),
+            payment(UNPAID, 2025, largest_yuan, "WX-MAX-2", paid_at),
+        ],
+    );
+    let at = ledger.projections().expect("projections");
+    let moment = ledger::UtcTime::now();
+    let region = "520502".parse().expect("region");
+    let on_a_day = CoverageQuery { year: Some(2025), on: Some("2025-03-01".parse().expect("a date")), ..query(UNPAID) };
+    let errors: Vec<Box<dyn Classified>> = vec![
+        Box::new(ledger.coverage_of(&query(UNPAID), None).expect_err("no amount")),
+        Box::new(ledger.coverage_of(&on_a_day, None).expect_err("no amount")),
+        Box::new(ledger.coverage_of(&query(UNPAID), Some(moment)).expect_err("no amount")),
+        Box::new(answer(&at.coverage, &query(UNPAID)).expect_err("no amount")),
+        Box::new(answer_as_of(ledger.log(), &at.coverage, &at.family, &query(UNPAID), moment).expect_err("no amount")),
+        Box::new(ledger.unpaid(region, 2025).expect_err("no amount")),
+    ];
+    for error in errors {
+        let text = error.to_string();
+        assert_eq!(error.kind(), Kind::Failure, "{text}");
+        assert!(text.starts_with("person-year 520502********1231 2025: "), "{text}");
+        assert!(text.contains("not an amount of money") && !text.contains(UNPAID), "{text}");
+    }
+    let paid = ledger.coverage_of(&query(PAID), None).expect("the other person answers");
+    assert_eq!(state(&paid), "received", "{paid:?}");
+    assert_eq!(paid.years[0].year.net_received, Money::from_yuan(400));
 }
 
 /// Shanxi 2022: after a normal payment the special path is closed; the

@@ -4,7 +4,7 @@
 use crate::answers::UnpaidListed;
 use crate::error::{Classified, Kind, StorageError};
 use ledger::RegionCode;
-use projections::coverage::Coverage;
+use projections::coverage::{Coverage, MoneyOutOfRange};
 use projections::Projection;
 use serde::Serialize;
 
@@ -58,6 +58,10 @@ pub struct UnpaidPage {
 pub enum UnpaidError {
     #[error("{reason}")]
     Page { field: &'static str, reason: String },
+    /// A figure of a person-year of the region is no amount of money: the
+    /// list is not given without it, nor with it owing 0.00.
+    #[error(transparent)]
+    MoneyOutOfRange(#[from] MoneyOutOfRange),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -66,6 +70,7 @@ impl Classified for UnpaidError {
     fn kind(&self) -> Kind {
         match self {
             UnpaidError::Page { .. } => Kind::BadInput,
+            UnpaidError::MoneyOutOfRange(_) => Kind::Failure,
             UnpaidError::Storage(error) => error.kind(),
         }
     }
@@ -73,26 +78,26 @@ impl Classified for UnpaidError {
     fn field(&self) -> Option<&str> {
         match self {
             UnpaidError::Page { field, .. } => Some(field),
-            UnpaidError::Storage(_) => None,
+            UnpaidError::MoneyOutOfRange(_) | UnpaidError::Storage(_) => None,
         }
     }
 }
 
 /// The persons registered for `year` in `region` and not paid in full,
 /// in the list's order, the page asked for.
-pub fn unpaid(coverage: &Coverage, region: RegionCode, year: u16, page: Page) -> UnpaidPage {
-    let entries = coverage.unpaid(region, year);
+pub fn unpaid(coverage: &Coverage, region: RegionCode, year: u16, page: Page) -> Result<UnpaidPage, UnpaidError> {
+    let entries = coverage.unpaid(region, year)?;
     let listed = entries
         .iter()
         .skip(page.number.saturating_sub(1).saturating_mul(page.per_page))
         .take(page.per_page)
         .map(UnpaidListed::from)
         .collect();
-    UnpaidPage {
+    Ok(UnpaidPage {
         entries: listed,
         log_position: coverage.position(),
         n_total: entries.len(),
         page: page.number,
         per_page: page.per_page,
-    }
+    })
 }

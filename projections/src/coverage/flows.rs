@@ -13,7 +13,8 @@
 //! below it unsettles the year again.
 
 use super::state::{
-    fingerprint, shortfall, Contribution, Destination, ProxyState, Refund, Source, YearState, PROXY_CHANNEL,
+    fingerprint, shortfall, Contribution, Destination, MoneyOutOfRange, ProxyState, Refund, Source, YearState,
+    PROXY_CHANNEL,
 };
 use super::view::{Derivation, Paid, Refunds};
 use crate::policy::{funder_key, AmountDue, Ruling};
@@ -62,9 +63,9 @@ struct Applied {
 impl Derivation<'_> {
     /// Sums money by source, matches refunds to what they return, and lays
     /// the money out on a timeline.
-    pub(super) fn flows(&mut self) -> Flows {
+    pub(super) fn flows(&mut self) -> Result<Flows, MoneyOutOfRange> {
         let mut flows = Flows::default();
-        let Some(year) = self.year else { return flows };
+        let Some(year) = self.year else { return Ok(flows) };
         let mut sources = [0i64; 4];
         for c in &year.contributions {
             sources[c.source as usize] = sources[c.source as usize].saturating_add(c.amount.fen());
@@ -82,23 +83,23 @@ impl Derivation<'_> {
             flows.timeline.push((grant.on, grant.position, total));
         }
         let own = sources.iter().fold(0i64, |sum, fen| sum.saturating_add(*fen));
-        let applied = self.match_refunds(year, &mut flows);
+        let applied = self.match_refunds(year, &mut flows)?;
         let subsidy = by_funder
             .into_iter()
             .map(|(funder, fen)| {
-                let amount = self.amount(fen, || format!("subsidies granted by {funder}"));
-                (funder, amount)
+                let amount = self.amount(fen, || format!("subsidies granted by {funder}"))?;
+                Ok((funder, amount))
             })
-            .collect();
+            .collect::<Result<_, MoneyOutOfRange>>()?;
         flows.paid = Paid {
-            by_self: self.amount(sources[Source::Myself as usize], || "paid by self".into()),
-            by_other: self.amount(sources[Source::Other as usize], || "paid by another person".into()),
-            by_collector: self.amount(sources[Source::Collector as usize], || "paid through collectors".into()),
-            by_proxy: self.amount(sources[Source::Proxy as usize], || "paid from personal accounts".into()),
+            by_self: self.amount(sources[Source::Myself as usize], || "paid by self".into())?,
+            by_other: self.amount(sources[Source::Other as usize], || "paid by another person".into())?,
+            by_collector: self.amount(sources[Source::Collector as usize], || "paid through collectors".into())?,
+            by_proxy: self.amount(sources[Source::Proxy as usize], || "paid from personal accounts".into())?,
             subsidy,
-            subsidy_total: self.amount(granted, || "subsidies granted".into()),
+            subsidy_total: self.amount(granted, || "subsidies granted".into())?,
             total: self
-                .amount(own.saturating_add(granted), || format!("paid ({own} fen own, {granted} fen subsidies)")),
+                .amount(own.saturating_add(granted), || format!("paid ({own} fen own, {granted} fen subsidies)"))?,
         };
         flows.own_net_fen = own - applied.own_fen;
         flows.granted_net_fen = granted - applied.funders_fen;
@@ -110,13 +111,13 @@ impl Derivation<'_> {
         flows.in_flight_fen = proxies_in(ProxyState::in_flight);
         flows.proxy_returned_fen = proxies_in(|state| state == ProxyState::Returned);
         flows.timeline.sort_unstable();
-        flows
+        Ok(flows)
     }
 
     /// Sums the refunds [`apply_refunds`] applied, by destination (and the
     /// refunds to funders by funder, in the grants' split), notes those it
     /// could not apply whole, and puts them on the timeline.
-    fn match_refunds(&mut self, year: &YearState, flows: &mut Flows) -> Applied {
+    fn match_refunds(&mut self, year: &YearState, flows: &mut Flows) -> Result<Applied, MoneyOutOfRange> {
         let mut applied = Applied::default();
         let mut by_destination = [0i64; 3];
         let mut unapplied = 0i64;
@@ -136,7 +137,7 @@ impl Derivation<'_> {
                 RefundTarget::Nothing => {}
             }
             if take < wanted {
-                self.note_unapplied(refund, take);
+                self.note_unapplied(refund, take)?;
             }
             unapplied = unapplied.saturating_add(wanted - take);
             let slot = &mut by_destination[refund.destination as usize];
@@ -146,18 +147,18 @@ impl Derivation<'_> {
             }
         }
         let total = by_destination.iter().fold(0i64, |sum, fen| sum.saturating_add(*fen));
-        let to_funders = self.amount(to_funders_fen, || "refunded to funders".into());
+        let to_funders = self.amount(to_funders_fen, || "refunded to funders".into())?;
         flows.refunds = Refunds {
-            to_channel: self.amount(by_destination[Destination::Channel as usize], || "refunded to channels".into()),
+            to_channel: self.amount(by_destination[Destination::Channel as usize], || "refunded to channels".into())?,
             to_personal_account: self.amount(by_destination[Destination::PersonalAccount as usize], || {
                 "refunded to personal accounts".into()
-            }),
+            })?,
             to_funders,
             to_funders_by_funder: funder_split(year, to_funders),
-            total: self.amount(total, || "refunds applied".into()),
-            unapplied: self.amount(unapplied, || "refunds not applied".into()),
+            total: self.amount(total, || "refunds applied".into())?,
+            unapplied: self.amount(unapplied, || "refunds not applied".into())?,
         };
-        applied
+        Ok(applied)
     }
 
     fn note_destination(&mut self, payment: &Contribution, refund: &Refund) {
@@ -177,8 +178,8 @@ impl Derivation<'_> {
         }
     }
 
-    fn note_unapplied(&mut self, refund: &Refund, taken: i64) {
-        let applied = self.amount(taken, || format!("refund {} applied", refund.refund_ref));
+    fn note_unapplied(&mut self, refund: &Refund, taken: i64) -> Result<(), MoneyOutOfRange> {
+        let applied = self.amount(taken, || format!("refund {} applied", refund.refund_ref))?;
         let not_applied = shortfall(refund.amount.fen(), taken);
         self.notes.add(|| {
             let what = if refund.destination == Destination::Funders {
@@ -191,10 +192,11 @@ impl Derivation<'_> {
                 refund.refund_ref, refund.amount, applied, not_applied
             )
         });
+        Ok(())
     }
 
     /// Walks money in date order to the settling day (see the module doc).
-    pub(super) fn walk(&mut self, timeline: &[(Date, u64, i64)]) -> Walk {
+    pub(super) fn walk(&mut self, timeline: &[(Date, u64, i64)]) -> Result<Walk, MoneyOutOfRange> {
         let mut walk = Walk { settled: None, latest: None, only_refused: false };
         let (mut running, mut n_in, mut n_refused) = (0i64, 0u32, 0u32);
         for &(on, _, fen) in timeline {
@@ -210,7 +212,7 @@ impl Derivation<'_> {
             if let Ruling::Refused { reason } = due {
                 n_refused = n_refused.saturating_add(1);
                 let coverage_year = self.coverage_year;
-                let amount = self.amount(fen, || format!("money of {on}"));
+                let amount = self.amount(fen, || format!("money of {on}"))?;
                 self.notes.add(|| format!("money of {on} ({amount}) cannot buy {coverage_year}: {reason}"));
             }
             if let (None, Ruling::Known(amount)) = (walk.settled, due) {
@@ -221,7 +223,7 @@ impl Derivation<'_> {
             walk.latest = Some((on, due));
         }
         walk.only_refused = n_in > 0 && n_in == n_refused;
-        walk
+        Ok(walk)
     }
 }
 

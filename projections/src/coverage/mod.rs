@@ -142,26 +142,19 @@ impl Coverage {
         self.tip.hash
     }
 
-    /// The person-year as the log says now. `None`: the identity is unknown.
-    /// A known person has a view for any year (unpaid if nothing happened).
-    pub fn person_year(&self, person: &Identity, coverage_year: u16) -> Option<PersonYear> {
+    /// The person-year as the log says now. `Ok(None)`: the identity is
+    /// unknown. A known person has a view for any year (unpaid if nothing
+    /// happened). A figure that is no amount of money is the error naming
+    /// the person-year (see [`MoneyOutOfRange`]), never 0.00.
+    pub fn person_year(&self, person: &Identity, coverage_year: u16) -> Result<Option<PersonYear>, MoneyOutOfRange> {
         self.person_year_as_of(person, coverage_year, None)
     }
 
     /// The person-year on day `as_of` (or now, with `None`): with a date,
     /// derived states apply (a pre-registration unpaid 3 months after birth
     /// is void), and an unpaid year shows what a payment on that day owes.
-    /// A figure that is no amount of money (see [`MoneyOutOfRange`]) shows
-    /// as 0.00 with an `error:` note; [`Coverage::try_person_year_as_of`]
-    /// answers it as the error it is.
-    pub fn person_year_as_of(&self, person: &Identity, coverage_year: u16, as_of: Option<Date>) -> Option<PersonYear> {
-        let id = self.lookup(person)?;
-        Some(view::derive_with_defect(self, id, coverage_year, as_of, true).0)
-    }
-
-    /// [`Coverage::person_year_as_of`], or the person-year's figure that is
-    /// no amount of money.
-    pub fn try_person_year_as_of(
+    /// Errors as [`Coverage::person_year`].
+    pub fn person_year_as_of(
         &self,
         person: &Identity,
         coverage_year: u16,
@@ -171,10 +164,11 @@ impl Coverage {
         view::derive(self, id, coverage_year, as_of, true).map(Some)
     }
 
-    /// Whether the person is covered on `date` (by the year of that date).
-    pub fn is_covered_on(&self, person: &Identity, date: Date) -> bool {
-        let (Ok(coverage_year), Some(id)) = (u16::try_from(date.year()), self.lookup(person)) else { return false };
-        view::derive_with_defect(self, id, coverage_year, None, false).0.is_covered_on(date)
+    /// Whether the person is covered on `date` (by the year of that date);
+    /// an unknown person is not. Errors as [`Coverage::person_year`].
+    pub fn is_covered_on(&self, person: &Identity, date: Date) -> Result<bool, MoneyOutOfRange> {
+        let (Ok(coverage_year), Some(id)) = (u16::try_from(date.year()), self.lookup(person)) else { return Ok(false) };
+        Ok(view::derive(self, id, coverage_year, None, false)?.is_covered_on(date))
     }
 
     /// Coverage years with any fact for the person, ascending.
@@ -203,16 +197,19 @@ impl Coverage {
     /// Registered person-years in `region` (a county, or every county of a
     /// prefecture or province code) not paid in full: unpaid, pending,
     /// partially paid, awaiting policy or refunded. Sorted by identity.
-    pub fn unpaid(&self, region: RegionCode, coverage_year: u16) -> Vec<UnpaidEntry> {
-        let mut entries: Vec<UnpaidEntry> = self
-            .live_persons()
-            .filter_map(|(id, person)| {
-                let registration = person.registration.as_ref()?;
-                if !policies::region_contains(region, registration.region) {
-                    return None;
-                }
-                let (view, _) = view::derive_with_defect(self, id, coverage_year, None, false);
-                view.state.is_unpaid().then(|| UnpaidEntry {
+    /// A person-year of the region with a figure that is no amount of money
+    /// makes it an error naming that person-year: a list that left it out
+    /// (or listed it owing 0.00) would be wrong.
+    pub fn unpaid(&self, region: RegionCode, coverage_year: u16) -> Result<Vec<UnpaidEntry>, MoneyOutOfRange> {
+        let mut entries = Vec::new();
+        for (id, person) in self.live_persons() {
+            let Some(registration) = person.registration.as_ref() else { continue };
+            if !policies::region_contains(region, registration.region) {
+                continue;
+            }
+            let view = view::derive(self, id, coverage_year, None, false)?;
+            if view.state.is_unpaid() {
+                entries.push(UnpaidEntry {
                     person: person.current.clone(),
                     masked: person.current.masked(),
                     name: registration.name.to_string(),
@@ -220,11 +217,11 @@ impl Coverage {
                     state: view.state,
                     amount_due: view.amount_due,
                     outstanding: view.outstanding,
-                })
-            })
-            .collect();
+                });
+            }
+        }
         entries.sort_by(|a, b| a.person.cmp(&b.person));
-        entries
+        Ok(entries)
     }
 
     /// Every person-year of `coverage_year` for persons registered in

@@ -241,9 +241,6 @@ pub(super) struct Derivation<'a> {
     pub(super) facts: Option<PersonFacts>,
     pub(super) as_of: Option<Date>,
     pub(super) notes: Notes,
-    /// The first figure that came out as no amount of money (a defect of
-    /// the log or of the derivation, see [`MoneyOutOfRange`]).
-    defect: Option<MoneyOutOfRange>,
 }
 
 /// Derives the view of person `id` for `coverage_year`; a figure that is
@@ -255,22 +252,6 @@ pub(super) fn derive(
     as_of: Option<Date>,
     with_notes: bool,
 ) -> Result<PersonYear, MoneyOutOfRange> {
-    let (view, defect) = derive_with_defect(coverage, id, coverage_year, as_of, with_notes);
-    match defect {
-        Some(defect) => Err(defect),
-        None => Ok(view),
-    }
-}
-
-/// The view, and the first figure that was no amount of money (shown as
-/// 0.00 in the view), for the callers that answer with an `error:` note.
-pub(super) fn derive_with_defect(
-    coverage: &Coverage,
-    id: PersonId,
-    coverage_year: u16,
-    as_of: Option<Date>,
-    with_notes: bool,
-) -> (PersonYear, Option<MoneyOutOfRange>) {
     let person = &coverage.persons[id as usize];
     let registration = person.registration.as_ref();
     let policy = registration.and_then(|r| coverage.policies.find(r.region, coverage_year));
@@ -282,33 +263,25 @@ pub(super) fn derive_with_defect(
         county: (r.region.code() % 100 != 0).then_some(r.region),
     });
     let notes = Notes { enabled: with_notes, lines: Vec::new() };
-    let mut derivation = Derivation { person, year, coverage_year, policy, facts, as_of, notes, defect: None };
+    let mut derivation = Derivation { person, year, coverage_year, policy, facts, as_of, notes };
     let void = derivation.void_reason(coverage);
     derivation.view(void)
 }
 
 impl Derivation<'_> {
-    /// A figure as money. One that is not is kept as the derivation's
-    /// defect (the first one) and stands as 0.00 meanwhile, so that the rest
-    /// of the view can still be derived for the note.
-    pub(super) fn amount(&mut self, fen: i64, figure: impl FnOnce() -> String) -> Money {
-        match money(fen, &self.person.current, self.coverage_year, figure) {
-            Ok(amount) => amount,
-            Err(error) => {
-                self.notes.add(|| format!("error: {error}"));
-                self.defect.get_or_insert(error);
-                Money::ZERO
-            }
-        }
+    /// A figure as money, or the error naming the person-year, the figure
+    /// and its amounts: no figure of a view ever stands in for another.
+    pub(super) fn amount(&self, fen: i64, figure: impl FnOnce() -> String) -> Result<Money, MoneyOutOfRange> {
+        money(fen, &self.person.current, self.coverage_year, figure)
     }
 
-    fn view(mut self, void: Option<String>) -> (PersonYear, Option<MoneyOutOfRange>) {
+    fn view(mut self, void: Option<String>) -> Result<PersonYear, MoneyOutOfRange> {
         self.note_policy();
         self.note_advised_delay();
         self.note_payment_in_parts();
-        let flows = self.flows();
-        let (subsidy_due, split) = self.subsidy_due(&flows);
-        let walk = self.walk(&flows.timeline);
+        let flows = self.flows()?;
+        let (subsidy_due, split) = self.subsidy_due(&flows)?;
+        let walk = self.walk(&flows.timeline)?;
         let due = self.due_ruling(&walk);
         let premium_due = match due {
             Some(Ruling::Known(amount)) => Some(amount),
@@ -354,9 +327,9 @@ impl Derivation<'_> {
             excess: premium_due.map_or(Money::ZERO, |due| shortfall(net, due.fen())),
             net_received: self.amount(net, || {
                 format!("net received (paid {} less refunds {})", flows.paid.total, flows.refunds.total)
-            }),
-            in_flight: self.amount(flows.in_flight_fen, || "proxy money in flight".into()),
-            proxy_returned: self.amount(flows.proxy_returned_fen, || "proxy money returned".into()),
+            })?,
+            in_flight: self.amount(flows.in_flight_fen, || "proxy money in flight".into())?,
+            proxy_returned: self.amount(flows.proxy_returned_fen, || "proxy money returned".into())?,
             paid: flows.paid,
             refunds: flows.refunds,
             awaiting,
@@ -365,8 +338,7 @@ impl Derivation<'_> {
             covered_until,
             notes: Vec::new(),
         };
-        let defect = self.defect.take();
-        (PersonYear { notes: self.finish_notes(), ..view }, defect)
+        Ok(PersonYear { notes: self.finish_notes(), ..view })
     }
 
     /// 原渠道退回: every yuan went back, so covering the year takes a new
@@ -462,14 +434,14 @@ impl Derivation<'_> {
     /// 就高不就低,不重复享受: the assessed subsidy, else the highest of the
     /// person's groups (capped at the individual standard), with the policy's
     /// split among funders.
-    fn subsidy_due(&mut self, flows: &Flows) -> (Money, Option<SplitView>) {
+    fn subsidy_due(&mut self, flows: &Flows) -> Result<(Money, Option<SplitView>), MoneyOutOfRange> {
         let assessed = self.year.and_then(|y| y.extra()).and_then(|e| e.assessment.as_ref());
         let groups: Vec<&str> = match assessed {
             Some(a) => vec![&*a.group],
             None => groups(self.year).iter().map(|g| &**g).collect(),
         };
         let Some(policy) = self.policy.map(|p| &p.policy) else {
-            return (assessed.map_or(Money::ZERO, |a| a.subsidy), None);
+            return Ok((assessed.map_or(Money::ZERO, |a| a.subsidy), None));
         };
         // 一旦按正常模块办理缴费,将无法再办理特殊缴费: no subsidy once paid
         // through the normal path (as the fold refuses a later assessment).
@@ -484,7 +456,7 @@ impl Derivation<'_> {
                     )
                 });
             }
-            return (Money::ZERO, None);
+            return Ok((Money::ZERO, None));
         }
         let highest = match policy.hardship_subsidy(&groups) {
             Ok(highest) => highest,
@@ -507,13 +479,13 @@ impl Derivation<'_> {
         }
         let due = assessed.map_or_else(|| highest.as_ref().map_or(Money::ZERO, |h| h.amount), |a| a.subsidy);
         if flows.granted_net_fen > due.fen() {
-            let granted = self.amount(flows.granted_net_fen, || "subsidies granted net of refunds".into());
+            let granted = self.amount(flows.granted_net_fen, || "subsidies granted net of refunds".into())?;
             self.notes.add(|| {
                 format!("subsidies granted {granted} exceed the subsidy due {due}: one group's subsidy, never the sum")
             });
         }
         let split = highest.and_then(|h| self.split(&h, flows));
-        (due, split)
+        Ok((due, split))
     }
 
     fn split(&mut self, subsidy: &HardshipSubsidy, flows: &Flows) -> Option<SplitView> {
