@@ -6,6 +6,7 @@ mod coverage;
 mod coverage_sqlite;
 mod figures;
 mod report;
+mod scale;
 mod serve_load;
 mod sqlite;
 mod workload;
@@ -48,6 +49,31 @@ enum Command {
     /// check that every acknowledged post is in the log. Needs the yibao
     /// binary next to this one (`cargo build --release`).
     Serve(ServeArgs),
+    /// What each command costs as the ledger grows: for each size, a
+    /// generated year imported by the yibao binary next to this one, then
+    /// cold processes timed with their peak RSS — import, a coverage
+    /// lookup (p50/p99), a page of the log, verify, replay, serve (ready
+    /// time, RSS after lookups) — and bytes on disk per fact.
+    Scale(ScaleArgs),
+}
+
+#[derive(Args)]
+struct ScaleArgs {
+    /// Ledger sizes in persons, comma-separated (about 2.1 facts each).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,3000000,7000000")]
+    persons: Vec<u64>,
+    /// Cold `yibao coverage` processes per size.
+    #[arg(long, default_value_t = 20)]
+    lookups: usize,
+    /// Lookups the service answers before its RSS is read.
+    #[arg(long, default_value_t = 100_000)]
+    serve_lookups: usize,
+    /// Seed of the first size's generator (the next sizes take the next seeds).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the temporary data (removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -150,6 +176,20 @@ fn main() -> Result<()> {
             }
             .context("create the scratch directory")?;
             coverage::run(scratch.path(), args.persons, args.lookups, args.seed)
+        }
+        Command::Scale(args) => {
+            let scratch = match &args.dir {
+                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
+                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
+            }
+            .context("create the scratch directory")?;
+            let scale = scale::Scale {
+                sizes: args.persons,
+                seed: args.seed,
+                lookups: args.lookups,
+                serve_lookups: args.serve_lookups,
+            };
+            scale::run_scale(scratch.path(), &scale)
         }
         Command::Serve(args) => {
             let scratch = match &args.dir {

@@ -1,0 +1,300 @@
+//! `yibao-bench scale`: what each command costs as the ledger grows. For
+//! each size, a generated prefecture-year (六盘水 2021, distinct persons per
+//! seed) is imported by the `yibao` binary next to this one, then cold
+//! processes are timed from start to exit with their peak RSS (the kernel's
+//! `ru_maxrss` of that child): a coverage lookup for random persons, a page
+//! of the log, verify, the auditor's replay, and `serve` until it listens,
+//! with its RSS after a run of lookups. Bytes on disk per fact close each
+//! row. A step that fails (an import refused as too large) is reported in
+//! its cell and the size goes on where it can.
+
+use anyhow::{bail, Context, Result};
+use ledger::Event;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to run.
+pub struct Scale {
+    pub sizes: Vec<u64>,
+    pub seed: u64,
+    /// Cold lookups per size.
+    pub lookups: usize,
+    /// Lookups the service answers before its RSS is read.
+    pub serve_lookups: usize,
+}
+
+/// One child's run: wall time, peak RSS, how it ended.
+struct Run {
+    seconds: f64,
+    peak_rss_mb: f64,
+    ok: bool,
+    stderr: String,
+}
+
+/// Runs `yibao --data DATA ARGS…` to its end; its peak RSS from `wait4`.
+fn run(yibao: &Path, data: &Path, args: &[&str]) -> Result<Run> {
+    let started = Instant::now();
+    let child = Command::new(yibao)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", yibao.display()))?;
+    let pid = child.id();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
+    }
+    let (status, max_rss_kb) = wait_with_usage(pid)?;
+    Ok(Run {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_mb: max_rss_kb as f64 / 1024.0,
+        ok: status == 0,
+        stderr: stderr.trim().lines().last().unwrap_or("").to_string(),
+    })
+}
+
+/// Waits for child `pid`: its exit status (0 success; anything else a
+/// failure) and its peak resident set in KiB, as the kernel counted it.
+#[allow(unsafe_code)]
+fn wait_with_usage(pid: u32) -> Result<(i32, i64)> {
+    let pid = libc::pid_t::try_from(pid).context("a process id")?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: all-zero bytes are a valid `rusage` (plain integers).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are valid for writes for the call; the
+    // child is ours and not waited for elsewhere (its `Child` was consumed).
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if waited != pid {
+        bail!("waiting for process {pid}: {}", std::io::Error::last_os_error());
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    Ok((code, usage.ru_maxrss))
+}
+
+/// The generated facts as import lines; returns the resident IDs of the
+/// registered persons and the number of facts.
+fn write_facts(path: &Path, seed: u64, persons: u64) -> Result<(Vec<String>, u64)> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut ids = Vec::with_capacity(persons as usize);
+    let mut n_facts = 0;
+    for event in yibao::generate::facts(seed, persons) {
+        if let Event::PersonRegisteredV1(registered) = &event {
+            let id = registered.person.to_string();
+            if !id.starts_with("other") {
+                ids.push(id);
+            }
+        }
+        serde_json::to_writer(&mut out, &yibao::facts::to_line(&event))?;
+        out.write_all(b"\n")?;
+        n_facts += 1;
+    }
+    out.flush()?;
+    Ok((ids, n_facts))
+}
+
+/// The `q`-quantile of `sorted` (nearest rank).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => bytes_under(&path),
+                Ok(meta) => meta.len(),
+                Err(_) => 0,
+            }
+        })
+        .sum()
+}
+
+/// One size's figures, as printed.
+struct Row {
+    persons: u64,
+    n_facts: u64,
+    cells: Vec<(String, String)>,
+}
+
+fn cell(run: &Run, what: impl FnOnce(&Run) -> String) -> String {
+    if run.ok {
+        what(run)
+    } else {
+        format!("failed: {}", run.stderr)
+    }
+}
+
+pub fn run_scale(dir: &Path, scale: &Scale) -> Result<()> {
+    let yibao = std::env::current_exe()?.with_file_name("yibao");
+    if !yibao.exists() {
+        bail!("{} not found: run `cargo build --release` first (it builds yibao next to yibao-bench)", yibao.display());
+    }
+    let mut rows = Vec::new();
+    for (index, &persons) in scale.sizes.iter().enumerate() {
+        let seed = scale.seed.wrapping_add(index as u64);
+        rows.push(one_size(&yibao, &dir.join(format!("size-{persons}")), persons, seed, scale)?);
+    }
+    print_rows(&rows, scale);
+    Ok(())
+}
+
+fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) -> Result<Row> {
+    std::fs::create_dir_all(dir)?;
+    let facts = dir.join("facts.jsonl");
+    let data = dir.join("data");
+    let label = format!("{persons} persons");
+    let (ids, n_facts) = crate::phase(&format!("{label}: generate facts"), || write_facts(&facts, seed, persons))?;
+    let mut cells = Vec::new();
+    let init = run(yibao, &data, &["init"])?;
+    if !init.ok {
+        bail!("yibao init failed: {}", init.stderr);
+    }
+    let facts_arg = facts.to_string_lossy().into_owned();
+    let import = crate::phase(&format!("{label}: import"), || run(yibao, &data, &["import", &facts_arg]))?;
+    cells.push(("import".into(), cell(&import, |r| format!("{:.1} s, {:.0} MB", r.seconds, r.peak_rss_mb))));
+    std::fs::remove_file(&facts)?;
+    // The first process after an import builds the checkpoints: not cold.
+    let warm = crate::phase(&format!("{label}: first lookup (builds checkpoints)"), || {
+        run(yibao, &data, &["coverage", ids.first().map_or("", String::as_str)])
+    })?;
+    cells.push(("first lookup".into(), cell(&warm, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb))));
+    let mut seconds = Vec::new();
+    let mut peak = 0.0_f64;
+    let mut failed = None;
+    crate::phase(&format!("{label}: {} cold lookups", scale.lookups), || {
+        for k in 0..scale.lookups {
+            let id = &ids[(k.wrapping_mul(7_919) + 13) % ids.len().max(1)];
+            let lookup = run(yibao, &data, &["coverage", id])?;
+            if !lookup.ok {
+                failed = Some(lookup.stderr.clone());
+            }
+            seconds.push(lookup.seconds);
+            peak = peak.max(lookup.peak_rss_mb);
+        }
+        Ok(())
+    })?;
+    seconds.sort_by(f64::total_cmp);
+    cells.push((
+        "cold lookup p50 / p99, RSS".into(),
+        match failed {
+            Some(error) => format!("failed: {error}"),
+            None => format!(
+                "{:.0} / {:.0} ms, {:.0} MB",
+                quantile(&seconds, 0.5) * 1e3,
+                quantile(&seconds, 0.99) * 1e3,
+                peak
+            ),
+        },
+    ));
+    let middle = (n_facts / 2).max(1).to_string();
+    let page = run(yibao, &data, &["log", "--from", &middle, "--limit", "10"])?;
+    cells.push((
+        "log --from N --limit 10".into(),
+        cell(&page, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb)),
+    ));
+    let verify = crate::phase(&format!("{label}: verify"), || run(yibao, &data, &["verify"]))?;
+    cells.push((
+        "verify".into(),
+        cell(&verify, |r| format!("{} records/s", crate::report::count(n_facts as f64 / r.seconds.max(1e-9)))),
+    ));
+    let replay = crate::phase(&format!("{label}: replay"), || run(yibao, &data, &["replay", "--year", "2021"]))?;
+    cells
+        .push(("replay --year 2021".into(), cell(&replay, |r| format!("{:.1} s, {:.0} MB", r.seconds, r.peak_rss_mb))));
+    let served = crate::phase(&format!("{label}: serve"), || serve(yibao, &data, &ids, scale.serve_lookups))?;
+    cells.push(("serve ready, RSS after lookups".into(), served));
+    let bytes = bytes_under(&data);
+    cells.push(("bytes on disk per fact".into(), format!("{:.0}", bytes as f64 / n_facts.max(1) as f64)));
+    Ok(Row { persons, n_facts, cells })
+}
+
+/// `yibao serve` until it listens, then `n_lookups` coverage lookups over
+/// one keep-alive connection, then its RSS.
+fn serve(yibao: &Path, data: &Path, ids: &[String], n_lookups: usize) -> Result<String> {
+    let tokens = data.with_file_name("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\nname = \"scale-office\"\ntoken = \"scale-office-token-0123456789\"\nrole = \"office\"\n",
+    )?;
+    #[cfg(unix)]
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let started = Instant::now();
+    let mut child = Command::new(yibao)
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])
+        .arg(&tokens)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let outcome = (|| -> Result<String> {
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let mut lines = BufReader::new(stdout);
+        let mut first = String::new();
+        lines.read_line(&mut first)?;
+        let ready = started.elapsed().as_secs_f64();
+        let Some(addr) = first.trim().strip_prefix("listening on ").map(str::to_string) else {
+            bail!("the server's first line was {:?}", first.trim());
+        };
+        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        let mut n_failed = 0;
+        for k in 0..n_lookups {
+            let id = &ids[(k.wrapping_mul(7_919) + 17) % ids.len().max(1)];
+            let answer = agent
+                .get(&format!("http://{addr}/v1/coverage/{id}?year=2021"))
+                .set("Authorization", "Bearer scale-office-token-0123456789")
+                .call();
+            if answer.is_err() {
+                n_failed += 1;
+            }
+        }
+        let rss_mb = rss_of(child.id()).unwrap_or(f64::NAN);
+        let failed = if n_failed > 0 { format!(" ({n_failed} failed)") } else { String::new() };
+        Ok(format!("{ready:.2} s, {rss_mb:.0} MB after {n_lookups} lookups{failed}"))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
+}
+
+/// Resident set of process `pid` now, from `/proc`.
+fn rss_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/status"))).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn print_rows(rows: &[Row], scale: &Scale) {
+    println!(
+        "yibao by ledger size: cold processes of the yibao binary timed from start to exit, peak RSS from the kernel \
+         ({} cold lookups per size, serve RSS after {} lookups)",
+        scale.lookups, scale.serve_lookups
+    );
+    for row in rows {
+        println!();
+        println!(
+            "{} persons, {} facts",
+            crate::report::count(row.persons as f64),
+            crate::report::count(row.n_facts as f64)
+        );
+        for (name, value) in &row.cells {
+            println!("  {name:<34} {value}");
+        }
+    }
+}
