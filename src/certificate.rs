@@ -71,7 +71,7 @@ pub fn run(data: &Path, args: CertificateArgs) -> Result<()> {
         return Err(BadInput("give an ID number and --year (or `certificate verify FILE`)".into()).into());
     };
     let identity = parse_identity(&id)?;
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
     let issued = certificate::issue(&ledger, &identity, year, args.full_id).map_err(classified)?;
     let text = certificate::render(&issued, args.format.into());
     match args.out {
@@ -90,7 +90,7 @@ pub fn run(data: &Path, args: CertificateArgs) -> Result<()> {
 fn verify(data: &Path, file: &Path) -> Result<()> {
     let label = file.display().to_string();
     let text = read(file)?;
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
     let error = match certificate::verify(&ledger, &text) {
         Ok(verified) => {
             print_verified(&label, &verified);

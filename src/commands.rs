@@ -88,7 +88,7 @@ fn print_imported(label: &str, imported: &Imported) {
 }
 
 pub fn log(data: &Path, from: u64, limit: usize, as_json: bool) -> Result<()> {
-    let log = open(data, OpenMode::Existing)?;
+    let log = open(data, OpenMode::Read)?;
     let page = LogPage::new(&log, from, limit);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -176,7 +176,7 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
 }
 
 pub fn export(data: &Path, out_path: Option<&Path>) -> Result<()> {
-    let log = open(data, OpenMode::Existing)?;
+    let log = open(data, OpenMode::Read)?;
     let sink: Box<dyn Write> = match out_path {
         Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
         None => Box::new(std::io::stdout().lock()),

@@ -200,9 +200,10 @@ pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> 
     operations::checkpoints::caught_up(data, log, upto).map_err(classified)
 }
 
-/// The ledger and both projections at its head, for reading.
-fn open_at_head(data: &Path) -> Result<(Ledger, Projections)> {
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+/// The ledger and both projections at its head: for reading (`OpenMode::Read`:
+/// no writer, no indexes built) or for a write.
+fn open_at_head(data: &Path, mode: OpenMode) -> Result<(Ledger, Projections)> {
+    let ledger = Ledger::open(data, mode).map_err(classified)?;
     let at = ledger.projections().map_err(classified)?;
     Ok((ledger, at))
 }
@@ -214,7 +215,7 @@ fn write<T>(
     flags: FlagNames,
     operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
 ) -> Result<T> {
-    let (ledger, at) = open_at_head(data)?;
+    let (ledger, at) = open_at_head(data, OpenMode::Existing)?;
     let writer = Writer::of(&ledger, &at).map_err(classified)?;
     operation(&writer).map_err(|error| match error {
         FamilyError::Field(error) => field_error(flags, error.field, error.reason),
@@ -313,7 +314,7 @@ fn application_line(application: &ApplicationListed) -> String {
 /// `yibao family list ID [--json]`.
 pub fn list(data: &Path, id: &str, as_json: bool) -> Result<()> {
     let person = parse_identity(id)?;
-    let (_ledger, at) = open_at_head(data)?;
+    let (_ledger, at) = open_at_head(data, OpenMode::Read)?;
     let answer = family::person(&at.coverage, &at.family, &person);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
@@ -343,7 +344,7 @@ pub fn list(data: &Path, id: &str, as_json: bool) -> Result<()> {
 /// `yibao family account HOLDER`.
 pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
     let holder = parse_identity(holder)?;
-    let (_ledger, at) = open_at_head(data)?;
+    let (_ledger, at) = open_at_head(data, OpenMode::Read)?;
     let answer = family::account(&at.coverage, &at.family, &holder);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
@@ -404,7 +405,7 @@ fn duration_hours(text: &str) -> Result<i64, String> {
 /// `yibao family stuck [--older-than 3d] [--now TIME]`.
 pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime>, as_json: bool) -> Result<()> {
     let now = now.unwrap_or_else(BeijingTime::now);
-    let (_ledger, at) = open_at_head(data)?;
+    let (_ledger, at) = open_at_head(data, OpenMode::Read)?;
     let answer = family::stuck(&at.coverage, &at.family, now, older_than_hours);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);

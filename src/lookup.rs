@@ -20,8 +20,9 @@ pub fn parse_identity(text: &str) -> Result<Identity> {
     text.parse().map_err(|e| BadInput(format!("ID number: {e}")).into())
 }
 
+/// For the answers that only read: no writer, no indexes built.
 fn open(data: &Path) -> Result<Ledger> {
-    Ledger::open(data, OpenMode::Existing).map_err(classified)
+    Ledger::open(data, OpenMode::Read).map_err(classified)
 }
 
 /// `yibao coverage ID [--year Y] [--on DATE] [--as-of MOMENT] [--json]`.
@@ -161,7 +162,10 @@ pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<Da
         groups: groups.to_vec(),
         assessed_on: on.unwrap_or_else(Date::today),
     };
-    let assessed = open(data)?.assess(&query, "cli:assess").map_err(assess_error)?;
+    let assessed = Ledger::open(data, OpenMode::Existing)
+        .map_err(classified)?
+        .assess(&query, "cli:assess")
+        .map_err(assess_error)?;
     outln!(
         "group {}: subsidy {}, the person pays {}; recorded at position {}",
         assessed.group,

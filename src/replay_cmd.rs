@@ -35,7 +35,7 @@ pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
         check: args.check,
     };
     operations::replay::check_input(&input, FLAGS).map_err(classified)?;
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
     let bar = progress::bar(ledger.log().durable_head().position, "replay");
     let replayed = ledger.replay(&input, FLAGS, &mut |n| bar.set_position(n)).map_err(classified)?;
     bar.finish_and_clear();

@@ -220,8 +220,12 @@ fn verify_after_a_crash_inside_an_import_reports_the_durable_head_and_the_discar
         );
         assert!(report.contains(&said), "{report}");
     }
-    // The next ordinary open removes it; the head is the one verify named.
+    // A read open (`log`) reads up to the durable head and leaves the
+    // unfinished append where it is.
     ok(&data, &["log", "--limit", "1"]);
+    assert!(stdout(&ok(&data, &["verify"])).contains("unfinished append"), "a read open removed it");
+    // The next writing open removes it; the head is the one verify named.
+    ok(&data, &["init"]);
     let report = stdout(&ok(&data, &["verify"]));
     assert!(report.contains(&format!("{durable}\n")) && !report.contains("unfinished"), "{report}");
 }

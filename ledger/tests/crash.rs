@@ -390,6 +390,21 @@ fn verify_after_a_crash_inside_an_append_reports_the_durable_head_and_the_unfini
     drop(audit);
     assert!(stored_blocks(dir.path()) == stored, "verify changed the store");
 
+    // A reader sees the durable head, reads up to it, and leaves the
+    // unfinished append for the next writing open to remove.
+    let reader = SledLog::open(dir.path(), OpenMode::Read).expect("a read open");
+    assert_eq!(reader.durable_head(), durable, "a reader's head is the durable one");
+    let mut n_read = 0;
+    reader
+        .scan(1, u64::MAX, |_| {
+            n_read += 1;
+            Ok(())
+        })
+        .expect("scan");
+    assert_eq!(n_read, 300, "nothing of the unfinished append is read");
+    drop(reader);
+    assert!(stored_blocks(dir.path()) == stored, "a read open changed the store");
+
     let log = SledLog::open(dir.path(), OpenMode::Existing).expect("recover");
     assert_eq!(log.durable_head(), durable, "the next open sees what verify reported");
     drop(log);

@@ -248,3 +248,39 @@ fn a_verified_range_counts_its_own_records() {
         assert_eq!(report.last_good.hash, hashes[last as usize], "verify {from}..{to}");
     }
 }
+
+#[test]
+fn a_read_open_answers_as_a_writing_one_without_building_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    log.append_blocking((1..=50).map(|n| fact(registration(n))).collect()).expect("append");
+    log.append_blocking((1..=50).map(|n| fact(payment(n))).collect()).expect("append");
+    let head = log.durable_head();
+    let stream = payment(10).stream();
+    let by_index = log.read_stream_blocking(&stream).expect("stream");
+    drop(log);
+
+    let reader = SledLog::open(dir.path(), OpenMode::Read).expect("a read open");
+    assert_eq!(reader.durable_head(), head);
+    let by_scan = reader.read_stream_blocking(&stream).expect("stream");
+    assert_eq!(by_scan, by_index, "a stream's records are the same without the index");
+    assert!(!by_scan.is_empty(), "the stream has records");
+    let mut n_scanned = 0;
+    reader
+        .scan(1, head.position, |_| {
+            n_scanned += 1;
+            Ok(())
+        })
+        .expect("scan");
+    assert_eq!(n_scanned, 100);
+    assert!(
+        matches!(reader.append_blocking(vec![fact(payment(99))]), Err(LedgerError::Closed)),
+        "a read open appends nothing"
+    );
+    drop(reader);
+    assert_eq!(open(dir.path()).durable_head(), head, "nothing moved");
+    assert!(
+        matches!(SledLog::open(&dir.path().join("none"), OpenMode::Read), Err(LedgerError::NotFound(_))),
+        "no ledger is NotFound for a reader too"
+    );
+}

@@ -73,6 +73,13 @@ pub enum OpenMode {
     /// For audits of a possibly damaged log: no recovery, no indexes, no
     /// writer; reads and verification only.
     Audit,
+    /// For answers that only read (a lookup, a page of the log): no
+    /// writer and no indexes built, so opening costs the same whatever the
+    /// log's length. The head is the last complete append's; an unfinished
+    /// one (a crash inside an append, never acknowledged) is not read, and
+    /// the next writing open removes it. A damaged store is an error, as
+    /// for a writing open. A stream's records come from a scan.
+    Read,
 }
 
 pub(crate) struct Shared {
@@ -138,6 +145,8 @@ pub struct SledLog {
     /// What sled could not read of the log's end, for an audit open (a
     /// writing open fails instead).
     tail_damage: Option<String>,
+    /// Whether the stream index was built (not for `Audit` and `Read`).
+    indexed: bool,
     /// Last, so that the record goes once the writer has stopped.
     _owner: Option<OwnerFile>,
 }
@@ -247,7 +256,7 @@ impl SledLog {
         }
         let created = !path.exists();
         std::fs::create_dir_all(&path)?;
-        if mode != OpenMode::Audit {
+        if mode != OpenMode::Audit && mode != OpenMode::Read {
             restrict_to_owner(dir)?;
         }
         let db = open_sled(dir)?;
@@ -292,9 +301,15 @@ impl SledLog {
             dir: dir.to_path_buf(),
             unfinished: None,
             tail_damage: None,
+            indexed: false,
             _owner: owner,
         };
-        if mode != OpenMode::Audit {
+        if mode == OpenMode::Read {
+            log.read_tail_for_audit()?;
+            if let Some(detail) = log.tail_damage.take().or(log.contradicted_anchor()?) {
+                return Err(LedgerError::StoreDamaged { detail });
+            }
+        } else if mode != OpenMode::Audit {
             log.recover()?;
             let (head, keys) = log.rebuild_indexes()?;
             *lock_plain(&log.shared.durable) = head;
@@ -305,6 +320,7 @@ impl SledLog {
                 anchor::write(dir, head)?;
             }
             log.writer = Some(writer::start(Arc::clone(&log.shared), head, keys));
+            log.indexed = true;
         } else {
             log.read_tail_for_audit()?;
             if log.tail_damage.is_none() {
@@ -510,7 +526,10 @@ impl SledLog {
     /// Decodes the records in `[from, to]` into envelopes, calling `visit`
     /// in position order. Long scans decode on all cores.
     pub fn scan(&self, from: u64, to: u64, mut visit: impl FnMut(Envelope) -> Result<()>) -> Result<()> {
-        let n_records = to.min(self.durable_head().position).saturating_sub(from.max(1)).saturating_add(1);
+        // Readers see nothing past the durable head: an unfinished append
+        // that a read or audit open left in place is never read as records.
+        let to = to.min(self.durable_head().position);
+        let n_records = to.saturating_sub(from.max(1)).saturating_add(1);
         let n_decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
         if n_records >= scan::PARALLEL_FROM_RECORDS && n_decoders > 1 {
             return scan::parallel(self.blocks_from(from)?, from, to, n_decoders, &mut visit);
@@ -548,6 +567,16 @@ impl SledLog {
 
     fn read_positions(&self, stream: &str) -> Result<Vec<Envelope>> {
         let head = self.durable_head().position;
+        if !self.indexed {
+            let mut out = Vec::new();
+            self.scan(1, head, |envelope| {
+                if envelope.head.stream == stream {
+                    out.push(envelope);
+                }
+                Ok(())
+            })?;
+            return Ok(out);
+        }
         let positions: Vec<u64> = {
             let index = read_plain(&self.shared.index);
             let stream = self.shared.fingerprints.stream(stream);
