@@ -9,6 +9,7 @@ mod report;
 mod scale;
 mod serve_load;
 mod sqlite;
+mod store_probe;
 mod workload;
 mod yibao;
 
@@ -55,6 +56,39 @@ enum Command {
     /// lookup (p50/p99), a page of the log, verify, replay, serve (ready
     /// time, RSS after lookups) — and bytes on disk per fact.
     Scale(ScaleArgs),
+    /// Candidate stores for the per-person coverage records (SQLite, redb)
+    /// on the real payload: fill, cold open + 100 reads, 100,000 rewrites,
+    /// each in a child process with its peak RSS.
+    Store(StoreArgs),
+    /// One step of `store`, in a process of its own.
+    #[command(hide = true)]
+    StoreChild(StoreChildArgs),
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Persons of the generated prefecture-year.
+    #[arg(long, default_value_t = 1_000_000)]
+    persons: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the temporary data (removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct StoreChildArgs {
+    #[arg(long)]
+    kind: String,
+    #[arg(long)]
+    op: String,
+    #[arg(long)]
+    path: PathBuf,
+    #[arg(long)]
+    records: PathBuf,
+    #[arg(long)]
+    keys: PathBuf,
 }
 
 #[derive(Args)]
@@ -176,6 +210,13 @@ fn main() -> Result<()> {
             }
             .context("create the scratch directory")?;
             coverage::run(scratch.path(), args.persons, args.lookups, args.seed)
+        }
+        Command::Store(args) => {
+            let scratch = store_probe::scratch(args.dir.as_ref())?;
+            store_probe::run(scratch.path(), args.persons, args.seed)
+        }
+        Command::StoreChild(args) => {
+            store_probe::child_main(&args.kind, &args.op, &args.path, &args.records, &args.keys)
         }
         Command::Scale(args) => {
             let scratch = match &args.dir {

@@ -1,8 +1,8 @@
 //! `yibao-bench scale`: what each command costs as the ledger grows. For
 //! each size, a generated prefecture-year (六盘水 2021, distinct persons per
 //! seed) is imported by the `yibao` binary next to this one, then cold
-//! processes are timed from start to exit with their peak RSS (the kernel's
-//! `ru_maxrss` of that child): a coverage lookup for random persons, a page
+//! processes are timed from start to exit with their peak RSS (their own
+//! `VmHWM`, watched while they run): a coverage lookup for random persons, a page
 //! of the log, verify, the auditor's replay, and `serve` until it listens,
 //! with its RSS after a run of lookups. Bytes on disk per fact close each
 //! row. A step that fails (an import refused as too large) is reported in
@@ -33,48 +33,72 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `yibao --data DATA ARGS…` to its end; its peak RSS from `wait4`.
+/// Runs `yibao --data DATA ARGS…` to its end, with its peak RSS.
 fn run(yibao: &Path, data: &Path, args: &[&str]) -> Result<Run> {
+    let mut command = Command::new(yibao);
+    command.arg("--data").arg(data).args(args);
+    let finished = run_watched(&mut command)?;
+    Ok(Run {
+        seconds: finished.seconds,
+        peak_rss_mb: finished.peak_rss_mb,
+        ok: finished.ok,
+        stderr: finished.stderr.trim().lines().last().unwrap_or("").to_string(),
+    })
+}
+
+/// A child run to its end.
+pub(crate) struct Finished {
+    pub seconds: f64,
+    /// The child's own high-water mark (`VmHWM`), read every 2 ms while
+    /// it runs. Not the kernel's `ru_maxrss`: a spawned child's counts the
+    /// parent's resident set it started from, and a bench parent can hold
+    /// gigabytes.
+    pub peak_rss_mb: f64,
+    pub ok: bool,
+    pub stderr: String,
+}
+
+/// Runs `command` (standard output discarded, standard error kept) to its
+/// end, watching its peak RSS.
+pub(crate) fn run_watched(command: &mut Command) -> Result<Finished> {
     let started = Instant::now();
-    let child = Command::new(yibao)
-        .arg("--data")
-        .arg(data)
-        .args(args)
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {}", yibao.display()))?;
+        .context("starting a child process")?;
     let pid = child.id();
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr {
-        std::io::Read::read_to_string(&mut pipe, &mut stderr)?;
-    }
-    let (status, max_rss_kb) = wait_with_usage(pid)?;
-    Ok(Run {
+    let mut pipe = child.stderr.take().context("the child's stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    });
+    let mut peak_kb = 0_u64;
+    let status = loop {
+        if let Some(kb) = high_water_kb(pid) {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    Ok(Finished {
         seconds: started.elapsed().as_secs_f64(),
-        peak_rss_mb: max_rss_kb as f64 / 1024.0,
-        ok: status == 0,
-        stderr: stderr.trim().lines().last().unwrap_or("").to_string(),
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+        ok: status.success(),
+        stderr,
     })
 }
 
-/// Waits for child `pid`: its exit status (0 success; anything else a
-/// failure) and its peak resident set in KiB, as the kernel counted it.
-#[allow(unsafe_code)]
-fn wait_with_usage(pid: u32) -> Result<(i32, i64)> {
-    let pid = libc::pid_t::try_from(pid).context("a process id")?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: all-zero bytes are a valid `rusage` (plain integers).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `status` and `usage` are valid for writes for the call; the
-    // child is ours and not waited for elsewhere (its `Child` was consumed).
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if waited != pid {
-        bail!("waiting for process {pid}: {}", std::io::Error::last_os_error());
-    }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    Ok((code, usage.ru_maxrss))
+/// `VmHWM` of process `pid`, in KiB: its peak resident set so far.
+fn high_water_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The generated facts as import lines; returns the resident IDs of the

@@ -262,6 +262,16 @@ impl Coverage {
         &self.notes
     }
 
+    /// Every person's record as the projection keeps it, encoded (bincode),
+    /// under the identity they are known by now: the payload a per-person
+    /// store holds (see `yibao-bench store`).
+    pub fn encoded_persons(&self) -> impl Iterator<Item = (&Identity, bincode::Result<Vec<u8>>)> + '_ {
+        self.persons
+            .iter()
+            .filter(|p| p.merged_into.is_none())
+            .map(|person| (&person.current, bincode::serialize(person)))
+    }
+
     /// Number of persons known (registered or not).
     pub fn n_persons(&self) -> usize {
         self.persons.iter().filter(|p| p.merged_into.is_none()).count()
