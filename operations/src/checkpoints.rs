@@ -67,6 +67,18 @@ pub fn path<P: Checkpointed>(data: &Path) -> PathBuf {
 /// from its checkpoint when there is a usable one, else rebuilt from
 /// position 1. A projection that moved is saved again.
 pub fn caught_up<P: Checkpointed>(data: &Path, log: &dyn LogReader, upto: u64) -> Result<P, StorageError> {
+    caught_up_with(data, log, upto, |_| {})
+}
+
+/// `caught_up`, calling `loaded` on the projection as loaded from its
+/// checkpoint, before anything is folded into it (a projection rebuilt
+/// from position 1 instead is not passed to it).
+pub fn caught_up_with<P: Checkpointed>(
+    data: &Path,
+    log: &dyn LogReader,
+    upto: u64,
+    loaded: impl FnOnce(&mut P),
+) -> Result<P, StorageError> {
     let failed = |source| StorageError::Checkpoint { name: P::NAME, source };
     let path = path::<P>(data);
     let mut projection = match P::load(&path) {
@@ -84,6 +96,7 @@ pub fn caught_up<P: Checkpointed>(data: &Path, log: &dyn LogReader, upto: u64) -
     if projection.position() > upto {
         projection = P::empty();
     }
+    loaded(&mut projection);
     let before = projection.position();
     if let Err(error) = fold(&mut projection, log, upto) {
         if !error.needs_rebuild() {

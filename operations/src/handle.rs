@@ -7,11 +7,15 @@ use crate::checkpoints;
 use crate::error::{Classified, Kind, StorageError};
 use crate::facts;
 use ledger::event::FieldError;
+use ledger::Identity;
 use ledger::{Event, Head, OpenMode, SledLog};
-use projections::coverage::Coverage;
+use projections::coverage::{Coverage, PersonStore};
 use projections::family::{self, Family, Refusal, Verdict};
 use projections::Projection;
 use std::path::{Path, PathBuf};
+
+/// The per-person coverage store, under `DIR/projections/`.
+pub const PERSON_STORE: &str = "persons.sqlite";
 
 /// An open ledger.
 pub struct Ledger {
@@ -143,6 +147,55 @@ impl Ledger {
         checkpoints::caught_up(&self.data, &self.log, u64::MAX)
     }
 
+    /// The coverage projection as far as one person's questions need it:
+    /// that person alone from the per-person store when the store is at the
+    /// log's head (one read, whatever the ledger's size); else the whole
+    /// projection caught up from its checkpoint, which then brings the
+    /// store to the head (the persons folded since, or all of them when
+    /// the store is missing or elsewhere). A store that cannot be used is
+    /// noted and rebuilt; the answer never waits on it.
+    pub fn person_coverage(&self, person: &Identity) -> Result<Coverage, StorageError> {
+        let directory = self.data.join("projections");
+        let path = directory.join(PERSON_STORE);
+        let head = self.log.durable_head();
+        let store = std::fs::create_dir_all(&directory)
+            .map_err(|source| projections::coverage::StoreError::Io { path: path.clone(), source })
+            .and_then(|()| PersonStore::open(&path));
+        if let Ok(store) = &store {
+            if let Ok(Some(tip)) = store.tip() {
+                if tip.position == head.position && tip.hash == head.hash {
+                    match store.coverage_of(person) {
+                        Ok(found) => return Ok(found),
+                        Err(error) => eprintln!("note: {}", chain(&error)),
+                    }
+                }
+            }
+        }
+        let mut started_at = None;
+        let mut coverage: Coverage =
+            checkpoints::caught_up_with(&self.data, &self.log, u64::MAX, |loaded: &mut Coverage| {
+                started_at = Some(loaded.tip());
+                loaded.track_touched();
+            })?;
+        let written = store.and_then(|mut store| {
+            let store_tip = store.tip().ok().flatten();
+            if coverage.is_tracking() && store_tip.is_some() && store_tip == started_at {
+                store.write_touched(&mut coverage)
+            } else {
+                store.write_all(&mut coverage)
+            }
+        });
+        if let Err(error) = written {
+            eprintln!("note: {}; lookups read the whole projection until it is written", chain(&error));
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+        Ok(coverage)
+    }
+
     /// The family projection at position `upto`.
     pub fn family_at(&self, upto: u64) -> Result<Family, StorageError> {
         checkpoints::caught_up(&self.data, &self.log, upto)
@@ -199,4 +252,16 @@ pub(crate) fn record_on(
             Ok(Recorded::Appended { position, head: outcome.head, summary })
         }
     }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }

@@ -110,7 +110,7 @@ impl Ledger {
     /// which `answer_as_of` equals for the person).
     pub fn coverage_of(&self, query: &CoverageQuery, as_of: Option<UtcTime>) -> Result<CoverageAnswer, LookupError> {
         let Some(moment) = as_of else {
-            return answer(&self.coverage()?, query);
+            return answer(&self.person_coverage(&query.person)?, query);
         };
         let log: &dyn LogReader = self.log();
         let bar = crate::progress::bar(log.durable_head().position, "replay");

@@ -154,6 +154,7 @@ impl Coverage {
                 .collect(),
             notes: body.notes,
             n_notes_dropped: body.n_notes_dropped,
+            touched: None,
         })
     }
 }

@@ -30,7 +30,7 @@ impl Coverage {
             Event::IdentityConvertedV1(e) => self.on_converted(e),
             Event::PreRegistrationVoidedV1(e) => {
                 let id = self.person_id(&e.person);
-                self.persons[id as usize].voided_on = Some(e.voided_on);
+                self.person_mut(id).voided_on = Some(e.voided_on);
             }
             Event::HardshipCertifiedV1(e) => self.on_certified(e),
             Event::HardshipAssessedV1(e) => self.on_assessed(e, position),
@@ -48,6 +48,18 @@ impl Coverage {
         }
     }
 
+    /// A person's record for a change, noted when tracking is on.
+    fn person_mut(&mut self, id: PersonId) -> &mut PersonState {
+        self.mark_touched(id);
+        &mut self.persons[id as usize]
+    }
+
+    fn mark_touched(&mut self, id: PersonId) {
+        if let Some(touched) = &mut self.touched {
+            touched.insert(id);
+        }
+    }
+
     /// The person an identity names, created unregistered if unknown.
     fn person_id(&mut self, identity: &Identity) -> PersonId {
         if let Some(&id) = self.ids.get(identity) {
@@ -56,12 +68,13 @@ impl Coverage {
         let id = PersonId::try_from(self.persons.len()).unwrap_or(PersonId::MAX);
         self.persons.push(PersonState::new(identity.clone()));
         self.ids.insert(identity.clone(), id);
+        self.mark_touched(id);
         id
     }
 
     fn year_mut(&mut self, identity: &Identity, coverage_year: u16) -> &mut YearState {
         let id = self.person_id(identity);
-        self.persons[id as usize].year_mut(coverage_year)
+        self.person_mut(id).year_mut(coverage_year)
     }
 
     /// The latest document for a region-year wins; one that does not parse
@@ -89,7 +102,7 @@ impl Coverage {
     /// void pre-registration (重新办理参保登记) lifts the void.
     fn on_registered(&mut self, e: &PersonRegistered) {
         let id = self.person_id(&e.person);
-        let person = &mut self.persons[id as usize];
+        let person = self.person_mut(id);
         person.registration = Some(super::state::Registration {
             name: e.name.clone().into_boxed_str(),
             region: e.region,
@@ -110,11 +123,11 @@ impl Coverage {
             (Some(a), Some(b)) => self.merge(b, a, e),
             (Some(a), None) => {
                 self.ids.insert(e.to.clone(), a);
-                rename(&mut self.persons[a as usize], &e.to);
+                rename(self.person_mut(a), &e.to);
             }
             (None, Some(b)) => {
                 self.ids.insert(e.from.clone(), b);
-                let person = &mut self.persons[b as usize];
+                let person = self.person_mut(b);
                 person.former.push(e.from.clone());
                 let note =
                     format!("{} converted to {} before anything was recorded under it", e.from.masked(), e.to.masked());
@@ -123,7 +136,7 @@ impl Coverage {
             (None, None) => {
                 let id = self.person_id(&e.to);
                 self.ids.insert(e.from.clone(), id);
-                self.persons[id as usize].former.push(e.from.clone());
+                self.person_mut(id).former.push(e.from.clone());
             }
         }
     }
@@ -133,10 +146,11 @@ impl Coverage {
     /// registration (under the new ID) wins over the pre-registration.
     fn merge(&mut self, source: PersonId, target: PersonId, e: &IdentityConverted) {
         let mut taken = PersonState::new(e.to.clone());
-        std::mem::swap(&mut taken, &mut self.persons[source as usize]);
-        self.persons[source as usize].merged_into = Some(target);
+        std::mem::swap(&mut taken, self.person_mut(source));
+        self.person_mut(source).merged_into = Some(target);
         let mut identities = taken.former.clone();
         identities.push(taken.current.clone());
+        self.mark_touched(target);
         let person = &mut self.persons[target as usize];
         let registration = taken.registration.take();
         person.absorb(taken);
@@ -169,7 +183,7 @@ impl Coverage {
     fn on_assessed(&mut self, e: &HardshipAssessed, position: u64) {
         let id = self.person_id(&e.person);
         let refusal = self.assessment_refusal(id, e);
-        let year = self.persons[id as usize].year_mut(e.coverage_year);
+        let year = self.person_mut(id).year_mut(e.coverage_year);
         match refusal {
             Some(refusal) => year.note(format!(
                 "assessment of {} (group {}, person owes {}) refused, not applied: {}",
@@ -192,7 +206,7 @@ impl Coverage {
     /// it out; an explicit key can let it in).
     fn on_payment(&mut self, e: &PaymentReceived, position: u64) {
         let id = self.person_id(&e.person);
-        let person = &mut self.persons[id as usize];
+        let person = self.person_mut(id);
         let key = fingerprint(&e.channel, &e.channel_ref);
         if let Some((year, first)) = person.has_contribution(key) {
             person.year_mut(e.coverage_year).note(format!(
@@ -259,7 +273,7 @@ impl Coverage {
             submitted_on: e.at.business_date(),
             status: ProxyState::Submitted,
         };
-        self.persons[id as usize].year_mut(e.coverage_year).extra_mut().proxies.push(application);
+        self.person_mut(id).year_mut(e.coverage_year).extra_mut().proxies.push(application);
     }
 
     /// 受理中 / 缴费到账成功 / 受理失败 / 原渠道返还. Only 缴费到账成功 pays
@@ -270,7 +284,7 @@ impl Coverage {
             return;
         };
         let id = self.live(id);
-        let year = self.persons[id as usize].year_mut(coverage_year);
+        let year = self.person_mut(id).year_mut(coverage_year);
         let Some(index) =
             year.extra().and_then(|extra| extra.proxies.iter().position(|p| *p.application_id == *application_id))
         else {

@@ -38,6 +38,7 @@ mod payments;
 mod policies;
 mod state;
 mod states;
+mod store;
 mod subset;
 mod view;
 
@@ -46,6 +47,7 @@ pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
 pub use live::Pending;
 pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
 pub use state::MoneyOutOfRange;
+pub use store::{PersonStore, StoreError};
 pub use view::{source_words, CoverageState, Paid, PersonYear, Refunds, SplitView};
 
 use crate::policy::Policy;
@@ -76,6 +78,9 @@ pub struct Coverage {
     proxies: FxHashMap<Box<str>, (PersonId, u16)>,
     notes: Vec<String>,
     n_notes_dropped: u64,
+    /// With tracking on (`track_touched`), the persons the fold changed
+    /// since: what a per-person store writes back (`store.rs`).
+    touched: Option<rustc_hash::FxHashSet<PersonId>>,
 }
 
 /// Why the ledger should not record a hardship assessment (核定).
