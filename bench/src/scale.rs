@@ -101,10 +101,16 @@ fn high_water_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The generated facts as import lines; returns the resident IDs of the
-/// registered persons and the number of facts.
-fn write_facts(path: &Path, seed: u64, persons: u64) -> Result<(Vec<String>, u64)> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+/// Facts per import file: a file is one atomic batch, and the ledger takes
+/// at most 4,000,000 facts in one.
+const FILE_FACTS: u64 = 3_000_000;
+
+/// The generated facts as import lines, in files of at most `FILE_FACTS`;
+/// returns the files, the resident IDs of the registered persons and the
+/// number of facts.
+fn write_facts(dir: &Path, seed: u64, persons: u64) -> Result<(Vec<PathBuf>, Vec<String>, u64)> {
+    let mut files = Vec::new();
+    let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
     let mut ids = Vec::with_capacity(persons as usize);
     let mut n_facts = 0;
     for event in yibao::generate::facts(seed, persons) {
@@ -114,12 +120,24 @@ fn write_facts(path: &Path, seed: u64, persons: u64) -> Result<(Vec<String>, u64
                 ids.push(id);
             }
         }
-        serde_json::to_writer(&mut out, &yibao::facts::to_line(&event))?;
-        out.write_all(b"\n")?;
+        if n_facts % FILE_FACTS == 0 {
+            if let Some(mut full) = out.take() {
+                full.flush()?;
+            }
+            let path = dir.join(format!("facts-{}.jsonl", files.len() + 1));
+            out = Some(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?));
+            files.push(path);
+        }
+        if let Some(writer) = out.as_mut() {
+            serde_json::to_writer(&mut *writer, &yibao::facts::to_line(&event))?;
+            writer.write_all(b"\n")?;
+        }
         n_facts += 1;
     }
-    out.flush()?;
-    Ok((ids, n_facts))
+    if let Some(mut last) = out {
+        last.flush()?;
+    }
+    Ok((files, ids, n_facts))
 }
 
 /// The `q`-quantile of `sorted` (nearest rank).
@@ -178,19 +196,38 @@ pub fn run_scale(dir: &Path, scale: &Scale) -> Result<()> {
 
 fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) -> Result<Row> {
     std::fs::create_dir_all(dir)?;
-    let facts = dir.join("facts.jsonl");
     let data = dir.join("data");
     let label = format!("{persons} persons");
-    let (ids, n_facts) = crate::phase(&format!("{label}: generate facts"), || write_facts(&facts, seed, persons))?;
+    let (files, ids, n_facts) = crate::phase(&format!("{label}: generate facts"), || write_facts(dir, seed, persons))?;
     let mut cells = Vec::new();
     let init = run(yibao, &data, &["init"])?;
     if !init.ok {
         bail!("yibao init failed: {}", init.stderr);
     }
-    let facts_arg = facts.to_string_lossy().into_owned();
-    let import = crate::phase(&format!("{label}: import"), || run(yibao, &data, &["import", &facts_arg]))?;
-    cells.push(("import".into(), cell(&import, |r| format!("{:.1} s, {:.0} MB", r.seconds, r.peak_rss_mb))));
-    std::fs::remove_file(&facts)?;
+    let mut imports = Vec::new();
+    crate::phase(&format!("{label}: import ({} file(s))", files.len()), || {
+        for file in &files {
+            let imported = run(yibao, &data, &["import", &file.to_string_lossy()])?;
+            let failed = !imported.ok;
+            imports.push(imported);
+            std::fs::remove_file(file)?;
+            if failed {
+                break;
+            }
+        }
+        Ok(())
+    })?;
+    let import_cell = match imports.iter().find(|r| !r.ok) {
+        Some(failed) => format!("failed: {}", failed.stderr),
+        None => format!(
+            "{:.1} s, {:.0} MB ({} file(s) of at most {})",
+            imports.iter().map(|r| r.seconds).sum::<f64>(),
+            imports.iter().map(|r| r.peak_rss_mb).fold(0.0, f64::max),
+            imports.len(),
+            crate::report::count(FILE_FACTS as f64)
+        ),
+    };
+    cells.push(("import".into(), import_cell));
     // The first process after an import builds the checkpoints: not cold.
     let warm = crate::phase(&format!("{label}: first lookup (builds checkpoints)"), || {
         run(yibao, &data, &["coverage", ids.first().map_or("", String::as_str)])
