@@ -343,7 +343,7 @@ fn rss_of(pid: u32) -> Option<f64> {
 
 fn print_rows(rows: &[Row], scale: &Scale) {
     println!(
-        "yibao by ledger size: cold processes of the yibao binary timed from start to exit, peak RSS from the kernel \
+        "yibao by ledger size: cold processes of the yibao binary timed from start to exit, with each one's own peak RSS \
          ({} cold lookups per size, serve RSS after {} lookups)",
         scale.lookups, scale.serve_lookups
     );
