@@ -120,3 +120,69 @@ fn a_lookup_reads_the_store_once_it_is_at_the_head() {
     let moved = PersonStore::open(&store).expect("open").tip().expect("tip").expect("a tip");
     assert!(moved.position > tip.position);
 }
+
+/// A lookup killed (`kill -9`) at any moment while it catches the whole
+/// projection up and writes the person store back leaves the store at its
+/// previous tip or at the new one, never between: the next lookup answers
+/// every person as the whole projection folded from the log does.
+#[test]
+fn a_lookup_killed_while_writing_the_store_leaves_it_right() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    yibao(&data, &["init"]);
+    let facts: Vec<Event> = yibao::generate::facts(11, 20_000).collect();
+    let persons: Vec<Identity> = facts
+        .iter()
+        .filter_map(|e| match e {
+            Event::PersonRegisteredV1(r) if !r.person.to_string().starts_with("other") => Some(r.person.clone()),
+            _ => None,
+        })
+        .collect();
+    let file = dir.path().join("facts.jsonl");
+    let lines: Vec<String> = facts.iter().map(|e| yibao::facts::to_line(e).to_string()).collect();
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    yibao(&data, &["import", file.to_str().expect("utf-8")]);
+    yibao(&data, &["coverage", &persons[0].to_string()]);
+    for (round, delay_ms) in [5_u64, 20, 45, 80, 130, 200, 320].into_iter().enumerate() {
+        // New facts for a few thousand persons: the store is behind.
+        let batch: Vec<String> = persons
+            .iter()
+            .skip(round * 2_000)
+            .take(2_000)
+            .enumerate()
+            .map(|(k, person)| {
+                format!(
+                    r#"{{"type":"payment_received","v":1,"person":"{person}","coverage_year":2022,"amount":"350.00","channel":"wechat","channel_ref":"KILL-{round}-{k}","paid_at":"2021-10-05T09:30:12+08:00"}}"#
+                )
+            })
+            .collect();
+        std::fs::write(&file, batch.join("\n")).expect("write");
+        yibao(&data, &["import", file.to_str().expect("utf-8")]);
+        let mut lookup = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
+            .arg("--data")
+            .arg(&data)
+            .args(["coverage", &persons[round].to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("a lookup");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = lookup.kill();
+        let _ = lookup.wait();
+    }
+    // Whatever the kills left, the next lookups answer as the whole log.
+    let checked: Vec<&Identity> = persons.iter().step_by(97).take(150).collect();
+    let mut from_cli = Vec::new();
+    for person in &checked {
+        from_cli.push(yibao(&data, &["coverage", &person.to_string(), "--json"]));
+    }
+    let log = SledLog::open(&data, OpenMode::Read).expect("a read open");
+    let whole = folded(&log);
+    for (person, answered) in checked.iter().zip(&from_cli) {
+        let expected =
+            answer(&whole, &CoverageQuery { person: (*person).clone(), year: None, on: None }).expect("a known person");
+        let expected = serde_json::to_value(expected).expect("serializes");
+        let answered: serde_json::Value = serde_json::from_str(answered).expect("JSON");
+        assert_eq!(answered, expected, "{}", person.masked());
+    }
+}
