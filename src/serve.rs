@@ -210,7 +210,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let log = open(data, OpenMode::Existing)?;
     let channels = crate::commands::channels(data)?;
-    let coverage = crate::lookup::coverage(data, &log)?;
+    let coverage = operations::coverage_keeping_the_store(data, &log).map_err(crate::exit::classified)?;
     let family = crate::family::family_at(data, &log, coverage.position())?;
     let (access, access_writer) = access::start(data)?;
     let app = Arc::new(App {
@@ -371,7 +371,12 @@ fn save_checkpoint(app: &App) -> Result<()> {
         operations::checkpoints::save(&app.data, coverage)?;
         Ok(operations::checkpoints::save(&app.data, family)?)
     })
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?
+    .map_err(|e| anyhow::anyhow!("{}", e.message))??;
+    // The per-person store to the same position: the persons changed
+    // while serving (see `operations::coverage_keeping_the_store`).
+    let mut coverage = app.coverage_write()?;
+    operations::write_back_persons(&app.data, &mut coverage);
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -10,6 +10,8 @@ use operations::coverage::{answer, CoverageQuery};
 use projections::coverage::{Coverage, PersonStore};
 use projections::Projection;
 
+mod common;
+
 const DEMO_FACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
 /// 张伟, a holder in the demo.
 const DEMO_PERSON: &str = "520502198503121233";
@@ -185,4 +187,42 @@ fn a_lookup_killed_while_writing_the_store_leaves_it_right() {
         let answered: serde_json::Value = serde_json::from_str(answered).expect("JSON");
         assert_eq!(answered, expected, "{}", person.masked());
     }
+}
+
+/// The service keeps the per-person store at the head: the persons it
+/// changed while serving are written back when it stops, so the next
+/// lookup reads the store alone.
+#[test]
+fn the_service_writes_the_persons_it_changed_back_when_it_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    yibao(data, &["import", DEMO_FACTS]);
+    yibao(data, &["coverage", DEMO_PERSON]);
+    let channel = "[[token]]\nname = \"channel-1\"\ntoken = \"channel-token-0123456789\"\nrole = \"channel\"\nchannels = [\"wechat\"]\n";
+    let mut server = common::server::spawn(data, channel, &[]);
+    let payment = serde_json::json!({
+        "type": "payment_received", "v": 1, "person": DEMO_PERSON, "coverage_year": 2026,
+        "amount": "400.00", "channel": "wechat", "channel_ref": "WX-SERVE-STORE-1",
+        "paid_at": "2025-10-01T09:00:00+08:00"
+    });
+    let posted = ureq::post(&format!("http://{}/v1/events", server.addr))
+        .set("Authorization", "Bearer channel-token-0123456789")
+        .send_json(payment);
+    let posted = posted.expect("posted").into_string().expect("an answer");
+    assert!(posted.contains("\"n_appended\":1"), "{posted}");
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let stopped = server.child.wait().expect("wait");
+    assert!(stopped.success(), "{stopped}");
+    // Without the checkpoint, an answer can only come from the store.
+    std::fs::remove_file(data.join("projections").join("coverage.ckpt")).expect("remove");
+    let answer = yibao(data, &["coverage", DEMO_PERSON, "--json"]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+    assert!(
+        answer.to_string().contains("WX-SERVE-STORE-1") || answer["years"].to_string().contains("2026"),
+        "{answer}"
+    );
+    assert_eq!(answer["log_position"], 27, "the store is at the head the service left");
+    assert!(!data.join("projections").join("coverage.ckpt").exists(), "the lookup read the store alone");
 }

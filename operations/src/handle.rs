@@ -186,12 +186,7 @@ impl Ledger {
             }
         });
         if let Err(error) = written {
-            eprintln!("note: {}; lookups read the whole projection until it is written", chain(&error));
-            for suffix in ["", "-wal", "-shm"] {
-                let mut file = path.clone().into_os_string();
-                file.push(suffix);
-                let _ = std::fs::remove_file(file);
-            }
+            forget_person_store(&path, &error);
         }
         Ok(coverage)
     }
@@ -251,6 +246,45 @@ pub(crate) fn record_on(
             }
             Ok(Recorded::Appended { position, head: outcome.head, summary })
         }
+    }
+}
+
+/// A person store that cannot be used: noted and removed, so that the
+/// next lookup writes it whole.
+fn forget_person_store(path: &Path, error: &projections::coverage::StoreError) {
+    eprintln!("note: {}; lookups read the whole projection until it is written", chain(error));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_path_buf().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// The whole coverage projection for a process that keeps it (the
+/// service): from its checkpoint caught up with `log`, noting the persons
+/// it changes from here on when the per-person store is at the
+/// checkpoint's tip, so that `write_back_persons` keeps the store at the
+/// head at the end.
+pub fn coverage_keeping_the_store(data: &Path, log: &dyn ledger::LogReader) -> Result<Coverage, StorageError> {
+    let path = data.join("projections").join(PERSON_STORE);
+    let store_tip = path.exists().then(|| PersonStore::open(&path).ok()?.tip().ok().flatten()).flatten();
+    checkpoints::caught_up_with(data, log, u64::MAX, |loaded: &mut Coverage| {
+        if store_tip.is_some() && store_tip == Some(loaded.tip()) {
+            loaded.track_touched();
+        }
+    })
+}
+
+/// Writes back to the per-person store the persons `coverage` changed
+/// since `coverage_keeping_the_store` (nothing when it did not track them:
+/// the next lookup writes the store whole).
+pub fn write_back_persons(data: &Path, coverage: &mut Coverage) {
+    if !coverage.is_tracking() {
+        return;
+    }
+    let path = data.join("projections").join(PERSON_STORE);
+    if let Err(error) = PersonStore::open(&path).and_then(|mut store| store.write_touched(coverage)) {
+        forget_person_store(&path, &error);
     }
 }
 

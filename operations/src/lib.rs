@@ -26,4 +26,6 @@ pub mod register;
 pub mod replay;
 
 pub use error::{Classified, Kind, StorageError};
-pub use handle::{record, Ledger, OpenError, Projections, RecordError, Recorded};
+pub use handle::{
+    coverage_keeping_the_store, record, write_back_persons, Ledger, OpenError, Projections, RecordError, Recorded,
+};
