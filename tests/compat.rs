@@ -91,4 +91,7 @@ fn the_v1_ledger_answers_the_same_coverage_from_its_checkpoint() {
         assert_eq!(text("covered_from"), covered_from, "{id} {year}: covered from");
         assert_eq!(text("covered_until"), covered_until, "{id} {year}: covered until");
     }
+    // The first lookup wrote the per-person store from the v1 checkpoint;
+    // the rows after it were answered from that store.
+    assert!(data.join("projections").join("persons.sqlite").exists(), "no person store written");
 }

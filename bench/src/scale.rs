@@ -149,8 +149,11 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
-/// Bytes of every file under `dir`.
-fn bytes_under(dir: &Path) -> u64 {
+/// Bytes of every file under `dir` (or of `dir`, a file).
+pub(crate) fn bytes_under(dir: &Path) -> u64 {
+    if dir.is_file() {
+        return dir.metadata().map_or(0, |m| m.len());
+    }
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .filter_map(|entry| entry.ok())

@@ -9,7 +9,7 @@
 //! store's alone; fill and rewrite read the records file into memory first
 //! (about 130 MB per million persons), which their RSS includes.
 
-use crate::scale::run_watched;
+use crate::scale::{bytes_under, run_watched};
 use anyhow::{bail, Context, Result};
 use ledger::{NewEvent, OpenMode, SledLog};
 use projections::coverage::Coverage;
@@ -137,14 +137,6 @@ fn read_records(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         input.read_exact(&mut value)?;
         out.push((String::from_utf8(key).context("a key")?, value));
     }
-}
-
-fn bytes_under(dir: &Path) -> u64 {
-    if dir.is_file() {
-        return dir.metadata().map_or(0, |m| m.len());
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries.filter_map(|e| e.ok()).map(|e| bytes_under(&e.path())).sum()
 }
 
 /// One child's work.

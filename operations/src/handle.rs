@@ -4,7 +4,7 @@
 
 use crate::channels::{Channels, ChannelsError};
 use crate::checkpoints;
-use crate::error::{Classified, Kind, StorageError};
+use crate::error::{chain, Classified, Kind, StorageError};
 use crate::facts;
 use ledger::event::FieldError;
 use ledger::Identity;
@@ -286,16 +286,4 @@ pub fn write_back_persons(data: &Path, coverage: &mut Coverage) {
     if let Err(error) = PersonStore::open(&path).and_then(|mut store| store.write_touched(coverage)) {
         forget_person_store(&path, &error);
     }
-}
-
-/// An error and its causes, `: `-separated.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
 }

@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use operations::error::chain;
 use operations::{Classified, Kind};
 use serde::Serialize;
 
@@ -57,7 +58,6 @@ impl ApiError {
     /// An operation's error, answered by its kind: the message is the
     /// error's chain (operations never put personal data in messages
     /// beyond masked IDs); storage failures go to the server's log only.
-    #[allow(dead_code)]
     pub fn classified<E: Classified>(error: &E) -> ApiError {
         let message = chain(error);
         let mut answer = match error.kind() {
@@ -75,19 +75,6 @@ impl ApiError {
         answer.field = error.field().map(str::to_string);
         answer
     }
-}
-
-/// An error and its causes, `: `-separated, as `{:#}` prints an anyhow chain.
-#[allow(dead_code)]
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
 }
 
 /// The body of every error answer (`Error` in the OpenAPI document).

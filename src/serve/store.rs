@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use ledger::sync::{lock_plain, read_plain, write_plain};
 use ledger::{Head, LedgerError, OpenMode, SledLog};
+use operations::error::chain;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,18 +183,6 @@ fn probe(data: &Path) -> std::io::Result<()> {
     let removed = std::fs::remove_file(&path);
     written?;
     removed
-}
-
-/// The error and its causes, as one line.
-fn chain(error: &LedgerError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn is_no_space(error: &LedgerError) -> bool {
