@@ -342,16 +342,21 @@ fn terminate(server: &Server) {
     assert!(killed.success());
 }
 
-/// Waits for the server to exit 0 with both checkpoints saved.
-fn wait_for_exit(mut server: Server, data: &Path) {
+/// Waits (20 s at most) for the server told to stop to exit.
+fn stopped(mut server: Server) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
+    loop {
         if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
+            return status;
         }
         assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// Waits for the server to exit 0 with both checkpoints saved.
+fn wait_for_exit(server: Server, data: &Path) {
+    let status = stopped(server);
     assert!(status.success(), "exit status {status}");
     assert!(data.join("projections").join("coverage.ckpt").exists(), "no coverage checkpoint saved");
     assert!(data.join("projections").join("family.ckpt").exists(), "no family checkpoint saved");
@@ -1208,15 +1213,7 @@ fn a_full_disk_refuses_writes_and_writes_resume_when_space_is_back() {
     fill(&filler);
     assert_eq!(post_until_refused(&server, "WX-FULL-AGAIN").0, 507);
     terminate(&server);
-    let mut server = server;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = stopped(server);
     assert!(status.success(), "SIGTERM on a full disk: exit status {status}");
     std::fs::remove_file(&filler).expect("delete the filler");
     cli(&data, &["verify"]);
