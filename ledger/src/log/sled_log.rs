@@ -627,8 +627,9 @@ impl SledLog {
     }
 
     /// How many records the open read to bring the index up to the head
-    /// (all of them when the index was rebuilt; for a `Read` open, counted
-    /// at its first stream read).
+    /// (all of them when the index was rebuilt). For a `Read` open, known
+    /// at its first stream read: the tail, or the whole log when there is
+    /// no usable index on disk and stream reads scan it.
     pub fn opened_tail(&self) -> u64 {
         self.opened_tail.load(Ordering::Relaxed)
     }
@@ -640,14 +641,19 @@ impl SledLog {
             return false;
         }
         let head = self.durable_head();
-        let Ok(Some((covered, runs))) = self.matching_index(&manifest::dir_of(&self.dir), head) else { return false };
-        match self.index_tail(covered, head.position) {
-            Ok((_, _, streams)) => {
-                *write_plain(&self.shared.index) = Indexes { streams, frozen: Vec::new(), runs };
-                true
+        let loaded = match self.matching_index(&manifest::dir_of(&self.dir), head) {
+            Ok(Some((covered, runs))) => {
+                self.index_tail(covered, head.position).ok().map(|(_, _, streams)| (streams, runs))
             }
-            Err(_) => false,
-        }
+            _ => None,
+        };
+        let Some((streams, runs)) = loaded else {
+            // Every stream read scans the whole log.
+            self.opened_tail.store(head.position, Ordering::Relaxed);
+            return false;
+        };
+        *write_plain(&self.shared.index) = Indexes { streams, frozen: Vec::new(), runs };
+        true
     }
 
     /// For tests: whether the index the open loaded (runs and tail) answers
