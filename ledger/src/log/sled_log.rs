@@ -544,7 +544,7 @@ impl SledLog {
         &self,
         index_dir: &Path,
         head: Head,
-    ) -> std::result::Result<Option<(Head, Vec<Arc<Run>>)>, String> {
+    ) -> std::result::Result<Option<OnDisk>, String> {
         let Some(secret) = self.secret.as_ref() else { return Ok(None) };
         let Some(found) = manifest::read(index_dir).map_err(|error| describe(&error))? else { return Ok(None) };
         if found.ledger_id != self.header.ledger_id || found.secret_check != index::secret_check(secret) {
@@ -783,6 +783,9 @@ impl SledLog {
         Ok(out)
     }
 }
+
+/// The runs of a usable index on disk, and the head they cover.
+type OnDisk = (Head, Vec<Arc<Run>>);
 
 /// An error and its causes, for a note.
 fn describe(error: &LedgerError) -> String {
