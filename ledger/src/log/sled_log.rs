@@ -540,11 +540,7 @@ impl SledLog {
     /// The runs of the index on disk and the head they cover, when its
     /// manifest was made for this log, up to `head`, with this secret.
     /// `Ok(None)`: there is no index on disk; `Err`: why it cannot be used.
-    fn matching_index(
-        &self,
-        index_dir: &Path,
-        head: Head,
-    ) -> std::result::Result<Option<OnDisk>, String> {
+    fn matching_index(&self, index_dir: &Path, head: Head) -> std::result::Result<Option<OnDisk>, String> {
         let Some(secret) = self.secret.as_ref() else { return Ok(None) };
         let Some(found) = manifest::read(index_dir).map_err(|error| describe(&error))? else { return Ok(None) };
         if found.ledger_id != self.header.ledger_id || found.secret_check != index::secret_check(secret) {
