@@ -3,11 +3,13 @@
 //! ```text
 //! keys section    n × ( key fp u128 | position u64 | content u64 )     sorted
 //! streams section n × ( stream fp u128 | version u64 | position u64 )  sorted
-//! meta            bincode RunMeta: per section its pages' first entries,
-//!                 their checksums and a bloom filter of its fingerprints
-//! footer          meta offset u64 | meta length u64 | meta xxh3 u64 | magic
+//! keys meta       bincode SectionMeta: the pages' first entries, their
+//! streams meta    checksums and a bloom filter of the section's fingerprints
+//! footer          keys meta offset u64 | keys meta length u64 | its xxh3 u64
+//!                 | streams meta length u64 | its xxh3 u64 | magic
 //! ```
-//! Opening a run reads its meta only (about 1.5 bytes per entry); a lookup
+//! Opening a run reads its metas only (about 1.5 bytes per entry; a read
+//! open, which never checks keys, only the streams'); a lookup
 //! asks the bloom filter, then reads and checks one page (4 KiB) with a
 //! positioned read. A page whose checksum fails is an error, never an answer.
 
@@ -24,7 +26,7 @@ const PAGE_ENTRIES: usize = 128;
 const ENTRY_BYTES: usize = 32;
 const PAGE_BYTES: usize = PAGE_ENTRIES * ENTRY_BYTES;
 const MAGIC: &[u8; 8] = b"YBIXRUN1";
-const FOOTER_BYTES: usize = 8 + 8 + 8 + 8;
+const FOOTER_BYTES: usize = 5 * 8 + 8;
 /// About 1% false positives.
 const BLOOM_BITS_PER_KEY: u64 = 10;
 const BLOOM_PROBES: u64 = 7;
@@ -71,18 +73,14 @@ struct SectionMeta {
     bloom: Vec<u64>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct RunMeta {
-    keys: SectionMeta,
-    streams: SectionMeta,
-}
-
 /// An open run.
 pub(crate) struct Run {
     pub id: u64,
     path: PathBuf,
     file: File,
-    meta: RunMeta,
+    /// Not loaded for a read open.
+    keys: Option<SectionMeta>,
+    streams: SectionMeta,
 }
 
 pub(crate) fn file_name(id: u64) -> String {
@@ -95,8 +93,9 @@ pub(crate) fn id_of(name: &str) -> Option<u64> {
 }
 
 impl Run {
-    /// Opens a run, reading and checking its meta.
-    pub fn open(dir: &Path, id: u64) -> Result<Run> {
+    /// Opens a run, reading and checking its metas (the keys' only when
+    /// `with_keys`: a run opened without them answers streams only).
+    pub fn open(dir: &Path, id: u64, with_keys: bool) -> Result<Run> {
         let path = dir.join(file_name(id));
         let file = File::open(&path)?;
         let damaged = |why: &str| damaged(&path, why);
@@ -107,40 +106,45 @@ impl Run {
         let mut footer = [0u8; FOOTER_BYTES];
         file.read_exact_at(&mut footer, length - FOOTER_BYTES as u64)?;
         let word = |i: usize| u64::from_le_bytes(footer[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        if &footer[24..] != MAGIC {
+        if &footer[40..] != MAGIC {
             return Err(damaged("no run footer"));
         }
-        let (meta_offset, meta_length, meta_checksum) = (word(0), word(1), word(2));
-        if meta_offset.checked_add(meta_length) != Some(length - FOOTER_BYTES as u64) {
-            return Err(damaged("footer does not frame the meta"));
+        let (keys_offset, keys_length, keys_checksum, streams_length, streams_checksum) =
+            (word(0), word(1), word(2), word(3), word(4));
+        let streams_offset = keys_offset.checked_add(keys_length).ok_or_else(|| damaged("footer overflows"))?;
+        if streams_offset.checked_add(streams_length) != Some(length - FOOTER_BYTES as u64) {
+            return Err(damaged("footer does not frame the metas"));
         }
-        let mut meta_bytes = vec![0u8; usize::try_from(meta_length).map_err(|_| damaged("meta too large"))?];
-        file.read_exact_at(&mut meta_bytes, meta_offset)?;
-        if xxh3_64(&meta_bytes) != meta_checksum {
-            return Err(damaged("meta checksum fails"));
-        }
-        let meta: RunMeta = bincode::deserialize(&meta_bytes).map_err(|_| damaged("meta does not parse"))?;
-        for section in [&meta.keys, &meta.streams] {
-            let n_pages = section.n_entries.div_ceil(PAGE_ENTRIES as u64);
-            let end = section.offset + section.n_entries * ENTRY_BYTES as u64;
-            if section.page_firsts.len() as u64 != n_pages
-                || section.page_checksums.len() as u64 != n_pages
-                || end > meta_offset
-                || section.bloom.is_empty()
-                || section.bloom.len() % BLOOM_BLOCK_WORDS != 0
-            {
-                return Err(damaged("meta does not match the sections"));
+        let read_meta = |offset: u64, length: u64, checksum: u64| -> Result<SectionMeta> {
+            let mut bytes = vec![0u8; usize::try_from(length).map_err(|_| damaged("meta too large"))?];
+            file.read_exact_at(&mut bytes, offset)?;
+            if xxh3_64(&bytes) != checksum {
+                return Err(damaged("meta checksum fails"));
             }
-        }
-        Ok(Run { id, path, file, meta })
+            let meta: SectionMeta = bincode::deserialize(&bytes).map_err(|_| damaged("meta does not parse"))?;
+            let n_pages = meta.n_entries.div_ceil(PAGE_ENTRIES as u64);
+            let end = meta.n_entries.checked_mul(ENTRY_BYTES as u64).and_then(|bytes| bytes.checked_add(meta.offset));
+            if meta.page_firsts.len() as u64 != n_pages
+                || meta.page_checksums.len() as u64 != n_pages
+                || end.is_none_or(|end| end > keys_offset)
+                || meta.bloom.is_empty()
+                || meta.bloom.len() % BLOOM_BLOCK_WORDS != 0
+            {
+                return Err(damaged("meta does not match its section"));
+            }
+            Ok(meta)
+        };
+        let keys = with_keys.then(|| read_meta(keys_offset, keys_length, keys_checksum)).transpose()?;
+        let streams = read_meta(streams_offset, streams_length, streams_checksum)?;
+        Ok(Run { id, path, file, keys, streams })
     }
 
     pub fn n_keys(&self) -> u64 {
-        self.meta.keys.n_entries
+        self.section(Section::Keys).n_entries
     }
 
     pub fn n_entries(&self) -> u64 {
-        self.meta.keys.n_entries + self.meta.streams.n_entries
+        self.n_keys() + self.streams.n_entries
     }
 
     pub fn path(&self) -> &Path {
@@ -149,8 +153,8 @@ impl Run {
 
     fn section(&self, section: Section) -> &SectionMeta {
         match section {
-            Section::Keys => &self.meta.keys,
-            Section::Streams => &self.meta.streams,
+            Section::Keys => self.keys.as_ref().expect("only writing opens, which load the keys, ask for them"),
+            Section::Streams => &self.streams,
         }
     }
 
@@ -380,24 +384,32 @@ pub(crate) fn write(
         streams_writer.push(entry?, &mut out)?;
     }
     let streams_meta = streams_writer.finish(&mut out)?;
-    let meta_offset = streams_offset + streams_meta.n_entries * ENTRY_BYTES as u64;
-    let meta_bytes = bincode::serialize(&RunMeta { keys: keys_meta, streams: streams_meta })
-        .map_err(|error| LedgerError::Io(std::io::Error::other(error)))?;
-    out.write_all(&meta_bytes)?;
-    out.write_all(&meta_offset.to_le_bytes())?;
-    out.write_all(&(meta_bytes.len() as u64).to_le_bytes())?;
-    out.write_all(&xxh3_64(&meta_bytes).to_le_bytes())?;
+    let keys_offset = streams_offset + streams_meta.n_entries * ENTRY_BYTES as u64;
+    let encode =
+        |meta: &SectionMeta| bincode::serialize(meta).map_err(|error| LedgerError::Io(std::io::Error::other(error)));
+    let (keys_bytes, streams_bytes) = (encode(&keys_meta)?, encode(&streams_meta)?);
+    out.write_all(&keys_bytes)?;
+    out.write_all(&streams_bytes)?;
+    for word in [
+        keys_offset,
+        keys_bytes.len() as u64,
+        xxh3_64(&keys_bytes),
+        streams_bytes.len() as u64,
+        xxh3_64(&streams_bytes),
+    ] {
+        out.write_all(&word.to_le_bytes())?;
+    }
     out.write_all(MAGIC)?;
     let file = out.into_inner().map_err(|error| LedgerError::Io(error.into_error()))?;
     file.sync_all()?;
     std::fs::rename(&temporary, dir.join(file_name(id)))?;
-    Run::open(dir, id)
+    Run::open(dir, id, true)
 }
 
 /// Merges runs (any order: their entries never repeat) into a new one.
 pub(crate) fn merge(dir: &Path, id: u64, runs: &[&Run]) -> Result<Run> {
-    let n_keys: u64 = runs.iter().map(|run| run.meta.keys.n_entries).sum();
-    let n_streams: u64 = runs.iter().map(|run| run.meta.streams.n_entries).sum();
+    let n_keys: u64 = runs.iter().map(|run| run.n_keys()).sum();
+    let n_streams: u64 = runs.iter().map(|run| run.streams.n_entries).sum();
     let keys = merged(runs.iter().map(|run| run.entries(Section::Keys)).collect::<Result<_>>()?);
     let streams = merged(runs.iter().map(|run| run.entries(Section::Streams)).collect::<Result<_>>()?);
     write(dir, id, keys, n_keys, streams, n_streams)
@@ -520,7 +532,7 @@ mod tests {
         let mut bytes = std::fs::read(run.path()).expect("read");
         bytes[100] ^= 0xff;
         std::fs::write(run.path(), &bytes).expect("write");
-        let reopened = Run::open(dir.path(), 1).expect("meta intact");
+        let reopened = Run::open(dir.path(), 1, true).expect("meta intact");
         assert!(reopened.last_at_or_below(Section::Keys, 2, u64::MAX).is_err());
     }
 }

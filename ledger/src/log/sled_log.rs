@@ -560,7 +560,7 @@ impl SledLog {
         let runs = found
             .run_ids
             .iter()
-            .map(|&id| Run::open(index_dir, id).map(Arc::new))
+            .map(|&id| Run::open(index_dir, id, self.mode != OpenMode::Read).map(Arc::new))
             .collect::<Result<Vec<_>>>()
             .map_err(|error| describe(&error))?;
         Ok(Some((covered, runs)))
