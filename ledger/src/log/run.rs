@@ -128,7 +128,7 @@ impl Run {
                 || meta.page_checksums.len() as u64 != n_pages
                 || end.is_none_or(|end| end > keys_offset)
                 || meta.bloom.is_empty()
-                || meta.bloom.len() % BLOOM_BLOCK_WORDS != 0
+                || !meta.bloom.len().is_multiple_of(BLOOM_BLOCK_WORDS)
             {
                 return Err(damaged("meta does not match its section"));
             }
