@@ -138,3 +138,22 @@ fn a_read_open_answers_a_stream_from_the_index() {
     assert_eq!(log.opened_tail(), 0, "the stream came from the index, not a scan");
     assert!(log.read_stream_blocking("person/none").expect("read").is_empty());
 }
+
+#[test]
+fn a_new_key_reads_no_page_and_a_stream_seen_before_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = SledLog::open(dir.path(), OpenMode::Create).expect("create");
+    append_payments(&log, "old", 2_000, 50);
+    drop(log);
+    let log = SledLog::open(dir.path(), OpenMode::Existing).expect("reopen");
+    // New keys of new persons: the blooms answer (about 1% say maybe).
+    let events: Vec<NewEvent> = (0..1_000).map(|i| payment(&format!("new-{i}"), 1_000 + i)).collect();
+    log.append_blocking(events).expect("append");
+    let n_new = log.index_page_reads_for_tests();
+    assert!(n_new <= 100, "{n_new} page reads for 1,000 new keys and streams");
+    // New keys of the 50 persons in the run: one page read per stream.
+    let events: Vec<NewEvent> = (0..500).map(|i| payment(&format!("again-{i}"), i % 50)).collect();
+    log.append_blocking(events).expect("append");
+    let n_seen = log.index_page_reads_for_tests() - n_new;
+    assert!((50..=100).contains(&n_seen), "{n_seen} page reads for 50 streams seen before");
+}

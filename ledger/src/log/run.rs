@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Entries per page: 4 KiB pages.
@@ -81,6 +82,8 @@ pub(crate) struct Run {
     /// Not loaded for a read open.
     keys: Option<SectionMeta>,
     streams: SectionMeta,
+    /// Pages read by lookups: what the blooms are there to keep low.
+    n_page_reads: AtomicU64,
 }
 
 pub(crate) fn file_name(id: u64) -> String {
@@ -136,7 +139,11 @@ impl Run {
         };
         let keys = with_keys.then(|| read_meta(keys_offset, keys_length, keys_checksum)).transpose()?;
         let streams = read_meta(streams_offset, streams_length, streams_checksum)?;
-        Ok(Run { id, path, file, keys, streams })
+        Ok(Run { id, path, file, keys, streams, n_page_reads: AtomicU64::new(0) })
+    }
+
+    pub fn n_page_reads(&self) -> u64 {
+        self.n_page_reads.load(Ordering::Relaxed)
     }
 
     pub fn n_keys(&self) -> u64 {
@@ -167,6 +174,7 @@ impl Run {
     /// of the sequencer's costs one `pread` and one checksum).
     fn page(&self, section: Section, page_idx: usize) -> Result<Page> {
         let meta = self.section(section);
+        self.n_page_reads.fetch_add(1, Ordering::Relaxed);
         let first_entry = (page_idx * PAGE_ENTRIES) as u64;
         let n_entries = (meta.n_entries - first_entry).min(PAGE_ENTRIES as u64) as usize;
         let mut page = Page { bytes: [0u8; PAGE_BYTES], n_entries };

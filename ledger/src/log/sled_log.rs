@@ -652,6 +652,12 @@ impl SledLog {
         true
     }
 
+    /// For tests: the pages that lookups read from the runs in use.
+    #[doc(hidden)]
+    pub fn index_page_reads_for_tests(&self) -> u64 {
+        read_plain(&self.shared.index).runs.iter().map(|run| run.n_page_reads()).sum()
+    }
+
     /// For tests: whether the index the open loaded (runs and tail) answers
     /// exactly as one rebuilt from position 1, for every key and stream of
     /// the log, before anything is appended. `Err` says what differs.
