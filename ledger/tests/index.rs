@@ -157,3 +157,39 @@ fn a_new_key_reads_no_page_and_a_stream_seen_before_one() {
     let n_seen = log.index_page_reads_for_tests() - n_new;
     assert!((50..=100).contains(&n_seen), "{n_seen} page reads for 50 streams seen before");
 }
+
+#[test]
+fn a_restored_ledger_has_its_own_secret_and_builds_its_own_index() {
+    use ledger::log::restore::{restore, ExportedRecord};
+    let source_dir = tempfile::tempdir().expect("tempdir");
+    let source = SledLog::open(source_dir.path(), OpenMode::Create).expect("create");
+    append_payments(&source, "s", 300, 10);
+    let mut records = Vec::new();
+    for item in source.blocks_from(1).expect("blocks") {
+        let (_, bytes) = item.expect("block");
+        let view = ledger::log::block::BlockView::parse(&bytes).expect("view");
+        for record in view.records() {
+            let record = record.expect("record");
+            records.push(Ok(ExportedRecord {
+                position: record.position,
+                stored: record.body.to_vec(),
+                hash: record.hash,
+            }));
+        }
+    }
+    // Into a ledger that is empty but was opened for writing: it has an
+    // index directory and a secret of its own.
+    let target_dir = tempfile::tempdir().expect("tempdir");
+    drop(SledLog::open(target_dir.path(), OpenMode::Create).expect("an empty ledger"));
+    assert!(target_dir.path().join("index").exists());
+    restore(target_dir.path(), source.header_bytes(), records).expect("restore");
+    let secret = |dir: &Path| ledger::log::open_store(dir).expect("store").get(b"index-secret").expect("get");
+    let target = SledLog::open_checking_index_for_tests(target_dir.path()).expect("open the restored ledger");
+    assert_eq!(target.opened_tail(), 300, "the index is built from the restored log");
+    check_answers(&target, "s", 42, 10, 43);
+    drop(target);
+    drop(source);
+    let (source_secret, target_secret) = (secret(source_dir.path()), secret(target_dir.path()));
+    assert!(source_secret.is_some() && target_secret.is_some());
+    assert_ne!(source_secret, target_secret);
+}
