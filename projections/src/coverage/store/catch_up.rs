@@ -52,7 +52,17 @@ impl PersonStore {
         while tip.position < upto {
             let last = upto.min(tip.position.saturating_add(chunk_envelopes.max(1)));
             let before = tip.position;
-            tip = self.fold_chunk(log, tip, last)?;
+            match self.fold_chunk(log, tip, last)? {
+                Some(reached) => tip = reached,
+                // Another process moved the store on: from where it is.
+                None => match self.tip_on(log)? {
+                    Some(moved) => {
+                        tip = moved;
+                        continue;
+                    }
+                    None => return Err(self.damaged("moved off this log while it was caught up")),
+                },
+            }
             // A log that holds less than its head says: stop, not spin.
             if tip.position == before {
                 break;
@@ -84,8 +94,9 @@ impl PersonStore {
     }
 
     /// Folds the envelopes after `tip` up to `last` into the persons they
-    /// name and writes those back with the new tip, in one transaction.
-    fn fold_chunk(&mut self, log: &dyn LogReader, tip: Tip, last: u64) -> Result<Tip, StoreError> {
+    /// name and writes those back with the new tip, in one transaction;
+    /// `None` when another process moved the store from `tip` meanwhile.
+    fn fold_chunk(&mut self, log: &dyn LogReader, tip: Tip, last: u64) -> Result<Option<Tip>, StoreError> {
         let mut envelopes: Vec<Envelope> = Vec::new();
         log.scan(tip.position + 1, last, |envelope| {
             envelopes.push(envelope);
@@ -96,7 +107,7 @@ impl PersonStore {
         for envelope in &envelopes {
             coverage.apply(envelope);
         }
-        self.write_touched(&mut coverage)?;
-        Ok(coverage.tip)
+        let written = self.write_chunk(&coverage, tip)?;
+        Ok(written.then_some(coverage.tip))
     }
 }

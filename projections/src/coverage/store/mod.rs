@@ -58,6 +58,17 @@ pub enum StoreError {
     },
 }
 
+/// How `PersonStore::write` treats what the store holds.
+#[derive(Clone, Copy)]
+enum Write {
+    /// Everything is replaced.
+    Replace,
+    /// The persons given are written over theirs.
+    Update,
+    /// As `Update`, only if the store is still at this tip.
+    From(Tip),
+}
+
 /// An open person store.
 pub struct PersonStore {
     connection: rusqlite::Connection,
@@ -186,7 +197,7 @@ impl PersonStore {
     /// from here on.
     pub fn write_all(&mut self, coverage: &mut Coverage) -> Result<(), StoreError> {
         let everyone: Vec<u32> = (0..coverage.persons.len() as u32).collect();
-        self.write(coverage, &everyone, true)?;
+        self.write(coverage, &everyone, Write::Replace)?;
         coverage.touched = Some(FxHashSet::default());
         Ok(())
     }
@@ -196,9 +207,17 @@ impl PersonStore {
     /// tip; the store must have been at the tip tracking started from.
     pub fn write_touched(&mut self, coverage: &mut Coverage) -> Result<(), StoreError> {
         let touched: Vec<u32> = coverage.touched.take().map(|t| t.into_iter().collect()).unwrap_or_default();
-        self.write(coverage, &touched, false)?;
+        self.write(coverage, &touched, Write::Update)?;
         coverage.touched = Some(FxHashSet::default());
         Ok(())
+    }
+
+    /// Writes back the persons a chunk's fold changed, and its tip, when
+    /// the store is still at `base` (another process may have moved it
+    /// meanwhile: then nothing is written and `false` returned).
+    fn write_chunk(&mut self, chunk: &Coverage, base: Tip) -> Result<bool, StoreError> {
+        let touched: Vec<u32> = chunk.touched.iter().flatten().copied().collect();
+        self.write(chunk, &touched, Write::From(base))
     }
 
     /// Empties the store (another ledger's, or another layout): it is then
@@ -214,7 +233,7 @@ impl PersonStore {
     /// Writes persons `ids` of `coverage` (their rows, every identity
     /// they had, the applications of which they are the member), the
     /// policies, the notes and the tip in one transaction.
-    fn write(&mut self, coverage: &Coverage, ids: &[u32], replace: bool) -> Result<(), StoreError> {
+    fn write(&mut self, coverage: &Coverage, ids: &[u32], how: Write) -> Result<bool, StoreError> {
         let path = self.path.clone();
         let failed = |source| StoreError::Sqlite { path: path.clone(), source };
         let encoding = |what: &str, e: bincode::Error| StoreError::Damaged {
@@ -228,8 +247,24 @@ impl PersonStore {
         let mut tip = coverage.tip.position.to_le_bytes().to_vec();
         tip.extend_from_slice(&coverage.tip.hash);
         let written: FxHashSet<u32> = ids.iter().copied().collect();
-        let transaction = self.connection.transaction().map_err(failed)?;
-        if replace {
+        // Immediate: the tip read below stays the store's until the commit.
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(failed)?;
+        if let Write::From(base) = how {
+            use rusqlite::OptionalExtension;
+            let stored: Option<Vec<u8>> = transaction
+                .query_row("SELECT value FROM meta WHERE key = 'tip'", [], |row| row.get(0))
+                .optional()
+                .map_err(failed)?;
+            let mut expected = base.position.to_le_bytes().to_vec();
+            expected.extend_from_slice(&base.hash);
+            if stored.is_some_and(|stored| stored != expected) {
+                return Ok(false);
+            }
+        }
+        if matches!(how, Write::Replace) {
             transaction
                 .execute_batch("DELETE FROM persons; DELETE FROM aliases; DELETE FROM proxies;")
                 .map_err(failed)?;
@@ -279,6 +314,7 @@ impl PersonStore {
         meta.execute(rusqlite::params!["notes", notes]).map_err(failed)?;
         meta.execute(rusqlite::params!["tip", tip]).map_err(failed)?;
         drop(meta);
-        transaction.commit().map_err(failed)
+        transaction.commit().map_err(failed)?;
+        Ok(true)
     }
 }
