@@ -279,7 +279,7 @@ pub fn coverage_keeping_the_store(data: &Path, log: &dyn ledger::LogReader) -> R
 
 /// Writes back to the per-person store the persons `coverage` changed
 /// since `coverage_keeping_the_store` (nothing when it did not track them:
-/// the next lookup writes the store whole).
+/// the next lookup catches the store up from its tip).
 pub fn write_back_persons(data: &Path, coverage: &mut Coverage) {
     if !coverage.is_tracking() {
         return;
