@@ -229,7 +229,10 @@ fn a_lookup_killed_while_catching_the_store_up_leaves_it_right() {
         }
         let Some(after) = tip_of() else { continue };
         if let Some(before) = before {
-            assert!(after.position >= before.position, "round {round}: the store went back from {before:?} to {after:?}");
+            assert!(
+                after.position >= before.position,
+                "round {round}: the store went back from {before:?} to {after:?}"
+            );
         }
         let log = SledLog::open(&data, OpenMode::Read).expect("a read open");
         let mut expected = Coverage::new();

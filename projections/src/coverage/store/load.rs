@@ -78,6 +78,8 @@ impl PersonStore {
             }
         }
         identities.extend(&members);
+        // In key order: the B-tree's pages are read once each.
+        identities.sort_by_cached_key(|identity| identity.to_string());
         let mut coverage = self.empty_at(tip)?;
         let mut loaded: FxHashSet<String> = FxHashSet::default();
         for identity in identities {

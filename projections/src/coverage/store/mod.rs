@@ -97,6 +97,7 @@ impl PersonStore {
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
+                 PRAGMA cache_size = -65536;
                  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
                  CREATE TABLE IF NOT EXISTS persons (id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
                  CREATE TABLE IF NOT EXISTS aliases (id TEXT PRIMARY KEY, current TEXT NOT NULL) WITHOUT ROWID;
@@ -248,10 +249,8 @@ impl PersonStore {
         tip.extend_from_slice(&coverage.tip.hash);
         let written: FxHashSet<u32> = ids.iter().copied().collect();
         // Immediate: the tip read below stays the store's until the commit.
-        let transaction = self
-            .connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(failed)?;
+        let transaction =
+            self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(failed)?;
         if let Write::From(base) = how {
             use rusqlite::OptionalExtension;
             let stored: Option<Vec<u8>> = transaction
@@ -277,14 +276,18 @@ impl PersonStore {
             let mut alias = transaction
                 .prepare_cached("INSERT OR REPLACE INTO aliases (id, current) VALUES (?1, ?2)")
                 .map_err(failed)?;
-            for &id in ids {
-                let Some(state) = coverage.persons.get(id as usize) else { continue };
+            // In key order: the B-tree's pages are visited once each, not
+            // at random (a chunk's persons are scattered over the store).
+            let mut live: Vec<(String, &PersonState)> = ids
+                .iter()
+                .filter_map(|&id| coverage.persons.get(id as usize))
                 // Merged into another (written too): its identities point there.
-                if state.merged_into.is_some() {
-                    continue;
-                }
+                .filter(|state| state.merged_into.is_none())
+                .map(|state| (state.current.to_string(), state))
+                .collect();
+            live.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (current, state) in live {
                 let bytes = bincode::serialize(state).map_err(|e| encoding("a person", e))?;
-                let current = state.current.to_string();
                 // A row under an identity the person no longer goes by
                 // (converted): an identity names one person only, so the
                 // row was theirs.
