@@ -295,3 +295,37 @@ fn the_service_writes_the_persons_it_changed_back_when_it_stops() {
     assert_eq!(answer["log_position"], 27, "the store is at the head the service left");
     assert!(!data.join("projections").join("coverage.ckpt").exists(), "the lookup read the store alone");
 }
+
+/// A person store that does not read at all (not SQLite) is noted,
+/// removed and caught up from the log: the lookup answers as the whole
+/// projection.
+#[test]
+fn a_store_that_does_not_read_is_removed_and_caught_up_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    yibao(data, &["import", DEMO_FACTS]);
+    let projections = data.join("projections");
+    std::fs::create_dir_all(&projections).expect("mkdir");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(projections.join(format!("persons.sqlite{suffix}")));
+    }
+    std::fs::write(projections.join("persons.sqlite"), vec![0x5a_u8; 8_192]).expect("damage");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
+        .arg("--data")
+        .arg(data)
+        .args(["coverage", DEMO_PERSON, "--json"])
+        .output()
+        .expect("run yibao");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("note:") && stderr.contains("persons.sqlite"), "{stderr}");
+    let log = SledLog::open(data, OpenMode::Read).expect("a read open");
+    let whole = folded(&log);
+    let store = PersonStore::open(&projections.join("persons.sqlite")).expect("open");
+    assert_eq!(store.tip().expect("tip"), Some(whole.tip()));
+    let answered: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let person: Identity = DEMO_PERSON.parse().expect("an ID");
+    let expected = answer(&whole, &CoverageQuery { person, year: None, on: None }).expect("a known person");
+    assert_eq!(answered, serde_json::to_value(expected).expect("serializes"));
+}
