@@ -7,9 +7,10 @@ use crate::{Projection, Tip};
 use ledger::{Envelope, LogReader};
 
 /// Envelopes folded and written per transaction: large enough that the
-/// per-transaction cost (the policies and notes, the fsync) is spread
-/// thin, small enough that a chunk's envelopes and persons stay tens of
-/// megabytes (`yibao-bench`, README: memory and time by chunk size).
+/// per-transaction cost (the policies and notes, a WAL checkpoint) is
+/// spread thin, small enough that a chunk's envelopes and persons stay
+/// under about 100 MB (measured at 1M persons, 2.1M facts, from position 1:
+/// 25k → 26 s, 100k → 23 s, 250k → 21 s; each 100k adds about 80 MB).
 pub const DEFAULT_CHUNK_ENVELOPES: u64 = 100_000;
 
 impl PersonStore {
