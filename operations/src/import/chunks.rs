@@ -1,0 +1,525 @@
+//! A file of any size imported in bounded memory, in two passes. The
+//! first validates every line without appending: each fact parsed and
+//! put through the writer's own checks (`ledger::log::check_new_event`),
+//! the file's keys compared among themselves (a fingerprint of each key
+//! and of its content, 24 bytes a fact, sorted at the end) and, chunk by
+//! chunk, probed against the log (`SledLog::probe_blocking`). Only a file
+//! that passes is read again and appended, one chunk per append, each
+//! durable once acknowledged. Every fact carries its natural or content
+//! key, so a rerun after an interruption finds the chunks already recorded
+//! as repeats and appends the rest.
+
+use super::decided::{self, Named};
+use super::{append_batch, numbered_lines, Batch, ImportError, Imported, LineRefusal};
+use crate::channels::Channels;
+use crate::error::StorageError;
+use crate::facts::{self, LineError, MAX_ERRORS_SHOWN};
+use crate::handle::Ledger;
+use crate::progress;
+use ledger::log::{check_new_event, MAX_EVENTS_PER_APPEND};
+use ledger::{Head, LedgerError, NewEvent, SledLog};
+use projections::family;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Instant;
+use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64_with_seed, Xxh3};
+
+/// Facts per append unless the caller chooses: large enough that the
+/// per-append costs vanish, small enough that a chunk's facts take tens of
+/// megabytes (measured with `yibao-bench scale`).
+pub const DEFAULT_CHUNK_FACTS: usize = 200_000;
+
+/// Lines counted on a bar at once (the bar is shared between threads).
+const BAR_STEP: u64 = 4096;
+
+/// Where an import reads its lines: opened once for each pass.
+pub trait Source {
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + '_>>;
+}
+
+impl Source for [u8] {
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + '_>> {
+        Ok(Box::new(self))
+    }
+}
+
+impl Source for Path {
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + '_>> {
+        let file = std::fs::File::open(self)?;
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+    }
+}
+
+/// How an import runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ImportOptions {
+    /// Facts per append (at most `MAX_EVENTS_PER_APPEND`).
+    pub chunk_facts: usize,
+    /// Progress bars on standard error (on a terminal only) and a note per
+    /// chunk recorded.
+    pub show_progress: bool,
+}
+
+impl Default for ImportOptions {
+    fn default() -> ImportOptions {
+        ImportOptions { chunk_facts: DEFAULT_CHUNK_FACTS, show_progress: true }
+    }
+}
+
+/// A fact as the first pass keeps it: its key and its content, hashed.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct KeyContent {
+    key: u128,
+    content: u64,
+}
+
+/// The file's facts' keys, fingerprinted with a seed of this run's own,
+/// so that no file can be made whose keys collide.
+#[derive(Clone, Copy)]
+struct Fingerprints {
+    seed: u64,
+}
+
+impl Fingerprints {
+    fn new() -> Fingerprints {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(0x5949_4241_4f5f_494d);
+        Fingerprints { seed: hasher.finish() }
+    }
+
+    fn key(&self, key: &str) -> u128 {
+        xxh3_128_with_seed(key.as_bytes(), self.seed)
+    }
+
+    fn of(&self, new: &NewEvent, event_bytes: &[u8]) -> KeyContent {
+        // A fact's stream follows from its content, as its key does.
+        KeyContent { key: self.key(&new.idempotency_key), content: xxh3_64_with_seed(event_bytes, !self.seed) }
+    }
+}
+
+/// What the first pass found in a file that passed.
+struct Validated {
+    n_facts: usize,
+    has_decided: bool,
+    /// A digest of each chunk's lines, so the second pass appends what
+    /// the first one checked.
+    chunk_digests: Vec<u64>,
+    /// Facts the log already held when probed.
+    n_recorded: usize,
+    /// What the decided facts and conversions name.
+    named: Named,
+}
+
+/// A chunk of facts being gathered, with a digest of its lines' text.
+struct Chunk {
+    batch: Batch,
+    digest: Xxh3,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk { batch: Batch::default(), digest: Xxh3::new() }
+    }
+
+    fn push(&mut self, new: NewEvent, line: usize, text: &str) {
+        self.digest.update(text.as_bytes());
+        self.digest.update(b"\n");
+        self.batch.events.push(new);
+        self.batch.line_numbers.push(line);
+    }
+
+    fn len(&self) -> usize {
+        self.batch.events.len()
+    }
+
+    /// The chunk's batch and digest; the chunk starts again empty.
+    fn take(&mut self) -> (Batch, u64) {
+        let taken = std::mem::replace(self, Chunk::new());
+        (taken.batch, taken.digest.digest())
+    }
+}
+
+/// `yibao import`: the file validated whole (every bad line named, every
+/// key the log or the file holds with other content named, the decided
+/// facts judged; nothing appended), then appended chunk by chunk. A file
+/// of at most one chunk is one append, all or none, as ever.
+pub fn import<S: Source + ?Sized>(
+    ledger: &Ledger,
+    source: &S,
+    label: &str,
+    actor: &str,
+    options: ImportOptions,
+) -> Result<Imported, ImportError> {
+    let channels = ledger.channels()?;
+    let chunk_facts = options.chunk_facts.clamp(1, MAX_EVENTS_PER_APPEND);
+    let run = Run { log: ledger.log(), label, actor, channels, chunk_facts, options };
+    let started = Instant::now();
+    let validated = run.validate(source)?;
+    if validated.has_decided {
+        run.judge(ledger, source, &validated.named)?;
+    }
+    let validation_seconds = started.elapsed().as_secs_f64();
+    let mut imported = run.append_chunks(source, &validated)?;
+    imported.validation_seconds = validation_seconds;
+    Ok(imported)
+}
+
+/// One import's settings.
+struct Run<'a> {
+    log: &'a SledLog,
+    label: &'a str,
+    actor: &'a str,
+    channels: &'a Channels,
+    chunk_facts: usize,
+    options: ImportOptions,
+}
+
+/// The first pass's findings so far.
+#[derive(Default)]
+struct Findings {
+    n_bad_lines: usize,
+    bad_lines: Vec<LineError>,
+    /// The first key the log holds with other content, as the probe found it.
+    log_conflict: Option<LogConflict>,
+}
+
+/// A key the log holds with other content than a line of the file.
+struct LogConflict {
+    key: String,
+    original_position: u64,
+    /// The lines of the chunk it was found in.
+    lines: std::ops::RangeInclusive<usize>,
+}
+
+impl Findings {
+    fn bad_line(&mut self, error: LineError) {
+        self.n_bad_lines += 1;
+        if self.bad_lines.len() < MAX_ERRORS_SHOWN {
+            self.bad_lines.push(error);
+        }
+    }
+
+    /// Probing goes on while nothing is wrong: after that, only errors count.
+    fn is_clean(&self) -> bool {
+        self.n_bad_lines == 0 && self.log_conflict.is_none()
+    }
+}
+
+impl Run<'_> {
+    fn read_error(&self, source: std::io::Error) -> ImportError {
+        ImportError::Read { label: self.label.to_string(), source }
+    }
+
+    fn storage(&self, source: LedgerError) -> ImportError {
+        ImportError::Storage { label: self.label.to_string(), source: StorageError::Ledger(source) }
+    }
+
+    /// The first pass: every line checked, nothing appended.
+    fn validate<S: Source + ?Sized>(&self, source: &S) -> Result<Validated, ImportError> {
+        let fingerprints = Fingerprints::new();
+        let bar = self.counter("validating");
+        let mut keys: Vec<KeyContent> = Vec::new();
+        let mut findings = Findings::default();
+        let mut validated = Validated {
+            n_facts: 0,
+            has_decided: false,
+            chunk_digests: Vec::new(),
+            n_recorded: 0,
+            named: Named::default(),
+        };
+        let mut chunk = Chunk::new();
+        for (line, text) in numbered_lines(source.open().map_err(|e| self.read_error(e))?) {
+            if line as u64 % BAR_STEP == 0 {
+                bar.set_position(line as u64);
+            }
+            let checked = text.and_then(|text| {
+                let new = facts::parse_line_with(&text, line, self.actor, self.channels)?;
+                let event_bytes = check_new_event(&new, 0).map_err(|error| writer_line_error(line, error))?;
+                Ok((new, event_bytes, text))
+            });
+            let (new, event_bytes, text) = match checked {
+                Ok(checked) => checked,
+                Err(error) => {
+                    findings.bad_line(error);
+                    continue;
+                }
+            };
+            keys.push(fingerprints.of(&new, &event_bytes));
+            validated.n_facts += 1;
+            validated.has_decided |= family::is_decided(&new.event);
+            validated.named.note(&new.event);
+            chunk.push(new, line, &text);
+            if chunk.len() == self.chunk_facts {
+                self.close_chunk(&mut chunk, &mut validated, &mut findings)?;
+            }
+        }
+        if chunk.len() > 0 {
+            self.close_chunk(&mut chunk, &mut validated, &mut findings)?;
+        }
+        bar.finish_and_clear();
+        if findings.n_bad_lines > 0 {
+            let label = self.label.to_string();
+            return Err(ImportError::Lines { label, n_errors: findings.n_bad_lines, errors: findings.bad_lines });
+        }
+        let (n_in_file, in_file) = conflicting_keys(keys);
+        if findings.log_conflict.is_some() || n_in_file > 0 {
+            let found = self.find_conflicts(source, findings.log_conflict.as_ref(), &in_file, fingerprints)?;
+            let n_conflicts = n_in_file + usize::from(findings.log_conflict.is_some());
+            return Err(ImportError::Conflicts { label: self.label.to_string(), n_conflicts, conflicts: found });
+        }
+        Ok(validated)
+    }
+
+    /// Notes a full chunk's digest and, while the file is clean, asks the
+    /// log what appending it would do.
+    fn close_chunk(
+        &self,
+        chunk: &mut Chunk,
+        validated: &mut Validated,
+        findings: &mut Findings,
+    ) -> Result<(), ImportError> {
+        let (batch, digest) = chunk.take();
+        validated.chunk_digests.push(digest);
+        if !findings.is_clean() {
+            return Ok(());
+        }
+        let first_line = batch.line_numbers.first().copied().unwrap_or(0);
+        let last_line = batch.line_numbers.last().copied().unwrap_or(0);
+        match self.log.probe_blocking(batch.events) {
+            Ok(probed) => {
+                validated.n_recorded += probed.positions.iter().filter(|&&position| position > 0).count();
+                Ok(())
+            }
+            Err(LedgerError::IdempotencyConflict { key, original_position }) => {
+                findings.log_conflict = Some(LogConflict { key, original_position, lines: first_line..=last_line });
+                Ok(())
+            }
+            Err(error) => Err(self.storage(error)),
+        }
+    }
+
+    /// The lines whose key the log, or an earlier line, holds with other
+    /// content: the file is read once more to find them (at most
+    /// `MAX_ERRORS_SHOWN` keys of the file, in the order of their lines).
+    fn find_conflicts<S: Source + ?Sized>(
+        &self,
+        source: &S,
+        log_conflict: Option<&LogConflict>,
+        in_file: &[u128],
+        fingerprints: Fingerprints,
+    ) -> Result<Vec<LineRefusal>, ImportError> {
+        // By key fingerprint: the first line with it and a digest of its
+        // content, once a conflicting line was named.
+        let mut first: HashMap<u128, Option<(usize, u64, bool)>> = in_file.iter().map(|&key| (key, None)).collect();
+        let mut refusals = Vec::new();
+        let mut log_line = None;
+        for (line, text) in numbered_lines(source.open().map_err(|e| self.read_error(e))?) {
+            let Ok(new) = text.and_then(|text| facts::parse_line_with(&text, line, self.actor, self.channels)) else {
+                return Err(self.changed(line));
+            };
+            if let Some(conflict) = log_conflict.filter(|c| log_line.is_none() && c.lines.contains(&line)) {
+                if new.idempotency_key == conflict.key {
+                    log_line = Some(line);
+                    let reason = format!(
+                        "`{}` is the key of the fact recorded at position {}, whose content is other",
+                        conflict.key, conflict.original_position
+                    );
+                    refusals.push(LineRefusal { line, field: Some("idempotency_key"), reason });
+                }
+            }
+            let Some(seen) = first.get_mut(&fingerprints.key(&new.idempotency_key)) else { continue };
+            let event_bytes = check_new_event(&new, 0).map_err(|_| self.changed(line))?;
+            let content = fingerprints.of(&new, &event_bytes).content;
+            match *seen {
+                None => *seen = Some((line, content, false)),
+                Some((earlier, original, false)) if original != content => {
+                    *seen = Some((earlier, original, true));
+                    let reason =
+                        format!("`{}` is also the key of line {earlier}, whose content is other", new.idempotency_key);
+                    refusals.push(LineRefusal { line, field: Some("idempotency_key"), reason });
+                }
+                Some(_) => {}
+            }
+        }
+        refusals.sort_by_key(|refusal| refusal.line);
+        Ok(refusals)
+    }
+
+    fn changed(&self, line: usize) -> ImportError {
+        ImportError::Changed { label: self.label.to_string(), line }
+    }
+
+    /// The decision of a file with facts the rules decide, against the
+    /// projections at the head plus the file's earlier facts.
+    fn judge<S: Source + ?Sized>(&self, ledger: &Ledger, source: &S, named: &Named) -> Result<(), ImportError> {
+        let storage = |source| ImportError::Storage { label: self.label.to_string(), source };
+        let at = ledger.projections().map_err(storage)?;
+        let lines = numbered_lines(source.open().map_err(|e| self.read_error(e))?);
+        let parse = |line, text: &str| facts::parse_line_with(text, line, self.actor, self.channels).ok();
+        decided::judge(lines, parse, named, &at, self.label)
+    }
+
+    /// The second pass: the file read again and appended chunk by chunk,
+    /// each chunk checked to be the one the first pass validated.
+    fn append_chunks<S: Source + ?Sized>(&self, source: &S, validated: &Validated) -> Result<Imported, ImportError> {
+        let bar = self.bar(validated.n_facts as u64, "appending");
+        let mut appended = Appending::new(self.log.durable_head(), validated.n_facts);
+        let mut chunk = Chunk::new();
+        let n_chunks = validated.chunk_digests.len();
+        for (line, text) in numbered_lines(source.open().map_err(|e| self.read_error(e))?) {
+            let parsed =
+                text.and_then(|text| Ok((facts::parse_line_with(&text, line, self.actor, self.channels)?, text)));
+            let Ok((new, text)) = parsed else { return Err(self.stopped(&appended, n_chunks, self.changed(line))) };
+            chunk.push(new, line, &text);
+            if chunk.len() == self.chunk_facts {
+                self.append_chunk(&mut chunk, &mut appended, validated, &bar)?;
+            }
+        }
+        if chunk.len() > 0 {
+            self.append_chunk(&mut chunk, &mut appended, validated, &bar)?;
+        }
+        bar.finish_and_clear();
+        if appended.n_chunks != n_chunks || appended.positions.len() != validated.n_facts {
+            let line = appended.last_line + 1;
+            return Err(self.stopped(&appended, n_chunks, self.changed(line)));
+        }
+        let n_appended = appended.n_appended;
+        Ok(Imported {
+            n_facts: validated.n_facts,
+            n_repeated: validated.n_facts - n_appended,
+            appended: super::Appended { positions: appended.positions, n_appended, head: appended.head.into() },
+            durable_seconds: appended.durable_seconds,
+            n_chunks,
+            chunk_facts: self.chunk_facts,
+            validation_seconds: 0.0,
+        })
+    }
+
+    fn append_chunk(
+        &self,
+        chunk: &mut Chunk,
+        appended: &mut Appending,
+        validated: &Validated,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(), ImportError> {
+        let n_chunks = validated.chunk_digests.len();
+        let (batch, digest) = chunk.take();
+        let last_line = batch.line_numbers.last().copied().unwrap_or(appended.last_line);
+        if validated.chunk_digests.get(appended.n_chunks) != Some(&digest) {
+            let first_line = batch.line_numbers.first().copied().unwrap_or(last_line);
+            return Err(self.stopped(appended, n_chunks, self.changed(first_line)));
+        }
+        let n_facts = batch.events.len() as u64;
+        let started = Instant::now();
+        let outcome = append_batch(self.log, batch, self.label).map_err(|e| self.stopped(appended, n_chunks, e))?;
+        appended.durable_seconds += started.elapsed().as_secs_f64();
+        appended.n_chunks += 1;
+        appended.n_appended += outcome.n_appended;
+        appended.head = outcome.head.clone();
+        appended.last_line = last_line;
+        bar.inc(n_facts);
+        if self.options.show_progress && n_chunks > 1 {
+            bar.suspend(|| {
+                eprintln!(
+                    "note: {}: chunk {} of {} recorded: through line {last_line}, {} new, head {}",
+                    self.label, appended.n_chunks, n_chunks, outcome.n_appended, outcome.head.position
+                )
+            });
+        }
+        appended.positions.extend(outcome.positions);
+        Ok(())
+    }
+
+    /// An error in the second pass: after the first chunk, the chunks
+    /// before it are recorded, and the error says so.
+    fn stopped(&self, appended: &Appending, n_chunks: usize, error: ImportError) -> ImportError {
+        if appended.n_chunks == 0 {
+            return error;
+        }
+        ImportError::Stopped {
+            label: self.label.to_string(),
+            n_chunks_recorded: appended.n_chunks,
+            n_chunks,
+            last_line: appended.last_line,
+            source: Box::new(error),
+        }
+    }
+
+    fn counter(&self, what: &str) -> indicatif::ProgressBar {
+        if self.options.show_progress {
+            progress::counter(what, "lines")
+        } else {
+            indicatif::ProgressBar::hidden()
+        }
+    }
+
+    fn bar(&self, total: u64, what: &str) -> indicatif::ProgressBar {
+        if self.options.show_progress {
+            progress::bar(total, what)
+        } else {
+            indicatif::ProgressBar::hidden()
+        }
+    }
+}
+
+/// The second pass so far.
+struct Appending {
+    positions: Vec<u64>,
+    n_appended: usize,
+    n_chunks: usize,
+    head: super::HeadAnswer,
+    durable_seconds: f64,
+    /// The last line of the last chunk recorded.
+    last_line: usize,
+}
+
+impl Appending {
+    fn new(head: Head, n_facts: usize) -> Appending {
+        Appending {
+            positions: Vec::with_capacity(n_facts),
+            n_appended: 0,
+            n_chunks: 0,
+            head: head.into(),
+            durable_seconds: 0.0,
+            last_line: 0,
+        }
+    }
+}
+
+/// A fact the writer would refuse, as a bad line naming its field.
+fn writer_line_error(line: usize, error: LedgerError) -> LineError {
+    match error {
+        LedgerError::InvalidEvent { error, .. } => {
+            LineError { line, field: Some(error.field.to_string()), message: error.reason }
+        }
+        LedgerError::TooLarge { what, .. } => {
+            let field = match what {
+                "an idempotency key" => Some("idempotency_key".to_string()),
+                _ => None,
+            };
+            LineError { line, field, message: error.to_string() }
+        }
+        other => LineError { line, field: None, message: other.to_string() },
+    }
+}
+
+/// How many keys the file gives facts of more than one content, and the
+/// first `MAX_ERRORS_SHOWN` of them.
+fn conflicting_keys(mut keys: Vec<KeyContent>) -> (usize, Vec<u128>) {
+    keys.sort_unstable();
+    let mut n_conflicting = 0;
+    let mut named: Vec<u128> = Vec::new();
+    let mut last_counted = None;
+    for pair in keys.windows(2) {
+        if pair[0].key == pair[1].key && pair[0].content != pair[1].content && last_counted != Some(pair[0].key) {
+            last_counted = Some(pair[0].key);
+            n_conflicting += 1;
+            if named.len() < MAX_ERRORS_SHOWN {
+                named.push(pair[0].key);
+            }
+        }
+    }
+    (n_conflicting, named)
+}
