@@ -265,3 +265,46 @@ fn an_import_killed_at_any_moment_is_completed_by_the_same_command() {
     }
     println!("{n_interrupted} of 5 kills left part of the file recorded");
 }
+
+/// A refund at the end of a file is judged against the file's payment in
+/// its first chunk: above the payment, the rules refuse it, naming its line,
+/// and nothing is appended; within it, the file is appended.
+#[test]
+fn a_decided_fact_in_a_late_chunk_is_judged_against_the_files_earlier_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = new_ledger(dir.path(), "data");
+    let mut lines = generated_lines(61, 600);
+    let refunded: Vec<String> = lines
+        .iter()
+        .filter(|line| line.contains("\"refund_issued\""))
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON")["payment"]["channel_ref"].to_string())
+        .collect();
+    let payment: Value = lines
+        .iter()
+        .take(50)
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON"))
+        .find(|fact| fact["type"] == "payment_received" && !refunded.contains(&fact["channel_ref"].to_string()))
+        .expect("a payment without a refund in the first chunk");
+    let refund = |amount: &str| {
+        serde_json::json!({
+            "type": "refund_issued", "v": 1, "amount": amount, "coverage_year": payment["coverage_year"],
+            "destination": "original_channel", "person": payment["person"], "reason": "重复缴费",
+            "payment": {"channel": payment["channel"], "channel_ref": payment["channel_ref"]},
+            "refund_ref": "TK-LATE-1", "refunded_at": "2021-06-01T10:00:00+08:00",
+        })
+        .to_string()
+    };
+    lines.push(refund("9999.00"));
+    let file = write_lines(&dir.path().join("facts.jsonl"), &lines);
+    let refused = yibao(&data, &["import", &file, "--chunk-facts", "100"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(message.contains(&format!("facts.jsonl:line {}", lines.len())), "{message}");
+    assert!(message.contains("refused by the rules"), "{message}");
+    assert_eq!(head_position(&data), 0, "nothing appended");
+    *lines.last_mut().expect("the refund") = refund("100.00");
+    let file = write_lines(&dir.path().join("facts.jsonl"), &lines);
+    let answer: Value =
+        serde_json::from_str(&ok(yibao(&data, &["import", &file, "--chunk-facts", "100", "--json"]))).expect("JSON");
+    assert_eq!(answer["n_appended"].as_u64(), Some(lines.len() as u64), "{answer}");
+}
