@@ -343,13 +343,21 @@ impl Run<'_> {
     fn judge<S: Source + ?Sized>(&self, ledger: &Ledger, source: &S, named: &Named) -> Result<(), ImportError> {
         let storage = |source| ImportError::Storage { label: self.label.to_string(), source };
         let at = ledger.projections().map_err(storage)?;
-        let lines = numbered_lines(source.open().map_err(|e| self.read_error(e))?);
+        let bar = self.counter("judging");
+        let lines = numbered_lines(source.open().map_err(|e| self.read_error(e))?).inspect(|(line, _)| {
+            if *line as u64 % BAR_STEP == 0 {
+                bar.set_position(*line as u64);
+            }
+        });
         let parse = |line, text: &str| facts::parse_line_with(text, line, self.actor, self.channels).ok();
-        decided::judge(lines, parse, named, &at, self.label)
+        let judged = decided::judge(lines, parse, named, &at, self.label);
+        bar.finish_and_clear();
+        judged
     }
 
     /// The second pass: the file read again and appended chunk by chunk,
-    /// each chunk checked to be the one the first pass validated.
+    /// each chunk checked to be the one the first pass validated. The next
+    /// chunk is read while the log stores the last one.
     fn append_chunks<S: Source + ?Sized>(
         &self,
         source: &S,
@@ -357,25 +365,23 @@ impl Run<'_> {
         validation_seconds: f64,
     ) -> Result<Imported, ImportError> {
         let bar = self.bar(validated.n_facts as u64, "appending");
-        let mut appended = Appending::new(self.log.durable_head(), validated.n_facts);
-        let mut chunk = Chunk::new();
         let n_chunks = validated.chunk_digests.len();
-        for (line, text) in numbered_lines(source.open().map_err(|e| self.read_error(e))?) {
-            let parsed =
-                text.and_then(|text| Ok((facts::parse_line_with(&text, line, self.actor, self.channels)?, text)));
-            let Ok((new, text)) = parsed else { return Err(self.stopped(&appended, n_chunks, self.changed(line))) };
-            chunk.push(new, line, &text);
-            if chunk.len() == self.chunk_facts {
-                self.append_chunk(&mut chunk, &mut appended, validated, &bar)?;
-            }
-        }
-        if chunk.len() > 0 {
-            self.append_chunk(&mut chunk, &mut appended, validated, &bar)?;
-        }
+        // One chunk read ahead: memory holds two at most.
+        let (to_append, chunks) = std::sync::mpsc::sync_channel::<(Batch, u64)>(1);
+        let (read, appended) = std::thread::scope(|scope| {
+            let appender = scope.spawn(|| self.append_all(chunks, validated, &bar));
+            let read = self.read_chunks(source, to_append);
+            let appended = appender.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (read, appended)
+        });
         bar.finish_and_clear();
+        let appended = appended?;
+        let last_read = match read {
+            Err(error) => return Err(self.stopped(&appended, n_chunks, error)),
+            Ok(last_read) => last_read,
+        };
         if appended.n_chunks != n_chunks || appended.positions.len() != validated.n_facts {
-            let line = appended.last_line + 1;
-            return Err(self.stopped(&appended, n_chunks, self.changed(line)));
+            return Err(self.stopped(&appended, n_chunks, self.changed(last_read.max(appended.last_line + 1))));
         }
         let n_appended = appended.n_appended;
         Ok(Imported {
@@ -389,15 +395,56 @@ impl Run<'_> {
         })
     }
 
+    /// Reads the file into chunks for the appender, until its end or until
+    /// the appender stops; returns the last line read.
+    fn read_chunks<S: Source + ?Sized>(
+        &self,
+        source: &S,
+        to_append: std::sync::mpsc::SyncSender<(Batch, u64)>,
+    ) -> Result<usize, ImportError> {
+        let mut chunk = Chunk::new();
+        let mut last_line = 0;
+        for (line, text) in numbered_lines(source.open().map_err(|e| self.read_error(e))?) {
+            last_line = line;
+            let parsed =
+                text.and_then(|text| Ok((facts::parse_line_with(&text, line, self.actor, self.channels)?, text)));
+            let Ok((new, text)) = parsed else { return Err(self.changed(line)) };
+            chunk.push(new, line, &text);
+            if chunk.len() == self.chunk_facts && to_append.send(chunk.take()).is_err() {
+                // The appender stopped: its error is the answer.
+                return Ok(last_line);
+            }
+        }
+        if chunk.len() > 0 {
+            let _ = to_append.send(chunk.take());
+        }
+        Ok(last_line)
+    }
+
+    /// Appends each chunk read, in order, each checked against the first
+    /// pass's digest of it.
+    fn append_all(
+        &self,
+        chunks: std::sync::mpsc::Receiver<(Batch, u64)>,
+        validated: &Validated,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Appending, ImportError> {
+        let mut appended = Appending::new(self.log.durable_head(), validated.n_facts);
+        for (batch, digest) in chunks {
+            self.append_chunk(batch, digest, &mut appended, validated, bar)?;
+        }
+        Ok(appended)
+    }
+
     fn append_chunk(
         &self,
-        chunk: &mut Chunk,
+        batch: Batch,
+        digest: u64,
         appended: &mut Appending,
         validated: &Validated,
         bar: &indicatif::ProgressBar,
     ) -> Result<(), ImportError> {
         let n_chunks = validated.chunk_digests.len();
-        let (batch, digest) = chunk.take();
         let last_line = batch.line_numbers.last().copied().unwrap_or(appended.last_line);
         if validated.chunk_digests.get(appended.n_chunks) != Some(&digest) {
             let first_line = batch.line_numbers.first().copied().unwrap_or(last_line);
