@@ -124,7 +124,10 @@ pub enum ImportError {
     #[error("{}", conflicts_message(label, *n_conflicts, conflicts))]
     Conflicts { label: String, n_conflicts: usize, conflicts: Vec<LineRefusal> },
     /// The file read for appending is not the one validated.
-    #[error("{label}:line {line}: the file changed after it was validated; import it again once it is written")]
+    #[error(
+        "{label}:line {line}: the file changed after it was validated (the chunk from this line on differs); \
+         import it again once it is written"
+    )]
     Changed { label: String, line: usize },
     /// An append after the first failed: the chunks before it are recorded.
     #[error(

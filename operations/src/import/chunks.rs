@@ -139,6 +139,47 @@ impl Chunk {
     }
 }
 
+/// The lines of a file read again, compared chunk by chunk with the
+/// digests the first pass took.
+struct Recheck<'a> {
+    digests: &'a [u64],
+    chunk_facts: usize,
+    n_lines: usize,
+    digest: Xxh3,
+    /// The line the chunk being read began with.
+    chunk_first_line: usize,
+}
+
+impl<'a> Recheck<'a> {
+    fn new(validated: &'a Validated, chunk_facts: usize) -> Recheck<'a> {
+        Recheck { digests: &validated.chunk_digests, chunk_facts, n_lines: 0, digest: Xxh3::new(), chunk_first_line: 1 }
+    }
+
+    /// Takes the next line; `false` once its chunk differs.
+    fn line(&mut self, line: usize, text: &str) -> bool {
+        if self.n_lines % self.chunk_facts == 0 {
+            self.chunk_first_line = line;
+        }
+        self.digest.update(text.as_bytes());
+        self.digest.update(b"\n");
+        self.n_lines += 1;
+        if self.n_lines % self.chunk_facts != 0 {
+            return true;
+        }
+        let digest = std::mem::replace(&mut self.digest, Xxh3::new()).digest();
+        self.digests.get(self.n_lines / self.chunk_facts - 1) == Some(&digest)
+    }
+
+    /// Whether every chunk was read, and the same.
+    fn is_complete(&self) -> bool {
+        let n_full = self.n_lines / self.chunk_facts;
+        match self.n_lines % self.chunk_facts {
+            0 => n_full == self.digests.len(),
+            _ => n_full + 1 == self.digests.len() && self.digests.last() == Some(&self.digest.digest()),
+        }
+    }
+}
+
 /// `yibao import`: the file validated whole (every bad line named, every
 /// key the log or the file holds with other content named, the decided
 /// facts judged; nothing appended), then appended chunk by chunk. A file
@@ -156,7 +197,7 @@ pub fn import<S: Source + ?Sized>(
     let started = Instant::now();
     let validated = run.validate(source)?;
     if validated.has_decided {
-        run.judge(ledger, source, &validated.named)?;
+        run.judge(ledger, source, &validated)?;
     }
     run.append_chunks(source, &validated, started.elapsed().as_secs_f64())
 }
@@ -340,19 +381,33 @@ impl Run<'_> {
 
     /// The decision of a file with facts the rules decide, against the
     /// projections at the head plus the file's earlier facts.
-    fn judge<S: Source + ?Sized>(&self, ledger: &Ledger, source: &S, named: &Named) -> Result<(), ImportError> {
+    fn judge<S: Source + ?Sized>(&self, ledger: &Ledger, source: &S, validated: &Validated) -> Result<(), ImportError> {
         let storage = |source| ImportError::Storage { label: self.label.to_string(), source };
         let at = ledger.projections().map_err(storage)?;
         let bar = self.counter("judging");
-        let lines = numbered_lines(source.open().map_err(|e| self.read_error(e))?).inspect(|(line, _)| {
-            if *line as u64 % BAR_STEP == 0 {
-                bar.set_position(*line as u64);
+        // The lines judged are the lines validated, chunk by chunk.
+        let mut recheck = Recheck::new(validated, self.chunk_facts);
+        let mut changed_at = None;
+        let lines = numbered_lines(source.open().map_err(|e| self.read_error(e))?).map_while(|(line, text)| {
+            if line as u64 % BAR_STEP == 0 {
+                bar.set_position(line as u64);
+            }
+            match &text {
+                Ok(same) if recheck.line(line, same) => Some((line, text)),
+                _ => {
+                    changed_at = Some(recheck.chunk_first_line.min(line));
+                    None
+                }
             }
         });
         let parse = |line, text: &str| facts::parse_line_with(text, line, self.actor, self.channels).ok();
-        let judged = decided::judge(lines, parse, named, &at, self.label);
+        let judged = decided::judge(lines, parse, &validated.named, &at, self.label);
         bar.finish_and_clear();
-        judged
+        match changed_at {
+            Some(line) => Err(self.changed(line)),
+            None if !recheck.is_complete() => Err(self.changed(recheck.n_lines + 1)),
+            None => judged,
+        }
     }
 
     /// The second pass: the file read again and appended chunk by chunk,
@@ -604,6 +659,53 @@ mod tests {
             assert_eq!(keys_recorded(&chunked), keys_recorded(&whole), "chunks of {chunk_facts}");
             let again = import(&chunked, FACTS.as_bytes(), "facts.jsonl", "test", options(chunk_facts)).expect("again");
             assert_eq!((again.n_repeated, again.appended.n_appended), (one.n_facts, 0));
+        }
+    }
+
+    /// A file whose content changes from the `changes_at`-th reading on.
+    struct Changing {
+        n_opened: std::cell::Cell<usize>,
+        changes_at: usize,
+        changed: String,
+    }
+
+    impl Source for Changing {
+        fn open(&self) -> std::io::Result<Box<dyn BufRead + '_>> {
+            self.n_opened.set(self.n_opened.get() + 1);
+            let text = if self.n_opened.get() >= self.changes_at { &self.changed } else { FACTS };
+            Ok(Box::new(text.as_bytes()))
+        }
+    }
+
+    /// Lines changed after the first pass are never judged or appended
+    /// unchecked: the import stops at the first chunk that differs, and
+    /// says which chunks are recorded.
+    #[test]
+    fn a_file_changed_after_its_validation_is_refused_where_it_differs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lines: Vec<&str> = FACTS.lines().collect();
+        let changed_line = lines.len() - 2;
+        let mut changed: Vec<String> = lines.iter().map(|line| line.to_string()).collect();
+        changed[changed_line - 1] = changed[changed_line - 1].replacen(", ", ",  ", 1);
+        assert_ne!(changed[changed_line - 1], lines[changed_line - 1], "a line changed");
+        let changed = changed.join("\n");
+        let options = ImportOptions { chunk_facts: 4, show_progress: false };
+        // Changed before the decision (the second reading), then before the appends (the third).
+        for changes_at in [2, 3] {
+            let ledger = Ledger::open(&dir.path().join(format!("at-{changes_at}")), OpenMode::Create).expect("ledger");
+            let source = Changing { n_opened: 0.into(), changes_at, changed: changed.clone() };
+            let error = import(&ledger, &source, "f.jsonl", "test", options).expect_err("a changed file");
+            let chunk_start = (changed_line - 1) / 4 * 4 + 1;
+            match (&error, changes_at) {
+                (ImportError::Changed { line, .. }, 2) => assert_eq!(*line, chunk_start, "{error}"),
+                (ImportError::Stopped { n_chunks_recorded, source, .. }, 3) => {
+                    assert_eq!(*n_chunks_recorded, (chunk_start - 1) / 4, "{error}");
+                    assert!(matches!(**source, ImportError::Changed { line, .. } if line == chunk_start), "{error}");
+                }
+                _ => panic!("changed at reading {changes_at}: {error}"),
+            }
+            let recorded = keys_recorded(&ledger).len();
+            assert_eq!(recorded, if changes_at == 2 { 0 } else { chunk_start - 1 }, "{error}");
         }
     }
 
