@@ -19,7 +19,8 @@ use crate::progress;
 use ledger::log::{check_new_event, MAX_EVENTS_PER_APPEND};
 use ledger::{Head, LedgerError, NewEvent, SledLog};
 use projections::family;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::BufRead;
 use std::path::Path;
 use std::time::Instant;
@@ -256,7 +257,7 @@ impl Run<'_> {
     fn validate<S: Source + ?Sized>(&self, source: &S) -> Result<Validated, ImportError> {
         let fingerprints = Fingerprints::new();
         let bar = self.counter("validating");
-        let mut keys: Vec<KeyContent> = Vec::new();
+        let mut keys = KeyRuns::default();
         let mut findings = Findings::default();
         let mut validated =
             Validated { n_facts: 0, has_decided: false, chunk_digests: Vec::new(), named: Named::default() };
@@ -277,16 +278,18 @@ impl Run<'_> {
                     continue;
                 }
             };
-            keys.push(fingerprints.of(&new, &event_bytes));
+            keys.push(fingerprints.of(&new, &event_bytes), self.chunk_facts);
             validated.n_facts += 1;
             validated.has_decided |= family::is_decided(&new.event);
             validated.named.note(&new.event);
             chunk.push(new, line, &text);
             if chunk.len() == self.chunk_facts {
+                keys.close_run();
                 self.close_chunk(&mut chunk, &mut validated, &mut findings)?;
             }
         }
         if chunk.len() > 0 {
+            keys.close_run();
             self.close_chunk(&mut chunk, &mut validated, &mut findings)?;
         }
         bar.finish_and_clear();
@@ -599,21 +602,67 @@ fn writer_line_error(line: usize, error: LedgerError) -> LineError {
     }
 }
 
+/// The file's key fingerprints, in sorted runs of one chunk each: 24
+/// bytes a fact, allocated a chunk at a time (never a whole copy of
+/// them growing), merged at the end.
+#[derive(Default)]
+struct KeyRuns {
+    runs: Vec<Vec<KeyContent>>,
+    open: Vec<KeyContent>,
+}
+
+impl KeyRuns {
+    fn push(&mut self, key: KeyContent, chunk_facts: usize) {
+        if self.open.capacity() == 0 {
+            self.open.reserve_exact(chunk_facts);
+        }
+        self.open.push(key);
+    }
+
+    fn close_run(&mut self) {
+        let mut run = std::mem::take(&mut self.open);
+        run.sort_unstable();
+        run.shrink_to_fit();
+        self.runs.push(run);
+    }
+
+    /// Every fingerprint, in order.
+    fn merged(self) -> impl Iterator<Item = KeyContent> {
+        let mut runs: Vec<std::vec::IntoIter<KeyContent>> = self.runs.into_iter().map(Vec::into_iter).collect();
+        let mut heads: BinaryHeap<Reverse<(KeyContent, usize)>> = BinaryHeap::with_capacity(runs.len());
+        for (run_idx, run) in runs.iter_mut().enumerate() {
+            if let Some(first) = run.next() {
+                heads.push(Reverse((first, run_idx)));
+            }
+        }
+        std::iter::from_fn(move || {
+            let Reverse((next, run_idx)) = heads.pop()?;
+            if let Some(after) = runs[run_idx].next() {
+                heads.push(Reverse((after, run_idx)));
+            }
+            Some(next)
+        })
+    }
+}
+
 /// How many keys the file gives facts of more than one content, and the
 /// first `MAX_ERRORS_SHOWN` of them.
-fn conflicting_keys(mut keys: Vec<KeyContent>) -> (usize, Vec<u128>) {
-    keys.sort_unstable();
+fn conflicting_keys(keys: KeyRuns) -> (usize, Vec<u128>) {
     let mut n_conflicting = 0;
     let mut named: Vec<u128> = Vec::new();
     let mut last_counted = None;
-    for pair in keys.windows(2) {
-        if pair[0].key == pair[1].key && pair[0].content != pair[1].content && last_counted != Some(pair[0].key) {
-            last_counted = Some(pair[0].key);
-            n_conflicting += 1;
-            if named.len() < MAX_ERRORS_SHOWN {
-                named.push(pair[0].key);
+    let mut previous: Option<KeyContent> = None;
+    for next in keys.merged() {
+        if let Some(previous) = previous.filter(|p| p.key == next.key && p.content != next.content) {
+            if last_counted != Some(previous.key) {
+                last_counted = Some(previous.key);
+                n_conflicting += 1;
+                if named.len() < MAX_ERRORS_SHOWN {
+                    named.push(previous.key);
+                }
             }
         }
+        previous = Some(next);
     }
     (n_conflicting, named)
 }
@@ -712,7 +761,14 @@ mod tests {
     #[test]
     fn keys_of_more_than_one_content_are_counted_once_each() {
         let fact = |key: u128, content: u64| KeyContent { key, content };
-        let keys = vec![fact(1, 10), fact(2, 20), fact(1, 11), fact(1, 12), fact(3, 30), fact(2, 20), fact(3, 31)];
-        assert_eq!(conflicting_keys(keys), (2, vec![1, 3]));
+        let facts = [fact(1, 10), fact(2, 20), fact(1, 11), fact(1, 12), fact(3, 30), fact(2, 20), fact(3, 31)];
+        for chunk_facts in [1, 2, 3, 7] {
+            let mut keys = KeyRuns::default();
+            for chunk in facts.chunks(chunk_facts) {
+                chunk.iter().for_each(|&key| keys.push(key, chunk_facts));
+                keys.close_run();
+            }
+            assert_eq!(conflicting_keys(keys), (2, vec![1, 3]), "runs of {chunk_facts}");
+        }
     }
 }
