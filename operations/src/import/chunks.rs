@@ -140,6 +140,18 @@ impl Chunk {
     }
 }
 
+/// Notes a full chunk's digest and hands it to the prober, while it probes.
+fn close_chunk(chunk: &mut Chunk, validated: &mut Validated, probing: &mut Option<std::sync::mpsc::SyncSender<Batch>>) {
+    let (batch, digest) = chunk.take();
+    validated.chunk_digests.push(digest);
+    if let Some(to_probe) = probing.as_ref() {
+        if to_probe.send(batch).is_err() {
+            // The prober stopped at a conflict or an error: its answer counts.
+            *probing = None;
+        }
+    }
+}
+
 /// The lines of a file read again, compared chunk by chunk with the
 /// digests the first pass took.
 struct Recheck<'a> {
@@ -218,8 +230,6 @@ struct Run<'a> {
 struct Findings {
     n_bad_lines: usize,
     bad_lines: Vec<LineError>,
-    /// The first key the log holds with other content, as the probe found it.
-    log_conflict: Option<LogConflict>,
 }
 
 /// A key the log holds with other content than a line of the file.
@@ -237,11 +247,6 @@ impl Findings {
             self.bad_lines.push(error);
         }
     }
-
-    /// Probing goes on while nothing is wrong: after that, only errors count.
-    fn is_clean(&self) -> bool {
-        self.n_bad_lines == 0 && self.log_conflict.is_none()
-    }
 }
 
 impl Run<'_> {
@@ -253,15 +258,46 @@ impl Run<'_> {
         ImportError::Storage { label: self.label.to_string(), source: StorageError::Ledger(source) }
     }
 
-    /// The first pass: every line checked, nothing appended.
+    /// The first pass: every line checked, nothing appended. Each chunk is
+    /// probed against the log while the next one is read.
     fn validate<S: Source + ?Sized>(&self, source: &S) -> Result<Validated, ImportError> {
         let fingerprints = Fingerprints::new();
+        let (to_probe, chunks) = std::sync::mpsc::sync_channel::<Batch>(1);
+        let (read, probed) = std::thread::scope(|scope| {
+            let prober = scope.spawn(|| self.probe_all(chunks));
+            let read = self.read_checked(source, fingerprints, to_probe);
+            (read, prober.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let (validated, keys, findings) = read?;
+        if findings.n_bad_lines > 0 {
+            let label = self.label.to_string();
+            return Err(ImportError::Lines { label, n_errors: findings.n_bad_lines, errors: findings.bad_lines });
+        }
+        let log_conflict = probed?;
+        let (n_in_file, in_file) = conflicting_keys(keys);
+        if log_conflict.is_some() || n_in_file > 0 {
+            let found = self.find_conflicts(source, log_conflict.as_ref(), &in_file, fingerprints)?;
+            let n_conflicts = n_in_file + usize::from(log_conflict.is_some());
+            return Err(ImportError::Conflicts { label: self.label.to_string(), n_conflicts, conflicts: found });
+        }
+        Ok(validated)
+    }
+
+    /// Reads and checks every line, handing each chunk to the prober while
+    /// the file is clean.
+    fn read_checked<S: Source + ?Sized>(
+        &self,
+        source: &S,
+        fingerprints: Fingerprints,
+        to_probe: std::sync::mpsc::SyncSender<Batch>,
+    ) -> Result<(Validated, KeyRuns, Findings), ImportError> {
         let bar = self.counter("validating");
         let mut keys = KeyRuns::default();
         let mut findings = Findings::default();
         let mut validated =
             Validated { n_facts: 0, has_decided: false, chunk_digests: Vec::new(), named: Named::default() };
         let mut chunk = Chunk::new();
+        let mut probing = Some(to_probe);
         for (line, text) in numbered_lines(source.open().map_err(|e| self.read_error(e))?) {
             if line as u64 % BAR_STEP == 0 {
                 bar.set_position(line as u64);
@@ -275,6 +311,8 @@ impl Run<'_> {
                 Ok(checked) => checked,
                 Err(error) => {
                     findings.bad_line(error);
+                    // Nothing will be appended: the log need not be asked.
+                    probing = None;
                     continue;
                 }
             };
@@ -285,50 +323,32 @@ impl Run<'_> {
             chunk.push(new, line, &text);
             if chunk.len() == self.chunk_facts {
                 keys.close_run();
-                self.close_chunk(&mut chunk, &mut validated, &mut findings)?;
+                close_chunk(&mut chunk, &mut validated, &mut probing);
             }
         }
         if chunk.len() > 0 {
             keys.close_run();
-            self.close_chunk(&mut chunk, &mut validated, &mut findings)?;
+            close_chunk(&mut chunk, &mut validated, &mut probing);
         }
         bar.finish_and_clear();
-        if findings.n_bad_lines > 0 {
-            let label = self.label.to_string();
-            return Err(ImportError::Lines { label, n_errors: findings.n_bad_lines, errors: findings.bad_lines });
-        }
-        let (n_in_file, in_file) = conflicting_keys(keys);
-        if findings.log_conflict.is_some() || n_in_file > 0 {
-            let found = self.find_conflicts(source, findings.log_conflict.as_ref(), &in_file, fingerprints)?;
-            let n_conflicts = n_in_file + usize::from(findings.log_conflict.is_some());
-            return Err(ImportError::Conflicts { label: self.label.to_string(), n_conflicts, conflicts: found });
-        }
-        Ok(validated)
+        Ok((validated, keys, findings))
     }
 
-    /// Notes a full chunk's digest and, while the file is clean, asks the
-    /// log what appending it would do.
-    fn close_chunk(
-        &self,
-        chunk: &mut Chunk,
-        validated: &mut Validated,
-        findings: &mut Findings,
-    ) -> Result<(), ImportError> {
-        let (batch, digest) = chunk.take();
-        validated.chunk_digests.push(digest);
-        if !findings.is_clean() {
-            return Ok(());
-        }
-        let first_line = batch.line_numbers.first().copied().unwrap_or(0);
-        let last_line = batch.line_numbers.last().copied().unwrap_or(0);
-        match self.log.probe_blocking(batch.events) {
-            Ok(_) => Ok(()),
-            Err(LedgerError::IdempotencyConflict { key, original_position }) => {
-                findings.log_conflict = Some(LogConflict { key, original_position, lines: first_line..=last_line });
-                Ok(())
+    /// Asks the log what appending each chunk would do, until one holds a
+    /// key with other content.
+    fn probe_all(&self, chunks: std::sync::mpsc::Receiver<Batch>) -> Result<Option<LogConflict>, ImportError> {
+        for batch in chunks {
+            let first_line = batch.line_numbers.first().copied().unwrap_or(0);
+            let last_line = batch.line_numbers.last().copied().unwrap_or(0);
+            match self.log.probe_blocking(batch.events) {
+                Ok(_) => {}
+                Err(LedgerError::IdempotencyConflict { key, original_position }) => {
+                    return Ok(Some(LogConflict { key, original_position, lines: first_line..=last_line }));
+                }
+                Err(error) => return Err(self.storage(error)),
             }
-            Err(error) => Err(self.storage(error)),
         }
+        Ok(None)
     }
 
     /// The lines whose key the log, or an earlier line, holds with other
