@@ -170,13 +170,13 @@ impl<'a> Recheck<'a> {
 
     /// Takes the next line; `false` once its chunk differs.
     fn line(&mut self, line: usize, text: &str) -> bool {
-        if self.n_lines % self.chunk_facts == 0 {
+        if self.n_lines.is_multiple_of(self.chunk_facts) {
             self.chunk_first_line = line;
         }
         self.digest.update(text.as_bytes());
         self.digest.update(b"\n");
         self.n_lines += 1;
-        if self.n_lines % self.chunk_facts != 0 {
+        if !self.n_lines.is_multiple_of(self.chunk_facts) {
             return true;
         }
         let digest = std::mem::replace(&mut self.digest, Xxh3::new()).digest();
@@ -299,7 +299,7 @@ impl Run<'_> {
         let mut chunk = Chunk::new();
         let mut probing = Some(to_probe);
         for (line, text) in numbered_lines(source.open().map_err(|e| self.read_error(e))?) {
-            if line as u64 % BAR_STEP == 0 {
+            if (line as u64).is_multiple_of(BAR_STEP) {
                 bar.set_position(line as u64);
             }
             let checked = text.and_then(|text| {
@@ -412,7 +412,7 @@ impl Run<'_> {
         let mut recheck = Recheck::new(validated, self.chunk_facts);
         let mut changed_at = None;
         let lines = numbered_lines(source.open().map_err(|e| self.read_error(e))?).map_while(|(line, text)| {
-            if line as u64 % BAR_STEP == 0 {
+            if (line as u64).is_multiple_of(BAR_STEP) {
                 bar.set_position(line as u64);
             }
             match &text {
