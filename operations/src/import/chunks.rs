@@ -2,12 +2,17 @@
 //! first validates every line without appending: each fact parsed and
 //! put through the writer's own checks (`ledger::log::check_new_event`),
 //! the file's keys compared among themselves (a fingerprint of each key
-//! and of its content, 24 bytes a fact, sorted at the end) and, chunk by
-//! chunk, probed against the log (`SledLog::probe_blocking`). Only a file
-//! that passes is read again and appended, one chunk per append, each
-//! durable once acknowledged. Every fact carries its natural or content
-//! key, so a rerun after an interruption finds the chunks already recorded
-//! as repeats and appends the rest.
+//! and of its content, 24 bytes a fact, sorted a chunk at a time and
+//! merged at the end) and, chunk by chunk, probed against the log
+//! (`SledLog::probe_blocking`, on a thread of its own while the next chunk
+//! is read); a file with decided facts then has them judged (`decided`).
+//! Only a file that passes is read again and appended, one chunk per
+//! append, each durable once acknowledged, the next chunk read while the
+//! log stores the last. Every fact carries its natural or content key, so
+//! a rerun after an interruption finds the chunks already recorded as
+//! repeats and appends the rest. Each reading after the first checks its
+//! chunks against the first one's digests: a file changed meanwhile is
+//! refused where it differs.
 
 use super::decided::{self, Named};
 use super::{append_batch, numbered_lines, Batch, ImportError, Imported, LineRefusal};
@@ -26,9 +31,9 @@ use std::path::Path;
 use std::time::Instant;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64_with_seed, Xxh3};
 
-/// Facts per append unless the caller chooses: large enough that the
-/// per-append costs vanish, small enough that a chunk's facts take tens of
-/// megabytes (measured with `yibao-bench scale`).
+/// Facts per append unless the caller chooses. Measured on the 1M-person
+/// year (2.1M facts): chunks of 50,000 to 500,000 take the same time; the
+/// peak RSS grows with the chunk (1,155 MB at 100,000, 1,251 at 500,000).
 pub const DEFAULT_CHUNK_FACTS: usize = 200_000;
 
 /// Lines counted on the first pass's bar at once, not one by one.
