@@ -2,8 +2,9 @@
 //! the whole projection does: written whole, and written back after a fold
 //! of more facts with only the persons that fold changed (identity
 //! conversions merging persons of the first part, proxy steps, voided
-//! pre-registrations among them). And a lookup through the command line
-//! reads it once it is at the head.
+//! pre-registrations among them), or caught up from the log in chunks. A
+//! lookup through the command line catches it up to the head and reads it,
+//! without the whole projection, also when killed at any moment.
 
 use ledger::{Date, Event, Identity, NewEvent, OpenMode, SledLog};
 use operations::coverage::{answer, CoverageQuery};
@@ -107,28 +108,66 @@ fn a_lookup_reads_the_store_once_it_is_at_the_head() {
     let first = yibao(data, &["coverage", DEMO_PERSON, "--json"]);
     assert!(store.exists(), "the first lookup writes the store");
     let tip = PersonStore::open(&store).expect("open").tip().expect("tip").expect("a tip");
-    // The checkpoint gone: an answer now can only come from the store.
-    std::fs::remove_file(data.join("projections").join("coverage.ckpt")).expect("remove");
+    // No checkpoint (the first lookup built none; removed if an earlier
+    // command did): an answer now can only come from the store.
+    let _ = std::fs::remove_file(data.join("projections").join("coverage.ckpt"));
     let second = yibao(data, &["coverage", DEMO_PERSON, "--json"]);
     assert_eq!(first, second);
     assert!(!data.join("projections").join("coverage.ckpt").exists(), "the second lookup read the store alone");
-    // A new fact: the store is behind, the whole projection answers and
-    // brings the store to the head.
+    // A new fact: the store is behind; the lookup folds the new fact into
+    // it and reads it, without the whole projection (not rebuilt: no
+    // checkpoint appears).
     let pay =
         ["pay", "--id", DEMO_PERSON, "--year", "2026", "--amount", "400", "--channel", "wechat", "--ref", "WX-STORE-1"];
     yibao(data, &[&pay[..], &["--paid-at", "2025-10-01T09:00:00+08:00"]].concat());
+    let _ = std::fs::remove_file(data.join("projections").join("coverage.ckpt"));
     let third = yibao(data, &["coverage", DEMO_PERSON, "--json"]);
     assert!(third.contains("2026"), "{third}");
     let moved = PersonStore::open(&store).expect("open").tip().expect("tip").expect("a tip");
     assert!(moved.position > tip.position);
+    assert!(!data.join("projections").join("coverage.ckpt").exists(), "the store was caught up from the log alone");
 }
 
-/// A lookup killed (`kill -9`) at any moment while it catches the whole
-/// projection up and writes the person store back leaves the store at its
-/// previous tip or at the new one, never between: the next lookup answers
-/// every person as the whole projection folded from the log does.
+/// A ledger that never had a person store gets one from the log alone,
+/// caught up from position 1 in chunks, whose every answer is the whole
+/// projection's.
 #[test]
-fn a_lookup_killed_while_writing_the_store_leaves_it_right() {
+fn a_ledger_without_a_store_gets_one_from_the_log_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    yibao(data, &["import", DEMO_FACTS]);
+    let projections = data.join("projections");
+    for file in ["coverage.ckpt", "persons.sqlite", "persons.sqlite-wal", "persons.sqlite-shm"] {
+        let _ = std::fs::remove_file(projections.join(file));
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
+        .arg("--data")
+        .arg(data)
+        .args(["coverage", DEMO_PERSON, "--json"])
+        .env(operations::STORE_CHUNK_VARIABLE, "4")
+        .output()
+        .expect("run yibao");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!projections.join("coverage.ckpt").exists(), "the whole projection was not built");
+    let store = PersonStore::open(&projections.join("persons.sqlite")).expect("open");
+    let log = SledLog::open(data, OpenMode::Read).expect("a read open");
+    let whole = folded(&log);
+    assert_eq!(store.tip().expect("tip"), Some(whole.tip()));
+    assert_eq!(store.load_all().expect("the whole store").digest(), whole.digest());
+    let answered: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let person: Identity = DEMO_PERSON.parse().expect("an ID");
+    let expected = answer(&whole, &CoverageQuery { person, year: None, on: None }).expect("a known person");
+    assert_eq!(answered, serde_json::to_value(expected).expect("serializes"));
+}
+
+/// A lookup killed (`kill -9`) at any moment while it catches the person
+/// store up (from position 1, or the facts imported since) leaves the
+/// store at its previous tip or a later one, and never wrong: everything
+/// it holds is the projection folded from position 1 to its tip. The next
+/// lookups answer every person as the whole log.
+#[test]
+fn a_lookup_killed_while_catching_the_store_up_leaves_it_right() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     yibao(&data, &["init"]);
@@ -144,26 +183,40 @@ fn a_lookup_killed_while_writing_the_store_leaves_it_right() {
     let lines: Vec<String> = facts.iter().map(|e| yibao::facts::to_line(e).to_string()).collect();
     std::fs::write(&file, lines.join("\n")).expect("write");
     yibao(&data, &["import", file.to_str().expect("utf-8")]);
-    yibao(&data, &["coverage", &persons[0].to_string()]);
-    for (round, delay_ms) in [5_u64, 20, 45, 80, 130, 200, 320].into_iter().enumerate() {
-        // New facts for a few thousand persons: the store is behind.
-        let batch: Vec<String> = persons
-            .iter()
-            .skip(round * 2_000)
-            .take(2_000)
-            .enumerate()
-            .map(|(k, person)| {
-                format!(
-                    r#"{{"type":"payment_received","v":1,"person":"{person}","coverage_year":2022,"amount":"350.00","channel":"wechat","channel_ref":"KILL-{round}-{k}","paid_at":"2021-10-05T09:30:12+08:00"}}"#
-                )
-            })
-            .collect();
-        std::fs::write(&file, batch.join("\n")).expect("write");
-        yibao(&data, &["import", file.to_str().expect("utf-8")]);
+    let store_path = data.join("projections").join("persons.sqlite");
+    let tip_of = || PersonStore::open(&store_path).expect("open").tip().expect("a tip that reads");
+    // Kill moments spread over a catch-up, from a fixed seed.
+    let mut seed = 0x9e37_79b9_u64;
+    for round in 0..8_usize {
+        if round % 3 == 0 {
+            // No store: caught up from position 1.
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", store_path.display()));
+            }
+        } else {
+            // New facts for a few thousand persons: the store is behind.
+            let batch: Vec<String> = persons
+                .iter()
+                .skip(round * 2_000)
+                .take(2_000)
+                .enumerate()
+                .map(|(k, person)| {
+                    format!(
+                        r#"{{"type":"payment_received","v":1,"person":"{person}","coverage_year":2022,"amount":"350.00","channel":"wechat","channel_ref":"KILL-{round}-{k}","paid_at":"2021-10-05T09:30:12+08:00"}}"#
+                    )
+                })
+                .collect();
+            std::fs::write(&file, batch.join("\n")).expect("write");
+            yibao(&data, &["import", file.to_str().expect("utf-8")]);
+        }
+        let before = if store_path.exists() { tip_of() } else { None };
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let delay_ms = 5 + (seed >> 33) % 600;
         let mut lookup = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
             .arg("--data")
             .arg(&data)
             .args(["coverage", &persons[round].to_string()])
+            .env(operations::STORE_CHUNK_VARIABLE, "1500")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -171,6 +224,22 @@ fn a_lookup_killed_while_writing_the_store_leaves_it_right() {
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = lookup.kill();
         let _ = lookup.wait();
+        if !store_path.exists() {
+            continue;
+        }
+        let Some(after) = tip_of() else { continue };
+        if let Some(before) = before {
+            assert!(
+                after.position >= before.position,
+                "round {round}: the store went back from {before:?} to {after:?}"
+            );
+        }
+        let log = SledLog::open(&data, OpenMode::Read).expect("a read open");
+        let mut expected = Coverage::new();
+        expected.catch_up_to(&log, after.position).expect("folded from position 1");
+        assert_eq!(expected.tip(), after, "round {round}: the store's tip is on the log");
+        let held = PersonStore::open(&store_path).expect("open").load_all().expect("the whole store");
+        assert_eq!(held.digest(), expected.digest(), "round {round}: killed after {delay_ms} ms at {}", after.position);
     }
     // Whatever the kills left, the next lookups answer as the whole log.
     let checked: Vec<&Identity> = persons.iter().step_by(97).take(150).collect();
@@ -225,4 +294,38 @@ fn the_service_writes_the_persons_it_changed_back_when_it_stops() {
     );
     assert_eq!(answer["log_position"], 27, "the store is at the head the service left");
     assert!(!data.join("projections").join("coverage.ckpt").exists(), "the lookup read the store alone");
+}
+
+/// A person store that does not read at all (not SQLite) is noted,
+/// removed and caught up from the log: the lookup answers as the whole
+/// projection.
+#[test]
+fn a_store_that_does_not_read_is_removed_and_caught_up_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    yibao(data, &["import", DEMO_FACTS]);
+    let projections = data.join("projections");
+    std::fs::create_dir_all(&projections).expect("mkdir");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(projections.join(format!("persons.sqlite{suffix}")));
+    }
+    std::fs::write(projections.join("persons.sqlite"), vec![0x5a_u8; 8_192]).expect("damage");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
+        .arg("--data")
+        .arg(data)
+        .args(["coverage", DEMO_PERSON, "--json"])
+        .output()
+        .expect("run yibao");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("note:") && stderr.contains("persons.sqlite"), "{stderr}");
+    let log = SledLog::open(data, OpenMode::Read).expect("a read open");
+    let whole = folded(&log);
+    let store = PersonStore::open(&projections.join("persons.sqlite")).expect("open");
+    assert_eq!(store.tip().expect("tip"), Some(whole.tip()));
+    let answered: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let person: Identity = DEMO_PERSON.parse().expect("an ID");
+    let expected = answer(&whole, &CoverageQuery { person, year: None, on: None }).expect("a known person");
+    assert_eq!(answered, serde_json::to_value(expected).expect("serializes"));
 }

@@ -9,13 +9,18 @@ use crate::facts;
 use ledger::event::FieldError;
 use ledger::Identity;
 use ledger::{Event, Head, OpenMode, SledLog};
-use projections::coverage::{Coverage, PersonStore};
+use projections::coverage::{Coverage, PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
 use projections::family::{self, Family, Refusal, Verdict};
 use projections::Projection;
 use std::path::{Path, PathBuf};
 
 /// The per-person coverage store, under `DIR/projections/`.
 pub const PERSON_STORE: &str = "persons.sqlite";
+
+/// Envelopes the person store folds per transaction, when set (a positive
+/// number); else `DEFAULT_CHUNK_ENVELOPES`. Smaller: less memory, more
+/// transactions.
+pub const STORE_CHUNK_VARIABLE: &str = "YIBAO_STORE_CHUNK_ENVELOPES";
 
 /// An open ledger.
 pub struct Ledger {
@@ -148,47 +153,44 @@ impl Ledger {
     }
 
     /// The coverage projection as far as one person's questions need it:
-    /// that person alone from the per-person store when the store is at the
-    /// log's head (one read, whatever the ledger's size); else the whole
-    /// projection caught up from its checkpoint, which then brings the
-    /// store to the head (the persons folded since, or all of them when
-    /// the store is missing or elsewhere). A store that cannot be used is
-    /// noted and rebuilt; the answer never waits on it.
+    /// that person alone from the per-person store, brought to the log's
+    /// head first by folding the facts it lacks in chunks
+    /// (`PersonStore::catch_up`: the first lookup after N new facts costs
+    /// O(N), and a ledger that never had a store gets one from position 1
+    /// in memory bounded by the chunk). A store that cannot be used is
+    /// noted, removed and caught up again from position 1; when even that
+    /// fails, the whole projection answers.
     pub fn person_coverage(&self, person: &Identity) -> Result<Coverage, StorageError> {
-        let directory = self.data.join("projections");
-        let path = directory.join(PERSON_STORE);
-        let head = self.log.durable_head();
-        let store = std::fs::create_dir_all(&directory)
-            .map_err(|source| projections::coverage::StoreError::Io { path: path.clone(), source })
-            .and_then(|()| PersonStore::open(&path));
-        if let Ok(store) = &store {
-            if let Ok(Some(tip)) = store.tip() {
-                if tip.position == head.position && tip.hash == head.hash {
-                    match store.coverage_of(person) {
-                        Ok(found) => return Ok(found),
-                        Err(error) => eprintln!("note: {}", chain(&error)),
-                    }
-                }
+        let path = self.data.join("projections").join(PERSON_STORE);
+        for _attempt in 0..2 {
+            match self.caught_up_store(&path).and_then(|store| store.coverage_of(person)) {
+                Ok(found) => return Ok(found),
+                Err(StoreError::Log { source, .. }) => return Err(StorageError::Ledger(source)),
+                Err(error) => forget_person_store(&path, &error),
             }
         }
-        let mut started_at = None;
-        let mut coverage: Coverage =
-            checkpoints::caught_up_with(&self.data, &self.log, u64::MAX, |loaded: &mut Coverage| {
-                started_at = Some(loaded.tip());
-                loaded.track_touched();
-            })?;
-        let written = store.and_then(|mut store| {
-            let store_tip = store.tip().ok().flatten();
-            if coverage.is_tracking() && store_tip.is_some() && store_tip == started_at {
-                store.write_touched(&mut coverage)
-            } else {
-                store.write_all(&mut coverage)
-            }
-        });
-        if let Err(error) = written {
-            forget_person_store(&path, &error);
+        checkpoints::caught_up(&self.data, &self.log, u64::MAX)
+    }
+
+    /// The per-person store at the log's head, with a progress bar while
+    /// it is caught up.
+    fn caught_up_store(&self, path: &Path) -> Result<PersonStore, StoreError> {
+        if let Some(directory) = path.parent() {
+            std::fs::create_dir_all(directory).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         }
-        Ok(coverage)
+        let mut store = PersonStore::open(path)?;
+        let head = self.log.durable_head().position;
+        let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
+        let bar = crate::progress::bar(head - from, "catching the person store up");
+        let chunk = std::env::var(STORE_CHUNK_VARIABLE)
+            .ok()
+            .and_then(|value| value.parse::<u64>().ok())
+            .filter(|&chunk| chunk > 0)
+            .unwrap_or(DEFAULT_CHUNK_ENVELOPES);
+        let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
+        store.catch_up_in_chunks(&self.log, head, chunk, &mut advanced)?;
+        bar.finish_and_clear();
+        Ok(store)
     }
 
     /// The family projection at position `upto`.
@@ -249,10 +251,10 @@ pub(crate) fn record_on(
     }
 }
 
-/// A person store that cannot be used: noted and removed, so that the
-/// next lookup writes it whole.
-fn forget_person_store(path: &Path, error: &projections::coverage::StoreError) {
-    eprintln!("note: {}; lookups read the whole projection until it is written", chain(error));
+/// A person store that cannot be used: noted and removed, so that it is
+/// caught up from position 1.
+fn forget_person_store(path: &Path, error: &StoreError) {
+    eprintln!("note: {}; it is removed and caught up from the log", chain(error));
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.to_path_buf().into_os_string();
         file.push(suffix);
@@ -277,7 +279,7 @@ pub fn coverage_keeping_the_store(data: &Path, log: &dyn ledger::LogReader) -> R
 
 /// Writes back to the per-person store the persons `coverage` changed
 /// since `coverage_keeping_the_store` (nothing when it did not track them:
-/// the next lookup writes the store whole).
+/// the next lookup catches the store up from its tip).
 pub fn write_back_persons(data: &Path, coverage: &mut Coverage) {
     if !coverage.is_tracking() {
         return;

@@ -28,4 +28,5 @@ pub mod replay;
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{
     coverage_keeping_the_store, record, write_back_persons, Ledger, OpenError, Projections, RecordError, Recorded,
+    STORE_CHUNK_VARIABLE,
 };

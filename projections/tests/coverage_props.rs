@@ -525,3 +525,114 @@ proptest! {
         }
     }
 }
+
+/// The log the store catches up from, in memory; `salt` gives another
+/// ledger's hashes over the same facts.
+struct MemoryLog {
+    records: Vec<ledger::Envelope>,
+}
+
+impl MemoryLog {
+    fn of(events: &[Event], salt: u8) -> MemoryLog {
+        let records = events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let mut record = envelope(index as u64 + 1, event.clone());
+                record.hash[0] ^= salt;
+                record
+            })
+            .collect();
+        MemoryLog { records }
+    }
+}
+
+impl ledger::LogReader for MemoryLog {
+    fn durable_head(&self) -> ledger::Head {
+        self.records.last().map_or(ledger::Head { position: 0, hash: [0; 32] }, |last| ledger::Head {
+            position: last.head.position,
+            hash: last.hash,
+        })
+    }
+
+    fn genesis_hash(&self) -> ledger::Hash {
+        [0; 32]
+    }
+
+    fn scan_records(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(ledger::Envelope) -> ledger::Result<()>,
+    ) -> ledger::Result<()> {
+        let range = |e: &&ledger::Envelope| (from..=to).contains(&e.head.position);
+        self.records.iter().filter(range).cloned().try_for_each(visit)
+    }
+
+    fn read_stream_blocking(&self, stream: &str) -> ledger::Result<Vec<ledger::Envelope>> {
+        Ok(self.records.iter().filter(|e| e.head.stream == stream).cloned().collect())
+    }
+
+    fn ledger_id(&self) -> ledger::uuid::Uuid {
+        ledger::uuid::Uuid::nil()
+    }
+}
+
+/// Every answer about every identity of the pool, with the years it has.
+fn answers_of(coverage: &Coverage) -> Vec<String> {
+    pool()
+        .iter()
+        .map(|identity| {
+            let years: Vec<_> = [2021u16, 2022].iter().map(|&year| coverage.person_year(identity, year)).collect();
+            format!("{:?} {:?} {:?}", coverage.person(identity), coverage.years_of(identity), years)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// A store caught up in chunks of random sizes with random stops (from
+    /// a store of another ledger, sometimes) holds the projection rebuilt
+    /// from position 1 and the incremental fold at every stop: the same
+    /// state digest (the auditor's, `Coverage::digest`) and the same answer
+    /// for every person, read whole (`load_all`) or one person at a time.
+    #[test]
+    fn a_store_caught_up_in_chunks_is_the_projection_folded_from_position_1(
+        ops in proptest::collection::vec(op(), 0..60),
+        stops in proptest::collection::vec((0usize..80, 1u64..12), 0..4),
+        last_chunk in 1u64..20,
+        foreign in any::<bool>(),
+    ) {
+        let events = events(&ops, &mut Model::default());
+        let log = MemoryLog::of(&events, 0);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = projections::coverage::PersonStore::open(&dir.path().join("persons.sqlite")).expect("a store");
+        if foreign {
+            let other = MemoryLog::of(&events[..events.len() / 2], 0x5a);
+            store.catch_up_in_chunks(&other, u64::MAX, 3, &mut |_| {}).expect("another ledger's store");
+        }
+        let mut stops = stops;
+        stops.sort();
+        stops.push((events.len(), last_chunk));
+        for (stop, chunk) in stops {
+            let stop = stop.min(events.len());
+            store.catch_up_in_chunks(&log, stop as u64, chunk, &mut |_| {}).expect("caught up");
+            let incremental = fold(&events[..stop]);
+            let mut rebuilt = Coverage::default();
+            rebuilt.catch_up_to(&log, stop as u64).expect("rebuilt from position 1");
+            let loaded = store.load_all().expect("the whole store");
+            prop_assert_eq!(loaded.position(), stop as u64);
+            prop_assert_eq!(rebuilt.digest(), incremental.digest());
+            prop_assert_eq!(loaded.digest(), incremental.digest(), "at position {}", stop);
+            prop_assert_eq!(answers_of(&loaded), answers_of(&incremental));
+            for identity in pool() {
+                let one = store.coverage_of(&identity).expect("one person");
+                for year in [2021u16, 2022] {
+                    prop_assert_eq!(one.person_year(&identity, year), incremental.person_year(&identity, year));
+                }
+                prop_assert_eq!(one.person(&identity), incremental.person(&identity));
+            }
+        }
+    }
+}

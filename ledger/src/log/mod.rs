@@ -21,6 +21,7 @@ use std::fmt;
 
 pub use sled_log::{open_store, LogHeader, OpenMode, SledLog};
 pub use verify::{VerifyProblem, VerifyReport};
+pub use writer::check_new_event;
 
 /// Most events in one append request.
 pub const MAX_EVENTS_PER_APPEND: usize = 4_000_000;

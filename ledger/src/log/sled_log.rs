@@ -706,6 +706,15 @@ impl SledLog {
         self.writer()?.append_blocking(events)
     }
 
+    /// A dry run of `append_blocking`: the same checks, nothing appended.
+    /// Answers the position of each event the log already holds (same
+    /// key, same content), 0 for each it would append, `n_appended` for
+    /// how many that is; or the error the append would give now
+    /// (`IdempotencyConflict`, `WrongExpectedVersion`, a field's limit).
+    pub fn probe_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.writer()?.probe_blocking(events)
+    }
+
     /// Stored blocks from the one holding `position` on, as (first position,
     /// bytes). For verification and replay, which read blocks whole.
     pub fn blocks_from(&self, position: u64) -> Result<impl Iterator<Item = Result<(u64, sled::IVec)>> + '_> {

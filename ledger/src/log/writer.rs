@@ -51,6 +51,8 @@ struct Prepared {
 struct Request {
     events: Vec<Prepared>,
     reply: Reply,
+    /// A dry run: planned as an append, answered, nothing applied.
+    probe: bool,
 }
 
 /// A request's positions, acknowledged once its unit is durable.
@@ -119,15 +121,26 @@ impl WriterHandle {
         let events = prepare(self.fingerprints, events)?;
         let (reply, response) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
-        requests.send(Request { events, reply }).await.map_err(|_| LedgerError::Closed)?;
+        requests.send(Request { events, reply, probe: false }).await.map_err(|_| LedgerError::Closed)?;
         response.await.map_err(|_| LedgerError::Closed)?
     }
 
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.send_blocking(events, false)
+    }
+
+    /// What `append_blocking` would answer now, without appending: the
+    /// position of each event the log already holds, 0 for one it would
+    /// append, and the error it would give.
+    pub fn probe_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.send_blocking(events, true)
+    }
+
+    fn send_blocking(&self, events: Vec<NewEvent>, probe: bool) -> Result<AppendOutcome> {
         let events = prepare(self.fingerprints, events)?;
         let (reply, response) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
-        requests.blocking_send(Request { events, reply }).map_err(|_| LedgerError::Closed)?;
+        requests.blocking_send(Request { events, reply, probe }).map_err(|_| LedgerError::Closed)?;
         response.blocking_recv().map_err(|_| LedgerError::Closed)?
     }
 }
@@ -154,21 +167,7 @@ fn prepare(fingerprints: Fingerprints, events: Vec<NewEvent>) -> Result<Vec<Prep
     }
     let mut prepared = Vec::with_capacity(events.len());
     for (event_idx, new) in events.into_iter().enumerate() {
-        check_sizes(&new)?;
-        new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
-        let event_bytes = envelope::encode_event(&new.event);
-        // Every append passes here: no key can take another fact's place.
-        let own_key = || new.event.natural_key().unwrap_or_else(|| super::content_key_of(&new.event, &event_bytes));
-        new.event
-            .check_idempotency_key_against(&new.idempotency_key, own_key)
-            .map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
-        if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
-            return Err(LedgerError::TooLarge {
-                what: "an event",
-                size: event_bytes.len(),
-                limit: MAX_RECORD_BYTES - ENVELOPE_ROOM,
-            });
-        }
+        let event_bytes = check_new_event(&new, event_idx)?;
         let stream_fingerprint = fingerprints.stream(&new.stream);
         prepared.push(Prepared {
             key_fingerprint: fingerprints.key(&new.idempotency_key),
@@ -182,6 +181,31 @@ fn prepare(fingerprints: Fingerprints, events: Vec<NewEvent>) -> Result<Vec<Prep
         });
     }
     Ok(prepared)
+}
+
+/// Every check the writer makes on one event before it looks at the log:
+/// the lengths of its stream id, key and actor, the event's limits and
+/// canonical form, a key that takes no other fact's, the record's size.
+/// An import runs it on every line before it appends anything. Returns
+/// the encoded event, which the checks needed; `event_idx` is the event's
+/// index in its request, as `LedgerError::InvalidEvent` names it.
+pub fn check_new_event(new: &NewEvent, event_idx: usize) -> Result<Vec<u8>> {
+    check_sizes(new)?;
+    new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
+    let event_bytes = envelope::encode_event(&new.event);
+    // Every append passes here: no key can take another fact's place.
+    let own_key = || new.event.natural_key().unwrap_or_else(|| super::content_key_of(&new.event, &event_bytes));
+    new.event
+        .check_idempotency_key_against(&new.idempotency_key, own_key)
+        .map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
+    if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
+        return Err(LedgerError::TooLarge {
+            what: "an event",
+            size: event_bytes.len(),
+            limit: MAX_RECORD_BYTES - ENVELOPE_ROOM,
+        });
+    }
+    Ok(event_bytes)
 }
 
 /// What planning decided for one event of a request.
@@ -304,6 +328,9 @@ impl Sequencer {
             Err(rejection) => {
                 let _ = request.reply.send(Err(rejection));
             }
+            Ok(plans) if request.probe => {
+                let _ = request.reply.send(Ok(probe_outcome(&plans, self.shared.durable_head())));
+            }
             Ok(plans) => self.apply(request, plans, &mut index, unit),
         }
     }
@@ -422,6 +449,26 @@ impl Sequencer {
         unit.at_boundary = true;
         unit.acks.push(Ack { reply: request.reply, positions, n_appended });
     }
+}
+
+/// A probe's answer, as an append's: each event's position where the log
+/// already holds it, 0 where it would be appended (also for a repeat of
+/// such an event earlier in the request, which an append records once).
+fn probe_outcome(plans: &[Plan], head: Head) -> AppendOutcome {
+    let mut positions: Vec<u64> = Vec::with_capacity(plans.len());
+    let mut n_new = 0;
+    for plan in plans {
+        let position = match *plan {
+            Plan::New { .. } => {
+                n_new += 1;
+                0
+            }
+            Plan::Duplicate(position) => position,
+            Plan::DuplicateOf(earlier_idx) => positions[earlier_idx],
+        };
+        positions.push(position);
+    }
+    AppendOutcome { positions, n_appended: n_new, head }
 }
 
 fn check_sizes(new: &NewEvent) -> Result<()> {

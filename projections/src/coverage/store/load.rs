@@ -1,0 +1,176 @@
+//! Reading the store back into a `Coverage`: the few persons and
+//! applications a chunk of the log names (what `catch_up` folds into), or
+//! everything (`load_all`, to compare with the whole projection).
+
+use super::{PersonStore, StoreError};
+use crate::coverage::state::{PersonId, PersonState};
+use crate::coverage::Coverage;
+use crate::Tip;
+use ledger::{Envelope, Event, Identity};
+use rustc_hash::FxHashSet;
+
+/// The identities and proxy application ids a chunk of facts names: what
+/// the fold of those facts reads or changes.
+#[derive(Default)]
+pub(super) struct Named {
+    identities: FxHashSet<Identity>,
+    applications: FxHashSet<String>,
+}
+
+impl Named {
+    pub(super) fn of(envelopes: &[Envelope]) -> Named {
+        let mut named = Named::default();
+        for envelope in envelopes {
+            named.add(&envelope.event);
+        }
+        named
+    }
+
+    fn add(&mut self, event: &Event) {
+        let person = match event {
+            Event::PersonRegisteredV1(e) => &e.person,
+            Event::PreRegistrationVoidedV1(e) => &e.person,
+            Event::HardshipCertifiedV1(e) => &e.person,
+            Event::HardshipAssessedV1(e) => &e.person,
+            Event::PaymentReceivedV1(e) => &e.person,
+            Event::SubsidyGrantedV1(e) => &e.person,
+            Event::RefundIssuedV1(e) => &e.person,
+            // Both sides: a conversion may merge two persons.
+            Event::IdentityConvertedV1(e) => {
+                self.identities.insert(e.from.clone());
+                &e.to
+            }
+            Event::ProxySubmittedV1(e) => {
+                self.applications.insert(e.application_id.clone());
+                &e.member
+            }
+            Event::ProxyProcessingV1(e) => return self.application(&e.application_id),
+            Event::ProxyCreditedV1(e) => return self.application(&e.application_id),
+            Event::ProxyFailedV1(e) => return self.application(&e.application_id),
+            Event::ProxyReturnedV1(e) => return self.application(&e.application_id),
+            Event::PolicyPublishedV1(_)
+            | Event::PolicyAmendedV1(_)
+            | Event::FamilyBindingCreatedV1(_)
+            | Event::FamilyBindingRevokedV1(_)
+            | Event::ReconciliationRecordedV1(_) => return,
+        };
+        self.identities.insert(person.clone());
+    }
+
+    fn application(&mut self, application_id: &str) {
+        self.applications.insert(application_id.to_string());
+    }
+}
+
+impl PersonStore {
+    /// A coverage at `tip` with the policies, the notes, the persons
+    /// `named` speaks of (under every identity they had) and its
+    /// applications with their members: folding the chunk into it changes
+    /// those persons as folding it into the whole projection would.
+    pub(super) fn load_named(&self, named: &Named, tip: Tip) -> Result<Coverage, StoreError> {
+        let mut applications: Vec<(String, Identity, u16)> = Vec::new();
+        let mut identities: Vec<&Identity> = named.identities.iter().collect();
+        let mut members: Vec<Identity> = Vec::new();
+        for application in &named.applications {
+            if let Some((member, year)) = self.application(application)? {
+                members.push(member.clone());
+                applications.push((application.clone(), member, year));
+            }
+        }
+        identities.extend(&members);
+        // In key order: the B-tree's pages are read once each.
+        identities.sort_by_cached_key(|identity| identity.to_string());
+        let mut coverage = self.empty_at(tip)?;
+        let mut loaded: FxHashSet<String> = FxHashSet::default();
+        for identity in identities {
+            if coverage.ids.contains_key(identity) {
+                continue;
+            }
+            if let Some((key, person)) = self.person_named(identity)? {
+                if loaded.insert(key) {
+                    coverage.adopt(person);
+                }
+            }
+        }
+        coverage
+            .adopt_applications(applications)
+            .map_err(|application| self.damaged(format!("application {application} names no person")))?;
+        coverage.touched = Some(FxHashSet::default());
+        Ok(coverage)
+    }
+
+    /// The whole projection as the store holds it, at its tip: its digest
+    /// and every answer are those of the projection folded from position 1.
+    pub fn load_all(&self) -> Result<Coverage, StoreError> {
+        let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
+        let mut coverage = self.empty_at(tip)?;
+        let mut persons = self.connection.prepare("SELECT state FROM persons").map_err(|e| self.failed(e))?;
+        let mut rows = persons.query([]).map_err(|e| self.failed(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
+            let bytes: Vec<u8> = row.get(0).map_err(|e| self.failed(e))?;
+            let person: PersonState =
+                bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
+            coverage.adopt(person);
+        }
+        let mut proxies =
+            self.connection.prepare("SELECT id, person, year FROM proxies").map_err(|e| self.failed(e))?;
+        let mut rows = proxies.query([]).map_err(|e| self.failed(e))?;
+        let mut applications = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
+            let (application, member, year): (String, String, u16) = (
+                row.get(0).map_err(|e| self.failed(e))?,
+                row.get(1).map_err(|e| self.failed(e))?,
+                row.get(2).map_err(|e| self.failed(e))?,
+            );
+            let member = member.parse().map_err(|_| self.damaged("an application's member"))?;
+            applications.push((application, member, year));
+        }
+        coverage
+            .adopt_applications(applications)
+            .map_err(|application| self.damaged(format!("application {application} names no person")))?;
+        Ok(coverage)
+    }
+
+    fn empty_at(&self, tip: Tip) -> Result<Coverage, StoreError> {
+        let (notes, n_notes_dropped) = self.notes()?;
+        Ok(Coverage { tip, policies: self.policies()?, notes, n_notes_dropped, ..Coverage::default() })
+    }
+
+    /// An application's member (an identity they had) and year.
+    fn application(&self, application_id: &str) -> Result<Option<(Identity, u16)>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let row: Option<(String, u16)> = self
+            .connection
+            .query_row("SELECT person, year FROM proxies WHERE id = ?1", [application_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.failed(e))?;
+        let Some((member, year)) = row else { return Ok(None) };
+        let member = member.parse().map_err(|_| self.damaged(format!("the member of application {application_id}")))?;
+        Ok(Some((member, year)))
+    }
+}
+
+impl Coverage {
+    /// Takes in a live person read from a store, under every identity
+    /// they had: PersonIds are indices of this coverage, so renumbered.
+    fn adopt(&mut self, person: PersonState) {
+        let Ok(id) = PersonId::try_from(self.persons.len()) else { return };
+        for known in std::iter::once(&person.current).chain(&person.former) {
+            self.ids.insert(known.clone(), id);
+        }
+        self.persons.push(person);
+    }
+
+    /// Takes in applications by their member's identity; the first whose
+    /// member is not here is returned (every member is in the store under
+    /// every identity they had, so the store is damaged).
+    fn adopt_applications(&mut self, applications: Vec<(String, Identity, u16)>) -> Result<(), String> {
+        for (application, member, year) in applications {
+            let Some(&id) = self.ids.get(&member) else { return Err(application) };
+            self.proxies.insert(application.into_boxed_str(), (id, year));
+        }
+        Ok(())
+    }
+}
