@@ -2,9 +2,12 @@
 
 mod anchor;
 pub mod block;
+mod flusher;
 mod index;
+mod manifest;
 mod owner;
 pub mod restore;
+mod run;
 mod scan;
 mod sled_log;
 pub mod verify;

@@ -7,14 +7,15 @@
 //! and fingerprints are done by the appending caller, on its own thread.
 
 use super::block::{self, BlockBuilder, SealedBlock};
-use super::index::{fingerprint_map, Fingerprints, KeyIndex, KeyUse, StreamIndex};
+use super::flusher::{self, Flusher};
+use super::index::{fingerprint_map, Fingerprints, Frozen, Indexes, KeyIndex, KeyUse, StreamIndex};
 use super::sled_log::Shared;
 use super::{AppendOutcome, ExpectedVersion, Head, NewEvent, MAX_EVENTS_PER_APPEND, MAX_KEY_BYTES};
 use crate::envelope::{self, EnvelopeHead, MAX_RECORD_BYTES};
 use crate::error::{LedgerError, Result};
 use crate::sync::{lock_plain, write_plain};
 use crate::time::UtcTime;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
@@ -75,6 +76,8 @@ pub(crate) struct WriterHandle {
     requests: Option<mpsc::Sender<Request>>,
     fingerprints: Fingerprints,
     threads: Vec<JoinHandle<()>>,
+    /// Joined after the others: it writes what they leave in memory.
+    index_writer: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 pub(crate) fn start(shared: Arc<Shared>, head: Head, keys: KeyIndex) -> WriterHandle {
@@ -83,19 +86,34 @@ pub(crate) fn start(shared: Arc<Shared>, head: Head, keys: KeyIndex) -> WriterHa
     let (hashed_tx, hashed_rx) = std_mpsc::sync_channel(UNIT_QUEUE);
     let fingerprints = shared.fingerprints;
     let sequencer_shared = Arc::clone(&shared);
+    let (frozen_tx, index_writer) = match shared.index_files.as_ref() {
+        Some(_) => {
+            let Flusher { frozen, writer_stopped, thread } = flusher::start(Arc::clone(&shared));
+            (Some(frozen), Some((writer_stopped, thread)))
+        }
+        None => (None, None),
+    };
+    let memtable_max_keys = shared.index_files.as_ref().map_or(usize::MAX, |files| files.memtable_max_keys);
     let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new().name(name.into()).spawn(work).expect("spawn a writer thread")
     };
     let sequencer = spawn(
         "yibao-sequencer",
         Box::new(move || {
-            let sequencer = Sequencer { shared: sequencer_shared, position: head.position, keys, units: numbered_tx };
+            let sequencer = Sequencer {
+                shared: sequencer_shared,
+                position: head.position,
+                keys,
+                units: numbered_tx,
+                frozen: frozen_tx,
+                memtable_max_keys,
+            };
             sequencer.run(request_rx);
         }),
     );
     let hasher = spawn("yibao-hasher", Box::new(move || chain_units(head, numbered_rx, hashed_tx)));
     let committer = spawn("yibao-committer", Box::new(move || commit_units(&shared, hashed_rx)));
-    WriterHandle { requests: Some(request_tx), fingerprints, threads: vec![sequencer, hasher, committer] }
+    WriterHandle { requests: Some(request_tx), fingerprints, threads: vec![sequencer, hasher, committer], index_writer }
 }
 
 impl WriterHandle {
@@ -132,6 +150,10 @@ impl Drop for WriterHandle {
     fn drop(&mut self) {
         self.requests.take();
         for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        if let Some((writer_stopped, thread)) = self.index_writer.take() {
+            writer_stopped.store(true, Ordering::Release);
             let _ = thread.join();
         }
     }
@@ -200,8 +222,12 @@ struct Sequencer {
     shared: Arc<Shared>,
     /// The last numbered position.
     position: u64,
+    /// The live memtable's keys (its streams are in `shared.index`).
     keys: KeyIndex,
     units: std_mpsc::SyncSender<Unit>,
+    /// To the index writer (none when the index is not kept on disk).
+    frozen: Option<std_mpsc::Sender<Arc<Frozen>>>,
+    memtable_max_keys: usize,
 }
 
 /// Blocks being filled for the next unit.
@@ -248,6 +274,7 @@ impl UnitBuilder {
 
 impl Sequencer {
     fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        self.freeze_memtable(false);
         while let Some(first) = requests.blocking_recv() {
             let mut unit = UnitBuilder::new();
             self.handle(first, &mut unit);
@@ -261,7 +288,30 @@ impl Sequencer {
             if !unit.is_empty() && self.units.send(unit.into_unit()).is_err() {
                 return;
             }
+            self.freeze_memtable(false);
         }
+        // Closing: what is in memory goes to disk once it is durable.
+        self.freeze_memtable(true);
+    }
+
+    /// Hands a full memtable (or, closing, any) to the index writer and
+    /// starts an empty one. Called between requests: the position is the
+    /// end of one, which the committer makes durable.
+    fn freeze_memtable(&mut self, closing: bool) {
+        let Some(frozen_tx) = self.frozen.as_ref() else { return };
+        if self.keys.is_empty() || (!closing && self.keys.len() < self.memtable_max_keys) {
+            return;
+        }
+        let capacity = if closing { 0 } else { self.memtable_max_keys };
+        let mut index = write_plain(&self.shared.index);
+        let frozen = Arc::new(Frozen {
+            keys: std::mem::replace(&mut self.keys, KeyIndex::with_capacity(capacity)),
+            streams: std::mem::replace(&mut index.streams, StreamIndex::with_capacity(capacity / 2)),
+            position: self.position,
+        });
+        index.frozen.push(Arc::clone(&frozen));
+        drop(index);
+        let _ = frozen_tx.send(frozen);
     }
 
     fn handle(&mut self, request: Request, unit: &mut UnitBuilder) {
@@ -287,7 +337,7 @@ impl Sequencer {
 
     /// Checks keys and versions for the whole request before anything is
     /// numbered, so that a rejection leaves no trace.
-    fn plan(&self, events: &[Prepared], index: &StreamIndex) -> Result<Vec<Plan>> {
+    fn plan(&self, events: &[Prepared], index: &Indexes) -> Result<Vec<Plan>> {
         let mut plans = Vec::with_capacity(events.len());
         let mut local_keys = fingerprint_map::<(usize, u64)>(events.len());
         let mut local_versions = fingerprint_map::<u64>(events.len().min(1024));
@@ -296,7 +346,11 @@ impl Sequencer {
                 key: new.idempotency_key.clone(),
                 original_position,
             };
-            if let Some(KeyUse { position, content: original }) = self.keys.get(new.key_fingerprint) {
+            let recorded = match self.keys.get(new.key_fingerprint) {
+                Some(key_use) => Some(key_use),
+                None => index.key(new.key_fingerprint)?,
+            };
+            if let Some(KeyUse { position, content: original }) = recorded {
                 if original != new.content {
                     return Err(conflict(position));
                 }
@@ -312,7 +366,7 @@ impl Sequencer {
             }
             let current = match local_versions.get(&new.stream_fingerprint) {
                 Some(&version) => version,
-                None => index.version(new.stream_fingerprint),
+                None => index.version(new.stream_fingerprint)?,
             };
             let matches = match new.expected {
                 ExpectedVersion::Any => true,
@@ -333,7 +387,7 @@ impl Sequencer {
         Ok(plans)
     }
 
-    fn apply(&mut self, request: Request, plans: Vec<Plan>, index: &mut StreamIndex, unit: &mut UnitBuilder) {
+    fn apply(&mut self, request: Request, plans: Vec<Plan>, index: &mut Indexes, unit: &mut UnitBuilder) {
         // A request that may fill the unit is split across units, and its
         // blocks are incomplete until its last. The requests before it in
         // this unit are acknowledged with its first unit, so they must not
