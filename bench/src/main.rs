@@ -108,6 +108,9 @@ struct ScaleArgs {
     /// Directory for the temporary data (removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keep the ledgers (printed at the end) instead of removing them.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Args)]
@@ -230,7 +233,11 @@ fn main() -> Result<()> {
                 lookups: args.lookups,
                 serve_lookups: args.serve_lookups,
             };
-            scale::run_scale(scratch.path(), &scale)
+            scale::run_scale(scratch.path(), &scale)?;
+            if args.keep {
+                eprintln!("the ledgers are kept under {}", scratch.keep().display());
+            }
+            Ok(())
         }
         Command::Serve(args) => {
             let scratch = match &args.dir {

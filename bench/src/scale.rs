@@ -166,6 +166,10 @@ fn cell(run: &Run, what: impl FnOnce(&Run) -> String) -> String {
     }
 }
 
+/// Persons of the facts imported onto each size's ledger afterwards
+/// (about 2.1 facts each): what a day of collection adds.
+const NEW_PERSONS: u64 = 5_000;
+
 pub fn run_scale(dir: &Path, scale: &Scale) -> Result<()> {
     let yibao = std::env::current_exe()?.with_file_name("yibao");
     if !yibao.exists() {
@@ -230,6 +234,25 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
                 peak
             ),
         },
+    ));
+    // New facts on a ledger that has history: the writing open (its
+    // indexes), and the first lookup after them (the store catches up).
+    let more = dir.join("more.jsonl");
+    let (more_ids, n_more) = write_facts(&more, seed.wrapping_add(1_000), NEW_PERSONS)?;
+    let appended = crate::phase(&format!("{label}: import {n_more} new facts"), || {
+        run(yibao, &data, &["import", &more.to_string_lossy()])
+    })?;
+    std::fs::remove_file(&more)?;
+    cells.push((
+        format!("import {n_more} more facts"),
+        cell(&appended, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb)),
+    ));
+    let after = crate::phase(&format!("{label}: first lookup after them"), || {
+        run(yibao, &data, &["coverage", more_ids.first().map_or("", String::as_str)])
+    })?;
+    cells.push((
+        "first lookup after them".into(),
+        cell(&after, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb)),
     ));
     let middle = (n_facts / 2).max(1).to_string();
     let page = run(yibao, &data, &["log", "--from", &middle, "--limit", "10"])?;
