@@ -111,6 +111,10 @@ struct ScaleArgs {
     /// Keep the ledgers (printed at the end) instead of removing them.
     #[arg(long)]
     keep: bool,
+    /// Measure again the ledgers a run with `--keep` left under `--dir`
+    /// (that directory itself), from the cold lookups on.
+    #[arg(long)]
+    again: bool,
 }
 
 #[derive(Args)]
@@ -221,6 +225,17 @@ fn main() -> Result<()> {
         Command::StoreChild(args) => {
             store_probe::child_main(&args.kind, &args.op, &args.path, &args.records, &args.keys)
         }
+        Command::Scale(args) if args.again => {
+            let dir = args.dir.as_ref().context("--again measures the ledgers kept under --dir")?;
+            let scale = scale::Scale {
+                sizes: args.persons,
+                seed: args.seed,
+                lookups: args.lookups,
+                serve_lookups: args.serve_lookups,
+                again: true,
+            };
+            scale::run_scale(dir, &scale)
+        }
         Command::Scale(args) => {
             let scratch = match &args.dir {
                 Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
@@ -232,6 +247,7 @@ fn main() -> Result<()> {
                 seed: args.seed,
                 lookups: args.lookups,
                 serve_lookups: args.serve_lookups,
+                again: false,
             };
             scale::run_scale(scratch.path(), &scale)?;
             if args.keep {

@@ -24,6 +24,9 @@ pub struct Scale {
     pub lookups: usize,
     /// Lookups the service answers before its RSS is read.
     pub serve_lookups: usize,
+    /// Measure again the ledgers an earlier run kept (`--keep`) under the
+    /// same directory, without generating and importing them.
+    pub again: bool,
 }
 
 /// One child's run: wall time, peak RSS, how it ended.
@@ -102,13 +105,13 @@ fn high_water_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The generated facts as import lines in one file; returns the resident
-/// IDs of the registered persons and the number of facts.
-fn write_facts(file: &Path, seed: u64, persons: u64) -> Result<(Vec<String>, u64)> {
+/// The generated facts `keep` keeps, as import lines in one file; returns
+/// the resident IDs of the registered persons and the number of facts.
+fn write_facts(file: &Path, seed: u64, persons: u64, keep: fn(&Event) -> bool) -> Result<(Vec<String>, u64)> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file)?);
     let mut ids = Vec::with_capacity(persons as usize);
     let mut n_facts = 0;
-    for event in yibao::generate::facts(seed, persons) {
+    for event in yibao::generate::facts(seed, persons).filter(keep) {
         if let Event::PersonRegisteredV1(registered) = &event {
             let id = registered.person.to_string();
             if !id.starts_with("other") {
@@ -166,6 +169,19 @@ fn cell(run: &Run, what: impl FnOnce(&Run) -> String) -> String {
     }
 }
 
+/// A day's collection: registrations, payments and subsidies. Another
+/// seed's bindings and proxy applications would name the big year's
+/// persons and applications under other facts, and be refused.
+fn is_collection(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::PolicyPublishedV1(_)
+            | Event::PersonRegisteredV1(_)
+            | Event::PaymentReceivedV1(_)
+            | Event::SubsidyGrantedV1(_)
+    )
+}
+
 /// Persons of the facts imported onto each size's ledger afterwards
 /// (about 2.1 facts each): what a day of collection adds.
 const NEW_PERSONS: u64 = 5_000;
@@ -189,7 +205,11 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
     let data = dir.join("data");
     let label = format!("{persons} persons");
     let file = dir.join("facts.jsonl");
-    let (ids, n_facts) = crate::phase(&format!("{label}: generate facts"), || write_facts(&file, seed, persons))?;
+    if scale.again && data.exists() {
+        return measure_again(yibao, dir, &data, persons, seed, scale);
+    }
+    let (ids, n_facts) =
+        crate::phase(&format!("{label}: generate facts"), || write_facts(&file, seed, persons, |_| true))?;
     let mut cells = Vec::new();
     let init = run(yibao, &data, &["init"])?;
     if !init.ok {
@@ -207,6 +227,56 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
         run(yibao, &data, &["coverage", ids.first().map_or("", String::as_str)])
     })?;
     cells.push(("first lookup".into(), cell(&warm, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb))));
+    later_steps(yibao, dir, &data, &ids, n_facts, seed, scale, &mut cells)?;
+    Ok(Row { persons, n_facts, cells })
+}
+
+/// A ledger kept by an earlier run, measured again from its cold lookups
+/// on (the IDs come from the same generator and seed).
+fn measure_again(yibao: &Path, dir: &Path, data: &Path, persons: u64, seed: u64, scale: &Scale) -> Result<Row> {
+    let label = format!("{persons} persons");
+    let (ids, n_facts) = crate::phase(&format!("{label}: the IDs of the kept ledger"), || {
+        let mut ids = Vec::new();
+        let mut n_facts = 0;
+        for event in yibao::generate::facts(seed, persons) {
+            if let Event::PersonRegisteredV1(registered) = &event {
+                let id = registered.person.to_string();
+                if !id.starts_with("other") {
+                    ids.push(id);
+                }
+            }
+            n_facts += 1;
+        }
+        Ok((ids, n_facts))
+    })?;
+    let mut cells = vec![("import".to_string(), "(kept from an earlier run)".to_string())];
+    let warm = run(yibao, data, &["coverage", ids.first().map_or("", String::as_str)])?;
+    cells.push(("first lookup".into(), cell(&warm, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb))));
+    later_steps(yibao, dir, data, &ids, n_facts, seed.wrapping_add(1), scale, &mut cells)?;
+    Ok(Row { persons, n_facts, cells })
+}
+
+/// The size a run is labelled with, from its registered residents.
+fn n_facts_label(n_ids: usize) -> String {
+    format!("~{n_ids}")
+}
+
+/// Everything after the import and the first lookup: cold lookups, a
+/// day's new facts and the lookup after them, a page of the log, verify,
+/// replay, the service, bytes on disk.
+#[allow(clippy::too_many_arguments)]
+fn later_steps(
+    yibao: &Path,
+    dir: &Path,
+    data: &Path,
+    ids: &[String],
+    n_facts: u64,
+    seed: u64,
+    scale: &Scale,
+    cells: &mut Vec<(String, String)>,
+) -> Result<()> {
+    let label = format!("{} persons", n_facts_label(ids.len()));
+    let data = data.to_path_buf();
     let mut seconds = Vec::new();
     let mut peak = 0.0_f64;
     let mut failed = None;
@@ -238,7 +308,7 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
     // New facts on a ledger that has history: the writing open (its
     // indexes), and the first lookup after them (the store catches up).
     let more = dir.join("more.jsonl");
-    let (more_ids, n_more) = write_facts(&more, seed.wrapping_add(1_000), NEW_PERSONS)?;
+    let (more_ids, n_more) = write_facts(&more, seed.wrapping_add(1_000), NEW_PERSONS, is_collection)?;
     let appended = crate::phase(&format!("{label}: import {n_more} new facts"), || {
         run(yibao, &data, &["import", &more.to_string_lossy()])
     })?;
@@ -268,11 +338,11 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
     let replay = crate::phase(&format!("{label}: replay"), || run(yibao, &data, &["replay", "--year", "2021"]))?;
     cells
         .push(("replay --year 2021".into(), cell(&replay, |r| format!("{:.1} s, {:.0} MB", r.seconds, r.peak_rss_mb))));
-    let served = crate::phase(&format!("{label}: serve"), || serve(yibao, &data, &ids, scale.serve_lookups))?;
+    let served = crate::phase(&format!("{label}: serve"), || serve(yibao, &data, ids, scale.serve_lookups))?;
     cells.push(("serve ready, RSS after lookups".into(), served));
     let bytes = bytes_under(&data);
     cells.push(("bytes on disk per fact".into(), format!("{:.0}", bytes as f64 / n_facts.max(1) as f64)));
-    Ok(Row { persons, n_facts, cells })
+    Ok(())
 }
 
 /// `yibao serve` until it listens, then `n_lookups` coverage lookups over

@@ -180,6 +180,12 @@ pub struct SledLog {
 pub(crate) const SEGMENT_BYTES: usize = 2 * 1024 * 1024;
 const _: () = assert!(17 * (block::MAX_BLOCK_BYTES + 64) < SEGMENT_BYTES / 4 - 1024);
 
+/// sled's page cache (its default is 1 GiB). The log is written at its end
+/// and read in long scans that touch each page once: a cache larger than
+/// a few leaves buys nothing, and at the default a scan of a large log
+/// (verify, replay, an import's writing open) holds a gigabyte for it.
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Opens the sled store under a ledger's `DIR/log` with the ledger's
 /// settings, bypassing the log: for forensic tools and tests that inspect or
 /// damage stored blocks.
@@ -195,6 +201,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db> {
         .path(&path)
         .segment_size(SEGMENT_BYTES)
         .flush_every_ms(None)
+        .cache_capacity(SLED_CACHE_BYTES)
         .mode(sled::Mode::HighThroughput);
     // sled 0.34 releases its file lock only when its background threads let
     // go of the store, a moment after the last handle is dropped: a reopen
