@@ -182,11 +182,7 @@ impl Ledger {
         let head = self.log.durable_head().position;
         let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
         let bar = crate::progress::bar(head - from, "catching the person store up");
-        let chunk = std::env::var(STORE_CHUNK_VARIABLE)
-            .ok()
-            .and_then(|value| value.parse::<u64>().ok())
-            .filter(|&chunk| chunk > 0)
-            .unwrap_or(DEFAULT_CHUNK_ENVELOPES);
+        let chunk = store_chunk_envelopes();
         let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
         store.catch_up_in_chunks(&self.log, head, chunk, &mut advanced)?;
         bar.finish_and_clear();
@@ -251,9 +247,24 @@ pub(crate) fn record_on(
     }
 }
 
+/// Where the per-person store of the ledger in `data` is.
+pub fn person_store_path(data: &Path) -> PathBuf {
+    data.join("projections").join(PERSON_STORE)
+}
+
+/// Envelopes per catch-up transaction: `YIBAO_STORE_CHUNK_ENVELOPES` when
+/// it is a positive number, else `DEFAULT_CHUNK_ENVELOPES`.
+pub fn store_chunk_envelopes() -> u64 {
+    std::env::var(STORE_CHUNK_VARIABLE)
+        .ok()
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|&chunk| chunk > 0)
+        .unwrap_or(DEFAULT_CHUNK_ENVELOPES)
+}
+
 /// A person store that cannot be used: noted and removed, so that it is
 /// caught up from position 1.
-fn forget_person_store(path: &Path, error: &StoreError) {
+pub fn forget_person_store(path: &Path, error: &StoreError) {
     eprintln!("note: {}; it is removed and caught up from the log", chain(error));
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.to_path_buf().into_os_string();

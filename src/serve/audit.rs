@@ -299,8 +299,14 @@ pub async fn replay(
         let (mut replayed, rebuilt) =
             operations::replay::replay(&log, &input, &mut |n| progress(n)).map_err(job_error)?;
         if input.check {
+            // The whole store, as the rebuild is whole: the job's memory is
+            // the ledger's either way, on a thread of its own.
             let check = worker
-                .with_projections(|live, _| operations::replay::check_drift(live, &rebuilt, &input))
+                .with_projections(|at, _| {
+                    let live = at.whole().map_err(|e| super::store_failed(&e))?;
+                    Ok::<_, ApiError>(operations::replay::check_drift(&live, &rebuilt, &input))
+                })
+                .and_then(|checked| checked)
                 .map_err(|e| e.message)?;
             replayed.drift = Some(check.map_err(job_error)?);
         }

@@ -26,7 +26,8 @@ use ledger::{Hash, Identity, LedgerError};
 use rustc_hash::FxHashSet;
 use std::path::{Path, PathBuf};
 
-pub use catch_up::DEFAULT_CHUNK_ENVELOPES;
+pub use catch_up::{Changed, DEFAULT_CHUNK_ENVELOPES};
+pub use load::Named;
 
 /// The store's layout; another is rebuilt. Version 2: proxy applications
 /// and the ledger notes are kept, so the store folds on its own.
@@ -76,6 +77,26 @@ pub struct PersonStore {
 }
 
 impl Coverage {
+    /// This coverage of persons read from a person store, at the store's
+    /// later `tip`: for a reader that knows no fact in between changed
+    /// them or the policies (the service's cache drops what each catch-up
+    /// reports `Changed`).
+    pub fn at_tip(&self, tip: Tip) -> Coverage {
+        Coverage { tip, touched: None, ..self.clone() }
+    }
+
+    /// About the bytes this coverage's persons take in memory, beside the
+    /// policies it shares (`PolicyBook`): three times their stored size,
+    /// for the vectors and maps the stored form flattens, and a map entry
+    /// per identity. What the service's cache is bounded by.
+    pub fn estimated_person_bytes(&self) -> usize {
+        const BYTES_PER_IDENTITY: usize = 96;
+        const BYTES_PER_COVERAGE: usize = 512;
+        let persons: u64 = self.persons.iter().map(|person| bincode::serialized_size(person).unwrap_or(0)).sum();
+        let persons = usize::try_from(persons).unwrap_or(usize::MAX);
+        persons.saturating_mul(3) + self.ids.len() * BYTES_PER_IDENTITY + BYTES_PER_COVERAGE
+    }
+
     /// From now on, note every person the fold changes (`write_touched`
     /// writes them back).
     pub fn track_touched(&mut self) {
@@ -105,6 +126,13 @@ impl PersonStore {
             )
             .map_err(failed)?;
         Ok(PersonStore { connection, path: path.to_path_buf() })
+    }
+
+    /// Limits SQLite's page cache of this connection (64 MiB when
+    /// opened): a process holding several connections keeps their sum
+    /// within its budget.
+    pub fn set_page_cache_kib(&self, kib: u32) -> Result<(), StoreError> {
+        self.connection.execute_batch(&format!("PRAGMA cache_size = -{kib};")).map_err(|e| self.failed(e))
     }
 
     /// Where the store is.
