@@ -358,6 +358,7 @@ mod tests {
     use ledger::{Identity, NewEvent, OpenMode, SledLog};
     use operations::coverage::{self, CoverageQuery};
     use projections::coverage::Coverage;
+    use projections::Projection;
     use serde_json::{json, Value};
 
     /// The answer as the service first built it: `Value` trees, whose maps
