@@ -272,31 +272,3 @@ pub fn forget_person_store(path: &Path, error: &StoreError) {
         let _ = std::fs::remove_file(file);
     }
 }
-
-/// The whole coverage projection for a process that keeps it (the
-/// service): from its checkpoint caught up with `log`, noting the persons
-/// it changes from here on when the per-person store is at the
-/// checkpoint's tip, so that `write_back_persons` keeps the store at the
-/// head at the end.
-pub fn coverage_keeping_the_store(data: &Path, log: &dyn ledger::LogReader) -> Result<Coverage, StorageError> {
-    let path = data.join("projections").join(PERSON_STORE);
-    let store_tip = path.exists().then(|| PersonStore::open(&path).ok()?.tip().ok().flatten()).flatten();
-    checkpoints::caught_up_with(data, log, u64::MAX, |loaded: &mut Coverage| {
-        if store_tip.is_some() && store_tip == Some(loaded.tip()) {
-            loaded.track_touched();
-        }
-    })
-}
-
-/// Writes back to the per-person store the persons `coverage` changed
-/// since `coverage_keeping_the_store` (nothing when it did not track them:
-/// the next lookup catches the store up from its tip).
-pub fn write_back_persons(data: &Path, coverage: &mut Coverage) {
-    if !coverage.is_tracking() {
-        return;
-    }
-    let path = data.join("projections").join(PERSON_STORE);
-    if let Err(error) = PersonStore::open(&path).and_then(|mut store| store.write_touched(coverage)) {
-        forget_person_store(&path, &error);
-    }
-}
