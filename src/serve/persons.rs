@@ -172,12 +172,14 @@ impl Persons {
             lock_plain(&self.cache).forget(&changed);
         };
         let chunk = operations::store_chunk_envelopes();
-        let n_folded = writer
-            .catch_up_reporting(log, upto, chunk, &mut |_| {}, &mut forget)
-            .context("catching the person store up with the log")?;
+        let folded = writer.catch_up_reporting(log, upto, chunk, &mut |_| {}, &mut forget);
+        // Also after a failure: the chunks written before it are the store's.
         let tip = writer.tip()?.ok_or_else(|| anyhow::anyhow!("the person store has no tip after a catch-up"))?;
-        *at_tip = if policies_changed { Arc::new(writer.coverage_of_many(&[])?) } else { Arc::new(at_tip.at_tip(tip)) };
-        Ok(n_folded)
+        if tip != at_tip.tip() {
+            *at_tip =
+                if policies_changed { Arc::new(writer.coverage_of_many(&[])?) } else { Arc::new(at_tip.at_tip(tip)) };
+        }
+        folded.context("catching the person store up with the log")
     }
 
     /// After a panic mid-catch-up: the cache dropped, the tip and policies
@@ -186,6 +188,13 @@ impl Persons {
         lock_plain(&self.cache).clear();
         let writer = lock_plain(&self.writer);
         Ok(Arc::new(writer.coverage_of_many(&[]).context("reading the person store's tip")?))
+    }
+
+    /// Every person the store holds, read in one transaction without
+    /// holding the tip's lock, so that catch-ups go on meanwhile (the
+    /// audit's drift check, which skips itself when the store moved).
+    pub fn whole(&self) -> Result<Coverage, StoreError> {
+        self.with_reader(PersonStore::load_all)
     }
 
     pub fn cache_figures(&self) -> CacheFigures {
@@ -289,11 +298,6 @@ impl AtTip<'_> {
         self.persons.with_reader(|reader| reader.add_named(&mut coverage, named))?;
         self.persons.n_loaded.fetch_add(coverage.n_persons() as u64, Ordering::Relaxed);
         Ok(coverage)
-    }
-
-    /// Every person the store holds (the audit's drift check).
-    pub fn whole(&self) -> Result<Coverage, StoreError> {
-        self.persons.with_reader(PersonStore::load_all)
     }
 
     /// Up to `limit` persons in key order after `after`, and the last key

@@ -149,7 +149,11 @@ impl PersonStore {
 
     /// The whole projection as the store holds it, at its tip: its digest
     /// and every answer are those of the projection folded from position 1.
+    /// Read in one transaction: a process writing the store meanwhile
+    /// (the service catching it up) is not seen half way.
     pub fn load_all(&self) -> Result<Coverage, StoreError> {
+        // Deferred and only read: dropped at the end, which rolls nothing back.
+        let _snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
         let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
         let mut coverage = self.empty_at(tip)?;
         let mut persons = self.connection.prepare("SELECT state FROM persons").map_err(|e| self.failed(e))?;
