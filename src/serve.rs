@@ -44,9 +44,10 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{BoxError, Json, Router};
 use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode};
-use operations::coverage::{HistoryAnswer, Page, UnpaidPage};
+use operations::coverage::{HistoryAnswer, Page, UnpaidError, UnpaidPage};
 use operations::import::HeadAnswer;
-use projections::coverage::StoreError;
+use projections::coverage::{PersonStore, StoreError};
+use projections::Projection;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -596,7 +597,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
         (
             "yibao_store_persons_loaded_total",
             "counter",
-            "Persons read from the per-person store to answer.",
+            "Persons read from the per-person store for lookups and writes (not listings).",
             app.persons.n_loaded.load(Ordering::Relaxed),
         ),
         (
@@ -740,37 +741,45 @@ const LISTING_PERSONS_PER_STEP: usize = 4096;
 
 impl App {
     /// The unpaid list's page, the store's persons walked in key order a
-    /// step at a time: memory is a step's, not the ledger's (the count of
-    /// the whole list needs the whole walk).
+    /// step at a time in one read transaction (writes go on meanwhile):
+    /// memory is a step's, not the ledger's; time grows with the persons,
+    /// as the count of the whole list needs the whole walk.
     fn unpaid(self: &Arc<Self>, region: RegionCode, year: u16, page: Page) -> Result<UnpaidPage, ApiError> {
         self.catch_up_for_answer();
-        let at = self.persons.read().map_err(|e| ApiError::internal(&e))?;
-        let skip = page.number.saturating_sub(1).saturating_mul(page.per_page);
-        let mut listed = UnpaidPage {
-            entries: Vec::new(),
-            log_position: at.position(),
-            n_total: 0,
-            page: page.number,
-            per_page: page.per_page,
-        };
-        let mut after: Option<String> = None;
-        loop {
-            let (step, last) =
-                at.persons_after(after.as_deref(), LISTING_PERSONS_PER_STEP).map_err(|e| store_failed(&e))?;
-            let Some(last) = last else { break };
-            let entries = step
-                .unpaid(region, year)
-                .map_err(|e| ApiError::classified(&operations::coverage::UnpaidError::from(e)))?;
-            for entry in &entries {
-                if listed.n_total >= skip && listed.entries.len() < page.per_page {
-                    listed.entries.push(entry.into());
-                }
-                listed.n_total += 1;
-            }
-            after = Some(last);
-        }
-        Ok(listed)
+        self.persons
+            .with_reader(|reader| reader.in_snapshot(|store| unpaid_in(store, region, year, page)))
+            .map_err(|e| store_failed(&e))?
     }
+}
+
+/// The unpaid list's page from the store as `store` reads it.
+fn unpaid_in(store: &PersonStore, region: RegionCode, year: u16, page: Page) -> Result<UnpaidPage, ApiError> {
+    let base = store.coverage_of_many(&[]).map_err(|e| store_failed(&e))?;
+    let skip = page.number.saturating_sub(1).saturating_mul(page.per_page);
+    let mut listed = UnpaidPage {
+        entries: Vec::new(),
+        log_position: base.position(),
+        n_total: 0,
+        page: page.number,
+        per_page: page.per_page,
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let mut step = base.at_tip(base.tip());
+        let last = store
+            .add_persons_after(&mut step, after.as_deref(), LISTING_PERSONS_PER_STEP)
+            .map_err(|e| store_failed(&e))?;
+        let Some(last) = last else { break };
+        let entries = step.unpaid(region, year).map_err(|e| ApiError::classified(&UnpaidError::from(e)))?;
+        for entry in &entries {
+            if listed.n_total >= skip && listed.entries.len() < page.per_page {
+                listed.entries.push(entry.into());
+            }
+            listed.n_total += 1;
+        }
+        after = Some(last);
+    }
+    Ok(listed)
 }
 
 /// The person store failed: a 500 naming it.

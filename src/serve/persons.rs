@@ -208,7 +208,7 @@ impl Persons {
 
     /// Runs `read` on a reading connection of the pool (opened when none
     /// is free).
-    fn with_reader<T>(&self, read: impl FnOnce(&PersonStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn with_reader<T>(&self, read: impl FnOnce(&PersonStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let pooled = lock_plain(&self.readers).pop();
         let reader = match pooled {
             Some(reader) => reader,
@@ -298,14 +298,5 @@ impl AtTip<'_> {
         self.persons.with_reader(|reader| reader.add_named(&mut coverage, named))?;
         self.persons.n_loaded.fetch_add(coverage.n_persons() as u64, Ordering::Relaxed);
         Ok(coverage)
-    }
-
-    /// Up to `limit` persons in key order after `after`, and the last key
-    /// read (`None`: no more).
-    pub fn persons_after(&self, after: Option<&str>, limit: usize) -> Result<(Coverage, Option<String>), StoreError> {
-        let mut coverage = self.base.at_tip(self.tip());
-        let last = self.persons.with_reader(|reader| reader.add_persons_after(&mut coverage, after, limit))?;
-        self.persons.n_loaded.fetch_add(coverage.n_persons() as u64, Ordering::Relaxed);
-        Ok((coverage, last))
     }
 }

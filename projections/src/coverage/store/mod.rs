@@ -135,6 +135,17 @@ impl PersonStore {
         self.connection.execute_batch(&format!("PRAGMA cache_size = -{kib};")).map_err(|e| self.failed(e))
     }
 
+    /// Runs `read` in one read transaction: everything it reads is the
+    /// store at one tip, while another connection may write meanwhile
+    /// (a listing walking the store a step at a time).
+    pub fn in_snapshot<T>(&self, read: impl FnOnce(&PersonStore) -> T) -> Result<T, StoreError> {
+        // Deferred and only read: dropped at the end, which rolls nothing back.
+        let snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
+        // The snapshot starts at the first read: taken now, before `read`.
+        snapshot.query_row("SELECT count(*) FROM meta", [], |_| Ok(())).map_err(|e| self.failed(e))?;
+        Ok(read(self))
+    }
+
     /// Where the store is.
     pub fn path(&self) -> &Path {
         &self.path
