@@ -103,10 +103,11 @@ impl PersonStore {
     }
 
     /// The persons `identities` name (each under every identity they had),
-    /// with the policies, at the store's tip.
+    /// with the policies, at the store's tip; as `coverage_of`, without the
+    /// ledger-wide notes (no answer about a person reads them).
     pub fn coverage_of_many(&self, identities: &[Identity]) -> Result<Coverage, StoreError> {
         let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
-        let mut coverage = self.empty_at(tip)?;
+        let mut coverage = Coverage { tip, policies: self.policies()?, ..Coverage::default() };
         let mut named = Named::default();
         identities.iter().for_each(|identity| named.identity(identity));
         self.add_named(&mut coverage, &named)?;

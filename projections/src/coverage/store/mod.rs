@@ -74,6 +74,19 @@ enum Write {
 pub struct PersonStore {
     connection: rusqlite::Connection,
     path: PathBuf,
+    /// The policies and notes as last read or written, with their stored
+    /// bytes: a process that catches up after every write (the service)
+    /// neither parses the policy documents nor rewrites the notes each time.
+    meta_read: std::cell::RefCell<MetaRead>,
+}
+
+/// The ledger-wide notes and the number dropped past the cap.
+type Notes = (Vec<String>, u64);
+
+#[derive(Default)]
+struct MetaRead {
+    policies: Option<(Vec<u8>, PolicyBook)>,
+    notes: Option<(Vec<u8>, Notes)>,
 }
 
 impl Coverage {
@@ -125,7 +138,7 @@ impl PersonStore {
                  CREATE TABLE IF NOT EXISTS proxies (id TEXT PRIMARY KEY, person TEXT NOT NULL, year INTEGER NOT NULL) WITHOUT ROWID;",
             )
             .map_err(failed)?;
-        Ok(PersonStore { connection, path: path.to_path_buf() })
+        Ok(PersonStore { connection, path: path.to_path_buf(), meta_read: Default::default() })
     }
 
     /// Limits SQLite's page cache of this connection (64 MiB when
@@ -216,21 +229,43 @@ impl PersonStore {
 
     fn policies(&self) -> Result<PolicyBook, StoreError> {
         let Some(bytes) = self.meta("policies")? else { return Ok(PolicyBook::default()) };
+        if let Some((read, policies)) = &self.meta_read.borrow().policies {
+            if *read == bytes {
+                return Ok(policies.clone());
+            }
+        }
         let records: Vec<PolicyRecord> =
             bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("the policies: {e}")))?;
         let mut policies = PolicyBook::default();
         for record in records {
             policies.restore(record).map_err(|e| self.damaged(format!("a policy: {e}")))?;
         }
+        self.meta_read.borrow_mut().policies = Some((bytes, policies.clone()));
         Ok(policies)
     }
 
     /// The ledger-wide notes and the number dropped past the cap.
-    fn notes(&self) -> Result<(Vec<String>, u64), StoreError> {
-        match self.meta("notes")? {
-            Some(bytes) => bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("the notes: {e}"))),
-            None => Ok((Vec::new(), 0)),
+    fn notes(&self) -> Result<Notes, StoreError> {
+        let Some(bytes) = self.meta("notes")? else { return Ok((Vec::new(), 0)) };
+        if let Some((read, notes)) = &self.meta_read.borrow().notes {
+            if *read == bytes {
+                return Ok(notes.clone());
+            }
         }
+        let notes: Notes = bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("the notes: {e}")))?;
+        self.meta_read.borrow_mut().notes = Some((bytes, notes.clone()));
+        Ok(notes)
+    }
+
+    /// Whether `bytes` are what the store holds under `key` as this
+    /// connection last read or wrote it (then they need not be written).
+    fn meta_unchanged(&self, key: &str, bytes: &[u8]) -> bool {
+        let read = self.meta_read.borrow();
+        let known = match key {
+            "policies" => read.policies.as_ref().map(|(known, _)| known),
+            _ => read.notes.as_ref().map(|(known, _)| known),
+        };
+        known.is_some_and(|known| known.as_slice() == bytes)
     }
 
     /// Replaces the whole store with `coverage`, and tracks its changes
@@ -287,6 +322,11 @@ impl PersonStore {
         let mut tip = coverage.tip.position.to_le_bytes().to_vec();
         tip.extend_from_slice(&coverage.tip.hash);
         let written: FxHashSet<u32> = ids.iter().copied().collect();
+        // Unchanged since this connection read them for a chunk (whose tip
+        // is checked below: nobody wrote in between): not written again,
+        // as they are in most chunks.
+        let keep = |key: &str, bytes: &[u8]| matches!(how, Write::From(_)) && self.meta_unchanged(key, bytes);
+        let (policies_kept, notes_kept) = (keep("policies", &policies), keep("notes", &notes));
         // Immediate: the tip read below stays the store's until the commit.
         let transaction =
             self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(failed)?;
@@ -352,11 +392,20 @@ impl PersonStore {
         let mut meta =
             transaction.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)").map_err(failed)?;
         meta.execute(rusqlite::params!["format", FORMAT_VERSION.to_le_bytes().to_vec()]).map_err(failed)?;
-        meta.execute(rusqlite::params!["policies", policies]).map_err(failed)?;
-        meta.execute(rusqlite::params!["notes", notes]).map_err(failed)?;
+        if !policies_kept {
+            meta.execute(rusqlite::params!["policies", &policies]).map_err(failed)?;
+        }
+        if !notes_kept {
+            meta.execute(rusqlite::params!["notes", &notes]).map_err(failed)?;
+        }
         meta.execute(rusqlite::params!["tip", tip]).map_err(failed)?;
         drop(meta);
         transaction.commit().map_err(failed)?;
+        let mut read = self.meta_read.borrow_mut();
+        read.policies = Some((policies, coverage.policies.clone()));
+        if !notes_kept {
+            read.notes = Some((notes, (coverage.notes.clone(), coverage.n_notes_dropped)));
+        }
         Ok(true)
     }
 }
