@@ -53,11 +53,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
-
-/// Persons held in the cache by default (`--cache-mb`), in MiB.
-const DEFAULT_CACHE_MIB: usize = 256;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
+
+/// Memory for the persons cached by default (`--cache-mb`), in MiB.
+const DEFAULT_CACHE_MIB: usize = 256;
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -100,8 +100,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     max_reading: u32,
     /// MiB of memory for persons read from the per-person store (an LRU
-    /// cache bounded by an estimate of their bytes); the service needs
-    /// about this plus 200 MB, whatever the ledger's size.
+    /// cache bounded by an estimate of their bytes): the service's memory
+    /// for coverage, whatever the ledger's size (the whole projection is
+    /// never loaded).
     #[arg(long, default_value_t = DEFAULT_CACHE_MIB as u64, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     cache_mb: u64,
 }
