@@ -1484,3 +1484,19 @@ fn a_lookup_sees_the_write_before_it_and_a_restart_after_kill_answers_every_pers
         }
     }
 }
+
+/// A binding posted as a fact is judged on its member, as the family route
+/// judges it: the member's region decides which provinces' accounts may
+/// pay (the rules read the persons a request names from the store).
+#[test]
+fn a_binding_posted_as_a_fact_is_judged_on_its_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let binding = json!({"type": "family_binding_created", "v": 1, "holder": HOLDER, "account_province": "450000",
+                         "member": PERSON, "relation": "spouse", "bound_on": "2024-10-01"});
+    let (status, refused) = call(&server, "POST", "/v1/events", Some(OFFICE), Some(&binding));
+    assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
+    assert_eq!(refused["field"], "account_province", "{refused}");
+}

@@ -131,8 +131,7 @@ impl App {
             return Ok(events);
         }
         let batch = Batch { line_numbers: (1..=events.len()).collect(), events };
-        // The rules ask only about the persons and applications the facts name.
-        let named = Named::of_events(batch.events.iter().map(|new| &new.event));
+        let named = decision_named(&batch.events);
         let checked = self.with_projections(|at, family| {
             self.require_head(at)?;
             let coverage = at.named(&named).map_err(|e| super::store_failed(&e))?;
@@ -146,6 +145,28 @@ impl App {
         })?;
         Ok(batch.events)
     }
+}
+
+/// The persons and applications the rules ask about when judging
+/// `events`: those their facts name (what the fold reads), and each
+/// binding's holder and member (whom the fold of coverage ignores, but the
+/// province and relation rules ask about).
+fn decision_named(events: &[NewEvent]) -> Named {
+    let mut named = Named::of_events(events.iter().map(|new| &new.event));
+    for new in events {
+        match &new.event {
+            ledger::Event::FamilyBindingCreatedV1(e) => {
+                named.identity(&e.holder);
+                named.identity(&e.member);
+            }
+            ledger::Event::FamilyBindingRevokedV1(e) => {
+                named.identity(&e.holder);
+                named.identity(&e.member);
+            }
+            _ => {}
+        }
+    }
+    named
 }
 
 impl App {
