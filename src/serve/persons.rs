@@ -34,9 +34,16 @@ use std::time::{Duration, Instant};
 /// Connections kept for reading (more may be open at a moment, and are
 /// closed after their read).
 const MAX_READERS: usize = 4;
-/// SQLite's page cache per reading connection; the writing one keeps the
-/// store's 64 MiB, as a catch-up visits pages all over the store.
-const READER_PAGE_CACHE_KIB: u32 = 8 * 1024;
+/// SQLite's page cache per reading connection. Small: SQLite walks a
+/// connection's whole page cache at each commit (the writer's) and drops it
+/// at the first read after another connection's commit (a reader's), which
+/// the service does after every write; the operating system caches the
+/// file's pages anyway.
+const READER_PAGE_CACHE_KIB: u32 = 4 * 1024;
+/// The writing connection's page cache once the store is at the head: the
+/// 64 MiB it opens with serve the catch-up at start, which visits pages all
+/// over the store; a catch-up after one write visits a few.
+const WRITER_PAGE_CACHE_KIB: u32 = 4 * 1024;
 /// Bytes of a cache entry beside its coverage: the key and the map's links.
 const ENTRY_OVERHEAD_BYTES: usize = 128;
 /// At most one progress line on stderr per this while the store is built.
@@ -250,6 +257,7 @@ fn caught_up_store(path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Cov
         eprintln!("note: the person store folded {n_folded} records in {:.1} s", started.elapsed().as_secs_f64());
     }
     let at_tip = store.coverage_of_many(&[])?;
+    store.set_page_cache_kib(WRITER_PAGE_CACHE_KIB)?;
     Ok((store, at_tip))
 }
 
