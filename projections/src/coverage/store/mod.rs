@@ -174,9 +174,11 @@ impl PersonStore {
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         use rusqlite::OptionalExtension;
+        // Prepared once per connection: a lookup or a small catch-up runs
+        // these a few times each.
         self.connection
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
-            .optional()
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut statement| statement.query_row([key], |row| row.get(0)).optional())
             .map_err(|e| self.failed(e))
     }
 
@@ -215,12 +217,12 @@ impl PersonStore {
         use rusqlite::OptionalExtension;
         let row: Option<(String, Vec<u8>)> = self
             .connection
-            .query_row(
+            .prepare_cached(
                 "SELECT persons.id, persons.state FROM aliases JOIN persons ON persons.id = aliases.current WHERE aliases.id = ?1",
-                [identity.to_string()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
             )
-            .optional()
+            .and_then(|mut statement| {
+                statement.query_row([identity.to_string()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+            })
             .map_err(|e| self.failed(e))?;
         let Some((key, bytes)) = row else { return Ok(None) };
         let person: PersonState = bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
