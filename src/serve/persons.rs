@@ -6,8 +6,8 @@
 //!
 //! One connection writes (the catch-up after each append); reads take one
 //! of a few connections of their own. The store's tip and a coverage of
-//! nobody at it (the policies and ledger notes, read again only when a
-//! policy changes) are behind one lock: a catch-up holds it for writing
+//! nobody at it (the policies, read again only when a policy changes) are
+//! behind one lock: a catch-up holds it for writing
 //! while it folds, writes, and drops from the cache every person each
 //! chunk changed; a read holds it for reading while it takes a person from
 //! the cache or reads and caches them. So no person read before a
@@ -54,7 +54,7 @@ pub struct Persons {
     path: PathBuf,
     writer: Mutex<PersonStore>,
     readers: Mutex<Vec<PersonStore>>,
-    /// A coverage of nobody at the store's tip (policies, notes).
+    /// A coverage of nobody at the store's tip, with the policies.
     at_tip: RwLock<Arc<Coverage>>,
     cache: Mutex<Cache>,
     /// Persons read from the store to answer (not those a catch-up folds).
