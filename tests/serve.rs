@@ -1500,3 +1500,35 @@ fn a_binding_posted_as_a_fact_is_judged_on_its_member() {
     assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
     assert_eq!(refused["field"], "account_province", "{refused}");
 }
+
+/// The unpaid list over HTTP walks the person store a few thousand persons
+/// at a time: across those steps, each page is its slice of the CLI's list
+/// (the whole projection's) and `n_total` that list's length.
+#[test]
+fn the_unpaid_pages_of_a_walked_store_are_the_whole_list() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("ledger");
+    generated_ledger(&data, 5000);
+    let output = Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .args(["unpaid", "--region", "520200", "--year", "2021", "--json"])
+        .output()
+        .expect("unpaid");
+    let printed: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(printed.len() > 100, "{} unpaid", printed.len());
+    let server = start_on_ledger(&data);
+    let mut served: Vec<Value> = Vec::new();
+    for page in 1.. {
+        let path = format!("/v1/unpaid?region=520200&year=2021&page={page}&per_page=100");
+        let (status, answer) = call(&server, "GET", &path, Some(OFFICE), None);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["n_total"].as_u64(), Some(printed.len() as u64), "page {page}");
+        let entries = answer["entries"].as_array().expect("entries");
+        if entries.is_empty() {
+            break;
+        }
+        served.extend(entries.iter().cloned());
+    }
+    assert_eq!(served, printed);
+}
