@@ -52,21 +52,58 @@ fn reader(file: &Path) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 20, opened)))
 }
 
-pub fn import(data: &Path, file: &Path, actor: Option<String>) -> Result<()> {
+/// `yibao import`'s choices besides the file.
+#[derive(Clone, Copy, Debug)]
+pub struct ImportArgs {
+    pub chunk_facts: usize,
+    pub json: bool,
+}
+
+impl Default for ImportArgs {
+    fn default() -> ImportArgs {
+        ImportArgs { chunk_facts: import::DEFAULT_CHUNK_FACTS, json: false }
+    }
+}
+
+pub fn import(data: &Path, file: &Path, actor: Option<String>, args: ImportArgs) -> Result<()> {
     let label = file_label(file);
     let actor = actor.unwrap_or_else(|| {
         format!("import:{}", file.file_name().map_or(label.clone(), |n| n.to_string_lossy().into_owned()))
     });
-    let input = reader(file)?;
+    // Standard input is read more than once: kept in a file meanwhile.
+    let spooled = if file.as_os_str() == "-" { Some(spool_stdin()?) } else { None };
+    let path = spooled.as_ref().map_or(file, |spooled| spooled.path());
+    if spooled.is_none() {
+        std::fs::File::open(path).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
+    }
     let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
-    import_into(&ledger, input, &label, &actor)
+    import_into(&ledger, path, &label, &actor, args)
 }
 
-/// Parses all of `input`, then appends it as one atomic batch; prints
-/// what was appended.
-pub fn import_into(ledger: &Ledger, input: Box<dyn BufRead>, label: &str, actor: &str) -> Result<()> {
-    let imported = import::import(ledger, input, label, actor).map_err(classified)?;
-    print_imported(label, &imported);
+/// Standard input copied to a temporary file, removed when dropped.
+fn spool_stdin() -> Result<tempfile::NamedTempFile> {
+    let mut spooled = tempfile::NamedTempFile::new().context("a temporary file for standard input")?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut spooled).context("keeping standard input in a temporary file")?;
+    spooled.flush().context("keeping standard input in a temporary file")?;
+    Ok(spooled)
+}
+
+/// Checks all of `source`, then appends it chunk by chunk; prints what
+/// was appended.
+pub fn import_into<S: import::Source + ?Sized>(
+    ledger: &Ledger,
+    source: &S,
+    label: &str,
+    actor: &str,
+    args: ImportArgs,
+) -> Result<()> {
+    let options = import::ImportOptions { chunk_facts: args.chunk_facts, show_progress: !args.json };
+    let imported = import::import(ledger, source, label, actor, options).map_err(classified)?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&imported)?);
+    } else {
+        print_imported(label, &imported);
+    }
     Ok(())
 }
 
@@ -83,7 +120,14 @@ fn print_imported(label: &str, imported: &Imported) {
     }
     if appended.n_appended > 0 {
         let seconds = imported.durable_seconds;
-        outln!("durable in {:.3} s ({:.0} facts/s)", seconds, appended.n_appended as f64 / seconds.max(1e-9));
+        outln!(
+            "durable in {:.3} s ({:.0} facts/s) in {} append(s) of at most {} facts, after {:.3} s of checks",
+            seconds,
+            appended.n_appended as f64 / seconds.max(1e-9),
+            imported.n_chunks,
+            imported.chunk_facts,
+            imported.validation_seconds
+        );
     }
 }
 

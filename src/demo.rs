@@ -6,7 +6,6 @@ use ledger::OpenMode;
 use operations::Ledger;
 use projections::coverage::Coverage;
 use projections::{LedgerTotals, Projection};
-use std::io::BufRead;
 use std::path::Path;
 
 const FACTS: &str = include_str!("../fixtures/demo/facts.jsonl");
@@ -28,8 +27,8 @@ const POLICIES: [(&str, &str); 6] = [
     ("fixtures/policies/shanxi-2022.toml", include_str!("../fixtures/policies/shanxi-2022.toml")),
 ];
 
-fn embedded(text: &'static str) -> Box<dyn BufRead> {
-    Box::new(text.as_bytes())
+fn embedded(text: &'static str) -> &'static [u8] {
+    text.as_bytes()
 }
 
 fn step(title: &str) {
@@ -50,15 +49,21 @@ pub fn run(data: &Path) -> Result<()> {
     }
 
     step("2. import the demo facts: registrations, payments, a newborn's identity conversion, family-account proxy payments (one credited, one failed and returned), a hardship subsidy, a duplicate payment and its refund");
-    commands::import_into(&ledger, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
-    commands::import_into(&ledger, embedded(MORE_PAYMENTS), "fixtures/receipts/ledger-payments.jsonl", "demo")?;
+    commands::import_into(&ledger, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo", Default::default())?;
+    commands::import_into(
+        &ledger,
+        embedded(MORE_PAYMENTS),
+        "fixtures/receipts/ledger-payments.jsonl",
+        "demo",
+        Default::default(),
+    )?;
 
     step("3. import the same file again: idempotent, nothing new");
-    commands::import_into(&ledger, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo")?;
+    commands::import_into(&ledger, embedded(FACTS), "fixtures/demo/facts.jsonl", "demo", Default::default())?;
 
     step("4. import a file with bad lines: refused whole, each error named");
     let head = log.durable_head().position;
-    match commands::import_into(&ledger, embedded(BAD_FACTS), "fixtures/demo/bad.jsonl", "demo") {
+    match commands::import_into(&ledger, embedded(BAD_FACTS), "fixtures/demo/bad.jsonl", "demo", Default::default()) {
         Ok(()) => anyhow::bail!("the bad demo file was accepted"),
         Err(error) => outln!("refused (exit code 2 from `yibao import`):\n{error:#}"),
     }

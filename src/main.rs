@@ -55,14 +55,20 @@ struct Cli {
 enum Command {
     /// Create an empty ledger in the data directory (does nothing if one exists).
     Init,
-    /// Append the facts of a JSON Lines file, all or none.
+    /// Append the facts of a JSON Lines file of any size.
     ///
     /// One fact per line: {"type": "payment_received", "v": 1, ...}. See
-    /// README for every type. A file with any bad line is refused whole,
-    /// with each error's line and field. Facts already recorded (same
-    /// idempotency key, same content) are not appended again.
+    /// README for every type. The whole file is checked first: a file with
+    /// any bad line, or a key the ledger or the file holds with other
+    /// content, or a fact the rules refuse, is refused whole, each error
+    /// with its line and field. Then it is appended in chunks of
+    /// --chunk-facts facts, each durable once acknowledged (a file of one
+    /// chunk is one append, all or none). Facts already recorded (same
+    /// idempotency key, same content) are not appended again, so after an
+    /// interruption the same command appends the rest.
     Import {
-        /// The JSON Lines file (`-` for standard input).
+        /// The JSON Lines file (`-` for standard input, kept in a temporary
+        /// file while it is imported).
         file: PathBuf,
         /// The file is an `export --jsonl` of another ledger: rebuild that
         /// ledger exactly (same positions, hashes, head) into an empty one.
@@ -71,6 +77,13 @@ enum Command {
         /// Who delivers the facts, recorded in each envelope (default: import:FILE).
         #[arg(long)]
         actor: Option<String>,
+        /// Facts per append: each chunk is recorded durably before the next.
+        #[arg(long, default_value_t = operations::import::DEFAULT_CHUNK_FACTS as u64,
+              value_parser = clap::value_parser!(u64).range(1..=ledger::log::MAX_EVENTS_PER_APPEND as u64))]
+        chunk_facts: u64,
+        /// The answer as one JSON object (no progress bars).
+        #[arg(long)]
+        json: bool,
     },
     /// Show recorded events.
     Log {
@@ -358,7 +371,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init => commands::init(&cli.data),
         Command::Import { file, restore: true, .. } => commands::restore(&cli.data, &file),
-        Command::Import { file, restore: false, actor } => commands::import(&cli.data, &file, actor),
+        Command::Import { file, restore: false, actor, chunk_facts, json } => {
+            commands::import(&cli.data, &file, actor, commands::ImportArgs { chunk_facts: chunk_facts as usize, json })
+        }
         Command::Log { from, limit, json } => commands::log(&cli.data, from, limit, json),
         Command::Verify { from, to } => commands::verify(&cli.data, from, to.unwrap_or(0)),
         Command::Export { jsonl: _, out } => commands::export(&cli.data, out.as_deref()),

@@ -5,8 +5,9 @@
 //! `VmHWM`, watched while they run): a coverage lookup for random persons, a page
 //! of the log, verify, the auditor's replay, and `serve` until it listens,
 //! with its RSS after a run of lookups. Bytes on disk per fact close each
-//! row. A step that fails (an import refused as too large) is reported in
-//! its cell and the size goes on where it can.
+//! row. Each size's year is one file, imported by one `yibao import` (in
+//! chunks, whatever its size). A step that fails is reported in its cell
+//! and the size goes on where it can.
 
 use anyhow::{bail, Context, Result};
 use ledger::Event;
@@ -101,16 +102,10 @@ fn high_water_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Facts per import file: a file is one atomic batch, and the ledger takes
-/// at most 4,000,000 facts in one.
-const FILE_FACTS: u64 = 3_000_000;
-
-/// The generated facts as import lines, in files of at most `FILE_FACTS`;
-/// returns the files, the resident IDs of the registered persons and the
-/// number of facts.
-fn write_facts(dir: &Path, seed: u64, persons: u64) -> Result<(Vec<PathBuf>, Vec<String>, u64)> {
-    let mut files = Vec::new();
-    let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
+/// The generated facts as import lines in one file; returns the resident
+/// IDs of the registered persons and the number of facts.
+fn write_facts(file: &Path, seed: u64, persons: u64) -> Result<(Vec<String>, u64)> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file)?);
     let mut ids = Vec::with_capacity(persons as usize);
     let mut n_facts = 0;
     for event in yibao::generate::facts(seed, persons) {
@@ -120,24 +115,12 @@ fn write_facts(dir: &Path, seed: u64, persons: u64) -> Result<(Vec<PathBuf>, Vec
                 ids.push(id);
             }
         }
-        if n_facts % FILE_FACTS == 0 {
-            if let Some(mut full) = out.take() {
-                full.flush()?;
-            }
-            let path = dir.join(format!("facts-{}.jsonl", files.len() + 1));
-            out = Some(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?));
-            files.push(path);
-        }
-        if let Some(writer) = out.as_mut() {
-            serde_json::to_writer(&mut *writer, &yibao::facts::to_line(&event))?;
-            writer.write_all(b"\n")?;
-        }
+        serde_json::to_writer(&mut out, &yibao::facts::to_line(&event))?;
+        out.write_all(b"\n")?;
         n_facts += 1;
     }
-    if let Some(mut last) = out {
-        last.flush()?;
-    }
-    Ok((files, ids, n_facts))
+    out.flush()?;
+    Ok((ids, n_facts))
 }
 
 /// The `q`-quantile of `sorted` (nearest rank).
@@ -183,6 +166,10 @@ fn cell(run: &Run, what: impl FnOnce(&Run) -> String) -> String {
     }
 }
 
+/// Persons of the facts imported onto each size's ledger afterwards
+/// (about 2.1 facts each): what a day of collection adds.
+const NEW_PERSONS: u64 = 5_000;
+
 pub fn run_scale(dir: &Path, scale: &Scale) -> Result<()> {
     let yibao = std::env::current_exe()?.with_file_name("yibao");
     if !yibao.exists() {
@@ -201,35 +188,19 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
     std::fs::create_dir_all(dir)?;
     let data = dir.join("data");
     let label = format!("{persons} persons");
-    let (files, ids, n_facts) = crate::phase(&format!("{label}: generate facts"), || write_facts(dir, seed, persons))?;
+    let file = dir.join("facts.jsonl");
+    let (ids, n_facts) = crate::phase(&format!("{label}: generate facts"), || write_facts(&file, seed, persons))?;
     let mut cells = Vec::new();
     let init = run(yibao, &data, &["init"])?;
     if !init.ok {
         bail!("yibao init failed: {}", init.stderr);
     }
-    let mut imports = Vec::new();
-    crate::phase(&format!("{label}: import ({} file(s))", files.len()), || {
-        for file in &files {
-            let imported = run(yibao, &data, &["import", &file.to_string_lossy()])?;
-            let failed = !imported.ok;
-            imports.push(imported);
-            std::fs::remove_file(file)?;
-            if failed {
-                break;
-            }
-        }
-        Ok(())
+    let imported = crate::phase(&format!("{label}: import (one file)"), || {
+        let imported = run(yibao, &data, &["import", &file.to_string_lossy()]);
+        std::fs::remove_file(&file)?;
+        imported
     })?;
-    let import_cell = match imports.iter().find(|r| !r.ok) {
-        Some(failed) => format!("failed: {}", failed.stderr),
-        None => format!(
-            "{:.1} s, {:.0} MB ({} file(s) of at most {})",
-            imports.iter().map(|r| r.seconds).sum::<f64>(),
-            imports.iter().map(|r| r.peak_rss_mb).fold(0.0, f64::max),
-            imports.len(),
-            crate::report::count(FILE_FACTS as f64)
-        ),
-    };
+    let import_cell = cell(&imported, |r| format!("{:.1} s, {:.0} MB (one file)", r.seconds, r.peak_rss_mb));
     cells.push(("import".into(), import_cell));
     // The first process after an import builds the checkpoints: not cold.
     let warm = crate::phase(&format!("{label}: first lookup (builds checkpoints)"), || {
@@ -263,6 +234,25 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
                 peak
             ),
         },
+    ));
+    // New facts on a ledger that has history: the writing open (its
+    // indexes), and the first lookup after them (the store catches up).
+    let more = dir.join("more.jsonl");
+    let (more_ids, n_more) = write_facts(&more, seed.wrapping_add(1_000), NEW_PERSONS)?;
+    let appended = crate::phase(&format!("{label}: import {n_more} new facts"), || {
+        run(yibao, &data, &["import", &more.to_string_lossy()])
+    })?;
+    std::fs::remove_file(&more)?;
+    cells.push((
+        format!("import {n_more} more facts"),
+        cell(&appended, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb)),
+    ));
+    let after = crate::phase(&format!("{label}: first lookup after them"), || {
+        run(yibao, &data, &["coverage", more_ids.first().map_or("", String::as_str)])
+    })?;
+    cells.push((
+        "first lookup after them".into(),
+        cell(&after, |r| format!("{:.2} s, {:.0} MB", r.seconds, r.peak_rss_mb)),
     ));
     let middle = (n_facts / 2).max(1).to_string();
     let page = run(yibao, &data, &["log", "--from", &middle, "--limit", "10"])?;

@@ -234,6 +234,10 @@ fn a_missing_block_is_a_gap() {
     let next = blocks[middle + 1].0;
     with_blocks(dir.path(), |tree| tree.remove(block::key(removed)).expect("remove"));
     assert_eq!(audit(dir.path()).problem, Some(VerifyProblem::Gap { expected: removed, found: next }));
+    // With its index on disk a writing open reads only the tail (the
+    // middle is verify's to check); rebuilding the index reads it all.
+    assert_eq!(SledLog::open(dir.path(), OpenMode::Existing).expect("the tail is whole").opened_tail(), 0);
+    remove_index(dir.path());
     let error = SledLog::open(dir.path(), OpenMode::Existing).err().expect("a normal open refuses a gap");
     assert!(matches!(error, LedgerError::Corrupt { position, .. } if position == next), "{error}");
     // The first block missing: the log must start at 1.
@@ -285,6 +289,15 @@ fn trailing_incomplete_blocks_are_dropped_on_open() {
     let outcome = log.append_blocking(vec![fact(payment_with_ref("after", 1))]).expect("append");
     assert_eq!(outcome.positions, vec![2031]);
     assert_eq!(log.verify(0, 0, &mut |_| {}).expect("verify").problem, None);
+}
+
+/// Removes the index on disk, so that the next writing open rebuilds it
+/// from position 1 and so reads the whole log.
+fn remove_index(dir: &Path) {
+    match std::fs::remove_dir_all(dir.join("index")) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => panic!("remove the index: {error}"),
+        _ => {}
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -410,6 +423,8 @@ fn a_flipped_byte_in_sleds_file_is_a_damaged_store_and_verify_names_the_last_rea
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(pristine.path(), dir.path());
         assert!(flip_in_sled_file(dir.path(), &events[target as usize]) > 0, "record {target} not found");
+        // An index rebuilt from position 1 reads every page of the log.
+        remove_index(dir.path());
         let error = SledLog::open(dir.path(), OpenMode::Existing).err().expect("a damaged store is refused");
         assert!(matches!(error, LedgerError::StoreDamaged { .. }), "record {target}: {error}");
         let message = error.to_string();

@@ -284,3 +284,41 @@ fn a_read_open_answers_as_a_writing_one_without_building_indexes() {
         "no ledger is NotFound for a reader too"
     );
 }
+
+/// A probe answers what an append would do (the positions already held, 0
+/// for a new fact, or the append's error) and appends nothing.
+#[test]
+fn a_probe_answers_as_an_append_would_and_appends_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    log.append_blocking(vec![fact(payment(1)), fact(payment(2))]).expect("append");
+    let probed =
+        log.probe_blocking(vec![fact(payment(3)), fact(payment(2)), fact(payment(3))]).expect("a probe of new facts");
+    assert_eq!((probed.positions, probed.n_appended, probed.head.position), (vec![0, 2, 0], 1, 2));
+    let mut changed = payment(1);
+    if let ledger::Event::PaymentReceivedV1(p) = &mut changed {
+        p.amount = ledger::Money::from_yuan(1070);
+    }
+    let error = log.probe_blocking(vec![fact(payment(4)), fact(changed)]).expect_err("conflict");
+    assert!(matches!(error, LedgerError::IdempotencyConflict { original_position: 1, .. }), "{error}");
+    let mut versioned = fact(payment(5));
+    versioned.expected = ExpectedVersion::Exact(3);
+    let error = log.probe_blocking(vec![versioned]).expect_err("a stream without events");
+    assert!(matches!(error, LedgerError::WrongExpectedVersion { .. }), "{error}");
+    assert_eq!(log.durable_head().position, 2, "a probe appends nothing");
+    let appended = log.append_blocking(vec![fact(payment(3))]).expect("append after probes");
+    assert_eq!(appended.positions, vec![3], "nor does it take a position");
+}
+
+/// The checks the writer makes on one event, callable without a log.
+#[test]
+fn check_new_event_refuses_what_an_append_refuses() {
+    let mut squatter = fact(payment(3));
+    squatter.idempotency_key = "payment/wechat/WX0000000009".into();
+    let error = ledger::log::check_new_event(&squatter, 7).expect_err("another payment's key");
+    assert!(matches!(&error, LedgerError::InvalidEvent { index: 7, error } if error.field == "idempotency_key"));
+    let mut long_actor = fact(payment(3));
+    long_actor.actor = "a".repeat(ledger::log::MAX_KEY_BYTES + 1);
+    assert!(matches!(ledger::log::check_new_event(&long_actor, 0), Err(LedgerError::TooLarge { .. })));
+    assert!(ledger::log::check_new_event(&fact(payment(3)), 0).is_ok());
+}

@@ -1,18 +1,24 @@
-//! Importing a batch of facts, all or none: every line parsed (`facts`),
-//! the decided ones judged against the ledger plus the batch's earlier
-//! lines (`family::check_batch`), then one atomic append. `yibao import`,
-//! the demo and `POST /v1/events` share the decision and the answer.
+//! Importing facts: every line parsed (`facts`), the decided ones judged
+//! against the ledger plus the batch's earlier lines
+//! (`family::check_batch`), then appended. `POST /v1/events` appends a
+//! batch at once; `yibao import` and the demo stream a file of any size
+//! (`chunks`: a validation pass, then chunks of one append each, with
+//! `decided` judging the rule-decided facts in bounded memory). Both
+//! share the decision and the answer.
+
+mod chunks;
+mod decided;
+
+pub use chunks::{import, ImportOptions, Source, DEFAULT_CHUNK_FACTS};
 
 use crate::channels::Channels;
 use crate::error::{Classified, Kind, StorageError};
 use crate::facts::{self, LineError, MAX_ERRORS_SHOWN};
-use crate::handle::Ledger;
 use ledger::{AppendOutcome, Head, LedgerError, LogBackend, NewEvent};
 use projections::coverage::Coverage;
 use projections::family::{self, BatchRefusal, Family};
 use serde::Serialize;
 use std::io::BufRead;
-use std::time::Instant;
 
 /// The facts of a batch and the line each came from.
 #[derive(Debug, Default)]
@@ -66,8 +72,14 @@ pub struct Imported {
     pub n_repeated: usize,
     #[serde(flatten)]
     pub appended: Appended,
-    /// From the append's start to its acknowledgement.
+    /// From each append's start to its acknowledgement, added up.
     pub durable_seconds: f64,
+    /// Appends made: each chunk of the file is one, durable once acknowledged.
+    pub n_chunks: usize,
+    /// Facts per chunk (the last one may hold fewer).
+    pub chunk_facts: usize,
+    /// The pass that checked the whole file before anything was appended.
+    pub validation_seconds: f64,
 }
 
 /// A line refused by the rules.
@@ -100,14 +112,50 @@ pub enum ImportError {
         #[source]
         source: StorageError,
     },
+    /// The file cannot be read (again, for the next pass).
+    #[error("cannot read {label}; nothing from this file was appended")]
+    Read {
+        label: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Lines whose key the log, or an earlier line, holds with other content
+    /// (the first `MAX_ERRORS_SHOWN`).
+    #[error("{}", conflicts_message(label, *n_conflicts, conflicts))]
+    Conflicts { label: String, n_conflicts: usize, conflicts: Vec<LineRefusal> },
+    /// The file read for appending is not the one validated.
+    #[error(
+        "{label}:line {line}: the file changed after it was validated (the chunk from this line on differs); \
+         import it again once it is written"
+    )]
+    Changed { label: String, line: usize },
+    /// An append after the first failed: the chunks before it are recorded.
+    #[error(
+        "{label}: stopped after {n_chunks_recorded} of {n_chunks} chunks (through line {last_line}), which are \
+         recorded; the same command appends the rest once the cause is fixed"
+    )]
+    Stopped {
+        label: String,
+        n_chunks_recorded: usize,
+        n_chunks: usize,
+        last_line: usize,
+        #[source]
+        source: Box<ImportError>,
+    },
 }
 
 impl Classified for ImportError {
     fn kind(&self) -> Kind {
         match self {
-            ImportError::Lines { .. } | ImportError::Invalid { .. } | ImportError::Channels(_) => Kind::BadInput,
+            ImportError::Lines { .. }
+            | ImportError::Invalid { .. }
+            | ImportError::Channels(_)
+            | ImportError::Read { .. }
+            | ImportError::Changed { .. } => Kind::BadInput,
             ImportError::Refused { .. } => Kind::Refused,
+            ImportError::Conflicts { .. } => Kind::Conflict,
             ImportError::Storage { source, .. } => source.kind(),
+            ImportError::Stopped { source, .. } => source.kind(),
         }
     }
 
@@ -116,7 +164,12 @@ impl Classified for ImportError {
             ImportError::Lines { errors, .. } => errors.first().and_then(|e| e.field.as_deref()),
             ImportError::Refused { refusals, .. } => refusals.first().and_then(|r| r.field),
             ImportError::Invalid { field, .. } => Some(field),
-            ImportError::Channels(_) | ImportError::Storage { .. } => None,
+            ImportError::Conflicts { conflicts, .. } => conflicts.first().and_then(|c| c.field),
+            ImportError::Stopped { source, .. } => source.field(),
+            ImportError::Channels(_)
+            | ImportError::Storage { .. }
+            | ImportError::Read { .. }
+            | ImportError::Changed { .. } => None,
         }
     }
 }
@@ -132,11 +185,23 @@ fn lines_message(label: &str, n_errors: usize, errors: &[LineError]) -> String {
     message
 }
 
+fn conflicts_message(label: &str, n_conflicts: usize, conflicts: &[LineRefusal]) -> String {
+    let mut message =
+        format!("{label}: {n_conflicts} key(s) already given to other content; nothing from this file was appended");
+    push_refusals(&mut message, label, n_conflicts, conflicts);
+    message
+}
+
 /// The refusals of a batch as the user reads them: the count, then each
 /// line with its field and the rule.
 pub fn refusals_message(label: &str, what: &str, n_refused: usize, refusals: &[LineRefusal]) -> String {
     let mut message =
         format!("{label}: {n_refused} line(s) refused by the rules; nothing from this {what} was appended");
+    push_refusals(&mut message, label, n_refused, refusals);
+    message
+}
+
+fn push_refusals(message: &mut String, label: &str, n_refused: usize, refusals: &[LineRefusal]) {
     for refusal in refusals {
         match refusal.field {
             Some(field) => {
@@ -148,7 +213,6 @@ pub fn refusals_message(label: &str, what: &str, n_refused: usize, refusals: &[L
     if n_refused > refusals.len() {
         message.push_str(&format!("\n  ... and {} more", n_refused - refusals.len()));
     }
-    message
 }
 
 /// Each line of `reader`, by number, as text; blank lines are skipped.
@@ -237,22 +301,6 @@ pub fn append_batch(log: &impl LogBackend, batch: Batch, label: &str) -> Result<
         other => ImportError::Storage { label: label.to_string(), source: other.into() },
     })?;
     Ok(outcome.into())
-}
-
-/// `yibao import`: parses all of `input`, judges its decided facts
-/// against the ledger's projections, then appends it as one batch.
-pub fn import(ledger: &Ledger, input: impl BufRead, label: &str, actor: &str) -> Result<Imported, ImportError> {
-    let batch = read_facts(input, label, actor, ledger.channels()?)?;
-    if has_decided(&batch.events) {
-        let storage = |source| ImportError::Storage { label: label.to_string(), source };
-        let at = ledger.projections().map_err(storage)?;
-        check_batch(&at.coverage, &at.family, &batch, label, "file")?;
-    }
-    let n_facts = batch.events.len();
-    let started = Instant::now();
-    let appended = append_batch(ledger.log(), batch, label)?;
-    let durable_seconds = started.elapsed().as_secs_f64();
-    Ok(Imported { n_facts, n_repeated: n_facts - appended.n_appended, appended, durable_seconds })
 }
 
 #[cfg(test)]

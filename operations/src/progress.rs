@@ -15,3 +15,15 @@ pub fn bar(total: u64, what: &str) -> ProgressBar {
     bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar
 }
+
+/// A count of work whose total is unknown until it is done (the lines of
+/// a file being read), with its rate; on a terminal only.
+pub fn counter(what: &str, unit: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let counter = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let template = format!("{what} {{spinner}} {{human_pos}} {unit} ({{per_sec}}, {{elapsed}})");
+    counter.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    counter
+}

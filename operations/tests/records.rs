@@ -22,13 +22,14 @@ fn ledger(dir: &tempfile::TempDir, name: &str) -> Ledger {
 fn an_import_appends_once_and_a_repeat_appends_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = ledger(&dir, "data");
-    let first = import::import(&ledger, FACTS.as_bytes(), "facts.jsonl", "test").expect("import");
+    let first = import::import(&ledger, FACTS.as_bytes(), "facts.jsonl", "test", Default::default()).expect("import");
     assert_eq!((first.n_facts, first.appended.n_appended, first.n_repeated), (26, 26, 0));
-    let again = import::import(&ledger, FACTS.as_bytes(), "facts.jsonl", "test").expect("again");
+    let again = import::import(&ledger, FACTS.as_bytes(), "facts.jsonl", "test", Default::default()).expect("again");
     assert_eq!((again.appended.n_appended, again.n_repeated), (0, 26));
     assert_eq!((again.appended.positions, again.appended.head), (first.appended.positions, first.appended.head));
 
-    let refused = import::import(&ledger, BAD_FACTS.as_bytes(), "bad.jsonl", "test").expect_err("bad lines");
+    let refused =
+        import::import(&ledger, BAD_FACTS.as_bytes(), "bad.jsonl", "test", Default::default()).expect_err("bad lines");
     assert!(matches!(refused, ImportError::Lines { .. }), "{refused}");
     assert_eq!(refused.kind(), Kind::BadInput);
     assert!(refused.to_string().contains("bad.jsonl:line "), "{refused}");
@@ -75,7 +76,7 @@ fn a_payment_on_an_unknown_channel_names_the_field_and_appends_nothing() {
 fn an_export_restores_to_its_head_and_a_bad_line_is_named_by_line_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = ledger(&dir, "data");
-    import::import(&ledger, FACTS.as_bytes(), "facts.jsonl", "test").expect("import");
+    import::import(&ledger, FACTS.as_bytes(), "facts.jsonl", "test", Default::default()).expect("import");
     let mut exported = Vec::new();
     let answer = records::export(ledger.log(), &mut exported).expect("export");
     assert_eq!(answer.n_records, 26);

@@ -2,9 +2,12 @@
 
 mod anchor;
 pub mod block;
+mod flusher;
 mod index;
+mod manifest;
 mod owner;
 pub mod restore;
+mod run;
 mod scan;
 mod sled_log;
 pub mod verify;
@@ -18,6 +21,7 @@ use std::fmt;
 
 pub use sled_log::{open_store, LogHeader, OpenMode, SledLog};
 pub use verify::{VerifyProblem, VerifyReport};
+pub use writer::check_new_event;
 
 /// Most events in one append request.
 pub const MAX_EVENTS_PER_APPEND: usize = 4_000_000;

@@ -36,6 +36,14 @@ pub fn restore(
     if log_dir.exists() {
         std::fs::remove_dir_all(&log_dir)?;
     }
+    // The index and the anchor of the empty ledger that was there describe
+    // another log (another genesis, another secret): the restored ledger
+    // makes its own.
+    let index_dir = super::manifest::dir_of(dir);
+    if index_dir.exists() {
+        std::fs::remove_dir_all(&index_dir)?;
+    }
+    super::anchor::remove(dir)?;
     let result = write_all(dir, header_bytes, records);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&log_dir);

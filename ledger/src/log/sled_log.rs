@@ -2,8 +2,11 @@
 
 use super::anchor;
 use super::block::{self, BlockView};
-use super::index::{Fingerprints, KeyIndex, KeyUse, StreamIndex};
+use super::flusher::IndexFiles;
+use super::index::{self, Fingerprints, Indexes, KeyIndex, KeyUse, Secret, StreamIndex};
+use super::manifest::{self, Manifest};
 use super::owner::{self, OwnerFile};
+use super::run::Run;
 use super::scan;
 use super::writer::{self, WriterHandle};
 use super::{AppendOutcome, EventLog, Head, LogReader, NewEvent, UnfinishedAppend};
@@ -15,11 +18,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use uuid::Uuid;
 
 const HEADER_KEY: &[u8] = b"header";
+/// The ledger's index secret, in sled's default tree beside the header.
+const SECRET_KEY: &[u8] = b"index-secret";
 const BLOCKS_TREE: &[u8] = b"blocks";
 pub const LOG_FORMAT: &str = "yibao-log";
 pub const LOG_FORMAT_VERSION: u32 = 1;
@@ -90,15 +95,26 @@ pub(crate) struct Shared {
     /// Where sled puts page images too large to inline.
     pub blobs_dir: PathBuf,
     pub durable: Mutex<Head>,
-    pub index: RwLock<StreamIndex>,
-    /// Seeds the indexes' fingerprints, for this process only.
+    pub index: RwLock<Indexes>,
+    /// Seeded by the ledger's secret (for this process only when the
+    /// index is not kept: audits, and reads of a ledger without a secret).
     pub fingerprints: Fingerprints,
+    /// The index on disk: for writing opens.
+    pub index_files: Option<IndexFiles>,
     pub poisoned: AtomicBool,
 }
 
 impl Shared {
     pub fn durable_head(&self) -> Head {
         *lock_plain(&self.durable)
+    }
+
+    /// The hash of the stored record at `position` (from 1), if there is one.
+    pub fn record_hash(&self, position: u64) -> Result<Option<Hash>> {
+        let Some(item) = self.blocks.range(..=block::key(position)).next_back() else { return Ok(None) };
+        let (_, bytes) = item?;
+        let Ok(view) = BlockView::parse(&bytes) else { return Ok(None) };
+        Ok(view.records().filter_map(|record| record.ok()).find(|record| record.position == position).map(|r| r.hash))
     }
 
     /// sled's `flush()` writes and `sync_file_range`s its buffers, which does
@@ -140,13 +156,20 @@ pub struct SledLog {
     genesis: Hash,
     writer: Option<WriterHandle>,
     dir: PathBuf,
+    /// Seeds the fingerprints and proves the index on disk was made with it.
+    secret: Option<Secret>,
     /// Found by an audit open only; a writing open has removed it.
     unfinished: Option<UnfinishedAppend>,
     /// What sled could not read of the log's end, for an audit open (a
     /// writing open fails instead).
     tail_damage: Option<String>,
-    /// Whether the stream index was built (not for `Audit` and `Read`).
-    indexed: bool,
+    mode: OpenMode,
+    /// Whether the stream index can be used: always for a writing open;
+    /// for `Read`, loaded at the first stream read, when the index on disk
+    /// matches the log (else streams come from a scan).
+    indexed: OnceLock<bool>,
+    /// Records the open read to bring the index up to the head.
+    opened_tail: AtomicU64,
     /// Last, so that the record goes once the writer has stopped.
     _owner: Option<OwnerFile>,
 }
@@ -282,14 +305,30 @@ impl SledLog {
             .map_err(|e| LedgerError::Corrupt { position: 0, reason: format!("header does not parse: {e}") })?;
         header.check()?;
         let genesis = envelope::sm3(&header_bytes);
+        let secret = match mode {
+            OpenMode::Create | OpenMode::Existing => Some(secret_for_writing(&db, &data_file)?),
+            OpenMode::Read => stored_secret(&db)?,
+            OpenMode::Audit => None,
+        };
+        let genesis_head = Head { position: 0, hash: genesis };
+        let index_files = match (mode, secret) {
+            (OpenMode::Create | OpenMode::Existing, Some(secret)) => Some(IndexFiles::new(
+                manifest::dir_of(dir),
+                header.ledger_id,
+                index::secret_check(&secret),
+                genesis_head,
+            )),
+            _ => None,
+        };
         let shared = Arc::new(Shared {
             db,
             blocks,
             data_file,
             blobs_dir: path.join("blobs"),
-            durable: Mutex::new(Head { position: 0, hash: genesis }),
-            index: RwLock::new(StreamIndex::with_capacity(0)),
-            fingerprints: Fingerprints::new(),
+            durable: Mutex::new(genesis_head),
+            index: RwLock::new(Indexes::empty()),
+            fingerprints: secret.as_ref().map_or_else(Fingerprints::new, Fingerprints::from_secret),
+            index_files,
             poisoned: AtomicBool::new(false),
         });
         let mut log = SledLog {
@@ -301,7 +340,10 @@ impl SledLog {
             dir: dir.to_path_buf(),
             unfinished: None,
             tail_damage: None,
-            indexed: false,
+            mode,
+            indexed: OnceLock::new(),
+            opened_tail: AtomicU64::new(0),
+            secret,
             _owner: owner,
         };
         if mode == OpenMode::Read {
@@ -311,7 +353,7 @@ impl SledLog {
             }
         } else if mode != OpenMode::Audit {
             log.recover()?;
-            let (head, keys) = log.rebuild_indexes()?;
+            let (head, keys) = log.load_indexes()?;
             *lock_plain(&log.shared.durable) = head;
             if let Some(detail) = log.contradicted_anchor()? {
                 return Err(LedgerError::StoreDamaged { detail });
@@ -320,7 +362,7 @@ impl SledLog {
                 anchor::write(dir, head)?;
             }
             log.writer = Some(writer::start(Arc::clone(&log.shared), head, keys));
-            log.indexed = true;
+            let _ = log.indexed.set(true);
         } else {
             log.read_tail_for_audit()?;
             if log.tail_damage.is_none() {
@@ -452,36 +494,115 @@ impl SledLog {
         Ok(())
     }
 
-    /// Reads every record's envelope head to rebuild stream versions and
-    /// idempotency keys; checks positions and block links on the way.
-    fn rebuild_indexes(&self) -> Result<(Head, KeyIndex)> {
-        // The last block's key is close to the number of records: size the
+    /// Brings the index up to the log's head: the runs a matching manifest
+    /// names, then the records after the position they cover (the tail).
+    /// A manifest that does not match the log, or a run that cannot be
+    /// read, is noted and the index is rebuilt from position 1: the index
+    /// is derived, never trusted over the log.
+    fn load_indexes(&self) -> Result<(Head, KeyIndex)> {
+        let files = self.shared.index_files.as_ref().expect("a writing open keeps its index");
+        std::fs::create_dir_all(&files.dir)?;
+        let stored_head = self.stored_head()?;
+        let genesis = Head { position: 0, hash: self.genesis };
+        let (covered, runs) = match self.matching_index(&files.dir, stored_head) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                manifest::clear(&files.dir)?;
+                (genesis, Vec::new())
+            }
+            Err(why) => {
+                eprintln!(
+                    "note: the log's index under {} cannot be used ({why}); rebuilding it from position 1",
+                    files.dir.display()
+                );
+                manifest::clear(&files.dir)?;
+                (genesis, Vec::new())
+            }
+        };
+        let in_use = Manifest {
+            run_ids: runs.iter().map(|run| run.id).collect(),
+            ..Manifest::empty(self.header.ledger_id, files.secret_check, covered)
+        };
+        let highest_id = manifest::remove_strays(&files.dir, &in_use)?;
+        files.next_id.store(highest_id + 1, Ordering::Relaxed);
+        *lock_plain(&files.covered) = covered;
+        let (head, keys, streams) = self.index_tail(covered, u64::MAX)?;
+        *write_plain(&self.shared.index) = Indexes { streams, frozen: Vec::new(), runs };
+        Ok((head, keys))
+    }
+
+    /// The last stored record (after recovery, the durable head).
+    fn stored_head(&self) -> Result<Head> {
+        let last = self.shared.blocks.last()?;
+        Ok(last.and_then(|(_, bytes)| last_record_of(&bytes)).unwrap_or(Head { position: 0, hash: self.genesis }))
+    }
+
+    /// The runs of the index on disk and the head they cover, when its
+    /// manifest was made for this log, up to `head`, with this secret.
+    /// `Ok(None)`: there is no index on disk; `Err`: why it cannot be used.
+    fn matching_index(&self, index_dir: &Path, head: Head) -> std::result::Result<Option<OnDisk>, String> {
+        let Some(secret) = self.secret.as_ref() else { return Ok(None) };
+        let Some(found) = manifest::read(index_dir).map_err(|error| describe(&error))? else { return Ok(None) };
+        if found.ledger_id != self.header.ledger_id || found.secret_check != index::secret_check(secret) {
+            return Err("it was made for another ledger, or with another secret".into());
+        }
+        let covered = Head { position: found.covered_position, hash: found.covered_hash };
+        let hash_there = match covered.position {
+            0 => Some(self.genesis),
+            position if position <= head.position => {
+                self.shared.record_hash(position).map_err(|error| describe(&error))?
+            }
+            _ => None,
+        };
+        if hash_there != Some(covered.hash) {
+            return Err(format!("the log has no such record at position {}", covered.position));
+        }
+        let runs = found
+            .run_ids
+            .iter()
+            .map(|&id| Run::open(index_dir, id, self.mode != OpenMode::Read).map(Arc::new))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|error| describe(&error))?;
+        Ok(Some((covered, runs)))
+    }
+
+    /// Reads the envelope heads of the records after `from` (up to `to`)
+    /// into a memtable; checks positions and block links on the way.
+    fn index_tail(&self, from: Head, to: u64) -> Result<(Head, KeyIndex, StreamIndex)> {
+        // The last block's key is close to the last position: size the
         // maps once instead of growing them record by record.
         let n_records_about = match self.shared.blocks.last()? {
-            Some((key, _)) => block::position_of_key(&key).unwrap_or(0),
+            Some((key, _)) => block::position_of_key(&key).unwrap_or(0).saturating_sub(from.position),
             None => 0,
         };
         let capacity = usize::try_from(n_records_about).unwrap_or(0).min(1 << 28);
         let fingerprints = self.shared.fingerprints;
         let mut keys = KeyIndex::with_capacity(capacity);
         let mut streams = StreamIndex::with_capacity(capacity / 2);
-        let mut head = Head { position: 0, hash: self.genesis };
-        for item in self.shared.blocks.iter() {
-            let (key, value) = item?;
-            let key_position = block::position_of_key(&key).unwrap_or(0);
+        let mut head = from;
+        let mut first_block = true;
+        'blocks: for item in self.blocks_from(from.position + 1)? {
+            let (key_position, value) = item?;
             let corrupt = |reason: String| LedgerError::Corrupt {
                 position: key_position,
                 reason: format!("{reason}; run `yibao verify`"),
             };
             let view = BlockView::parse(&value).map_err(|e| corrupt(e.to_string()))?;
-            if view.first_position != head.position + 1
-                || key_position != view.first_position
-                || view.prev_hash != head.hash
-            {
+            let follows = view.first_position == head.position + 1 && view.prev_hash == head.hash;
+            // The first block may hold records the runs already cover.
+            let overlaps = first_block && view.first_position <= head.position;
+            if !(follows || overlaps) || key_position != view.first_position {
                 return Err(corrupt(format!("block does not follow position {}", head.position)));
             }
+            first_block = false;
             for record in view.records() {
                 let record = record.map_err(|e| corrupt(e.to_string()))?;
+                if record.position > to {
+                    break 'blocks;
+                }
+                if record.position <= head.position {
+                    continue;
+                }
                 let (envelope_head, event_bytes) =
                     envelope::decode_head(record.body).map_err(|e| corrupt(e.to_string()))?;
                 if envelope_head.position != record.position {
@@ -497,8 +618,83 @@ impl SledLog {
                 head = Head { position: record.position, hash: record.hash };
             }
         }
-        *write_plain(&self.shared.index) = streams;
-        Ok((head, keys))
+        self.opened_tail.store(head.position - from.position, Ordering::Relaxed);
+        Ok((head, keys, streams))
+    }
+
+    /// How many records the open read to bring the index up to the head
+    /// (all of them when the index was rebuilt). For a `Read` open, known
+    /// at its first stream read: the tail, or the whole log when there is
+    /// no usable index on disk and stream reads scan it.
+    pub fn opened_tail(&self) -> u64 {
+        self.opened_tail.load(Ordering::Relaxed)
+    }
+
+    /// For a `Read` open: the index on disk and the tail after it, when
+    /// they match the log.
+    fn load_for_read(&self) -> bool {
+        if self.mode != OpenMode::Read {
+            return false;
+        }
+        let head = self.durable_head();
+        let loaded = match self.matching_index(&manifest::dir_of(&self.dir), head) {
+            Ok(Some((covered, runs))) => {
+                self.index_tail(covered, head.position).ok().map(|(_, _, streams)| (streams, runs))
+            }
+            _ => None,
+        };
+        let Some((streams, runs)) = loaded else {
+            // Every stream read scans the whole log.
+            self.opened_tail.store(head.position, Ordering::Relaxed);
+            return false;
+        };
+        *write_plain(&self.shared.index) = Indexes { streams, frozen: Vec::new(), runs };
+        true
+    }
+
+    /// For tests: the pages that lookups read from the runs in use.
+    #[doc(hidden)]
+    pub fn index_page_reads_for_tests(&self) -> u64 {
+        read_plain(&self.shared.index).runs.iter().map(|run| run.n_page_reads()).sum()
+    }
+
+    /// For tests: whether the index the open loaded (runs and tail) answers
+    /// exactly as one rebuilt from position 1, for every key and stream of
+    /// the log, before anything is appended. `Err` says what differs.
+    #[doc(hidden)]
+    pub fn open_checking_index_for_tests(dir: &Path) -> Result<SledLog> {
+        let log = SledLog::open(dir, OpenMode::Existing)?;
+        let genesis = Head { position: 0, hash: log.genesis };
+        let (_, all_keys, all_streams) = log.index_tail(genesis, u64::MAX)?;
+        let covered = log.shared.index_files.as_ref().map_or(genesis, |files| *lock_plain(&files.covered));
+        let (_, tail_keys, _) = log.index_tail(covered, u64::MAX)?;
+        let index = read_plain(&log.shared.index);
+        let differs = |what: String| LedgerError::Corrupt { position: 0, reason: format!("the index differs: {what}") };
+        let mut n_keys = tail_keys.len() as u64;
+        for run in &index.runs {
+            n_keys += run.n_keys();
+        }
+        if n_keys != all_keys.len() as u64 {
+            return Err(differs(format!("{n_keys} keys, a rebuild has {}", all_keys.len())));
+        }
+        for (key, key_use) in all_keys.iter() {
+            let found = match tail_keys.get(key) {
+                Some(found) => Some(found),
+                None => index.key(key)?,
+            };
+            if found != Some(key_use) {
+                return Err(differs(format!("key {key:x}: {found:?}, a rebuild has {key_use:?}")));
+            }
+        }
+        for (stream, entry) in all_streams.iter() {
+            let positions = index.positions(stream)?;
+            let version = index.version(stream)?;
+            if positions != entry.positions || version != entry.version {
+                return Err(differs(format!("stream {stream:x}: version {version}, {} positions", positions.len())));
+            }
+        }
+        drop(index);
+        Ok(log)
     }
 
     fn writer(&self) -> Result<&WriterHandle> {
@@ -508,6 +704,15 @@ impl SledLog {
     /// `append` for callers without an async runtime.
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
         self.writer()?.append_blocking(events)
+    }
+
+    /// A dry run of `append_blocking`: the same checks, nothing appended.
+    /// Answers the position of each event the log already holds (same
+    /// key, same content), 0 for each it would append, `n_appended` for
+    /// how many that is; or the error the append would give now
+    /// (`IdempotencyConflict`, `WrongExpectedVersion`, a field's limit).
+    pub fn probe_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.writer()?.probe_blocking(events)
     }
 
     /// Stored blocks from the one holding `position` on, as (first position,
@@ -567,7 +772,7 @@ impl SledLog {
 
     fn read_positions(&self, stream: &str) -> Result<Vec<Envelope>> {
         let head = self.durable_head().position;
-        if !self.indexed {
+        if !*self.indexed.get_or_init(|| self.load_for_read()) {
             let mut out = Vec::new();
             self.scan(1, head, |envelope| {
                 if envelope.head.stream == stream {
@@ -580,7 +785,7 @@ impl SledLog {
         let positions: Vec<u64> = {
             let index = read_plain(&self.shared.index);
             let stream = self.shared.fingerprints.stream(stream);
-            index.positions(stream).iter().copied().filter(|&p| p <= head).collect()
+            index.positions(stream)?.into_iter().filter(|&p| p <= head).collect()
         };
         let mut out = Vec::with_capacity(positions.len());
         for position in positions {
@@ -588,6 +793,44 @@ impl SledLog {
         }
         Ok(out)
     }
+}
+
+/// The runs of a usable index on disk, and the head they cover.
+type OnDisk = (Head, Vec<Arc<Run>>);
+
+/// An error and its causes, for a note.
+fn describe(error: &LedgerError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// The ledger's index secret, created (and stored durably, before any run
+/// is made with it) at the first writing open.
+fn secret_for_writing(db: &sled::Db, data_file: &File) -> Result<Secret> {
+    if let Some(secret) = stored_secret(db)? {
+        return Ok(secret);
+    }
+    // Three random UUIDs carry 366 random bits; SM3 folds them into 32 bytes.
+    let mut random = Vec::with_capacity(48);
+    for _ in 0..3 {
+        random.extend_from_slice(Uuid::new_v4().as_bytes());
+    }
+    let secret: Secret = envelope::sm3(&random);
+    db.insert(SECRET_KEY, &secret[..])?;
+    db.flush()?;
+    data_file.sync_data()?;
+    Ok(secret)
+}
+
+/// The stored secret; one of another length is none (a writing open
+/// replaces it, and the index is rebuilt).
+fn stored_secret(db: &sled::Db) -> Result<Option<Secret>> {
+    Ok(db.get(SECRET_KEY)?.and_then(|bytes| bytes.as_ref().try_into().ok()))
 }
 
 /// The trailing run of incomplete blocks, as [`SledLog::recover`] would

@@ -7,14 +7,15 @@
 //! and fingerprints are done by the appending caller, on its own thread.
 
 use super::block::{self, BlockBuilder, SealedBlock};
-use super::index::{fingerprint_map, Fingerprints, KeyIndex, KeyUse, StreamIndex};
+use super::flusher::{self, Flusher};
+use super::index::{fingerprint_map, Fingerprints, Frozen, Indexes, KeyIndex, KeyUse, StreamIndex};
 use super::sled_log::Shared;
 use super::{AppendOutcome, ExpectedVersion, Head, NewEvent, MAX_EVENTS_PER_APPEND, MAX_KEY_BYTES};
 use crate::envelope::{self, EnvelopeHead, MAX_RECORD_BYTES};
 use crate::error::{LedgerError, Result};
 use crate::sync::{lock_plain, write_plain};
 use crate::time::UtcTime;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
@@ -50,6 +51,8 @@ struct Prepared {
 struct Request {
     events: Vec<Prepared>,
     reply: Reply,
+    /// A dry run: planned as an append, answered, nothing applied.
+    probe: bool,
 }
 
 /// A request's positions, acknowledged once its unit is durable.
@@ -73,6 +76,8 @@ pub(crate) struct WriterHandle {
     requests: Option<mpsc::Sender<Request>>,
     fingerprints: Fingerprints,
     threads: Vec<JoinHandle<()>>,
+    /// Joined after the others: it writes what they leave in memory.
+    index_writer: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 pub(crate) fn start(shared: Arc<Shared>, head: Head, keys: KeyIndex) -> WriterHandle {
@@ -81,19 +86,34 @@ pub(crate) fn start(shared: Arc<Shared>, head: Head, keys: KeyIndex) -> WriterHa
     let (hashed_tx, hashed_rx) = std_mpsc::sync_channel(UNIT_QUEUE);
     let fingerprints = shared.fingerprints;
     let sequencer_shared = Arc::clone(&shared);
+    let (frozen_tx, index_writer) = match shared.index_files.as_ref() {
+        Some(_) => {
+            let Flusher { frozen, writer_stopped, thread } = flusher::start(Arc::clone(&shared));
+            (Some(frozen), Some((writer_stopped, thread)))
+        }
+        None => (None, None),
+    };
+    let memtable_max_keys = shared.index_files.as_ref().map_or(usize::MAX, |files| files.memtable_max_keys);
     let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new().name(name.into()).spawn(work).expect("spawn a writer thread")
     };
     let sequencer = spawn(
         "yibao-sequencer",
         Box::new(move || {
-            let sequencer = Sequencer { shared: sequencer_shared, position: head.position, keys, units: numbered_tx };
+            let sequencer = Sequencer {
+                shared: sequencer_shared,
+                position: head.position,
+                keys,
+                units: numbered_tx,
+                frozen: frozen_tx,
+                memtable_max_keys,
+            };
             sequencer.run(request_rx);
         }),
     );
     let hasher = spawn("yibao-hasher", Box::new(move || chain_units(head, numbered_rx, hashed_tx)));
     let committer = spawn("yibao-committer", Box::new(move || commit_units(&shared, hashed_rx)));
-    WriterHandle { requests: Some(request_tx), fingerprints, threads: vec![sequencer, hasher, committer] }
+    WriterHandle { requests: Some(request_tx), fingerprints, threads: vec![sequencer, hasher, committer], index_writer }
 }
 
 impl WriterHandle {
@@ -101,15 +121,26 @@ impl WriterHandle {
         let events = prepare(self.fingerprints, events)?;
         let (reply, response) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
-        requests.send(Request { events, reply }).await.map_err(|_| LedgerError::Closed)?;
+        requests.send(Request { events, reply, probe: false }).await.map_err(|_| LedgerError::Closed)?;
         response.await.map_err(|_| LedgerError::Closed)?
     }
 
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.send_blocking(events, false)
+    }
+
+    /// What `append_blocking` would answer now, without appending: the
+    /// position of each event the log already holds, 0 for one it would
+    /// append, and the error it would give.
+    pub fn probe_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.send_blocking(events, true)
+    }
+
+    fn send_blocking(&self, events: Vec<NewEvent>, probe: bool) -> Result<AppendOutcome> {
         let events = prepare(self.fingerprints, events)?;
         let (reply, response) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
-        requests.blocking_send(Request { events, reply }).map_err(|_| LedgerError::Closed)?;
+        requests.blocking_send(Request { events, reply, probe }).map_err(|_| LedgerError::Closed)?;
         response.blocking_recv().map_err(|_| LedgerError::Closed)?
     }
 }
@@ -119,6 +150,10 @@ impl Drop for WriterHandle {
     fn drop(&mut self) {
         self.requests.take();
         for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        if let Some((writer_stopped, thread)) = self.index_writer.take() {
+            writer_stopped.store(true, Ordering::Release);
             let _ = thread.join();
         }
     }
@@ -132,21 +167,7 @@ fn prepare(fingerprints: Fingerprints, events: Vec<NewEvent>) -> Result<Vec<Prep
     }
     let mut prepared = Vec::with_capacity(events.len());
     for (event_idx, new) in events.into_iter().enumerate() {
-        check_sizes(&new)?;
-        new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
-        let event_bytes = envelope::encode_event(&new.event);
-        // Every append passes here: no key can take another fact's place.
-        let own_key = || new.event.natural_key().unwrap_or_else(|| super::content_key_of(&new.event, &event_bytes));
-        new.event
-            .check_idempotency_key_against(&new.idempotency_key, own_key)
-            .map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
-        if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
-            return Err(LedgerError::TooLarge {
-                what: "an event",
-                size: event_bytes.len(),
-                limit: MAX_RECORD_BYTES - ENVELOPE_ROOM,
-            });
-        }
+        let event_bytes = check_new_event(&new, event_idx)?;
         let stream_fingerprint = fingerprints.stream(&new.stream);
         prepared.push(Prepared {
             key_fingerprint: fingerprints.key(&new.idempotency_key),
@@ -160,6 +181,31 @@ fn prepare(fingerprints: Fingerprints, events: Vec<NewEvent>) -> Result<Vec<Prep
         });
     }
     Ok(prepared)
+}
+
+/// Every check the writer makes on one event before it looks at the log:
+/// the lengths of its stream id, key and actor, the event's limits and
+/// canonical form, a key that takes no other fact's, the record's size.
+/// An import runs it on every line before it appends anything. Returns
+/// the encoded event, which the checks needed; `event_idx` is the event's
+/// index in its request, as `LedgerError::InvalidEvent` names it.
+pub fn check_new_event(new: &NewEvent, event_idx: usize) -> Result<Vec<u8>> {
+    check_sizes(new)?;
+    new.event.validate().map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
+    let event_bytes = envelope::encode_event(&new.event);
+    // Every append passes here: no key can take another fact's place.
+    let own_key = || new.event.natural_key().unwrap_or_else(|| super::content_key_of(&new.event, &event_bytes));
+    new.event
+        .check_idempotency_key_against(&new.idempotency_key, own_key)
+        .map_err(|error| LedgerError::InvalidEvent { index: event_idx, error })?;
+    if event_bytes.len() + ENVELOPE_ROOM > MAX_RECORD_BYTES {
+        return Err(LedgerError::TooLarge {
+            what: "an event",
+            size: event_bytes.len(),
+            limit: MAX_RECORD_BYTES - ENVELOPE_ROOM,
+        });
+    }
+    Ok(event_bytes)
 }
 
 /// What planning decided for one event of a request.
@@ -176,8 +222,12 @@ struct Sequencer {
     shared: Arc<Shared>,
     /// The last numbered position.
     position: u64,
+    /// The live memtable's keys (its streams are in `shared.index`).
     keys: KeyIndex,
     units: std_mpsc::SyncSender<Unit>,
+    /// To the index writer (none when the index is not kept on disk).
+    frozen: Option<std_mpsc::Sender<Arc<Frozen>>>,
+    memtable_max_keys: usize,
 }
 
 /// Blocks being filled for the next unit.
@@ -224,6 +274,7 @@ impl UnitBuilder {
 
 impl Sequencer {
     fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        self.freeze_memtable(false);
         while let Some(first) = requests.blocking_recv() {
             let mut unit = UnitBuilder::new();
             self.handle(first, &mut unit);
@@ -237,7 +288,30 @@ impl Sequencer {
             if !unit.is_empty() && self.units.send(unit.into_unit()).is_err() {
                 return;
             }
+            self.freeze_memtable(false);
         }
+        // Closing: what is in memory goes to disk once it is durable.
+        self.freeze_memtable(true);
+    }
+
+    /// Hands a full memtable (or, closing, any) to the index writer and
+    /// starts an empty one. Called between requests: the position is the
+    /// end of one, which the committer makes durable.
+    fn freeze_memtable(&mut self, closing: bool) {
+        let Some(frozen_tx) = self.frozen.as_ref() else { return };
+        if self.keys.is_empty() || (!closing && self.keys.len() < self.memtable_max_keys) {
+            return;
+        }
+        let capacity = if closing { 0 } else { self.memtable_max_keys };
+        let mut index = write_plain(&self.shared.index);
+        let frozen = Arc::new(Frozen {
+            keys: std::mem::replace(&mut self.keys, KeyIndex::with_capacity(capacity)),
+            streams: std::mem::replace(&mut index.streams, StreamIndex::with_capacity(capacity / 2)),
+            position: self.position,
+        });
+        index.frozen.push(Arc::clone(&frozen));
+        drop(index);
+        let _ = frozen_tx.send(frozen);
     }
 
     fn handle(&mut self, request: Request, unit: &mut UnitBuilder) {
@@ -254,13 +328,16 @@ impl Sequencer {
             Err(rejection) => {
                 let _ = request.reply.send(Err(rejection));
             }
+            Ok(plans) if request.probe => {
+                let _ = request.reply.send(Ok(probe_outcome(&plans, self.shared.durable_head())));
+            }
             Ok(plans) => self.apply(request, plans, &mut index, unit),
         }
     }
 
     /// Checks keys and versions for the whole request before anything is
     /// numbered, so that a rejection leaves no trace.
-    fn plan(&self, events: &[Prepared], index: &StreamIndex) -> Result<Vec<Plan>> {
+    fn plan(&self, events: &[Prepared], index: &Indexes) -> Result<Vec<Plan>> {
         let mut plans = Vec::with_capacity(events.len());
         let mut local_keys = fingerprint_map::<(usize, u64)>(events.len());
         let mut local_versions = fingerprint_map::<u64>(events.len().min(1024));
@@ -269,7 +346,11 @@ impl Sequencer {
                 key: new.idempotency_key.clone(),
                 original_position,
             };
-            if let Some(KeyUse { position, content: original }) = self.keys.get(new.key_fingerprint) {
+            let recorded = match self.keys.get(new.key_fingerprint) {
+                Some(key_use) => Some(key_use),
+                None => index.key(new.key_fingerprint)?,
+            };
+            if let Some(KeyUse { position, content: original }) = recorded {
                 if original != new.content {
                     return Err(conflict(position));
                 }
@@ -285,7 +366,7 @@ impl Sequencer {
             }
             let current = match local_versions.get(&new.stream_fingerprint) {
                 Some(&version) => version,
-                None => index.version(new.stream_fingerprint),
+                None => index.version(new.stream_fingerprint)?,
             };
             let matches = match new.expected {
                 ExpectedVersion::Any => true,
@@ -306,7 +387,7 @@ impl Sequencer {
         Ok(plans)
     }
 
-    fn apply(&mut self, request: Request, plans: Vec<Plan>, index: &mut StreamIndex, unit: &mut UnitBuilder) {
+    fn apply(&mut self, request: Request, plans: Vec<Plan>, index: &mut Indexes, unit: &mut UnitBuilder) {
         // A request that may fill the unit is split across units, and its
         // blocks are incomplete until its last. The requests before it in
         // this unit are acknowledged with its first unit, so they must not
@@ -368,6 +449,26 @@ impl Sequencer {
         unit.at_boundary = true;
         unit.acks.push(Ack { reply: request.reply, positions, n_appended });
     }
+}
+
+/// A probe's answer, as an append's: each event's position where the log
+/// already holds it, 0 where it would be appended (also for a repeat of
+/// such an event earlier in the request, which an append records once).
+fn probe_outcome(plans: &[Plan], head: Head) -> AppendOutcome {
+    let mut positions: Vec<u64> = Vec::with_capacity(plans.len());
+    let mut n_new = 0;
+    for plan in plans {
+        let position = match *plan {
+            Plan::New { .. } => {
+                n_new += 1;
+                0
+            }
+            Plan::Duplicate(position) => position,
+            Plan::DuplicateOf(earlier_idx) => positions[earlier_idx],
+        };
+        positions.push(position);
+    }
+    AppendOutcome { positions, n_appended: n_new, head }
 }
 
 fn check_sizes(new: &NewEvent) -> Result<()> {
