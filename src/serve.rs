@@ -2,9 +2,13 @@
 //! of the binary: the rules live in the crates; this file parses requests,
 //! checks tokens and roles, and shapes answers.
 //!
-//! The live coverage projection is held in memory behind a lock and caught
-//! up after each acknowledged write (or before a read when the log head
-//! moved), so a lookup reads no disk. Its checkpoint is saved on shutdown.
+//! Coverage is answered from the per-person store, kept at the log's head
+//! by the service (caught up after each acknowledged write, or before a
+//! read when the log head moved), through a cache of the persons read
+//! bounded by `--cache-mb` (`persons.rs`): the whole projection is never
+//! loaded, so the service is ready as soon as the store has folded the
+//! log's tail. The family projection (bindings, applications) is kept
+//! whole in memory and its checkpoint saved on shutdown.
 //!
 //! Connections are served by hyper with a time-out on reading the request
 //! head; a body is read only for a caller with a valid token, within its
@@ -21,6 +25,7 @@ mod family;
 pub(crate) mod lookup;
 mod metrics;
 mod openapi;
+mod persons;
 mod poison;
 mod store;
 mod web;
@@ -39,9 +44,9 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{BoxError, Json, Router};
 use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode};
-use operations::coverage::{HistoryAnswer, Page, UnpaidPage};
+use operations::coverage::{HistoryAnswer, Page, UnpaidError, UnpaidPage};
 use operations::import::HeadAnswer;
-use projections::coverage::Coverage;
+use projections::coverage::{PersonStore, StoreError};
 use projections::Projection;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -50,6 +55,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
+
+/// Memory for the persons cached by default (`--cache-mb`), in MiB.
+const DEFAULT_CACHE_MIB: usize = 256;
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -91,6 +99,12 @@ pub struct ServeArgs {
     /// from --max-in-flight, which counts requests once their body is read.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     max_reading: u32,
+    /// MiB of memory for persons read from the per-person store (an LRU
+    /// cache bounded by an estimate of their bytes): the service's memory
+    /// for coverage, whatever the ledger's size (the whole projection is
+    /// never loaded).
+    #[arg(long, default_value_t = DEFAULT_CACHE_MIB as u64, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    cache_mb: u64,
 }
 
 /// The service's limits, from the flags.
@@ -106,8 +120,9 @@ pub struct App {
     /// The log, reopened after a storage failure (`store.rs`).
     store: store::Store,
     data: PathBuf,
-    coverage: RwLock<Coverage>,
-    /// At the coverage projection's position (`Family::catch_up_to`).
+    /// Coverage: the per-person store at the log's head and its cache.
+    persons: persons::Persons,
+    /// At the person store's position (`Family::catch_up_to`).
     family: RwLock<projections::family::Family>,
     /// Verify and replay jobs started over HTTP.
     audit: audit::Jobs,
@@ -119,56 +134,64 @@ pub struct App {
     tokens: Option<auth::Tokens>,
     access: mpsc::Sender<access::AccessLine>,
     metrics: metrics::Metrics,
-    /// Who reads the log for the coverage projection (see `lookup.rs`).
+    /// Who reads the log for the person store (see `lookup.rs`).
     catching_up: lookup::CatchUp,
     /// The channels posted facts may name (`DIR/channels.toml`).
     channels: operations::channels::Channels,
 }
 
 impl App {
-    /// Folds the records the projection has not seen, up to the durable
+    /// Folds the records the person store has not seen, up to the durable
     /// head (none: no lock taken for writing).
     fn catch_up(&self) -> Result<()> {
         self.catch_up_to(self.head_position())
     }
 
+    /// Before a read: the store caught up; when it cannot be (its disk is
+    /// full), the read is answered at the store's tip, which the answer's
+    /// position names, and the reason goes to the log.
+    fn catch_up_for_answer(&self) {
+        if let Err(error) = self.catch_up() {
+            eprintln!("error: {error:#}; answering at the person store's position");
+        }
+    }
+
+    /// Writes are judged at the head only: a store that could not be
+    /// caught up refuses them (503) until it is.
+    fn require_head(&self, at: &persons::AtTip<'_>) -> Result<(), ApiError> {
+        let head = self.head_position();
+        if at.position() < head {
+            let message = format!(
+                "the person store is at position {} of {head} and could not be caught up; retry later",
+                at.position()
+            );
+            return Err(ApiError::overloaded("store_behind", &message));
+        }
+        Ok(())
+    }
+
     /// The durable head's position; while the log is being reopened, the
-    /// projection's own (it answers as it is).
+    /// person store's own (it answers as it is).
     fn head_position(&self) -> u64 {
         match self.store.head() {
             Some(head) => head.position,
-            // A projection that cannot be read now answers nothing: the
-            // read that follows reports why.
-            None => self.coverage_read().map_or(0, |coverage| coverage.position()),
+            // A store that cannot be read now answers nothing: the read
+            // that follows reports why.
+            None => self.persons.tip().map_or(0, |tip| tip.position),
         }
     }
 
-    /// The coverage projection for reading, rebuilt first if a panic left
-    /// it half folded (`poison.rs`).
-    fn coverage_read(&self) -> Result<std::sync::RwLockReadGuard<'_, Coverage>> {
-        poison::read(&self.coverage, "coverage", || self.rebuild_coverage())
-    }
-
-    /// The coverage projection for folding (see `coverage_read`).
-    fn coverage_write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Coverage>> {
-        poison::write(&self.coverage, "coverage", || self.rebuild_coverage())
-    }
-
-    /// From the checkpoint on disk, caught up with the log, as at startup.
-    fn rebuild_coverage(&self) -> Result<Coverage> {
-        let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        crate::lookup::coverage(&self.data, &log)
-    }
-
-    /// The projection, caught up first when the log moved (see
-    /// `App::catch_up_for_read`).
-    async fn coverage(self: &Arc<Self>) -> Result<std::sync::RwLockReadGuard<'_, Coverage>, ApiError> {
+    /// The person store at the head, caught up first when the log moved
+    /// (see `App::catch_up_for_read`).
+    async fn at_head(self: &Arc<Self>) -> Result<persons::AtTip<'_>, ApiError> {
         let head = self.head_position();
-        let position = self.coverage_read().map_err(|e| ApiError::internal(&e))?.position();
+        let position = self.persons.tip().map_err(|e| ApiError::internal(&e))?.position;
         if position < head {
-            self.catch_up_for_read(head, head - position).await?;
+            if let Err(error) = self.catch_up_for_read(head, head - position).await {
+                eprintln!("note: answering at the person store's position {position} ({})", error.message);
+            }
         }
-        self.coverage_read().map_err(|e| ApiError::internal(&e))
+        self.persons.read().map_err(|e| ApiError::internal(&e))
     }
 
     async fn record_access(&self, caller: &auth::Caller, person: &Identity, route: &'static str) {
@@ -210,13 +233,14 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let log = open(data, OpenMode::Existing)?;
     let channels = crate::commands::channels(data)?;
-    let coverage = operations::coverage_keeping_the_store(data, &log).map_err(crate::exit::classified)?;
-    let family = crate::family::family_at(data, &log, coverage.position())?;
+    let cache_bytes = usize::try_from(args.cache_mb).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
+    let persons = persons::Persons::open(data, &log, cache_bytes)?;
+    let family = crate::family::family_at(data, &log, persons.tip()?.position)?;
     let (access, access_writer) = access::start(data)?;
     let app = Arc::new(App {
         store: store::Store::new(data, log),
         data: data.to_path_buf(),
-        coverage: RwLock::new(coverage),
+        persons,
         family: RwLock::new(family),
         audit: audit::Jobs::default(),
         limits: Limits {
@@ -234,8 +258,9 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         channels,
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
-    // The checkpoints only spare the next start a fold of the log: when
-    // they cannot be saved (a full disk), say so and stop cleanly.
+    // The family checkpoint only spares the next start a fold of the log:
+    // when it cannot be saved (a full disk), say so and stop cleanly. The
+    // person store is at the head already.
     if let Err(error) = save_checkpoint(&app) {
         eprintln!("warning: {error:#}; the next start folds the log from the last saved checkpoint");
     }
@@ -365,17 +390,10 @@ fn require_loopback(addr: &str) -> Result<()> {
     Ok(())
 }
 
-/// Both projections' checkpoints, at one position.
+/// The family projection's checkpoint.
 fn save_checkpoint(app: &App) -> Result<()> {
-    app.with_projections(|coverage, family| -> Result<()> {
-        operations::checkpoints::save(&app.data, coverage)?;
-        Ok(operations::checkpoints::save(&app.data, family)?)
-    })
-    .map_err(|e| anyhow::anyhow!("{}", e.message))??;
-    // The per-person store to the same position: the persons changed
-    // while serving (see `operations::coverage_keeping_the_store`).
-    let mut coverage = app.coverage_write()?;
-    operations::write_back_persons(&app.data, &mut coverage);
+    app.with_projections(|_, family| operations::checkpoints::save(&app.data, family))
+        .map_err(|e| anyhow::anyhow!("{}", e.message))??;
     Ok(())
 }
 
@@ -573,9 +591,25 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
     let head = app.head_position();
-    let projection = app.coverage_read().map_or(0, |coverage| coverage.position());
+    let projection = app.persons.tip().map_or(0, |tip| tip.position);
+    let cache = app.persons.cache_figures();
     let store = &app.store;
     let figures = [
+        (
+            "yibao_store_persons_loaded_total",
+            "counter",
+            "Persons read from the per-person store for lookups and writes (not listings).",
+            app.persons.n_loaded.load(Ordering::Relaxed),
+        ),
+        (
+            "yibao_cache_hits_total",
+            "counter",
+            "Persons answered from the cache.",
+            app.persons.n_cache_hits.load(Ordering::Relaxed),
+        ),
+        ("yibao_cache_bytes", "gauge", "Estimated bytes of the persons cached.", cache.bytes),
+        ("yibao_cache_limit_bytes", "gauge", "The cache's bound (--cache-mb).", cache.limit_bytes),
+        ("yibao_cache_persons", "gauge", "Persons cached.", cache.n_persons),
         (
             "yibao_store_write_failures_total",
             "counter",
@@ -643,8 +677,8 @@ async fn coverage(
     let answer = match as_of {
         Some(moment) => app.coverage_as_of(asked, moment).await?,
         None => {
-            let live = app.coverage().await?;
-            operations::coverage::answer(&live, &asked).map_err(|e| ApiError::classified(&e))?
+            let person = app.at_head().await?.person(&asked.person).map_err(|e| store_failed(&e))?;
+            operations::coverage::answer(&person, &asked).map_err(|e| ApiError::classified(&e))?
         }
     };
     let body = lookup::body(&answer)
@@ -663,9 +697,10 @@ async fn history(
     app.record_access(&caller, &person, "/v1/persons/{id_number}/history").await;
     let worker = Arc::clone(&app);
     let answer = tokio::task::spawn_blocking(move || {
-        worker.with_projections(|coverage, family| {
+        worker.with_projections(|at, family| {
             let log = worker.store.log()?;
-            operations::coverage::history_of_streams(&log, coverage, family, &person)
+            let coverage = at.person(&person).map_err(|e| store_failed(&e))?;
+            operations::coverage::history_of_streams(&log, &coverage, family, &person)
                 .map_err(|e| ApiError::classified(&e))
         })?
     })
@@ -695,7 +730,60 @@ async fn unpaid(
         region_text.parse().map_err(|e| ApiError::bad_input(Some("region"), format!("region: {e}")))?;
     let year = query.year.ok_or_else(|| ApiError::bad_input(Some("year"), "year is required"))?;
     let page = Page::new(query.page, query.per_page).map_err(|e| ApiError::classified(&e))?;
-    let coverage = app.coverage().await?;
-    let listed = operations::coverage::unpaid(&coverage, region, year, page).map_err(|e| ApiError::classified(&e))?;
+    let worker = Arc::clone(&app);
+    let listed = tokio::task::spawn_blocking(move || worker.unpaid(region, year, page))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("the unpaid task failed: {e}")))??;
     Ok(Json(listed))
+}
+
+/// Persons read from the store per step of a listing.
+const LISTING_PERSONS_PER_STEP: usize = 4096;
+
+impl App {
+    /// The unpaid list's page, the store's persons walked in key order a
+    /// step at a time in one read transaction (writes go on meanwhile):
+    /// memory is a step's, not the ledger's; time grows with the persons,
+    /// as the count of the whole list needs the whole walk.
+    fn unpaid(self: &Arc<Self>, region: RegionCode, year: u16, page: Page) -> Result<UnpaidPage, ApiError> {
+        self.catch_up_for_answer();
+        self.persons
+            .with_reader(|reader| reader.in_snapshot(|store| unpaid_in(store, region, year, page)))
+            .map_err(|e| store_failed(&e))?
+    }
+}
+
+/// The unpaid list's page from the store as `store` reads it.
+fn unpaid_in(store: &PersonStore, region: RegionCode, year: u16, page: Page) -> Result<UnpaidPage, ApiError> {
+    let base = store.coverage_of_many(&[]).map_err(|e| store_failed(&e))?;
+    let skip = page.number.saturating_sub(1).saturating_mul(page.per_page);
+    let mut listed = UnpaidPage {
+        entries: Vec::new(),
+        log_position: base.position(),
+        n_total: 0,
+        page: page.number,
+        per_page: page.per_page,
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let mut step = base.at_tip(base.tip());
+        let last = store
+            .add_persons_after(&mut step, after.as_deref(), LISTING_PERSONS_PER_STEP)
+            .map_err(|e| store_failed(&e))?;
+        let Some(last) = last else { break };
+        let entries = step.unpaid(region, year).map_err(|e| ApiError::classified(&UnpaidError::from(e)))?;
+        for entry in &entries {
+            if listed.n_total >= skip && listed.entries.len() < page.per_page {
+                listed.entries.push(entry.into());
+            }
+            listed.n_total += 1;
+        }
+        after = Some(last);
+    }
+    Ok(listed)
+}
+
+/// The person store failed: a 500 naming it.
+pub(crate) fn store_failed(error: &StoreError) -> ApiError {
+    ApiError::internal(&anyhow::anyhow!("{}", operations::error::chain(error)))
 }

@@ -330,7 +330,7 @@ fn post_declaring_length(server: &Server, length: usize) -> u16 {
     text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("answer: {text}"))
 }
 
-/// SIGTERM stops the server cleanly (exit 0) and saves the checkpoint.
+/// SIGTERM stops the server cleanly (exit 0) and saves the family checkpoint.
 fn stop(server: Server, data: &Path) {
     terminate(&server);
     wait_for_exit(server, data);
@@ -354,12 +354,14 @@ fn stopped(mut server: Server) -> std::process::ExitStatus {
     }
 }
 
-/// Waits for the server to exit 0 with both checkpoints saved.
+/// Waits for the server to exit 0 with the family checkpoint saved (the
+/// person store is at the head already; the whole coverage projection is
+/// no longer the service's to write).
 fn wait_for_exit(server: Server, data: &Path) {
     let status = stopped(server);
     assert!(status.success(), "exit status {status}");
-    assert!(data.join("projections").join("coverage.ckpt").exists(), "no coverage checkpoint saved");
     assert!(data.join("projections").join("family.ckpt").exists(), "no family checkpoint saved");
+    assert!(data.join("projections").join("persons.sqlite").exists(), "no person store");
 }
 
 /// The demo's employee, who pays his relatives' premiums from his account.
@@ -1382,4 +1384,151 @@ fn the_family_view_is_one_answer_on_the_cli_and_over_http() {
     assert_eq!(printed, served, "yibao family list --json and the service differ");
     assert_eq!(served["as_holder"].as_array().map(Vec::len), Some(2), "{served}");
     assert_eq!(served["applications"][0]["state_zh"], "缴费到账成功", "{served}");
+}
+
+/// The persons a `yibao generate` file registers.
+fn generated_ledger(data: &Path, n_persons: usize) -> Vec<String> {
+    let facts = data.with_extension("jsonl");
+    cli(data, &["init"]);
+    let out = facts.to_str().expect("a UTF-8 path");
+    cli(data, &["generate", "--persons", &n_persons.to_string(), "--out", out]);
+    cli(data, &["import", out]);
+    let text = std::fs::read_to_string(&facts).expect("the generated facts");
+    let registered = text.lines().filter_map(|line| {
+        let fact: Value = serde_json::from_str(line).ok()?;
+        (fact["type"] == "person_registered").then(|| fact["person"].as_str().map(str::to_string))?
+    });
+    registered.collect()
+}
+
+/// The service does not load the whole coverage projection: started on a
+/// ledger without its checkpoint nor a person store, it builds the store
+/// from the log and reads persons one by one as they are asked for; the
+/// persons it keeps stay within `--cache-mb` (the least recently used go
+/// first, and are read again when asked for); it writes no coverage
+/// checkpoint when it stops.
+#[test]
+fn the_service_reads_persons_from_the_store_within_its_cache() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("ledger");
+    let persons = generated_ledger(&data, 3000);
+    let checkpoint = data.join("projections").join("coverage.ckpt");
+    let _ = std::fs::remove_file(&checkpoint);
+    let _ = std::fs::remove_file(data.join("projections").join("persons.sqlite"));
+    let server = start_with(&data, &["--cache-mb", "1"]);
+    assert_eq!(metric(&server, "yibao_store_persons_loaded_total"), Some(0), "persons read before any lookup");
+    assert_eq!(metric(&server, "yibao_cache_limit_bytes"), Some(1024 * 1024));
+
+    let first = call(&server, "GET", &format!("/v1/coverage/{}", persons[0]), Some(OFFICE), None);
+    assert_eq!(first.0, 200, "{}", first.1);
+    for person in &persons {
+        let (status, answer) = call(&server, "GET", &format!("/v1/coverage/{person}"), Some(OFFICE), None);
+        assert_eq!(status, 200, "{answer}");
+        let cached = metric(&server, "yibao_cache_bytes").expect("the cache's bytes");
+        assert!(cached <= 1024 * 1024, "the cache holds {cached} bytes, above --cache-mb 1");
+    }
+    let loaded = metric(&server, "yibao_store_persons_loaded_total").expect("persons loaded");
+    assert!(loaded >= persons.len() as u64, "{loaded} persons read for {} lookups", persons.len());
+    let n_cached = metric(&server, "yibao_cache_persons").expect("persons cached");
+    assert!(n_cached > 0 && n_cached < persons.len() as u64, "{n_cached} persons cached within 1 MiB");
+    // Evicted long ago, read again: the same answer.
+    let again = call(&server, "GET", &format!("/v1/coverage/{}", persons[0]), Some(OFFICE), None);
+    assert_eq!(again, first);
+    let hits = metric(&server, "yibao_cache_hits_total").expect("hits");
+    let repeated = call(&server, "GET", &format!("/v1/coverage/{}", persons[0]), Some(OFFICE), None);
+    assert_eq!(repeated, first);
+    assert_eq!(metric(&server, "yibao_cache_hits_total"), Some(hits + 1), "a repeated lookup is a hit");
+
+    terminate(&server);
+    assert!(stopped(server).success());
+    assert!(!checkpoint.exists(), "the service wrote the whole coverage projection");
+}
+
+/// The coverage answer's person and years, without the position.
+fn person_and_years(answer: &Value) -> Value {
+    json!({ "person": answer["person"], "years": answer["years"] })
+}
+
+/// A lookup after a write sees the write (the cached person is dropped when
+/// the store folds it); after a kill -9, a second service answers every
+/// person as a fold of their facts from position 1 does (`as_of` now).
+#[test]
+fn a_lookup_sees_the_write_before_it_and_a_restart_after_kill_answers_every_person() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("ledger");
+    let ids = demo_ledger(&data);
+    let server = start_on_ledger(&data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let path = format!("/v1/coverage/{PERSON}?year=2025");
+    let (status, before) = call(&server, "GET", &path, Some(OFFICE), None);
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(call(&server, "GET", &path, Some(OFFICE), None).1, before, "read from the cache");
+    let second = payment_via("wechat", "WX-SECOND");
+    let (status, posted) = call(&server, "POST", "/v1/events", Some(CHANNEL), Some(&second));
+    assert_eq!(status, 200, "{posted}");
+    let (status, after) = call(&server, "GET", &path, Some(OFFICE), None);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["log_position"], posted["head"]["position"], "{after}");
+    assert_eq!(before["years"][0]["year"]["paid"]["total"], "400.00", "{before}");
+    assert_eq!(after["years"][0]["year"]["paid"]["total"], "800.00", "the lookup missed the write: {after}");
+    drop(server); // SIGKILL
+
+    let server = start_on_ledger(&data);
+    let everyone = ids.iter().map(String::as_str).chain([PERSON]);
+    for id in everyone {
+        let (status, live) = call(&server, "GET", &format!("/v1/coverage/{id}"), Some(OFFICE), None);
+        let folded = call(&server, "GET", &format!("/v1/coverage/{id}?as_of=2999-01-01T00:00:00Z"), Some(OFFICE), None);
+        assert_eq!(status, folded.0, "{id}: {live} / {}", folded.1);
+        if status == 200 {
+            assert_eq!(person_and_years(&live), person_and_years(&folded.1), "{id}");
+        }
+    }
+}
+
+/// A binding posted as a fact is judged on its member, as the family route
+/// judges it: the member's region decides which provinces' accounts may
+/// pay (the rules read the persons a request names from the store).
+#[test]
+fn a_binding_posted_as_a_fact_is_judged_on_its_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = start(data);
+    assert_eq!(call(&server, "POST", "/v1/events", Some(OFFICE), Some(&registration())).0, 200);
+    let binding = json!({"type": "family_binding_created", "v": 1, "holder": HOLDER, "account_province": "450000",
+                         "member": PERSON, "relation": "spouse", "bound_on": "2024-10-01"});
+    let (status, refused) = call(&server, "POST", "/v1/events", Some(OFFICE), Some(&binding));
+    assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
+    assert_eq!(refused["field"], "account_province", "{refused}");
+}
+
+/// The unpaid list over HTTP walks the person store a few thousand persons
+/// at a time: across those steps, each page is its slice of the CLI's list
+/// (the whole projection's) and `n_total` that list's length.
+#[test]
+fn the_unpaid_pages_of_a_walked_store_are_the_whole_list() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("ledger");
+    generated_ledger(&data, 5000);
+    let output = Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .args(["unpaid", "--region", "520200", "--year", "2021", "--json"])
+        .output()
+        .expect("unpaid");
+    let printed: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(printed.len() > 100, "{} unpaid", printed.len());
+    let server = start_on_ledger(&data);
+    let mut served: Vec<Value> = Vec::new();
+    for page in 1.. {
+        let path = format!("/v1/unpaid?region=520200&year=2021&page={page}&per_page=100");
+        let (status, answer) = call(&server, "GET", &path, Some(OFFICE), None);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["n_total"].as_u64(), Some(printed.len() as u64), "page {page}");
+        let entries = answer["entries"].as_array().expect("entries");
+        if entries.is_empty() {
+            break;
+        }
+        served.extend(entries.iter().cloned());
+    }
+    assert_eq!(served, printed);
 }

@@ -182,11 +182,7 @@ impl Ledger {
         let head = self.log.durable_head().position;
         let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
         let bar = crate::progress::bar(head - from, "catching the person store up");
-        let chunk = std::env::var(STORE_CHUNK_VARIABLE)
-            .ok()
-            .and_then(|value| value.parse::<u64>().ok())
-            .filter(|&chunk| chunk > 0)
-            .unwrap_or(DEFAULT_CHUNK_ENVELOPES);
+        let chunk = store_chunk_envelopes();
         let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
         store.catch_up_in_chunks(&self.log, head, chunk, &mut advanced)?;
         bar.finish_and_clear();
@@ -251,41 +247,28 @@ pub(crate) fn record_on(
     }
 }
 
+/// Where the per-person store of the ledger in `data` is.
+pub fn person_store_path(data: &Path) -> PathBuf {
+    data.join("projections").join(PERSON_STORE)
+}
+
+/// Envelopes per catch-up transaction: `YIBAO_STORE_CHUNK_ENVELOPES` when
+/// it is a positive number, else `DEFAULT_CHUNK_ENVELOPES`.
+pub fn store_chunk_envelopes() -> u64 {
+    std::env::var(STORE_CHUNK_VARIABLE)
+        .ok()
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|&chunk| chunk > 0)
+        .unwrap_or(DEFAULT_CHUNK_ENVELOPES)
+}
+
 /// A person store that cannot be used: noted and removed, so that it is
 /// caught up from position 1.
-fn forget_person_store(path: &Path, error: &StoreError) {
+pub fn forget_person_store(path: &Path, error: &StoreError) {
     eprintln!("note: {}; it is removed and caught up from the log", chain(error));
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.to_path_buf().into_os_string();
         file.push(suffix);
         let _ = std::fs::remove_file(file);
-    }
-}
-
-/// The whole coverage projection for a process that keeps it (the
-/// service): from its checkpoint caught up with `log`, noting the persons
-/// it changes from here on when the per-person store is at the
-/// checkpoint's tip, so that `write_back_persons` keeps the store at the
-/// head at the end.
-pub fn coverage_keeping_the_store(data: &Path, log: &dyn ledger::LogReader) -> Result<Coverage, StorageError> {
-    let path = data.join("projections").join(PERSON_STORE);
-    let store_tip = path.exists().then(|| PersonStore::open(&path).ok()?.tip().ok().flatten()).flatten();
-    checkpoints::caught_up_with(data, log, u64::MAX, |loaded: &mut Coverage| {
-        if store_tip.is_some() && store_tip == Some(loaded.tip()) {
-            loaded.track_touched();
-        }
-    })
-}
-
-/// Writes back to the per-person store the persons `coverage` changed
-/// since `coverage_keeping_the_store` (nothing when it did not track them:
-/// the next lookup catches the store up from its tip).
-pub fn write_back_persons(data: &Path, coverage: &mut Coverage) {
-    if !coverage.is_tracking() {
-        return;
-    }
-    let path = data.join("projections").join(PERSON_STORE);
-    if let Err(error) = PersonStore::open(&path).and_then(|mut store| store.write_touched(coverage)) {
-        forget_person_store(&path, &error);
     }
 }

@@ -27,6 +27,6 @@ pub mod replay;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{
-    coverage_keeping_the_store, record, write_back_persons, Ledger, OpenError, Projections, RecordError, Recorded,
-    STORE_CHUNK_VARIABLE,
+    forget_person_store, person_store_path, record, store_chunk_envelopes, Ledger, OpenError, Projections, RecordError,
+    Recorded, STORE_CHUNK_VARIABLE,
 };

@@ -636,3 +636,59 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A reader that keeps the persons it read from the store across
+    /// catch-ups, dropping those each chunk reports `Changed` (everyone
+    /// when a policy changed) and moving the others to the new tip
+    /// (`at_tip`), answers for every identity as the projection folded to
+    /// that position: what the service's cache relies on.
+    #[test]
+    fn persons_kept_across_catch_ups_but_those_reported_changed_answer_as_the_fold(
+        ops in proptest::collection::vec(op(), 0..60),
+        stops in proptest::collection::vec(0usize..80, 0..5),
+        chunk in 1u64..12,
+    ) {
+        let events = events(&ops, &mut Model::default());
+        let log = MemoryLog::of(&events, 0);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = projections::coverage::PersonStore::open(&dir.path().join("persons.sqlite")).expect("a store");
+        let mut kept: HashMap<Identity, Coverage> = HashMap::new();
+        let mut stops = stops;
+        stops.sort();
+        stops.push(events.len());
+        for stop in stops {
+            let stop = stop.min(events.len());
+            let mut forget = |changed: projections::coverage::Changed| {
+                if changed.everyone {
+                    kept.clear();
+                }
+                for identity in &changed.identities {
+                    kept.remove(identity);
+                }
+            };
+            store.catch_up_reporting(&log, stop as u64, chunk, &mut |_| {}, &mut forget).expect("caught up");
+            let tip = store.tip().expect("a tip").expect("a tip");
+            let incremental = fold(&events[..stop]);
+            for identity in pool() {
+                let one = match kept.get(&identity) {
+                    Some(earlier) => earlier.at_tip(tip),
+                    None => {
+                        let read = store.coverage_of_many(std::slice::from_ref(&identity)).expect("read");
+                        if read.n_persons() > 0 {
+                            kept.insert(identity.clone(), read.clone());
+                        }
+                        read
+                    }
+                };
+                prop_assert_eq!(one.position(), stop as u64);
+                prop_assert_eq!(one.person(&identity), incremental.person(&identity), "at {}", stop);
+                for year in [2021u16, 2022] {
+                    prop_assert_eq!(one.person_year(&identity, year), incremental.person_year(&identity, year));
+                }
+            }
+        }
+    }
+}

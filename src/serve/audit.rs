@@ -299,9 +299,11 @@ pub async fn replay(
         let (mut replayed, rebuilt) =
             operations::replay::replay(&log, &input, &mut |n| progress(n)).map_err(job_error)?;
         if input.check {
-            let check = worker
-                .with_projections(|live, _| operations::replay::check_drift(live, &rebuilt, &input))
-                .map_err(|e| e.message)?;
+            // The whole store, as the rebuild is whole (the job's memory is
+            // the ledger's either way), read without stopping the writes.
+            worker.catch_up_for_answer();
+            let live = worker.persons.whole().map_err(|e| super::store_failed(&e).message)?;
+            let check = operations::replay::check_drift(&live, &rebuilt, &input);
             replayed.drift = Some(check.map_err(job_error)?);
         }
         serde_json::to_value(&replayed).map_err(|e| e.to_string())

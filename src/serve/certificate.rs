@@ -1,6 +1,7 @@
 //! `GET /v1/certificates/{id_number}/{year}`: the payment certificate
 //! (参保缴费证明) over HTTP, issued by `operations::certificate::issue_from`
-//! from the live projections, as the CLI issues it from its checkpoints.
+//! from the person (read from the person store) and the family projection,
+//! as the CLI issues it from its checkpoints.
 
 use super::auth::Tokens;
 use super::error::ApiError;
@@ -52,13 +53,15 @@ pub async fn certificate(
     })
 }
 
-/// Issues from the live projections, in a blocking task.
+/// Issues from the person store and the family projection, in a blocking task.
 async fn issue(app: &Arc<App>, person: Identity, year: u16) -> Result<Result<Certificate, IssueError>, ApiError> {
     let log = app.store.log()?;
     let worker = Arc::clone(app);
     tokio::task::spawn_blocking(move || {
-        worker
-            .with_projections(|coverage, family| certificate::issue_from(&log, coverage, family, &person, year, false))
+        worker.with_projections(|at, family| {
+            let coverage = at.person(&person).map_err(|e| super::store_failed(&e))?;
+            Ok(certificate::issue_from(&log, &coverage, family, &person, year, false))
+        })?
     })
     .await
     .map_err(|e| ApiError::internal(&anyhow::anyhow!("the projection task failed: {e}")))?

@@ -5,10 +5,12 @@
 //! write lock (`App::write_family`): the same checks, rule decision and
 //! idempotency as `POST /v1/events`.
 //!
-//! The family projection is kept live next to coverage, at the coverage
-//! projection's position, so a decision reads memory instead of folding the
-//! log; it is caught up under the coverage read lock (order: coverage, then
-//! family), which keeps the two at one position.
+//! The family projection is kept live, at the person store's position, so
+//! a decision reads memory instead of folding the log; it is caught up
+//! while the store is held for reading (order: store, then family), which
+//! keeps the two at one position. A write is judged against the persons
+//! its facts name, read from the store (`Named`): the rules ask about no
+//! one else.
 
 use super::auth::Tokens;
 use super::error::ApiError;
@@ -19,26 +21,30 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
 use ledger::sync::lock_plain;
-use ledger::{BeijingTime, Date, Head, SledLog};
+use ledger::{BeijingTime, Date, Head, Identity, SledLog};
 use operations::answers::StuckAnswer;
 use operations::coverage::{CoverageAnswer, CoverageQuery};
 use operations::family::{self, FamilyError, PersonAnswer, PostedAnswer, Transition, Writer};
 use operations::import::LineRefusal;
 use operations::StorageError;
-use projections::coverage::Coverage;
+use projections::coverage::Named;
 use projections::family::Family;
 use projections::Projection;
 use serde::Deserialize;
 use std::str::FromStr;
-use std::sync::{Arc, RwLockReadGuard};
+use std::sync::Arc;
 
 impl App {
-    /// Runs `f` with both projections at the same position, caught up with
-    /// the log first. Blocking: call from a blocking task.
-    pub(super) fn with_projections<T>(&self, f: impl FnOnce(&Coverage, &Family) -> T) -> Result<T, ApiError> {
-        self.catch_up().map_err(|e| ApiError::internal(&e))?;
-        let coverage: RwLockReadGuard<'_, Coverage> = self.coverage_read().map_err(|e| ApiError::internal(&e))?;
-        let position = coverage.position();
+    /// Runs `f` with the person store and the family projection at the
+    /// same position, caught up with the log first. Blocking: call from a
+    /// blocking task.
+    pub(super) fn with_projections<T>(
+        &self,
+        f: impl FnOnce(&super::persons::AtTip<'_>, &Family) -> T,
+    ) -> Result<T, ApiError> {
+        self.catch_up_for_answer();
+        let at = self.persons.read().map_err(|e| ApiError::internal(&e))?;
+        let position = at.position();
         // Rebuilt (after a panic mid-fold) to the position coverage holds.
         let rebuild = || {
             let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -47,28 +53,32 @@ impl App {
         {
             let family = super::poison::read(&self.family, "family", rebuild).map_err(|e| ApiError::internal(&e))?;
             if family.position() == position {
-                return Ok(f(&coverage, &family));
+                return Ok(f(&at, &family));
             }
         }
         let mut family = super::poison::write(&self.family, "family", rebuild).map_err(|e| ApiError::internal(&e))?;
         family
-            .catch_up_to(&*self.store.log()?, coverage.position())
+            .catch_up_to(&*self.store.log()?, position)
             .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;
-        Ok(f(&coverage, &family))
+        Ok(f(&at, &family))
     }
 
     /// A family write an endpoint asked for, through its operation against
-    /// the live projections, under the write lock: judged and appended with
-    /// no other decided write between (as `App::append`); then the
-    /// projections catch up. Also returns the log's head after it.
+    /// the persons `named` (read from the store) and the family
+    /// projection, under the write lock: judged and appended with no other
+    /// decided write between (as `App::append`); then the store catches
+    /// up. Also returns the log's head after it.
     fn write_family<T>(
         &self,
+        named: &Named,
         operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
     ) -> Result<(T, Head), ApiError> {
         let _writing = lock_plain(&self.write_lock);
         self.store.check_writable()?;
-        let (written, head) = self.with_projections(|coverage, family| {
+        let (written, head) = self.with_projections(|at, family| {
+            self.require_head(at)?;
             let log = self.store.log()?;
+            let coverage = &at.named(named).map_err(|e| super::store_failed(&e))?;
             let writer = Writer { log: &*log, channels: &self.channels, coverage, family };
             let written = operation(&writer);
             Ok::<_, ApiError>((written, log.durable_head()))
@@ -103,10 +113,11 @@ impl App {
         }
     }
 
-    /// Runs `f` on the live projections in a blocking task.
+    /// Runs `f` on the person store and the family projection in a
+    /// blocking task.
     async fn read_projections<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&Coverage, &Family) -> T + Send + 'static,
+        f: impl FnOnce(&super::persons::AtTip<'_>, &Family) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let app = Arc::clone(self);
         tokio::task::spawn_blocking(move || app.with_projections(f))
@@ -125,8 +136,9 @@ impl App {
     ) -> Result<CoverageAnswer, ApiError> {
         let app = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            app.with_projections(|coverage, family| {
-                operations::coverage::answer_as_of(&*app.store.log()?, coverage, family, &query, moment)
+            app.with_projections(|at, family| {
+                let coverage = at.person(&query.person).map_err(|e| super::store_failed(&e))?;
+                operations::coverage::answer_as_of(&*app.store.log()?, &coverage, family, &query, moment)
                     .map_err(|e| ApiError::classified(&e))
             })?
         })
@@ -166,15 +178,16 @@ fn poster(app: &App, headers: &HeaderMap, type_name: &str) -> Result<String, Api
     Ok(format!("api:{}", caller.name))
 }
 
-/// Runs a family write in a blocking task (`App::write_family`) and
-/// answers what it recorded.
+/// Runs a family write judged against the persons `named` in a blocking
+/// task (`App::write_family`) and answers what it recorded.
 async fn post_family<T: Send + 'static>(
     app: &Arc<App>,
     type_name: &'static str,
+    named: Named,
     operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError> + Send + 'static,
 ) -> Result<(T, Head), ApiError> {
     let worker = Arc::clone(app);
-    tokio::task::spawn_blocking(move || worker.write_family(operation))
+    tokio::task::spawn_blocking(move || worker.write_family(&named, operation))
         .await
         .map_err(|e| ApiError::internal(&anyhow::anyhow!("the {type_name} task failed: {e}")))?
 }
@@ -208,7 +221,9 @@ pub async fn bind(
         relation,
         bound_on: date_field("bound_on", request.bound_on.as_deref())?,
     };
-    let (recorded, head) = post_family(&app, TYPE_NAME, move |writer| family::bind(writer, binding, &actor)).await?;
+    let named = persons_named(&[&binding.holder, &binding.member]);
+    let (recorded, head) =
+        post_family(&app, TYPE_NAME, named, move |writer| family::bind(writer, binding, &actor)).await?;
     Ok(Json(PostedAnswer::new(TYPE_NAME, &recorded, head)))
 }
 
@@ -234,8 +249,9 @@ pub async fn revoke(
         member: field("member", &request.member)?,
         revoked_on: date_field("revoked_on", request.revoked_on.as_deref())?,
     };
+    let named = persons_named(&[&revocation.holder, &revocation.member]);
     let (recorded, head) =
-        post_family(&app, TYPE_NAME, move |writer| family::revoke(writer, revocation, &actor)).await?;
+        post_family(&app, TYPE_NAME, named, move |writer| family::revoke(writer, revocation, &actor)).await?;
     Ok(Json(PostedAnswer::new(TYPE_NAME, &recorded, head)))
 }
 
@@ -270,8 +286,9 @@ pub async fn apply(
         amount: field("amount", &request.amount)?,
         at: time_field("at", request.at.as_deref())?,
     };
+    let named = persons_named(&[&application.holder, &application.member]);
     let (applied, head) =
-        post_family(&app, TYPE_NAME, move |writer| family::apply(writer, application, &actor)).await?;
+        post_family(&app, TYPE_NAME, named, move |writer| family::apply(writer, application, &actor)).await?;
     let answer = PostedAnswer {
         application_id: Some(applied.application_id),
         ..PostedAnswer::new(TYPE_NAME, &applied.recorded, head)
@@ -323,9 +340,12 @@ pub async fn step(
         _ => Transition::Returned,
     };
     let at = time_field("at", request.at.as_deref())?;
-    let (recorded, head) =
-        post_family(&app, type_name, move |writer| family::transition(writer, application_id, transition, at, &actor))
-            .await?;
+    let mut named = Named::default();
+    named.application(&application_id);
+    let (recorded, head) = post_family(&app, type_name, named, move |writer| {
+        family::transition(writer, application_id, transition, at, &actor)
+    })
+    .await?;
     Ok(Json(PostedAnswer::new(type_name, &recorded, head)))
 }
 
@@ -341,7 +361,7 @@ pub async fn person(
     caller.may_read()?;
     let person = super::identity(&id_number)?;
     app.record_access(&caller, &person, "/v1/family/persons/{id_number}").await;
-    let answer = app.read_projections(move |coverage, family| family::person(coverage, family, &person)).await?;
+    let answer = app.read_projections(move |at, family| family::person(at.nobody(), family, &person)).await?;
     Ok(Json(answer))
 }
 
@@ -364,12 +384,24 @@ pub async fn stuck(
         return Err(ApiError::bad_input(Some("older_than_hours"), "older_than_hours is 0 to 8784"));
     }
     let answer = app
-        .read_projections(move |coverage, family| {
-            let answer = family::stuck(coverage, family, BeijingTime::now(), query.older_than_hours);
-            StuckAnswer { log_position: Some(coverage.position()), ..answer }
+        .read_projections(move |at, family| {
+            // The applications in flight are in the family projection;
+            // only their members are read, for their policies' limits.
+            let mut members = Named::default();
+            family.applications().filter(|a| a.state.in_flight()).for_each(|a| members.identity(&a.member));
+            let coverage = at.named(&members).map_err(|e| super::store_failed(&e))?;
+            let answer = family::stuck(&coverage, family, BeijingTime::now(), query.older_than_hours);
+            Ok::<_, ApiError>(StuckAnswer { log_position: Some(coverage.position()), ..answer })
         })
-        .await?;
+        .await??;
     Ok(Json(answer))
+}
+
+/// The persons a family request names, for the store to read.
+fn persons_named(identities: &[&Identity]) -> Named {
+    let mut named = Named::default();
+    identities.iter().for_each(|identity| named.identity(identity));
+    named
 }
 
 /// A date of the request, today (UTC+8) when not given.

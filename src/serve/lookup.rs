@@ -1,6 +1,6 @@
-//! The live projection for lookups: caught up without holding readers
-//! for longer than a fold, and the coverage answer serialized straight
-//! into the response body.
+//! The person store for lookups: caught up by one reader of the log at a
+//! time, and the coverage answer serialized straight into the response
+//! body.
 //!
 //! The answer's keys are in alphabetical order at every level, as the
 //! first version of the service gave them (it built `serde_json::Value`
@@ -11,13 +11,12 @@
 
 use super::error::ApiError;
 use super::App;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::Datelike;
 use ledger::sync::lock_plain;
 use ledger::{Date, Money};
 use operations::coverage::{CoverageAnswer, PersonListed, YearEntry, YearFigures};
-use projections::coverage::{Paid, Pending, Refunds, SplitView};
-use projections::Projection;
+use projections::coverage::{Paid, Refunds, SplitView};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,7 +28,7 @@ const ANSWER_CAPACITY: usize = 2048;
 /// task.
 const INLINE_CATCH_UP_RECORDS: u64 = 256;
 
-/// Who reads the log for the projection. One catch-up reads at a time;
+/// Who reads the log for the person store. One catch-up reads at a time;
 /// the others wait for it to be folded (woken together) and then usually
 /// find their records folded: concurrent posts share one read.
 #[derive(Default)]
@@ -51,10 +50,10 @@ impl Drop for Reading<'_> {
 
 impl App {
     fn position(&self) -> Result<u64> {
-        Ok(self.coverage_read()?.position())
+        Ok(self.persons.tip()?.position)
     }
 
-    /// Catches up until the projection reflects position `upto` at least
+    /// Catches up until the person store reflects position `upto` at least
     /// (see `CatchUp`).
     pub(super) fn catch_up_to(&self, upto: u64) -> Result<()> {
         loop {
@@ -74,22 +73,15 @@ impl App {
         }
     }
 
-    /// The records up to the durable head, read and decoded holding no lock
-    /// on the projection, then folded under its write lock: lookups wait
-    /// for the fold only. The caller holds the claim to read.
+    /// Folds the records up to `upto` into the person store; reads wait
+    /// for it (see `persons.rs`). The caller holds the claim to read.
     fn fold_pending(&self, upto: u64) -> Result<()> {
-        let tip = self.coverage_read()?.tip();
-        if tip.position >= upto {
-            return Ok(());
-        }
         let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        let pending = Pending::read(&log, tip).context("catching the coverage projection up with the log")?;
-        let mut coverage = self.coverage_write()?;
-        coverage.fold_pending(&pending).context("catching the coverage projection up with the log")?;
+        self.persons.catch_up(&*log, upto)?;
         Ok(())
     }
 
-    /// Before a read that found the projection behind `head`. While another
+    /// Before a read that found the person store behind `head`. While another
     /// catch-up is reading, the read is answered from what is folded: every
     /// acknowledged write was folded before it was acknowledged, so the
     /// answer misses only writes still in flight. A short gap is folded on
@@ -366,6 +358,7 @@ mod tests {
     use ledger::{Identity, NewEvent, OpenMode, SledLog};
     use operations::coverage::{self, CoverageQuery};
     use projections::coverage::Coverage;
+    use projections::Projection;
     use serde_json::{json, Value};
 
     /// The answer as the service first built it: `Value` trees, whose maps

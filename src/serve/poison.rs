@@ -1,12 +1,15 @@
-//! The live projections after a panic mid-fold.
+//! The service's state after a panic mid-fold.
 //!
 //! A fold changes a projection in many steps and moves its tip last: a
-//! panic in between poisons the lock and leaves an envelope half applied
-//! with the tip not moved, so the next catch-up would apply it again. Such
-//! a state is never read: the next access replaces it with a rebuild (the
-//! checkpoint on disk caught up with the log, as at startup) and clears the
-//! poison. If the rebuild fails, the access fails (a 500 `internal`) and
-//! the lock stays poisoned, so the next access tries again.
+//! panic in between poisons the lock and may leave an envelope half
+//! applied with the tip not moved. Such a state is never read: the next
+//! access replaces it with a rebuild and clears the poison — the family
+//! projection from its checkpoint caught up with the log; for the person
+//! store (`persons.rs`, which folds into a scratch coverage and writes in
+//! one transaction, so the store itself is never half folded) the cache is
+//! dropped and the tip read again. If the rebuild fails, the access fails
+//! (a 500 `internal`) and the lock stays poisoned, so the next access
+//! tries again.
 
 use anyhow::{Context, Result};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -28,7 +31,7 @@ pub(super) fn read<'a, T>(
         }
         replace_poisoned(lock, name, &mut rebuild)?;
     }
-    anyhow::bail!("the {name} projection is poisoned again after each rebuild")
+    anyhow::bail!("the {name} is poisoned again after each rebuild")
 }
 
 /// A write guard on a projection that no panic left half folded.
@@ -56,19 +59,20 @@ fn replace_poisoned<T>(lock: &RwLock<T>, name: &str, rebuild: &mut impl FnMut() 
 }
 
 fn rebuilt<T>(name: &str, rebuild: &mut impl FnMut() -> Result<T>) -> Result<T> {
-    eprintln!("error: a panic left the {name} projection half folded; rebuilding it from its checkpoint and the log");
-    let state = rebuild().with_context(|| format!("rebuilding the {name} projection after a panic mid-fold"))?;
-    eprintln!("note: the {name} projection is rebuilt");
+    eprintln!("error: a panic left the {name} half folded; rebuilding it");
+    let state = rebuild().with_context(|| format!("rebuilding the {name} after a panic mid-fold"))?;
+    eprintln!("note: the {name} is rebuilt");
     Ok(state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger::{Event, NewEvent, OpenMode, SledLog};
-    use projections::coverage::{Coverage, Pending};
+    use crate::serve::persons::Persons;
+    use ledger::{Event, Identity, NewEvent, OpenMode, SledLog};
+    use operations::coverage::{self, CoverageQuery};
+    use projections::coverage::Coverage;
     use projections::Projection;
-    use std::path::Path;
 
     /// The payment of a generated fact set, again under a new reference.
     fn another_payment(data: &[Event]) -> Event {
@@ -83,28 +87,31 @@ mod tests {
         Event::PaymentReceivedV1(payment)
     }
 
-    fn digest(coverage: &Coverage) -> String {
-        hex::encode(coverage.digest())
+    fn payer(payment: &Event) -> Identity {
+        match payment {
+            Event::PaymentReceivedV1(payment) => payment.person.clone(),
+            _ => unreachable!("a payment"),
+        }
     }
 
-    /// As the service catches up: the records after the tip, folded under
-    /// the write lock.
-    fn catch_up(lock: &RwLock<Coverage>, data: &Path, log: &SledLog) -> Result<()> {
-        let mut coverage = write(lock, "coverage", || crate::lookup::coverage(data, log))?;
-        let pending = Pending::read(log, coverage.tip())?;
-        coverage.fold_pending(&pending)?;
-        Ok(())
+    /// The coverage answer of `person`, as JSON.
+    fn answer(coverage: &Coverage, person: &Identity) -> serde_json::Value {
+        let query = CoverageQuery { person: person.clone(), year: None, on: None };
+        serde_json::to_value(coverage::answer(coverage, &query).expect("an answer")).expect("JSON")
     }
 
     #[test]
-    fn a_fold_cut_by_a_panic_is_rebuilt_not_folded_again() {
+    fn a_catch_up_cut_by_a_panic_drops_the_cache_and_folds_the_record_once() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = SledLog::open(dir.path(), OpenMode::Create).expect("a new ledger");
         let facts: Vec<Event> = yibao::generate::facts(3, 40).collect();
         let payment = another_payment(&facts);
+        let person = payer(&payment);
         log.append_blocking(facts.into_iter().map(|event| NewEvent::fact(event, "test")).collect()).expect("appended");
-        // The checkpoint on disk, then one more payment the live state folds.
-        let live = RwLock::new(crate::lookup::coverage(dir.path(), &log).expect("a checkpoint"));
+        let persons = Persons::open(dir.path(), &log, 1 << 20).expect("the store caught up");
+        // Cached as it was before the payment.
+        let before = persons.read().expect("readable").person(&person).expect("read");
+        assert_eq!(persons.cache_figures().n_persons, 1);
         let outcome = log.append_blocking(vec![NewEvent::fact(payment, "test")]).expect("appended");
         let position = outcome.positions[0];
 
@@ -112,20 +119,21 @@ mod tests {
             scope
                 .spawn(|| {
                     projections::failpoints::panic_after_folding(position);
-                    catch_up(&live, dir.path(), &log)
+                    persons.catch_up(&log, position)
                 })
                 .join()
         });
         assert!(cut.is_err(), "the fold was to panic after folding position {position}");
-        assert!(live.is_poisoned());
+        assert_eq!(persons.tip().expect("the tip read again").position, position - 1);
+        assert_eq!(persons.cache_figures().n_persons, 0, "the cache outlived a panic mid-catch-up");
 
-        catch_up(&live, dir.path(), &log).expect("caught up");
+        persons.catch_up(&log, position).expect("caught up");
         let mut fresh = Coverage::new();
         fresh.catch_up(&log).expect("a rebuild");
-        let answer = read(&live, "coverage", || crate::lookup::coverage(dir.path(), &log)).expect("readable");
-        assert_eq!(answer.position(), position);
-        assert_eq!(digest(&answer), digest(&fresh), "the payment at {position} was folded twice");
-        assert!(!live.is_poisoned());
+        let after = persons.read().expect("readable").person(&person).expect("read");
+        assert_eq!(after.position(), position);
+        assert_ne!(answer(&after, &person), answer(&before.at_tip(after.tip()), &person), "the payment is missing");
+        assert_eq!(answer(&after, &person), answer(&fresh, &person), "the payment at {position} was folded twice");
     }
 
     #[test]
@@ -140,7 +148,7 @@ mod tests {
                 .join()
         });
         let error = read(&lock, "test", || anyhow::bail!("the log is being reopened")).expect_err("a failed rebuild");
-        assert!(format!("{error:#}").contains("rebuilding the test projection after a panic mid-fold"), "{error:#}");
+        assert!(format!("{error:#}").contains("rebuilding the test after a panic mid-fold"), "{error:#}");
         assert!(lock.is_poisoned());
         assert_eq!(*read(&lock, "test", || Ok(7)).expect("rebuilt"), 7);
         assert!(!lock.is_poisoned());

@@ -14,7 +14,7 @@ use ledger::{AppendOutcome, EventLog, LedgerError, NewEvent};
 use operations::channels::Channels;
 use operations::facts;
 use operations::import::{self, Appended, Batch};
-use projections::Projection;
+use projections::coverage::Named;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -100,7 +100,7 @@ impl App {
     /// no other such write lands between check and append; other facts
     /// (payments, registrations) cannot make a decided fact invalid, so they
     /// append without it and concurrent posts share the ledger's group
-    /// commit. Then the live projection catches up. Runs to the end even
+    /// commit. Then the person store catches up. Runs to the end even
     /// when the client has gone.
     pub(super) fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
         let decided = import::has_decided(&events);
@@ -124,15 +124,19 @@ impl App {
 impl App {
     /// The decision for the decided facts of a request (bindings, proxy
     /// steps, refunds, assessments), as an import's (`import::check_batch`),
-    /// against the live projections plus the request's earlier facts. The
-    /// caller holds the write lock.
+    /// against the persons they name and the family projection plus the
+    /// request's earlier facts. The caller holds the write lock.
     fn check_rules(&self, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, ApiError> {
         if !import::has_decided(&events) {
             return Ok(events);
         }
         let batch = Batch { line_numbers: (1..=events.len()).collect(), events };
-        let checked = self
-            .with_projections(|coverage, family| import::check_batch(coverage, family, &batch, "request", "request"))?;
+        let named = decision_named(&batch.events);
+        let checked = self.with_projections(|at, family| {
+            self.require_head(at)?;
+            let coverage = at.named(&named).map_err(|e| super::store_failed(&e))?;
+            Ok::<_, ApiError>(import::check_batch(&coverage, family, &batch, "request", "request"))
+        })??;
         checked.map_err(|error| {
             let mut answer = ApiError::classified(&error);
             // One line for the client: each refused fact after the count.
@@ -143,10 +147,32 @@ impl App {
     }
 }
 
+/// The persons and applications the rules ask about when judging
+/// `events`: those their facts name (what the fold reads), and each
+/// binding's holder and member (whom the fold of coverage ignores, but the
+/// province and relation rules ask about).
+fn decision_named(events: &[NewEvent]) -> Named {
+    let mut named = Named::of_events(events.iter().map(|new| &new.event));
+    for new in events {
+        match &new.event {
+            ledger::Event::FamilyBindingCreatedV1(e) => {
+                named.identity(&e.holder);
+                named.identity(&e.member);
+            }
+            ledger::Event::FamilyBindingRevokedV1(e) => {
+                named.identity(&e.holder);
+                named.identity(&e.member);
+            }
+            _ => {}
+        }
+    }
+    named
+}
+
 impl App {
     /// Facts no rule decides (payments, registrations): appended through the
     /// ledger's async path, so waiting for the group commit holds no
-    /// thread; then the projection is caught up to them, unless another
+    /// thread; then the person store is caught up to them, unless another
     /// request's catch-up already got there.
     async fn append_undecided(self: &Arc<Self>, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
         self.store.check_writable()?;
@@ -154,8 +180,8 @@ impl App {
         let outcome = EventLog::append(&*log, events).await.map_err(|error| self.append_error(error))?;
         drop(log);
         let own = outcome.positions.iter().copied().max().unwrap_or(0);
-        // Unreadable (a rebuild failed): the catch-up reports why.
-        if self.coverage_read().map_or(true, |coverage| coverage.position() < own) {
+        // Unreadable (a re-read failed): the catch-up reports why.
+        if self.persons.tip().map_or(true, |tip| tip.position < own) {
             let worker = Arc::clone(self);
             let caught = tokio::task::spawn_blocking(move || worker.catch_up_to(own)).await;
             match caught {

@@ -47,7 +47,7 @@ pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
 pub use live::Pending;
 pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundable, SUBSIDY_CHANNEL};
 pub use state::MoneyOutOfRange;
-pub use store::{PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
+pub use store::{Changed, Named, PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
 pub use view::{source_words, CoverageState, Paid, PersonYear, Refunds, SplitView};
 
 use crate::policy::Policy;

@@ -28,9 +28,12 @@ pub(crate) struct PolicyRecord {
     pub n_amendments: u32,
 }
 
+/// Shared behind an `Arc`: a coverage of a few persons read from the
+/// person store (the service keeps many, one per cached person) shares
+/// one copy of the policies; a fold that installs one copies them first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PolicyBook {
-    entries: BTreeMap<(RegionCode, u16), PolicyEntry>,
+    entries: std::sync::Arc<BTreeMap<(RegionCode, u16), PolicyEntry>>,
 }
 
 impl PolicyBook {
@@ -40,14 +43,15 @@ impl PolicyBook {
         if let Some(earlier) = self.entries.get(&key) {
             record.n_amendments = earlier.record.n_amendments.saturating_add(1);
         }
-        self.entries.insert(key, PolicyEntry { policy, record });
+        std::sync::Arc::make_mut(&mut self.entries).insert(key, PolicyEntry { policy, record });
     }
 
     /// Re-installs a stored record (checkpoint load), parsing its document.
     pub fn restore(&mut self, record: PolicyRecord) -> Result<(), String> {
         let policy = Policy::from_document(record.region, record.coverage_year, &record.document)
             .map_err(|e| format!("stored policy {}/{}: {e}", record.region, record.coverage_year))?;
-        self.entries.insert((record.region, record.coverage_year), PolicyEntry { policy, record });
+        let key = (record.region, record.coverage_year);
+        std::sync::Arc::make_mut(&mut self.entries).insert(key, PolicyEntry { policy, record });
         Ok(())
     }
 

@@ -4,7 +4,17 @@
 use super::load::Named;
 use super::{PersonStore, StoreError};
 use crate::{Projection, Tip};
-use ledger::{Envelope, LogReader};
+use ledger::{Envelope, Event, Identity, LogReader};
+
+/// What a chunk of a catch-up changed, for a reader that keeps persons
+/// read from the store (the service's cache): those persons, under every
+/// identity they had, or everyone (a policy changed, or the store was
+/// emptied and folded again).
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub identities: Vec<Identity>,
+    pub everyone: bool,
+}
 
 /// Envelopes folded and written per transaction: large enough that the
 /// per-transaction cost (the policies and notes, a WAL checkpoint) is
@@ -38,12 +48,26 @@ impl PersonStore {
         chunk_envelopes: u64,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, StoreError> {
+        self.catch_up_reporting(log, upto, chunk_envelopes, progress, &mut |_| {})
+    }
+
+    /// [`PersonStore::catch_up_in_chunks`], telling `changed` what each
+    /// chunk changed once it is written.
+    pub fn catch_up_reporting(
+        &mut self,
+        log: &dyn LogReader,
+        upto: u64,
+        chunk_envelopes: u64,
+        progress: &mut dyn FnMut(u64),
+        changed: &mut dyn FnMut(Changed),
+    ) -> Result<u64, StoreError> {
         let head = log.durable_head();
         let upto = upto.min(head.position);
         let mut tip = match self.tip_on(log)? {
             Some(tip) => tip,
             None => {
                 self.clear()?;
+                changed(Changed { identities: Vec::new(), everyone: true });
                 // Position 0 written: an empty log's store is at its head.
                 self.write_touched(&mut crate::coverage::Coverage::default())?;
                 Tip::default()
@@ -53,11 +77,13 @@ impl PersonStore {
         while tip.position < upto {
             let last = upto.min(tip.position.saturating_add(chunk_envelopes.max(1)));
             let before = tip.position;
-            match self.fold_chunk(log, tip, last)? {
+            match self.fold_chunk(log, tip, last, changed)? {
                 Some(reached) => tip = reached,
                 // Another process moved the store on: from where it is.
                 None => match self.tip_on(log)? {
                     Some(moved) => {
+                        // Moved by another process: whom it changed is unknown.
+                        changed(Changed { identities: Vec::new(), everyone: true });
                         tip = moved;
                         continue;
                     }
@@ -97,7 +123,13 @@ impl PersonStore {
     /// Folds the envelopes after `tip` up to `last` into the persons they
     /// name and writes those back with the new tip, in one transaction;
     /// `None` when another process moved the store from `tip` meanwhile.
-    fn fold_chunk(&mut self, log: &dyn LogReader, tip: Tip, last: u64) -> Result<Option<Tip>, StoreError> {
+    fn fold_chunk(
+        &mut self,
+        log: &dyn LogReader,
+        tip: Tip,
+        last: u64,
+        changed: &mut dyn FnMut(Changed),
+    ) -> Result<Option<Tip>, StoreError> {
         let mut envelopes: Vec<Envelope> = Vec::new();
         log.scan(tip.position + 1, last, |envelope| {
             envelopes.push(envelope);
@@ -109,6 +141,21 @@ impl PersonStore {
             coverage.apply(envelope);
         }
         let written = self.write_chunk(&coverage, tip)?;
+        if written {
+            changed(Changed {
+                identities: touched_identities(&coverage),
+                everyone: envelopes
+                    .iter()
+                    .any(|e| matches!(e.event, Event::PolicyPublishedV1(_) | Event::PolicyAmendedV1(_))),
+            });
+        }
         Ok(written.then_some(coverage.tip))
     }
+}
+
+/// Every identity of every person the chunk's fold changed.
+fn touched_identities(coverage: &crate::coverage::Coverage) -> Vec<Identity> {
+    let touched = coverage.touched.iter().flatten();
+    let persons = touched.filter_map(|&id| coverage.persons.get(id as usize));
+    persons.flat_map(|person| std::iter::once(&person.current).chain(&person.former)).cloned().collect()
 }

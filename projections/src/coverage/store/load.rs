@@ -9,24 +9,42 @@ use crate::Tip;
 use ledger::{Envelope, Event, Identity};
 use rustc_hash::FxHashSet;
 
-/// The identities and proxy application ids a chunk of facts names: what
-/// the fold of those facts reads or changes.
-#[derive(Default)]
-pub(super) struct Named {
+/// The identities and proxy application ids facts name: what the fold of
+/// those facts, or the rules judging them, read or change
+/// (`PersonStore::coverage_named` reads those persons).
+#[derive(Clone, Debug, Default)]
+pub struct Named {
     identities: FxHashSet<Identity>,
     applications: FxHashSet<String>,
 }
 
 impl Named {
     pub(super) fn of(envelopes: &[Envelope]) -> Named {
+        Named::of_events(envelopes.iter().map(|envelope| &envelope.event))
+    }
+
+    /// What `events` name.
+    pub fn of_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Named {
         let mut named = Named::default();
-        for envelope in envelopes {
-            named.add(&envelope.event);
+        for event in events {
+            named.add(event);
         }
         named
     }
 
-    fn add(&mut self, event: &Event) {
+    /// A person named besides the facts (a request's holder and member).
+    pub fn identity(&mut self, identity: &Identity) {
+        self.identities.insert(identity.clone());
+    }
+
+    /// Every identity named (an application's member is not among them
+    /// until it is read from the store).
+    pub fn identities(&self) -> impl Iterator<Item = &Identity> {
+        self.identities.iter()
+    }
+
+    /// Adds what `event` names.
+    pub fn add(&mut self, event: &Event) {
         let person = match event {
             Event::PersonRegisteredV1(e) => &e.person,
             Event::PreRegistrationVoidedV1(e) => &e.person,
@@ -57,7 +75,8 @@ impl Named {
         self.identities.insert(person.clone());
     }
 
-    fn application(&mut self, application_id: &str) {
+    /// A proxy application named besides the facts (a step asked for).
+    pub fn application(&mut self, application_id: &str) {
         self.applications.insert(application_id.to_string());
     }
 }
@@ -68,6 +87,38 @@ impl PersonStore {
     /// applications with their members: folding the chunk into it changes
     /// those persons as folding it into the whole projection would.
     pub(super) fn load_named(&self, named: &Named, tip: Tip) -> Result<Coverage, StoreError> {
+        let mut coverage = self.empty_at(tip)?;
+        self.add_named(&mut coverage, named)?;
+        coverage.touched = Some(FxHashSet::default());
+        Ok(coverage)
+    }
+
+    /// The persons and proxy applications `named` speaks of, at the
+    /// store's tip, with the policies: every rule judging facts that name
+    /// no one else answers on it as on the whole projection (the service's
+    /// writes).
+    pub fn coverage_named(&self, named: &Named) -> Result<Coverage, StoreError> {
+        let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
+        self.load_named(named, tip)
+    }
+
+    /// The persons `identities` name (each under every identity they had),
+    /// with the policies, at the store's tip; as `coverage_of`, without the
+    /// ledger-wide notes (no answer about a person reads them).
+    pub fn coverage_of_many(&self, identities: &[Identity]) -> Result<Coverage, StoreError> {
+        let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
+        let mut coverage = Coverage { tip, policies: self.policies()?, ..Coverage::default() };
+        let mut named = Named::default();
+        identities.iter().for_each(|identity| named.identity(identity));
+        self.add_named(&mut coverage, &named)?;
+        Ok(coverage)
+    }
+
+    /// Reads the persons `named` speaks of into `coverage` (read from this
+    /// store at its tip: the policies and the tip are taken as they are),
+    /// skipping those it knows. Who reads the policies once (`coverage_of_many`
+    /// with no one) reads each person after without parsing them again.
+    pub fn add_named(&self, coverage: &mut Coverage, named: &Named) -> Result<(), StoreError> {
         let mut applications: Vec<(String, Identity, u16)> = Vec::new();
         let mut identities: Vec<&Identity> = named.identities.iter().collect();
         let mut members: Vec<Identity> = Vec::new();
@@ -80,7 +131,6 @@ impl PersonStore {
         identities.extend(&members);
         // In key order: the B-tree's pages are read once each.
         identities.sort_by_cached_key(|identity| identity.to_string());
-        let mut coverage = self.empty_at(tip)?;
         let mut loaded: FxHashSet<String> = FxHashSet::default();
         for identity in identities {
             if coverage.ids.contains_key(identity) {
@@ -95,13 +145,16 @@ impl PersonStore {
         coverage
             .adopt_applications(applications)
             .map_err(|application| self.damaged(format!("application {application} names no person")))?;
-        coverage.touched = Some(FxHashSet::default());
-        Ok(coverage)
+        Ok(())
     }
 
     /// The whole projection as the store holds it, at its tip: its digest
     /// and every answer are those of the projection folded from position 1.
+    /// Read in one transaction: a process writing the store meanwhile
+    /// (the service catching it up) is not seen half way.
     pub fn load_all(&self) -> Result<Coverage, StoreError> {
+        // Deferred and only read: dropped at the end, which rolls nothing back.
+        let _snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
         let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
         let mut coverage = self.empty_at(tip)?;
         let mut persons = self.connection.prepare("SELECT state FROM persons").map_err(|e| self.failed(e))?;
@@ -129,6 +182,34 @@ impl PersonStore {
             .adopt_applications(applications)
             .map_err(|application| self.damaged(format!("application {application} names no person")))?;
         Ok(coverage)
+    }
+
+    /// Reads up to `limit` persons whose key (their current identity as
+    /// text) comes after `after` into `coverage` (read from this store at
+    /// its tip), in key order; returns the last key read, `None` past the
+    /// last person. A listing walks the store this way in bounded memory.
+    pub fn add_persons_after(
+        &self,
+        coverage: &mut Coverage,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<String>, StoreError> {
+        let mut persons = self
+            .connection
+            .prepare_cached("SELECT id, state FROM persons WHERE id > ?1 ORDER BY id LIMIT ?2")
+            .map_err(|e| self.failed(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = persons.query(rusqlite::params![after.unwrap_or(""), limit]).map_err(|e| self.failed(e))?;
+        let mut last = None;
+        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
+            let key: String = row.get(0).map_err(|e| self.failed(e))?;
+            let bytes: Vec<u8> = row.get(1).map_err(|e| self.failed(e))?;
+            let person: PersonState =
+                bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
+            coverage.adopt(person);
+            last = Some(key);
+        }
+        Ok(last)
     }
 
     fn empty_at(&self, tip: Tip) -> Result<Coverage, StoreError> {

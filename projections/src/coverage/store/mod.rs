@@ -26,7 +26,8 @@ use ledger::{Hash, Identity, LedgerError};
 use rustc_hash::FxHashSet;
 use std::path::{Path, PathBuf};
 
-pub use catch_up::DEFAULT_CHUNK_ENVELOPES;
+pub use catch_up::{Changed, DEFAULT_CHUNK_ENVELOPES};
+pub use load::Named;
 
 /// The store's layout; another is rebuilt. Version 2: proxy applications
 /// and the ledger notes are kept, so the store folds on its own.
@@ -73,9 +74,42 @@ enum Write {
 pub struct PersonStore {
     connection: rusqlite::Connection,
     path: PathBuf,
+    /// The policies and notes as last read or written, with their stored
+    /// bytes: a process that catches up after every write (the service)
+    /// neither parses the policy documents nor rewrites the notes each time.
+    meta_read: std::cell::RefCell<MetaRead>,
+}
+
+/// The ledger-wide notes and the number dropped past the cap.
+type Notes = (Vec<String>, u64);
+
+#[derive(Default)]
+struct MetaRead {
+    policies: Option<(Vec<u8>, PolicyBook)>,
+    notes: Option<(Vec<u8>, Notes)>,
 }
 
 impl Coverage {
+    /// This coverage of persons read from a person store, at the store's
+    /// later `tip`: for a reader that knows no fact in between changed
+    /// them or the policies (the service's cache drops what each catch-up
+    /// reports `Changed`).
+    pub fn at_tip(&self, tip: Tip) -> Coverage {
+        Coverage { tip, touched: None, ..self.clone() }
+    }
+
+    /// About the bytes this coverage's persons take in memory, beside the
+    /// policies it shares (`PolicyBook`): three times their stored size,
+    /// for the vectors and maps the stored form flattens, and a map entry
+    /// per identity. What the service's cache is bounded by.
+    pub fn estimated_person_bytes(&self) -> usize {
+        const BYTES_PER_IDENTITY: usize = 96;
+        const BYTES_PER_COVERAGE: usize = 512;
+        let persons: u64 = self.persons.iter().map(|person| bincode::serialized_size(person).unwrap_or(0)).sum();
+        let persons = usize::try_from(persons).unwrap_or(usize::MAX);
+        persons.saturating_mul(3) + self.ids.len() * BYTES_PER_IDENTITY + BYTES_PER_COVERAGE
+    }
+
     /// From now on, note every person the fold changes (`write_touched`
     /// writes them back).
     pub fn track_touched(&mut self) {
@@ -104,7 +138,25 @@ impl PersonStore {
                  CREATE TABLE IF NOT EXISTS proxies (id TEXT PRIMARY KEY, person TEXT NOT NULL, year INTEGER NOT NULL) WITHOUT ROWID;",
             )
             .map_err(failed)?;
-        Ok(PersonStore { connection, path: path.to_path_buf() })
+        Ok(PersonStore { connection, path: path.to_path_buf(), meta_read: Default::default() })
+    }
+
+    /// Limits SQLite's page cache of this connection (64 MiB when
+    /// opened): a process holding several connections keeps their sum
+    /// within its budget.
+    pub fn set_page_cache_kib(&self, kib: u32) -> Result<(), StoreError> {
+        self.connection.execute_batch(&format!("PRAGMA cache_size = -{kib};")).map_err(|e| self.failed(e))
+    }
+
+    /// Runs `read` in one read transaction: everything it reads is the
+    /// store at one tip, while another connection may write meanwhile
+    /// (a listing walking the store a step at a time).
+    pub fn in_snapshot<T>(&self, read: impl FnOnce(&PersonStore) -> T) -> Result<T, StoreError> {
+        // Deferred and only read: dropped at the end, which rolls nothing back.
+        let snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
+        // The snapshot starts at the first read: taken now, before `read`.
+        snapshot.query_row("SELECT count(*) FROM meta", [], |_| Ok(())).map_err(|e| self.failed(e))?;
+        Ok(read(self))
     }
 
     /// Where the store is.
@@ -122,9 +174,11 @@ impl PersonStore {
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         use rusqlite::OptionalExtension;
+        // Prepared once per connection: a lookup or a small catch-up runs
+        // these a few times each.
         self.connection
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
-            .optional()
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut statement| statement.query_row([key], |row| row.get(0)).optional())
             .map_err(|e| self.failed(e))
     }
 
@@ -163,12 +217,12 @@ impl PersonStore {
         use rusqlite::OptionalExtension;
         let row: Option<(String, Vec<u8>)> = self
             .connection
-            .query_row(
+            .prepare_cached(
                 "SELECT persons.id, persons.state FROM aliases JOIN persons ON persons.id = aliases.current WHERE aliases.id = ?1",
-                [identity.to_string()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
             )
-            .optional()
+            .and_then(|mut statement| {
+                statement.query_row([identity.to_string()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+            })
             .map_err(|e| self.failed(e))?;
         let Some((key, bytes)) = row else { return Ok(None) };
         let person: PersonState = bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
@@ -177,21 +231,43 @@ impl PersonStore {
 
     fn policies(&self) -> Result<PolicyBook, StoreError> {
         let Some(bytes) = self.meta("policies")? else { return Ok(PolicyBook::default()) };
+        if let Some((read, policies)) = &self.meta_read.borrow().policies {
+            if *read == bytes {
+                return Ok(policies.clone());
+            }
+        }
         let records: Vec<PolicyRecord> =
             bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("the policies: {e}")))?;
         let mut policies = PolicyBook::default();
         for record in records {
             policies.restore(record).map_err(|e| self.damaged(format!("a policy: {e}")))?;
         }
+        self.meta_read.borrow_mut().policies = Some((bytes, policies.clone()));
         Ok(policies)
     }
 
     /// The ledger-wide notes and the number dropped past the cap.
-    fn notes(&self) -> Result<(Vec<String>, u64), StoreError> {
-        match self.meta("notes")? {
-            Some(bytes) => bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("the notes: {e}"))),
-            None => Ok((Vec::new(), 0)),
+    fn notes(&self) -> Result<Notes, StoreError> {
+        let Some(bytes) = self.meta("notes")? else { return Ok((Vec::new(), 0)) };
+        if let Some((read, notes)) = &self.meta_read.borrow().notes {
+            if *read == bytes {
+                return Ok(notes.clone());
+            }
         }
+        let notes: Notes = bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("the notes: {e}")))?;
+        self.meta_read.borrow_mut().notes = Some((bytes, notes.clone()));
+        Ok(notes)
+    }
+
+    /// Whether `bytes` are what the store holds under `key` as this
+    /// connection last read or wrote it (then they need not be written).
+    fn meta_unchanged(&self, key: &str, bytes: &[u8]) -> bool {
+        let read = self.meta_read.borrow();
+        let known = match key {
+            "policies" => read.policies.as_ref().map(|(known, _)| known),
+            _ => read.notes.as_ref().map(|(known, _)| known),
+        };
+        known.is_some_and(|known| known.as_slice() == bytes)
     }
 
     /// Replaces the whole store with `coverage`, and tracks its changes
@@ -248,6 +324,11 @@ impl PersonStore {
         let mut tip = coverage.tip.position.to_le_bytes().to_vec();
         tip.extend_from_slice(&coverage.tip.hash);
         let written: FxHashSet<u32> = ids.iter().copied().collect();
+        // Unchanged since this connection read them for a chunk (whose tip
+        // is checked below: nobody wrote in between): not written again,
+        // as they are in most chunks.
+        let keep = |key: &str, bytes: &[u8]| matches!(how, Write::From(_)) && self.meta_unchanged(key, bytes);
+        let (policies_kept, notes_kept) = (keep("policies", &policies), keep("notes", &notes));
         // Immediate: the tip read below stays the store's until the commit.
         let transaction =
             self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(failed)?;
@@ -313,11 +394,20 @@ impl PersonStore {
         let mut meta =
             transaction.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)").map_err(failed)?;
         meta.execute(rusqlite::params!["format", FORMAT_VERSION.to_le_bytes().to_vec()]).map_err(failed)?;
-        meta.execute(rusqlite::params!["policies", policies]).map_err(failed)?;
-        meta.execute(rusqlite::params!["notes", notes]).map_err(failed)?;
+        if !policies_kept {
+            meta.execute(rusqlite::params!["policies", &policies]).map_err(failed)?;
+        }
+        if !notes_kept {
+            meta.execute(rusqlite::params!["notes", &notes]).map_err(failed)?;
+        }
         meta.execute(rusqlite::params!["tip", tip]).map_err(failed)?;
         drop(meta);
         transaction.commit().map_err(failed)?;
+        let mut read = self.meta_read.borrow_mut();
+        read.policies = Some((policies, coverage.policies.clone()));
+        if !notes_kept {
+            read.notes = Some((notes, (coverage.notes.clone(), coverage.n_notes_dropped)));
+        }
         Ok(true)
     }
 }
