@@ -308,3 +308,46 @@ fn a_decided_fact_in_a_late_chunk_is_judged_against_the_files_earlier_chunks() {
         serde_json::from_str(&ok(yibao(&data, &["import", &file, "--chunk-facts", "100", "--json"]))).expect("JSON");
     assert_eq!(answer["n_appended"].as_u64(), Some(lines.len() as u64), "{answer}");
 }
+
+#[test]
+fn a_decided_fact_on_a_ledger_with_history_is_judged_on_the_persons_it_names_from_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = new_ledger(dir.path(), "data");
+    let lines = generated_lines(62, 400);
+    let refunded: Vec<String> = lines
+        .iter()
+        .filter(|line| line.contains("\"refund_issued\""))
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON")["payment"]["channel_ref"].to_string())
+        .collect();
+    let payment: Value = lines
+        .iter()
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON"))
+        .find(|fact| fact["type"] == "payment_received" && !refunded.contains(&fact["channel_ref"].to_string()))
+        .expect("a payment without a refund");
+    ok(yibao(&data, &["import", &write_lines(&dir.path().join("year.jsonl"), &lines)]));
+    let checkpoint = data.join("projections").join("coverage.ckpt");
+    let _ = std::fs::remove_file(&checkpoint);
+    let refund = |amount: &str| {
+        serde_json::json!({
+            "type": "refund_issued", "v": 1, "amount": amount, "coverage_year": payment["coverage_year"],
+            "destination": "original_channel", "person": payment["person"], "reason": "重复缴费",
+            "payment": {"channel": payment["channel"], "channel_ref": payment["channel_ref"]},
+            "refund_ref": "TK-LATER-1", "refunded_at": "2021-06-01T10:00:00+08:00",
+        })
+        .to_string()
+    };
+    let head = head_position(&data);
+    let file = write_lines(&dir.path().join("refund.jsonl"), &[refund("9999.00")]);
+    let refused = yibao(&data, &["import", &file]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("refund.jsonl:line 1"), "{}", stderr(&refused));
+    assert_eq!(head_position(&data), head, "nothing appended");
+    let file = write_lines(&dir.path().join("refund.jsonl"), &[refund("100.00")]);
+    ok(yibao(&data, &["import", &file]));
+    assert_eq!(head_position(&data), head + 1);
+    // The decision read the person from the store, not the whole projection.
+    assert!(!checkpoint.exists(), "the whole coverage projection was folded for a decision about one person");
+    let person = payment["person"].as_str().expect("an ID");
+    let answer = ok(yibao(&data, &["coverage", person, "--json"]));
+    assert!(answer.contains("TK-LATER-1") || answer.contains("100.00"), "{answer}");
+}

@@ -9,7 +9,7 @@ use crate::facts;
 use ledger::event::FieldError;
 use ledger::Identity;
 use ledger::{Event, Head, OpenMode, SledLog};
-use projections::coverage::{Coverage, PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
+use projections::coverage::{Coverage, Named, PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
 use projections::family::{self, Family, Refusal, Verdict};
 use projections::Projection;
 use std::path::{Path, PathBuf};
@@ -200,6 +200,38 @@ impl Ledger {
         let coverage = self.coverage()?;
         let family = self.family_at(coverage.position())?;
         Ok(Projections { coverage, family })
+    }
+
+    /// Both projections at the head as far as a decision about a few
+    /// persons reads them: the family projection whole (bindings and
+    /// applications), and from the person store, caught up to the head,
+    /// the persons `named` picks given the family projection, under every
+    /// identity they had, with their applications. The cost is the
+    /// persons', not the ledger's. A store that cannot be used: the whole
+    /// projections.
+    pub fn projections_naming(&self, named: impl FnOnce(&Family) -> Named) -> Result<Projections, StorageError> {
+        let path = self.data.join("projections").join(PERSON_STORE);
+        let store = match self.caught_up_store(&path) {
+            Ok(store) => store,
+            Err(StoreError::Log { source, .. }) => return Err(StorageError::Ledger(source)),
+            Err(error) => {
+                forget_person_store(&path, &error);
+                return self.projections();
+            }
+        };
+        let tip = match store.tip() {
+            Ok(Some(tip)) => tip,
+            _ => return self.projections(),
+        };
+        let family = self.family_at(tip.position)?;
+        match store.coverage_named(&named(&family)) {
+            Ok(coverage) => Ok(Projections { coverage, family }),
+            Err(StoreError::Log { source, .. }) => Err(StorageError::Ledger(source)),
+            Err(error) => {
+                forget_person_store(&path, &error);
+                self.projections()
+            }
+        }
     }
 
     /// Puts `event` through the edge's checks (`facts::admit`), asks the

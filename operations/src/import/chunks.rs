@@ -423,10 +423,11 @@ impl Run<'_> {
     }
 
     /// The decision of a file with facts the rules decide, against the
-    /// projections at the head plus the file's earlier facts.
+    /// projections at the head (the persons it names, from the person
+    /// store) plus the file's earlier facts.
     fn judge<S: Source + ?Sized>(&self, ledger: &Ledger, source: &S, validated: &Validated) -> Result<(), ImportError> {
         let storage = |source| ImportError::Storage { label: self.label.to_string(), source };
-        let at = ledger.projections().map_err(storage)?;
+        let at = ledger.projections_naming(|family| validated.named.for_store(family)).map_err(storage)?;
         let bar = self.counter("judging");
         // The lines judged are the lines validated, chunk by chunk.
         let mut recheck = Recheck::new(validated, self.chunk_facts);

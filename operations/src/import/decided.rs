@@ -12,6 +12,7 @@ use super::{check_batch, Batch, ImportError};
 use crate::facts;
 use crate::handle::Projections;
 use ledger::{Event, Identity, NewEvent};
+use projections::coverage::Named as StoreNamed;
 use projections::family;
 use std::collections::HashSet;
 
@@ -30,7 +31,10 @@ impl Named {
         match event {
             Event::FamilyBindingCreatedV1(e) => identities(&[&e.holder, &e.member]),
             Event::FamilyBindingRevokedV1(e) => identities(&[&e.holder, &e.member]),
-            Event::ProxySubmittedV1(e) => identities(&[&e.holder, &e.member]),
+            Event::ProxySubmittedV1(e) => {
+                identities(&[&e.holder, &e.member]);
+                self.note_application(&e.application_id);
+            }
             Event::RefundIssuedV1(e) => identities(&[&e.person]),
             Event::HardshipAssessedV1(e) => identities(&[&e.person]),
             Event::IdentityConvertedV1(e) => identities(&[&e.from, &e.to]),
@@ -46,6 +50,25 @@ impl Named {
         if !self.applications.contains(application_id) {
             self.applications.insert(application_id.to_string());
         }
+    }
+
+    /// What the person store reads for the decision: every identity named,
+    /// and every application named with its holder and member as the
+    /// family projection knows them (the store adds each person's other
+    /// identities and each application's member it holds).
+    pub fn for_store(&self, family: &family::Family) -> StoreNamed {
+        let mut named = StoreNamed::default();
+        for identity in &self.identities {
+            named.identity(identity);
+        }
+        for application_id in &self.applications {
+            named.application(application_id);
+            if let Some(known) = family.application(application_id) {
+                named.identity(&known.holder);
+                named.identity(&known.member);
+            }
+        }
+        named
     }
 
     /// The persons whose facts the decision may read: those named, the
