@@ -85,6 +85,33 @@ fn changed_payment(lines: &[String], skip: usize) -> (usize, String) {
     (index, fact.to_string())
 }
 
+/// A payment of `lines` (among the first `within`) that no refund of the
+/// file names.
+fn unrefunded_payment(lines: &[String], within: usize) -> Value {
+    let refunded: Vec<String> = lines
+        .iter()
+        .filter(|line| line.contains("\"refund_issued\""))
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON")["payment"]["channel_ref"].to_string())
+        .collect();
+    lines
+        .iter()
+        .take(within)
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON"))
+        .find(|fact| fact["type"] == "payment_received" && !refunded.contains(&fact["channel_ref"].to_string()))
+        .expect("a payment without a refund")
+}
+
+/// A refund of `amount` of `payment` to its channel, as an import line.
+fn refund_line(payment: &Value, amount: &str, refund_ref: &str) -> String {
+    serde_json::json!({
+        "type": "refund_issued", "v": 1, "amount": amount, "coverage_year": payment["coverage_year"],
+        "destination": "original_channel", "person": payment["person"], "reason": "重复缴费",
+        "payment": {"channel": payment["channel"], "channel_ref": payment["channel_ref"]},
+        "refund_ref": refund_ref, "refunded_at": "2021-06-01T10:00:00+08:00",
+    })
+    .to_string()
+}
+
 #[test]
 fn a_bad_line_after_the_first_chunk_appends_nothing_and_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -274,26 +301,8 @@ fn a_decided_fact_in_a_late_chunk_is_judged_against_the_files_earlier_chunks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = new_ledger(dir.path(), "data");
     let mut lines = generated_lines(61, 600);
-    let refunded: Vec<String> = lines
-        .iter()
-        .filter(|line| line.contains("\"refund_issued\""))
-        .map(|line| serde_json::from_str::<Value>(line).expect("JSON")["payment"]["channel_ref"].to_string())
-        .collect();
-    let payment: Value = lines
-        .iter()
-        .take(50)
-        .map(|line| serde_json::from_str::<Value>(line).expect("JSON"))
-        .find(|fact| fact["type"] == "payment_received" && !refunded.contains(&fact["channel_ref"].to_string()))
-        .expect("a payment without a refund in the first chunk");
-    let refund = |amount: &str| {
-        serde_json::json!({
-            "type": "refund_issued", "v": 1, "amount": amount, "coverage_year": payment["coverage_year"],
-            "destination": "original_channel", "person": payment["person"], "reason": "重复缴费",
-            "payment": {"channel": payment["channel"], "channel_ref": payment["channel_ref"]},
-            "refund_ref": "TK-LATE-1", "refunded_at": "2021-06-01T10:00:00+08:00",
-        })
-        .to_string()
-    };
+    let payment = unrefunded_payment(&lines, 50);
+    let refund = |amount: &str| refund_line(&payment, amount, "TK-LATE-1");
     lines.push(refund("9999.00"));
     let file = write_lines(&dir.path().join("facts.jsonl"), &lines);
     let refused = yibao(&data, &["import", &file, "--chunk-facts", "100"]);
@@ -314,28 +323,11 @@ fn a_decided_fact_on_a_ledger_with_history_is_judged_on_the_persons_it_names_fro
     let dir = tempfile::tempdir().expect("tempdir");
     let data = new_ledger(dir.path(), "data");
     let lines = generated_lines(62, 400);
-    let refunded: Vec<String> = lines
-        .iter()
-        .filter(|line| line.contains("\"refund_issued\""))
-        .map(|line| serde_json::from_str::<Value>(line).expect("JSON")["payment"]["channel_ref"].to_string())
-        .collect();
-    let payment: Value = lines
-        .iter()
-        .map(|line| serde_json::from_str::<Value>(line).expect("JSON"))
-        .find(|fact| fact["type"] == "payment_received" && !refunded.contains(&fact["channel_ref"].to_string()))
-        .expect("a payment without a refund");
+    let payment = unrefunded_payment(&lines, lines.len());
     ok(yibao(&data, &["import", &write_lines(&dir.path().join("year.jsonl"), &lines)]));
     let checkpoint = data.join("projections").join("coverage.ckpt");
     let _ = std::fs::remove_file(&checkpoint);
-    let refund = |amount: &str| {
-        serde_json::json!({
-            "type": "refund_issued", "v": 1, "amount": amount, "coverage_year": payment["coverage_year"],
-            "destination": "original_channel", "person": payment["person"], "reason": "重复缴费",
-            "payment": {"channel": payment["channel"], "channel_ref": payment["channel_ref"]},
-            "refund_ref": "TK-LATER-1", "refunded_at": "2021-06-01T10:00:00+08:00",
-        })
-        .to_string()
-    };
+    let refund = |amount: &str| refund_line(&payment, amount, "TK-LATER-1");
     let head = head_position(&data);
     let file = write_lines(&dir.path().join("refund.jsonl"), &[refund("9999.00")]);
     let refused = yibao(&data, &["import", &file]);
