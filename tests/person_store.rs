@@ -330,3 +330,38 @@ fn a_store_that_does_not_read_is_removed_and_caught_up_again() {
     let expected = answer(&whole, &CoverageQuery { person, year: None, on: None }).expect("a known person");
     assert_eq!(answered, serde_json::to_value(expected).expect("serializes"));
 }
+
+/// The first lookup after an import folds the new records into the family
+/// projection in the same scan as the person store (its checkpoint saved
+/// at the head), so that neither the service's start nor a decision folds
+/// them again; what it saves is the family projection folded from
+/// position 1.
+#[test]
+fn a_lookup_brings_the_family_projection_to_the_head_with_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    yibao(data, &["import", DEMO_FACTS]);
+    let projections = data.join("projections");
+    for file in ["family.ckpt", "persons.sqlite", "persons.sqlite-wal", "persons.sqlite-shm"] {
+        let _ = std::fs::remove_file(projections.join(file));
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
+        .arg("--data")
+        .arg(data)
+        .args(["coverage", DEMO_PERSON, "--json"])
+        .env(operations::STORE_CHUNK_VARIABLE, "3")
+        .output()
+        .expect("run yibao");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let saved = projections::family::Family::load(&projections.join("family.ckpt")).expect("a family checkpoint");
+    let log = SledLog::open(data, OpenMode::Read).expect("a read open");
+    let mut whole = projections::family::Family::new();
+    log.scan(1, u64::MAX, |envelope| {
+        whole.apply(&envelope);
+        Ok(())
+    })
+    .expect("scan");
+    assert_eq!(saved.position(), log.durable_head().position);
+    assert_eq!(saved, whole, "the family projection folded with the store is the one folded from position 1");
+}

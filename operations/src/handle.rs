@@ -184,7 +184,7 @@ impl Ledger {
         let bar = crate::progress::bar(head - from, "catching the person store up");
         let chunk = store_chunk_envelopes();
         let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
-        store.catch_up_in_chunks(&self.log, head, chunk, &mut advanced)?;
+        catch_up_store_and_family(&self.data, &self.log, &mut store, head, chunk, &mut advanced)?;
         bar.finish_and_clear();
         Ok(store)
     }
@@ -292,6 +292,51 @@ pub fn store_chunk_envelopes() -> u64 {
         .and_then(|value| value.parse::<u64>().ok())
         .filter(|&chunk| chunk > 0)
         .unwrap_or(DEFAULT_CHUNK_ENVELOPES)
+}
+
+/// Catches `store` up to `upto` and, in the same scan, the family
+/// projection's checkpoint when it can start where the store does (it is
+/// saved when it moved): the first lookup, or the service's start, after
+/// a large import reads the new records once for both, and the service
+/// then finds the family projection at the store's tip. A family
+/// checkpoint that cannot be used here is left to `checkpoints`, which
+/// catches it up on its own when it is asked for. Nothing is read when
+/// the store is at `upto` already.
+pub fn catch_up_store_and_family(
+    data: &Path,
+    log: &dyn ledger::LogReader,
+    store: &mut PersonStore,
+    upto: u64,
+    chunk_envelopes: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StoreError> {
+    let upto = upto.min(log.durable_head().position);
+    // A store without a tip starts from position 1.
+    let from = store.tip().ok().flatten().map_or(0, |tip| tip.position);
+    let at_head = store.tip().ok().flatten().is_some() && from >= upto;
+    if at_head {
+        return Ok(0);
+    }
+    let mut family: Option<Family> =
+        checkpoints::caught_up::<Family>(data, log, from).ok().filter(|family| family.position() == from);
+    let started_at = family.as_ref().map(Projection::position);
+    let mut observe = |envelope: &ledger::Envelope| {
+        // Only records that follow it: a store emptied and caught up from
+        // position 1 leaves the family projection to `checkpoints`.
+        if family.as_ref().is_some_and(|family| envelope.head.position != family.position() + 1) {
+            family = None;
+        }
+        if let Some(family) = &mut family {
+            family.apply(envelope);
+        }
+    };
+    let n_folded = store.catch_up_observing(log, upto, chunk_envelopes, progress, &mut |_| {}, &mut observe)?;
+    if let Some(family) = family.filter(|family| Some(family.position()) != started_at) {
+        if let Err(error) = checkpoints::save(data, &family) {
+            eprintln!("note: {}; the family projection is caught up again when it is asked for", chain(&error));
+        }
+    }
+    Ok(n_folded)
 }
 
 /// A person store that cannot be used: noted and removed, so that it is

@@ -136,7 +136,7 @@ impl Persons {
         let mut attempt = 0;
         let (writer, at_tip) = loop {
             attempt += 1;
-            match caught_up_store(&path, log) {
+            match caught_up_store(data, &path, log) {
                 Ok(opened) => break opened,
                 Err(StoreError::Log { source, .. }) => return Err(source).context("catching the person store up"),
                 Err(error) if attempt < 2 => operations::forget_person_store(&path, &error),
@@ -234,9 +234,10 @@ impl Persons {
     }
 }
 
-/// The store opened and caught up to the log's head, and a coverage of
+/// The store opened and caught up to the log's head (the family
+/// projection's checkpoint with it, in the same scan), and a coverage of
 /// nobody at its tip.
-fn caught_up_store(path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
+fn caught_up_store(data: &Path, path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
     let mut store = PersonStore::open(path)?;
     let head = log.durable_head().position;
     let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
@@ -251,8 +252,8 @@ fn caught_up_store(path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Cov
             last_said = Instant::now();
         }
     };
-    let n_folded =
-        store.catch_up_reporting(log, head, operations::store_chunk_envelopes(), &mut progress, &mut |_| {})?;
+    let chunk = operations::store_chunk_envelopes();
+    let n_folded = operations::catch_up_store_and_family(data, log, &mut store, head, chunk, &mut progress)?;
     if n_folded > 0 {
         eprintln!("note: the person store folded {n_folded} records in {:.1} s", started.elapsed().as_secs_f64());
     }

@@ -61,6 +61,24 @@ impl PersonStore {
         progress: &mut dyn FnMut(u64),
         changed: &mut dyn FnMut(Changed),
     ) -> Result<u64, StoreError> {
+        self.catch_up_observing(log, upto, chunk_envelopes, progress, changed, &mut |_| {})
+    }
+
+    /// [`PersonStore::catch_up_reporting`], showing `observe` every record
+    /// of each chunk once the chunk is written, in position order: another
+    /// projection can be folded in the same scan (the family projection).
+    /// A store emptied because it was not on this log starts again from
+    /// position 1, so the records shown need not follow the store's tip
+    /// as it was before the call.
+    pub fn catch_up_observing(
+        &mut self,
+        log: &dyn LogReader,
+        upto: u64,
+        chunk_envelopes: u64,
+        progress: &mut dyn FnMut(u64),
+        changed: &mut dyn FnMut(Changed),
+        observe: &mut dyn FnMut(&Envelope),
+    ) -> Result<u64, StoreError> {
         let head = log.durable_head();
         let upto = upto.min(head.position);
         let mut tip = match self.tip_on(log)? {
@@ -77,7 +95,7 @@ impl PersonStore {
         while tip.position < upto {
             let last = upto.min(tip.position.saturating_add(chunk_envelopes.max(1)));
             let before = tip.position;
-            match self.fold_chunk(log, tip, last, changed)? {
+            match self.fold_chunk(log, tip, last, changed, observe)? {
                 Some(reached) => tip = reached,
                 // Another process moved the store on: from where it is.
                 None => match self.tip_on(log)? {
@@ -129,6 +147,7 @@ impl PersonStore {
         tip: Tip,
         last: u64,
         changed: &mut dyn FnMut(Changed),
+        observe: &mut dyn FnMut(&Envelope),
     ) -> Result<Option<Tip>, StoreError> {
         let mut envelopes: Vec<Envelope> = Vec::new();
         log.scan(tip.position + 1, last, |envelope| {
@@ -148,6 +167,9 @@ impl PersonStore {
                     .iter()
                     .any(|e| matches!(e.event, Event::PolicyPublishedV1(_) | Event::PolicyAmendedV1(_))),
             });
+        }
+        if written {
+            envelopes.iter().for_each(observe);
         }
         Ok(written.then_some(coverage.tip))
     }
