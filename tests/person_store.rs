@@ -364,4 +364,14 @@ fn a_lookup_brings_the_family_projection_to_the_head_with_the_store() {
     .expect("scan");
     assert_eq!(saved.position(), log.durable_head().position);
     assert_eq!(saved, whole, "the family projection folded with the store is the one folded from position 1");
+    drop(log);
+    // A short catch-up (a fact since) leaves the checkpoint as it was: read
+    // and written whole, it costs more than folding that fact later.
+    let more = dir.path().join("more.jsonl");
+    let line = r#"{"type":"person_registered","v":1,"person":"520201199001010017","name":"测试","region":"520201","birth_date":"1990-01-01","registered_on":"2021-01-05","basis":"standard"}"#;
+    std::fs::write(&more, format!("{line}\n")).expect("write");
+    yibao(data, &["import", more.to_str().expect("utf-8 path")]);
+    yibao(data, &["coverage", DEMO_PERSON]);
+    let kept = projections::family::Family::load(&projections.join("family.ckpt")).expect("a family checkpoint");
+    assert_eq!(kept.position(), saved.position(), "a short catch-up rewrote the family checkpoint");
 }

@@ -298,7 +298,9 @@ pub fn store_chunk_envelopes() -> u64 {
 /// projection's checkpoint when it can start where the store does (it is
 /// saved when it moved): the first lookup, or the service's start, after
 /// a large import reads the new records once for both, and the service
-/// then finds the family projection at the store's tip. A family
+/// then finds the family projection at the store's tip. Only a catch-up
+/// of at least one chunk does so: the checkpoint is read and written whole.
+/// A family
 /// checkpoint that cannot be used here is left to `checkpoints`, which
 /// catches it up on its own when it is asked for. Nothing is read when
 /// the store is at `upto` already.
@@ -312,13 +314,18 @@ pub fn catch_up_store_and_family(
 ) -> Result<u64, StoreError> {
     let upto = upto.min(log.durable_head().position);
     // A store without a tip starts from position 1.
-    let from = store.tip().ok().flatten().map_or(0, |tip| tip.position);
-    let at_head = store.tip().ok().flatten().is_some() && from >= upto;
-    if at_head {
+    let tip = store.tip().ok().flatten();
+    let from = tip.map_or(0, |tip| tip.position);
+    if tip.is_some() && from >= upto {
         return Ok(0);
     }
-    let mut family: Option<Family> =
-        checkpoints::caught_up::<Family>(data, log, from).ok().filter(|family| family.position() == from);
+    // A short catch-up (the facts since the last lookup) leaves the family
+    // checkpoint alone: loading and saving it whole costs more than the
+    // fold of those few records whoever asks for it later.
+    let mut family: Option<Family> = (upto.saturating_sub(from) >= chunk_envelopes.max(1))
+        .then(|| checkpoints::caught_up::<Family>(data, log, from).ok())
+        .flatten()
+        .filter(|family| family.position() == from);
     let started_at = family.as_ref().map(Projection::position);
     let mut observe = |envelope: &ledger::Envelope| {
         // Only records that follow it: a store emptied and caught up from

@@ -669,7 +669,7 @@ proptest! {
                     kept.remove(identity);
                 }
             };
-            store.catch_up_reporting(&log, stop as u64, chunk, &mut |_| {}, &mut forget).expect("caught up");
+            store.catch_up_observing(&log, stop as u64, chunk, &mut |_| {}, &mut forget, &mut |_| {}).expect("caught up");
             let tip = store.tip().expect("a tip").expect("a tip");
             let incremental = fold(&events[..stop]);
             for identity in pool() {

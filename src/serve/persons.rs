@@ -179,7 +179,7 @@ impl Persons {
             lock_plain(&self.cache).forget(&changed);
         };
         let chunk = operations::store_chunk_envelopes();
-        let folded = writer.catch_up_reporting(log, upto, chunk, &mut |_| {}, &mut forget);
+        let folded = writer.catch_up_observing(log, upto, chunk, &mut |_| {}, &mut forget, &mut |_| {});
         // Also after a failure: the chunks written before it are the store's.
         let tip = writer.tip()?.ok_or_else(|| anyhow::anyhow!("the person store has no tip after a catch-up"))?;
         if tip != at_tip.tip() {

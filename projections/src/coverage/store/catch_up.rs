@@ -48,25 +48,14 @@ impl PersonStore {
         chunk_envelopes: u64,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, StoreError> {
-        self.catch_up_reporting(log, upto, chunk_envelopes, progress, &mut |_| {})
+        self.catch_up_observing(log, upto, chunk_envelopes, progress, &mut |_| {}, &mut |_| {})
     }
 
     /// [`PersonStore::catch_up_in_chunks`], telling `changed` what each
-    /// chunk changed once it is written.
-    pub fn catch_up_reporting(
-        &mut self,
-        log: &dyn LogReader,
-        upto: u64,
-        chunk_envelopes: u64,
-        progress: &mut dyn FnMut(u64),
-        changed: &mut dyn FnMut(Changed),
-    ) -> Result<u64, StoreError> {
-        self.catch_up_observing(log, upto, chunk_envelopes, progress, changed, &mut |_| {})
-    }
-
-    /// [`PersonStore::catch_up_reporting`], showing `observe` every record
-    /// of each chunk once the chunk is written, in position order: another
-    /// projection can be folded in the same scan (the family projection).
+    /// chunk changed once it is written (the service's cache), and showing
+    /// `observe` every record of each written chunk, in position order:
+    /// another projection can be folded in the same scan (the family
+    /// projection).
     /// A store emptied because it was not on this log starts again from
     /// position 1, so the records shown need not follow the store's tip
     /// as it was before the call.
