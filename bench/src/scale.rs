@@ -106,9 +106,22 @@ fn high_water_kb(pid: u32) -> Option<u64> {
 }
 
 /// The generated facts `keep` keeps, as import lines in one file; returns
-/// the resident IDs of the registered persons and the number of facts.
-fn write_facts(file: &Path, seed: u64, persons: u64, keep: fn(&Event) -> bool) -> Result<(Vec<String>, u64)> {
+/// the resident IDs of the registered persons (not pre-registered
+/// newborns) and the number of facts.
+pub(crate) fn write_facts(
+    file: &Path,
+    seed: u64,
+    persons: u64,
+    keep: fn(&Event) -> bool,
+) -> Result<(Vec<String>, u64)> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file)?);
+    let written = facts_to(&mut out, seed, persons, keep)?;
+    out.flush()?;
+    Ok(written)
+}
+
+/// [`write_facts`] to any writer (`std::io::sink()` for the IDs alone).
+fn facts_to(out: &mut dyn Write, seed: u64, persons: u64, keep: fn(&Event) -> bool) -> Result<(Vec<String>, u64)> {
     let mut ids = Vec::with_capacity(persons as usize);
     let mut n_facts = 0;
     for event in yibao::generate::facts(seed, persons).filter(keep) {
@@ -118,11 +131,10 @@ fn write_facts(file: &Path, seed: u64, persons: u64, keep: fn(&Event) -> bool) -
                 ids.push(id);
             }
         }
-        serde_json::to_writer(&mut out, &yibao::facts::to_line(&event))?;
+        serde_json::to_writer(&mut *out, &yibao::facts::to_line(&event))?;
         out.write_all(b"\n")?;
         n_facts += 1;
     }
-    out.flush()?;
     Ok((ids, n_facts))
 }
 
@@ -236,18 +248,7 @@ fn one_size(yibao: &Path, dir: &Path, persons: u64, seed: u64, scale: &Scale) ->
 fn measure_again(yibao: &Path, dir: &Path, data: &Path, persons: u64, seed: u64, scale: &Scale) -> Result<Row> {
     let label = format!("{persons} persons");
     let (ids, n_facts) = crate::phase(&format!("{label}: the IDs of the kept ledger"), || {
-        let mut ids = Vec::new();
-        let mut n_facts = 0;
-        for event in yibao::generate::facts(seed, persons) {
-            if let Event::PersonRegisteredV1(registered) = &event {
-                let id = registered.person.to_string();
-                if !id.starts_with("other") {
-                    ids.push(id);
-                }
-            }
-            n_facts += 1;
-        }
-        Ok((ids, n_facts))
+        facts_to(&mut std::io::sink(), seed, persons, |_| true)
     })?;
     let mut cells = vec![("import".to_string(), "(kept from an earlier run)".to_string())];
     let warm = run(yibao, data, &["coverage", ids.first().map_or("", String::as_str)])?;

@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use ledger::sync::lock_plain;
 use ledger::{Event, OpenMode, SledLog};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -356,22 +356,7 @@ fn measure(yibao: &Path, dir: &Path, facts: &Path, ids: &Arc<[String]>, load: &L
 /// Writes the generated facts as import lines; returns the resident IDs of
 /// the registered persons (not pre-registered newborns) and the fact count.
 fn write_facts(path: &Path, load: &Load) -> Result<(Vec<String>, u64)> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut ids = Vec::with_capacity(load.persons as usize);
-    let mut n_facts = 0;
-    for event in yibao::generate::facts(load.seed, load.persons) {
-        if let Event::PersonRegisteredV1(registered) = &event {
-            let id = registered.person.to_string();
-            if !id.starts_with("other") {
-                ids.push(id);
-            }
-        }
-        serde_json::to_writer(&mut out, &yibao::facts::to_line(&event))?;
-        out.write_all(b"\n")?;
-        n_facts += 1;
-    }
-    out.flush()?;
-    Ok((ids, n_facts))
+    crate::scale::write_facts(path, load.seed, load.persons, |_| true)
 }
 
 fn run_yibao(yibao: &Path, data: &Path, args: &[&std::ffi::OsStr]) -> Result<()> {
