@@ -92,16 +92,10 @@ impl Named {
     }
 }
 
-/// Whether the decision may read `event`: a superset of what
-/// `family::check_batch` folds.
+/// Whether the decision may read `event`: what `family::check_batch`
+/// folds, and the decided facts themselves.
 fn may_matter(event: &Event, persons: &HashSet<Identity>) -> bool {
-    match event {
-        Event::PolicyPublishedV1(_) | Event::PolicyAmendedV1(_) | Event::IdentityConvertedV1(_) => true,
-        Event::PersonRegisteredV1(e) => persons.contains(&e.person),
-        Event::PaymentReceivedV1(e) => persons.contains(&e.person),
-        Event::SubsidyGrantedV1(e) => persons.contains(&e.person),
-        other => family::is_decided(other),
-    }
+    family::is_decided(event) || family::relevant(event, persons)
 }
 
 /// The fields of a line that say whether it may matter, read without the

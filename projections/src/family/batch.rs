@@ -96,7 +96,11 @@ fn persons_of_interest(family: &Family, coverage: &Coverage, events: &[NewEvent]
     persons
 }
 
-fn relevant(event: &Event, persons: &HashSet<Identity>) -> bool {
+/// Whether the batch's decision folds `event`, a fact no rule decides,
+/// given the persons of interest: policies, conversions, and the
+/// registrations, payments and subsidies of those persons. An import that
+/// streams a file keeps these lines (and the decided ones) for it.
+pub fn relevant(event: &Event, persons: &HashSet<Identity>) -> bool {
     match event {
         Event::PolicyPublishedV1(_) | Event::PolicyAmendedV1(_) | Event::IdentityConvertedV1(_) => true,
         Event::PersonRegisteredV1(e) => persons.contains(&e.person),

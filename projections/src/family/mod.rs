@@ -28,7 +28,7 @@ mod fold;
 pub mod lifecycle;
 mod refund;
 
-pub use batch::{check_batch, BatchRefusal};
+pub use batch::{check_batch, relevant, BatchRefusal};
 pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
 pub use decide::{
     assessment, decide, is_decided, parse_relation, relation_label, relation_name, stuck, Refusal, StuckApplication,
