@@ -18,10 +18,8 @@ use common::{channel_ref, fact, payment_with_ref, seed_from_env, Rng};
 use ledger::log::UnfinishedAppend;
 use ledger::{OpenMode, SledLog};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const CHILD_DIR: &str = "YIBAO_CRASH_CHILD_DIR";
@@ -88,76 +86,16 @@ struct ChildRun {
 }
 
 fn run_child_until_killed(dir: &Path, seed: u64, wait_for_ready: bool, delay: Duration) -> ChildRun {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads", "1"])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_SEED, seed.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let (line_tx, lines) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut stdout = BufReader::new(stdout);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match stdout.read_until(b'\n', &mut line) {
-                // A line cut short by the kill is not an acknowledgement.
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.last() != Some(&b'\n') => return,
-                Ok(_) => {
-                    if line_tx.send(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut reached_ready = false;
-    let mut early = Vec::new();
-    while wait_for_ready && !reached_ready {
-        // Only a guard against a hang; never reached by a working child.
-        match lines.recv_timeout(CHILD_LIFETIME) {
-            Ok(line) if line == "ready" => reached_ready = true,
-            Ok(line) => early.push(line),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the child was not ready after {CHILD_LIFETIME:?}");
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let _ = child.wait();
-                panic!("the child ended before it was ready:\n{}", stderr_reader.join().unwrap_or_default());
-            }
-        }
-    }
-    std::thread::sleep(delay);
-    let exited = child.try_wait().expect("poll the child");
-    child.kill().expect("SIGKILL the child");
-    let status = child.wait().expect("reap the child");
-    reader.join().expect("stdout reader");
-    let stderr = stderr_reader.join().unwrap_or_default();
-    assert!(exited.is_none(), "the child stopped before it was killed ({status}):\n{stderr}");
+    let env = [(CHILD_DIR, dir.display().to_string()), (CHILD_SEED, seed.to_string())];
+    let killed = common::run_child_until_killed(CHILD_TEST, &env, wait_for_ready, delay, CHILD_LIFETIME);
     let mut acks = Vec::new();
-    for line in early.into_iter().chain(lines.try_iter()) {
-        if line == "ready" {
-            reached_ready = true;
-        } else if let Some(rest) = line.strip_prefix("ack ") {
+    for line in &killed.lines {
+        if let Some(rest) = line.strip_prefix("ack ") {
             let (position, reference) = rest.split_once(' ').unwrap_or_else(|| panic!("bad ack line `{line}`"));
             acks.push((position.parse().unwrap_or_else(|_| panic!("bad ack line `{line}`")), reference.to_string()));
         }
     }
-    ChildRun { acks, reached_ready }
+    ChildRun { acks, reached_ready: killed.reached_ready }
 }
 
 /// Reopens the ledger and checks it against everything acknowledged so far.

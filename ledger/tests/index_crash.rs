@@ -14,10 +14,8 @@ mod common;
 use common::{fact, payment_with_ref, seed_from_env, Rng};
 use ledger::{Event, ExpectedVersion, LedgerError, NewEvent, OpenMode, SledLog};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const CHILD_DIR: &str = "YIBAO_INDEX_CRASH_CHILD_DIR";
@@ -78,61 +76,15 @@ fn index_child_appends_until_killed() {
 
 /// Runs the child, kills it after `delay`, returns its complete ack lines.
 fn run_child_until_killed(dir: &Path, seed: u64, delay: Duration) -> Vec<(u64, String, u64)> {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads", "1"])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_SEED, seed.to_string())
-        .env(MEMTABLE_ENV, CHILD_MEMTABLE_KEYS)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let (line_tx, lines) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut stdout = BufReader::new(stdout);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match stdout.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.last() != Some(&b'\n') => return,
-                Ok(_) => {
-                    if line_tx.send(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    loop {
-        match lines.recv_timeout(CHILD_LIFETIME) {
-            Ok(line) if line == "ready" => break,
-            Ok(_) => {}
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the child did not get ready:\n{}", stderr_reader.join().unwrap_or_default());
-            }
-        }
-    }
-    std::thread::sleep(delay);
-    let exited = child.try_wait().expect("poll the child");
-    child.kill().expect("SIGKILL the child");
-    let status = child.wait().expect("reap the child");
-    reader.join().expect("stdout reader");
-    let stderr = stderr_reader.join().unwrap_or_default();
-    assert!(exited.is_none(), "the child stopped before it was killed ({status}):\n{stderr}");
-    lines
-        .try_iter()
+    let env = [
+        (CHILD_DIR, dir.display().to_string()),
+        (CHILD_SEED, seed.to_string()),
+        (MEMTABLE_ENV, CHILD_MEMTABLE_KEYS.to_string()),
+    ];
+    let killed = common::run_child_until_killed(CHILD_TEST, &env, true, delay, CHILD_LIFETIME);
+    killed
+        .lines
+        .iter()
         .filter_map(|line| {
             let mut words = line.strip_prefix("ack ")?.split(' ');
             let position = words.next()?.parse().ok()?;

@@ -88,3 +88,95 @@ pub fn seed_from_env(var: &str) -> u64 {
             .unwrap_or(0x5EED),
     }
 }
+
+/// What a child killed by [`run_child_until_killed`] printed.
+pub struct KilledChild {
+    /// Its whole lines on standard output, in order (a line cut short by
+    /// the kill is dropped: it acknowledges nothing).
+    pub lines: Vec<String>,
+    /// It printed the line `ready`.
+    pub reached_ready: bool,
+}
+
+/// Runs the test `test` of this test binary alone in a child process with
+/// `env`, waits (when `wait_for_ready`, at most `lifetime`) for its line
+/// `ready`, lets it run for `delay` more, then kills it with SIGKILL. A
+/// child that ends on its own, or is not ready in time, fails the test.
+pub fn run_child_until_killed(
+    test: &str,
+    env: &[(&str, String)],
+    wait_for_ready: bool,
+    delay: std::time::Duration,
+    lifetime: std::time::Duration,
+) -> KilledChild {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    let exe = std::env::current_exe().expect("test binary");
+    let mut command = Command::new(exe);
+    command.args(["--exact", test, "--nocapture", "--test-threads", "1"]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child =
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the child");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (line_tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match stdout.read_until(b'\n', &mut line) {
+                // A line cut short by the kill is not an acknowledgement.
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.last() != Some(&b'\n') => return,
+                Ok(_) => {
+                    if line_tx.send(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut reached_ready = false;
+    let mut early = Vec::new();
+    while wait_for_ready && !reached_ready {
+        // Only a guard against a hang; never reached by a working child.
+        match lines.recv_timeout(lifetime) {
+            Ok(line) if line == "ready" => reached_ready = true,
+            Ok(line) => early.push(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child was not ready after {lifetime:?}");
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                panic!("the child ended before it was ready:\n{}", stderr_reader.join().unwrap_or_default());
+            }
+        }
+    }
+    std::thread::sleep(delay);
+    let exited = child.try_wait().expect("poll the child");
+    child.kill().expect("SIGKILL the child");
+    let status = child.wait().expect("reap the child");
+    reader.join().expect("stdout reader");
+    let stderr = stderr_reader.join().unwrap_or_default();
+    assert!(exited.is_none(), "the child stopped before it was killed ({status}):\n{stderr}");
+    let mut whole = Vec::new();
+    for line in early.into_iter().chain(lines.try_iter()) {
+        if line == "ready" {
+            reached_ready = true;
+        } else {
+            whole.push(line);
+        }
+    }
+    KilledChild { lines: whole, reached_ready }
+}
