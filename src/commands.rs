@@ -129,6 +129,9 @@ fn print_imported(label: &str, imported: &Imported) {
             imported.validation_seconds
         );
     }
+    if let Some(store) = imported.person_store.as_ref().filter(|store| store.n_folded > 0) {
+        outln!("person store at the head: {} records folded in {:.3} s", store.n_folded, store.seconds);
+    }
 }
 
 pub fn log(data: &Path, from: u64, limit: usize, as_json: bool) -> Result<()> {

@@ -128,6 +128,35 @@ fn a_lookup_reads_the_store_once_it_is_at_the_head() {
     assert!(!data.join("projections").join("coverage.ckpt").exists(), "the store was caught up from the log alone");
 }
 
+/// An import brings the person store to the head before it returns: the
+/// next lookup or service start reads it, however many facts it brought.
+#[test]
+fn an_import_leaves_the_person_store_at_the_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    let imported = yibao(data, &["import", DEMO_FACTS, "--json"]);
+    let imported: serde_json::Value = serde_json::from_str(&imported).expect("json");
+    let head = imported["head"]["position"].as_u64().expect("a head");
+    assert!(head > 10, "{imported}");
+    assert_eq!(imported["person_store"]["n_folded"].as_u64(), Some(head), "{imported}");
+    let store = data.join("projections").join("persons.sqlite");
+    let tip = PersonStore::open(&store).expect("open").tip().expect("tip").expect("a tip");
+    assert_eq!(tip.position, head);
+    // Again: every fact already recorded, nothing to fold.
+    let again: serde_json::Value = serde_json::from_str(&yibao(data, &["import", DEMO_FACTS, "--json"])).expect("json");
+    assert_eq!(again["person_store"]["n_folded"].as_u64(), Some(0), "{again}");
+    // A store behind the log (an import killed after its appends): the
+    // same command brings it to the head.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+    }
+    let rerun: serde_json::Value = serde_json::from_str(&yibao(data, &["import", DEMO_FACTS, "--json"])).expect("json");
+    assert_eq!(rerun["n_appended"].as_u64(), Some(0), "{rerun}");
+    let tip = PersonStore::open(&store).expect("open").tip().expect("tip").expect("a tip");
+    assert_eq!(tip.position, head, "{rerun}");
+}
+
 /// A ledger that never had a person store gets one from the log alone,
 /// caught up from position 1 in chunks, whose every answer is the whole
 /// projection's.

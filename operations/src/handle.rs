@@ -172,9 +172,33 @@ impl Ledger {
         checkpoints::caught_up(&self.data, &self.log, u64::MAX)
     }
 
+    /// Brings the per-person store to the log's head (a progress bar while
+    /// it folds), as a writer of many facts does before it returns: the
+    /// next lookup or service start then reads the store as it is instead
+    /// of folding what was just written. A store that cannot be used is
+    /// noted, removed and caught up from position 1. Returns the records
+    /// folded.
+    pub fn catch_up_person_store(&self) -> Result<u64, StorageError> {
+        let path = person_store_path(&self.data);
+        let mut n_folded = 0;
+        for _attempt in 0..2 {
+            match self.caught_up_store_folding(&path, &mut n_folded) {
+                Ok(_) => return Ok(n_folded),
+                Err(StoreError::Log { source, .. }) => return Err(StorageError::Ledger(source)),
+                Err(error) => forget_person_store(&path, &error),
+            }
+        }
+        Ok(n_folded)
+    }
+
     /// The per-person store at the log's head, with a progress bar while
     /// it is caught up.
     fn caught_up_store(&self, path: &Path) -> Result<PersonStore, StoreError> {
+        self.caught_up_store_folding(path, &mut 0)
+    }
+
+    /// [`Ledger::caught_up_store`], adding the records folded to `n_folded`.
+    fn caught_up_store_folding(&self, path: &Path, n_folded: &mut u64) -> Result<PersonStore, StoreError> {
         if let Some(directory) = path.parent() {
             std::fs::create_dir_all(directory).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         }
@@ -184,7 +208,7 @@ impl Ledger {
         let bar = crate::progress::bar(head - from, "catching the person store up");
         let chunk = store_chunk_envelopes();
         let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
-        catch_up_store_and_family(&self.data, &self.log, &mut store, head, chunk, &mut advanced)?;
+        *n_folded += catch_up_store_and_family(&self.data, &self.log, &mut store, head, chunk, &mut advanced)?;
         bar.finish_and_clear();
         Ok(store)
     }

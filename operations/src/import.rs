@@ -80,6 +80,16 @@ pub struct Imported {
     pub chunk_facts: usize,
     /// The pass that checked the whole file before anything was appended.
     pub validation_seconds: f64,
+    /// The person store brought to the new head, after the appends.
+    pub person_store: Option<PersonStoreCaughtUp>,
+}
+
+/// The person store's catch-up at the end of an import.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PersonStoreCaughtUp {
+    /// Records folded into it (0 when it was at the head or could not be used).
+    pub n_folded: u64,
+    pub seconds: f64,
 }
 
 /// A line refused by the rules.

@@ -15,9 +15,9 @@
 //! refused where it differs.
 
 use super::decided::{self, Named};
-use super::{append_batch, numbered_lines, Batch, ImportError, Imported, LineRefusal};
+use super::{append_batch, numbered_lines, Batch, ImportError, Imported, LineRefusal, PersonStoreCaughtUp};
 use crate::channels::Channels;
-use crate::error::StorageError;
+use crate::error::{chain, StorageError};
 use crate::facts::{self, LineError, MAX_ERRORS_SHOWN};
 use crate::handle::Ledger;
 use crate::progress;
@@ -232,7 +232,27 @@ pub fn import<S: Source + ?Sized>(
     if validated.has_decided {
         run.judge(ledger, source, &validated)?;
     }
-    run.append_chunks(source, &validated, started.elapsed().as_secs_f64())
+    let mut imported = run.append_chunks(source, &validated, started.elapsed().as_secs_f64())?;
+    // Also when nothing was appended: an import killed after its appends
+    // and run again leaves the store at the head all the same.
+    imported.person_store = Some(bring_person_store_up(ledger));
+    Ok(imported)
+}
+
+/// The person store brought to the head after the facts are durable, so
+/// that the first lookup or service start after an import of a year reads
+/// the store instead of folding the year. The facts are recorded whatever
+/// happens here: a failure is said, and the next reader catches up.
+fn bring_person_store_up(ledger: &Ledger) -> PersonStoreCaughtUp {
+    let started = Instant::now();
+    let n_folded = ledger.catch_up_person_store().unwrap_or_else(|error| {
+        eprintln!(
+            "note: the facts are recorded; the person store was not caught up ({}): the next lookup does it",
+            chain(&error)
+        );
+        0
+    });
+    PersonStoreCaughtUp { n_folded, seconds: started.elapsed().as_secs_f64() }
 }
 
 /// One import's settings.
@@ -491,6 +511,7 @@ impl Run<'_> {
             n_chunks,
             chunk_facts: self.chunk_facts,
             validation_seconds,
+            person_store: None,
         })
     }
 
