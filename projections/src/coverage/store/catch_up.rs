@@ -1,8 +1,10 @@
 //! Bringing the store to a log position in chunks: memory is bounded by the
 //! chunk (its envelopes and the persons they name), not by the ledger.
 
+use super::family::FamilyRows;
 use super::load::Named;
 use super::{PersonStore, StoreError};
+use crate::family::Keys;
 use crate::{Projection, Tip};
 use ledger::{Envelope, Event, Identity, LogReader};
 
@@ -76,7 +78,7 @@ impl PersonStore {
                 self.clear()?;
                 changed(Changed { identities: Vec::new(), everyone: true });
                 // Position 0 written: an empty log's store is at its head.
-                self.write_touched(&mut crate::coverage::Coverage::default())?;
+                self.write_touched(&mut crate::coverage::Coverage::default(), &crate::family::Family::default())?;
                 Tip::default()
             }
         };
@@ -127,8 +129,9 @@ impl PersonStore {
         Ok((found == Some(tip.hash)).then_some(tip))
     }
 
-    /// Folds the envelopes after `tip` up to `last` into the persons they
-    /// name and writes those back with the new tip, in one transaction;
+    /// Folds the envelopes after `tip` up to `last` into the persons and
+    /// the family records they name and writes those back with the new
+    /// tip, in one transaction;
     /// `None` when another process moved the store from `tip` meanwhile.
     fn fold_chunk(
         &mut self,
@@ -145,10 +148,13 @@ impl PersonStore {
         })
         .map_err(|source| StoreError::Log { path: self.path.clone(), source })?;
         let mut coverage = self.load_named(&Named::of(&envelopes), tip)?;
+        let before = self.load_family(&Keys::of(&envelopes), tip)?;
+        let mut family = before.clone();
         for envelope in &envelopes {
             coverage.apply(envelope);
+            family.apply(envelope);
         }
-        let written = self.write_chunk(&coverage, tip)?;
+        let written = self.write_chunk(&coverage, &FamilyRows::changed(&family, &before), tip)?;
         if written {
             changed(Changed {
                 identities: touched_identities(&coverage),
