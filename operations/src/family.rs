@@ -16,7 +16,7 @@ use ledger::event::{
     ProxySubmitted,
 };
 use ledger::{BeijingTime, Date, Event, Head, Identity, LogBackend, Money, RegionCode, SledLog};
-use projections::coverage::Coverage;
+use projections::coverage::{Coverage, Named};
 use projections::family::{self, AccountYear, Application, Binding, Family, ProxyState, Refusal};
 use projections::Projection;
 use serde::Serialize;
@@ -164,17 +164,42 @@ const MAX_DEFAULT_IDS: u32 = 10_000;
 /// `DJ-2025-4159-5226-1`: year, what the masked IDs of holder and member
 /// show of their ends, and the first number not yet used. Application IDs
 /// are listed unmasked, so they show no more of an ID than its mask does.
+/// `family` must hold every application whose id starts with
+/// [`default_application_stem`] (`Named::applications_starting`).
 pub fn default_application_id(family: &Family, holder: &Identity, member: &Identity, year: u16) -> String {
+    let stem = default_application_stem(holder, member, year);
+    (1..=MAX_DEFAULT_IDS)
+        .map(|n| format!("{stem}{n}"))
+        .find(|id| family.application(id).is_none())
+        .unwrap_or_else(|| format!("{stem}{}", BeijingTime::now().0))
+}
+
+/// `DJ-2025-4159-5226-`: what every default id of the holder, member and
+/// year starts with.
+pub fn default_application_stem(holder: &Identity, member: &Identity, year: u16) -> String {
     let tail = |id: &Identity| {
         let masked = id.masked();
         let shown: Vec<char> = masked.chars().rev().take_while(|c| *c != '*').collect();
         shown.into_iter().rev().collect::<String>()
     };
-    let stem = format!("DJ-{year}-{}-{}", tail(holder), tail(member));
-    (1..=MAX_DEFAULT_IDS)
-        .map(|n| format!("{stem}-{n}"))
-        .find(|id| family.application(id).is_none())
-        .unwrap_or_else(|| format!("{stem}-{}", BeijingTime::now().0))
+    format!("DJ-{year}-{}-{}-", tail(holder), tail(member))
+}
+
+/// What the decision of an application reads: its holder and member, and
+/// its id or, without one, every id its default could be.
+pub fn apply_named(request: &ApplyRequest) -> Named {
+    let mut named = Named::default();
+    named.identity(&request.holder);
+    named.identity(&request.member);
+    match &request.application_id {
+        Some(id) => named.application(id),
+        None => named.applications_starting(&default_application_stem(
+            &request.holder,
+            &request.member,
+            request.coverage_year,
+        )),
+    }
+    named
 }
 
 /// A step of an application after its submission.
@@ -355,6 +380,13 @@ pub fn account(coverage: &Coverage, family: &Family, holder: &Identity) -> Accou
         log_position: coverage.position(),
         applications: family.applications().filter(|a| a.holder == *holder).map(ApplicationListed::from).collect(),
     }
+}
+
+/// The moment before which an application in flight was submitted when it
+/// is older than `older_than_hours` at `now` (`family::stuck`'s bound).
+pub fn submitted_before(now: BeijingTime, older_than_hours: i64) -> BeijingTime {
+    const MICROS_PER_HOUR: i64 = 3_600_000_000;
+    BeijingTime(now.0.saturating_sub(older_than_hours.saturating_mul(MICROS_PER_HOUR)))
 }
 
 /// Applications still in flight longer than their policy's processing

@@ -8,9 +8,10 @@ mod common;
 
 use common::envelope;
 use ledger::event::{
-    EnrolmentBasis, Event, FamilyBindingCreated, FamilyBindingRevoked, Funder, HardshipAssessed, HardshipCertified, IdentityConverted, Payer, PaymentReceived,
-    PaymentRef, PersonRegistered, PolicyAmended, PolicyPublished, ProxyCredited, ProxyFailed, ProxyProcessing,
-    ProxyReturned, ProxySubmitted, RefundDestination, RefundIssued, Relation, SubsidyGranted, SubsidyPart,
+    EnrolmentBasis, Event, FamilyBindingCreated, FamilyBindingRevoked, Funder, HardshipAssessed, HardshipCertified,
+    IdentityConverted, Payer, PaymentReceived, PaymentRef, PersonRegistered, PolicyAmended, PolicyPublished,
+    ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned, ProxySubmitted, RefundDestination, RefundIssued,
+    Relation, SubsidyGranted, SubsidyPart,
 };
 use ledger::{BeijingTime, Date, Identity, Money, RegionCode};
 use projections::coverage::{Coverage, Named, PersonStore, PersonYear};

@@ -69,7 +69,8 @@ impl Family {
     /// name only these records changes them as it would change the whole
     /// projection's; a question about them answers the same.
     pub fn subset_at(tip: Tip, bindings: Vec<Binding>, applications: Vec<Application>, notes: Notes) -> Family {
-        let bindings: BTreeMap<_, _> = bindings.into_iter().map(|b| ((b.holder.clone(), b.member.clone()), b)).collect();
+        let bindings: BTreeMap<_, _> =
+            bindings.into_iter().map(|b| ((b.holder.clone(), b.member.clone()), b)).collect();
         let applications: BTreeMap<_, _> = applications.into_iter().map(|a| (a.application_id.clone(), a)).collect();
         let (notes, n_notes_dropped) = notes;
         Family { tip, bindings, applications, notes, n_notes_dropped }

@@ -75,7 +75,9 @@ pub(super) fn write_rows(
         .map_err(failed)?;
     for record in &rows.bindings {
         let bytes = bincode::serialize(record).map_err(|e| encoding("a binding", e))?;
-        binding.execute(rusqlite::params![record.holder.to_string(), record.member.to_string(), bytes]).map_err(failed)?;
+        binding
+            .execute(rusqlite::params![record.holder.to_string(), record.member.to_string(), bytes])
+            .map_err(failed)?;
     }
     let mut application = transaction
         .prepare_cached(
@@ -143,14 +145,17 @@ impl PersonStore {
         let mut bindings = BTreeMap::new();
         let mut applications = BTreeMap::new();
         for identity in &identities {
-            for sql in ["SELECT record FROM bindings WHERE holder = ?1", "SELECT record FROM bindings WHERE member = ?1"] {
+            for sql in
+                ["SELECT record FROM bindings WHERE holder = ?1", "SELECT record FROM bindings WHERE member = ?1"]
+            {
                 for binding in self.bindings_where(sql, &[identity])? {
                     bindings.insert((binding.holder.clone(), binding.member.clone()), binding);
                 }
             }
-            for sql in
-                ["SELECT record FROM applications WHERE holder = ?1", "SELECT record FROM applications WHERE member = ?1"]
-            {
+            for sql in [
+                "SELECT record FROM applications WHERE holder = ?1",
+                "SELECT record FROM applications WHERE member = ?1",
+            ] {
                 for application in self.applications_where(sql, &[identity])? {
                     applications.insert(application.application_id.clone(), application);
                 }
@@ -210,7 +215,11 @@ impl PersonStore {
         self.records_where(sql, parameters, "a binding")
     }
 
-    fn applications_where(&self, sql: &str, parameters: &[&dyn rusqlite::ToSql]) -> Result<Vec<Application>, StoreError> {
+    fn applications_where(
+        &self,
+        sql: &str,
+        parameters: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Application>, StoreError> {
         self.records_where(sql, parameters, "an application")
     }
 

@@ -102,6 +102,18 @@ impl Named {
         self.application_prefixes.iter()
     }
 
+    /// These and the holder and member of every application named that
+    /// `family` (read for them) holds: the persons a decision about those
+    /// applications asks the coverage about.
+    pub fn linked_by(&self, family: &crate::family::Family) -> Named {
+        let mut linked = self.clone();
+        for application in self.applications.iter().filter_map(|id| family.application(id)) {
+            linked.identities.insert(application.holder.clone());
+            linked.identities.insert(application.member.clone());
+        }
+        linked
+    }
+
     /// Adds what `other` names.
     pub fn extend(&mut self, other: &Named) {
         self.identities.extend(other.identities.iter().cloned());

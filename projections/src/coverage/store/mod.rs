@@ -322,7 +322,13 @@ impl PersonStore {
     /// they had, the applications of which they are the member), the
     /// policies, the notes, the family's records and the tip in one
     /// transaction.
-    fn write(&mut self, coverage: &Coverage, ids: &[u32], family: &FamilyRows<'_>, how: Write) -> Result<bool, StoreError> {
+    fn write(
+        &mut self,
+        coverage: &Coverage,
+        ids: &[u32],
+        family: &FamilyRows<'_>,
+        how: Write,
+    ) -> Result<bool, StoreError> {
         let path = self.path.clone();
         let failed = |source| StoreError::Sqlite { path: path.clone(), source };
         let encoding = |what: &str, e: bincode::Error| StoreError::Damaged {
