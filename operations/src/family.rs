@@ -202,6 +202,26 @@ pub fn apply_named(request: &ApplyRequest) -> Named {
     named
 }
 
+/// What the rules read to judge `events` (decided facts) from the person
+/// store: what their facts name (the persons, the applications, a
+/// refund's payment reference), and each binding's and submission's
+/// holder and member (whom the fold of coverage ignores, but the province
+/// and relation rules ask about).
+pub fn decision_named<'a>(events: impl IntoIterator<Item = &'a Event> + Clone) -> Named {
+    let mut named = Named::of_events(events.clone());
+    for event in events {
+        let (holder, member) = match event {
+            Event::FamilyBindingCreatedV1(e) => (&e.holder, &e.member),
+            Event::FamilyBindingRevokedV1(e) => (&e.holder, &e.member),
+            Event::ProxySubmittedV1(e) => (&e.holder, &e.member),
+            _ => continue,
+        };
+        named.identity(holder);
+        named.identity(member);
+    }
+    named
+}
+
 /// A step of an application after its submission.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
@@ -423,6 +443,104 @@ pub(crate) mod tests {
 
     fn id(text: &str) -> Identity {
         text.parse().expect("an ID")
+    }
+
+    const WIFE: &str = "520502198001156225";
+    const ZHANG: &str = "520502198503121233";
+    const LI: &str = "520521199007012242";
+
+    /// An application of the wife's 2026 premium in flight, and one of two
+    /// others under the id the holder's default for his mother would take.
+    const IN_FLIGHT: [&str; 2] = [
+        r#"{"type": "proxy_submitted", "v": 1, "application_id": "BJ-DJ-2026-000201", "holder": "520502197811204159", "member": "520502198001156225", "coverage_year": 2026, "amount": "400.00", "at": "2025-10-02 10:00:00"}"#,
+        r#"{"type": "proxy_submitted", "v": 1, "application_id": "DJ-2026-4159-5226-1", "holder": "520502198503121233", "member": "520521199007012242", "coverage_year": 2026, "amount": "100.00", "at": "2025-10-03 10:00:00"}"#,
+    ];
+
+    /// Facts the rules decide, each judged against the ledger above.
+    fn candidates() -> Vec<Event> {
+        let line = |text: &str| facts::parse_line(text, 1, "test").expect("a fact").event;
+        let submit = |id: &str, member: &str| {
+            line(&format!(
+                r#"{{"type": "proxy_submitted", "v": 1, "application_id": "{id}", "holder": "{HOLDER}", "member": "{member}", "coverage_year": 2026, "amount": "400.00", "at": "2025-10-05 10:00:00"}}"#
+            ))
+        };
+        let refund = |destination: &str| {
+            line(&format!(
+                r#"{{"type": "refund_issued", "v": 1, "person": "{MOTHER}", "coverage_year": 2025, "refund_ref": "TK-FAM-1", "payment": {{"channel": "proxy", "channel_ref": "BJ-DJ-2024-000101"}}, "amount": "100.00", "destination": {destination}, "refunded_at": "2024-11-20 10:00:00", "reason": "test"}}"#
+            ))
+        };
+        let bind = |member: &str, relation: &str| {
+            line(&format!(
+                r#"{{"type": "family_binding_created", "v": 1, "holder": "{HOLDER}", "account_province": "520000", "member": "{member}", "relation": "{relation}", "bound_on": "2024-10-01"}}"#
+            ))
+        };
+        vec![
+            // Another application of the wife's 2026 premium while one is in flight.
+            submit("BJ-DJ-2026-000300", WIFE),
+            // An id another holder's application has.
+            submit("DJ-2026-4159-5226-1", MOTHER),
+            submit("BJ-DJ-2026-000301", MOTHER),
+            // A member not bound to the holder.
+            submit("BJ-DJ-2026-000302", LI),
+            line(
+                r#"{"type": "proxy_processing", "v": 1, "application_id": "NO-SUCH-APPLICATION", "at": "2025-10-05 10:00:00"}"#,
+            ),
+            line(
+                r#"{"type": "proxy_credited", "v": 1, "application_id": "BJ-DJ-2024-000101", "at": "2024-10-03 09:00:00"}"#,
+            ),
+            line(
+                r#"{"type": "proxy_credited", "v": 1, "application_id": "BJ-DJ-2024-000102", "at": "2024-10-05 09:00:00"}"#,
+            ),
+            line(
+                r#"{"type": "proxy_failed", "v": 1, "application_id": "DJ-2026-4159-5226-1", "reason": "test", "at": "2025-10-01 09:00:00"}"#,
+            ),
+            // A refund of the credited proxy payment: back to the holder's account, or wrongly to a channel.
+            refund(&format!(r#"{{"personal_account": "{HOLDER}"}}"#)),
+            refund(r#""original_channel""#),
+            bind(MOTHER, "parent"),
+            bind(MOTHER, "sibling"),
+            bind(ZHANG, "sibling"),
+            line(&format!(
+                r#"{{"type": "family_binding_revoked", "v": 1, "holder": "{HOLDER}", "member": "{WIFE}", "revoked_on": "2025-01-01"}}"#
+            )),
+        ]
+    }
+
+    /// A decision judged on what the person store holds of the persons and
+    /// applications its fact names is the decision judged on the whole
+    /// projections folded from position 1, refusals and repeats alike.
+    #[test]
+    fn a_decision_from_the_store_is_the_decision_from_the_whole_projections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = demo_ledger(dir.path(), &IN_FLIGHT);
+        let coverage = ledger.coverage().expect("the whole coverage");
+        let mut whole = Family::new();
+        whole.catch_up_to(ledger.log(), u64::MAX).expect("the whole family from position 1");
+        let (mut n_refused, mut n_repeats) = (0, 0);
+        for event in candidates() {
+            let at = ledger.projections_naming(&decision_named([&event])).expect("from the store");
+            let from_store = family::decide(&at.family, &at.coverage, &event);
+            let from_whole = family::decide(&whole, &coverage, &event);
+            assert_eq!(from_store, from_whole, "{event:?}");
+            n_refused += usize::from(from_whole.is_err());
+            n_repeats += usize::from(matches!(from_whole, Ok(family::Verdict::Repeat { .. })));
+        }
+        assert!(n_refused >= 6 && n_repeats >= 2, "refused {n_refused}, repeats {n_repeats}");
+
+        // The default id is the first free one, also when another holder's
+        // application took the first.
+        let request = ApplyRequest {
+            holder: id(HOLDER),
+            member: id(MOTHER),
+            coverage_year: 2026,
+            amount: "400".parse().expect("money"),
+            application_id: None,
+            at: "2025-10-05T10:00:00+08:00".parse().expect("a time"),
+        };
+        let at = ledger.projections_naming(&apply_named(&request)).expect("from the store");
+        let from_store = default_application_id(&at.family, &request.holder, &request.member, 2026);
+        assert_eq!(from_store, default_application_id(&whole, &request.holder, &request.member, 2026));
+        assert_eq!(from_store, "DJ-2026-4159-5226-2");
     }
 
     #[test]

@@ -355,7 +355,9 @@ pub fn store_chunk_envelopes() -> u64 {
 }
 
 /// Catches `store` up to `upto` (the family projection with it: the store
-/// keeps both). Nothing is read when the store is at `upto` already.
+/// keeps both). A store at `upto` already costs one read of the log: the
+/// record at its tip, which must be the one it folded (a store of another
+/// ledger at the same position is rebuilt).
 pub fn catch_up_store(
     log: &dyn ledger::LogReader,
     store: &mut PersonStore,
@@ -363,12 +365,6 @@ pub fn catch_up_store(
     chunk_envelopes: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, StoreError> {
-    let upto = upto.min(log.durable_head().position);
-    // A store without a tip starts from position 1.
-    let tip = store.tip().ok().flatten();
-    if tip.is_some_and(|tip| tip.position >= upto) {
-        return Ok(0);
-    }
     store.catch_up_in_chunks(log, upto, chunk_envelopes, progress)
 }
 

@@ -149,25 +149,9 @@ impl App {
 }
 
 /// The persons and applications the rules ask about when judging
-/// `events`: those their facts name (what the fold reads), and each
-/// binding's holder and member (whom the fold of coverage ignores, but the
-/// province and relation rules ask about).
+/// `events` (`family::decision_named`).
 fn decision_named(events: &[NewEvent]) -> Named {
-    let mut named = Named::of_events(events.iter().map(|new| &new.event));
-    for new in events {
-        match &new.event {
-            ledger::Event::FamilyBindingCreatedV1(e) => {
-                named.identity(&e.holder);
-                named.identity(&e.member);
-            }
-            ledger::Event::FamilyBindingRevokedV1(e) => {
-                named.identity(&e.holder);
-                named.identity(&e.member);
-            }
-            _ => {}
-        }
-    }
-    named
+    operations::family::decision_named(events.iter().map(|new| &new.event))
 }
 
 impl App {
