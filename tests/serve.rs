@@ -411,6 +411,13 @@ fn family_accounts_and_certificates_over_http() {
     assert!(refused["message"].as_str().is_some_and(|m| m.contains("credited")), "{refused}");
     assert_eq!(step("approved", json!({})).0, 400);
     assert_eq!(step("failed", json!({"at": "2024-10-04 10:00:00"})).1["field"], "reason");
+    // The id of an application of other persons: judged on the id too, not
+    // only on the holder's and member's records.
+    let others = json!({"holder": "520502195205085226", "member": "520502198001156225", "coverage_year": 2025,
+                        "amount": "100.00", "application_id": "API-1", "at": "2024-10-05 10:00:00"});
+    let (status, refused) = call(&server, "POST", "/v1/family/applications", Some(CHANNEL), Some(&others));
+    assert_eq!((status, refused["code"].as_str()), (422, Some("rule_refused")), "{refused}");
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("already submitted")), "{refused}");
 
     let (status, view) = call(&server, "GET", &format!("/v1/family/persons/{HOLDER}"), Some(OFFICE), None);
     assert_eq!(status, 200, "{view}");

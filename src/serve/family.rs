@@ -264,7 +264,7 @@ pub async fn apply(
         amount: field("amount", &request.amount)?,
         at: time_field("at", request.at.as_deref())?,
     };
-    let named = persons_named(&[&application.holder, &application.member]);
+    let named = family::apply_named(&application);
     let (applied, head) =
         post_family(&app, TYPE_NAME, named, move |writer| family::apply(writer, application, &actor)).await?;
     let answer = PostedAnswer {
