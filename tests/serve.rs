@@ -330,7 +330,7 @@ fn post_declaring_length(server: &Server, length: usize) -> u16 {
     text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("answer: {text}"))
 }
 
-/// SIGTERM stops the server cleanly (exit 0) and saves the family checkpoint.
+/// SIGTERM stops the server cleanly (exit 0); no family checkpoint is written.
 fn stop(server: Server, data: &Path) {
     terminate(&server);
     wait_for_exit(server, data);
