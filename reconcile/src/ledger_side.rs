@@ -72,3 +72,11 @@ impl LedgerPayment {
 pub fn ledger_side<'e>(envelopes: impl IntoIterator<Item = &'e Envelope>) -> Vec<LedgerPayment> {
     envelopes.into_iter().filter_map(|e| LedgerPayment::from_event(e.head.position, &e.event)).collect()
 }
+
+/// The payments and refunds of one channel: the ledger side of a channel's
+/// bill. A bill of one channel lists no other channel's payments, so they
+/// would all be "ledger only" against it; the bank statement that receives
+/// the channel's settlements is reconciled on its own (see the crate doc).
+pub fn of_channel(items: Vec<LedgerPayment>, channel: &str) -> Vec<LedgerPayment> {
+    items.into_iter().filter(|item| item.channel == channel).collect()
+}

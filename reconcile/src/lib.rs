@@ -43,8 +43,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod alipay;
+pub mod batch_return;
 pub mod camt053;
 pub mod checks;
+pub mod container;
 pub mod csv_mapped;
 pub mod detect;
 pub mod error;
@@ -53,22 +56,27 @@ pub mod input;
 pub mod ledger_side;
 pub mod matching;
 pub mod model;
+pub mod mt940;
 mod rows;
 pub mod summary;
 pub mod text;
 pub mod wechat;
 
+pub use alipay::parse_alipay_bill;
+pub use batch_return::{parse_batch_return, BatchReturn, Layout, NotReceived};
 pub use camt053::parse_camt053;
+pub use container::{unpack, Unpacked};
 pub use checks::{check_statement, CheckFailure};
 pub use csv_mapped::{parse_mapped_csv, ChannelSource, ColumnRef, Columns, DirectionValues, Mapping};
 pub use detect::{detect, Detected};
 pub use error::{Location, ReconcileError, Result, FORMATS_READ};
 pub use input::{
-    detect_format, parse_bytes, parse_path, read_file, read_mapping, read_mapping_with_digest, refuse_unread, Format,
-    ParsedFile,
+    detect_format, is_layout_file, parse_bytes, parse_path, read_file, read_layout_with_digest, read_mapping,
+    read_mapping_with_digest, refuse_unread, Format, ParsedFile,
 };
 pub use ledger_side::{ledger_side, LedgerPayment};
 pub use matching::{reconcile, Finding, FindingKind, MatchOptions, Refs, Report, Rule, StatementChecks, KIND_NAMES};
+pub use mt940::parse_mt940;
 pub use model::{Balance, Balances, ControlTotal, Direction, Period, Receipt, Side, Statement};
 pub use summary::{receipt_files, reconciliation_recorded, run_id, summarize, RunDefinition, Summary, SummaryRow};
 pub use text::Encoding;
