@@ -35,11 +35,17 @@ pub struct Unpacked<'b> {
 /// The receipt file inside `bytes`, or `bytes` itself when it is not a
 /// gzip or a zip (or is a workbook, which is a zip read as a whole).
 pub fn unpack<'b>(name: &str, bytes: &'b [u8]) -> Result<Unpacked<'b>> {
+    unpack_within(name, bytes, MAX_FILE_BYTES)
+}
+
+/// [`unpack`] with another limit on an entry's decompressed size.
+pub fn unpack_within<'b>(name: &str, bytes: &'b [u8], max_bytes: usize) -> Result<Unpacked<'b>> {
     let errors = Errors { file: name };
+    let limits = Limits { errors, max_bytes };
     let plain =
         |bytes: &'b [u8]| Unpacked { name: name.to_string(), bytes: Cow::Borrowed(bytes), summary: None, container: None };
     if is_gzip(bytes) {
-        let inner = gunzip(errors, bytes)?;
+        let inner = limits.read(flate2::read::GzDecoder::new(bytes), "the gzip data")?;
         refuse_nested(errors, &inner)?;
         return Ok(Unpacked { name: name.to_string(), bytes: Cow::Owned(inner), summary: None, container: Some("gzip") });
     }
@@ -52,10 +58,10 @@ pub fn unpack<'b>(name: &str, bytes: &'b [u8]) -> Result<Unpacked<'b>> {
     }
     let files: Vec<&Entry> = entries.iter().filter(|e| !e.is_directory() && !e.name.starts_with("__MACOSX/")).collect();
     let (detail, summary) = choose(errors, &files)?;
-    let detail_bytes = inflate(errors, bytes, detail)?;
+    let detail_bytes = inflate(limits, bytes, detail)?;
     refuse_nested(errors, &detail_bytes)?;
     let summary = match summary {
-        Some(entry) => Some((format!("{name}!{}", entry.name), inflate(errors, bytes, entry)?)),
+        Some(entry) => Some((format!("{name}!{}", entry.name), inflate(limits, bytes, entry)?)),
         None => None,
     };
     Ok(Unpacked {
@@ -81,24 +87,30 @@ fn refuse_nested(errors: Errors<'_>, inner: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Reads at most the size limit from `reader`; more is refused.
-fn read_bounded(errors: Errors<'_>, reader: impl Read, what: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let limit = MAX_FILE_BYTES as u64 + 1;
-    reader
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| errors.malformed(Location::File, format!("{what} does not decompress: {e}")))?;
-    if out.len() > MAX_FILE_BYTES {
-        return Err(errors.limit(Location::File, "decompressed size in bytes", MAX_FILE_BYTES));
-    }
-    Ok(out)
+#[derive(Clone, Copy)]
+struct Limits<'f> {
+    errors: Errors<'f>,
+    max_bytes: usize,
 }
 
-fn gunzip(errors: Errors<'_>, bytes: &[u8]) -> Result<Vec<u8>> {
-    // One member, as the channels send; a gzip's CRC and length are checked
-    // by the decoder at its end.
-    read_bounded(errors, flate2::read::GzDecoder::new(bytes), "the gzip data")
+impl Limits<'_> {
+    fn exceeded(self) -> ReconcileError {
+        self.errors.limit(Location::File, "decompressed size in bytes", self.max_bytes)
+    }
+
+    /// Reads at most the limit from `reader`; more is refused. (A gzip's
+    /// CRC and length are checked by its decoder at its end.)
+    fn read(self, reader: impl Read, what: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        reader
+            .take(self.max_bytes as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| self.errors.malformed(Location::File, format!("{what} does not decompress: {e}")))?;
+        if out.len() > self.max_bytes {
+            return Err(self.exceeded());
+        }
+        Ok(out)
+    }
 }
 
 /// One file of a zip's central directory.
@@ -206,13 +218,14 @@ fn choose<'e>(errors: Errors<'_>, files: &[&'e Entry]) -> Result<(&'e Entry, Opt
 }
 
 /// An entry's bytes, inflated within the size limit and checked against its CRC.
-fn inflate(errors: Errors<'_>, bytes: &[u8], entry: &Entry) -> Result<Vec<u8>> {
+fn inflate(limits: Limits<'_>, bytes: &[u8], entry: &Entry) -> Result<Vec<u8>> {
+    let errors = limits.errors;
     let entry_errors = |reason: String| errors.malformed(Location::File, format!("zip entry `{}`: {reason}", entry.name));
     if entry.flags & 0x0001 != 0 {
         return Err(entry_errors("encrypted, not read".into()));
     }
-    if entry.size > MAX_FILE_BYTES as u64 {
-        return Err(errors.limit(Location::File, "decompressed size in bytes", MAX_FILE_BYTES));
+    if entry.size > limits.max_bytes as u64 {
+        return Err(limits.exceeded());
     }
     let local = usize::try_from(entry.local_header).unwrap_or(usize::MAX);
     if u32_at(bytes, local) != Some(0x0403_4B50) {
@@ -225,7 +238,7 @@ fn inflate(errors: Errors<'_>, bytes: &[u8], entry: &Entry) -> Result<Vec<u8>> {
     let data = bytes.get(start..end).ok_or_else(|| entry_errors("its data runs past the end of the file".into()))?;
     let out = match entry.method {
         0 => data.to_vec(),
-        8 => read_bounded(errors, flate2::read::DeflateDecoder::new(data), &format!("zip entry `{}`", entry.name))?,
+        8 => limits.read(flate2::read::DeflateDecoder::new(data), &format!("zip entry `{}`", entry.name))?,
         other => return Err(entry_errors(format!("compression method {other} is not read (stored or deflate only)"))),
     };
     let mut crc = flate2::Crc::new();

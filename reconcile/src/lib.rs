@@ -65,7 +65,7 @@ pub mod wechat;
 pub use alipay::parse_alipay_bill;
 pub use batch_return::{parse_batch_return, BatchReturn, Layout, NotReceived};
 pub use camt053::parse_camt053;
-pub use container::{unpack, Unpacked};
+pub use container::{unpack, unpack_within, Unpacked};
 pub use checks::{check_statement, CheckFailure};
 pub use csv_mapped::{parse_mapped_csv, ChannelSource, ColumnRef, Columns, DirectionValues, Mapping};
 pub use detect::{detect, Detected};
