@@ -46,6 +46,7 @@ pub fn parse_camt053(file: &str, bytes: &[u8], channel: Option<&str>) -> Result<
         leaf: true,
         currency: None,
         seen_root: false,
+        notification: false,
         statements: Vec::new(),
         stmt: None,
         bal: None,
@@ -215,6 +216,8 @@ struct Parser<'f> {
     /// `Ccy` of the innermost open `Amt`.
     currency: Option<String>,
     seen_root: bool,
+    /// The message is a camt.054 notification.
+    notification: bool,
     statements: Vec<Statement>,
     stmt: Option<StmtBuilder>,
     bal: Option<BalBuilder>,
@@ -355,6 +358,9 @@ impl Parser<'_> {
                 "`BkToCstmrStmt` or `BkToCstmrDbtCdtNtfctn` (a camt.053 statement or camt.054 notification)",
                 self.name(1),
             ));
+        }
+        if depth == 2 {
+            self.notification = self.is_notification();
         }
         let name = self.name(depth - 1);
         match (depth, name) {
@@ -794,7 +800,9 @@ impl Parser<'_> {
             return Err(self.errors.invalid(Location::Xml("/".into()), "a camt.053 `Document`", ""));
         }
         if self.statements.is_empty() {
-            return Err(self.errors.invalid(Location::Xml("/Document/BkToCstmrStmt".into()), "at least one Stmt", ""));
+            let (message, element) = if self.notification { MESSAGES[1] } else { MESSAGES[0] };
+            let at = Location::Xml(format!("/Document/{message}"));
+            return Err(self.errors.invalid(at, format!("at least one {element}"), ""));
         }
         Ok(self.statements)
     }
