@@ -4,11 +4,11 @@
 
 use crate::exit::{classified, BadInput, Findings};
 use anyhow::Result;
+use ledger::Hash;
 use ledger::{Date, LogBackend, OpenMode};
 use operations::channels::Channels;
 use operations::reconcile::{FindingLine, Reading, ReceiptFile, ReceiptFormat, Reconciled, RecordedRun, RunOptions};
 use operations::Ledger;
-use ledger::Hash;
 use reconcile::{Layout, ParsedFile, Period};
 use std::path::{Path, PathBuf};
 
@@ -26,9 +26,12 @@ pub struct ReconcileArgs {
     pub record: bool,
 }
 
+/// A batch return's layout with the SM3 of its text.
+type LayoutWithDigest = (Layout, Hash);
+
 /// `--format`, or `None` to judge each file by its content; a batch
 /// return's preset names its layout too.
-fn format_of(args: &ReconcileArgs) -> Result<(Option<ReceiptFormat>, Option<(Layout, Hash)>)> {
+fn format_of(args: &ReconcileArgs) -> Result<(Option<ReceiptFormat>, Option<LayoutWithDigest>)> {
     let format = match args.format.as_deref() {
         None => return Ok((None, None)),
         Some("camt053" | "camt054") => ReceiptFormat::Camt053,

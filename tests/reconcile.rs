@@ -168,7 +168,8 @@ fn a_file_of_another_format_says_so_and_lists_the_formats_read() {
     ledger(data);
     let before = head(data);
     let mt103 = data.join("statement.csv");
-    std::fs::write(&mt103, "{1:F01BANKCNBJAXXX0000000000}{4:\n:20:X\n:21:Y\n:32A:241005CNY400,00\n-}\n").expect("write");
+    std::fs::write(&mt103, "{1:F01BANKCNBJAXXX0000000000}{4:\n:20:X\n:21:Y\n:32A:241005CNY400,00\n-}\n")
+        .expect("write");
     let mt103 = mt103.to_str().expect("utf-8");
     let refused = yibao(data, &["reconcile", mt103]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));

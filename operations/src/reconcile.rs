@@ -165,9 +165,7 @@ impl Classified for ReconcileRunError {
             ReconcileRunError::Receipts(_)
             | ReconcileRunError::NoMapping
             | ReconcileRunError::NoLayout
-            | ReconcileRunError::Field(_) => {
-                Kind::BadInput
-            }
+            | ReconcileRunError::Field(_) => Kind::BadInput,
             ReconcileRunError::Storage(error) => error.kind(),
         }
     }

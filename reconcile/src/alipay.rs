@@ -37,12 +37,7 @@ const END_OF_DETAIL: &str = "业务明细列表结束";
 /// Parses an Alipay merchant bill's detail file; `summary` is its 汇总
 /// file (name, bytes) when the zip had one. `channel` is the ledger's name
 /// for the channel, normally `alipay`.
-pub fn parse_alipay_bill(
-    file: &str,
-    bytes: &[u8],
-    summary: Option<(&str, &[u8])>,
-    channel: &str,
-) -> Result<Statement> {
+pub fn parse_alipay_bill(file: &str, bytes: &[u8], summary: Option<(&str, &[u8])>, channel: &str) -> Result<Statement> {
     let errors = Errors { file };
     let text = decode(errors, bytes)?;
     let mut bill = Bill {
@@ -71,7 +66,11 @@ pub fn parse_alipay_bill(
             continue;
         }
         if ended {
-            return Err(errors.invalid(Location::Line(row.line), "`#` lines after the end of the detail", row.joined()));
+            return Err(errors.invalid(
+                Location::Line(row.line),
+                "`#` lines after the end of the detail",
+                row.joined(),
+            ));
         }
         match &header {
             None => header = Some(Columns::from_header(errors, &row)?),
@@ -83,7 +82,9 @@ pub fn parse_alipay_bill(
     }
     if !ended {
         let line = text::line_of(text.as_bytes(), text.len());
-        return Err(errors.malformed(Location::Line(line), format!("the bill ends early, without `#…{END_OF_DETAIL}…`")));
+        return Err(
+            errors.malformed(Location::Line(line), format!("the bill ends early, without `#…{END_OF_DETAIL}…`"))
+        );
     }
     let mut control_totals = bill.footer_totals(&footer)?;
     if let Some((name, bytes)) = summary {
@@ -173,7 +174,8 @@ impl Bill<'_> {
     fn amount(&self, columns: &Columns, row: &Row) -> Result<(bool, Money)> {
         let name = if columns.index.contains_key(RECEIVED) { RECEIVED } else { ORDER_AMOUNT };
         let value = columns.field(row, name);
-        text::parse_amount(value, '.', true).map_err(|expected| self.errors.invalid(Bill::at(row, name), expected, value))
+        text::parse_amount(value, '.', true)
+            .map_err(|expected| self.errors.invalid(Bill::at(row, name), expected, value))
     }
 
     fn detail(&mut self, columns: &Columns, row: &Row) -> Result<()> {
@@ -189,7 +191,11 @@ impl Bill<'_> {
         let (direction, reference, original_reference) = match kind {
             "交易" if negative => {
                 let name = if columns.index.contains_key(RECEIVED) { RECEIVED } else { ORDER_AMOUNT };
-                return Err(self.errors.invalid(Bill::at(row, name), "a positive amount for a 交易 row", columns.field(row, name)));
+                return Err(self.errors.invalid(
+                    Bill::at(row, name),
+                    "a positive amount for a 交易 row",
+                    columns.field(row, name),
+                ));
             }
             "交易" => {
                 self.n_payments += 1;
@@ -204,7 +210,8 @@ impl Bill<'_> {
             }
             _ => return Err(self.errors.invalid(Bill::at(row, KIND), "交易 or 退款", kind)),
         };
-        let payer_id = text::find_identity(columns.field(row, NOTE)).or(text::find_identity(columns.field(row, PRODUCT)));
+        let payer_id =
+            text::find_identity(columns.field(row, NOTE)).or(text::find_identity(columns.field(row, PRODUCT)));
         let seq = u32::try_from(self.receipts.len())
             .map_err(|_| self.errors.limit(Location::Line(row.line), "rows", rows::MAX_ROWS))?;
         self.receipts.push(Receipt {
@@ -242,11 +249,24 @@ impl Bill<'_> {
             let at = Location::Field { line: *line, field: label.to_string() };
             let declared_count = number_before(text, "笔")
                 .ok_or_else(|| self.errors.invalid(at.clone(), format!("`{label}：N笔`"), text))?;
-            totals.push(ControlTotal { what: format!("{label} 笔数"), at: at.clone(), declared: declared_count, computed: count, is_count: true });
+            totals.push(ControlTotal {
+                what: format!("{label} 笔数"),
+                at: at.clone(),
+                declared: declared_count,
+                computed: count,
+                is_count: true,
+            });
             if let Some(declared) = amount_after(text, "商家实收") {
                 // Refund totals are written with or without their sign.
-                let (declared, sum) = if label == "退款合计" { (declared.abs(), sum.abs()) } else { (declared, sum) };
-                totals.push(ControlTotal { what: format!("{label} 商家实收"), at, declared, computed: sum, is_count: false });
+                let (declared, sum) =
+                    if label == "退款合计" { (declared.abs(), sum.abs()) } else { (declared, sum) };
+                totals.push(ControlTotal {
+                    what: format!("{label} 商家实收"),
+                    at,
+                    declared,
+                    computed: sum,
+                    is_count: false,
+                });
             }
         }
         Ok(totals)
@@ -280,7 +300,8 @@ impl Bill<'_> {
                 };
                 let value = row.fields.get(index).unwrap_or_default().trim();
                 let at = Location::Field { line: row.line, field: column.to_string() };
-                let declared = declared_value(value, is_count).ok_or_else(|| errors.invalid(at.clone(), "a number", value))?;
+                let declared =
+                    declared_value(value, is_count).ok_or_else(|| errors.invalid(at.clone(), "a number", value))?;
                 totals.push(ControlTotal { what: format!("{name} {column}"), at, declared, computed, is_count });
             }
             return Ok(totals);

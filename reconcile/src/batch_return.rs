@@ -19,8 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The shipped layouts: name, TOML.
-pub const PRESETS: [(&str, &str); 1] =
-    [("rural-credit-return", include_str!("../presets/rural-credit-return.toml"))];
+pub const PRESETS: [(&str, &str); 1] = [("rural-credit-return", include_str!("../presets/rural-credit-return.toml"))];
 
 /// Where a field is in a record.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -239,14 +238,20 @@ pub fn parse_batch_return(file: &str, bytes: &[u8], layout: &Layout) -> Result<B
             _ => {
                 let expected = match header {
                     None => format!("the header record (type `{}`)", layout.header_type),
-                    Some(_) => format!("a detail (`{}`) or trailer (`{}`) record", layout.detail_type, layout.trailer_type),
+                    Some(_) => {
+                        format!("a detail (`{}`) or trailer (`{}`) record", layout.detail_type, layout.trailer_type)
+                    }
                 };
                 return Err(errors.invalid(Location::Field { line, field: "record type".into() }, expected, kind));
             }
         }
     }
     let Some((header_line, header_record)) = header else {
-        return Err(errors.invalid(Location::Line(1), format!("the header record (type `{}`)", layout.header_type), ""));
+        return Err(errors.invalid(
+            Location::Line(1),
+            format!("the header record (type `{}`)", layout.header_type),
+            "",
+        ));
     };
     let Some((trailer_line, trailer_record)) = trailer else {
         let last = records(bytes).last().map_or(1, |(line, _)| line);
@@ -333,7 +338,15 @@ impl<'l, 'f> Run<'l, 'f> {
                 None => String::new(),
             };
             let at = Location::Line(line);
-            self.not_received.push(NotReceived { file: self.file.clone(), at, reference, amount, payer_id, code, message });
+            self.not_received.push(NotReceived {
+                file: self.file.clone(),
+                at,
+                reference,
+                amount,
+                payer_id,
+                code,
+                message,
+            });
             return Ok(());
         }
         self.success_fen += i128::from(amount.fen());

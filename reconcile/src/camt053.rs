@@ -364,7 +364,9 @@ impl Parser<'_> {
         }
         let name = self.name(depth - 1);
         match (depth, name) {
-            (3, _) if self.is_statement_element(name) => self.stmt = Some(StmtBuilder { path: self.path(), ..StmtBuilder::default() }),
+            (3, _) if self.is_statement_element(name) => {
+                self.stmt = Some(StmtBuilder { path: self.path(), ..StmtBuilder::default() })
+            }
             (4, "Bal") if self.stmt.is_some() => {
                 self.bal = Some(BalBuilder { path: self.path(), ..BalBuilder::default() })
             }

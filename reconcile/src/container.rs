@@ -42,12 +42,21 @@ pub fn unpack<'b>(name: &str, bytes: &'b [u8]) -> Result<Unpacked<'b>> {
 pub fn unpack_within<'b>(name: &str, bytes: &'b [u8], max_bytes: usize) -> Result<Unpacked<'b>> {
     let errors = Errors { file: name };
     let limits = Limits { errors, max_bytes };
-    let plain =
-        |bytes: &'b [u8]| Unpacked { name: name.to_string(), bytes: Cow::Borrowed(bytes), summary: None, container: None };
+    let plain = |bytes: &'b [u8]| Unpacked {
+        name: name.to_string(),
+        bytes: Cow::Borrowed(bytes),
+        summary: None,
+        container: None,
+    };
     if is_gzip(bytes) {
         let inner = limits.read(flate2::read::GzDecoder::new(bytes), "the gzip data")?;
         refuse_nested(errors, &inner)?;
-        return Ok(Unpacked { name: name.to_string(), bytes: Cow::Owned(inner), summary: None, container: Some("gzip") });
+        return Ok(Unpacked {
+            name: name.to_string(),
+            bytes: Cow::Owned(inner),
+            summary: None,
+            container: Some("gzip"),
+        });
     }
     if !is_zip(bytes) {
         return Ok(plain(bytes));
@@ -82,7 +91,9 @@ pub(crate) fn is_zip(bytes: &[u8]) -> bool {
 
 fn refuse_nested(errors: Errors<'_>, inner: &[u8]) -> Result<()> {
     if is_gzip(inner) || is_zip(inner) {
-        return Err(errors.malformed(Location::File, "a compressed file inside a compressed file: unpack the outer one"));
+        return Err(
+            errors.malformed(Location::File, "a compressed file inside a compressed file: unpack the outer one")
+        );
     }
     Ok(())
 }
@@ -220,7 +231,8 @@ fn choose<'e>(errors: Errors<'_>, files: &[&'e Entry]) -> Result<(&'e Entry, Opt
 /// An entry's bytes, inflated within the size limit and checked against its CRC.
 fn inflate(limits: Limits<'_>, bytes: &[u8], entry: &Entry) -> Result<Vec<u8>> {
     let errors = limits.errors;
-    let entry_errors = |reason: String| errors.malformed(Location::File, format!("zip entry `{}`: {reason}", entry.name));
+    let entry_errors =
+        |reason: String| errors.malformed(Location::File, format!("zip entry `{}`: {reason}", entry.name));
     if entry.flags & 0x0001 != 0 {
         return Err(entry_errors("encrypted, not read".into()));
     }

@@ -109,9 +109,10 @@ fn swift_kind(head: &[u8]) -> Option<Detected> {
 /// The shipped batch-return layout a file has the shape of: its first
 /// record a header and its last a trailer, by the layout's record types.
 fn batch_return_kind(bytes: &[u8]) -> Option<&'static str> {
-    crate::batch_return::PRESETS.iter().map(|(name, _)| *name).find(|name| {
-        crate::batch_return::Layout::preset(name).is_some_and(|layout| layout.recognises(bytes))
-    })
+    crate::batch_return::PRESETS
+        .iter()
+        .map(|(name, _)| *name)
+        .find(|name| crate::batch_return::Layout::preset(name).is_some_and(|layout| layout.recognises(bytes)))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -195,8 +195,9 @@ impl Reader<'_> {
 
     fn entry(&mut self, line: u64, value: &str) -> Result<Receipt> {
         let first_line = value.lines().next().unwrap_or_default();
-        let entry = parse_entry(first_line)
-            .ok_or_else(|| self.errors.invalid(Reader::at(line, "61"), "an entry such as 2410051005C400,00NTRFREF", value))?;
+        let entry = parse_entry(first_line).ok_or_else(|| {
+            self.errors.invalid(Reader::at(line, "61"), "an entry such as 2410051005C400,00NTRFREF", value)
+        })?;
         let amount = self.amount(line, "61", entry.amount)?;
         let customer = match entry.customer_ref {
             "NONREF" => None,
@@ -204,7 +205,8 @@ impl Reader<'_> {
         };
         let bank = self.reference(line, "61", entry.bank_ref)?;
         let seq = self.n_receipts;
-        self.n_receipts = seq.checked_add(1).ok_or_else(|| self.errors.limit(Location::Line(line), "entries", u32::MAX as usize))?;
+        self.n_receipts =
+            seq.checked_add(1).ok_or_else(|| self.errors.limit(Location::Line(line), "entries", u32::MAX as usize))?;
         Ok(Receipt {
             file: self.file.clone(),
             at: Location::Line(line),

@@ -276,7 +276,10 @@ fn another_namespace_or_version_is_refused() {
         (format!(r#"<n:Document xmlns="{ns}:camt.053.001.08" xmlns:n="urn:other">"#), "n:", "urn:other"),
     ] {
         let message = error_of(&with_root(&start_tag, prefix));
-        assert!(message.starts_with("statement.xml: /Document: expected the camt.053 or camt.054 namespace"), "{message}");
+        assert!(
+            message.starts_with("statement.xml: /Document: expected the camt.053 or camt.054 namespace"),
+            "{message}"
+        );
         assert!(message.contains(found), "{message}");
     }
     let undeclared = with_root(r#"<ns2:Document>"#, "ns2:");

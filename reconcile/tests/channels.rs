@@ -142,7 +142,8 @@ fn an_mt940_statement_reconciles_its_credits_and_refund() {
 #[test]
 fn mt940_errors_name_line_and_tag() {
     let (_, bytes) = receipt_fixture("mt940-20241108-20241112.sta");
-    let text = String::from_utf8(bytes).expect("UTF-8").replace(":61:2411081108C400,00NTRFNX20241108000102", ":61:2411X");
+    let text =
+        String::from_utf8(bytes).expect("UTF-8").replace(":61:2411081108C400,00NTRFNX20241108000102", ":61:2411X");
     let error = parse_bytes("s.sta", text.as_bytes(), &Format::Mt940 { channel: None }).expect_err("bad :61:");
     assert!(error.to_string().starts_with("s.sta: line 8, field `:61:`: expected an entry"), "{error}");
     let cut = ":20:X\n:25:1\n:60F:C241107CNY1,00\n:61:2411081108C400,00NTRFA\n";
@@ -154,8 +155,7 @@ fn mt940_errors_name_line_and_tag() {
 fn a_batch_return_counts_only_successful_debits_and_lists_the_failed() {
     let run = read("rural-credit-return-20241108.txt", None).expect("batch return");
     assert_eq!(run.format, "batch-return");
-    let references: Vec<&str> =
-        run.statements[0].receipts.iter().filter_map(|r| r.reference.as_deref()).collect();
+    let references: Vec<&str> = run.statements[0].receipts.iter().filter_map(|r| r.reference.as_deref()).collect();
     assert_eq!(references, ["NX20241108000101", "NX20241108000102", "NX20241108000103"]);
     assert_eq!(run.not_received.len(), 1);
     let failed = run.not_received[0].to_string();

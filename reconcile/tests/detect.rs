@@ -12,7 +12,10 @@ use reconcile::{
 #[test]
 fn files_are_judged_by_their_content() {
     let gbk_alipay = encoding_rs::GBK.encode("#支付宝业务明细查询\n#账号：[2088]\n").0.into_owned();
-    let rural_credit_return = encoding_rs::GBK.encode("H|B1|5205|20241108|1|400.00\nD|1|NX1|62|吴|X|400.00|20241108|0000|成功\nT|1|400.00|1|400.00|0|0.00\n").0.into_owned();
+    let rural_credit_return = encoding_rs::GBK
+        .encode("H|B1|5205|20241108|1|400.00\nD|1|NX1|62|吴|X|400.00|20241108|0000|成功\nT|1|400.00|1|400.00|0|0.00\n")
+        .0
+        .into_owned();
     let cases: [(&[u8], Detected); 19] = [
         (b"", Detected::Empty),
         (b" \r\n\t", Detected::Empty),
@@ -32,7 +35,10 @@ fn files_are_judged_by_their_content() {
         (&gbk_alipay, Detected::AlipayBill),
         ("#支付宝业务明细查询\n".as_bytes(), Detected::AlipayBill),
         (&rural_credit_return, Detected::BatchReturn("rural-credit-return")),
-        ("记账时间,微信支付业务单号,资金流水单号,业务名称\n".as_bytes(), Detected::Unread(reconcile::wechat::FUND_FLOW_REFUSAL)),
+        (
+            "记账时间,微信支付业务单号,资金流水单号,业务名称\n".as_bytes(),
+            Detected::Unread(reconcile::wechat::FUND_FLOW_REFUSAL),
+        ),
     ];
     for (bytes, expected) in cases {
         assert_eq!(detect(bytes), expected, "{}", String::from_utf8_lossy(bytes));
@@ -47,7 +53,10 @@ fn an_unread_file_names_what_it_looks_like_and_the_formats_read() {
     let formats = format!("formats read: {}", reconcile::FORMATS_READ);
     let mt103 = b"{1:F01BANKCNBJAXXX0000000000}{4:\n:20:X\n:21:Y\n-}";
     let error = detect_format("x.xml", mt103, None, None).map(|_| ()).expect_err("MT103");
-    assert_eq!(error.to_string(), format!("x.xml: not a format yibao reads (looks like a SWIFT MT message); {formats}"));
+    assert_eq!(
+        error.to_string(),
+        format!("x.xml: not a format yibao reads (looks like a SWIFT MT message); {formats}")
+    );
     let error = detect_format("x.csv", b"a,b\n1,2\n", None, None).map(|_| ()).expect_err("plain CSV");
     assert_eq!(
         error.to_string(),

@@ -8,9 +8,9 @@ use common::{date, plains, receipt_fixture};
 use ledger::Money;
 use proptest::prelude::*;
 use reconcile::{
-    check_statement, detect_format, parse_alipay_bill, parse_batch_return, parse_bytes, parse_camt053, parse_mapped_csv,
-    parse_mt940, parse_wechat_bill, reconcile, summarize, ControlTotal, Direction, Layout, LedgerPayment, Location,
-    Mapping, MatchOptions, Period, Receipt, Side, Statement,
+    check_statement, detect_format, parse_alipay_bill, parse_batch_return, parse_bytes, parse_camt053,
+    parse_mapped_csv, parse_mt940, parse_wechat_bill, reconcile, summarize, ControlTotal, Direction, Layout,
+    LedgerPayment, Location, Mapping, MatchOptions, Period, Receipt, Side, Statement,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
