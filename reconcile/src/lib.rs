@@ -11,9 +11,23 @@
 //! ledger side (with [`ledger_side()`] or [`LedgerPayment::from_event`] while
 //! scanning) and appends the event. Amounts are whole fen, never floats.
 //!
-//! Reconcile one level at a time: channel bills against the ledger, or bank
-//! statements against the ledger. A payment that is in a WeChat bill and
-//! again in the bank's settlement entry is one payment seen twice.
+//! Reconcile one level at a time, so that one payment is never counted
+//! twice:
+//! 1. a channel's bill (WeChat Pay, Alipay) against that channel's payments
+//!    and refunds only ([`ledger_side::of_channel`], `--channel`): other
+//!    channels' payments are not in the bill and are no break of it;
+//! 2. a bank's statement, notifications or batch return of the collection
+//!    account against the ledger, for the payments that reach the account
+//!    one by one (or as a batch whose parts are given).
+//!
+//! A channel's settlement into the bank account is a third comparison of
+//! its own (channel against bank), not part of either: a payment that is in
+//! a WeChat bill and again in the bank's settlement entry is one payment
+//! seen twice.
+//!
+//! Files arrive compressed ([`container`]: gzip, zip) and in many formats:
+//! camt.053/054, MT940, WeChat Pay and Alipay bills, batch-collection
+//! returns ([`batch_return`]), mapped CSV.
 //!
 //! ```
 //! use reconcile::{parse_bytes, reconcile, summarize, Format, LedgerPayment, MatchOptions, Side};
