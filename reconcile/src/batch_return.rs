@@ -31,6 +31,16 @@ pub enum FieldAt {
     Bytes { start: usize, length: usize },
 }
 
+impl FieldAt {
+    /// A column from 1 with a delimiter; a non-empty byte range from 1 without.
+    fn is_valid(&self, delimited: bool) -> bool {
+        match self {
+            FieldAt::Column(column) => delimited && *column >= 1,
+            FieldAt::Bytes { start, length } => !delimited && *start >= 1 && *length >= 1,
+        }
+    }
+}
+
 /// Fields of the detail record.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +66,12 @@ pub struct ControlFields {
     pub success_total: Option<FieldAt>,
     /// The run's date, used for details without one.
     pub date: Option<FieldAt>,
+}
+
+impl ControlFields {
+    fn all(&self) -> [&Option<FieldAt>; 5] {
+        [&self.count, &self.total, &self.success_count, &self.success_total, &self.date]
+    }
 }
 
 /// How amounts are written.
@@ -145,10 +161,41 @@ impl Layout {
         if !dated {
             return Err(mapping_error("a date: detail.booked_on, header.date or trailer.date".into()));
         }
+        let delimited = layout.delimiter.is_some();
+        if let Some((name, _)) = layout.positions().into_iter().find(|(_, at)| !at.is_valid(delimited)) {
+            let shape = if layout.delimiter.is_some() { "a field number from 1" } else { "{ start, length } from 1" };
+            return Err(mapping_error(format!("{name}: expected {shape}, as the delimiter says")));
+        }
         if layout.success_codes.is_empty() {
             return Err(mapping_error("success_codes: at least one".into()));
         }
         Ok(layout)
+    }
+
+    /// Every position the layout names, with its name.
+    fn positions(&self) -> Vec<(&'static str, &FieldAt)> {
+        let detail = &self.detail;
+        let mut out = vec![
+            ("record_type", &self.record_type),
+            ("detail.reference", &detail.reference),
+            ("detail.amount", &detail.amount),
+            ("detail.result", &detail.result),
+        ];
+        let optional = [
+            ("detail.payer_id", &detail.payer_id),
+            ("detail.booked_on", &detail.booked_on),
+            ("detail.message", &detail.message),
+        ];
+        let header = ["header.count", "header.total", "header.success_count", "header.success_total", "header.date"];
+        let trailer =
+            ["trailer.count", "trailer.total", "trailer.success_count", "trailer.success_total", "trailer.date"];
+        let controls = header.into_iter().zip(self.header.all()).chain(trailer.into_iter().zip(self.trailer.all()));
+        for (name, at) in optional.into_iter().chain(controls) {
+            if let Some(at) = at {
+                out.push((name, at));
+            }
+        }
+        out
     }
 
     /// A shipped layout by name.

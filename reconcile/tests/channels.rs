@@ -221,6 +221,9 @@ fn the_shipped_layout_reads_fixed_width_records_too() {
         count = { start = 2, length = 4 }
         total = { start = 6, length = 10 }
     "#;
+    let misplaced = layout.replace("reference = { start = 2, length = 16 }", "reference = 2");
+    let error = reconcile::Layout::from_toml("fixed.toml", &misplaced).expect_err("a column without a delimiter");
+    assert!(error.to_string().contains("detail.reference: expected { start, length } from 1"), "{error}");
     let layout = reconcile::Layout::from_toml("fixed.toml", layout).expect("layout");
     let text = "H20241108\nDNX20241108000101000004000000\nDNX20241108000104000004000051\nT00020000080000\n";
     let run = reconcile::parse_batch_return("f.txt", text.as_bytes(), &layout).expect("fixed width");
