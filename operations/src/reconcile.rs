@@ -247,10 +247,7 @@ pub fn reconcile_and_record(
     options: &RunOptions,
     actor: &str,
 ) -> Result<Reconciled, ReconcileRunError> {
-    let (mut payments, head) = ledger_payments(log)?;
-    if let Some(channel) = channel {
-        payments = reconcile::ledger_side::of_channel(payments, channel);
-    }
+    let (payments, head) = ledger_payments(log, channel)?;
     let matching = MatchOptions { tolerance_days: options.tolerance_days, period: options.period };
     let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &payments, &matching);
     let summary = reconcile::summarize(&report);
@@ -303,11 +300,15 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
 /// The recorded payments and refunds, and the head compared with: the last
 /// fact that is not itself a reconciliation run, so that recording a run does
 /// not make the same comparison look new.
-pub fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
+///
+/// With a `channel`, only that channel's (kept while scanning, so that a
+/// channel's bill does not hold every other channel's payments in memory).
+pub fn ledger_payments(log: &dyn LogReader, channel: Option<&str>) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
     let mut payments = Vec::new();
     let mut compared = Head { position: 0, hash: [0; 32] };
     log.scan(1, log.durable_head().position, |envelope| {
-        payments.extend(LedgerPayment::from_event(envelope.head.position, &envelope.event));
+        let item = LedgerPayment::from_event(envelope.head.position, &envelope.event);
+        payments.extend(item.filter(|item| channel.is_none_or(|channel| item.is_of_channel(channel))));
         if !matches!(envelope.event, Event::ReconciliationRecordedV1(_)) {
             compared = Head { position: envelope.head.position, hash: envelope.hash };
         }

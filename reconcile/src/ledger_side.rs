@@ -58,6 +58,12 @@ impl LedgerPayment {
         }
     }
 
+    /// Whether it came (or, a refund, went back) through `channel`, as the
+    /// ledger spells channels.
+    pub fn is_of_channel(&self, channel: &str) -> bool {
+        self.channel == channel
+    }
+
     /// The ledger item of an event, if it is a payment or a refund.
     pub fn from_event(position: u64, event: &Event) -> Option<LedgerPayment> {
         match event {
@@ -78,5 +84,5 @@ pub fn ledger_side<'e>(envelopes: impl IntoIterator<Item = &'e Envelope>) -> Vec
 /// would all be "ledger only" against it; the bank statement that receives
 /// the channel's settlements is reconciled on its own (see the crate doc).
 pub fn of_channel(items: Vec<LedgerPayment>, channel: &str) -> Vec<LedgerPayment> {
-    items.into_iter().filter(|item| item.channel == channel).collect()
+    items.into_iter().filter(|item| item.is_of_channel(channel)).collect()
 }
