@@ -315,15 +315,18 @@ enum Command {
         /// Receipt files (statements, bills).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// camt053 | wechat | csv (default: from the file: .xml is camt053,
-        /// a CSV with --mapping is csv, other CSV a WeChat bill).
+        /// camt053 | camt054 | mt940 | wechat | alipay | csv |
+        /// rural-credit-return (default: from the file's content, inside a
+        /// gzip or zip).
         #[arg(long)]
         format: Option<String>,
-        /// The column mapping of a generic CSV (TOML).
+        /// The column mapping of a generic CSV, or the layout of a batch
+        /// return (TOML with kind = "batch-return").
         #[arg(long)]
         mapping: Option<PathBuf>,
         /// The ledger's channel name for the receipts (e.g. the channel a
-        /// bank account collects for); default: any channel.
+        /// bank account collects for); only that channel's payments and
+        /// refunds are compared. Default: any channel.
         #[arg(long)]
         channel: Option<String>,
         /// First business day compared (with --to).

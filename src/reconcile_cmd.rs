@@ -4,11 +4,12 @@
 
 use crate::exit::{classified, BadInput, Findings};
 use anyhow::Result;
+use ledger::Hash;
 use ledger::{Date, LogBackend, OpenMode};
 use operations::channels::Channels;
 use operations::reconcile::{FindingLine, Reading, ReceiptFile, ReceiptFormat, Reconciled, RecordedRun, RunOptions};
 use operations::Ledger;
-use reconcile::{ParsedFile, Period};
+use reconcile::{Layout, ParsedFile, Period};
 use std::path::{Path, PathBuf};
 
 /// What `yibao reconcile` was asked.
@@ -25,19 +26,40 @@ pub struct ReconcileArgs {
     pub record: bool,
 }
 
-/// `--format`, or `None` to judge each file by its content.
-fn format_of(args: &ReconcileArgs) -> Result<Option<ReceiptFormat>> {
+/// A batch return's layout with the SM3 of its text.
+type LayoutWithDigest = (Layout, Hash);
+
+/// `--format`, or `None` to judge each file by its content; a batch
+/// return's preset names its layout too.
+fn format_of(args: &ReconcileArgs) -> Result<(Option<ReceiptFormat>, Option<LayoutWithDigest>)> {
     let format = match args.format.as_deref() {
-        None => return Ok(None),
-        Some("camt053") => ReceiptFormat::Camt053,
+        None => return Ok((None, None)),
+        Some("camt053" | "camt054") => ReceiptFormat::Camt053,
+        Some("mt940") => ReceiptFormat::Mt940,
         Some("wechat") => ReceiptFormat::Wechat,
+        Some("alipay") => ReceiptFormat::Alipay,
         Some("csv") if args.mapping.is_none() => {
             return Err(BadInput("--format csv needs --mapping FILE".into()).into())
         }
         Some("csv") => ReceiptFormat::Csv,
-        Some(other) => return Err(BadInput(format!("--format `{other}`: use camt053, wechat or csv")).into()),
+        Some("batch-return") => ReceiptFormat::BatchReturn,
+        Some(other) => match reconcile::batch_return::PRESETS.iter().find(|(name, _)| *name == other) {
+            Some((name, text)) => {
+                let layout = Layout::from_toml(name, text).map_err(receipts_error)?;
+                let digest = ledger::envelope::sm3(text.as_bytes());
+                return Ok((Some(ReceiptFormat::BatchReturn), Some((layout, digest))));
+            }
+            None => {
+                let presets: Vec<&str> = reconcile::batch_return::PRESETS.iter().map(|(name, _)| *name).collect();
+                return Err(BadInput(format!(
+                    "--format `{other}`: use camt053, camt054, mt940, wechat, alipay, csv, batch-return or {}",
+                    presets.join(", ")
+                ))
+                .into());
+            }
+        },
     };
-    Ok(Some(format))
+    Ok((Some(format), None))
 }
 
 /// `--channel` in the ledger's spelling; unknown ones are refused, listing
@@ -61,11 +83,21 @@ fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
 /// the reason), then parses them all: nothing is compared or recorded
 /// before every file has been read.
 fn read_files(args: &ReconcileArgs, channel: Option<String>) -> Result<(Vec<ParsedFile>, Reading)> {
-    let mapping = match args.mapping.as_deref() {
-        Some(path) => Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?),
-        None => None,
+    let (format, mut layout) = format_of(args)?;
+    let mut mapping = None;
+    match args.mapping.as_deref() {
+        // A batch return's layout is given where a CSV's mapping is.
+        Some(path) if reconcile::is_layout_file(path) => {
+            layout = Some(reconcile::read_layout_with_digest(path).map_err(receipts_error)?);
+        }
+        Some(path) => mapping = Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?),
+        None => {}
+    }
+    let format = match (format, &layout) {
+        (None, Some(_)) => Some(ReceiptFormat::BatchReturn),
+        (format, _) => format,
     };
-    let reading = Reading { format: format_of(args)?, mapping, channel };
+    let reading = Reading { format, mapping, layout, channel };
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let bytes = reconcile::read_file(path).map_err(receipts_error)?;
@@ -102,6 +134,7 @@ pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
     let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
     let options = RunOptions { period, tolerance_days: args.tolerance_days, record: args.record };
     let mapping_sm3 = reading.mapping.as_ref().map(|(_, digest)| *digest);
+    let mapping_sm3 = mapping_sm3.or(reading.layout.as_ref().map(|(_, digest)| *digest));
     let reconciled = ledger
         .reconcile(&files, mapping_sm3, reading.channel.as_deref(), &options, "cli:reconcile")
         .map_err(classified)?;
@@ -109,6 +142,7 @@ pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
         outln!("{}", serde_json::to_string_pretty(&reconciled)?);
     } else {
         print_summary(&reconciled, &files);
+        print_not_received(&reconciled);
         print_breaks(&reconciled);
     }
     if let Some(out) = &args.csv {
@@ -147,6 +181,17 @@ fn print_summary(reconciled: &Reconciled, files: &[ParsedFile]) {
     }
     if reconciled.rejected_statements > 0 {
         outln!("{} statement(s) failed their self-checks and were not matched", reconciled.rejected_statements);
+    }
+}
+
+/// Failed debits of a batch return: listed, never counted as received.
+fn print_not_received(reconciled: &Reconciled) {
+    if reconciled.not_received.is_empty() {
+        return;
+    }
+    outln!("\nnot received: failed debits, never counted as paid ({}):", reconciled.not_received.len());
+    for line in &reconciled.not_received {
+        outln!("  {line}");
     }
 }
 

@@ -9,8 +9,8 @@ use crate::handle::Ledger;
 use ledger::event::FieldError;
 use ledger::{Event, Hash, Head, LogBackend, LogReader};
 use reconcile::{
-    Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError, Report,
-    RunDefinition, Summary,
+    Finding, FindingKind, Format, Layout, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError,
+    Report, RunDefinition, Summary,
 };
 use serde::Serialize;
 
@@ -24,8 +24,13 @@ pub struct ReceiptFile {
 /// A format the caller names; when none is named, each file's content says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReceiptFormat {
+    /// camt.053 or camt.054 (the parser reads both).
     Camt053,
+    Mt940,
     Wechat,
+    Alipay,
+    /// A batch-collection return, by [`Reading::layout`].
+    BatchReturn,
     /// Any CSV, through the mapping.
     Csv,
 }
@@ -36,6 +41,9 @@ pub struct Reading {
     /// The mapping of a generic CSV with the SM3 of its text (part of what
     /// identifies a run).
     pub mapping: Option<(Mapping, Hash)>,
+    /// The layout of a batch-collection return (a shipped preset or a
+    /// file) with the SM3 of its text.
+    pub layout: Option<(Layout, Hash)>,
     /// The channel the receipts came through, in the ledger's spelling
     /// ([`crate::channels::Channels::canonical`]).
     pub channel: Option<String>,
@@ -111,6 +119,9 @@ pub struct Reconciled {
     /// Every finding that is not a match, described.
     pub breaks: Vec<String>,
     pub rejected_statements: u64,
+    /// Debits a batch return reports as failed, described: never matched
+    /// as paid (a recorded payment for one is a break: ledger only).
+    pub not_received: Vec<String>,
     /// Every finding, matches included (the CSV's rows).
     #[serde(skip)]
     pub findings: Vec<FindingLine>,
@@ -138,6 +149,9 @@ pub enum ReconcileRunError {
     /// A CSV was named without a mapping to read it by.
     #[error("a CSV of receipts needs a mapping")]
     NoMapping,
+    /// A batch return was named without a layout to read it by.
+    #[error("a batch-collection return needs a layout (a preset such as rural-credit-return, or --mapping LAYOUT)")]
+    NoLayout,
     /// The run's fact fails the edge's checks.
     #[error("field `{}`: {}", .0.field, .0.reason)]
     Field(FieldError),
@@ -148,16 +162,17 @@ pub enum ReconcileRunError {
 impl Classified for ReconcileRunError {
     fn kind(&self) -> Kind {
         match self {
-            ReconcileRunError::Receipts(_) | ReconcileRunError::NoMapping | ReconcileRunError::Field(_) => {
-                Kind::BadInput
-            }
+            ReconcileRunError::Receipts(_)
+            | ReconcileRunError::NoMapping
+            | ReconcileRunError::NoLayout
+            | ReconcileRunError::Field(_) => Kind::BadInput,
             ReconcileRunError::Storage(error) => error.kind(),
         }
     }
 
     fn field(&self) -> Option<&str> {
         match self {
-            ReconcileRunError::NoMapping => Some("mapping"),
+            ReconcileRunError::NoMapping | ReconcileRunError::NoLayout => Some("mapping"),
             ReconcileRunError::Field(error) => Some(error.field),
             _ => None,
         }
@@ -188,7 +203,17 @@ fn format_of(reading: &Reading, file: &ReceiptFile) -> Result<Format, ReconcileR
     reconcile::refuse_unread(&file.name, &file.bytes).map_err(ReconcileRunError::Receipts)?;
     match named {
         ReceiptFormat::Camt053 => Ok(Format::Camt053 { channel }),
+        ReceiptFormat::Mt940 => Ok(Format::Mt940 { channel }),
         ReceiptFormat::Wechat => Ok(Format::WechatBill { channel: channel.unwrap_or_else(|| "wechat".into()) }),
+        ReceiptFormat::Alipay => Ok(Format::AlipayBill { channel: channel.unwrap_or_else(|| "alipay".into()) }),
+        ReceiptFormat::BatchReturn => {
+            let (layout, _) = reading.layout.as_ref().ok_or(ReconcileRunError::NoLayout)?;
+            let mut layout = layout.clone();
+            if let Some(channel) = channel {
+                layout.channel = channel;
+            }
+            Ok(Format::BatchReturn(Box::new(layout)))
+        }
         ReceiptFormat::Csv => {
             let mapping = mapping.ok_or(ReconcileRunError::NoMapping)?;
             Ok(Format::Csv(Box::new(mapping.clone())))
@@ -211,7 +236,9 @@ impl Ledger {
 }
 
 /// Compares parsed receipt files with the log's payments and refunds and,
-/// when asked, records the run (once: by its content).
+/// when asked, records the run (once: by its content). With a `channel`,
+/// only that channel's payments and refunds are the ledger side: a WeChat
+/// bill is compared with WeChat payments, not with every other channel's.
 pub fn reconcile_and_record(
     log: &impl LogBackend,
     files: &[ParsedFile],
@@ -220,7 +247,7 @@ pub fn reconcile_and_record(
     options: &RunOptions,
     actor: &str,
 ) -> Result<Reconciled, ReconcileRunError> {
-    let (payments, head) = ledger_payments(log)?;
+    let (payments, head) = ledger_payments(log, channel)?;
     let matching = MatchOptions { tolerance_days: options.tolerance_days, period: options.period };
     let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &payments, &matching);
     let summary = reconcile::summarize(&report);
@@ -239,7 +266,9 @@ pub fn reconcile_and_record(
         }
         false => None,
     };
-    Ok(answer(&report, &summary, head.position, recorded))
+    let mut answer = answer(&report, &summary, head.position, recorded);
+    answer.not_received = files.iter().flat_map(|f| &f.not_received).map(|n| n.to_string()).collect();
+    Ok(answer)
 }
 
 fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, recorded: Option<RecordedRun>) -> Reconciled {
@@ -261,6 +290,7 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
         summary: lines,
         breaks,
         rejected_statements: summary.n_rejected_statements,
+        not_received: Vec::new(),
         findings: report.findings.iter().map(FindingLine::of).collect(),
         compared_position,
         recorded,
@@ -270,11 +300,15 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
 /// The recorded payments and refunds, and the head compared with: the last
 /// fact that is not itself a reconciliation run, so that recording a run does
 /// not make the same comparison look new.
-pub fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
+///
+/// With a `channel`, only that channel's (kept while scanning, so that a
+/// channel's bill does not hold every other channel's payments in memory).
+pub fn ledger_payments(log: &dyn LogReader, channel: Option<&str>) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
     let mut payments = Vec::new();
     let mut compared = Head { position: 0, hash: [0; 32] };
     log.scan(1, log.durable_head().position, |envelope| {
-        payments.extend(LedgerPayment::from_event(envelope.head.position, &envelope.event));
+        let item = LedgerPayment::from_event(envelope.head.position, &envelope.event);
+        payments.extend(item.filter(|item| channel.is_none_or(|channel| item.is_of_channel(channel))));
         if !matches!(envelope.event, Event::ReconciliationRecordedV1(_)) {
             compared = Head { position: envelope.head.position, hash: envelope.hash };
         }
@@ -356,7 +390,7 @@ mod tests {
     #[test]
     fn a_csv_named_without_a_mapping_is_bad_input_naming_the_mapping() {
         let file = ReceiptFile { name: "export.csv".into(), bytes: b"date,amount\n2024-11-01,400.00\n".to_vec() };
-        let reading = Reading { format: Some(ReceiptFormat::Csv), mapping: None, channel: None };
+        let reading = Reading { format: Some(ReceiptFormat::Csv), mapping: None, layout: None, channel: None };
         let error = parse(&[file], &reading).expect_err("no mapping");
         assert!(matches!(error, ReconcileRunError::NoMapping), "{error:?}");
         assert_eq!((error.kind(), error.field()), (Kind::BadInput, Some("mapping")));
@@ -365,7 +399,7 @@ mod tests {
     #[test]
     fn a_file_of_no_format_read_is_bad_input_naming_the_file() {
         let file = ReceiptFile { name: "statement.pdf".into(), bytes: b"%PDF-1.7\n".to_vec() };
-        let reading = Reading { format: Some(ReceiptFormat::Camt053), mapping: None, channel: None };
+        let reading = Reading { format: Some(ReceiptFormat::Camt053), mapping: None, layout: None, channel: None };
         let error = parse(&[file], &reading).expect_err("a PDF");
         assert_eq!(error.kind(), Kind::BadInput);
         assert!(error.to_string().starts_with("statement.pdf: not a format yibao reads"), "{error}");

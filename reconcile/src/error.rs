@@ -64,7 +64,9 @@ pub enum ReconcileError {
 }
 
 /// The formats read, as error messages list them.
-pub const FORMATS_READ: &str = "camt.053 (.xml), WeChat Pay bill (CSV), CSV with --mapping";
+pub const FORMATS_READ: &str = "camt.053 and camt.054 (.xml), MT940, WeChat Pay bill (CSV, gzip), \
+    Alipay merchant bill (CSV, zip), batch-collection return (--format rural-credit-return or a layout), \
+    CSV with --mapping";
 
 pub type Result<T, E = ReconcileError> = std::result::Result<T, E>;
 
