@@ -8,8 +8,9 @@
 //! or a conversion names (a superset of those persons); the decision
 //! reads the file once more and keeps only the facts that may matter.
 
-use super::{check_batch, Batch, ImportError};
+use super::{ImportError, LineRefusal};
 use crate::facts;
+use crate::facts::MAX_ERRORS_SHOWN;
 use crate::handle::Projections;
 use ledger::{Event, Identity, NewEvent};
 use projections::coverage::Named as StoreNamed;
@@ -120,8 +121,9 @@ fn may_matter_at_a_glance(text: &str, persons: &HashSet<Identity>) -> bool {
 }
 
 /// Judges the file's decided facts against `at` plus the file's earlier
-/// facts; `parse` reads one line (the file was validated: an error means
-/// it changed).
+/// facts, one line at a time (`family::BatchCheck`: nothing of the file is
+/// held but the persons it is about); `parse` reads one line (the file was
+/// validated: an error means it changed).
 pub(super) fn judge(
     lines: impl Iterator<Item = (usize, Result<String, facts::LineError>)>,
     parse: impl Fn(usize, &str) -> Option<NewEvent>,
@@ -129,19 +131,26 @@ pub(super) fn judge(
     at: &Projections,
     label: &str,
 ) -> Result<(), ImportError> {
-    let persons = named.persons(at);
-    let mut batch = Batch::default();
+    let mut check = family::BatchCheck::new(&at.family, &at.coverage, named.persons(at));
     for (line, text) in lines {
         let changed = || ImportError::Changed { label: label.to_string(), line };
         let text = text.map_err(|_| changed())?;
-        if !may_matter_at_a_glance(&text, &persons) {
+        if !may_matter_at_a_glance(&text, check.persons()) {
             continue;
         }
         let new = parse(line, &text).ok_or_else(changed)?;
-        if may_matter(&new.event, &persons) {
-            batch.events.push(new);
-            batch.line_numbers.push(line);
+        if may_matter(&new.event, check.persons()) {
+            check.check(line, &new);
         }
     }
-    check_batch(&at.coverage, &at.family, &batch, label, "file")
+    let refusals = check.finish();
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let named = refusals
+        .iter()
+        .take(MAX_ERRORS_SHOWN)
+        .map(|refusal| LineRefusal { line: refusal.index, field: refusal.field, reason: refusal.reason.clone() })
+        .collect();
+    Err(ImportError::Refused { label: label.to_string(), what: "file", n_refused: refusals.len(), refusals: named })
 }

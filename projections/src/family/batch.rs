@@ -33,26 +33,59 @@ pub fn check_batch(family: &Family, coverage: &Coverage, events: &[NewEvent]) ->
     if !events.iter().any(|new| is_decided(&new.event)) {
         return Vec::new();
     }
-    let persons = persons_of_interest(family, coverage, events);
-    let mut coverage = coverage.subset(&persons);
-    let mut family = family.clone();
-    let mut position = family.position().max(coverage.position());
-    let mut refusals = Vec::new();
+    let mut check = BatchCheck::new(family, coverage, persons_of_interest(family, coverage, events));
     for (index, new) in events.iter().enumerate() {
-        if is_decided(&new.event) {
-            if let Err(refusal) = decide(&family, &coverage, &new.event) {
-                refusals.push(BatchRefusal { index, field: refusal.field, reason: refusal.reason });
-                continue;
-            }
-        } else if !relevant(&new.event, &persons) {
-            continue;
-        }
-        position += 1;
-        let envelope = scratch_envelope(position, new);
-        family.apply(&envelope);
-        coverage.apply(&envelope);
+        check.check(index, new);
     }
-    refusals
+    check.finish()
+}
+
+/// [`check_batch`] fed one fact at a time, for a caller that streams a
+/// file instead of holding it: memory is the persons of interest's, not the
+/// facts'. `persons` must hold every person the decided facts to come are
+/// about, under every identity they have had (a superset decides the
+/// same: a decision reads only the persons it is about).
+pub struct BatchCheck {
+    persons: HashSet<Identity>,
+    coverage: Coverage,
+    family: Family,
+    position: u64,
+    refusals: Vec<BatchRefusal>,
+}
+
+impl BatchCheck {
+    pub fn new(family: &Family, coverage: &Coverage, persons: HashSet<Identity>) -> BatchCheck {
+        let coverage = coverage.subset(&persons);
+        let position = family.position().max(coverage.position());
+        BatchCheck { persons, coverage, family: family.clone(), position, refusals: Vec::new() }
+    }
+
+    /// Judges `new` if it is decided, then folds it if the decision reads
+    /// such facts; `index` is what a refusal names it by.
+    pub fn check(&mut self, index: usize, new: &NewEvent) {
+        if is_decided(&new.event) {
+            if let Err(refusal) = decide(&self.family, &self.coverage, &new.event) {
+                self.refusals.push(BatchRefusal { index, field: refusal.field, reason: refusal.reason });
+                return;
+            }
+        } else if !relevant(&new.event, &self.persons) {
+            return;
+        }
+        self.position += 1;
+        let envelope = scratch_envelope(self.position, new);
+        self.family.apply(&envelope);
+        self.coverage.apply(&envelope);
+    }
+
+    /// The persons whose facts the decision reads.
+    pub fn persons(&self) -> &HashSet<Identity> {
+        &self.persons
+    }
+
+    /// The refusals, in the order of the facts.
+    pub fn finish(self) -> Vec<BatchRefusal> {
+        self.refusals
+    }
 }
 
 /// The persons the decided facts of the batch are about, under every

@@ -32,7 +32,7 @@ pub mod lifecycle;
 mod refund;
 mod subset;
 
-pub use batch::{check_batch, relevant, BatchRefusal};
+pub use batch::{check_batch, relevant, BatchCheck, BatchRefusal};
 pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
 pub use decide::{
     assessment, decide, is_decided, parse_relation, relation_label, relation_name, stuck, Refusal, StuckApplication,
