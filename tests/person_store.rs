@@ -165,6 +165,55 @@ fn an_import_leaves_the_person_store_at_the_head() {
     assert_eq!(tip.position, head, "{rerun}");
 }
 
+/// A person's certificate, its verification, a refund and an assessment
+/// read that person from the store at the head: the whole coverage
+/// projection is neither loaded nor written (no checkpoint appears), so
+/// their cost is the person's, not the ledger's.
+#[test]
+fn a_certificate_a_refund_and_an_assessment_read_the_person_from_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    yibao(data, &["init"]);
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies/bijie-2025.toml");
+    yibao(data, &["policy", "load", policy]);
+    yibao(data, &["import", DEMO_FACTS]);
+    let checkpoint = data.join("projections").join("coverage.ckpt");
+    let _ = std::fs::remove_file(&checkpoint);
+    let certificate = yibao(data, &["certificate", DEMO_PERSON, "--year", "2025"]);
+    let path = data.join("certificate.txt");
+    std::fs::write(&path, &certificate).expect("write");
+    let verified = yibao(data, &["certificate", "verify", path.to_str().expect("utf-8")]);
+    assert!(verified.starts_with("OK:"), "{verified}");
+    let refund = [
+        "refund",
+        "--id",
+        DEMO_PERSON,
+        "--year",
+        "2025",
+        "--payment",
+        "wechat:WX20241005093012001",
+        "--amount",
+        "100",
+        "--reason",
+        "退费",
+        "--ref",
+        "TK-STORE-1",
+        "--at",
+        "2025-01-10 10:00:00",
+    ];
+    let refunded = yibao(data, &refund);
+    assert!(refunded.contains("TK-STORE-1") || refunded.contains("100.00"), "{refunded}");
+    let assessed = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
+        .arg("--data")
+        .arg(data)
+        .args(["assess", "--id", DEMO_PERSON, "--year", "2026", "--group", "minimum_living_allowance"])
+        .output()
+        .expect("run yibao");
+    // Recorded or refused by the rules: either way judged on the person.
+    assert!(matches!(assessed.status.code(), Some(0 | 2)), "{}", String::from_utf8_lossy(&assessed.stderr));
+    assert!(!checkpoint.exists(), "the whole coverage projection was loaded and saved");
+}
+
 /// A ledger that never had a person store gets one from the log alone,
 /// caught up from position 1 in chunks, whose every answer is the whole
 /// projection's.

@@ -277,6 +277,16 @@ impl Ledger {
         }
     }
 
+    /// [`Ledger::projections_naming`] of one person (under every identity
+    /// they had) and the proxy applications `applications` (ids): what a
+    /// refund, an assessment or a certificate of that person reads.
+    pub fn projections_of_person(&self, person: &Identity, applications: &[&str]) -> Result<Projections, StorageError> {
+        let mut named = Named::default();
+        named.identity(person);
+        applications.iter().for_each(|application| named.application(application));
+        self.projections_naming(&named)
+    }
+
     /// The applications in flight (申请成功 / 受理中) submitted before
     /// `submitted_before` (all without it) and their members, from the
     /// person store at the head: what the stuck list reads.

@@ -169,11 +169,13 @@ pub fn record<L: LogBackend>(
 /// `yibao refund`: the refund recorded on the ledger, and the person-year
 /// after it.
 pub fn refund(ledger: &Ledger, request: RefundRequest, actor: &str) -> Result<Refunded, RefundError> {
-    let at: Projections = ledger.projections()?;
+    // A proxy payment is refunded to the account its application debited.
+    let application = (request.payment.channel == "proxy").then_some(request.payment.channel_ref.as_str());
+    let at: Projections = ledger.projections_of_person(&request.person, application.as_slice())?;
     let writer = Writer::of(ledger, &at)?;
     let (refund, recorded) = record(&writer, request, actor)?;
     drop(at);
-    let coverage = ledger.coverage()?;
+    let coverage = ledger.person_coverage(&refund.person)?;
     let view = coverage
         .person_year(&refund.person, refund.coverage_year)
         .map_err(|source| RefundError::MoneyOutOfRange { position: recorded.position(), source })?;

@@ -84,7 +84,7 @@ fn not_received_text(why: &NotReceived) -> String {
 /// The certificate of `person`'s `coverage_year` from the log and its
 /// projections at the head; the ID shown whole with `full_id`, else masked.
 pub fn issue(ledger: &Ledger, person: &Identity, coverage_year: u16, full_id: bool) -> Result<Certificate, IssueError> {
-    let at = ledger.projections()?;
+    let at = ledger.projections_of_person(person, &[])?;
     issue_from(ledger.log(), &at.coverage, &at.family, person, coverage_year, full_id)
 }
 

@@ -444,7 +444,7 @@ fn check_issued_at(log: &dyn LogReader, data: &Certificate) -> Result<Vec<String
 /// What the log states now otherwise than the certificate: the fields that
 /// differ (issue fields aside), and the money facts after the head.
 fn since_issue(ledger: &Ledger, data: &Certificate, person: &Identity) -> Result<Vec<String>, VerifyError> {
-    let now = ledger.projections()?;
+    let now = ledger.projections_of_person(person, &[])?;
     let later = now
         .coverage
         .money_events(person, data.coverage_year)

@@ -107,7 +107,7 @@ impl Ledger {
     /// reason where the rules close the special path; the assessment in
     /// force again is a repeat.
     pub fn assess(&self, query: &AssessmentQuery, actor: &str) -> Result<Assessed, AssessError> {
-        let at = self.projections()?;
+        let at = self.projections_of_person(&query.person, &[])?;
         let assessment = assessment_of(&at.coverage, query)?;
         let (group, subsidy, person_pays) = (assessment.group.clone(), assessment.subsidy, assessment.amount_due);
         let recorded = self.record(&at, Event::HardshipAssessedV1(assessment), actor)?;
