@@ -137,10 +137,13 @@ pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Res
 }
 
 /// `yibao history ID`: every fact about the person, under every identity
-/// they had, in log order (a scan of the whole log).
-pub fn history(data: &Path, id: &str) -> Result<()> {
+/// they had, in log order (through the stream index; `--scan`: a scan of
+/// the whole log).
+pub fn history(data: &Path, id: &str, scan: bool) -> Result<()> {
     let person = parse_identity(id)?;
-    let answer = open(data)?.history(&person).map_err(classified)?;
+    let ledger = open(data)?;
+    let answer = if scan { ledger.history_scanned(&person) } else { ledger.history(&person) };
+    let answer = answer.map_err(classified)?;
     for fact in &answer.facts {
         outln!("{:>8}  {}  {:<24} {}", fact.position, fact.recorded_at, fact.type_name, fact.summary);
     }

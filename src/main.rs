@@ -221,6 +221,11 @@ enum Command {
     History {
         /// ID number (resident ID or `other:NUMBER`).
         id: String,
+        /// Read every record of the log instead of the person's streams
+        /// through the index: the auditor's cross-check (the same answer;
+        /// its cost is the log's, not the person's).
+        #[arg(long)]
+        scan: bool,
     },
     /// Registered but not paid in full (the unpaid-reminder list), IDs masked.
     Unpaid {
@@ -391,7 +396,7 @@ fn main() -> ExitCode {
         Command::Replay { year, region, as_of, on, check, csv, json } => {
             replay_cmd::run(&cli.data, replay_cmd::ReplayArgs { year, region, as_of, on, check, csv, json })
         }
-        Command::History { id } => lookup::history(&cli.data, &id),
+        Command::History { id, scan } => lookup::history(&cli.data, &id, scan),
         Command::Unpaid { region, year, json } => lookup::unpaid(&cli.data, region, year, json),
         Command::Assess { id, year, groups, on } => lookup::assess(&cli.data, &id, year, &groups, on),
         Command::Generate { persons, seed, out } => single::generate(persons, seed, out.as_deref()),

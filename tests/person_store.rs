@@ -165,12 +165,12 @@ fn an_import_leaves_the_person_store_at_the_head() {
     assert_eq!(tip.position, head, "{rerun}");
 }
 
-/// A person's certificate, its verification, a refund and an assessment
-/// read that person from the store at the head: the whole coverage
+/// A person's certificate, its verification, a refund, an assessment and
+/// the history read that person from the store at the head: the whole coverage
 /// projection is neither loaded nor written (no checkpoint appears), so
 /// their cost is the person's, not the ledger's.
 #[test]
-fn a_certificate_a_refund_and_an_assessment_read_the_person_from_the_store() {
+fn a_certificate_a_refund_an_assessment_and_the_history_read_the_person_from_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
     yibao(data, &["init"]);
@@ -211,6 +211,9 @@ fn a_certificate_a_refund_and_an_assessment_read_the_person_from_the_store() {
         .expect("run yibao");
     // Recorded or refused by the rules: either way judged on the person.
     assert!(matches!(assessed.status.code(), Some(0 | 2)), "{}", String::from_utf8_lossy(&assessed.stderr));
+    let history = yibao(data, &["history", DEMO_PERSON]);
+    assert_eq!(history, yibao(data, &["history", DEMO_PERSON, "--scan"]), "the stream index and a scan agree");
+    assert!(history.contains("refund_issued"), "{history}");
     assert!(!checkpoint.exists(), "the whole coverage projection was loaded and saved");
 }
 

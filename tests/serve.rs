@@ -537,9 +537,9 @@ fn demo_ledger(data: &Path) -> Vec<String> {
     ids
 }
 
-/// The positions `yibao history ID` lists (a scan of the whole log).
+/// The positions `yibao history ID --scan` lists (a scan of the whole log).
 fn scanned_history(data: &Path, id: &str) -> Vec<u64> {
-    let output = Command::new(BIN).arg("--data").arg(data).args(["history", id]).output().expect("history");
+    let output = Command::new(BIN).arg("--data").arg(data).args(["history", id, "--scan"]).output().expect("history");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|line| !line.contains("fact(s) about"))

@@ -120,10 +120,18 @@ impl Ledger {
     }
 
     /// Every fact about the person, under every identity they had, in log
-    /// order: a scan of the whole log.
+    /// order: the person and their family records from the person store,
+    /// their facts through the stream index (the service's answer too).
     pub fn history(&self, person: &Identity) -> Result<HistoryAnswer, LookupError> {
-        let coverage = self.coverage()?;
-        history::scanned(self.log(), &coverage, person)
+        let at = self.projections_of_person(person, &[])?;
+        history_of_streams(self.log(), &at.coverage, &at.family, person)
+    }
+
+    /// [`Ledger::history`] found by reading every record of the log up to
+    /// the head, not through the stream index: the auditor's cross-check.
+    pub fn history_scanned(&self, person: &Identity) -> Result<HistoryAnswer, LookupError> {
+        let at = self.projections_of_person(person, &[])?;
+        history::scanned(self.log(), &at.coverage, person)
     }
 
     /// The region-year's persons registered and not paid in full, IDs
