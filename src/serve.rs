@@ -47,7 +47,6 @@ use ledger::{Date, Identity, OpenMode, RegionCode};
 use operations::coverage::{HistoryAnswer, Page, UnpaidError, UnpaidPage};
 use operations::import::HeadAnswer;
 use projections::coverage::{PersonStore, StoreError};
-use projections::Projection;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -719,9 +718,6 @@ async fn unpaid(
     Ok(Json(listed))
 }
 
-/// Persons read from the store per step of a listing.
-const LISTING_PERSONS_PER_STEP: usize = 4096;
-
 impl App {
     /// The unpaid list's page, the store's persons walked in key order a
     /// step at a time in one read transaction (writes go on meanwhile):
@@ -737,32 +733,9 @@ impl App {
 
 /// The unpaid list's page from the store as `store` reads it.
 fn unpaid_in(store: &PersonStore, region: RegionCode, year: u16, page: Page) -> Result<UnpaidPage, ApiError> {
-    let base = store.coverage_of_many(&[]).map_err(|e| store_failed(&e))?;
-    let skip = page.number.saturating_sub(1).saturating_mul(page.per_page);
-    let mut listed = UnpaidPage {
-        entries: Vec::new(),
-        log_position: base.position(),
-        n_total: 0,
-        page: page.number,
-        per_page: page.per_page,
-    };
-    let mut after: Option<String> = None;
-    loop {
-        let mut step = base.at_tip(base.tip());
-        let last = store
-            .add_persons_after(&mut step, after.as_deref(), LISTING_PERSONS_PER_STEP)
-            .map_err(|e| store_failed(&e))?;
-        let Some(last) = last else { break };
-        let entries = step.unpaid(region, year).map_err(|e| ApiError::classified(&UnpaidError::from(e)))?;
-        for entry in &entries {
-            if listed.n_total >= skip && listed.entries.len() < page.per_page {
-                listed.entries.push(entry.into());
-            }
-            listed.n_total += 1;
-        }
-        after = Some(last);
-    }
-    Ok(listed)
+    operations::coverage::unpaid_in_store(store, region, year, page)
+        .map_err(|e| store_failed(&e))?
+        .map_err(|e| ApiError::classified(&UnpaidError::from(e)))
 }
 
 /// The person store failed: a 500 naming it.

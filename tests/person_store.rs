@@ -166,7 +166,8 @@ fn an_import_leaves_the_person_store_at_the_head() {
 }
 
 /// A person's certificate, its verification, a refund, an assessment and
-/// the history read that person from the store at the head: the whole coverage
+/// the history read that person from the store at the head, and the unpaid
+/// list walks the store: the whole coverage
 /// projection is neither loaded nor written (no checkpoint appears), so
 /// their cost is the person's, not the ledger's.
 #[test]
@@ -214,6 +215,8 @@ fn a_certificate_a_refund_an_assessment_and_the_history_read_the_person_from_the
     let history = yibao(data, &["history", DEMO_PERSON]);
     assert_eq!(history, yibao(data, &["history", DEMO_PERSON, "--scan"]), "the stream index and a scan agree");
     assert!(history.contains("refund_issued"), "{history}");
+    let unpaid = yibao(data, &["unpaid", "--region", "520500", "--year", "2025"]);
+    assert!(!unpaid.is_empty());
     assert!(!checkpoint.exists(), "the whole coverage projection was loaded and saved");
 }
 

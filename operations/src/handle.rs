@@ -216,7 +216,7 @@ impl Ledger {
     /// `read` on the person store at the log's head, in one snapshot. A
     /// store that cannot be used is noted and removed (caught up from
     /// position 1 by the next reader); then `None`.
-    fn read_store<T>(
+    pub(crate) fn read_store<T>(
         &self,
         read: impl FnOnce(&PersonStore) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StorageError> {

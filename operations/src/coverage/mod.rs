@@ -23,7 +23,7 @@ pub use answer::{CoverageAnswer, PersonListed, YearEntry, YearFigures};
 pub use assess::{assessment_of, AssessError, Assessed, AssessmentQuery};
 pub use history::{HistoryAnswer, HistoryFact};
 pub use streams::{concerns, history_by_streams, person_as_of};
-pub use unpaid::{unpaid, Page, UnpaidError, UnpaidPage};
+pub use unpaid::{unpaid, unpaid_in_store, Page, UnpaidError, UnpaidPage};
 
 use crate::error::{Classified, Kind, StorageError};
 use crate::handle::Ledger;
@@ -136,8 +136,13 @@ impl Ledger {
 
     /// The region-year's persons registered and not paid in full, IDs
     /// masked, at the log's head.
+    /// Read from the person store at the head, a step of persons at a
+    /// time (`unpaid_in_store`), as the service reads it.
     pub fn unpaid(&self, region: ledger::RegionCode, year: u16) -> Result<UnpaidPage, UnpaidError> {
-        unpaid(&self.coverage()?, region, year, Page::everything())
+        match self.read_store(|store| unpaid_in_store(store, region, year, Page::everything()))? {
+            Some(listed) => Ok(listed?),
+            None => unpaid(&self.coverage()?, region, year, Page::everything()),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::answers::UnpaidListed;
 use crate::error::{Classified, Kind, StorageError};
 use ledger::RegionCode;
-use projections::coverage::{Coverage, MoneyOutOfRange};
+use projections::coverage::{Coverage, MoneyOutOfRange, PersonStore, StoreError};
 use projections::Projection;
 use serde::Serialize;
 
@@ -100,4 +100,46 @@ pub fn unpaid(coverage: &Coverage, region: RegionCode, year: u16, page: Page) ->
         page: page.number,
         per_page: page.per_page,
     })
+}
+
+/// Persons read from the store per step of a listing.
+const PERSONS_PER_STEP: usize = 4096;
+
+/// The unpaid list's page from the person store as `store` reads it (call
+/// it in one snapshot, `PersonStore::in_snapshot`, while others write):
+/// the persons walked in key order a step at a time, so memory is a
+/// step's, not the ledger's; time grows with the persons, as the count of
+/// the whole list needs the whole walk.
+pub fn unpaid_in_store(
+    store: &PersonStore,
+    region: RegionCode,
+    year: u16,
+    page: Page,
+) -> Result<Result<UnpaidPage, MoneyOutOfRange>, StoreError> {
+    let base = store.coverage_of_many(&[])?;
+    let skip = page.number.saturating_sub(1).saturating_mul(page.per_page);
+    let mut listed = UnpaidPage {
+        entries: Vec::new(),
+        log_position: base.position(),
+        n_total: 0,
+        page: page.number,
+        per_page: page.per_page,
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let mut step = base.at_tip(base.tip());
+        let Some(last) = store.add_persons_after(&mut step, after.as_deref(), PERSONS_PER_STEP)? else { break };
+        let entries = match step.unpaid(region, year) {
+            Ok(entries) => entries,
+            Err(error) => return Ok(Err(error)),
+        };
+        for entry in &entries {
+            if listed.n_total >= skip && listed.entries.len() < page.per_page {
+                listed.entries.push(entry.into());
+            }
+            listed.n_total += 1;
+        }
+        after = Some(last);
+    }
+    Ok(Ok(listed))
 }
