@@ -255,7 +255,7 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
             ledger_amount: yuan(row.ledger_fen),
         })
         .collect();
-    let breaks = report.findings.iter().filter(|f| !f.kind.is_match()).map(describe).collect();
+    let breaks = report.findings.iter().filter(|f| f.kind.is_break()).map(describe).collect();
     Reconciled {
         clean: summary.is_clean(),
         summary: lines,

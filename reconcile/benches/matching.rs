@@ -78,6 +78,7 @@ fn receipts(ledger: &[LedgerPayment]) -> Statement {
         balances: None,
         control_totals: Vec::new(),
         receipts,
+        not_received: Vec::new(),
     }
 }
 

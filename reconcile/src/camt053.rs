@@ -663,6 +663,7 @@ impl Parser<'_> {
             balances: Some(Balances { opening, closing }),
             control_totals: stmt.control_totals,
             receipts: stmt.receipts,
+            not_received: Vec::new(),
         })
     }
 

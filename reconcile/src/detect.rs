@@ -14,6 +14,8 @@ pub enum Detected {
     /// Other text: read only as a CSV through a mapping. `delimited` when its
     /// first line has a comma, semicolon or tab.
     Text { delimited: bool },
+    /// An Excel workbook (named: XLS or XLSX): read through a mapping.
+    Workbook(&'static str),
     /// A format not read at all, named as messages show it.
     Unread(&'static str),
 }
@@ -23,6 +25,9 @@ const SNIFF_BYTES: usize = 4096;
 
 /// Judges a file by its content.
 pub fn detect(bytes: &[u8]) -> Detected {
+    if let Some(kind) = workbook_kind(bytes) {
+        return Detected::Workbook(kind);
+    }
     if let Some(kind) = binary_kind(bytes) {
         return Detected::Unread(kind);
     }
@@ -48,17 +53,25 @@ pub fn detect(bytes: &[u8]) -> Detected {
     Detected::Text { delimited: first_line.iter().any(|b| matches!(b, b',' | b';' | b'\t')) }
 }
 
-/// Files recognised by their magic numbers.
+/// Workbooks, by their magic numbers: an XLS is an OLE compound file, an
+/// XLSX a zip whose parts live under `xl/`.
+fn workbook_kind(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Some("an Excel 97-2003 workbook (XLS)");
+    }
+    if bytes.starts_with(b"PK\x03\x04") && contains(bytes, b"xl/") {
+        return Some("an Excel workbook (XLSX)");
+    }
+    None
+}
+
+/// Other files recognised by their magic numbers.
 fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(b"%PDF-") {
         return Some("PDF");
     }
-    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
-        return Some("an Excel 97-2003 workbook (XLS)");
-    }
     if bytes.starts_with(b"PK\x03\x04") {
-        // An XLSX is a zip whose parts live under `xl/`.
-        return Some(if contains(bytes, b"xl/") { "an Excel workbook (XLSX)" } else { "a zip archive" });
+        return Some("a zip archive");
     }
     if bytes.starts_with(&[0x1F, 0x8B]) {
         return Some("gzip-compressed data");

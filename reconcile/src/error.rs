@@ -64,7 +64,8 @@ pub enum ReconcileError {
 }
 
 /// The formats read, as error messages list them.
-pub const FORMATS_READ: &str = "camt.053 (.xml), WeChat Pay bill (CSV), CSV with --mapping";
+pub const FORMATS_READ: &str = "camt.053 (.xml), WeChat Pay bill (CSV), CSV or Excel (.xls, .xlsx) with --mapping \
+     or a preset (--format icbc, ccb, abc, boc, bocom, cmb, tax; --show-format NAME prints one)";
 
 pub type Result<T, E = ReconcileError> = std::result::Result<T, E>;
 

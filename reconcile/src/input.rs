@@ -4,6 +4,7 @@ use crate::camt053::parse_camt053;
 use crate::csv_mapped::{parse_mapped_csv, Mapping};
 use crate::detect::{detect, Detected};
 use crate::error::{Location, ReconcileError, Result};
+use crate::excel::parse_mapped_excel;
 use crate::model::Statement;
 use crate::wechat::parse_wechat_bill;
 use ledger::Hash;
@@ -46,9 +47,14 @@ pub fn parse_bytes(name: &str, bytes: &[u8], format: &Format) -> Result<ParsedFi
     let statements = match format {
         Format::Camt053 { channel } => parse_camt053(name, bytes, channel.as_deref())?,
         Format::WechatBill { channel } => vec![parse_wechat_bill(name, bytes, channel)?],
+        Format::Csv(mapping) if crate::excel::is_workbook(bytes) => vec![parse_mapped_excel(name, bytes, mapping)?],
         Format::Csv(mapping) => vec![parse_mapped_csv(name, bytes, mapping)?],
     };
-    Ok(ParsedFile { name: name.to_string(), format: format.name(), sm3: ledger::envelope::sm3(bytes), statements })
+    let format = match format {
+        Format::Csv(_) if crate::excel::is_workbook(bytes) => "excel",
+        _ => format.name(),
+    };
+    Ok(ParsedFile { name: name.to_string(), format, sm3: ledger::envelope::sm3(bytes), statements })
 }
 
 /// Reads and parses a receipt file, named by its path as given.
@@ -75,7 +81,8 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The format of a receipt file no format was named for, judged by its
-/// content: XML is camt.053; with a mapping, text is a mapped CSV; a WeChat
+/// content: XML is camt.053; with a mapping, text or a workbook is read
+/// through it; a WeChat
 /// Pay bill header is a bill. Anything else is refused, saying what it
 /// looks like and which formats are read.
 pub fn detect_format(file: &str, bytes: &[u8], mapping: Option<&Mapping>, channel: Option<&str>) -> Result<Format> {
@@ -87,8 +94,8 @@ pub fn detect_format(file: &str, bytes: &[u8], mapping: Option<&Mapping>, channe
         (Detected::Xml, _) => Ok(Format::Camt053 { channel: channel.map(str::to_string) }),
         (_, Some(mapping)) => Ok(Format::Csv(Box::new(mapping.clone()))),
         (Detected::WechatBill, None) => Ok(Format::WechatBill { channel: channel.unwrap_or("wechat").to_string() }),
-        (Detected::Text { delimited: true }, None) => Err(unrecognised("a CSV file without --mapping")),
-        (Detected::Text { delimited: false }, None) => Err(unrecognised("text of no known layout")),
+        (Detected::Workbook(kind), None) => Err(unrecognised(&crate::table::workbook_looks_like(kind, bytes))),
+        (Detected::Text { delimited }, None) => Err(unrecognised(&crate::table::text_looks_like(bytes, delimited))),
     }
 }
 

@@ -48,21 +48,25 @@ pub mod checks;
 pub mod csv_mapped;
 pub mod detect;
 pub mod error;
+pub mod excel;
 mod index;
 pub mod input;
 pub mod ledger_side;
 pub mod matching;
 pub mod model;
+pub mod presets;
 mod rows;
 pub mod summary;
+pub mod table;
 pub mod text;
 pub mod wechat;
 
 pub use camt053::parse_camt053;
 pub use checks::{check_statement, CheckFailure};
-pub use csv_mapped::{parse_mapped_csv, ChannelSource, ColumnRef, Columns, DirectionValues, Mapping};
+pub use csv_mapped::{parse_mapped_csv, ChannelSource, ColumnRef, Columns, DirectionValues, Mapping, StatusValues};
 pub use detect::{detect, Detected};
 pub use error::{Location, ReconcileError, Result, FORMATS_READ};
+pub use excel::parse_mapped_excel;
 pub use input::{
     detect_format, parse_bytes, parse_path, read_file, read_mapping, read_mapping_with_digest, refuse_unread, Format,
     ParsedFile,
@@ -70,6 +74,7 @@ pub use input::{
 pub use ledger_side::{ledger_side, LedgerPayment};
 pub use matching::{reconcile, Finding, FindingKind, MatchOptions, Refs, Report, Rule, StatementChecks, KIND_NAMES};
 pub use model::{Balance, Balances, ControlTotal, Direction, Period, Receipt, Side, Statement};
+pub use presets::{preset, Preset, PRESETS};
 pub use summary::{receipt_files, reconciliation_recorded, run_id, summarize, RunDefinition, Summary, SummaryRow};
 pub use text::Encoding;
 pub use wechat::parse_wechat_bill;

@@ -78,10 +78,13 @@ pub enum FindingKind<'a> {
         statement: &'a Statement,
         failures: Vec<CheckFailure>,
     },
+    /// The file says the money did not arrive (its status column): listed,
+    /// never matched, not a break.
+    NotReceived,
 }
 
 /// The result kinds, in report order, as named in summaries and events.
-pub const KIND_NAMES: [&str; 8] = [
+pub const KIND_NAMES: [&str; 9] = [
     "matched_by_reference",
     "matched_by_amount_payer_date",
     "matched_as_batch",
@@ -90,6 +93,7 @@ pub const KIND_NAMES: [&str; 8] = [
     "receipt_only",
     "ledger_only",
     "statement_check_failed",
+    "not_received",
 ];
 
 impl FindingKind<'_> {
@@ -107,11 +111,18 @@ impl FindingKind<'_> {
             FindingKind::ReceiptOnly => 5,
             FindingKind::LedgerOnly => 6,
             FindingKind::StatementCheckFailed { .. } => 7,
+            FindingKind::NotReceived => 8,
         }
     }
 
     pub fn is_match(&self) -> bool {
         matches!(self, FindingKind::Matched(_))
+    }
+
+    /// Whether a clerk has to look at it: neither a match nor a row the
+    /// file itself says was not received.
+    pub fn is_break(&self) -> bool {
+        !matches!(self, FindingKind::Matched(_) | FindingKind::NotReceived)
     }
 }
 
@@ -241,6 +252,13 @@ fn check_all<'a>(statements: &[&'a Statement], options: &MatchOptions) -> Checke
         if !failures.is_empty() {
             checked.checks.push(StatementChecks { statement, failures });
         }
+        let not_received = statement.not_received.iter().filter(|r| options.includes(r.booked_on));
+        checked.findings.extend(not_received.map(|receipt| Finding {
+            kind: FindingKind::NotReceived,
+            side: receipt.side(),
+            receipts: Refs::One(receipt),
+            ledger: Refs::None,
+        }));
     }
     checked.units.sort_by(|a, b| receipt_order(a, b));
     checked

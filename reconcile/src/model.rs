@@ -179,4 +179,7 @@ pub struct Statement {
     pub balances: Option<Balances>,
     pub control_totals: Vec<ControlTotal>,
     pub receipts: Vec<Receipt>,
+    /// Rows the file lists whose status says the money did not arrive (a
+    /// failed debit, a refused transfer): reported, never matched.
+    pub not_received: Vec<Receipt>,
 }

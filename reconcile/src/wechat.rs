@@ -99,6 +99,7 @@ pub fn parse_wechat_bill(file: &str, bytes: &[u8], channel: &str) -> Result<Stat
         balances: None,
         control_totals,
         receipts: bill.receipts,
+        not_received: Vec::new(),
     })
 }
 

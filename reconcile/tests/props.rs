@@ -273,6 +273,7 @@ fn statements_of(receipts: &[GenReceipt], order: &[usize]) -> Vec<Statement> {
             balances: None,
             control_totals: Vec::new(),
             receipts: Vec::new(),
+            not_received: Vec::new(),
         })
         .collect();
     for &index in order {

@@ -1,0 +1,283 @@
+//! Tables as offices receive them: bank statements and tax-bureau exports
+//! in CSV (GBK, title lines, footers, thousands separators, 收入/支出
+//! columns, masked IDs, status columns) read through the shipped presets,
+//! and each reconciled against a small ledger side.
+
+mod common;
+
+use common::{date, receipt_fixture};
+use reconcile::{
+    parse_bytes, parse_mapped_csv, preset, reconcile, summarize, Direction, Format, LedgerPayment, Mapping,
+    MatchOptions, Side, Statement, PRESETS,
+};
+
+const ID1: &str = "520502198503121233";
+const ID2: &str = "520523199908083868";
+const ID3: &str = "520524200506014976";
+
+fn payment(position: u64, channel: &str, reference: &str, yuan: &str, person: &str, day: &str) -> LedgerPayment {
+    LedgerPayment {
+        position,
+        kind: Side::Payment,
+        channel: channel.into(),
+        channel_ref: reference.into(),
+        refund_of: None,
+        amount: yuan.parse().expect("amount"),
+        person: person.into(),
+        payer: None,
+        business_date: date(day),
+    }
+}
+
+/// Result kinds with their sides and receipt counts, sorted, and whether
+/// every receipt and every ledger item is in exactly one finding.
+fn outcome(statement: &Statement, ledger: &[LedgerPayment]) -> Vec<(String, Side, usize, usize)> {
+    let report = reconcile([statement], ledger, &MatchOptions::default());
+    let n_receipts: usize = report.findings.iter().map(|f| f.receipts.len()).sum();
+    let n_ledger: usize = report.findings.iter().map(|f| f.ledger.len()).sum();
+    assert_eq!(n_receipts, statement.receipts.len() + statement.not_received.len(), "every receipt accounted for");
+    assert_eq!(n_ledger, ledger.len(), "every ledger item accounted for");
+    let summary = summarize(&report);
+    let mut rows: Vec<(String, Side, usize, usize)> = summary
+        .rows
+        .iter()
+        .map(|row| (row.kind.to_string(), row.side, row.n_receipts as usize, row.n_ledger as usize))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn preset_mapping(name: &str) -> Mapping {
+    preset(name).unwrap_or_else(|| panic!("preset {name}")).mapping().expect("preset mapping")
+}
+
+/// The bank statements: a payment of 1,200.00 named by reference, one of
+/// 400.00 whose payer writes an ID number in the transfer's purpose, a
+/// fee paid out, and a recorded payment the bank never saw.
+fn bank_ledger(prefix: &str) -> Vec<LedgerPayment> {
+    vec![
+        payment(1, "bank", &format!("{prefix}0001"), "1200.00", ID1, "2024-11-05"),
+        payment(2, "bank", "APP-20241106-77", "400.00", ID2, "2024-11-06"),
+        payment(3, "bank", "APP-20241107-78", "400.00", ID3, "2024-11-07"),
+    ]
+}
+
+fn bank_outcome() -> Vec<(String, Side, usize, usize)> {
+    let mut expected = vec![
+        ("matched_by_reference".to_string(), Side::Payment, 1, 1),
+        ("matched_by_amount_payer_date".to_string(), Side::Payment, 1, 1),
+        ("receipt_only".to_string(), Side::Refund, 1, 0),
+        ("ledger_only".to_string(), Side::Payment, 0, 1),
+    ];
+    expected.sort();
+    expected
+}
+
+#[test]
+fn every_bank_preset_reads_its_statement_and_reconciles_it() {
+    let banks = [
+        ("icbc", "ICBC", "icbc-20241101-20241130.csv"),
+        ("ccb", "CCB", "ccb-20241101-20241130.csv"),
+        ("abc", "ABC", "abc-20241101-20241130.csv"),
+        ("boc", "BOC", "boc-20241101-20241130.csv"),
+        ("bocom", "BOCOM", "bocom-20241101-20241130.csv"),
+        ("cmb", "CMB", "cmb-20241101-20241130.csv"),
+    ];
+    for (name, prefix, fixture) in banks {
+        let (file, bytes) = receipt_fixture(fixture);
+        let statement = parse_mapped_csv(&file, &bytes, &preset_mapping(name)).unwrap_or_else(|e| panic!("{e}"));
+        let rows: Vec<(String, i64, Direction, Option<&str>, String)> = statement
+            .receipts
+            .iter()
+            .map(|r| {
+                let reference = r.reference.clone().unwrap_or_default();
+                (reference, r.amount.fen(), r.direction, r.payer_id.as_deref(), r.booked_on.to_string())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (format!("{prefix}0001"), 120_000, Direction::Credit, Some(ID1), "2024-11-05".to_string()),
+                (format!("{prefix}0002"), 40_000, Direction::Credit, Some(ID2), "2024-11-06".to_string()),
+                (format!("{prefix}0003"), 1_500, Direction::Debit, None, "2024-11-07".to_string()),
+            ],
+            "{name}"
+        );
+        assert_eq!(outcome(&statement, &bank_ledger(prefix)), bank_outcome(), "{name}");
+    }
+}
+
+#[test]
+fn the_tax_export_lists_voided_tickets_and_never_keys_on_a_masked_id() {
+    let (file, bytes) = receipt_fixture("tax-20241101-20241130.csv");
+    let statement = parse_mapped_csv(&file, &bytes, &preset_mapping("tax")).unwrap_or_else(|e| panic!("{e}"));
+    let payers: Vec<Option<&str>> = statement.receipts.iter().map(|r| r.payer_id.as_deref()).collect();
+    assert_eq!(payers, vec![Some("520502********1233"), Some("520523********3868"), Some("520502********1233")]);
+    assert_eq!(statement.not_received.len(), 1);
+    assert_eq!(statement.not_received[0].reference.as_deref(), Some("352024110600000003"));
+    let ledger = vec![
+        payment(1, "tax", "352024110500000001", "1200.00", ID1, "2024-11-05"),
+        payment(2, "tax", "352024110600000002", "400.00", ID2, "2024-11-06"),
+        // The person, amount and day of ticket 4, under another reference:
+        // a masked ID must not make it a match.
+        payment(3, "tax", "352024110799999999", "400.00", ID1, "2024-11-07"),
+    ];
+    let mut expected = vec![
+        ("matched_by_reference".to_string(), Side::Payment, 2, 2),
+        ("not_received".to_string(), Side::Payment, 1, 0),
+        ("receipt_only".to_string(), Side::Payment, 1, 0),
+        ("ledger_only".to_string(), Side::Payment, 0, 1),
+    ];
+    expected.sort();
+    assert_eq!(outcome(&statement, &ledger), expected);
+}
+
+#[test]
+fn a_voided_ticket_alone_leaves_the_run_clean() {
+    let (file, bytes) = receipt_fixture("tax-20241101-20241130.csv");
+    let statement = parse_mapped_csv(&file, &bytes, &preset_mapping("tax")).expect("parses");
+    let ledger = vec![
+        payment(1, "tax", "352024110500000001", "1200.00", ID1, "2024-11-05"),
+        payment(2, "tax", "352024110600000002", "400.00", ID2, "2024-11-06"),
+        payment(3, "tax", "352024110700000004", "400.00", ID1, "2024-11-07"),
+    ];
+    let report = reconcile([&statement], &ledger, &MatchOptions::default());
+    assert!(summarize(&report).is_clean());
+    assert_eq!(report.findings.iter().filter(|f| f.kind.is_break()).count(), 0);
+    assert_eq!(report.findings.iter().filter(|f| f.kind.name() == "not_received").count(), 1);
+}
+
+#[test]
+fn every_preset_is_a_valid_mapping_and_listed_in_the_formats_read() {
+    assert_eq!(PRESETS.len(), 7);
+    for preset in PRESETS {
+        preset.mapping().unwrap_or_else(|e| panic!("{}: {e}", preset.name));
+        assert!(reconcile::FORMATS_READ.contains(preset.name), "{} not in FORMATS_READ", preset.name);
+        let on_disk = common::fixtures_dir().join(format!("mappings/{}.toml", preset.name));
+        let read = reconcile::read_mapping(&on_disk).expect("the file a user copies");
+        assert_eq!(read, preset.mapping().expect("mapping"), "{}", preset.name);
+    }
+    assert!(preset("nosuchbank").is_none());
+}
+
+fn mapping(toml: &str) -> Mapping {
+    Mapping::from_toml("m.toml", toml).expect("mapping")
+}
+
+fn parse(text: &str, mapping: &Mapping) -> Result<Statement, String> {
+    parse_mapped_csv("x.csv", text.as_bytes(), mapping).map_err(|e| e.to_string())
+}
+
+const SPLIT: &str = r##"
+header_search_rows = 5
+skip_rows = 1
+comment_prefixes = ["#"]
+footer_patterns = ["合计"]
+thousands_separator = ","
+
+[columns]
+reference = "流水号"
+date = "日期"
+credit_amount = "收入"
+debit_amount = "支出"
+payer_id = "证件号码"
+status = "状态"
+
+[status]
+received = ["成功"]
+"##;
+
+#[test]
+fn title_lines_comments_footers_and_split_amounts() {
+    let text = "skipped, whatever it holds\n\
+                账户明细\n\
+                # a comment\n\
+                日期,流水号,收入,支出,证件号码,状态\n\
+                2024-11-05,=\"A1\",\"1,234.50\",,520521********2756,成功\n\
+                # another comment\n\
+                2024-11-06,`A2,,￥15.00\t,,成功\n\
+                2024-11-06,A3,400.00,,,失败\n\
+                \n\
+                合计,,\"1,634.50\",15.00,,\n\
+                导出时间 2024-12-01 — not a row of the table\n";
+    let statement = parse(text, &mapping(SPLIT)).expect("parses");
+    let rows: Vec<(String, i64, Direction, Option<&str>)> = statement
+        .receipts
+        .iter()
+        .map(|r| (r.reference.clone().unwrap_or_default(), r.amount.fen(), r.direction, r.payer_id.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("A1".to_string(), 123_450, Direction::Credit, Some("520521********2756")),
+            ("A2".to_string(), 1_500, Direction::Debit, None),
+        ]
+    );
+    let failed: Vec<Option<&str>> = statement.not_received.iter().map(|r| r.reference.as_deref()).collect();
+    assert_eq!(failed, vec![Some("A3")]);
+}
+
+#[test]
+fn table_errors_name_file_line_and_field() {
+    let m = mapping(SPLIT);
+    let head = "x\n日期,流水号,收入,支出,证件号码,状态\n";
+    let cases = [
+        (
+            "2024-11-05,A1,400.00,15.00,,成功\n",
+            "x.csv: line 3: expected an amount in one of `收入` and `支出`, found `amounts in both`",
+        ),
+        ("2024-11-05,A1,,,,成功\n", "x.csv: line 3: expected an amount in one of `收入` and `支出`, found `no amount in either`"),
+        (
+            "2024-11-05,A1,\"12,34.00\",,,成功\n",
+            "x.csv: line 3, field `收入`: expected an amount with digits grouped by `,` in threes (1,234.00), found `12,34.00`",
+        ),
+        (
+            "2024-11-05,A1,400.00,,5205211957041227,成功\n",
+            "x.csv: line 3, field `证件号码`: expected an identity number (GB 11643, other:NUMBER, or masked as \
+             520521********2756), found `5205211957041227`",
+        ),
+    ];
+    for (row, expected) in cases {
+        assert_eq!(parse(&format!("{head}{row}"), &m).map(|_| ()).expect_err(expected), expected);
+    }
+    let error = parse("x\n标题\n日期,流水号\n", &m).map(|_| ()).expect_err("no header");
+    assert_eq!(
+        error,
+        "x.csv: line 2: expected a header row holding `流水号` within the first 5 rows of the table, found `标题`"
+    );
+}
+
+#[test]
+fn mapping_rules_for_the_new_options() {
+    let error = |toml: &str| Mapping::from_toml("m.toml", toml).map(|_| ()).expect_err(toml).to_string();
+    let columns = "[columns]\nreference = \"r\"\ndate = \"d\"\n";
+    assert_eq!(
+        error(&format!("{columns}credit_amount = \"c\"\n")),
+        "mapping m.toml: give columns.amount, or columns.credit_amount and columns.debit_amount"
+    );
+    assert_eq!(
+        error(&format!("{columns}amount = \"a\"\nstatus = \"s\"\n")),
+        "mapping m.toml: columns.status needs [status] received values"
+    );
+    assert_eq!(
+        error(&format!("thousands_separator = \",\"\ndecimal_separator = \",\"\n{columns}amount = \"a\"\n")),
+        "mapping m.toml: thousands_separator: must differ from decimal_separator"
+    );
+    assert_eq!(
+        error(&format!("footer_patterns = [\" \"]\n{columns}amount = \"a\"\n")),
+        "mapping m.toml: comment_prefixes and footer_patterns: an empty pattern would match every row"
+    );
+    assert_eq!(
+        error(&format!("header = false\nheader_search_rows = 3\n[columns]\nreference = 1\ndate = 2\namount = 3\n")),
+        "mapping m.toml: header_search_rows needs header = true"
+    );
+}
+
+#[test]
+fn a_named_preset_reads_through_parse_bytes() {
+    let (file, bytes) = receipt_fixture("cmb-20241101-20241130.csv");
+    let format = Format::Csv(Box::new(preset_mapping("cmb")));
+    let parsed = parse_bytes(&file, &bytes, &format).expect("parses");
+    assert_eq!(parsed.format, "csv");
+    assert_eq!(parsed.statements[0].receipts.len(), 3);
+}
