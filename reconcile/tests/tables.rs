@@ -281,3 +281,152 @@ fn a_named_preset_reads_through_parse_bytes() {
     assert_eq!(parsed.format, "csv");
     assert_eq!(parsed.statements[0].receipts.len(), 3);
 }
+
+mod excel {
+    use super::*;
+    use reconcile::{detect_format, parse_mapped_excel};
+    use rust_xlsxwriter::{ExcelDateTime, Format as CellFormat, Workbook, Worksheet, XlsxError};
+
+    /// Writes the ICBC statement as a bank's Excel export holds it: title
+    /// rows, amounts as numbers, dates as date cells, as a bare serial
+    /// number and as text.
+    fn icbc_sheet(sheet: &mut Worksheet, fee: f64) -> Result<(), XlsxError> {
+        let day = CellFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+        sheet.write_string(0, 0, "中国工商银行企业网上银行账户明细")?;
+        sheet.write_string(1, 0, "账号：2402000009200012345")?;
+        for (column, name) in ["凭证号", "交易时间", "借方发生额", "贷方发生额", "用途"].iter().enumerate()
+        {
+            sheet.write_string(3, column as u16, *name)?;
+        }
+        sheet.write_string(4, 0, "ICBC0001")?;
+        sheet.write_datetime_with_format(4, 1, ExcelDateTime::from_ymd(2024, 11, 5)?.and_hms(9, 10, 11)?, &day)?;
+        sheet.write_number(4, 3, 1200.0)?;
+        sheet.write_string(4, 4, format!("居民医保 {ID1}"))?;
+        sheet.write_string(5, 0, "ICBC0002")?;
+        sheet.write_string(5, 1, "2024-11-06 15:02:40")?;
+        sheet.write_number(5, 3, 400.0)?;
+        sheet.write_string(5, 4, format!("代缴 {ID2}"))?;
+        sheet.write_string(6, 0, "ICBC0003")?;
+        sheet.write_number(6, 1, 45603.0)?; // 2024-11-07 as a bare serial number
+        sheet.write_number(6, 2, fee)?;
+        sheet.write_string(6, 4, "手续费")?;
+        sheet.write_string(7, 0, "合计")?;
+        sheet.write_number(7, 3, 1600.0)?;
+        Ok(())
+    }
+
+    fn workbook(fee: f64, first_sheet: &str) -> Vec<u8> {
+        let mut book = Workbook::new();
+        let cover = book.add_worksheet();
+        cover.set_name(first_sheet).expect("name");
+        cover.write_string(0, 0, "封面").expect("cell");
+        let sheet = book.add_worksheet();
+        sheet.set_name("明细").expect("name");
+        icbc_sheet(sheet, fee).expect("sheet");
+        book.save_to_buffer().expect("xlsx")
+    }
+
+    fn icbc_on_sheet(sheet: Option<&str>) -> Mapping {
+        let mut mapping = preset_mapping("icbc");
+        mapping.sheet = sheet.map(str::to_string);
+        mapping
+    }
+
+    #[test]
+    fn an_xlsx_statement_reads_like_its_csv() {
+        let bytes = workbook(15.0, "封面");
+        let statement = parse_mapped_excel("icbc.xlsx", &bytes, &icbc_on_sheet(Some("明细"))).expect("parses");
+        let rows: Vec<(String, i64, Direction, String)> = statement
+            .receipts
+            .iter()
+            .map(|r| (r.reference.clone().unwrap_or_default(), r.amount.fen(), r.direction, r.booked_on.to_string()))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("ICBC0001".to_string(), 120_000, Direction::Credit, "2024-11-05".to_string()),
+                ("ICBC0002".to_string(), 40_000, Direction::Credit, "2024-11-06".to_string()),
+                ("ICBC0003".to_string(), 1_500, Direction::Debit, "2024-11-07".to_string()),
+            ]
+        );
+        assert_eq!(statement.receipts[0].source(), "icbc.xlsx (sheet 明细):line 5");
+        assert_eq!(outcome(&statement, &bank_ledger("ICBC")), bank_outcome());
+        let parsed = parse_bytes("icbc.xlsx", &bytes, &Format::Csv(Box::new(icbc_on_sheet(Some("明细")))));
+        assert_eq!(parsed.expect("parses").format, "excel");
+    }
+
+    #[test]
+    fn a_float_that_is_no_whole_number_of_fen_is_refused_naming_file_sheet_row_and_column() {
+        let bytes = workbook(15.005, "封面");
+        let error = parse_mapped_excel("icbc.xlsx", &bytes, &icbc_on_sheet(Some("明细"))).expect_err("15.005");
+        assert_eq!(
+            error.to_string(),
+            "icbc.xlsx (sheet 明细): line 7, field `借方发生额`: expected a whole number of fen: `15.005` has more \
+             than two decimals (amounts are in yuan, to the fen), found `15.005`"
+        );
+    }
+
+    #[test]
+    fn the_first_sheet_unless_the_mapping_names_one() {
+        let bytes = workbook(15.0, "明细之前");
+        let error = parse_mapped_excel("icbc.xlsx", &bytes, &icbc_on_sheet(None)).expect_err("the cover sheet");
+        assert!(error.to_string().starts_with("icbc.xlsx (sheet 明细之前): line 1: expected a header row"), "{error}");
+        let error = parse_mapped_excel("icbc.xlsx", &bytes, &icbc_on_sheet(Some("其他"))).expect_err("no such sheet");
+        assert_eq!(
+            error.to_string(),
+            "icbc.xlsx: whole file: not a readable Excel workbook: no sheet named `其他` (sheets: 明细之前, 明细)"
+        );
+    }
+
+    #[test]
+    fn an_xls_tax_export_reads_like_its_csv() {
+        let (file, bytes) = receipt_fixture("tax-20241101-20241130.xls");
+        let statement = parse_mapped_excel(&file, &bytes, &preset_mapping("tax")).unwrap_or_else(|e| panic!("{e}"));
+        let rows: Vec<(String, i64, Option<&str>, String)> = statement
+            .receipts
+            .iter()
+            .map(|r| {
+                (
+                    r.reference.clone().unwrap_or_default(),
+                    r.amount.fen(),
+                    r.payer_id.as_deref(),
+                    r.booked_on.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("352024110500000001".into(), 120_000, Some("520502********1233"), "2024-11-05".into()),
+                ("352024110600000002".into(), 40_000, Some("520523********3868"), "2024-11-06".into()),
+                ("352024110700000004".into(), 40_000, Some("520502********1233"), "2024-11-07".into()),
+            ]
+        );
+        assert_eq!(statement.not_received.len(), 1);
+        assert_eq!(statement.receipts[0].source(), "tax-20241101-20241130.xls (sheet 缴费明细):line 5");
+    }
+
+    #[test]
+    fn a_workbook_of_no_known_layout_shows_its_first_cells() {
+        let bytes = workbook(15.0, "封面");
+        let error = detect_format("stmt.xlsx", &bytes, None, None).map(|_| ()).expect_err("no mapping");
+        let text = error.to_string();
+        assert!(
+            text.contains("looks like an Excel workbook (XLSX) whose first sheet starts with the cells `封面`"),
+            "{text}"
+        );
+        assert!(text.contains("--format icbc"), "{text}");
+        let (_, xls) = receipt_fixture("tax-20241101-20241130.xls");
+        let error = detect_format("tax.xls", &xls, None, None).map(|_| ()).expect_err("no mapping");
+        assert!(error.to_string().contains("an Excel 97-2003 workbook (XLS) whose first sheet starts with the cells"));
+        assert!(error.to_string().contains("`序号,电子税票号码,缴费人识别号"), "{error}");
+    }
+
+    #[test]
+    fn a_broken_workbook_is_refused_not_a_panic() {
+        let mut bytes = workbook(15.0, "封面");
+        bytes.truncate(bytes.len() / 2);
+        let error = parse_mapped_excel("cut.xlsx", &bytes, &icbc_on_sheet(None)).expect_err("cut short");
+        assert!(error.to_string().starts_with("cut.xlsx: whole file: not a readable Excel workbook"), "{error}");
+    }
+}
