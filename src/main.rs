@@ -308,17 +308,23 @@ enum Command {
     /// refunds; list every difference; record the run in the log.
     ///
     /// Formats: ISO 20022 camt.053 (`.xml`), WeChat Pay merchant bills
-    /// (CSV), any CSV with `--mapping FILE` (columns, encoding UTF-8/GBK,
-    /// decimal separator). Exit 0 when fully reconciled, 1 with breaks, 2
+    /// (CSV), any CSV or Excel workbook with `--mapping FILE` (columns,
+    /// encoding UTF-8/GBK, title and footer rows, …) or a shipped preset
+    /// (`--format icbc`). Exit 0 when fully reconciled, 1 with breaks, 2
     /// when a file cannot be read (nothing recorded).
     Reconcile {
         /// Receipt files (statements, bills).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "show_format")]
         files: Vec<PathBuf>,
-        /// camt053 | wechat | csv (default: from the file: .xml is camt053,
-        /// a CSV with --mapping is csv, other CSV a WeChat bill).
+        /// camt053 | wechat | csv, or a preset: icbc, ccb, abc, boc, bocom,
+        /// cmb (bank statements), tax (the tax bureau's premium export)
+        /// (default: from the file: .xml is camt053, a CSV or workbook
+        /// with --mapping is read through it, other CSV a WeChat bill).
         #[arg(long)]
         format: Option<String>,
+        /// Print a preset's mapping (TOML), to copy and adjust, and exit.
+        #[arg(long, value_name = "PRESET")]
+        show_format: Option<String>,
         /// The column mapping of a generic CSV (TOML).
         #[arg(long)]
         mapping: Option<PathBuf>,
@@ -399,23 +405,24 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(&cli.data),
         Command::Serve(args) => serve::run(&cli.data, args),
         Command::Access { id, json } => serve::lookups_of(&cli.data, &id, json),
-        Command::Reconcile { files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record } => {
-            reconcile_cmd::run(
-                &cli.data,
-                reconcile_cmd::ReconcileArgs {
-                    files,
-                    format,
-                    mapping,
-                    channel,
-                    from,
-                    to,
-                    tolerance_days,
-                    csv,
-                    json,
-                    record: !no_record,
-                },
-            )
-        }
+        Command::Reconcile { show_format: Some(name), .. } => reconcile_cmd::show_format(&name),
+        Command::Reconcile {
+            files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record, ..
+        } => reconcile_cmd::run(
+            &cli.data,
+            reconcile_cmd::ReconcileArgs {
+                files,
+                format,
+                mapping,
+                channel,
+                from,
+                to,
+                tolerance_days,
+                csv,
+                json,
+                record: !no_record,
+            },
+        ),
     };
     exit::report(result)
 }

@@ -35,9 +35,39 @@ fn format_of(args: &ReconcileArgs) -> Result<Option<ReceiptFormat>> {
             return Err(BadInput("--format csv needs --mapping FILE".into()).into())
         }
         Some("csv") => ReceiptFormat::Csv,
-        Some(other) => return Err(BadInput(format!("--format `{other}`: use camt053, wechat or csv")).into()),
+        Some(name) if reconcile::preset(name).is_some() => ReceiptFormat::Csv,
+        Some(other) => return Err(BadInput(unknown_format(other)).into()),
     };
     Ok(Some(format))
+}
+
+fn unknown_format(name: &str) -> String {
+    format!("--format `{name}`: use camt053, wechat, csv or a preset ({})", reconcile::presets::names())
+}
+
+/// `--show-format NAME`: the preset's mapping as shipped, to copy and adjust.
+pub fn show_format(name: &str) -> Result<()> {
+    let preset =
+        reconcile::preset(name).ok_or_else(|| BadInput(unknown_format(name).replace("--format", "--show-format")))?;
+    out!("{}", preset.toml);
+    Ok(())
+}
+
+/// The mapping named by `--mapping FILE` or by a preset's `--format`, with
+/// the SM3 of its text.
+fn mapping_of(args: &ReconcileArgs) -> Result<Option<(reconcile::Mapping, ledger::Hash)>> {
+    let preset = args.format.as_deref().and_then(reconcile::preset);
+    match (args.mapping.as_deref(), preset) {
+        (Some(_), Some(preset)) => {
+            Err(BadInput(format!("give --mapping or --format {}, not both", preset.name)).into())
+        }
+        (Some(path), None) => Ok(Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?)),
+        (None, Some(preset)) => {
+            let mapping = preset.mapping().map_err(receipts_error)?;
+            Ok(Some((mapping, ledger::envelope::sm3(preset.toml.as_bytes()))))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// `--channel` in the ledger's spelling; unknown ones are refused, listing
@@ -61,10 +91,7 @@ fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
 /// the reason), then parses them all: nothing is compared or recorded
 /// before every file has been read.
 fn read_files(args: &ReconcileArgs, channel: Option<String>) -> Result<(Vec<ParsedFile>, Reading)> {
-    let mapping = match args.mapping.as_deref() {
-        Some(path) => Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?),
-        None => None,
-    };
+    let mapping = mapping_of(args)?;
     let reading = Reading { format: format_of(args)?, mapping, channel };
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {

@@ -279,3 +279,35 @@ fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let at = haystack.windows(from.len()).position(|window| window == from).expect("the bytes to replace");
     [&haystack[..at], to, &haystack[at + from.len()..]].concat()
 }
+
+#[test]
+fn presets_are_named_by_format_and_printed_to_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let shown = yibao(data, &["reconcile", "--show-format", "icbc"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mappings/icbc.toml"));
+    assert_eq!(text(&shown.stdout), shipped.expect("the shipped preset"));
+    let unknown = yibao(data, &["reconcile", "--show-format", "nosuchbank"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("icbc, ccb, abc, boc, bocom, cmb, tax"), "{}", text(&unknown.stderr));
+
+    let before = head(data);
+    let tax = format!("{RECEIPTS}/tax-20241101-20241130.xls");
+    let run = yibao(data, &["reconcile", "--format", "tax", &tax, "--no-record"]);
+    let stdout = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}{}", text(&run.stderr));
+    assert!(stdout.contains("tax-20241101-20241130.xls (excel): 3 receipt(s)"), "{stdout}");
+    assert!(stdout.contains("not received"), "{stdout}");
+    let breaks = stdout.split("breaks (").nth(1).unwrap_or_default();
+    assert!(breaks.contains("352024110500000001") && !breaks.contains("352024110600000003"), "{stdout}");
+
+    let both = yibao(data, &["reconcile", "--format", "tax", "--mapping", &format!("{RECEIPTS}/nongxin.toml"), &tax]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(text(&both.stderr).contains("give --mapping or --format tax, not both"), "{}", text(&both.stderr));
+    let unnamed = yibao(data, &["reconcile", &tax]);
+    assert_eq!(unnamed.status.code(), Some(2));
+    assert!(text(&unnamed.stderr).contains("whose first sheet starts with the cells"), "{}", text(&unnamed.stderr));
+    assert_eq!(head(data), before, "nothing was recorded");
+}
