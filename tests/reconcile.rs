@@ -179,7 +179,8 @@ fn a_file_of_another_format_says_so_and_lists_the_formats_read() {
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
     let expected = format!(
         "error: {mt940}: not a format yibao reads (looks like MT940); formats read: camt.053 (.xml), \
-         WeChat Pay bill (CSV), CSV with --mapping\n"
+         WeChat Pay bill (CSV), CSV or Excel (.xls, .xlsx) with --mapping or a preset (--format icbc, ccb, abc, \
+         boc, bocom, cmb, tax; --show-format NAME prints one)\n"
     );
     assert_eq!(text(&refused.stderr), expected);
     // Named as a WeChat bill, it is still not read as one.
