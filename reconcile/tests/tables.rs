@@ -423,6 +423,21 @@ mod excel {
     }
 
     #[test]
+    fn an_xls_claiming_a_vast_sheet_is_refused_before_it_is_read() {
+        let (_, mut bytes) = receipt_fixture("tax-20241101-20241130.xls");
+        // The sheet's Dimensions record (BIFF8): first row, row after the
+        // last, first column, column after the last.
+        let at = bytes.windows(4).position(|w| w == [0x00, 0x02, 0x0E, 0x00]).expect("a Dimensions record");
+        bytes[at + 8..at + 12].copy_from_slice(&0x0010_0000u32.to_le_bytes());
+        bytes[at + 14..at + 16].copy_from_slice(&0x4000u16.to_le_bytes());
+        let error = parse_mapped_excel("vast.xls", &bytes, &preset_mapping("tax")).expect_err("vast");
+        assert_eq!(
+            error.to_string(),
+            "vast.xls: whole file: not a readable Excel workbook: a sheet spanning 17180934145 cells, more than 4194304"
+        );
+    }
+
+    #[test]
     fn a_broken_workbook_is_refused_not_a_panic() {
         let mut bytes = workbook(15.0, "封面");
         bytes.truncate(bytes.len() / 2);
