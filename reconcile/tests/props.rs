@@ -57,10 +57,9 @@ fn parse_everything(bytes: &[u8], mapping: &Mapping) {
 /// The table readers (CSV text and workbooks) through one mapping, then
 /// matching on what parses.
 fn parse_table(bytes: &[u8], mapping: &Mapping, ledger: &[LedgerPayment]) {
-    for parsed in [parse_mapped_csv("f.csv", bytes, mapping), parse_mapped_excel("f.xlsx", bytes, mapping)] {
-        if let Ok(statement) = parsed {
-            summarize(&reconcile([&statement], ledger, &MatchOptions::default()));
-        }
+    let parsed = [parse_mapped_csv("f.csv", bytes, mapping), parse_mapped_excel("f.xlsx", bytes, mapping)];
+    for statement in parsed.into_iter().flatten() {
+        summarize(&reconcile([&statement], ledger, &MatchOptions::default()));
     }
 }
 

@@ -268,7 +268,7 @@ fn mapping_rules_for_the_new_options() {
         "mapping m.toml: comment_prefixes and footer_patterns: an empty pattern would match every row"
     );
     assert_eq!(
-        error(&format!("header = false\nheader_search_rows = 3\n[columns]\nreference = 1\ndate = 2\namount = 3\n")),
+        error("header = false\nheader_search_rows = 3\n[columns]\nreference = 1\ndate = 2\namount = 3\n"),
         "mapping m.toml: header_search_rows needs header = true"
     );
 }
