@@ -312,3 +312,33 @@ fn presets_are_named_by_format_and_printed_to_copy() {
     assert!(text(&unnamed.stderr).contains("whose first sheet starts with the cells"), "{}", text(&unnamed.stderr));
     assert_eq!(head(data), before, "nothing was recorded");
 }
+
+#[test]
+fn a_masked_id_matches_with_the_name_the_person_is_registered_under() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let mapping = data.join("tax.toml");
+    std::fs::write(
+        &mapping,
+        "[columns]\nreference = \"电子税票号码\"\npayer_id = \"证件号码\"\npayer_name = \"缴费人名称\"\n\
+         amount = \"实缴金额\"\ndate = \"缴款日期\"\n",
+    )
+    .expect("write");
+    let export = |name: &str| {
+        let path = data.join(format!("tax-{name}.csv"));
+        let text = format!(
+            "电子税票号码,证件号码,缴费人名称,实缴金额,缴款日期\n352024100500000001,520502********1233,{name},400.00,2024-10-05\n"
+        );
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let mapping = mapping.to_str().expect("utf-8");
+    let period = ["--from", "2024-10-05", "--to", "2024-10-05", "--no-record"];
+    let run = yibao(data, &[&["reconcile", &export("张伟"), "--mapping", mapping][..], &period].concat());
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("matched by masked id name date payment        1"), "{stdout}{}", text(&run.stderr));
+    let other = yibao(data, &[&["reconcile", &export("张三"), "--mapping", mapping][..], &period].concat());
+    let stdout = text(&other.stdout);
+    assert!(stdout.contains("receipt only") && !stdout.contains("masked id"), "{stdout}");
+}

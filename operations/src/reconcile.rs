@@ -9,10 +9,11 @@ use crate::handle::Ledger;
 use ledger::event::FieldError;
 use ledger::{Event, Hash, Head, LogBackend, LogReader};
 use reconcile::{
-    Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError, Report,
-    RunDefinition, Summary,
+    Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, Names, ParsedFile, Period, ReconcileError,
+    Report, RunDefinition, Summary,
 };
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// A receipt file as read: the name errors and receipts give it, and its
 /// bytes.
@@ -220,9 +221,10 @@ pub fn reconcile_and_record(
     options: &RunOptions,
     actor: &str,
 ) -> Result<Reconciled, ReconcileRunError> {
-    let (payments, head) = ledger_payments(log)?;
+    let (payments, head, names) = ledger_payments_and_names(log, &masked_payer_names(files))?;
     let matching = MatchOptions { tolerance_days: options.tolerance_days, period: options.period };
-    let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &payments, &matching);
+    let statements = files.iter().flat_map(|f| &f.statements);
+    let report = reconcile::reconcile_with_names(statements, &payments, &matching, &names);
     let summary = reconcile::summarize(&report);
     let recorded = match options.record {
         true => {
@@ -271,16 +273,40 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
 /// fact that is not itself a reconciliation run, so that recording a run does
 /// not make the same comparison look new.
 pub fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
+    let (payments, head, _) = ledger_payments_and_names(log, &HashSet::new())?;
+    Ok((payments, head))
+}
+
+/// [`ledger_payments`], and the persons registered under one of `wanted`
+/// (the names receipts with masked IDs give), by identity: what the weak
+/// rule needs, kept small whatever the number of persons.
+fn ledger_payments_and_names(
+    log: &dyn LogReader,
+    wanted: &HashSet<String>,
+) -> Result<(Vec<LedgerPayment>, Head, Names), StorageError> {
     let mut payments = Vec::new();
+    let mut names = Names::new();
     let mut compared = Head { position: 0, hash: [0; 32] };
     log.scan(1, log.durable_head().position, |envelope| {
         payments.extend(LedgerPayment::from_event(envelope.head.position, &envelope.event));
-        if !matches!(envelope.event, Event::ReconciliationRecordedV1(_)) {
-            compared = Head { position: envelope.head.position, hash: envelope.hash };
+        match &envelope.event {
+            Event::ReconciliationRecordedV1(_) => return Ok(()),
+            Event::PersonRegisteredV1(person) if wanted.contains(&person.name) => {
+                names.insert(person.person.to_string(), person.name.clone());
+            }
+            _ => {}
         }
+        compared = Head { position: envelope.head.position, hash: envelope.hash };
         Ok(())
     })?;
-    Ok((payments, compared))
+    Ok((payments, compared, names))
+}
+
+/// The names that receipts with masked payer IDs give.
+fn masked_payer_names(files: &[ParsedFile]) -> HashSet<String> {
+    let receipts = files.iter().flat_map(|f| &f.statements).flat_map(|s| &s.receipts);
+    let masked = receipts.filter(|r| r.payer_id.as_deref().is_some_and(|id| id.contains('*')));
+    masked.filter_map(|r| r.payer_name.clone()).collect()
 }
 
 /// The run as a `reconciliation_recorded` fact. Its id comes from what

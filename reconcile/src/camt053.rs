@@ -686,6 +686,7 @@ impl Parser<'_> {
             reversal: entry.reversal,
             booked_on,
             payer_id: entry.additional_info.as_deref().and_then(text::find_identity),
+            payer_name: None,
             settlement_ref: entry.acct_svcr_ref.clone(),
             parts: Vec::new(),
         };
@@ -753,6 +754,7 @@ impl Parser<'_> {
                 reversal: receipt.reversal,
                 booked_on: receipt.booked_on,
                 payer_id: tx_payer(&tx, direction),
+                payer_name: None,
                 settlement_ref: receipt.settlement_ref.clone(),
                 parts: Vec::new(),
             });

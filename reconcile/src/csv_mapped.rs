@@ -101,6 +101,10 @@ pub struct Columns {
     pub date: ColumnRef,
     #[serde(default)]
     pub payer_id: Option<ColumnRef>,
+    /// The payer's name (缴费人名称, 对方户名): with a masked ID, the
+    /// evidence of the weak rule (masked ID + name + amount + date).
+    #[serde(default)]
+    pub payer_name: Option<ColumnRef>,
     /// Free text (附言, 摘要) searched for the payer's ID number when
     /// `payer_id` gives none.
     #[serde(default)]
@@ -270,6 +274,7 @@ impl Mapping {
             ("credit_amount", &c.credit_amount),
             ("debit_amount", &c.debit_amount),
             ("payer_id", &c.payer_id),
+            ("payer_name", &c.payer_name),
             ("payer_text", &c.payer_text),
             ("channel", &c.channel),
             ("direction", &c.direction),
@@ -340,6 +345,7 @@ struct Resolved {
     debit_amount: Option<usize>,
     date: usize,
     payer_id: Option<usize>,
+    payer_name: Option<usize>,
     payer_text: Option<usize>,
     channel: Option<usize>,
     direction: Option<usize>,
@@ -437,6 +443,7 @@ fn resolve(errors: Errors<'_>, mapping: &Mapping, header: Option<&Row>) -> Resul
         debit_amount: optional(&c.debit_amount)?,
         date: find(&c.date)?,
         payer_id: optional(&c.payer_id)?,
+        payer_name: optional(&c.payer_name)?,
         payer_text: optional(&c.payer_text)?,
         channel,
         direction: optional(&c.direction)?,
@@ -515,6 +522,7 @@ impl Reader<'_> {
             reversal: false,
             booked_on,
             payer_id: self.payer(row)?,
+            payer_name: self.name(row)?,
             settlement_ref: self.reference(row, c.settlement_ref)?,
             parts: Vec::new(),
         };
@@ -609,6 +617,19 @@ impl Reader<'_> {
                     found,
                 ))
             }
+        }
+    }
+
+    /// The payer's name, in the form the ledger keeps names in.
+    fn name(&self, row: &Row) -> Result<Option<String>> {
+        let Some(index) = self.columns.payer_name else { return Ok(None) };
+        let value = self.field(row, index)?;
+        if value.is_empty() {
+            return Ok(None);
+        }
+        match ledger::text::name("payer_name", value) {
+            Ok(name) if name.len() <= text::MAX_REFERENCE_BYTES => Ok(Some(name)),
+            _ => Err(self.errors.invalid(self.at(row.line, index), "a name without control characters", value)),
         }
     }
 
@@ -718,6 +739,7 @@ impl Settlements {
                 reversal: false,
                 booked_on,
                 payer_id: None,
+                payer_name: None,
                 settlement_ref: Some(key.1),
                 parts: group.parts,
             });

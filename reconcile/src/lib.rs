@@ -72,7 +72,10 @@ pub use input::{
     ParsedFile,
 };
 pub use ledger_side::{ledger_side, LedgerPayment};
-pub use matching::{reconcile, Finding, FindingKind, MatchOptions, Refs, Report, Rule, StatementChecks, KIND_NAMES};
+pub use matching::{
+    reconcile, reconcile_with_names, Finding, FindingKind, MatchOptions, Names, Refs, Report, Rule, StatementChecks,
+    KIND_NAMES,
+};
 pub use model::{Balance, Balances, ControlTotal, Direction, Period, Receipt, Side, Statement};
 pub use presets::{preset, Preset, PRESETS};
 pub use summary::{receipt_files, reconciliation_recorded, run_id, summarize, RunDefinition, Summary, SummaryRow};

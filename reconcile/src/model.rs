@@ -69,6 +69,9 @@ pub struct Receipt {
     /// Identity number of the payer (or, for a refund, the payee), where the
     /// receipt carries one: upper-case, as the ledger writes identities.
     pub payer_id: Option<String>,
+    /// The payer's name as the file gives it (缴费人名称), where it does:
+    /// with a masked `payer_id`, the evidence of the weak rule.
+    pub payer_name: Option<String>,
     /// The bank's or channel's settlement reference (camt.053
     /// `AcctSvcrRef`, a settlement batch column).
     pub settlement_ref: Option<String>,

@@ -215,6 +215,7 @@ impl Bill<'_> {
             reversal: false,
             booked_on,
             payer_id,
+            payer_name: None,
             settlement_ref: self.reference(row, WECHAT_ORDER)?,
             parts: Vec::new(),
         });

@@ -348,6 +348,7 @@ fn receipt_of(index: usize, g: &GenReceipt) -> Receipt {
             reversal: g.reversal,
             booked_on: day(g.day),
             payer_id: g.payer.map(|p| PERSONS[p].to_string()),
+            payer_name: None,
             settlement_ref: None,
             parts: Vec::new(),
         })
@@ -366,6 +367,7 @@ fn receipt_of(index: usize, g: &GenReceipt) -> Receipt {
         reversal: g.reversal,
         booked_on: day(g.day),
         payer_id: g.payer.map(|p| PERSONS[p].to_string()),
+        payer_name: None,
         settlement_ref: None,
         parts,
     }

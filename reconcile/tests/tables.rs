@@ -133,6 +133,52 @@ fn the_tax_export_lists_voided_tickets_and_never_keys_on_a_masked_id() {
 }
 
 #[test]
+fn a_masked_id_matches_only_with_the_registered_name_amount_and_date() {
+    let (file, bytes) = receipt_fixture("tax-20241101-20241130.csv");
+    let statement = parse_mapped_csv(&file, &bytes, &preset_mapping("tax")).expect("parses");
+    let names_of: Vec<Option<&str>> = statement.receipts.iter().map(|r| r.payer_name.as_deref()).collect();
+    assert_eq!(names_of, vec![Some("王芳"), Some("高婷"), Some("王芳")]);
+    let ledger = |second_person: Option<&str>| {
+        let mut items = vec![
+            payment(1, "tax", "352024110500000001", "1200.00", ID1, "2024-11-05"),
+            payment(2, "tax", "352024110600000002", "400.00", ID2, "2024-11-06"),
+            payment(3, "tax", "352024110799999999", "400.00", ID1, "2024-11-08"),
+        ];
+        if let Some(person) = second_person {
+            items.push(payment(4, "tax", "352024110799999998", "400.00", person, "2024-11-07"));
+        }
+        items
+    };
+    let kinds = |ledger: &[LedgerPayment], names: &reconcile::Names| -> Vec<(String, Vec<u64>)> {
+        let report = reconcile::reconcile_with_names([&statement], ledger, &MatchOptions::default(), names);
+        let mut kinds: Vec<(String, Vec<u64>)> = report
+            .findings
+            .iter()
+            .filter(|f| f.receipts.iter().any(|r| r.reference.as_deref() == Some("352024110700000004")))
+            .map(|f| (f.kind.name().to_string(), f.ledger.iter().map(|p| p.position).collect()))
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let registered = |pairs: &[(&str, &str)]| -> reconcile::Names {
+        pairs.iter().map(|(id, name)| (id.to_string(), name.to_string())).collect()
+    };
+    let wang = registered(&[(ID1, "王芳")]);
+    assert_eq!(kinds(&ledger(None), &wang), vec![("matched_by_masked_id_name_date".to_string(), vec![3])]);
+    // Without the name, or under another, the masked ID is no evidence.
+    let receipt_only = vec![("receipt_only".to_string(), vec![])];
+    assert_eq!(kinds(&ledger(None), &reconcile::Names::new()), receipt_only);
+    assert_eq!(kinds(&ledger(None), &registered(&[(ID1, "王芳芳")])), receipt_only);
+    // Two persons fit the mask under that name: no match.
+    let twin = "520502196004011233";
+    assert!(twin.parse::<ledger::Identity>().is_ok(), "a valid twin ID");
+    assert_eq!(kinds(&ledger(Some(twin)), &registered(&[(ID1, "王芳"), (twin, "王芳")])), receipt_only);
+    // Beyond the tolerance in days: no match.
+    let late = vec![payment(3, "tax", "352024110799999999", "400.00", ID1, "2024-11-12")];
+    assert_eq!(kinds(&late, &wang), receipt_only);
+}
+
+#[test]
 fn a_voided_ticket_alone_leaves_the_run_clean() {
     let (file, bytes) = receipt_fixture("tax-20241101-20241130.csv");
     let statement = parse_mapped_csv(&file, &bytes, &preset_mapping("tax")).expect("parses");
