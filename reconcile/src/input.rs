@@ -44,16 +44,20 @@ pub struct ParsedFile {
 /// Parses a receipt file's bytes. `name` is how errors and receipts name
 /// the file.
 pub fn parse_bytes(name: &str, bytes: &[u8], format: &Format) -> Result<ParsedFile> {
+    let workbook = crate::excel::is_workbook(bytes);
     let statements = match format {
+        // Read as the format named, a workbook would give a misleading first error.
+        _ if workbook && !matches!(format, Format::Csv(_)) => {
+            let looks_like =
+                format!("an Excel workbook, read only with --mapping or a preset, not as {}", format.name());
+            return Err(ReconcileError::Unrecognised { file: name.to_string(), looks_like });
+        }
         Format::Camt053 { channel } => parse_camt053(name, bytes, channel.as_deref())?,
         Format::WechatBill { channel } => vec![parse_wechat_bill(name, bytes, channel)?],
-        Format::Csv(mapping) if crate::excel::is_workbook(bytes) => vec![parse_mapped_excel(name, bytes, mapping)?],
+        Format::Csv(mapping) if workbook => vec![parse_mapped_excel(name, bytes, mapping)?],
         Format::Csv(mapping) => vec![parse_mapped_csv(name, bytes, mapping)?],
     };
-    let format = match format {
-        Format::Csv(_) if crate::excel::is_workbook(bytes) => "excel",
-        _ => format.name(),
-    };
+    let format = if workbook { "excel" } else { format.name() };
     Ok(ParsedFile { name: name.to_string(), format, sm3: ledger::envelope::sm3(bytes), statements })
 }
 

@@ -484,6 +484,20 @@ mod excel {
     }
 
     #[test]
+    fn a_workbook_named_as_another_format_is_refused_saying_how_it_is_read() {
+        let bytes = workbook(15.0, "封面");
+        let error = parse_bytes("bill.xlsx", &bytes, &Format::WechatBill { channel: "wechat".into() });
+        assert_eq!(
+            error.map(|_| ()).expect_err("a workbook").to_string(),
+            format!(
+                "bill.xlsx: not a format yibao reads (looks like an Excel workbook, read only with --mapping or a \
+                 preset, not as wechat-bill); formats read: {}",
+                reconcile::FORMATS_READ
+            )
+        );
+    }
+
+    #[test]
     fn a_broken_workbook_is_refused_not_a_panic() {
         let mut bytes = workbook(15.0, "封面");
         bytes.truncate(bytes.len() / 2);
