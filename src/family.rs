@@ -9,10 +9,10 @@ use crate::single::{field_error, flag_value, FlagNames};
 use anyhow::Result;
 use clap::Subcommand;
 use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
-use ledger::{BeijingTime, Date, LogReader, OpenMode, SledLog};
+use ledger::{BeijingTime, Date, Identity, OpenMode, SledLog};
 use operations::family::{self, ApplicationListed, ApplyRequest, FamilyError, PeriodListed, Transition, Writer};
 use operations::{Ledger, Projections, Recorded};
-use projections::family::Family;
+use projections::coverage::Named;
 use std::path::Path;
 
 /// `yibao family …`.
@@ -138,7 +138,8 @@ pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
                 relation,
                 bound_on: date_flag(BIND_FLAGS, "bound_on", on.as_deref())?,
             };
-            let recorded = write(data, BIND_FLAGS, |writer| family::bind(writer, binding, "cli:family-bind"))?;
+            let named = persons_named(&[&binding.holder, &binding.member]);
+            let recorded = write(data, BIND_FLAGS, &named, |writer| family::bind(writer, binding, "cli:family-bind"))?;
             print_recorded(&recorded);
             Ok(())
         }
@@ -148,7 +149,9 @@ pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
                 member: flag_value(REVOKE_FLAGS, "member", &member)?,
                 revoked_on: date_flag(REVOKE_FLAGS, "revoked_on", on.as_deref())?,
             };
-            let recorded = write(data, REVOKE_FLAGS, |writer| family::revoke(writer, revocation, "cli:family-revoke"))?;
+            let named = persons_named(&[&revocation.holder, &revocation.member]);
+            let recorded =
+                write(data, REVOKE_FLAGS, &named, |writer| family::revoke(writer, revocation, "cli:family-revoke"))?;
             print_recorded(&recorded);
             Ok(())
         }
@@ -195,32 +198,35 @@ fn time_flag(flags: FlagNames, field: &str, text: Option<&str>) -> Result<Beijin
     text.map_or_else(|| Ok(BeijingTime::now()), |text| flag_value(flags, field, text))
 }
 
-/// The family projection at position `upto` (`checkpoints.rs`).
-pub fn family_at(data: &Path, log: &dyn LogReader, upto: u64) -> Result<Family> {
-    operations::checkpoints::caught_up(data, log, upto).map_err(classified)
+/// The persons a family fact names, for the store to read.
+fn persons_named(identities: &[&Identity]) -> Named {
+    let mut named = Named::default();
+    identities.iter().for_each(|identity| named.identity(identity));
+    named
 }
 
-/// The ledger and both projections at its head: for reading (`OpenMode::Read`:
-/// no writer, no indexes built) or for a write.
-fn open_at_head(data: &Path, mode: OpenMode) -> Result<(Ledger, Projections)> {
-    let ledger = Ledger::open(data, mode).map_err(classified)?;
-    let at = ledger.projections().map_err(classified)?;
-    Ok((ledger, at))
-}
-
-/// Runs a family write against the ledger at its head; a field the edge
-/// refuses is named by the flag that gave it.
+/// Runs a family write against the ledger at its head, judged on what
+/// `named` reads from the person store (the persons and applications the
+/// fact names); a field the edge refuses is named by the flag that gave it.
 fn write<T>(
     data: &Path,
     flags: FlagNames,
+    named: &Named,
     operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
 ) -> Result<T> {
-    let (ledger, at) = open_at_head(data, OpenMode::Existing)?;
+    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let at = ledger.projections_naming(named).map_err(classified)?;
     let writer = Writer::of(&ledger, &at).map_err(classified)?;
     operation(&writer).map_err(|error| match error {
         FamilyError::Field(error) => field_error(flags, error.field, error.reason),
         other => classified(other),
     })
+}
+
+/// The person's family records and coverage at the head, from the store.
+fn read_person(data: &Path, person: &Identity) -> Result<Projections> {
+    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
+    ledger.projections_naming(&persons_named(&[person])).map_err(classified)
 }
 
 /// What recording a fact did, as the user reads it.
@@ -257,7 +263,8 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
         application_id: flags.application_id.as_deref().map(application_id_flag).transpose()?,
         at: time_flag(APPLY_FLAGS, "at", flags.at.as_deref())?,
     };
-    let applied = write(data, APPLY_FLAGS, |writer| family::apply(writer, request, "cli:family-apply"))?;
+    let named = family::apply_named(&request);
+    let applied = write(data, APPLY_FLAGS, &named, |writer| family::apply(writer, request, "cli:family-apply"))?;
     print_recorded(&applied.recorded);
     outln!("application {}", applied.application_id);
     Ok(())
@@ -281,8 +288,11 @@ fn transition(data: &Path, name: &str, step: Step) -> Result<()> {
         ("credited", None) => Transition::Credited,
         _ => Transition::Returned,
     };
-    let recorded =
-        write(data, STEP_FLAGS, |writer| family::transition(writer, application_id, transition, at, "cli:family"))?;
+    let mut named = Named::default();
+    named.application(&application_id);
+    let recorded = write(data, STEP_FLAGS, &named, |writer| {
+        family::transition(writer, application_id, transition, at, "cli:family")
+    })?;
     print_recorded(&recorded);
     Ok(())
 }
@@ -314,7 +324,7 @@ fn application_line(application: &ApplicationListed) -> String {
 /// `yibao family list ID [--json]`.
 pub fn list(data: &Path, id: &str, as_json: bool) -> Result<()> {
     let person = parse_identity(id)?;
-    let (_ledger, at) = open_at_head(data, OpenMode::Read)?;
+    let at = read_person(data, &person)?;
     let answer = family::person(&at.coverage, &at.family, &person);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
@@ -344,7 +354,7 @@ pub fn list(data: &Path, id: &str, as_json: bool) -> Result<()> {
 /// `yibao family account HOLDER`.
 pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
     let holder = parse_identity(holder)?;
-    let (_ledger, at) = open_at_head(data, OpenMode::Read)?;
+    let at = read_person(data, &holder)?;
     let answer = family::account(&at.coverage, &at.family, &holder);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
@@ -405,7 +415,9 @@ fn duration_hours(text: &str) -> Result<i64, String> {
 /// `yibao family stuck [--older-than 3d] [--now TIME]`.
 pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime>, as_json: bool) -> Result<()> {
     let now = now.unwrap_or_else(BeijingTime::now);
-    let (_ledger, at) = open_at_head(data, OpenMode::Read)?;
+    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
+    let submitted_before = older_than_hours.map(|hours| family::submitted_before(now, hours));
+    let at = ledger.projections_in_flight(submitted_before).map_err(classified)?;
     let answer = family::stuck(&at.coverage, &at.family, now, older_than_hours);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);

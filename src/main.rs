@@ -307,29 +307,34 @@ enum Command {
     /// Compare bank and channel receipts with the recorded payments and
     /// refunds; list every difference; record the run in the log.
     ///
-    /// Formats: ISO 20022 camt.053 (`.xml`), WeChat Pay merchant bills
-    /// (CSV), any CSV or Excel workbook with `--mapping FILE` (columns,
-    /// encoding UTF-8/GBK, title and footer rows, …) or a shipped preset
-    /// (`--format icbc`). Exit 0 when fully reconciled, 1 with breaks, 2
+    /// Formats: ISO 20022 camt.053/054 (`.xml`), MT940, WeChat Pay and
+    /// Alipay merchant bills (plain, gzip or zip), batch-collection returns,
+    /// any CSV or Excel workbook with `--mapping FILE` (columns, encoding
+    /// UTF-8/GBK, title and footer rows, …) or a shipped preset (`--format
+    /// icbc`). Exit 0 when fully reconciled, 1 with breaks, 2
     /// when a file cannot be read (nothing recorded).
     Reconcile {
         /// Receipt files (statements, bills).
         #[arg(required_unless_present = "show_format")]
         files: Vec<PathBuf>,
-        /// camt053 | wechat | csv, or a preset: icbc, ccb, abc, boc, bocom,
-        /// cmb (bank statements), tax (the tax bureau's premium export)
-        /// (default: from the file: .xml is camt053, a CSV or workbook
-        /// with --mapping is read through it, other CSV a WeChat bill).
+        /// camt053 | camt054 | mt940 | wechat | alipay, a preset: icbc, ccb,
+        /// abc, boc, bocom, cmb (bank statements), tax (the tax bureau's
+        /// premium export), rural-credit-return (a batch auto-debit
+        /// return), or csv | batch-return with --mapping (default: from the
+        /// file's content, inside a gzip or zip).
         #[arg(long)]
         format: Option<String>,
-        /// Print a preset's mapping (TOML), to copy and adjust, and exit.
-        #[arg(long, value_name = "PRESET")]
+        /// Print a preset's mapping or layout (TOML), to copy and adjust, or
+        /// what a built-in reader reads, and exit.
+        #[arg(long, value_name = "NAME")]
         show_format: Option<String>,
-        /// The column mapping of a generic CSV (TOML).
+        /// The column mapping of a generic CSV or workbook, or the layout
+        /// of a batch return (TOML with kind = "batch-return").
         #[arg(long)]
         mapping: Option<PathBuf>,
         /// The ledger's channel name for the receipts (e.g. the channel a
-        /// bank account collects for); default: any channel.
+        /// bank account collects for); only that channel's payments and
+        /// refunds are compared. Default: any channel.
         #[arg(long)]
         channel: Option<String>,
         /// First business day compared (with --to).

@@ -4,11 +4,12 @@
 
 use crate::exit::{classified, BadInput, Findings};
 use anyhow::Result;
+use ledger::Hash;
 use ledger::{Date, LogBackend, OpenMode};
 use operations::channels::Channels;
 use operations::reconcile::{FindingLine, Reading, ReceiptFile, ReceiptFormat, Reconciled, RecordedRun, RunOptions};
 use operations::Ledger;
-use reconcile::{ParsedFile, Period};
+use reconcile::{Definition, Layout, Mapping, ParsedFile, Period};
 use std::path::{Path, PathBuf};
 
 /// What `yibao reconcile` was asked.
@@ -25,48 +26,67 @@ pub struct ReconcileArgs {
     pub record: bool,
 }
 
-/// `--format`, or `None` to judge each file by its content.
+/// A batch return's layout with the SM3 of its text.
+type LayoutWithDigest = (Layout, Hash);
+/// A CSV's or workbook's mapping with the SM3 of its text.
+type MappingWithDigest = (Mapping, Hash);
+
+/// `--format`, or `None` to judge each file by its content. A preset names
+/// its mapping or layout too (`definition_of`).
 fn format_of(args: &ReconcileArgs) -> Result<Option<ReceiptFormat>> {
     let format = match args.format.as_deref() {
         None => return Ok(None),
-        Some("camt053") => ReceiptFormat::Camt053,
+        Some("camt053" | "camt054") => ReceiptFormat::Camt053,
+        Some("mt940") => ReceiptFormat::Mt940,
         Some("wechat") => ReceiptFormat::Wechat,
-        Some("csv") if args.mapping.is_none() => {
-            return Err(BadInput("--format csv needs --mapping FILE".into()).into())
+        Some("alipay") => ReceiptFormat::Alipay,
+        Some(name @ ("csv" | "batch-return")) if args.mapping.is_none() => {
+            return Err(BadInput(format!("--format {name} needs --mapping FILE")).into())
         }
         Some("csv") => ReceiptFormat::Csv,
-        Some(name) if reconcile::preset(name).is_some() => ReceiptFormat::Csv,
-        Some(other) => return Err(BadInput(unknown_format(other)).into()),
+        Some("batch-return") => ReceiptFormat::BatchReturn,
+        Some(name) => match reconcile::preset(name).map(|preset| preset.definition) {
+            Some(Definition::Mapping(_)) => ReceiptFormat::Csv,
+            Some(Definition::Layout(_)) => ReceiptFormat::BatchReturn,
+            Some(Definition::Reader) | None => return Err(BadInput(unknown_format(name)).into()),
+        },
     };
     Ok(Some(format))
 }
 
 fn unknown_format(name: &str) -> String {
-    format!("--format `{name}`: use camt053, wechat, csv or a preset ({})", reconcile::presets::names())
+    format!("--format `{name}`: use {}, or csv or batch-return with --mapping FILE", reconcile::presets::names())
 }
 
-/// `--show-format NAME`: the preset's mapping as shipped, to copy and adjust.
+/// `--show-format NAME`: a preset's mapping or layout as shipped, to copy
+/// and adjust, or what a reader of its own reads.
 pub fn show_format(name: &str) -> Result<()> {
     let preset =
         reconcile::preset(name).ok_or_else(|| BadInput(unknown_format(name).replace("--format", "--show-format")))?;
-    out!("{}", preset.toml);
+    out!("{}", preset.shown());
     Ok(())
 }
 
-/// The mapping named by `--mapping FILE` or by a preset's `--format`, with
-/// the SM3 of its text.
-fn mapping_of(args: &ReconcileArgs) -> Result<Option<(reconcile::Mapping, ledger::Hash)>> {
-    let preset = args.format.as_deref().and_then(reconcile::preset);
+/// The mapping or batch-return layout named by `--mapping FILE` (a layout
+/// has `kind = "batch-return"`) or by a preset's `--format`, with the SM3 of
+/// its text.
+fn definition_of(args: &ReconcileArgs) -> Result<(Option<MappingWithDigest>, Option<LayoutWithDigest>)> {
+    let preset = args.format.as_deref().and_then(reconcile::preset).filter(|preset| preset.toml().is_some());
     match (args.mapping.as_deref(), preset) {
         (Some(_), Some(preset)) => {
             Err(BadInput(format!("give --mapping or --format {}, not both", preset.name)).into())
         }
-        (Some(path), None) => Ok(Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?)),
-        (None, Some(preset)) => {
-            let mapping = preset.mapping().map_err(receipts_error)?;
-            Ok(Some((mapping, ledger::envelope::sm3(preset.toml.as_bytes()))))
+        (Some(path), None) if reconcile::is_layout_file(path) => {
+            Ok((None, Some(reconcile::read_layout_with_digest(path).map_err(receipts_error)?)))
         }
-        (None, None) => Ok(None),
+        (Some(path), None) => Ok((Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?), None)),
+        (None, Some(preset)) => {
+            let digest = ledger::envelope::sm3(preset.toml().unwrap_or_default().as_bytes());
+            let mapping = preset.mapping().transpose().map_err(receipts_error)?;
+            let layout = preset.layout().transpose().map_err(receipts_error)?;
+            Ok((mapping.map(|mapping| (mapping, digest)), layout.map(|layout| (layout, digest))))
+        }
+        (None, None) => Ok((None, None)),
     }
 }
 
@@ -91,8 +111,13 @@ fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
 /// the reason), then parses them all: nothing is compared or recorded
 /// before every file has been read.
 fn read_files(args: &ReconcileArgs, channel: Option<String>) -> Result<(Vec<ParsedFile>, Reading)> {
-    let mapping = mapping_of(args)?;
-    let reading = Reading { format: format_of(args)?, mapping, channel };
+    let (mapping, layout) = definition_of(args)?;
+    let format = match (format_of(args)?, &layout) {
+        // A batch return's layout is given where a CSV's mapping is.
+        (None, Some(_)) => Some(ReceiptFormat::BatchReturn),
+        (format, _) => format,
+    };
+    let reading = Reading { format, mapping, layout, channel };
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let bytes = reconcile::read_file(path).map_err(receipts_error)?;
@@ -114,6 +139,7 @@ pub fn compare_and_record(log: &impl LogBackend, files: &[ParsedFile], period: O
     let reconciled = operations::reconcile::reconcile_and_record(log, files, None, None, &options, "cli:reconcile")
         .map_err(classified)?;
     print_summary(&reconciled, files);
+    print_not_received(&reconciled);
     print_breaks(&reconciled);
     report_recorded(reconciled.recorded.as_ref());
     Ok(reconciled.clean)
@@ -129,6 +155,7 @@ pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
     let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
     let options = RunOptions { period, tolerance_days: args.tolerance_days, record: args.record };
     let mapping_sm3 = reading.mapping.as_ref().map(|(_, digest)| *digest);
+    let mapping_sm3 = mapping_sm3.or(reading.layout.as_ref().map(|(_, digest)| *digest));
     let reconciled = ledger
         .reconcile(&files, mapping_sm3, reading.channel.as_deref(), &options, "cli:reconcile")
         .map_err(classified)?;
@@ -136,6 +163,7 @@ pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
         outln!("{}", serde_json::to_string_pretty(&reconciled)?);
     } else {
         print_summary(&reconciled, &files);
+        print_not_received(&reconciled);
         print_breaks(&reconciled);
     }
     if let Some(out) = &args.csv {
@@ -174,6 +202,18 @@ fn print_summary(reconciled: &Reconciled, files: &[ParsedFile]) {
     }
     if reconciled.rejected_statements > 0 {
         outln!("{} statement(s) failed their self-checks and were not matched", reconciled.rejected_statements);
+    }
+}
+
+/// Rows a file lists as not received (a batch return's failed debits, a
+/// status column's refused transfers): listed, never counted as paid.
+fn print_not_received(reconciled: &Reconciled) {
+    if reconciled.not_received.is_empty() {
+        return;
+    }
+    outln!("\nnot received: listed by the file, never counted as paid ({}):", reconciled.not_received.len());
+    for line in &reconciled.not_received {
+        outln!("  {line}");
     }
 }
 

@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -119,11 +119,8 @@ struct Limits {
 pub struct App {
     /// The log, reopened after a storage failure (`store.rs`).
     store: store::Store,
-    data: PathBuf,
     /// Coverage: the per-person store at the log's head and its cache.
     persons: persons::Persons,
-    /// At the person store's position (`Family::catch_up_to`).
-    family: RwLock<projections::family::Family>,
     /// Verify and replay jobs started over HTTP.
     audit: audit::Jobs,
     limits: Limits,
@@ -235,13 +232,10 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
     let channels = crate::commands::channels(data)?;
     let cache_bytes = usize::try_from(args.cache_mb).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
     let persons = persons::Persons::open(data, &log, cache_bytes)?;
-    let family = crate::family::family_at(data, &log, persons.tip()?.position)?;
     let (access, access_writer) = access::start(data)?;
     let app = Arc::new(App {
         store: store::Store::new(data, log),
-        data: data.to_path_buf(),
         persons,
-        family: RwLock::new(family),
         audit: audit::Jobs::default(),
         limits: Limits {
             max_in_flight: args.max_in_flight as usize,
@@ -258,12 +252,6 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         channels,
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
-    // The family checkpoint only spares the next start a fold of the log:
-    // when it cannot be saved (a full disk), say so and stop cleanly. The
-    // person store is at the head already.
-    if let Err(error) = save_checkpoint(&app) {
-        eprintln!("warning: {error:#}; the next start folds the log from the last saved checkpoint");
-    }
     if let Some(refusal) = app.store.refusal() {
         eprintln!("note: writes were refused at shutdown ({}); every acknowledged write is durable", refusal.reason);
     }
@@ -387,13 +375,6 @@ fn require_loopback(addr: &str) -> Result<()> {
         ))
         .into());
     }
-    Ok(())
-}
-
-/// The family projection's checkpoint.
-fn save_checkpoint(app: &App) -> Result<()> {
-    app.with_projections(|_, family| operations::checkpoints::save(&app.data, family))
-        .map_err(|e| anyhow::anyhow!("{}", e.message))??;
     Ok(())
 }
 
@@ -697,9 +678,10 @@ async fn history(
     app.record_access(&caller, &person, "/v1/persons/{id_number}/history").await;
     let worker = Arc::clone(&app);
     let answer = tokio::task::spawn_blocking(move || {
-        worker.with_projections(|at, family| {
+        worker.with_projections(|at| {
             let log = worker.store.log()?;
             let coverage = at.person(&person).map_err(|e| store_failed(&e))?;
+            let family = &at.family_of_person(&person).map_err(|e| store_failed(&e))?;
             operations::coverage::history_of_streams(&log, &coverage, family, &person)
                 .map_err(|e| ApiError::classified(&e))
         })?

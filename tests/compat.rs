@@ -99,17 +99,16 @@ fn the_v1_ledger_answers_the_same_coverage_from_its_checkpoint() {
 /// `fixtures/compat/v2`: the demo's facts written with the log's index on
 /// disk (sorted runs and the manifest under `index/`, the ledger's secret
 /// in sled), the per-person store (layout 2) and the family checkpoint, all
-/// at the head. Every later version must use them as written — the index
-/// without reading the log, the store without catching it up — or convert
-/// them: both are rebuilt silently from the log when their format is not
-/// read, so a format change would otherwise pass unnoticed and cost every
-/// ledger a rebuild.
+/// at the head. Every later version must use the index as written, without
+/// reading the log. The person store of layout 2 holds no family records:
+/// layout 3 reads it as another layout, and it is rebuilt from the log
+/// (the family checkpoint is no longer read), after which it answers right.
 const FIXTURE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/compat/v2");
 const V2_HEAD_POSITION: u64 = 26;
 const V2_HEAD_HASH: &str = "749ac1963926b961850cbe99943c4676a2fff23e951c0a326b20a64c23539782";
 
 #[test]
-fn the_v2_index_and_person_store_are_used_as_written() {
+fn the_v2_index_is_used_as_written_and_its_person_store_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     common::copy_tree(Path::new(FIXTURE_V2), &data);
@@ -134,11 +133,11 @@ fn the_v2_index_and_person_store_are_used_as_written() {
     };
     let outcome = log.append_blocking(vec![again]).expect("a repeat");
     assert_eq!((outcome.n_appended, outcome.positions), (0, vec![5]), "the v2 index did not know its key");
+    let whole_family = family_folded(&log);
     drop(log);
-    let store = projections::coverage::PersonStore::open(&data.join("projections").join("persons.sqlite"))
-        .expect("the v2 person store opens");
-    let tip = store.tip().expect("its tip reads").expect("a tip in a layout this build reads");
-    assert_eq!((tip.position, hex::encode(tip.hash)), (V2_HEAD_POSITION, V2_HEAD_HASH.to_string()));
+    let store_path = data.join("projections").join("persons.sqlite");
+    let store = projections::coverage::PersonStore::open(&store_path).expect("the v2 person store opens");
+    assert_eq!(store.tip().expect("its tip reads"), None, "layout 2 is another layout: rebuilt");
     drop(store);
     let (stdout, _) = yibao(&data, &["coverage", "520502198503121233", "--json"]);
     let answer: serde_json::Value = serde_json::from_str(&stdout).expect("coverage --json is JSON");
@@ -146,4 +145,57 @@ fn the_v2_index_and_person_store_are_used_as_written() {
     // The demo's facts alone publish no policy: the payment waits for it.
     assert_eq!(answer["years"][0]["year"]["state"], "awaiting_policy", "{answer}");
     assert_eq!(answer["years"][0]["year"]["net_received"], "400.00", "{answer}");
+    let store = projections::coverage::PersonStore::open(&store_path).expect("the rebuilt store opens");
+    let tip = store.tip().expect("its tip reads").expect("a tip after the rebuild");
+    assert_eq!((tip.position, hex::encode(tip.hash)), (V2_HEAD_POSITION, V2_HEAD_HASH.to_string()));
+    assert_eq!(store.family_all().expect("the family records"), whole_family);
+    drop(store);
+    let (listed, _) = yibao(&data, &["family", "list", DEMO_HOLDER]);
+    assert!(listed.contains("BJ-DJ-2024-000101") && listed.contains("credited (缴费到账成功)"), "{listed}");
+}
+
+/// The demo's employee, who pays his relatives' premiums from his account.
+const DEMO_HOLDER: &str = "520502197811204159";
+
+/// The family projection folded from position 1.
+fn family_folded(log: &ledger::SledLog) -> Family {
+    let mut family = Family::new();
+    family.catch_up_to(log, u64::MAX).expect("folded from position 1");
+    family
+}
+
+/// `fixtures/compat/v3`: the demo's facts, the index, and the per-person
+/// store of layout 3 (persons and the family records per binding and per
+/// application, no family checkpoint), all at the head. Every later
+/// version must use the store as written — not caught up, not rebuilt —
+/// or convert it: a store of another layout is rebuilt silently.
+const FIXTURE_V3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/compat/v3");
+const V3_HEAD_POSITION: u64 = 26;
+const V3_HEAD_HASH: &str = "2efea18ea9f80f3ee46672453290a07e59275ea49b5db0d21c8ad3f2e5a90b29";
+
+#[test]
+fn the_v3_person_store_and_its_family_records_are_used_as_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    common::copy_tree(Path::new(FIXTURE_V3), &data);
+    let log = ledger::SledLog::open(&data, ledger::OpenMode::Read).expect("a read open of the v3 ledger");
+    let head = log.durable_head();
+    assert_eq!((head.position, hex::encode(head.hash)), (V3_HEAD_POSITION, V3_HEAD_HASH.to_string()));
+    let whole_family = family_folded(&log);
+    drop(log);
+    let store_path = data.join("projections").join("persons.sqlite");
+    let store = projections::coverage::PersonStore::open(&store_path).expect("the v3 person store opens");
+    let tip = store.tip().expect("its tip reads").expect("a tip in a layout this build reads");
+    assert_eq!((tip.position, hex::encode(tip.hash)), (V3_HEAD_POSITION, V3_HEAD_HASH.to_string()));
+    // As written, before any command: the family records read back whole.
+    assert_eq!(store.family_all().expect("the v3 family records"), whole_family);
+    drop(store);
+    let (listed, _) = yibao(&data, &["family", "list", DEMO_HOLDER]);
+    assert!(listed.contains("BJ-DJ-2024-000101") && listed.contains("credited (缴费到账成功)"), "{listed}");
+    assert!(listed.contains(&format!("answer reflects log position {V3_HEAD_POSITION}")), "{listed}");
+    let (stdout, _) = yibao(&data, &["coverage", "520502198503121233", "--json"]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout).expect("coverage --json is JSON");
+    assert_eq!(answer["log_position"], V3_HEAD_POSITION);
+    assert_eq!(answer["years"][0]["year"]["net_received"], "400.00", "{answer}");
+    assert!(!data.join("projections").join("family.ckpt").exists(), "no family checkpoint is written");
 }

@@ -1,11 +1,9 @@
 //! End-to-end tests of family-account proxy payments, refunds, the payment
-//! certificate and the family projection's checkpoint: what a user types,
+//! certificate and the family projection in the person store: what a user types,
 //! what they see, the exit codes (0 ok, 1 findings, 2 refused: nothing
 //! appended).
 
-use projections::family::Family;
 use projections::Projection;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -527,52 +525,48 @@ fn the_demo_shows_the_family_account() {
     assert!(text.contains("refunded to source"), "{text}");
 }
 
-// The family projection's checkpoint (`DIR/projections/family.ckpt`) as the
-// CLI uses it: answers are the same with it, without it, after the log grew
-// and with a checkpoint that cannot be used (rebuilt, with a note).
+// The family projection in the person store (`DIR/projections/persons.sqlite`)
+// as the CLI uses it: answers are the same from the store, from a store
+// built again from the log, after the log grew, and with a store of
+// another ledger (rebuilt); no family checkpoint is written.
 
-fn checkpoint(data: &Path) -> PathBuf {
-    data.join("projections").join("family.ckpt")
+fn store(data: &Path) -> PathBuf {
+    data.join("projections").join("persons.sqlite")
 }
 
 fn list(data: &Path) -> String {
     ok(yibao(data, &["family", "list", HOLDER]))
 }
 
-/// `family list` with the checkpoint removed first: a rebuild from the log.
+/// `family list` with the person store removed first: built from the log.
 fn list_rebuilt(data: &Path) -> String {
-    std::fs::remove_file(checkpoint(data)).expect("remove the checkpoint");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store(data).display()));
+    }
     let listed = list(data);
-    assert!(checkpoint(data).exists(), "the rebuilt projection is saved");
+    assert!(store(data).exists(), "the store is built again");
     listed
 }
 
-fn saved_position(data: &Path) -> u64 {
-    Family::load(&checkpoint(data)).expect("a usable checkpoint").position()
-}
-
-fn inode(path: &Path) -> u64 {
-    std::fs::metadata(path).expect("metadata").ino()
+/// The position the store's family records reflect.
+fn stored_position(data: &Path) -> u64 {
+    let store = projections::coverage::PersonStore::open(&store(data)).expect("open");
+    store.family_all().expect("the family records").position()
 }
 
 #[test]
-fn family_list_is_the_same_with_and_without_a_checkpoint_and_after_the_log_grew() {
+fn family_list_is_the_same_from_the_store_rebuilt_and_after_the_log_grew() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
     ledger(data);
-    // The import's decision read the projection and saved it, before
-    // appending; the next command catches it up.
-    assert_eq!(saved_position(data), 2);
     let listed = list(data);
-    assert_eq!(saved_position(data), head(data));
+    assert_eq!(stored_position(data), head(data));
     assert!(listed.contains("520502********5226") && listed.contains("BJ-DJ-2024-000101"), "{listed}");
-    let saved = inode(&checkpoint(data));
     assert_eq!(list(data), listed);
-    assert_eq!(inode(&checkpoint(data)), saved, "nothing new: the checkpoint is not written again");
     assert_eq!(list_rebuilt(data), listed);
 
     // The log grows by a binding through the CLI and a revocation imported:
-    // each command catches the checkpoint up and saves it.
+    // the next command catches the store up.
     let bound = ok(bind_sibling(data, "2024-10-05"));
     assert!(bound.contains("recorded at position"), "{bound}");
     let revocation = dir.path().join("revoke.jsonl");
@@ -581,38 +575,32 @@ fn family_list_is_the_same_with_and_without_a_checkpoint_and_after_the_log_grew(
     );
     std::fs::write(&revocation, format!("{fact}\n")).expect("write");
     ok(yibao(data, &["import", revocation.to_str().expect("utf-8 path")]));
-    assert_eq!(saved_position(data), head(data) - 1, "saved by the import's decision, before appending");
 
     let grown = list(data);
-    assert_eq!(saved_position(data), head(data));
+    assert_eq!(stored_position(data), head(data));
     assert!(grown.contains("520502********1233") && grown.contains("revoked 2024-12-01"), "{grown}");
     assert!(grown.contains(&format!("answer reflects log position {}", head(data))), "{grown}");
     assert_eq!(list_rebuilt(data), grown);
     assert_eq!(list(data), grown);
+    assert!(!data.join("projections").join("family.ckpt").exists(), "no family checkpoint is written");
 }
 
 #[test]
-fn an_unusable_checkpoint_is_rebuilt_with_a_note() {
+fn a_store_of_another_ledger_is_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, other) = (dir.path().join("a"), dir.path().join("b"));
     ledger(&data);
     ledger(&other);
     let listed = list(&data);
-
-    std::fs::write(checkpoint(&data), b"garbage").expect("write");
-    let output = yibao(&data, &["family", "list", HOLDER]);
-    let note = stderr(&output);
-    assert_eq!(ok(output), listed);
-    assert!(note.contains("is not a family checkpoint") && note.contains("rebuilding"), "{note}");
-    assert_eq!(saved_position(&data), head(&data), "the rebuilt projection replaces it");
+    list(&other);
 
     // The same facts in another ledger: the same positions, other hashes.
-    std::fs::copy(checkpoint(&other), checkpoint(&data)).expect("copy");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store(&data).display()));
+    }
+    std::fs::copy(store(&other), store(&data)).expect("copy");
+    assert_eq!(list(&data), listed);
     let output = yibao(&data, &["family", "list", HOLDER]);
-    let note = stderr(&output);
-    assert_eq!(ok(output), listed);
-    assert!(note.contains("does not match the log") && note.contains("rebuilding"), "{note}");
-    let output = yibao(&data, &["family", "list", HOLDER]);
-    assert_eq!(stderr(&output), "", "the rebuilt checkpoint is usable");
+    assert_eq!(stderr(&output), "", "the rebuilt store is usable");
     assert_eq!(ok(output), listed);
 }

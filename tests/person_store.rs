@@ -9,6 +9,7 @@
 use ledger::{Date, Event, Identity, NewEvent, OpenMode, SledLog};
 use operations::coverage::{answer, CoverageQuery};
 use projections::coverage::{Coverage, PersonStore};
+use projections::family::Family;
 use projections::Projection;
 
 mod common;
@@ -38,6 +39,13 @@ fn answers(coverage: &Coverage, person: &Identity) -> String {
         Err(error) => format!("error: {error}"),
     };
     format!("{}\n{}", text(&everything), text(&one_year))
+}
+
+/// The family projection folded from position 1 to `upto`.
+fn family_folded(log: &SledLog, upto: u64) -> Family {
+    let mut family = Family::new();
+    family.catch_up_to(log, upto).expect("folded from position 1");
+    family
 }
 
 fn folded(log: &SledLog) -> Coverage {
@@ -74,12 +82,12 @@ fn the_store_answers_every_person_as_the_whole_projection() {
     log.append_blocking(first.into_iter().map(|e| NewEvent::fact(e, "test")).collect()).expect("append");
     let mut live = folded(&log);
     let mut store = PersonStore::open(&dir.path().join("persons.sqlite")).expect("a store");
-    store.write_all(&mut live).expect("written whole");
+    store.write_all(&mut live, &family_folded(&log, u64::MAX)).expect("written whole");
     assert_eq!(store.tip().expect("tip"), Some(live.tip()));
 
     log.append_blocking(second.into_iter().map(|e| NewEvent::fact(e, "test")).collect()).expect("append");
     live.catch_up(&log).expect("catch up");
-    store.write_touched(&mut live).expect("written back");
+    store.write_touched(&mut live, &family_folded(&log, u64::MAX)).expect("written back");
     assert_eq!(store.tip().expect("tip"), Some(live.tip()));
 
     let whole = folded(&log);
@@ -193,7 +201,8 @@ fn a_ledger_without_a_store_gets_one_from_the_log_alone() {
 /// A lookup killed (`kill -9`) at any moment while it catches the person
 /// store up (from position 1, or the facts imported since) leaves the
 /// store at its previous tip or a later one, and never wrong: everything
-/// it holds is the projection folded from position 1 to its tip. The next
+/// it holds, the persons and the family records, is the projections
+/// folded from position 1 to its tip. The next
 /// lookups answer every person as the whole log.
 #[test]
 fn a_lookup_killed_while_catching_the_store_up_leaves_it_right() {
@@ -267,8 +276,13 @@ fn a_lookup_killed_while_catching_the_store_up_leaves_it_right() {
         let mut expected = Coverage::new();
         expected.catch_up_to(&log, after.position).expect("folded from position 1");
         assert_eq!(expected.tip(), after, "round {round}: the store's tip is on the log");
-        let held = PersonStore::open(&store_path).expect("open").load_all().expect("the whole store");
+        let store = PersonStore::open(&store_path).expect("open");
+        let held = store.load_all().expect("the whole store");
         assert_eq!(held.digest(), expected.digest(), "round {round}: killed after {delay_ms} ms at {}", after.position);
+        let family = store.family_all().expect("the whole family");
+        let expected_family = family_folded(&log, after.position);
+        assert!(expected_family.applications().next().is_some(), "round {round}: family facts folded");
+        assert_eq!(family, expected_family, "round {round}: the family records at {}", after.position);
     }
     // Whatever the kills left, the next lookups answer as the whole log.
     let checked: Vec<&Identity> = persons.iter().step_by(97).take(150).collect();
@@ -361,18 +375,17 @@ fn a_store_that_does_not_read_is_removed_and_caught_up_again() {
 }
 
 /// The first lookup after an import folds the new records into the family
-/// projection in the same scan as the person store (its checkpoint saved
-/// at the head), so that neither the service's start nor a decision folds
-/// them again; what it saves is the family projection folded from
-/// position 1.
+/// records of the person store in the same scan as the persons (the store
+/// keeps both under one tip); what it holds is the family projection
+/// folded from position 1, and no family checkpoint is written.
 #[test]
-fn a_lookup_brings_the_family_projection_to_the_head_with_the_store() {
+fn a_lookup_brings_the_family_records_to_the_head_with_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
     yibao(data, &["init"]);
     yibao(data, &["import", DEMO_FACTS]);
     let projections = data.join("projections");
-    for file in ["family.ckpt", "persons.sqlite", "persons.sqlite-wal", "persons.sqlite-shm"] {
+    for file in ["persons.sqlite", "persons.sqlite-wal", "persons.sqlite-shm"] {
         let _ = std::fs::remove_file(projections.join(file));
     }
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_yibao"))
@@ -383,24 +396,11 @@ fn a_lookup_brings_the_family_projection_to_the_head_with_the_store() {
         .output()
         .expect("run yibao");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let saved = projections::family::Family::load(&projections.join("family.ckpt")).expect("a family checkpoint");
+    let store = PersonStore::open(&projections.join("persons.sqlite")).expect("open");
     let log = SledLog::open(data, OpenMode::Read).expect("a read open");
-    let mut whole = projections::family::Family::new();
-    log.scan(1, u64::MAX, |envelope| {
-        whole.apply(&envelope);
-        Ok(())
-    })
-    .expect("scan");
-    assert_eq!(saved.position(), log.durable_head().position);
-    assert_eq!(saved, whole, "the family projection folded with the store is the one folded from position 1");
-    drop(log);
-    // A short catch-up (a fact since) leaves the checkpoint as it was: read
-    // and written whole, it costs more than folding that fact later.
-    let more = dir.path().join("more.jsonl");
-    let line = r#"{"type":"person_registered","v":1,"person":"520201199001010017","name":"测试","region":"520201","birth_date":"1990-01-01","registered_on":"2021-01-05","basis":"standard"}"#;
-    std::fs::write(&more, format!("{line}\n")).expect("write");
-    yibao(data, &["import", more.to_str().expect("utf-8 path")]);
-    yibao(data, &["coverage", DEMO_PERSON]);
-    let kept = projections::family::Family::load(&projections.join("family.ckpt")).expect("a family checkpoint");
-    assert_eq!(kept.position(), saved.position(), "a short catch-up rewrote the family checkpoint");
+    let whole = family_folded(&log, u64::MAX);
+    assert_eq!(whole.position(), log.durable_head().position);
+    assert!(whole.applications().next().is_some(), "the demo has applications");
+    assert_eq!(store.family_all().expect("the family records"), whole, "the family folded from position 1");
+    assert!(!projections.join("family.ckpt").exists(), "no family checkpoint is written");
 }

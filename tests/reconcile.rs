@@ -167,26 +167,21 @@ fn a_file_of_another_format_says_so_and_lists_the_formats_read() {
     let data = dir.path();
     ledger(data);
     let before = head(data);
-    let mt940 = data.join("statement.csv");
-    std::fs::write(
-        &mt940,
-        ":20:STMT20241130\n:25:2400012345678901\n:28C:11/1\n:60F:C241001CNY1250000,00\n\
-         :61:2410051005C400,00NTRFWX20241005093012001\n:62F:C241130CNY1250400,00\n-\n",
-    )
-    .expect("write");
-    let mt940 = mt940.to_str().expect("utf-8");
-    let refused = yibao(data, &["reconcile", mt940]);
+    let mt103 = data.join("statement.csv");
+    std::fs::write(&mt103, "{1:F01BANKCNBJAXXX0000000000}{4:\n:20:X\n:21:Y\n:32A:241005CNY400,00\n-}\n")
+        .expect("write");
+    let mt103 = mt103.to_str().expect("utf-8");
+    let refused = yibao(data, &["reconcile", mt103]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
     let expected = format!(
-        "error: {mt940}: not a format yibao reads (looks like MT940); formats read: camt.053 (.xml), \
-         WeChat Pay bill (CSV), CSV or Excel (.xls, .xlsx) with --mapping or a preset (--format icbc, ccb, abc, \
-         boc, bocom, cmb, tax; --show-format NAME prints one)\n"
+        "error: {mt103}: not a format yibao reads (looks like a SWIFT MT message); formats read: {}\n",
+        reconcile::FORMATS_READ
     );
     assert_eq!(text(&refused.stderr), expected);
     // Named as a WeChat bill, it is still not read as one.
-    let named = yibao(data, &["reconcile", mt940, "--format", "wechat"]);
+    let named = yibao(data, &["reconcile", mt103, "--format", "wechat"]);
     assert_eq!(named.status.code(), Some(2));
-    assert!(text(&named.stderr).contains("looks like MT940"), "{}", text(&named.stderr));
+    assert!(text(&named.stderr).contains("looks like a SWIFT MT message"), "{}", text(&named.stderr));
     let pdf = data.join("statement.xml");
     std::fs::write(&pdf, b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n").expect("write");
     let refused = yibao(data, &["reconcile", pdf.to_str().expect("utf-8")]);
@@ -288,11 +283,19 @@ fn presets_are_named_by_format_and_printed_to_copy() {
     ledger(data);
     let shown = yibao(data, &["reconcile", "--show-format", "icbc"]);
     assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mappings/icbc.toml"));
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reconcile/presets/icbc.toml"));
     assert_eq!(text(&shown.stdout), shipped.expect("the shipped preset"));
     let unknown = yibao(data, &["reconcile", "--show-format", "nosuchbank"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("icbc, ccb, abc, boc, bocom, cmb, tax"), "{}", text(&unknown.stderr));
+    // Every named format is shown alike: a layout as shipped, a reader by what it reads.
+    let layout = yibao(data, &["reconcile", "--show-format", "rural-credit-return"]);
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reconcile/presets/rural-credit-return.toml"));
+    assert_eq!(text(&layout.stdout), shipped.expect("the shipped layout"));
+    let reader = yibao(data, &["reconcile", "--show-format", "alipay"]);
+    assert_eq!(reader.status.code(), Some(0), "{}", text(&reader.stderr));
+    assert!(text(&reader.stdout).contains("Alipay merchant bill") && text(&reader.stdout).contains("no mapping"));
 
     let before = head(data);
     let tax = format!("{RECEIPTS}/tax-20241101-20241130.xls");
@@ -300,7 +303,10 @@ fn presets_are_named_by_format_and_printed_to_copy() {
     let stdout = text(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{stdout}{}", text(&run.stderr));
     assert!(stdout.contains("tax-20241101-20241130.xls (excel): 3 receipt(s)"), "{stdout}");
-    assert!(stdout.contains("not received"), "{stdout}");
+    // The row whose status is not received is listed as a batch return's failed debit is.
+    let listed = stdout.split("not received: listed by the file, never counted as paid (1):").nth(1);
+    let listed = listed.unwrap_or_default().split("breaks (").next().unwrap_or_default();
+    assert!(listed.contains("352024110600000003 ") && listed.contains(" status "), "{stdout}");
     let breaks = stdout.split("breaks (").nth(1).unwrap_or_default();
     assert!(breaks.contains("352024110500000001") && !breaks.contains("352024110600000003"), "{stdout}");
 
@@ -341,4 +347,76 @@ fn a_masked_id_matches_with_the_name_the_person_is_registered_under() {
     let other = yibao(data, &[&["reconcile", &export("张三"), "--mapping", mapping][..], &period].concat());
     let stdout = text(&other.stdout);
     assert!(stdout.contains("receipt only") && !stdout.contains("masked id"), "{stdout}");
+}
+
+/// A channel's bill against that channel's payments only: the demo's WeChat
+/// bill over three days lists none of the village collector's payments of
+/// those days, which are breaks against the whole ledger and are left out
+/// with `--channel wechat`.
+#[test]
+fn a_channel_bill_is_compared_with_that_channels_payments_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let bill = format!("{RECEIPTS}/wechat-20241101.csv");
+    let days = ["--from", "2024-11-01", "--to", "2024-11-03", "--no-record"];
+    let whole = yibao(data, &[&["reconcile", bill.as_str()][..], &days].concat());
+    assert_eq!(whole.status.code(), Some(1), "{}", text(&whole.stdout));
+    assert!(text(&whole.stdout).contains("village_collector/QXG-DS-2024-0932"), "{}", text(&whole.stdout));
+    let channel = yibao(data, &[&["reconcile", bill.as_str(), "--channel", "wechat"][..], &days].concat());
+    assert_eq!(channel.status.code(), Some(0), "{}{}", text(&channel.stdout), text(&channel.stderr));
+    assert!(text(&channel.stdout).contains("fully reconciled"), "{}", text(&channel.stdout));
+}
+
+/// The files offices receive, each in one command with no format named.
+#[test]
+fn channel_bills_and_bank_files_reconcile_by_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&["wechat-success-20241101.csv", "wechat-refund-20241101.csv.gz"], "2024-11-01", "2024-11-01"),
+        (&["alipay-20241025.zip"], "2024-10-25", "2024-10-25"),
+        (&["camt054-20241015-20241020.xml"], "2024-10-15", "2024-10-20"),
+        (&["mt940-20241108-20241112.sta"], "2024-11-08", "2024-11-12"),
+    ];
+    for (files, from, to) in cases {
+        let paths: Vec<String> = files.iter().map(|f| format!("{RECEIPTS}/{f}")).collect();
+        let mut args: Vec<&str> = vec!["reconcile"];
+        args.extend(paths.iter().map(String::as_str));
+        args.extend(["--from", from, "--to", to, "--no-record"]);
+        let output = yibao(data, &args);
+        assert_eq!(output.status.code(), Some(0), "{files:?}: {}{}", text(&output.stdout), text(&output.stderr));
+        assert!(text(&output.stdout).contains("fully reconciled"), "{}", text(&output.stdout));
+    }
+}
+
+/// A rural-credit auto-debit return: the failed debit is listed and not
+/// counted; a trailer that does not add up refuses the file, naming the
+/// line and the field, and records nothing.
+#[test]
+fn a_batch_return_lists_failed_debits_and_checks_its_trailer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let run = format!("{RECEIPTS}/rural-credit-return-20241108.txt");
+    let days = ["--from", "2024-11-08", "--to", "2024-11-08", "--no-record"];
+    let output = yibao(data, &[&["reconcile", run.as_str(), "--format", "rural-credit-return"][..], &days].concat());
+    assert_eq!(output.status.code(), Some(0), "{}{}", text(&output.stdout), text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(report.contains("(batch-return): 3 receipt(s)"), "{report}");
+    assert!(report.contains("not received: listed by the file, never counted as paid (1):"), "{report}");
+    assert!(report.contains("NX20241108000104 400.00 failed with code 1001"), "{report}");
+
+    let before = head(data);
+    let bytes = std::fs::read(&run).expect("fixture");
+    let changed = replace_bytes(&bytes, b"T|4|1600.00|3|1200.00", b"T|4|1600.00|3|1600.00");
+    let bad = data.join("return.txt");
+    std::fs::write(&bad, changed).expect("write");
+    let bad = bad.to_str().expect("utf-8");
+    let refused = yibao(data, &["reconcile", bad, "--from", "2024-11-08", "--to", "2024-11-08"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stdout));
+    let message = text(&refused.stderr);
+    assert!(message.contains(&format!("{bad}: line 6, field `success_total`: expected 1200.00")), "{message}");
+    assert_eq!(head(data), before, "a refused return recorded something");
 }

@@ -1,14 +1,13 @@
 //! The projections' checkpoint files beside the log: loaded (or rebuilt
 //! from position 1 when unusable, with a note), caught up with the log and
-//! saved again when they moved. The CLI and the service both come here, so
-//! coverage and family are handled the same way in one place.
+//! saved again when they moved. The CLI and the service both come here.
+//! (The family projection has no checkpoint: the person store keeps it.)
 
 use crate::error::StorageError;
 use crate::progress;
 use ledger::LogReader;
 use projections::checkpoint::CheckpointError;
 use projections::coverage::Coverage;
-use projections::family::Family;
 use projections::Projection;
 use std::path::{Path, PathBuf};
 
@@ -38,23 +37,6 @@ impl Checkpointed for Coverage {
     }
     fn catch_up_to(&mut self, log: &dyn LogReader, upto: u64) -> Result<u64, CheckpointError> {
         Coverage::catch_up_to(self, log, upto)
-    }
-}
-
-impl Checkpointed for Family {
-    const NAME: &'static str = "family";
-    const FILE_NAME: &'static str = "family.ckpt";
-    fn empty() -> Self {
-        Family::new()
-    }
-    fn load(path: &Path) -> Result<Self, CheckpointError> {
-        Family::load(path)
-    }
-    fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        Family::save(self, path)
-    }
-    fn catch_up_to(&mut self, log: &dyn LogReader, upto: u64) -> Result<u64, CheckpointError> {
-        Family::catch_up_to(self, log, upto)
     }
 }
 

@@ -16,7 +16,7 @@ use ledger::event::{
     ProxySubmitted,
 };
 use ledger::{BeijingTime, Date, Event, Head, Identity, LogBackend, Money, RegionCode, SledLog};
-use projections::coverage::Coverage;
+use projections::coverage::{Coverage, Named};
 use projections::family::{self, AccountYear, Application, Binding, Family, ProxyState, Refusal};
 use projections::Projection;
 use serde::Serialize;
@@ -164,17 +164,62 @@ const MAX_DEFAULT_IDS: u32 = 10_000;
 /// `DJ-2025-4159-5226-1`: year, what the masked IDs of holder and member
 /// show of their ends, and the first number not yet used. Application IDs
 /// are listed unmasked, so they show no more of an ID than its mask does.
+/// `family` must hold every application whose id starts with
+/// [`default_application_stem`] (`Named::applications_starting`).
 pub fn default_application_id(family: &Family, holder: &Identity, member: &Identity, year: u16) -> String {
+    let stem = default_application_stem(holder, member, year);
+    (1..=MAX_DEFAULT_IDS)
+        .map(|n| format!("{stem}{n}"))
+        .find(|id| family.application(id).is_none())
+        .unwrap_or_else(|| format!("{stem}{}", BeijingTime::now().0))
+}
+
+/// `DJ-2025-4159-5226-`: what every default id of the holder, member and
+/// year starts with.
+pub fn default_application_stem(holder: &Identity, member: &Identity, year: u16) -> String {
     let tail = |id: &Identity| {
         let masked = id.masked();
         let shown: Vec<char> = masked.chars().rev().take_while(|c| *c != '*').collect();
         shown.into_iter().rev().collect::<String>()
     };
-    let stem = format!("DJ-{year}-{}-{}", tail(holder), tail(member));
-    (1..=MAX_DEFAULT_IDS)
-        .map(|n| format!("{stem}-{n}"))
-        .find(|id| family.application(id).is_none())
-        .unwrap_or_else(|| format!("{stem}-{}", BeijingTime::now().0))
+    format!("DJ-{year}-{}-{}-", tail(holder), tail(member))
+}
+
+/// What the decision of an application reads: its holder and member, and
+/// its id or, without one, every id its default could be.
+pub fn apply_named(request: &ApplyRequest) -> Named {
+    let mut named = Named::default();
+    named.identity(&request.holder);
+    named.identity(&request.member);
+    match &request.application_id {
+        Some(id) => named.application(id),
+        None => named.applications_starting(&default_application_stem(
+            &request.holder,
+            &request.member,
+            request.coverage_year,
+        )),
+    }
+    named
+}
+
+/// What the rules read to judge `events` (decided facts) from the person
+/// store: what their facts name (the persons, the applications, a
+/// refund's payment reference), and each binding's and submission's
+/// holder and member (whom the fold of coverage ignores, but the province
+/// and relation rules ask about).
+pub fn decision_named<'a>(events: impl IntoIterator<Item = &'a Event> + Clone) -> Named {
+    let mut named = Named::of_events(events.clone());
+    for event in events {
+        let (holder, member) = match event {
+            Event::FamilyBindingCreatedV1(e) => (&e.holder, &e.member),
+            Event::FamilyBindingRevokedV1(e) => (&e.holder, &e.member),
+            Event::ProxySubmittedV1(e) => (&e.holder, &e.member),
+            _ => continue,
+        };
+        named.identity(holder);
+        named.identity(member);
+    }
+    named
 }
 
 /// A step of an application after its submission.
@@ -357,6 +402,13 @@ pub fn account(coverage: &Coverage, family: &Family, holder: &Identity) -> Accou
     }
 }
 
+/// The moment before which an application in flight was submitted when it
+/// is older than `older_than_hours` at `now` (`family::stuck`'s bound).
+pub fn submitted_before(now: BeijingTime, older_than_hours: i64) -> BeijingTime {
+    const MICROS_PER_HOUR: i64 = 3_600_000_000;
+    BeijingTime(now.0.saturating_sub(older_than_hours.saturating_mul(MICROS_PER_HOUR)))
+}
+
 /// Applications still in flight longer than their policy's processing
 /// duration (`family_account.processing_days`), or `older_than_hours`.
 pub fn stuck(coverage: &Coverage, family: &Family, now: BeijingTime, older_than_hours: Option<i64>) -> StuckAnswer {
@@ -391,6 +443,104 @@ pub(crate) mod tests {
 
     fn id(text: &str) -> Identity {
         text.parse().expect("an ID")
+    }
+
+    const WIFE: &str = "520502198001156225";
+    const ZHANG: &str = "520502198503121233";
+    const LI: &str = "520521199007012242";
+
+    /// An application of the wife's 2026 premium in flight, and one of two
+    /// others under the id the holder's default for his mother would take.
+    const IN_FLIGHT: [&str; 2] = [
+        r#"{"type": "proxy_submitted", "v": 1, "application_id": "BJ-DJ-2026-000201", "holder": "520502197811204159", "member": "520502198001156225", "coverage_year": 2026, "amount": "400.00", "at": "2025-10-02 10:00:00"}"#,
+        r#"{"type": "proxy_submitted", "v": 1, "application_id": "DJ-2026-4159-5226-1", "holder": "520502198503121233", "member": "520521199007012242", "coverage_year": 2026, "amount": "100.00", "at": "2025-10-03 10:00:00"}"#,
+    ];
+
+    /// Facts the rules decide, each judged against the ledger above.
+    fn candidates() -> Vec<Event> {
+        let line = |text: &str| facts::parse_line(text, 1, "test").expect("a fact").event;
+        let submit = |id: &str, member: &str| {
+            line(&format!(
+                r#"{{"type": "proxy_submitted", "v": 1, "application_id": "{id}", "holder": "{HOLDER}", "member": "{member}", "coverage_year": 2026, "amount": "400.00", "at": "2025-10-05 10:00:00"}}"#
+            ))
+        };
+        let refund = |destination: &str| {
+            line(&format!(
+                r#"{{"type": "refund_issued", "v": 1, "person": "{MOTHER}", "coverage_year": 2025, "refund_ref": "TK-FAM-1", "payment": {{"channel": "proxy", "channel_ref": "BJ-DJ-2024-000101"}}, "amount": "100.00", "destination": {destination}, "refunded_at": "2024-11-20 10:00:00", "reason": "test"}}"#
+            ))
+        };
+        let bind = |member: &str, relation: &str| {
+            line(&format!(
+                r#"{{"type": "family_binding_created", "v": 1, "holder": "{HOLDER}", "account_province": "520000", "member": "{member}", "relation": "{relation}", "bound_on": "2024-10-01"}}"#
+            ))
+        };
+        vec![
+            // Another application of the wife's 2026 premium while one is in flight.
+            submit("BJ-DJ-2026-000300", WIFE),
+            // An id another holder's application has.
+            submit("DJ-2026-4159-5226-1", MOTHER),
+            submit("BJ-DJ-2026-000301", MOTHER),
+            // A member not bound to the holder.
+            submit("BJ-DJ-2026-000302", LI),
+            line(
+                r#"{"type": "proxy_processing", "v": 1, "application_id": "NO-SUCH-APPLICATION", "at": "2025-10-05 10:00:00"}"#,
+            ),
+            line(
+                r#"{"type": "proxy_credited", "v": 1, "application_id": "BJ-DJ-2024-000101", "at": "2024-10-03 09:00:00"}"#,
+            ),
+            line(
+                r#"{"type": "proxy_credited", "v": 1, "application_id": "BJ-DJ-2024-000102", "at": "2024-10-05 09:00:00"}"#,
+            ),
+            line(
+                r#"{"type": "proxy_failed", "v": 1, "application_id": "DJ-2026-4159-5226-1", "reason": "test", "at": "2025-10-01 09:00:00"}"#,
+            ),
+            // A refund of the credited proxy payment: back to the holder's account, or wrongly to a channel.
+            refund(&format!(r#"{{"personal_account": "{HOLDER}"}}"#)),
+            refund(r#""original_channel""#),
+            bind(MOTHER, "parent"),
+            bind(MOTHER, "sibling"),
+            bind(ZHANG, "sibling"),
+            line(&format!(
+                r#"{{"type": "family_binding_revoked", "v": 1, "holder": "{HOLDER}", "member": "{WIFE}", "revoked_on": "2025-01-01"}}"#
+            )),
+        ]
+    }
+
+    /// A decision judged on what the person store holds of the persons and
+    /// applications its fact names is the decision judged on the whole
+    /// projections folded from position 1, refusals and repeats alike.
+    #[test]
+    fn a_decision_from_the_store_is_the_decision_from_the_whole_projections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = demo_ledger(dir.path(), &IN_FLIGHT);
+        let coverage = ledger.coverage().expect("the whole coverage");
+        let mut whole = Family::new();
+        whole.catch_up_to(ledger.log(), u64::MAX).expect("the whole family from position 1");
+        let (mut n_refused, mut n_repeats) = (0, 0);
+        for event in candidates() {
+            let at = ledger.projections_naming(&decision_named([&event])).expect("from the store");
+            let from_store = family::decide(&at.family, &at.coverage, &event);
+            let from_whole = family::decide(&whole, &coverage, &event);
+            assert_eq!(from_store, from_whole, "{event:?}");
+            n_refused += usize::from(from_whole.is_err());
+            n_repeats += usize::from(matches!(from_whole, Ok(family::Verdict::Repeat { .. })));
+        }
+        assert!(n_refused >= 6 && n_repeats >= 2, "refused {n_refused}, repeats {n_repeats}");
+
+        // The default id is the first free one, also when another holder's
+        // application took the first.
+        let request = ApplyRequest {
+            holder: id(HOLDER),
+            member: id(MOTHER),
+            coverage_year: 2026,
+            amount: "400".parse().expect("money"),
+            application_id: None,
+            at: "2025-10-05T10:00:00+08:00".parse().expect("a time"),
+        };
+        let at = ledger.projections_naming(&apply_named(&request)).expect("from the store");
+        let from_store = default_application_id(&at.family, &request.holder, &request.member, 2026);
+        assert_eq!(from_store, default_application_id(&whole, &request.holder, &request.member, 2026));
+        assert_eq!(from_store, "DJ-2026-4159-5226-2");
     }
 
     #[test]

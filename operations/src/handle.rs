@@ -8,7 +8,7 @@ use crate::error::{chain, Classified, Kind, StorageError};
 use crate::facts;
 use ledger::event::FieldError;
 use ledger::Identity;
-use ledger::{Event, Head, OpenMode, SledLog};
+use ledger::{BeijingTime, Event, Head, OpenMode, SledLog};
 use projections::coverage::{Coverage, Named, PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
 use projections::family::{self, Family, Refusal, Verdict};
 use projections::Projection;
@@ -208,14 +208,45 @@ impl Ledger {
         let bar = crate::progress::bar(head - from, "catching the person store up");
         let chunk = store_chunk_envelopes();
         let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
-        *n_folded += catch_up_store_and_family(&self.data, &self.log, &mut store, head, chunk, &mut advanced)?;
+        *n_folded += catch_up_store(&self.log, &mut store, head, chunk, &mut advanced)?;
         bar.finish_and_clear();
         Ok(store)
     }
 
-    /// The family projection at position `upto`.
+    /// `read` on the person store at the log's head, in one snapshot. A
+    /// store that cannot be used is noted and removed (caught up from
+    /// position 1 by the next reader); then `None`.
+    fn read_store<T>(
+        &self,
+        read: impl FnOnce(&PersonStore) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StorageError> {
+        let path = self.data.join("projections").join(PERSON_STORE);
+        let read = self.caught_up_store(&path).and_then(|store| store.in_snapshot(read).and_then(|read| read));
+        match read {
+            Ok(found) => Ok(Some(found)),
+            Err(StoreError::Log { source, .. }) => Err(StorageError::Ledger(source)),
+            Err(error) => {
+                forget_person_store(&path, &error);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The family projection at position `upto`: read from the person
+    /// store when it is there (the store is at the log's head), else
+    /// folded in memory from position 1 (a past position: the auditor's).
     pub fn family_at(&self, upto: u64) -> Result<Family, StorageError> {
-        checkpoints::caught_up(&self.data, &self.log, upto)
+        let upto = upto.min(self.log.durable_head().position);
+        let stored = self.read_store(|store| {
+            let at_upto = store.tip()?.is_some_and(|tip| tip.position == upto);
+            at_upto.then(|| store.family_all()).transpose()
+        })?;
+        if let Some(family) = stored.flatten() {
+            return Ok(family);
+        }
+        let mut family = Family::new();
+        family.catch_up_to(&self.log, upto).map_err(|source| StorageError::Checkpoint { name: "family", source })?;
+        Ok(family)
     }
 
     /// Both projections at one position, the head's: coverage caught up
@@ -227,34 +258,39 @@ impl Ledger {
     }
 
     /// Both projections at the head as far as a decision about a few
-    /// persons reads them: the family projection whole (bindings and
-    /// applications), and from the person store, caught up to the head,
-    /// the persons `named` picks given the family projection, under every
-    /// identity they had, with their applications. The cost is the
-    /// persons', not the ledger's. A store that cannot be used: the whole
-    /// projections.
-    pub fn projections_naming(&self, named: impl FnOnce(&Family) -> Named) -> Result<Projections, StorageError> {
-        let path = self.data.join("projections").join(PERSON_STORE);
-        let store = match self.caught_up_store(&path) {
-            Ok(store) => store,
-            Err(StoreError::Log { source, .. }) => return Err(StorageError::Ledger(source)),
-            Err(error) => {
-                forget_person_store(&path, &error);
-                return self.projections();
-            }
-        };
-        let tip = match store.tip() {
-            Ok(Some(tip)) => tip,
-            _ => return self.projections(),
-        };
-        let family = self.family_at(tip.position)?;
-        match store.coverage_named(&named(&family)) {
-            Ok(coverage) => Ok(Projections { coverage, family }),
-            Err(StoreError::Log { source, .. }) => Err(StorageError::Ledger(source)),
-            Err(error) => {
-                forget_person_store(&path, &error);
-                self.projections()
-            }
+    /// persons and applications reads them, from the person store caught
+    /// up to the head, at one tip: the family records of the identities
+    /// `named` speaks of (each under every identity the person had) and of
+    /// the applications it names, then the persons it names and those its
+    /// applications link (`Named::linked_by`), with their applications.
+    /// The cost is the persons', not the ledger's. A store that cannot be
+    /// used: the whole projections.
+    pub fn projections_naming(&self, named: &Named) -> Result<Projections, StorageError> {
+        let read = self.read_store(|store| {
+            let family = store.family_of(named)?;
+            let coverage = store.coverage_named(&named.linked_by(&family))?;
+            Ok(Projections { coverage, family })
+        })?;
+        match read {
+            Some(found) => Ok(found),
+            None => self.projections(),
+        }
+    }
+
+    /// The applications in flight (申请成功 / 受理中) submitted before
+    /// `submitted_before` (all without it) and their members, from the
+    /// person store at the head: what the stuck list reads.
+    pub fn projections_in_flight(&self, submitted_before: Option<BeijingTime>) -> Result<Projections, StorageError> {
+        let read = self.read_store(|store| {
+            let family = store.family_in_flight(submitted_before)?;
+            let mut members = Named::default();
+            family.applications().for_each(|application| members.identity(&application.member));
+            let coverage = store.coverage_named(&members)?;
+            Ok(Projections { coverage, family })
+        })?;
+        match read {
+            Some(found) => Ok(found),
+            None => self.projections(),
         }
     }
 
@@ -318,56 +354,18 @@ pub fn store_chunk_envelopes() -> u64 {
         .unwrap_or(DEFAULT_CHUNK_ENVELOPES)
 }
 
-/// Catches `store` up to `upto` and, in the same scan, the family
-/// projection's checkpoint when it can start where the store does (it is
-/// saved when it moved): the first lookup, or the service's start, after
-/// a large import reads the new records once for both, and the service
-/// then finds the family projection at the store's tip. Only a catch-up
-/// of at least one chunk does so: the checkpoint is read and written whole.
-/// A family
-/// checkpoint that cannot be used here is left to `checkpoints`, which
-/// catches it up on its own when it is asked for. Nothing is read when
-/// the store is at `upto` already.
-pub fn catch_up_store_and_family(
-    data: &Path,
+/// Catches `store` up to `upto` (the family projection with it: the store
+/// keeps both). A store at `upto` already costs one read of the log: the
+/// record at its tip, which must be the one it folded (a store of another
+/// ledger at the same position is rebuilt).
+pub fn catch_up_store(
     log: &dyn ledger::LogReader,
     store: &mut PersonStore,
     upto: u64,
     chunk_envelopes: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, StoreError> {
-    let upto = upto.min(log.durable_head().position);
-    // A store without a tip starts from position 1.
-    let tip = store.tip().ok().flatten();
-    let from = tip.map_or(0, |tip| tip.position);
-    if tip.is_some() && from >= upto {
-        return Ok(0);
-    }
-    // A short catch-up (the facts since the last lookup) leaves the family
-    // checkpoint alone: loading and saving it whole costs more than the
-    // fold of those few records whoever asks for it later.
-    let mut family: Option<Family> = (upto.saturating_sub(from) >= chunk_envelopes.max(1))
-        .then(|| checkpoints::caught_up::<Family>(data, log, from).ok())
-        .flatten()
-        .filter(|family| family.position() == from);
-    let started_at = family.as_ref().map(Projection::position);
-    let mut observe = |envelope: &ledger::Envelope| {
-        // Only records that follow it: a store emptied and caught up from
-        // position 1 leaves the family projection to `checkpoints`.
-        if family.as_ref().is_some_and(|family| envelope.head.position != family.position() + 1) {
-            family = None;
-        }
-        if let Some(family) = &mut family {
-            family.apply(envelope);
-        }
-    };
-    let n_folded = store.catch_up_observing(log, upto, chunk_envelopes, progress, &mut |_| {}, &mut observe)?;
-    if let Some(family) = family.filter(|family| Some(family.position()) != started_at) {
-        if let Err(error) = checkpoints::save(data, &family) {
-            eprintln!("note: {}; the family projection is caught up again when it is asked for", chain(&error));
-        }
-    }
-    Ok(n_folded)
+    store.catch_up_in_chunks(log, upto, chunk_envelopes, progress)
 }
 
 /// A person store that cannot be used: noted and removed, so that it is

@@ -9,8 +9,8 @@ use crate::handle::Ledger;
 use ledger::event::FieldError;
 use ledger::{Event, Hash, Head, LogBackend, LogReader};
 use reconcile::{
-    Finding, FindingKind, Format, LedgerPayment, Mapping, MatchOptions, Names, ParsedFile, Period, ReconcileError,
-    Report, RunDefinition, Summary,
+    Finding, FindingKind, Format, Layout, LedgerPayment, Mapping, MatchOptions, Names, ParsedFile, Period,
+    ReconcileError, Report, RunDefinition, Summary,
 };
 use serde::Serialize;
 use std::collections::HashSet;
@@ -25,8 +25,13 @@ pub struct ReceiptFile {
 /// A format the caller names; when none is named, each file's content says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReceiptFormat {
+    /// camt.053 or camt.054 (the parser reads both).
     Camt053,
+    Mt940,
     Wechat,
+    Alipay,
+    /// A batch-collection return, by [`Reading::layout`].
+    BatchReturn,
     /// Any CSV, through the mapping.
     Csv,
 }
@@ -37,6 +42,9 @@ pub struct Reading {
     /// The mapping of a generic CSV with the SM3 of its text (part of what
     /// identifies a run).
     pub mapping: Option<(Mapping, Hash)>,
+    /// The layout of a batch-collection return (a shipped preset or a
+    /// file) with the SM3 of its text.
+    pub layout: Option<(Layout, Hash)>,
     /// The channel the receipts came through, in the ledger's spelling
     /// ([`crate::channels::Channels::canonical`]).
     pub channel: Option<String>,
@@ -112,6 +120,10 @@ pub struct Reconciled {
     /// Every finding that is not a match, described.
     pub breaks: Vec<String>,
     pub rejected_statements: u64,
+    /// Rows a file lists as not received (a batch return's failed debits,
+    /// a status column's refused transfers), described: never matched as
+    /// paid (a recorded payment for one is a break: ledger only).
+    pub not_received: Vec<String>,
     /// Every finding, matches included (the CSV's rows).
     #[serde(skip)]
     pub findings: Vec<FindingLine>,
@@ -139,6 +151,9 @@ pub enum ReconcileRunError {
     /// A CSV was named without a mapping to read it by.
     #[error("a CSV of receipts needs a mapping")]
     NoMapping,
+    /// A batch return was named without a layout to read it by.
+    #[error("a batch-collection return needs a layout (a preset such as rural-credit-return, or --mapping LAYOUT)")]
+    NoLayout,
     /// The run's fact fails the edge's checks.
     #[error("field `{}`: {}", .0.field, .0.reason)]
     Field(FieldError),
@@ -149,16 +164,17 @@ pub enum ReconcileRunError {
 impl Classified for ReconcileRunError {
     fn kind(&self) -> Kind {
         match self {
-            ReconcileRunError::Receipts(_) | ReconcileRunError::NoMapping | ReconcileRunError::Field(_) => {
-                Kind::BadInput
-            }
+            ReconcileRunError::Receipts(_)
+            | ReconcileRunError::NoMapping
+            | ReconcileRunError::NoLayout
+            | ReconcileRunError::Field(_) => Kind::BadInput,
             ReconcileRunError::Storage(error) => error.kind(),
         }
     }
 
     fn field(&self) -> Option<&str> {
         match self {
-            ReconcileRunError::NoMapping => Some("mapping"),
+            ReconcileRunError::NoMapping | ReconcileRunError::NoLayout => Some("mapping"),
             ReconcileRunError::Field(error) => Some(error.field),
             _ => None,
         }
@@ -189,7 +205,17 @@ fn format_of(reading: &Reading, file: &ReceiptFile) -> Result<Format, ReconcileR
     reconcile::refuse_unread(&file.name, &file.bytes).map_err(ReconcileRunError::Receipts)?;
     match named {
         ReceiptFormat::Camt053 => Ok(Format::Camt053 { channel }),
+        ReceiptFormat::Mt940 => Ok(Format::Mt940 { channel }),
         ReceiptFormat::Wechat => Ok(Format::WechatBill { channel: channel.unwrap_or_else(|| "wechat".into()) }),
+        ReceiptFormat::Alipay => Ok(Format::AlipayBill { channel: channel.unwrap_or_else(|| "alipay".into()) }),
+        ReceiptFormat::BatchReturn => {
+            let (layout, _) = reading.layout.as_ref().ok_or(ReconcileRunError::NoLayout)?;
+            let mut layout = layout.clone();
+            if let Some(channel) = channel {
+                layout.channel = channel;
+            }
+            Ok(Format::BatchReturn(Box::new(layout)))
+        }
         ReceiptFormat::Csv => {
             let mapping = mapping.ok_or(ReconcileRunError::NoMapping)?;
             Ok(Format::Csv(Box::new(mapping.clone())))
@@ -212,7 +238,9 @@ impl Ledger {
 }
 
 /// Compares parsed receipt files with the log's payments and refunds and,
-/// when asked, records the run (once: by its content).
+/// when asked, records the run (once: by its content). With a `channel`,
+/// only that channel's payments and refunds are the ledger side: a WeChat
+/// bill is compared with WeChat payments, not with every other channel's.
 pub fn reconcile_and_record(
     log: &impl LogBackend,
     files: &[ParsedFile],
@@ -221,7 +249,7 @@ pub fn reconcile_and_record(
     options: &RunOptions,
     actor: &str,
 ) -> Result<Reconciled, ReconcileRunError> {
-    let (payments, head, names) = ledger_payments_and_names(log, &masked_payer_names(files))?;
+    let (payments, head, names) = ledger_payments_and_names(log, channel, &masked_payer_names(files))?;
     let matching = MatchOptions { tolerance_days: options.tolerance_days, period: options.period };
     let statements = files.iter().flat_map(|f| &f.statements);
     let report = reconcile::reconcile_with_names(statements, &payments, &matching, &names);
@@ -263,6 +291,7 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
         summary: lines,
         breaks,
         rejected_statements: summary.n_rejected_statements,
+        not_received: report.findings.iter().filter_map(not_received).collect(),
         findings: report.findings.iter().map(FindingLine::of).collect(),
         compared_position,
         recorded,
@@ -272,8 +301,11 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
 /// The recorded payments and refunds, and the head compared with: the last
 /// fact that is not itself a reconciliation run, so that recording a run does
 /// not make the same comparison look new.
-pub fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
-    let (payments, head, _) = ledger_payments_and_names(log, &HashSet::new())?;
+///
+/// With a `channel`, only that channel's (kept while scanning, so that a
+/// channel's bill does not hold every other channel's payments in memory).
+pub fn ledger_payments(log: &dyn LogReader, channel: Option<&str>) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
+    let (payments, head, _) = ledger_payments_and_names(log, channel, &HashSet::new())?;
     Ok((payments, head))
 }
 
@@ -282,13 +314,15 @@ pub fn ledger_payments(log: &dyn LogReader) -> Result<(Vec<LedgerPayment>, Head)
 /// rule needs, kept small whatever the number of persons.
 fn ledger_payments_and_names(
     log: &dyn LogReader,
+    channel: Option<&str>,
     wanted: &HashSet<String>,
 ) -> Result<(Vec<LedgerPayment>, Head, Names), StorageError> {
     let mut payments = Vec::new();
     let mut names = Names::new();
     let mut compared = Head { position: 0, hash: [0; 32] };
     log.scan(1, log.durable_head().position, |envelope| {
-        payments.extend(LedgerPayment::from_event(envelope.head.position, &envelope.event));
+        let item = LedgerPayment::from_event(envelope.head.position, &envelope.event);
+        payments.extend(item.filter(|item| channel.is_none_or(|channel| item.is_of_channel(channel))));
         match &envelope.event {
             Event::ReconciliationRecordedV1(_) => return Ok(()),
             Event::PersonRegisteredV1(person) if wanted.contains(&person.name) => {
@@ -350,6 +384,14 @@ pub fn yuan(fen: i128) -> String {
 }
 
 /// A finding in one line: its kind, the receipts and the recorded facts.
+/// A finding of a row not received, described with what its file says.
+fn not_received(finding: &Finding) -> Option<String> {
+    match finding.kind {
+        FindingKind::NotReceived(row) => Some(row.to_string()),
+        _ => None,
+    }
+}
+
 pub fn describe(finding: &Finding) -> String {
     let receipts: Vec<String> = finding
         .receipts
@@ -382,7 +424,7 @@ mod tests {
     #[test]
     fn a_csv_named_without_a_mapping_is_bad_input_naming_the_mapping() {
         let file = ReceiptFile { name: "export.csv".into(), bytes: b"date,amount\n2024-11-01,400.00\n".to_vec() };
-        let reading = Reading { format: Some(ReceiptFormat::Csv), mapping: None, channel: None };
+        let reading = Reading { format: Some(ReceiptFormat::Csv), mapping: None, layout: None, channel: None };
         let error = parse(&[file], &reading).expect_err("no mapping");
         assert!(matches!(error, ReconcileRunError::NoMapping), "{error:?}");
         assert_eq!((error.kind(), error.field()), (Kind::BadInput, Some("mapping")));
@@ -391,7 +433,7 @@ mod tests {
     #[test]
     fn a_file_of_no_format_read_is_bad_input_naming_the_file() {
         let file = ReceiptFile { name: "statement.pdf".into(), bytes: b"%PDF-1.7\n".to_vec() };
-        let reading = Reading { format: Some(ReceiptFormat::Camt053), mapping: None, channel: None };
+        let reading = Reading { format: Some(ReceiptFormat::Camt053), mapping: None, layout: None, channel: None };
         let error = parse(&[file], &reading).expect_err("a PDF");
         assert_eq!(error.kind(), Kind::BadInput);
         assert!(error.to_string().starts_with("statement.pdf: not a format yibao reads"), "{error}");

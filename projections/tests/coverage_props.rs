@@ -8,12 +8,14 @@ mod common;
 
 use common::envelope;
 use ledger::event::{
-    EnrolmentBasis, Event, Funder, HardshipAssessed, HardshipCertified, IdentityConverted, Payer, PaymentReceived,
-    PaymentRef, PersonRegistered, PolicyAmended, PolicyPublished, ProxyCredited, ProxyFailed, ProxyProcessing,
-    ProxyReturned, ProxySubmitted, RefundDestination, RefundIssued, SubsidyGranted, SubsidyPart,
+    EnrolmentBasis, Event, FamilyBindingCreated, FamilyBindingRevoked, Funder, HardshipAssessed, HardshipCertified,
+    IdentityConverted, Payer, PaymentReceived, PaymentRef, PersonRegistered, PolicyAmended, PolicyPublished,
+    ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned, ProxySubmitted, RefundDestination, RefundIssued,
+    Relation, SubsidyGranted, SubsidyPart,
 };
 use ledger::{BeijingTime, Date, Identity, Money, RegionCode};
-use projections::coverage::{Coverage, PersonYear};
+use projections::coverage::{Coverage, Named, PersonStore, PersonYear};
+use projections::family::Family;
 use projections::Projection;
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -47,6 +49,8 @@ enum Op {
     Assess { person: usize, year: u16, subsidy_fen: i64, due_fen: i64 },
     Convert { from: usize, to: usize },
     Amend { fiscal_fen: i64 },
+    Bind { holder: usize, member: usize, day: u8 },
+    Revoke { holder: usize, member: usize, day: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,8 +70,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (person.clone(), year.clone(), 0u8..3).prop_map(|(person, year, group)| Op::Certify { person, year, group }),
         1 => (person.clone(), year.clone(), 0i64..40_000, 0i64..40_000)
             .prop_map(|(person, year, subsidy_fen, due_fen)| Op::Assess { person, year, subsidy_fen, due_fen }),
-        1 => (person.clone(), person).prop_map(|(from, to)| Op::Convert { from, to }),
+        1 => (person.clone(), person.clone()).prop_map(|(from, to)| Op::Convert { from, to }),
         1 => (50_000i64..70_000).prop_map(|fiscal_fen| Op::Amend { fiscal_fen }),
+        1 => (0usize..2, person.clone(), 1u8..28).prop_map(|(holder, member, day)| Op::Bind { holder, member, day }),
+        1 => (0usize..2, person, 1u8..28).prop_map(|(holder, member, day)| Op::Revoke { holder, member, day }),
     ]
 }
 
@@ -280,6 +286,18 @@ fn event_of(op: &Op, index: usize, ids: &[Identity], model: &mut Model) -> Optio
                 converted_on: date("2021-04-20"),
             })
         }
+        Op::Bind { holder, member, day } => Event::FamilyBindingCreatedV1(FamilyBindingCreated {
+            holder: ids[holder].clone(),
+            account_province: RegionCode::new(520000).expect("province"),
+            member: ids[member].clone(),
+            relation: Relation::Parent,
+            bound_on: date(&format!("2020-10-{day:02}")),
+        }),
+        Op::Revoke { holder, member, day } => Event::FamilyBindingRevokedV1(FamilyBindingRevoked {
+            holder: ids[holder].clone(),
+            member: ids[member].clone(),
+            revoked_on: date(&format!("2020-11-{day:02}")),
+        }),
         Op::Amend { fiscal_fen } => Event::PolicyAmendedV1(PolicyAmended {
             region: RegionCode::new(450800).expect("region"),
             coverage_year: 2021,
@@ -578,6 +596,33 @@ impl ledger::LogReader for MemoryLog {
     }
 }
 
+/// Every answer the family projection gives about `identity`: its
+/// bindings either side, its applications, and its account.
+fn family_answers_of(family: &Family, identity: &Identity) -> String {
+    let as_holder: Vec<_> = family.bindings_as_holder(identity).collect();
+    let as_member: Vec<_> = family.bindings_as_member(identity).collect();
+    let applications: Vec<_> = family.applications_of(identity).collect();
+    format!("{as_holder:?} {as_member:?} {applications:?} {:?}", family.account(identity))
+}
+
+/// The family state the store holds (every binding and application, the
+/// notes, the tip) is the whole fold's, and what it reads for one identity
+/// answers about them as the whole fold does.
+fn check_family(store: &PersonStore, whole: &Family) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&store.family_all().expect("the whole family"), whole);
+    for identity in pool() {
+        let mut named = Named::default();
+        named.identity(&identity);
+        let one = store.family_of(&named).expect("one person's family");
+        prop_assert_eq!(family_answers_of(&one, &identity), family_answers_of(whole, &identity));
+    }
+    for application in whole.applications() {
+        let read = store.application_record(&application.application_id).expect("an application");
+        prop_assert_eq!(read.as_ref(), Some(application));
+    }
+    Ok(())
+}
+
 /// Every answer about every identity of the pool, with the years it has.
 fn answers_of(coverage: &Coverage) -> Vec<String> {
     pool()
@@ -623,6 +668,9 @@ proptest! {
             rebuilt.catch_up_to(&log, stop as u64).expect("rebuilt from position 1");
             let loaded = store.load_all().expect("the whole store");
             prop_assert_eq!(loaded.position(), stop as u64);
+            let mut whole_family = Family::new();
+            whole_family.catch_up_to(&log, stop as u64).expect("the family folded from position 1");
+            check_family(&store, &whole_family)?;
             prop_assert_eq!(rebuilt.digest(), incremental.digest());
             prop_assert_eq!(loaded.digest(), incremental.digest(), "at position {}", stop);
             prop_assert_eq!(answers_of(&loaded), answers_of(&incremental));

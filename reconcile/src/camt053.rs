@@ -1,5 +1,7 @@
-//! ISO 20022 camt.053 (BankToCustomerStatement), read as a stream with
-//! quick-xml. Any message version (`camt.053.001.02` to `.13`): elements are
+//! ISO 20022 camt.053 (BankToCustomerStatement) and camt.054
+//! (BankToCustomerDebitCreditNotification), read as a stream with quick-xml.
+//! A camt.054 notification (`Ntfctn`) is read as a statement without
+//! balances: its entries are the same `Ntry` as a statement's. Any message version (`camt.053.001.02` to `.13`): elements are
 //! matched by local name, and both the old (`AmtDtls/TxAmt/Amt`,
 //! `Dbtr/Id`) and new (`TxDtls/Amt`, `Dbtr/Pty/Id`) shapes are read.
 //!
@@ -24,7 +26,9 @@ const MAX_PARTS: usize = 100_000;
 const NOT_PROVIDED: &str = "NOTPROVIDED";
 
 /// Elements whose position among their siblings is shown in paths.
-const INDEXED: [&str; 5] = ["Stmt", "Bal", "Ntry", "NtryDtls", "TxDtls"];
+const INDEXED: [&str; 6] = ["Stmt", "Bal", "Ntry", "NtryDtls", "TxDtls", "Ntfctn"];
+/// The message elements read, and the statement element each holds.
+const MESSAGES: [(&str, &str); 2] = [("BkToCstmrStmt", "Stmt"), ("BkToCstmrDbtCdtNtfctn", "Ntfctn")];
 
 /// Parses a camt.053 document into its statements. `channel` is the payment
 /// channel of every entry when the account serves one channel only; `None`
@@ -42,6 +46,7 @@ pub fn parse_camt053(file: &str, bytes: &[u8], channel: Option<&str>) -> Result<
         leaf: true,
         currency: None,
         seen_root: false,
+        notification: false,
         statements: Vec::new(),
         stmt: None,
         bal: None,
@@ -129,10 +134,13 @@ impl ElementNamespace {
     }
 }
 
-/// Whether a namespace URI is that of a camt.053 version read
+/// Whether a namespace URI is that of a camt.053 or camt.054 version read
 /// (`urn:iso:std:iso:20022:tech:xsd:camt.053.001.02` to `.13`).
 fn is_camt053_namespace(namespace: &str) -> bool {
-    let Some(version) = namespace.strip_prefix("urn:iso:std:iso:20022:tech:xsd:camt.053.001.") else {
+    let version = ["camt.053.001.", "camt.054.001."]
+        .iter()
+        .find_map(|message| namespace.strip_prefix("urn:iso:std:iso:20022:tech:xsd:")?.strip_prefix(message));
+    let Some(version) = version else {
         return false;
     };
     version.len() == 2 && version.parse::<u8>().is_ok_and(|v| (2..=13).contains(&v))
@@ -144,7 +152,7 @@ struct Frame {
     /// Position among same-named siblings (1-based), 0 when not shown.
     index: u32,
     /// Counts of the indexed children seen so far, by `INDEXED` order.
-    child_counts: [u32; 5],
+    child_counts: [u32; 6],
 }
 
 #[derive(Default)]
@@ -208,6 +216,8 @@ struct Parser<'f> {
     /// `Ccy` of the innermost open `Amt`.
     currency: Option<String>,
     seen_root: bool,
+    /// The message is a camt.054 notification.
+    notification: bool,
     statements: Vec<Statement>,
     stmt: Option<StmtBuilder>,
     bal: Option<BalBuilder>,
@@ -217,6 +227,16 @@ struct Parser<'f> {
 }
 
 impl Parser<'_> {
+    /// `Stmt` in a statement message, `Ntfctn` in a notification.
+    fn is_statement_element(&self, name: &str) -> bool {
+        self.frames.len() > 1 && MESSAGES.iter().any(|&(message, element)| message == self.name(1) && element == name)
+    }
+
+    /// Whether the message is a camt.054 notification.
+    fn is_notification(&self) -> bool {
+        self.frames.len() > 1 && self.name(1) == MESSAGES[1].0
+    }
+
     fn name(&self, depth: usize) -> &str {
         let start = if depth == 0 { 0 } else { self.frames[depth - 1].name_end };
         &self.names[start..self.frames[depth].name_end]
@@ -292,7 +312,7 @@ impl Parser<'_> {
             _ => 0,
         };
         self.names.push_str(name);
-        self.frames.push(Frame { name_end: self.names.len(), index, child_counts: [0; 5] });
+        self.frames.push(Frame { name_end: self.names.len(), index, child_counts: [0; 6] });
         self.text.clear();
         self.leaf = true;
         self.currency = None;
@@ -321,7 +341,7 @@ impl Parser<'_> {
         if let ElementNamespace::Bound(namespace) = namespace {
             if !is_camt053_namespace(&namespace) {
                 return Err(self.invalid(
-                    "the camt.053 namespace (urn:iso:std:iso:20022:tech:xsd:camt.053.001.02 to .13)",
+                    "the camt.053 or camt.054 namespace (urn:iso:std:iso:20022:tech:xsd:camt.053.001.02 to .13)",
                     &namespace,
                 ));
             }
@@ -333,12 +353,20 @@ impl Parser<'_> {
     /// Starts collecting a statement, balance, entry or transaction when one opens.
     fn open_builder(&mut self) -> Result<()> {
         let depth = self.frames.len();
-        if depth == 2 && self.name(1) != "BkToCstmrStmt" {
-            return Err(self.invalid("`BkToCstmrStmt` (a camt.053 statement message)", self.name(1)));
+        if depth == 2 && !MESSAGES.iter().any(|(message, _)| *message == self.name(1)) {
+            return Err(self.invalid(
+                "`BkToCstmrStmt` or `BkToCstmrDbtCdtNtfctn` (a camt.053 statement or camt.054 notification)",
+                self.name(1),
+            ));
+        }
+        if depth == 2 {
+            self.notification = self.is_notification();
         }
         let name = self.name(depth - 1);
         match (depth, name) {
-            (3, "Stmt") => self.stmt = Some(StmtBuilder { path: self.path(), ..StmtBuilder::default() }),
+            (3, _) if self.is_statement_element(name) => {
+                self.stmt = Some(StmtBuilder { path: self.path(), ..StmtBuilder::default() })
+            }
             (4, "Bal") if self.stmt.is_some() => {
                 self.bal = Some(BalBuilder { path: self.path(), ..BalBuilder::default() })
             }
@@ -610,7 +638,7 @@ impl Parser<'_> {
                     self.finish_balance(bal)?;
                 }
             }
-            (3, "Stmt") => {
+            (3, name) if self.is_statement_element(name) => {
                 if let Some(stmt) = self.stmt.take() {
                     let statement = self.finish_statement(stmt)?;
                     self.statements.push(statement);
@@ -646,8 +674,11 @@ impl Parser<'_> {
     }
 
     fn finish_statement(&mut self, stmt: StmtBuilder) -> Result<Statement> {
-        let (Some(opening), Some(closing)) = (stmt.opening, stmt.closing) else {
-            return Err(self.missing(&stmt.path, "balances OPBD (or PRCD) and CLBD"));
+        let balances = match (stmt.opening, stmt.closing) {
+            (Some(opening), Some(closing)) => Some(Balances { opening, closing }),
+            // A notification reports entries, not balances.
+            (None, None) if self.is_notification() => None,
+            _ => return Err(self.missing(&stmt.path, "balances OPBD (or PRCD) and CLBD")),
         };
         let period = match (stmt.from, stmt.to) {
             (Some(from), Some(to)) => Some(Period { from, to }),
@@ -660,7 +691,7 @@ impl Parser<'_> {
             id: stmt.id,
             account: stmt.account,
             period,
-            balances: Some(Balances { opening, closing }),
+            balances,
             control_totals: stmt.control_totals,
             receipts: stmt.receipts,
             not_received: Vec::new(),
@@ -774,7 +805,9 @@ impl Parser<'_> {
             return Err(self.errors.invalid(Location::Xml("/".into()), "a camt.053 `Document`", ""));
         }
         if self.statements.is_empty() {
-            return Err(self.errors.invalid(Location::Xml("/Document/BkToCstmrStmt".into()), "at least one Stmt", ""));
+            let (message, element) = if self.notification { MESSAGES[1] } else { MESSAGES[0] };
+            let at = Location::Xml(format!("/Document/{message}"));
+            return Err(self.errors.invalid(at, format!("at least one {element}"), ""));
         }
         Ok(self.statements)
     }

@@ -54,7 +54,7 @@
 //! receipt's payer, weak evidence that never keys a match on its own.
 
 use crate::error::{Errors, Location, ReconcileError, Result};
-use crate::model::{ControlTotal, Direction, Receipt, Statement};
+use crate::model::{ControlTotal, Direction, NotReceived, Receipt, Statement};
 use crate::rows::{self, Row};
 use crate::table::{self, Layout};
 use crate::text::{self, Encoding};
@@ -459,7 +459,7 @@ fn resolve(errors: Errors<'_>, mapping: &Mapping, header: Option<&Row>) -> Resul
 enum Read {
     Receipt(Receipt),
     /// Its status says the money did not arrive (a failed debit).
-    NotReceived(Receipt),
+    NotReceived(NotReceived),
     /// A part of a settlement, kept until the file is read.
     InSettlement,
 }
@@ -526,8 +526,8 @@ impl Reader<'_> {
             settlement_ref: self.reference(row, c.settlement_ref)?,
             parts: Vec::new(),
         };
-        if !self.received(row)? {
-            return Ok(Read::NotReceived(receipt));
+        if let Some(status) = self.not_received_status(row)? {
+            return Ok(Read::NotReceived(NotReceived { receipt, status: format!("status {status}") }));
         }
         if receipt.settlement_ref.is_none() {
             return Ok(Read::Receipt(receipt));
@@ -541,10 +541,11 @@ impl Reader<'_> {
     }
 
     /// Whether the row's status (if the mapping reads one) says received.
-    fn received(&self, row: &Row) -> Result<bool> {
-        let (Some(index), Some(values)) = (self.columns.status, &self.mapping.status_values) else { return Ok(true) };
+    /// The row's status when it is not one of the values that mean received.
+    fn not_received_status(&self, row: &Row) -> Result<Option<String>> {
+        let (Some(index), Some(values)) = (self.columns.status, &self.mapping.status_values) else { return Ok(None) };
         let value = self.field(row, index)?;
-        Ok(values.received.iter().any(|v| v.trim() == value))
+        Ok((!values.received.iter().any(|v| v.trim() == value)).then(|| value.to_string()))
     }
 
     fn date(&self, row: &Row, index: usize) -> Result<Date> {

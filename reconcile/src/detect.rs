@@ -11,6 +11,12 @@ pub enum Detected {
     Xml,
     /// A WeChat Pay bill: its header names `交易时间` and `微信订单号`.
     WechatBill,
+    /// An Alipay merchant bill: its first line starts `#支付宝` (GBK or UTF-8).
+    AlipayBill,
+    /// A SWIFT MT940 statement: `:20:` (or a `{1:` block) and balances.
+    Mt940,
+    /// A batch-collection return of a shipped layout, by its name.
+    BatchReturn(&'static str),
     /// Other text: read only as a CSV through a mapping. `delimited` when its
     /// first line has a comma, semicolon or tab.
     Text { delimited: bool },
@@ -41,11 +47,20 @@ pub fn detect(bytes: &[u8]) -> Detected {
         return if is_html(head) { Detected::Unread("HTML") } else { Detected::Xml };
     }
     if let Some(kind) = swift_kind(head) {
-        return Detected::Unread(kind);
+        return kind;
     }
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     if contains(first_line, "交易时间".as_bytes()) && contains(first_line, "微信订单号".as_bytes()) {
         return Detected::WechatBill;
+    }
+    if crate::wechat::FUND_FLOW_MARKERS.iter().all(|marker| contains(first_line, marker.as_bytes())) {
+        return Detected::Unread(crate::wechat::FUND_FLOW_REFUSAL);
+    }
+    if crate::alipay::looks_like_alipay_bill(head) {
+        return Detected::AlipayBill;
+    }
+    if let Some(name) = batch_return_kind(without_bom) {
+        return Detected::BatchReturn(name);
     }
     if head.contains(&0) {
         return Detected::Unread("binary data");
@@ -90,17 +105,24 @@ fn is_html(head: &[u8]) -> bool {
 /// SWIFT MT statements: an MT940 has a transaction reference (`:20:`) and
 /// balances (`:60F:`, `:62F:`); the basic header block `{1:` starts any MT
 /// message.
-fn swift_kind(head: &[u8]) -> Option<&'static str> {
+fn swift_kind(head: &[u8]) -> Option<Detected> {
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     if !first_line.starts_with(b"{1:") && !first_line.starts_with(b":20:") {
         return None;
     }
     let balances = [b":60F:", b":60M:", b":62F:", b":62M:"];
     if balances.iter().any(|tag| contains(head, *tag)) {
-        Some("MT940")
+        Some(Detected::Mt940)
     } else {
-        Some("a SWIFT MT message")
+        Some(Detected::Unread("a SWIFT MT message"))
     }
+}
+
+/// The shipped batch-return layout a file has the shape of: its first
+/// record a header and its last a trailer, by the layout's record types.
+fn batch_return_kind(bytes: &[u8]) -> Option<&'static str> {
+    let layouts = crate::presets::PRESETS.iter().filter_map(|preset| Some((preset.name, preset.layout()?.ok()?)));
+    layouts.into_iter().find(|(_, layout)| layout.recognises(bytes)).map(|(name, _)| name)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -58,6 +58,12 @@ impl LedgerPayment {
         }
     }
 
+    /// Whether it came (or, a refund, went back) through `channel`, as the
+    /// ledger spells channels.
+    pub fn is_of_channel(&self, channel: &str) -> bool {
+        self.channel == channel
+    }
+
     /// The ledger item of an event, if it is a payment or a refund.
     pub fn from_event(position: u64, event: &Event) -> Option<LedgerPayment> {
         match event {
@@ -71,4 +77,12 @@ impl LedgerPayment {
 /// The payments and refunds among envelopes (e.g. from `SledLog::scan`).
 pub fn ledger_side<'e>(envelopes: impl IntoIterator<Item = &'e Envelope>) -> Vec<LedgerPayment> {
     envelopes.into_iter().filter_map(|e| LedgerPayment::from_event(e.head.position, &e.event)).collect()
+}
+
+/// The payments and refunds of one channel: the ledger side of a channel's
+/// bill. A bill of one channel lists no other channel's payments, so they
+/// would all be "ledger only" against it; the bank statement that receives
+/// the channel's settlements is reconciled on its own (see the crate doc).
+pub fn of_channel(items: Vec<LedgerPayment>, channel: &str) -> Vec<LedgerPayment> {
+    items.into_iter().filter(|item| item.is_of_channel(channel)).collect()
 }

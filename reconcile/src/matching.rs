@@ -31,7 +31,7 @@
 use crate::checks::{check_statement, CheckFailure};
 use crate::index::{hash_of, receipt_key, Chains, FirstReceipts};
 use crate::ledger_side::LedgerPayment;
-use crate::model::{Direction, Period, Receipt, Side, Statement};
+use crate::model::{Direction, NotReceived, Period, Receipt, Side, Statement};
 use ledger::Date;
 use rustc_hash::FxHashMap;
 use std::cmp::Ordering;
@@ -89,9 +89,9 @@ pub enum FindingKind<'a> {
         statement: &'a Statement,
         failures: Vec<CheckFailure>,
     },
-    /// The file says the money did not arrive (its status column): listed,
-    /// never matched, not a break.
-    NotReceived,
+    /// The file says the money did not arrive (a status column, a batch
+    /// return's result code): listed, never matched, not a break.
+    NotReceived(&'a NotReceived),
 }
 
 /// The result kinds, in report order, as named in summaries and events.
@@ -123,7 +123,7 @@ impl FindingKind<'_> {
             FindingKind::ReceiptOnly => 5,
             FindingKind::LedgerOnly => 6,
             FindingKind::StatementCheckFailed { .. } => 7,
-            FindingKind::NotReceived => 8,
+            FindingKind::NotReceived(_) => 8,
             FindingKind::Matched(Rule::MaskedIdNameDate) => 9,
         }
     }
@@ -135,7 +135,7 @@ impl FindingKind<'_> {
     /// Whether a clerk has to look at it: neither a match nor a row the
     /// file itself says was not received.
     pub fn is_break(&self) -> bool {
-        !matches!(self, FindingKind::Matched(_) | FindingKind::NotReceived)
+        !matches!(self, FindingKind::Matched(_) | FindingKind::NotReceived(_))
     }
 }
 
@@ -290,11 +290,11 @@ fn check_all<'a>(statements: &[&'a Statement], options: &MatchOptions) -> Checke
         if !failures.is_empty() {
             checked.checks.push(StatementChecks { statement, failures });
         }
-        let not_received = statement.not_received.iter().filter(|r| options.includes(r.booked_on));
-        checked.findings.extend(not_received.map(|receipt| Finding {
-            kind: FindingKind::NotReceived,
-            side: receipt.side(),
-            receipts: Refs::One(receipt),
+        let not_received = statement.not_received.iter().filter(|n| options.includes(n.receipt.booked_on));
+        checked.findings.extend(not_received.map(|not_received| Finding {
+            kind: FindingKind::NotReceived(not_received),
+            side: not_received.receipt.side(),
+            receipts: Refs::One(&not_received.receipt),
             ledger: Refs::None,
         }));
     }

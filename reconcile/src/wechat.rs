@@ -1,7 +1,17 @@
-//! WeChat Pay merchant trade bill (微信支付交易账单, type ALL): a header row,
+//! WeChat Pay merchant trade bill (微信支付交易账单) of every type: ALL,
+//! SUCCESS (the download API's default, payments only, without the refund
+//! columns) and REFUND (refunds only, with `退款申请时间`). A header row,
 //! detail rows whose every field starts with a backtick (`` ` ``, so that
 //! spreadsheets keep long numbers as text), then a summary header
-//! (`总交易单数,应结订单总金额,…`) and one summary row.
+//! (`总交易单数,应结订单总金额,…`) and one summary row. A gzip download is
+//! unpacked before (see `container`).
+//!
+//! The fund-flow bill (资金账单: `记账时间,微信支付业务单号,资金流水单号,…`)
+//! is refused: it lists the merchant account's movements under WeChat's
+//! business and flow numbers, not the merchant order numbers the ledger
+//! records, so every row would be a break. The trade bill of the same day
+//! is the one to reconcile payments with; the fund flow belongs to the
+//! settlement level (channel against bank), not to this one.
 //!
 //! Payment rows (`SUCCESS`) are credits of `应结订单金额` under the merchant
 //! order number (`商户订单号`, the ledger's `channel_ref`); refund rows
@@ -30,9 +40,19 @@ const REFUNDED: &str = "退款金额";
 const PRODUCT: &str = "商品名称";
 const ATTACH: &str = "商户数据包";
 const ORDER_AMOUNT: &str = "订单金额";
+/// When a refund was asked for: a REFUND bill's time of the refund.
+const REFUND_ASKED: &str = "退款申请时间";
 
-const REQUIRED: [&str; 8] =
-    [TIME, WECHAT_ORDER, MERCHANT_ORDER, STATUS, SETTLED, WECHAT_REFUND, MERCHANT_REFUND, REFUNDED];
+/// Every bill type has these; the refund columns only ALL and REFUND bills.
+const REQUIRED: [&str; 5] = [TIME, WECHAT_ORDER, MERCHANT_ORDER, STATUS, SETTLED];
+const REFUND_COLUMNS: [&str; 3] = [WECHAT_REFUND, MERCHANT_REFUND, REFUNDED];
+
+/// The header of the fund-flow bill (资金账单), recognised to refuse it.
+pub const FUND_FLOW_MARKERS: [&str; 3] = ["记账时间", "微信支付业务单号", "资金流水单号"];
+/// Why the fund-flow bill is refused, and what to download instead.
+pub const FUND_FLOW_REFUSAL: &str = "a WeChat Pay fund-flow bill (资金账单), which lists account movements \
+    under WeChat's own numbers, not the merchant order numbers payments are recorded under; \
+    download the trade bill (交易账单, type ALL or SUCCESS) of the same day instead";
 
 const SUMMARY_COUNT: &str = "总交易单数";
 const SUMMARY_SETTLED: &str = "应结订单总金额";
@@ -112,6 +132,9 @@ impl Columns {
     fn from_header(errors: Errors<'_>, header: &Row) -> Result<Columns> {
         let names: Vec<String> = header.fields.iter().map(|name| name.trim().to_string()).collect();
         let index: HashMap<String, usize> = names.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect();
+        if FUND_FLOW_MARKERS.iter().all(|name| index.contains_key(*name)) {
+            return Err(errors.malformed(Location::Line(header.line), format!("this is {FUND_FLOW_REFUSAL}")));
+        }
         if let Some(missing) = REQUIRED.iter().find(|name| !index.contains_key(**name)) {
             return Err(errors.invalid(
                 Location::Line(header.line),
@@ -143,7 +166,11 @@ impl Bill<'_> {
         raw.strip_prefix('`').ok_or_else(|| self.errors.invalid(at(), "a field starting with a backtick (`)", raw))
     }
 
+    /// An amount; zero for a column the bill type does not have.
     fn money(&self, row: &Row, name: &str) -> Result<Money> {
+        if !self.columns.index.contains_key(name) {
+            return Ok(Money::ZERO);
+        }
         let value = self.field(row, name)?;
         let at = Location::Field { line: row.line, field: name.to_string() };
         text::parse_amount(value, '.', false)
@@ -157,6 +184,19 @@ impl Bill<'_> {
         text::reference(value).map_err(|expected| self.errors.invalid(at, expected, value))
     }
 
+    /// A refund row in a bill without the refund columns (a SUCCESS bill
+    /// holds payments only) cannot say what was refunded.
+    fn require_refund_columns(&self, row: &Row) -> Result<()> {
+        match REFUND_COLUMNS.iter().find(|name| !self.columns.index.contains_key(**name)) {
+            Some(missing) => Err(self.errors.invalid(
+                Location::Field { line: row.line, field: STATUS.into() },
+                format!("SUCCESS (this bill has no `{missing}` column, as a SUCCESS bill)"),
+                "REFUND",
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn detail(&mut self, row: &Row) -> Result<()> {
         if row.fields.len() != self.columns.names.len() {
             return Err(self.errors.invalid(
@@ -165,9 +205,14 @@ impl Bill<'_> {
                 format!("{} fields", row.fields.len()),
             ));
         }
-        let time = self.field(row, TIME)?;
+        let status = self.field(row, STATUS)?;
+        let time_column = match status == "REFUND" && self.columns.index.contains_key(REFUND_ASKED) {
+            true => REFUND_ASKED,
+            false => TIME,
+        };
+        let time = self.field(row, time_column)?;
         let booked_on = text::parse_business_date(time, None).map_err(|expected| {
-            self.errors.invalid(Location::Field { line: row.line, field: TIME.into() }, expected, time)
+            self.errors.invalid(Location::Field { line: row.line, field: time_column.into() }, expected, time)
         })?;
         let currency = self.field(row, CURRENCY)?;
         if !currency.is_empty() && currency != "CNY" {
@@ -188,10 +233,10 @@ impl Bill<'_> {
             self.orders_fen += i128::from(self.money(row, ORDER_AMOUNT)?.fen());
         }
         let order = self.reference(row, MERCHANT_ORDER)?.or(self.reference(row, WECHAT_ORDER)?);
-        let status = self.field(row, STATUS)?;
         let (direction, amount, reference, original_reference) = match status {
             "SUCCESS" => (Direction::Credit, settled, order, None),
             "REFUND" => {
+                self.require_refund_columns(row)?;
                 let refund = self.reference(row, MERCHANT_REFUND)?.or(self.reference(row, WECHAT_REFUND)?);
                 (Direction::Debit, refunded, refund, order)
             }

@@ -11,17 +11,19 @@ use reconcile::{
 
 #[test]
 fn files_are_judged_by_their_content() {
-    let cases: [(&[u8], Detected); 14] = [
+    let gbk_alipay = encoding_rs::GBK.encode("#支付宝业务明细查询\n#账号：[2088]\n").0.into_owned();
+    let rural_credit_return = encoding_rs::GBK
+        .encode("H|B1|5205|20241108|1|400.00\nD|1|NX1|62|吴|X|400.00|20241108|0000|成功\nT|1|400.00|1|400.00|0|0.00\n")
+        .0
+        .into_owned();
+    let cases: [(&[u8], Detected); 19] = [
         (b"", Detected::Empty),
         (b" \r\n\t", Detected::Empty),
         (b"<?xml version=\"1.0\"?><Document/>", Detected::Xml),
         (b"\xEF\xBB\xBF\n  <ns2:Document xmlns:ns2=\"x\"/>", Detected::Xml),
         (b"<!DOCTYPE html><html><body>login</body></html>", Detected::Unread("HTML")),
-        (b":20:STMT1\n:25:123\n:28C:1/1\n:60F:C241001CNY1,00\n:62F:C241001CNY1,00\n-", Detected::Unread("MT940")),
-        (
-            b"{1:F01BANKCNBJAXXX0000000000}{2:O9401200241130BANKCNBJAXXX}{4:\n:20:X\n:60F:C2410",
-            Detected::Unread("MT940"),
-        ),
+        (b":20:STMT1\n:25:123\n:28C:1/1\n:60F:C241001CNY1,00\n:62F:C241001CNY1,00\n-", Detected::Mt940),
+        (b"{1:F01BANKCNBJAXXX0000000000}{2:O9401200241130BANKCNBJAXXX}{4:\n:20:X\n:60F:C2410", Detected::Mt940),
         (b"{1:F01BANKCNBJAXXX0000000000}{4:\n:20:X\n:21:Y\n-}", Detected::Unread("a SWIFT MT message")),
         (b"%PDF-1.7\n", Detected::Unread("PDF")),
         (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0", Detected::Workbook("an Excel 97-2003 workbook (XLS)")),
@@ -29,6 +31,14 @@ fn files_are_judged_by_their_content() {
         (b"PK\x03\x04\x14\0\0\0statement.csv", Detected::Unread("a zip archive")),
         (b"\x1F\x8B\x08\0", Detected::Unread("gzip-compressed data")),
         ("交易时间,公众账号ID,商户号,微信订单号,商户订单号\n".as_bytes(), Detected::WechatBill),
+        ("交易时间,公众账号ID,商户号,商户订单号,交易状态,退款申请时间,微信订单号\n".as_bytes(), Detected::WechatBill),
+        (&gbk_alipay, Detected::AlipayBill),
+        ("#支付宝业务明细查询\n".as_bytes(), Detected::AlipayBill),
+        (&rural_credit_return, Detected::BatchReturn("rural-credit-return")),
+        (
+            "记账时间,微信支付业务单号,资金流水单号,业务名称\n".as_bytes(),
+            Detected::Unread(reconcile::wechat::FUND_FLOW_REFUSAL),
+        ),
     ];
     for (bytes, expected) in cases {
         assert_eq!(detect(bytes), expected, "{}", String::from_utf8_lossy(bytes));
@@ -40,11 +50,13 @@ fn files_are_judged_by_their_content() {
 
 #[test]
 fn an_unread_file_names_what_it_looks_like_and_the_formats_read() {
-    let formats = "formats read: camt.053 (.xml), WeChat Pay bill (CSV), CSV or Excel (.xls, .xlsx) with --mapping \
-                   or a preset (--format icbc, ccb, abc, boc, bocom, cmb, tax; --show-format NAME prints one)";
-    let mt940 = b":20:STMT1\n:60F:C241001CNY1,00\n";
-    let error = detect_format("x.xml", mt940, None, None).map(|_| ()).expect_err("MT940");
-    assert_eq!(error.to_string(), format!("x.xml: not a format yibao reads (looks like MT940); {formats}"));
+    let formats = format!("formats read: {}", reconcile::FORMATS_READ);
+    let mt103 = b"{1:F01BANKCNBJAXXX0000000000}{4:\n:20:X\n:21:Y\n-}";
+    let error = detect_format("x.xml", mt103, None, None).map(|_| ()).expect_err("MT103");
+    assert_eq!(
+        error.to_string(),
+        format!("x.xml: not a format yibao reads (looks like a SWIFT MT message); {formats}")
+    );
     let error = detect_format("x.csv", b"a,b\n1,2\n", None, None).map(|_| ()).expect_err("plain CSV");
     assert_eq!(
         error.to_string(),

@@ -8,13 +8,14 @@ use common::{date, plains, receipt_fixture};
 use ledger::Money;
 use proptest::prelude::*;
 use reconcile::{
-    check_statement, parse_camt053, parse_mapped_csv, parse_mapped_excel, parse_wechat_bill, reconcile, summarize,
-    ControlTotal, Direction, LedgerPayment, Location, Mapping, MatchOptions, Period, Receipt, Side, Statement,
+    check_statement, detect_format, parse_alipay_bill, parse_batch_return, parse_bytes, parse_camt053,
+    parse_mapped_csv, parse_mapped_excel, parse_mt940, parse_wechat_bill, reconcile, summarize, ControlTotal,
+    Direction, Layout, LedgerPayment, Location, Mapping, MatchOptions, Period, Receipt, Side, Statement,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const FIXTURES: [&str; 13] = [
+const FIXTURES: [&str; 20] = [
     "camt053-clean.xml",
     "camt053-breaks.xml",
     "camt053-failing-checks.xml",
@@ -28,7 +29,24 @@ const FIXTURES: [&str; 13] = [
     "cmb-20241101-20241130.csv",
     "tax-20241101-20241130.csv",
     "tax-20241101-20241130.xls",
+    "wechat-success-20241101.csv",
+    "wechat-refund-20241101.csv.gz",
+    "wechat-fund-flow-20241101.csv",
+    "alipay-20241025.zip",
+    "camt054-20241015-20241020.xml",
+    "mt940-20241108-20241112.sta",
+    "rural-credit-return-20241108.txt",
 ];
+
+/// A fixture's bytes: as stored, or (`inner`) out of its gzip or zip, so
+/// that mutations reach the bill's parser as well as the container's.
+fn fixture_bytes(index: usize, inner: bool) -> Vec<u8> {
+    let (name, bytes) = receipt_fixture(FIXTURES[index]);
+    if !inner {
+        return bytes;
+    }
+    reconcile::unpack(&name, &bytes).map(|unpacked| unpacked.bytes.into_owned()).expect("fixture unpacks")
+}
 
 fn nongxin() -> Mapping {
     let path = common::fixtures_dir().join("receipts/nongxin.toml");
@@ -48,9 +66,26 @@ fn parse_everything(bytes: &[u8], mapping: &Mapping) {
     if let Ok(statement) = parse_mapped_csv("f.csv", bytes, mapping) {
         summarize(&reconcile([&statement], &ledger, &MatchOptions::default()));
     }
-    for preset in reconcile::PRESETS {
-        let mapping = preset.mapping().expect("a shipped preset");
-        parse_table(bytes, &mapping, &ledger);
+    if let Ok(statements) = parse_mt940("f.sta", bytes, None) {
+        statements.iter().for_each(|s| drop(check_statement(s)));
+        summarize(&reconcile(&statements, &ledger, &MatchOptions::default()));
+    }
+    // The bytes as a bill's detail and as its summary.
+    if let Ok(statement) = parse_alipay_bill("f.csv", bytes, Some(("s.csv", bytes)), "alipay") {
+        drop(check_statement(&statement));
+        summarize(&reconcile([&statement], &ledger, &MatchOptions::default()));
+    }
+    let layout = Layout::preset("rural-credit-return").expect("preset");
+    if let Ok(statement) = parse_batch_return("f.txt", bytes, &layout) {
+        summarize(&reconcile([&statement], &ledger, &MatchOptions::default()));
+    }
+    // Containers, and whatever the content is judged to be.
+    drop(reconcile::unpack_within("f.zip", bytes, 1 << 20));
+    if let Ok(format) = detect_format("f", bytes, None, None) {
+        drop(parse_bytes("f", bytes, &format));
+    }
+    for mapping in reconcile::PRESETS.iter().filter_map(|preset| preset.mapping()) {
+        parse_table(bytes, &mapping.expect("a shipped preset"), &ledger);
     }
 }
 
@@ -179,14 +214,35 @@ proptest! {
     fn parsers_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         parse_everything(&bytes, &nongxin());
         let _ = Mapping::from_toml("m.toml", &String::from_utf8_lossy(&bytes));
+        let _ = Layout::from_toml("l.toml", &String::from_utf8_lossy(&bytes));
+    }
+
+    /// Arbitrary bytes behind a zip's or a gzip's magic number, and a zip
+    /// whose directory points anywhere.
+    #[test]
+    fn containers_never_panic(
+        magic in prop::sample::select(vec![&b"PK\x03\x04"[..], &b"PK\x05\x06"[..], &b"\x1F\x8B\x08\x00"[..]]),
+        body in prop::collection::vec(any::<u8>(), 0..1024),
+        mutations in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let mut bytes = magic.to_vec();
+        bytes.extend_from_slice(&body);
+        parse_everything(&bytes, &nongxin());
+        let (_, mut zip) = receipt_fixture("alipay-20241025.zip");
+        for m in &mutations {
+            mutate(&mut zip, m);
+        }
+        zip.extend_from_slice(&body);
+        drop(reconcile::unpack_within("f.zip", &zip, 1 << 20));
     }
 
     #[test]
     fn parsers_never_panic_on_mutated_fixtures(
         fixture in 0..FIXTURES.len(),
+        inner in any::<bool>(),
         mutations in prop::collection::vec(mutation(), 1..6),
     ) {
-        let (_, mut bytes) = receipt_fixture(FIXTURES[fixture]);
+        let mut bytes = fixture_bytes(fixture, inner);
         for m in &mutations {
             mutate(&mut bytes, m);
         }

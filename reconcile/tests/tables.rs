@@ -7,7 +7,7 @@ mod common;
 
 use common::{date, receipt_fixture};
 use reconcile::{
-    parse_bytes, parse_mapped_csv, preset, reconcile, summarize, Direction, Format, LedgerPayment, Mapping,
+    parse_bytes, parse_mapped_csv, preset, reconcile, summarize, Definition, Direction, Format, LedgerPayment, Mapping,
     MatchOptions, Side, Statement, PRESETS,
 };
 
@@ -48,7 +48,8 @@ fn outcome(statement: &Statement, ledger: &[LedgerPayment]) -> Vec<(String, Side
 }
 
 fn preset_mapping(name: &str) -> Mapping {
-    preset(name).unwrap_or_else(|| panic!("preset {name}")).mapping().expect("preset mapping")
+    let mapping = preset(name).and_then(|preset| preset.mapping());
+    mapping.unwrap_or_else(|| panic!("preset {name}")).expect("preset mapping")
 }
 
 /// The bank statements: a payment of 1,200.00 named by reference, one of
@@ -114,7 +115,7 @@ fn the_tax_export_lists_voided_tickets_and_never_keys_on_a_masked_id() {
     let payers: Vec<Option<&str>> = statement.receipts.iter().map(|r| r.payer_id.as_deref()).collect();
     assert_eq!(payers, vec![Some("520502********1233"), Some("520523********3868"), Some("520502********1233")]);
     assert_eq!(statement.not_received.len(), 1);
-    assert_eq!(statement.not_received[0].reference.as_deref(), Some("352024110600000003"));
+    assert_eq!(statement.not_received[0].receipt.reference.as_deref(), Some("352024110600000003"));
     let ledger = vec![
         payment(1, "tax", "352024110500000001", "1200.00", ID1, "2024-11-05"),
         payment(2, "tax", "352024110600000002", "400.00", ID2, "2024-11-06"),
@@ -194,14 +195,27 @@ fn a_voided_ticket_alone_leaves_the_run_clean() {
 }
 
 #[test]
-fn every_preset_is_a_valid_mapping_and_listed_in_the_formats_read() {
-    assert_eq!(PRESETS.len(), 7);
+fn every_preset_is_valid_and_listed_in_the_formats_read() {
+    let names: Vec<&str> = PRESETS.iter().map(|preset| preset.name).collect();
+    let expected = ["wechat", "alipay", "camt053", "camt054", "mt940", "icbc", "ccb", "abc", "boc", "bocom", "cmb"];
+    assert_eq!(names, [&expected[..], &["tax", "rural-credit-return"]].concat());
+    let presets_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
     for preset in PRESETS {
-        preset.mapping().unwrap_or_else(|e| panic!("{}: {e}", preset.name));
         assert!(reconcile::FORMATS_READ.contains(preset.name), "{} not in FORMATS_READ", preset.name);
-        let on_disk = common::fixtures_dir().join(format!("mappings/{}.toml", preset.name));
-        let read = reconcile::read_mapping(&on_disk).expect("the file a user copies");
-        assert_eq!(read, preset.mapping().expect("mapping"), "{}", preset.name);
+        let on_disk = presets_dir.join(format!("{}.toml", preset.name));
+        match preset.definition {
+            Definition::Mapping(_) => {
+                let shipped = preset.mapping().expect("a mapping").unwrap_or_else(|e| panic!("{}: {e}", preset.name));
+                let read = reconcile::read_mapping(&on_disk).expect("the file a user copies");
+                assert_eq!(read, shipped, "{}", preset.name);
+            }
+            Definition::Layout(_) => {
+                let shipped = preset.layout().expect("a layout").unwrap_or_else(|e| panic!("{}: {e}", preset.name));
+                let (read, _) = reconcile::read_layout_with_digest(&on_disk).expect("the file a user copies");
+                assert_eq!(read, shipped, "{}", preset.name);
+            }
+            Definition::Reader => assert!(!on_disk.exists() && preset.shown().contains(preset.description)),
+        }
     }
     assert!(preset("nosuchbank").is_none());
 }
@@ -259,7 +273,7 @@ fn title_lines_comments_footers_and_split_amounts() {
             ("A2".to_string(), 1_500, Direction::Debit, None),
         ]
     );
-    let failed: Vec<Option<&str>> = statement.not_received.iter().map(|r| r.reference.as_deref()).collect();
+    let failed: Vec<Option<&str>> = statement.not_received.iter().map(|r| r.receipt.reference.as_deref()).collect();
     assert_eq!(failed, vec![Some("A3")]);
 }
 
@@ -461,7 +475,7 @@ mod excel {
             text.contains("looks like an Excel workbook (XLSX) whose first sheet starts with the cells `封面`"),
             "{text}"
         );
-        assert!(text.contains("--format icbc"), "{text}");
+        assert!(text.contains(reconcile::FORMATS_READ) && text.contains(" icbc,"), "{text}");
         let (_, xls) = receipt_fixture("tax-20241101-20241130.xls");
         let error = detect_format("tax.xls", &xls, None, None).map(|_| ()).expect_err("no mapping");
         assert!(error.to_string().contains("an Excel 97-2003 workbook (XLS) whose first sheet starts with the cells"));

@@ -53,13 +53,14 @@ pub async fn certificate(
     })
 }
 
-/// Issues from the person store and the family projection, in a blocking task.
+/// Issues from the person store (the person's coverage and family records), in a blocking task.
 async fn issue(app: &Arc<App>, person: Identity, year: u16) -> Result<Result<Certificate, IssueError>, ApiError> {
     let log = app.store.log()?;
     let worker = Arc::clone(app);
     tokio::task::spawn_blocking(move || {
-        worker.with_projections(|at, family| {
+        worker.with_projections(|at| {
             let coverage = at.person(&person).map_err(|e| super::store_failed(&e))?;
+            let family = &at.family_of_person(&person).map_err(|e| super::store_failed(&e))?;
             Ok(certificate::issue_from(&log, &coverage, family, &person, year, false))
         })?
     })

@@ -5,12 +5,10 @@
 //! write lock (`App::write_family`): the same checks, rule decision and
 //! idempotency as `POST /v1/events`.
 //!
-//! The family projection is kept live, at the person store's position, so
-//! a decision reads memory instead of folding the log; it is caught up
-//! while the store is held for reading (order: store, then family), which
-//! keeps the two at one position. A write is judged against the persons
-//! its facts name, read from the store (`Named`): the rules ask about no
-//! one else.
+//! The family projection is kept in the person store, per binding and per
+//! application, at the store's tip: a write is judged against the family
+//! records and the persons its facts name, read from the store (`Named`):
+//! the rules ask about no one else. Nothing of the whole is held in memory.
 
 use super::auth::Tokens;
 use super::error::ApiError;
@@ -28,44 +26,23 @@ use operations::family::{self, FamilyError, PersonAnswer, PostedAnswer, Transiti
 use operations::import::LineRefusal;
 use operations::StorageError;
 use projections::coverage::Named;
-use projections::family::Family;
-use projections::Projection;
 use serde::Deserialize;
 use std::str::FromStr;
 use std::sync::Arc;
 
 impl App {
-    /// Runs `f` with the person store and the family projection at the
-    /// same position, caught up with the log first. Blocking: call from a
-    /// blocking task.
-    pub(super) fn with_projections<T>(
-        &self,
-        f: impl FnOnce(&super::persons::AtTip<'_>, &Family) -> T,
-    ) -> Result<T, ApiError> {
+    /// Runs `f` with the person store at its tip (the persons and the
+    /// family records it keeps), caught up with the log first. Blocking:
+    /// call from a blocking task.
+    pub(super) fn with_projections<T>(&self, f: impl FnOnce(&super::persons::AtTip<'_>) -> T) -> Result<T, ApiError> {
         self.catch_up_for_answer();
         let at = self.persons.read().map_err(|e| ApiError::internal(&e))?;
-        let position = at.position();
-        // Rebuilt (after a panic mid-fold) to the position coverage holds.
-        let rebuild = || {
-            let log = self.store.log().map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            crate::family::family_at(&self.data, &log, position)
-        };
-        {
-            let family = super::poison::read(&self.family, "family", rebuild).map_err(|e| ApiError::internal(&e))?;
-            if family.position() == position {
-                return Ok(f(&at, &family));
-            }
-        }
-        let mut family = super::poison::write(&self.family, "family", rebuild).map_err(|e| ApiError::internal(&e))?;
-        family
-            .catch_up_to(&*self.store.log()?, position)
-            .map_err(|e| ApiError::internal(&anyhow::Error::new(e).context("catching the family projection up")))?;
-        Ok(f(&at, &family))
+        Ok(f(&at))
     }
 
     /// A family write an endpoint asked for, through its operation against
-    /// the persons `named` (read from the store) and the family
-    /// projection, under the write lock: judged and appended with no other
+    /// the family records and the persons `named` (read from the store),
+    /// under the write lock: judged and appended with no other
     /// decided write between (as `App::append`); then the store catches
     /// up. Also returns the log's head after it.
     fn write_family<T>(
@@ -75,10 +52,11 @@ impl App {
     ) -> Result<(T, Head), ApiError> {
         let _writing = lock_plain(&self.write_lock);
         self.store.check_writable()?;
-        let (written, head) = self.with_projections(|at, family| {
+        let (written, head) = self.with_projections(|at| {
             self.require_head(at)?;
             let log = self.store.log()?;
-            let coverage = &at.named(named).map_err(|e| super::store_failed(&e))?;
+            let family = &at.family(named).map_err(|e| super::store_failed(&e))?;
+            let coverage = &at.named(&named.linked_by(family)).map_err(|e| super::store_failed(&e))?;
             let writer = Writer { log: &*log, channels: &self.channels, coverage, family };
             let written = operation(&writer);
             Ok::<_, ApiError>((written, log.durable_head()))
@@ -113,11 +91,10 @@ impl App {
         }
     }
 
-    /// Runs `f` on the person store and the family projection in a
-    /// blocking task.
+    /// Runs `f` on the person store in a blocking task.
     async fn read_projections<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&super::persons::AtTip<'_>, &Family) -> T + Send + 'static,
+        f: impl FnOnce(&super::persons::AtTip<'_>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let app = Arc::clone(self);
         tokio::task::spawn_blocking(move || app.with_projections(f))
@@ -136,9 +113,10 @@ impl App {
     ) -> Result<CoverageAnswer, ApiError> {
         let app = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            app.with_projections(|at, family| {
+            app.with_projections(|at| {
                 let coverage = at.person(&query.person).map_err(|e| super::store_failed(&e))?;
-                operations::coverage::answer_as_of(&*app.store.log()?, &coverage, family, &query, moment)
+                let family = at.family_of_person(&query.person).map_err(|e| super::store_failed(&e))?;
+                operations::coverage::answer_as_of(&*app.store.log()?, &coverage, &family, &query, moment)
                     .map_err(|e| ApiError::classified(&e))
             })?
         })
@@ -286,7 +264,7 @@ pub async fn apply(
         amount: field("amount", &request.amount)?,
         at: time_field("at", request.at.as_deref())?,
     };
-    let named = persons_named(&[&application.holder, &application.member]);
+    let named = family::apply_named(&application);
     let (applied, head) =
         post_family(&app, TYPE_NAME, named, move |writer| family::apply(writer, application, &actor)).await?;
     let answer = PostedAnswer {
@@ -361,7 +339,12 @@ pub async fn person(
     caller.may_read()?;
     let person = super::identity(&id_number)?;
     app.record_access(&caller, &person, "/v1/family/persons/{id_number}").await;
-    let answer = app.read_projections(move |at, family| family::person(at.nobody(), family, &person)).await?;
+    let answer = app
+        .read_projections(move |at| {
+            let family = at.family_of_person(&person).map_err(|e| super::store_failed(&e))?;
+            Ok::<_, ApiError>(family::person(at.nobody(), &family, &person))
+        })
+        .await??;
     Ok(Json(answer))
 }
 
@@ -384,14 +367,17 @@ pub async fn stuck(
         return Err(ApiError::bad_input(Some("older_than_hours"), "older_than_hours is 0 to 8784"));
     }
     let answer = app
-        .read_projections(move |at, family| {
-            // The applications in flight are in the family projection;
-            // only their members are read, for their policies' limits.
+        .read_projections(move |at| {
+            // The applications in flight (those old enough, with a bound),
+            // and their members, for their policies' limits.
+            let now = BeijingTime::now();
+            let submitted_before = query.older_than_hours.map(|hours| family::submitted_before(now, hours));
+            let in_flight = at.family_in_flight(submitted_before).map_err(|e| super::store_failed(&e))?;
             let mut members = Named::default();
-            family.applications().filter(|a| a.state.in_flight()).for_each(|a| members.identity(&a.member));
+            in_flight.applications().for_each(|a| members.identity(&a.member));
             let coverage = at.named(&members).map_err(|e| super::store_failed(&e))?;
-            let answer = family::stuck(&coverage, family, BeijingTime::now(), query.older_than_hours);
-            Ok::<_, ApiError>(StuckAnswer { log_position: Some(coverage.position()), ..answer })
+            let answer = family::stuck(&coverage, &in_flight, now, query.older_than_hours);
+            Ok::<_, ApiError>(StuckAnswer { log_position: Some(at.position()), ..answer })
         })
         .await??;
     Ok(Json(answer))

@@ -23,8 +23,9 @@ use super::poison;
 use anyhow::{Context, Result};
 use hashlink::LinkedHashMap;
 use ledger::sync::lock_plain;
-use ledger::{Identity, LogReader};
+use ledger::{BeijingTime, Identity, LogReader};
 use projections::coverage::{Changed, Coverage, Named, PersonStore, StoreError};
+use projections::family::Family;
 use projections::{Projection, Tip};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,7 +137,7 @@ impl Persons {
         let mut attempt = 0;
         let (writer, at_tip) = loop {
             attempt += 1;
-            match caught_up_store(data, &path, log) {
+            match caught_up_store(&path, log) {
                 Ok(opened) => break opened,
                 Err(StoreError::Log { source, .. }) => return Err(source).context("catching the person store up"),
                 Err(error) if attempt < 2 => operations::forget_person_store(&path, &error),
@@ -235,9 +236,8 @@ impl Persons {
 }
 
 /// The store opened and caught up to the log's head (the family
-/// projection's checkpoint with it, in the same scan), and a coverage of
-/// nobody at its tip.
-fn caught_up_store(data: &Path, path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
+/// projection in it), and a coverage of nobody at its tip.
+fn caught_up_store(path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
     let mut store = PersonStore::open(path)?;
     let head = log.durable_head().position;
     let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
@@ -253,7 +253,7 @@ fn caught_up_store(data: &Path, path: &Path, log: &dyn LogReader) -> Result<(Per
         }
     };
     let chunk = operations::store_chunk_envelopes();
-    let n_folded = operations::catch_up_store_and_family(data, log, &mut store, head, chunk, &mut progress)?;
+    let n_folded = operations::catch_up_store(log, &mut store, head, chunk, &mut progress)?;
     if n_folded > 0 {
         eprintln!("note: the person store folded {n_folded} records in {:.1} s", started.elapsed().as_secs_f64());
     }
@@ -298,6 +298,26 @@ impl AtTip<'_> {
             lock_plain(&persons.cache).insert(identity.clone(), Arc::new(coverage.at_tip(self.tip())));
         }
         Ok(coverage)
+    }
+
+    /// The family records of the identities `named` speaks of (each under
+    /// every identity the person had) and of the applications it names,
+    /// read from the store at this tip (not cached).
+    pub fn family(&self, named: &Named) -> Result<Family, StoreError> {
+        self.persons.with_reader(|reader| reader.family_of(named))
+    }
+
+    /// A person's bindings and applications, under every identity they had.
+    pub fn family_of_person(&self, person: &Identity) -> Result<Family, StoreError> {
+        let mut named = Named::default();
+        named.identity(person);
+        self.family(&named)
+    }
+
+    /// The applications in flight submitted before `submitted_before`
+    /// (all without it), at this tip.
+    pub fn family_in_flight(&self, submitted_before: Option<BeijingTime>) -> Result<Family, StoreError> {
+        self.persons.with_reader(|reader| reader.family_in_flight(submitted_before))
     }
 
     /// The persons and applications `named` speaks of, read from the

@@ -124,7 +124,7 @@ impl App {
 impl App {
     /// The decision for the decided facts of a request (bindings, proxy
     /// steps, refunds, assessments), as an import's (`import::check_batch`),
-    /// against the persons they name and the family projection plus the
+    /// against the persons and family records they name plus the
     /// request's earlier facts. The caller holds the write lock.
     fn check_rules(&self, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, ApiError> {
         if !import::has_decided(&events) {
@@ -132,10 +132,11 @@ impl App {
         }
         let batch = Batch { line_numbers: (1..=events.len()).collect(), events };
         let named = decision_named(&batch.events);
-        let checked = self.with_projections(|at, family| {
+        let checked = self.with_projections(|at| {
             self.require_head(at)?;
-            let coverage = at.named(&named).map_err(|e| super::store_failed(&e))?;
-            Ok::<_, ApiError>(import::check_batch(&coverage, family, &batch, "request", "request"))
+            let family = at.family(&named).map_err(|e| super::store_failed(&e))?;
+            let coverage = at.named(&named.linked_by(&family)).map_err(|e| super::store_failed(&e))?;
+            Ok::<_, ApiError>(import::check_batch(&coverage, &family, &batch, "request", "request"))
         })??;
         checked.map_err(|error| {
             let mut answer = ApiError::classified(&error);
@@ -148,25 +149,9 @@ impl App {
 }
 
 /// The persons and applications the rules ask about when judging
-/// `events`: those their facts name (what the fold reads), and each
-/// binding's holder and member (whom the fold of coverage ignores, but the
-/// province and relation rules ask about).
+/// `events` (`family::decision_named`).
 fn decision_named(events: &[NewEvent]) -> Named {
-    let mut named = Named::of_events(events.iter().map(|new| &new.event));
-    for new in events {
-        match &new.event {
-            ledger::Event::FamilyBindingCreatedV1(e) => {
-                named.identity(&e.holder);
-                named.identity(&e.member);
-            }
-            ledger::Event::FamilyBindingRevokedV1(e) => {
-                named.identity(&e.holder);
-                named.identity(&e.member);
-            }
-            _ => {}
-        }
-    }
-    named
+    operations::family::decision_named(events.iter().map(|new| &new.event))
 }
 
 impl App {

@@ -186,16 +186,27 @@ const _: () = assert!(17 * (block::MAX_BLOCK_BYTES + 64) < SEGMENT_BYTES / 4 - 1
 /// (verify, replay, an import's writing open) holds a gigabyte for it.
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Lookups of each block's own key while a scan passes it, so that sled
-/// lets go of the leaves behind the scan. sled 0.34 counts page accesses in
-/// 256 queues of 64 and evicts from its cache only when a queue is full; an
-/// iterator reads each leaf once, so on a long scan no queue fills and every
-/// leaf read stays in memory (2.9 GB for `verify` of a 14.8M-record log,
-/// whatever the cache's capacity). A leaf holds 8 to 17 blocks: eight
-/// accesses per block fill its queue once per leaf, and the cache holds its
-/// capacity, not the log (175 MB for the same verify, and faster: 10.3 s
-/// against 14.4 s). A lookup in a leaf just read costs about a microsecond.
-const SCAN_TOUCHES_PER_BLOCK: usize = 8;
+/// Lookups of a block's own key after it is read or written, so that sled
+/// lets go of the leaves behind a scan or behind the writer. sled 0.34
+/// counts page accesses in 256 queues of 64 and evicts from its cache only
+/// when a queue is full; an iterator reads each leaf once and the writer
+/// fills each leaf a block at a time, so on a long scan or a long import no
+/// queue fills and every leaf read or written stays in memory (2.9 GB for
+/// `verify` of a 14.8M-record log, whatever the cache's capacity; a third
+/// of an import's memory). A leaf holds 8 to 17 blocks: eight accesses per
+/// block fill its queue once per leaf, and the cache holds its capacity,
+/// not the log (175 MB for the same verify, and faster: 10.3 s against
+/// 14.4 s). A lookup in a leaf just read or written costs about a
+/// microsecond.
+const TOUCHES_PER_BLOCK: usize = 8;
+
+/// Counts [`TOUCHES_PER_BLOCK`] accesses to the leaf holding `key`.
+pub(crate) fn count_access(blocks: &sled::Tree, key: &[u8]) -> Result<()> {
+    for _ in 0..TOUCHES_PER_BLOCK {
+        blocks.get(key)?;
+    }
+    Ok(())
+}
 
 /// Opens the sled store under a ledger's `DIR/log` with the ledger's
 /// settings, bypassing the log: for forensic tools and tests that inspect or
@@ -743,9 +754,7 @@ impl SledLog {
         let blocks = &self.shared.blocks;
         Ok(blocks.range(start..).map(move |item| {
             let (key, value) = item?;
-            for _ in 0..SCAN_TOUCHES_PER_BLOCK {
-                blocks.get(&key)?;
-            }
+            count_access(blocks, &key)?;
             Ok((block::position_of_key(&key).unwrap_or(0), value))
         }))
     }

@@ -553,14 +553,22 @@ fn store<'a>(shared: &Shared, blocks: impl Iterator<Item = &'a SealedBlock>, nex
         return Ok(0);
     }
     let mut batch = sled::Batch::default();
+    let mut keys = Vec::new();
     let mut expected_first = next_position;
     for sealed in blocks {
         // Pair assertion: blocks continue the stored log without a gap.
         assert_eq!(sealed.first_position, expected_first, "blocks of a unit are contiguous");
         expected_first += u64::from(sealed.n_records);
-        batch.insert(&block::key(sealed.first_position), sealed.bytes.as_slice());
+        let key = block::key(sealed.first_position);
+        batch.insert(&key, sealed.bytes.as_slice());
+        keys.push(key);
     }
     shared.blocks.apply_batch(batch)?;
     shared.flush_durably()?;
+    // A leaf is written a block at a time and then never again: without
+    // this, sled keeps every leaf the writer made (see the function).
+    for key in &keys {
+        super::sled_log::count_access(&shared.blocks, key)?;
+    }
     Ok(expected_first - next_position)
 }

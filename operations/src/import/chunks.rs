@@ -447,7 +447,7 @@ impl Run<'_> {
     /// store) plus the file's earlier facts.
     fn judge<S: Source + ?Sized>(&self, ledger: &Ledger, source: &S, validated: &Validated) -> Result<(), ImportError> {
         let storage = |source| ImportError::Storage { label: self.label.to_string(), source };
-        let at = ledger.projections_naming(|family| validated.named.for_store(family)).map_err(storage)?;
+        let at = ledger.projections_naming(&validated.named.for_store()).map_err(storage)?;
         let bar = self.counter("judging");
         // The lines judged are the lines validated, chunk by chunk.
         let mut recheck = Recheck::new(validated, self.chunk_facts);

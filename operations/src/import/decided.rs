@@ -35,7 +35,11 @@ impl Named {
                 identities(&[&e.holder, &e.member]);
                 self.note_application(&e.application_id);
             }
-            Event::RefundIssuedV1(e) => identities(&[&e.person]),
+            Event::RefundIssuedV1(e) => {
+                identities(&[&e.person]);
+                // A refund of a proxy payment names its application there.
+                self.note_application(&e.payment.channel_ref);
+            }
             Event::HardshipAssessedV1(e) => identities(&[&e.person]),
             Event::IdentityConvertedV1(e) => identities(&[&e.from, &e.to]),
             Event::ProxyProcessingV1(e) => self.note_application(&e.application_id),
@@ -52,21 +56,17 @@ impl Named {
         }
     }
 
-    /// What the person store reads for the decision: every identity named,
-    /// and every application named with its holder and member as the
-    /// family projection knows them (the store adds each person's other
-    /// identities and each application's member it holds).
-    pub fn for_store(&self, family: &family::Family) -> StoreNamed {
+    /// What the person store reads for the decision: every identity and
+    /// application named (the store adds each person's other identities,
+    /// the family records of each, and each named application's holder and
+    /// member).
+    pub fn for_store(&self) -> StoreNamed {
         let mut named = StoreNamed::default();
         for identity in &self.identities {
             named.identity(identity);
         }
         for application_id in &self.applications {
             named.application(application_id);
-            if let Some(known) = family.application(application_id) {
-                named.identity(&known.holder);
-                named.identity(&known.member);
-            }
         }
         named
     }

@@ -13,6 +13,9 @@
 //! * `refund`: where a refund goes back to (the payment's source), the one
 //!   rule the decision checks and the refund operation builds from.
 //! * `checkpoint`: the state saved and loaded, caught up from the log.
+//! * `subset`: a few bindings and applications read back from the person
+//!   store (kept there per binding and application), folded and answered
+//!   as the whole.
 //!
 //! Decisions:
 //! * The personal account is debited when an application is submitted
@@ -27,6 +30,7 @@ mod decide;
 mod fold;
 pub mod lifecycle;
 mod refund;
+mod subset;
 
 pub use batch::{check_batch, relevant, BatchRefusal};
 pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
@@ -36,6 +40,7 @@ pub use decide::{
 };
 pub use lifecycle::{IllegalTransition, ProxyState, ProxyStep};
 pub use refund::refund_destination;
+pub use subset::{Keys, Notes};
 
 use crate::{Projection, Tip};
 use ledger::event::Relation;

@@ -1,8 +1,10 @@
 //! Bringing the store to a log position in chunks: memory is bounded by the
 //! chunk (its envelopes and the persons they name), not by the ledger.
 
+use super::family::FamilyRows;
 use super::load::Named;
 use super::{PersonStore, StoreError};
+use crate::family::Keys;
 use crate::{Projection, Tip};
 use ledger::{Envelope, Event, Identity, LogReader};
 
@@ -76,7 +78,7 @@ impl PersonStore {
                 self.clear()?;
                 changed(Changed { identities: Vec::new(), everyone: true });
                 // Position 0 written: an empty log's store is at its head.
-                self.write_touched(&mut crate::coverage::Coverage::default())?;
+                self.write_touched(&mut crate::coverage::Coverage::default(), &crate::family::Family::default())?;
                 Tip::default()
             }
         };
@@ -115,8 +117,14 @@ impl PersonStore {
         if tip.position == 0 {
             return Ok(Some(tip));
         }
-        if tip.position > log.durable_head().position {
+        let head = log.durable_head();
+        if tip.position > head.position {
             return Ok(None);
+        }
+        // At the head (a lookup after no new fact): the head's hash says
+        // it, without a read of the log.
+        if tip.position == head.position {
+            return Ok((tip.hash == head.hash).then_some(tip));
         }
         let mut found = None;
         log.scan(tip.position, tip.position, |envelope| {
@@ -127,8 +135,9 @@ impl PersonStore {
         Ok((found == Some(tip.hash)).then_some(tip))
     }
 
-    /// Folds the envelopes after `tip` up to `last` into the persons they
-    /// name and writes those back with the new tip, in one transaction;
+    /// Folds the envelopes after `tip` up to `last` into the persons and
+    /// the family records they name and writes those back with the new
+    /// tip, in one transaction;
     /// `None` when another process moved the store from `tip` meanwhile.
     fn fold_chunk(
         &mut self,
@@ -145,10 +154,13 @@ impl PersonStore {
         })
         .map_err(|source| StoreError::Log { path: self.path.clone(), source })?;
         let mut coverage = self.load_named(&Named::of(&envelopes), tip)?;
+        let before = self.load_family(&Keys::of(&envelopes), tip)?;
+        let mut family = before.clone();
         for envelope in &envelopes {
             coverage.apply(envelope);
+            family.apply(envelope);
         }
-        let written = self.write_chunk(&coverage, tip)?;
+        let written = self.write_chunk(&coverage, &FamilyRows::changed(&family, &before), tip)?;
         if written {
             changed(Changed {
                 identities: touched_identities(&coverage),

@@ -16,6 +16,9 @@ use rustc_hash::FxHashSet;
 pub struct Named {
     identities: FxHashSet<Identity>,
     applications: FxHashSet<String>,
+    /// Application ids by their start (a default id's stem): the family
+    /// read for a decision holds every application whose id starts so.
+    application_prefixes: Vec<String>,
 }
 
 impl Named {
@@ -52,7 +55,11 @@ impl Named {
             Event::HardshipAssessedV1(e) => &e.person,
             Event::PaymentReceivedV1(e) => &e.person,
             Event::SubsidyGrantedV1(e) => &e.person,
-            Event::RefundIssuedV1(e) => &e.person,
+            Event::RefundIssuedV1(e) => {
+                // A refund of a proxy payment names its application there.
+                self.applications.insert(e.payment.channel_ref.clone());
+                &e.person
+            }
             // Both sides: a conversion may merge two persons.
             Event::IdentityConvertedV1(e) => {
                 self.identities.insert(e.from.clone());
@@ -78,6 +85,40 @@ impl Named {
     /// A proxy application named besides the facts (a step asked for).
     pub fn application(&mut self, application_id: &str) {
         self.applications.insert(application_id.to_string());
+    }
+
+    /// Every application whose id starts with `prefix` (the ids a default
+    /// id is chosen among).
+    pub fn applications_starting(&mut self, prefix: &str) {
+        self.application_prefixes.push(prefix.to_string());
+    }
+
+    /// Every application id named.
+    pub fn application_ids(&self) -> impl Iterator<Item = &String> {
+        self.applications.iter()
+    }
+
+    pub(super) fn application_prefixes(&self) -> impl Iterator<Item = &String> {
+        self.application_prefixes.iter()
+    }
+
+    /// These and the holder and member of every application named that
+    /// `family` (read for them) holds: the persons a decision about those
+    /// applications asks the coverage about.
+    pub fn linked_by(&self, family: &crate::family::Family) -> Named {
+        let mut linked = self.clone();
+        for application in self.applications.iter().filter_map(|id| family.application(id)) {
+            linked.identities.insert(application.holder.clone());
+            linked.identities.insert(application.member.clone());
+        }
+        linked
+    }
+
+    /// Adds what `other` names.
+    pub fn extend(&mut self, other: &Named) {
+        self.identities.extend(other.identities.iter().cloned());
+        self.applications.extend(other.applications.iter().cloned());
+        self.application_prefixes.extend(other.application_prefixes.iter().cloned());
     }
 }
 

@@ -11,17 +11,23 @@
 //! `Coverage::fold` into a small coverage holding just the persons and
 //! applications it names, loaded from the store, and written back with the
 //! new tip — so memory is bounded by the chunk, not by the ledger, and the
-//! store is never ahead of what the fold decided. A whole projection can
+//! store is never ahead of what the fold decided. The family projection is
+//! kept beside it per binding and per application (`family.rs`), folded
+//! in the same chunks and written in the same transactions, under the one
+//! tip. A whole projection can
 //! also be written (`write_all`, or the persons its fold changed since the
 //! store's tip, `write_touched`).
 
 mod catch_up;
+mod family;
 mod load;
 
 use super::policies::{PolicyBook, PolicyRecord};
 use super::state::PersonState;
 use super::Coverage;
+use crate::family::Family;
 use crate::Tip;
+use family::FamilyRows;
 use ledger::{Hash, Identity, LedgerError};
 use rustc_hash::FxHashSet;
 use std::path::{Path, PathBuf};
@@ -30,8 +36,9 @@ pub use catch_up::{Changed, DEFAULT_CHUNK_ENVELOPES};
 pub use load::Named;
 
 /// The store's layout; another is rebuilt. Version 2: proxy applications
-/// and the ledger notes are kept, so the store folds on its own.
-const FORMAT_VERSION: i64 = 2;
+/// and the ledger notes are kept, so the store folds on its own. Version 3:
+/// the family projection too, per binding and per application.
+const FORMAT_VERSION: i64 = 3;
 
 /// The person store failed, or holds what this build cannot read.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +145,7 @@ impl PersonStore {
                  CREATE TABLE IF NOT EXISTS proxies (id TEXT PRIMARY KEY, person TEXT NOT NULL, year INTEGER NOT NULL) WITHOUT ROWID;",
             )
             .map_err(failed)?;
+        connection.execute_batch(family::SCHEMA).map_err(failed)?;
         Ok(PersonStore { connection, path: path.to_path_buf(), meta_read: Default::default() })
     }
 
@@ -270,31 +278,33 @@ impl PersonStore {
         known.is_some_and(|known| known.as_slice() == bytes)
     }
 
-    /// Replaces the whole store with `coverage`, and tracks its changes
-    /// from here on.
-    pub fn write_all(&mut self, coverage: &mut Coverage) -> Result<(), StoreError> {
+    /// Replaces the whole store with `coverage` and `family` (at the same
+    /// position), and tracks coverage's changes from here on.
+    pub fn write_all(&mut self, coverage: &mut Coverage, family: &Family) -> Result<(), StoreError> {
         let everyone: Vec<u32> = (0..coverage.persons.len() as u32).collect();
-        self.write(coverage, &everyone, Write::Replace)?;
+        self.write(coverage, &everyone, &FamilyRows::whole(family), Write::Replace)?;
         coverage.touched = Some(FxHashSet::default());
         Ok(())
     }
 
     /// Writes back the persons the fold changed since tracking started (or
-    /// since the last write), their proxy applications, the notes and the
-    /// tip; the store must have been at the tip tracking started from.
-    pub fn write_touched(&mut self, coverage: &mut Coverage) -> Result<(), StoreError> {
+    /// since the last write), their proxy applications, the notes, every
+    /// record of `family` (at the same position) and the tip; the store
+    /// must have been at the tip tracking started from.
+    pub fn write_touched(&mut self, coverage: &mut Coverage, family: &Family) -> Result<(), StoreError> {
         let touched: Vec<u32> = coverage.touched.take().map(|t| t.into_iter().collect()).unwrap_or_default();
-        self.write(coverage, &touched, Write::Update)?;
+        self.write(coverage, &touched, &FamilyRows::whole(family), Write::Update)?;
         coverage.touched = Some(FxHashSet::default());
         Ok(())
     }
 
-    /// Writes back the persons a chunk's fold changed, and its tip, when
-    /// the store is still at `base` (another process may have moved it
-    /// meanwhile: then nothing is written and `false` returned).
-    fn write_chunk(&mut self, chunk: &Coverage, base: Tip) -> Result<bool, StoreError> {
+    /// Writes back the persons and the family records a chunk's fold
+    /// changed, and its tip, when the store is still at `base` (another
+    /// process may have moved it meanwhile: then nothing is written and
+    /// `false` returned).
+    fn write_chunk(&mut self, chunk: &Coverage, family: &FamilyRows<'_>, base: Tip) -> Result<bool, StoreError> {
         let touched: Vec<u32> = chunk.touched.iter().flatten().copied().collect();
-        self.write(chunk, &touched, Write::From(base))
+        self.write(chunk, &touched, family, Write::From(base))
     }
 
     /// Empties the store (another ledger's, or another layout): it is then
@@ -302,15 +312,23 @@ impl PersonStore {
     fn clear(&mut self) -> Result<(), StoreError> {
         self.connection
             .execute_batch(
-                "BEGIN; DELETE FROM meta; DELETE FROM persons; DELETE FROM aliases; DELETE FROM proxies; COMMIT;",
+                "BEGIN; DELETE FROM meta; DELETE FROM persons; DELETE FROM aliases; DELETE FROM proxies;
+                 DELETE FROM bindings; DELETE FROM applications; COMMIT;",
             )
             .map_err(|e| self.failed(e))
     }
 
     /// Writes persons `ids` of `coverage` (their rows, every identity
     /// they had, the applications of which they are the member), the
-    /// policies, the notes and the tip in one transaction.
-    fn write(&mut self, coverage: &Coverage, ids: &[u32], how: Write) -> Result<bool, StoreError> {
+    /// policies, the notes, the family's records and the tip in one
+    /// transaction.
+    fn write(
+        &mut self,
+        coverage: &Coverage,
+        ids: &[u32],
+        family: &FamilyRows<'_>,
+        how: Write,
+    ) -> Result<bool, StoreError> {
         let path = self.path.clone();
         let failed = |source| StoreError::Sqlite { path: path.clone(), source };
         let encoding = |what: &str, e: bincode::Error| StoreError::Damaged {
@@ -346,7 +364,10 @@ impl PersonStore {
         }
         if matches!(how, Write::Replace) {
             transaction
-                .execute_batch("DELETE FROM persons; DELETE FROM aliases; DELETE FROM proxies;")
+                .execute_batch(
+                    "DELETE FROM persons; DELETE FROM aliases; DELETE FROM proxies;
+                     DELETE FROM bindings; DELETE FROM applications;",
+                )
                 .map_err(failed)?;
         }
         {
@@ -391,6 +412,7 @@ impl PersonStore {
                 }
             }
         }
+        family::write_rows(&transaction, family, &failed, &encoding)?;
         let mut meta =
             transaction.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)").map_err(failed)?;
         meta.execute(rusqlite::params!["format", FORMAT_VERSION.to_le_bytes().to_vec()]).map_err(failed)?;
