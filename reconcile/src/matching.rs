@@ -662,18 +662,19 @@ impl<'a> Matcher<'a> {
                 .filter(|&(days, _)| days <= i64::from(tolerance_days))
                 .min()
         });
-        match candidate {
-            Some((_, item)) => {
-                self.slots[item as usize].matched = true;
-                Finding {
-                    kind: FindingKind::Matched(Rule::AmountPayerDate),
-                    side,
-                    receipts: Refs::One(receipt),
-                    ledger: Refs::One(self.items[item as usize]),
-                }
-            }
-            None => Finding { kind: FindingKind::ReceiptOnly, side, receipts: Refs::One(receipt), ledger: Refs::None },
-        }
+        self.settle(receipt, Rule::AmountPayerDate, candidate.map(|(_, item)| item))
+    }
+
+    /// A rule's finding: the receipt matched to `item` (taken now), else
+    /// receipt only.
+    fn settle(&mut self, receipt: &'a Receipt, rule: Rule, item: Option<u32>) -> Finding<'a> {
+        let side = receipt.side();
+        let Some(item) = item else {
+            return Finding { kind: FindingKind::ReceiptOnly, side, receipts: Refs::One(receipt), ledger: Refs::None };
+        };
+        self.slots[item as usize].matched = true;
+        let ledger = Refs::One(self.items[item as usize]);
+        Finding { kind: FindingKind::Matched(rule), side, receipts: Refs::One(receipt), ledger }
     }
 
     /// Indexes the unmatched items by side, amount and the last four
@@ -697,7 +698,7 @@ impl<'a> Matcher<'a> {
     fn by_masked_id_name_date(&mut self, receipt: &'a Receipt, options: &MatchOptions, names: &Names) -> Finding<'a> {
         let (side, fen, channel) = (receipt.side(), receipt.amount.fen(), self.channel_of(receipt));
         let (Some(masked), Some(name)) = (receipt.payer_id.as_deref(), receipt.payer_name.as_deref()) else {
-            return Finding { kind: FindingKind::ReceiptOnly, side, receipts: Refs::One(receipt), ledger: Refs::None };
+            return self.settle(receipt, Rule::MaskedIdNameDate, None);
         };
         let fits = |identity: &str| fits_mask(masked, identity) && names.get(identity).is_some_and(|n| n == name);
         let mut candidates: Vec<u32> = self
@@ -714,18 +715,11 @@ impl<'a> Matcher<'a> {
             .collect();
         candidates.sort_unstable();
         candidates.dedup();
-        match candidates[..] {
-            [item] => {
-                self.slots[item as usize].matched = true;
-                Finding {
-                    kind: FindingKind::Matched(Rule::MaskedIdNameDate),
-                    side,
-                    receipts: Refs::One(receipt),
-                    ledger: Refs::One(self.items[item as usize]),
-                }
-            }
-            _ => Finding { kind: FindingKind::ReceiptOnly, side, receipts: Refs::One(receipt), ledger: Refs::None },
-        }
+        let only = match candidates[..] {
+            [item] => Some(item),
+            _ => None,
+        };
+        self.settle(receipt, Rule::MaskedIdNameDate, only)
     }
 
     fn ledger_only(&self) -> Vec<Finding<'a>> {

@@ -309,28 +309,30 @@ fn table_errors_name_file_line_and_field() {
 
 #[test]
 fn mapping_rules_for_the_new_options() {
-    let error = |toml: &str| Mapping::from_toml("m.toml", toml).map(|_| ()).expect_err(toml).to_string();
     let columns = "[columns]\nreference = \"r\"\ndate = \"d\"\n";
-    assert_eq!(
-        error(&format!("{columns}credit_amount = \"c\"\n")),
-        "mapping m.toml: give columns.amount, or columns.credit_amount and columns.debit_amount"
-    );
-    assert_eq!(
-        error(&format!("{columns}amount = \"a\"\nstatus = \"s\"\n")),
-        "mapping m.toml: columns.status needs [status] received values"
-    );
-    assert_eq!(
-        error(&format!("thousands_separator = \",\"\ndecimal_separator = \",\"\n{columns}amount = \"a\"\n")),
-        "mapping m.toml: thousands_separator: must differ from decimal_separator"
-    );
-    assert_eq!(
-        error(&format!("footer_patterns = [\" \"]\n{columns}amount = \"a\"\n")),
-        "mapping m.toml: comment_prefixes and footer_patterns: an empty pattern would match every row"
-    );
-    assert_eq!(
-        error("header = false\nheader_search_rows = 3\n[columns]\nreference = 1\ndate = 2\namount = 3\n"),
-        "mapping m.toml: header_search_rows needs header = true"
-    );
+    let cases = [
+        (
+            format!("{columns}credit_amount = \"c\"\n"),
+            "give columns.amount, or columns.credit_amount and columns.debit_amount",
+        ),
+        (format!("{columns}amount = \"a\"\nstatus = \"s\"\n"), "columns.status needs [status] received values"),
+        (
+            format!("thousands_separator = \",\"\ndecimal_separator = \",\"\n{columns}amount = \"a\"\n"),
+            "thousands_separator: must differ from decimal_separator",
+        ),
+        (
+            format!("footer_patterns = [\" \"]\n{columns}amount = \"a\"\n"),
+            "comment_prefixes and footer_patterns: an empty pattern would match every row",
+        ),
+        (
+            "header = false\nheader_search_rows = 3\n[columns]\nreference = 1\ndate = 2\namount = 3\n".to_string(),
+            "header_search_rows needs header = true",
+        ),
+    ];
+    for (toml, reason) in cases {
+        let error = Mapping::from_toml("m.toml", &toml).map(|_| ()).expect_err(&toml).to_string();
+        assert_eq!(error, format!("mapping m.toml: {reason}"));
+    }
 }
 
 #[test]
