@@ -312,21 +312,29 @@ enum Command {
     /// Compare bank and channel receipts with the recorded payments and
     /// refunds; list every difference; record the run in the log.
     ///
-    /// Formats: ISO 20022 camt.053 (`.xml`), WeChat Pay merchant bills
-    /// (CSV), any CSV with `--mapping FILE` (columns, encoding UTF-8/GBK,
-    /// decimal separator). Exit 0 when fully reconciled, 1 with breaks, 2
+    /// Formats: ISO 20022 camt.053/054 (`.xml`), MT940, WeChat Pay and
+    /// Alipay merchant bills (plain, gzip or zip), batch-collection returns,
+    /// any CSV or Excel workbook with `--mapping FILE` (columns, encoding
+    /// UTF-8/GBK, title and footer rows, …) or a shipped preset (`--format
+    /// icbc`). Exit 0 when fully reconciled, 1 with breaks, 2
     /// when a file cannot be read (nothing recorded).
     Reconcile {
         /// Receipt files (statements, bills).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "show_format")]
         files: Vec<PathBuf>,
-        /// camt053 | camt054 | mt940 | wechat | alipay | csv |
-        /// rural-credit-return (default: from the file's content, inside a
-        /// gzip or zip).
+        /// camt053 | camt054 | mt940 | wechat | alipay, a preset: icbc, ccb,
+        /// abc, boc, bocom, cmb (bank statements), tax (the tax bureau's
+        /// premium export), rural-credit-return (a batch auto-debit
+        /// return), or csv | batch-return with --mapping (default: from the
+        /// file's content, inside a gzip or zip).
         #[arg(long)]
         format: Option<String>,
-        /// The column mapping of a generic CSV, or the layout of a batch
-        /// return (TOML with kind = "batch-return").
+        /// Print a preset's mapping or layout (TOML), to copy and adjust, or
+        /// what a built-in reader reads, and exit.
+        #[arg(long, value_name = "NAME")]
+        show_format: Option<String>,
+        /// The column mapping of a generic CSV or workbook, or the layout
+        /// of a batch return (TOML with kind = "batch-return").
         #[arg(long)]
         mapping: Option<PathBuf>,
         /// The ledger's channel name for the receipts (e.g. the channel a
@@ -407,23 +415,24 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(&cli.data),
         Command::Serve(args) => serve::run(&cli.data, args),
         Command::Access { id, json } => serve::lookups_of(&cli.data, &id, json),
-        Command::Reconcile { files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record } => {
-            reconcile_cmd::run(
-                &cli.data,
-                reconcile_cmd::ReconcileArgs {
-                    files,
-                    format,
-                    mapping,
-                    channel,
-                    from,
-                    to,
-                    tolerance_days,
-                    csv,
-                    json,
-                    record: !no_record,
-                },
-            )
-        }
+        Command::Reconcile { show_format: Some(name), .. } => reconcile_cmd::show_format(&name),
+        Command::Reconcile {
+            files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record, ..
+        } => reconcile_cmd::run(
+            &cli.data,
+            reconcile_cmd::ReconcileArgs {
+                files,
+                format,
+                mapping,
+                channel,
+                from,
+                to,
+                tolerance_days,
+                csv,
+                json,
+                record: !no_record,
+            },
+        ),
     };
     exit::report(result)
 }

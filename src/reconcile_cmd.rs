@@ -9,7 +9,7 @@ use ledger::{Date, LogBackend, OpenMode};
 use operations::channels::Channels;
 use operations::reconcile::{FindingLine, Reading, ReceiptFile, ReceiptFormat, Reconciled, RecordedRun, RunOptions};
 use operations::Ledger;
-use reconcile::{Layout, ParsedFile, Period};
+use reconcile::{Definition, Layout, Mapping, ParsedFile, Period};
 use std::path::{Path, PathBuf};
 
 /// What `yibao reconcile` was asked.
@@ -28,38 +28,66 @@ pub struct ReconcileArgs {
 
 /// A batch return's layout with the SM3 of its text.
 type LayoutWithDigest = (Layout, Hash);
+/// A CSV's or workbook's mapping with the SM3 of its text.
+type MappingWithDigest = (Mapping, Hash);
 
-/// `--format`, or `None` to judge each file by its content; a batch
-/// return's preset names its layout too.
-fn format_of(args: &ReconcileArgs) -> Result<(Option<ReceiptFormat>, Option<LayoutWithDigest>)> {
+/// `--format`, or `None` to judge each file by its content. A preset names
+/// its mapping or layout too (`definition_of`).
+fn format_of(args: &ReconcileArgs) -> Result<Option<ReceiptFormat>> {
     let format = match args.format.as_deref() {
-        None => return Ok((None, None)),
+        None => return Ok(None),
         Some("camt053" | "camt054") => ReceiptFormat::Camt053,
         Some("mt940") => ReceiptFormat::Mt940,
         Some("wechat") => ReceiptFormat::Wechat,
         Some("alipay") => ReceiptFormat::Alipay,
-        Some("csv") if args.mapping.is_none() => {
-            return Err(BadInput("--format csv needs --mapping FILE".into()).into())
+        Some(name @ ("csv" | "batch-return")) if args.mapping.is_none() => {
+            return Err(BadInput(format!("--format {name} needs --mapping FILE")).into())
         }
         Some("csv") => ReceiptFormat::Csv,
         Some("batch-return") => ReceiptFormat::BatchReturn,
-        Some(other) => match reconcile::batch_return::PRESETS.iter().find(|(name, _)| *name == other) {
-            Some((name, text)) => {
-                let layout = Layout::from_toml(name, text).map_err(receipts_error)?;
-                let digest = ledger::envelope::sm3(text.as_bytes());
-                return Ok((Some(ReceiptFormat::BatchReturn), Some((layout, digest))));
-            }
-            None => {
-                let presets: Vec<&str> = reconcile::batch_return::PRESETS.iter().map(|(name, _)| *name).collect();
-                return Err(BadInput(format!(
-                    "--format `{other}`: use camt053, camt054, mt940, wechat, alipay, csv, batch-return or {}",
-                    presets.join(", ")
-                ))
-                .into());
-            }
+        Some(name) => match reconcile::preset(name).map(|preset| preset.definition) {
+            Some(Definition::Mapping(_)) => ReceiptFormat::Csv,
+            Some(Definition::Layout(_)) => ReceiptFormat::BatchReturn,
+            Some(Definition::Reader) | None => return Err(BadInput(unknown_format(name)).into()),
         },
     };
-    Ok((Some(format), None))
+    Ok(Some(format))
+}
+
+fn unknown_format(name: &str) -> String {
+    format!("--format `{name}`: use {}, or csv or batch-return with --mapping FILE", reconcile::presets::names())
+}
+
+/// `--show-format NAME`: a preset's mapping or layout as shipped, to copy
+/// and adjust, or what a reader of its own reads.
+pub fn show_format(name: &str) -> Result<()> {
+    let preset =
+        reconcile::preset(name).ok_or_else(|| BadInput(unknown_format(name).replace("--format", "--show-format")))?;
+    out!("{}", preset.shown());
+    Ok(())
+}
+
+/// The mapping or batch-return layout named by `--mapping FILE` (a layout
+/// has `kind = "batch-return"`) or by a preset's `--format`, with the SM3 of
+/// its text.
+fn definition_of(args: &ReconcileArgs) -> Result<(Option<MappingWithDigest>, Option<LayoutWithDigest>)> {
+    let preset = args.format.as_deref().and_then(reconcile::preset).filter(|preset| preset.toml().is_some());
+    match (args.mapping.as_deref(), preset) {
+        (Some(_), Some(preset)) => {
+            Err(BadInput(format!("give --mapping or --format {}, not both", preset.name)).into())
+        }
+        (Some(path), None) if reconcile::is_layout_file(path) => {
+            Ok((None, Some(reconcile::read_layout_with_digest(path).map_err(receipts_error)?)))
+        }
+        (Some(path), None) => Ok((Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?), None)),
+        (None, Some(preset)) => {
+            let digest = ledger::envelope::sm3(preset.toml().unwrap_or_default().as_bytes());
+            let mapping = preset.mapping().transpose().map_err(receipts_error)?;
+            let layout = preset.layout().transpose().map_err(receipts_error)?;
+            Ok((mapping.map(|mapping| (mapping, digest)), layout.map(|layout| (layout, digest))))
+        }
+        (None, None) => Ok((None, None)),
+    }
 }
 
 /// `--channel` in the ledger's spelling; unknown ones are refused, listing
@@ -83,17 +111,9 @@ fn period(args: &ReconcileArgs) -> Result<Option<Period>> {
 /// the reason), then parses them all: nothing is compared or recorded
 /// before every file has been read.
 fn read_files(args: &ReconcileArgs, channel: Option<String>) -> Result<(Vec<ParsedFile>, Reading)> {
-    let (format, mut layout) = format_of(args)?;
-    let mut mapping = None;
-    match args.mapping.as_deref() {
+    let (mapping, layout) = definition_of(args)?;
+    let format = match (format_of(args)?, &layout) {
         // A batch return's layout is given where a CSV's mapping is.
-        Some(path) if reconcile::is_layout_file(path) => {
-            layout = Some(reconcile::read_layout_with_digest(path).map_err(receipts_error)?);
-        }
-        Some(path) => mapping = Some(reconcile::read_mapping_with_digest(path).map_err(receipts_error)?),
-        None => {}
-    }
-    let format = match (format, &layout) {
         (None, Some(_)) => Some(ReceiptFormat::BatchReturn),
         (format, _) => format,
     };
@@ -119,6 +139,7 @@ pub fn compare_and_record(log: &impl LogBackend, files: &[ParsedFile], period: O
     let reconciled = operations::reconcile::reconcile_and_record(log, files, None, None, &options, "cli:reconcile")
         .map_err(classified)?;
     print_summary(&reconciled, files);
+    print_not_received(&reconciled);
     print_breaks(&reconciled);
     report_recorded(reconciled.recorded.as_ref());
     Ok(reconciled.clean)
@@ -184,12 +205,13 @@ fn print_summary(reconciled: &Reconciled, files: &[ParsedFile]) {
     }
 }
 
-/// Failed debits of a batch return: listed, never counted as received.
+/// Rows a file lists as not received (a batch return's failed debits, a
+/// status column's refused transfers): listed, never counted as paid.
 fn print_not_received(reconciled: &Reconciled) {
     if reconciled.not_received.is_empty() {
         return;
     }
-    outln!("\nnot received: failed debits, never counted as paid ({}):", reconciled.not_received.len());
+    outln!("\nnot received: listed by the file, never counted as paid ({}):", reconciled.not_received.len());
     for line in &reconciled.not_received {
         outln!("  {line}");
     }

@@ -276,6 +276,79 @@ fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     [&haystack[..at], to, &haystack[at + from.len()..]].concat()
 }
 
+#[test]
+fn presets_are_named_by_format_and_printed_to_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let shown = yibao(data, &["reconcile", "--show-format", "icbc"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reconcile/presets/icbc.toml"));
+    assert_eq!(text(&shown.stdout), shipped.expect("the shipped preset"));
+    let unknown = yibao(data, &["reconcile", "--show-format", "nosuchbank"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("icbc, ccb, abc, boc, bocom, cmb, tax"), "{}", text(&unknown.stderr));
+    // Every named format is shown alike: a layout as shipped, a reader by what it reads.
+    let layout = yibao(data, &["reconcile", "--show-format", "rural-credit-return"]);
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reconcile/presets/rural-credit-return.toml"));
+    assert_eq!(text(&layout.stdout), shipped.expect("the shipped layout"));
+    let reader = yibao(data, &["reconcile", "--show-format", "alipay"]);
+    assert_eq!(reader.status.code(), Some(0), "{}", text(&reader.stderr));
+    assert!(text(&reader.stdout).contains("Alipay merchant bill") && text(&reader.stdout).contains("no mapping"));
+
+    let before = head(data);
+    let tax = format!("{RECEIPTS}/tax-20241101-20241130.xls");
+    let run = yibao(data, &["reconcile", "--format", "tax", &tax, "--no-record"]);
+    let stdout = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}{}", text(&run.stderr));
+    assert!(stdout.contains("tax-20241101-20241130.xls (excel): 3 receipt(s)"), "{stdout}");
+    // The row whose status is not received is listed as a batch return's failed debit is.
+    let listed = stdout.split("not received: listed by the file, never counted as paid (1):").nth(1);
+    let listed = listed.unwrap_or_default().split("breaks (").next().unwrap_or_default();
+    assert!(listed.contains("352024110600000003 ") && listed.contains(" status "), "{stdout}");
+    let breaks = stdout.split("breaks (").nth(1).unwrap_or_default();
+    assert!(breaks.contains("352024110500000001") && !breaks.contains("352024110600000003"), "{stdout}");
+
+    let both = yibao(data, &["reconcile", "--format", "tax", "--mapping", &format!("{RECEIPTS}/nongxin.toml"), &tax]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(text(&both.stderr).contains("give --mapping or --format tax, not both"), "{}", text(&both.stderr));
+    let unnamed = yibao(data, &["reconcile", &tax]);
+    assert_eq!(unnamed.status.code(), Some(2));
+    assert!(text(&unnamed.stderr).contains("whose first sheet starts with the cells"), "{}", text(&unnamed.stderr));
+    assert_eq!(head(data), before, "nothing was recorded");
+}
+
+#[test]
+fn a_masked_id_matches_with_the_name_the_person_is_registered_under() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    ledger(data);
+    let mapping = data.join("tax.toml");
+    std::fs::write(
+        &mapping,
+        "[columns]\nreference = \"电子税票号码\"\npayer_id = \"证件号码\"\npayer_name = \"缴费人名称\"\n\
+         amount = \"实缴金额\"\ndate = \"缴款日期\"\n",
+    )
+    .expect("write");
+    let export = |name: &str| {
+        let path = data.join(format!("tax-{name}.csv"));
+        let text = format!(
+            "电子税票号码,证件号码,缴费人名称,实缴金额,缴款日期\n352024100500000001,520502********1233,{name},400.00,2024-10-05\n"
+        );
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let mapping = mapping.to_str().expect("utf-8");
+    let period = ["--from", "2024-10-05", "--to", "2024-10-05", "--no-record"];
+    let run = yibao(data, &[&["reconcile", &export("张伟"), "--mapping", mapping][..], &period].concat());
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("matched by masked id name date payment        1"), "{stdout}{}", text(&run.stderr));
+    let other = yibao(data, &[&["reconcile", &export("张三"), "--mapping", mapping][..], &period].concat());
+    let stdout = text(&other.stdout);
+    assert!(stdout.contains("receipt only") && !stdout.contains("masked id"), "{stdout}");
+}
+
 /// A channel's bill against that channel's payments only: the demo's WeChat
 /// bill over three days lists none of the village collector's payments of
 /// those days, which are breaks against the whole ledger and are left out
@@ -332,7 +405,7 @@ fn a_batch_return_lists_failed_debits_and_checks_its_trailer() {
     assert_eq!(output.status.code(), Some(0), "{}{}", text(&output.stdout), text(&output.stderr));
     let report = text(&output.stdout);
     assert!(report.contains("(batch-return): 3 receipt(s)"), "{report}");
-    assert!(report.contains("not received: failed debits, never counted as paid (1):"), "{report}");
+    assert!(report.contains("not received: listed by the file, never counted as paid (1):"), "{report}");
     assert!(report.contains("NX20241108000104 400.00 failed with code 1001"), "{report}");
 
     let before = head(data);

@@ -9,10 +9,11 @@ use crate::handle::Ledger;
 use ledger::event::FieldError;
 use ledger::{Event, Hash, Head, LogBackend, LogReader};
 use reconcile::{
-    Finding, FindingKind, Format, Layout, LedgerPayment, Mapping, MatchOptions, ParsedFile, Period, ReconcileError,
-    Report, RunDefinition, Summary,
+    Finding, FindingKind, Format, Layout, LedgerPayment, Mapping, MatchOptions, Names, ParsedFile, Period,
+    ReconcileError, Report, RunDefinition, Summary,
 };
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// A receipt file as read: the name errors and receipts give it, and its
 /// bytes.
@@ -119,8 +120,9 @@ pub struct Reconciled {
     /// Every finding that is not a match, described.
     pub breaks: Vec<String>,
     pub rejected_statements: u64,
-    /// Debits a batch return reports as failed, described: never matched
-    /// as paid (a recorded payment for one is a break: ledger only).
+    /// Rows a file lists as not received (a batch return's failed debits,
+    /// a status column's refused transfers), described: never matched as
+    /// paid (a recorded payment for one is a break: ledger only).
     pub not_received: Vec<String>,
     /// Every finding, matches included (the CSV's rows).
     #[serde(skip)]
@@ -247,9 +249,10 @@ pub fn reconcile_and_record(
     options: &RunOptions,
     actor: &str,
 ) -> Result<Reconciled, ReconcileRunError> {
-    let (payments, head) = ledger_payments(log, channel)?;
+    let (payments, head, names) = ledger_payments_and_names(log, channel, &masked_payer_names(files))?;
     let matching = MatchOptions { tolerance_days: options.tolerance_days, period: options.period };
-    let report = reconcile::reconcile(files.iter().flat_map(|f| &f.statements), &payments, &matching);
+    let statements = files.iter().flat_map(|f| &f.statements);
+    let report = reconcile::reconcile_with_names(statements, &payments, &matching, &names);
     let summary = reconcile::summarize(&report);
     let recorded = match options.record {
         true => {
@@ -266,9 +269,7 @@ pub fn reconcile_and_record(
         }
         false => None,
     };
-    let mut answer = answer(&report, &summary, head.position, recorded);
-    answer.not_received = files.iter().flat_map(|f| &f.not_received).map(|n| n.to_string()).collect();
-    Ok(answer)
+    Ok(answer(&report, &summary, head.position, recorded))
 }
 
 fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, recorded: Option<RecordedRun>) -> Reconciled {
@@ -284,13 +285,13 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
             ledger_amount: yuan(row.ledger_fen),
         })
         .collect();
-    let breaks = report.findings.iter().filter(|f| !f.kind.is_match()).map(describe).collect();
+    let breaks = report.findings.iter().filter(|f| f.kind.is_break()).map(describe).collect();
     Reconciled {
         clean: summary.is_clean(),
         summary: lines,
         breaks,
         rejected_statements: summary.n_rejected_statements,
-        not_received: Vec::new(),
+        not_received: report.findings.iter().filter_map(not_received).collect(),
         findings: report.findings.iter().map(FindingLine::of).collect(),
         compared_position,
         recorded,
@@ -304,17 +305,42 @@ fn answer(report: &Report<'_>, summary: &Summary, compared_position: u64, record
 /// With a `channel`, only that channel's (kept while scanning, so that a
 /// channel's bill does not hold every other channel's payments in memory).
 pub fn ledger_payments(log: &dyn LogReader, channel: Option<&str>) -> Result<(Vec<LedgerPayment>, Head), StorageError> {
+    let (payments, head, _) = ledger_payments_and_names(log, channel, &HashSet::new())?;
+    Ok((payments, head))
+}
+
+/// [`ledger_payments`], and the persons registered under one of `wanted`
+/// (the names receipts with masked IDs give), by identity: what the weak
+/// rule needs, kept small whatever the number of persons.
+fn ledger_payments_and_names(
+    log: &dyn LogReader,
+    channel: Option<&str>,
+    wanted: &HashSet<String>,
+) -> Result<(Vec<LedgerPayment>, Head, Names), StorageError> {
     let mut payments = Vec::new();
+    let mut names = Names::new();
     let mut compared = Head { position: 0, hash: [0; 32] };
     log.scan(1, log.durable_head().position, |envelope| {
         let item = LedgerPayment::from_event(envelope.head.position, &envelope.event);
         payments.extend(item.filter(|item| channel.is_none_or(|channel| item.is_of_channel(channel))));
-        if !matches!(envelope.event, Event::ReconciliationRecordedV1(_)) {
-            compared = Head { position: envelope.head.position, hash: envelope.hash };
+        match &envelope.event {
+            Event::ReconciliationRecordedV1(_) => return Ok(()),
+            Event::PersonRegisteredV1(person) if wanted.contains(&person.name) => {
+                names.insert(person.person.to_string(), person.name.clone());
+            }
+            _ => {}
         }
+        compared = Head { position: envelope.head.position, hash: envelope.hash };
         Ok(())
     })?;
-    Ok((payments, compared))
+    Ok((payments, compared, names))
+}
+
+/// The names that receipts with masked payer IDs give.
+fn masked_payer_names(files: &[ParsedFile]) -> HashSet<String> {
+    let receipts = files.iter().flat_map(|f| &f.statements).flat_map(|s| &s.receipts);
+    let masked = receipts.filter(|r| r.payer_id.as_deref().is_some_and(|id| id.contains('*')));
+    masked.filter_map(|r| r.payer_name.clone()).collect()
 }
 
 /// The run as a `reconciliation_recorded` fact. Its id comes from what
@@ -358,6 +384,14 @@ pub fn yuan(fen: i128) -> String {
 }
 
 /// A finding in one line: its kind, the receipts and the recorded facts.
+/// A finding of a row not received, described with what its file says.
+fn not_received(finding: &Finding) -> Option<String> {
+    match finding.kind {
+        FindingKind::NotReceived(row) => Some(row.to_string()),
+        _ => None,
+    }
+}
+
 pub fn describe(finding: &Finding) -> String {
     let receipts: Vec<String> = finding
         .receipts

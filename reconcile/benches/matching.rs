@@ -65,6 +65,7 @@ fn receipts(ledger: &[LedgerPayment]) -> Statement {
             reversal: false,
             booked_on: item.business_date,
             payer_id: Some(item.person.clone()),
+            payer_name: None,
             settlement_ref: None,
             parts: Vec::new(),
         });
@@ -78,6 +79,7 @@ fn receipts(ledger: &[LedgerPayment]) -> Statement {
         balances: None,
         control_totals: Vec::new(),
         receipts,
+        not_received: Vec::new(),
     }
 }
 

@@ -99,6 +99,7 @@ pub fn parse_alipay_bill(file: &str, bytes: &[u8], summary: Option<(&str, &[u8])
         balances: None,
         control_totals,
         receipts: bill.receipts,
+        not_received: Vec::new(),
     })
 }
 
@@ -226,6 +227,7 @@ impl Bill<'_> {
             reversal: false,
             booked_on,
             payer_id,
+            payer_name: None,
             settlement_ref: alipay_no,
             parts: Vec::new(),
         });

@@ -6,20 +6,16 @@
 //! shipped presets are in `reconcile/presets/`, to copy and adjust).
 //!
 //! A debit whose result code is not a success code is not a receipt: it is
-//! listed as [`NotReceived`] and never matched as paid. The trailer's (and
+//! listed in the statement's [`NotReceived`] rows and never matched as paid. The trailer's (and
 //! the header's, where the layout names them) count and total must equal
 //! the detail records', else the file is refused, naming line and field.
 
 use crate::error::{Errors, Location, ReconcileError, Result};
-use crate::model::{Direction, Receipt, Statement};
+use crate::model::{Direction, NotReceived, Receipt, Statement};
 use crate::text::{self, Encoding};
 use ledger::Money;
 use serde::Deserialize;
-use std::fmt;
 use std::sync::Arc;
-
-/// The shipped layouts: name, TOML.
-pub const PRESETS: [(&str, &str); 1] = [("rural-credit-return", include_str!("../presets/rural-credit-return.toml"))];
 
 /// Where a field is in a record.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -113,36 +109,6 @@ pub struct Layout {
     pub trailer: ControlFields,
 }
 
-/// A debit of the run that did not go through.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotReceived {
-    pub file: Arc<str>,
-    pub at: Location,
-    pub reference: Option<String>,
-    pub amount: Money,
-    pub payer_id: Option<String>,
-    pub code: String,
-    pub message: String,
-}
-
-impl fmt::Display for NotReceived {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let reference = self.reference.as_deref().unwrap_or("(none)");
-        write!(f, "{}:{} {} {} failed with code {}", self.file, self.at, reference, self.amount, self.code)?;
-        if !self.message.is_empty() {
-            write!(f, " ({})", self.message)?;
-        }
-        Ok(())
-    }
-}
-
-/// A parsed return: the successful debits as a statement, and the failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BatchReturn {
-    pub statement: Statement,
-    pub not_received: Vec<NotReceived>,
-}
-
 impl Layout {
     /// Reads a layout; `file` names it in errors.
     pub fn from_toml(file: &str, text: &str) -> Result<Layout> {
@@ -200,8 +166,7 @@ impl Layout {
 
     /// A shipped layout by name.
     pub fn preset(name: &str) -> Option<Layout> {
-        let (_, text) = PRESETS.iter().find(|(preset, _)| *preset == name)?;
-        Layout::from_toml(name, text).ok()
+        crate::presets::preset(name)?.layout()?.ok()
     }
 
     /// Whether a layout is a batch return's (rather than a CSV mapping).
@@ -256,6 +221,9 @@ impl Layout {
     }
 }
 
+/// A detail's date until the header's or trailer's is read.
+const UNDATED: ledger::Date = ledger::Date(chrono::NaiveDate::MIN);
+
 /// The non-blank lines with their numbers, line ends removed.
 fn records(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -266,8 +234,9 @@ fn records(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
         .filter(|(_, line)| !line.iter().all(|b| b.is_ascii_whitespace()))
 }
 
-/// Parses a batch return by its layout.
-pub fn parse_batch_return(file: &str, bytes: &[u8], layout: &Layout) -> Result<BatchReturn> {
+/// Parses a batch return by its layout: the successful debits are the
+/// statement's receipts, the failed its `not_received`.
+pub fn parse_batch_return(file: &str, bytes: &[u8], layout: &Layout) -> Result<Statement> {
     let errors = Errors { file };
     text::check_size(errors, bytes)?;
     let mut run = Run::new(errors, layout, file);
@@ -321,8 +290,8 @@ struct Run<'l, 'f> {
     n_details: u64,
     total_fen: i128,
     success_fen: i128,
-    /// Details without a date of their own, booked on the run's date.
-    undated: Vec<usize>,
+    /// The run's date (header or trailer), for details without their own.
+    run_date: Option<ledger::Date>,
 }
 
 impl<'l, 'f> Run<'l, 'f> {
@@ -336,7 +305,7 @@ impl<'l, 'f> Run<'l, 'f> {
             n_details: 0,
             total_fen: 0,
             success_fen: 0,
-            undated: Vec::new(),
+            run_date: None,
         }
     }
 
@@ -377,36 +346,16 @@ impl<'l, 'f> Run<'l, 'f> {
             None => None,
         };
         let code = self.field(line, record, &fields.result, "result")?;
+        let booked_on = match &fields.booked_on {
+            Some(at) => self.date(line, &self.field(line, record, at, "booked_on")?, "booked_on")?,
+            // Dated by the header or trailer once it is read (`finish`).
+            None => UNDATED,
+        };
+        let seq = u32::try_from(self.n_details)
+            .map_err(|_| self.errors.limit(Location::Line(line), "records", u32::MAX as usize))?;
         self.n_details += 1;
         self.total_fen += i128::from(amount.fen());
-        if !self.layout.success_codes.contains(&code) {
-            let message = match &fields.message {
-                Some(at) => self.field(line, record, at, "message")?,
-                None => String::new(),
-            };
-            let at = Location::Line(line);
-            self.not_received.push(NotReceived {
-                file: self.file.clone(),
-                at,
-                reference,
-                amount,
-                payer_id,
-                code,
-                message,
-            });
-            return Ok(());
-        }
-        self.success_fen += i128::from(amount.fen());
-        let booked_on = match &fields.booked_on {
-            Some(at) => Some(self.date(line, &self.field(line, record, at, "booked_on")?, "booked_on")?),
-            None => None,
-        };
-        if booked_on.is_none() {
-            self.undated.push(self.receipts.len());
-        }
-        let seq = u32::try_from(self.receipts.len())
-            .map_err(|_| self.errors.limit(Location::Line(line), "records", u32::MAX as usize))?;
-        self.receipts.push(Receipt {
+        let receipt = Receipt {
             file: self.file.clone(),
             at: Location::Line(line),
             seq,
@@ -416,11 +365,26 @@ impl<'l, 'f> Run<'l, 'f> {
             amount,
             direction: Direction::Credit,
             reversal: false,
-            booked_on: booked_on.unwrap_or(ledger::Date(chrono::NaiveDate::MIN)),
+            booked_on,
             payer_id,
+            payer_name: None,
             settlement_ref: None,
             parts: Vec::new(),
-        });
+        };
+        if !self.layout.success_codes.contains(&code) {
+            let message = match &fields.message {
+                Some(at) => self.field(line, record, at, "message")?,
+                None => String::new(),
+            };
+            let status = match message.is_empty() {
+                true => format!("failed with code {code}"),
+                false => format!("failed with code {code} ({message})"),
+            };
+            self.not_received.push(NotReceived { receipt, status });
+            return Ok(());
+        }
+        self.success_fen += i128::from(amount.fen());
+        self.receipts.push(receipt);
         Ok(())
     }
 
@@ -453,16 +417,17 @@ impl<'l, 'f> Run<'l, 'f> {
             }
         }
         if let Some(at) = &fields.date {
-            let date = self.date(line, &self.field(line, record, at, "date")?, "date")?;
-            for index in std::mem::take(&mut self.undated) {
-                self.receipts[index].booked_on = date;
-            }
+            self.run_date = Some(self.date(line, &self.field(line, record, at, "date")?, "date")?);
         }
         Ok(())
     }
 
-    fn finish(self) -> BatchReturn {
-        let statement = Statement {
+    fn finish(mut self) -> Statement {
+        if let Some(date) = self.run_date {
+            let undated = self.receipts.iter_mut().chain(self.not_received.iter_mut().map(|n| &mut n.receipt));
+            undated.filter(|r| r.booked_on == UNDATED).for_each(|r| r.booked_on = date);
+        }
+        Statement {
             file: self.file,
             at: Location::File,
             id: None,
@@ -471,7 +436,7 @@ impl<'l, 'f> Run<'l, 'f> {
             balances: None,
             control_totals: Vec::new(),
             receipts: self.receipts,
-        };
-        BatchReturn { statement, not_received: self.not_received }
+            not_received: self.not_received,
+        }
     }
 }

@@ -694,6 +694,7 @@ impl Parser<'_> {
             balances,
             control_totals: stmt.control_totals,
             receipts: stmt.receipts,
+            not_received: Vec::new(),
         })
     }
 
@@ -716,6 +717,7 @@ impl Parser<'_> {
             reversal: entry.reversal,
             booked_on,
             payer_id: entry.additional_info.as_deref().and_then(text::find_identity),
+            payer_name: None,
             settlement_ref: entry.acct_svcr_ref.clone(),
             parts: Vec::new(),
         };
@@ -783,6 +785,7 @@ impl Parser<'_> {
                 reversal: receipt.reversal,
                 booked_on: receipt.booked_on,
                 payer_id: tx_payer(&tx, direction),
+                payer_name: None,
                 settlement_ref: receipt.settlement_ref.clone(),
                 parts: Vec::new(),
             });

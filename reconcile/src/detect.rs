@@ -20,6 +20,8 @@ pub enum Detected {
     /// Other text: read only as a CSV through a mapping. `delimited` when its
     /// first line has a comma, semicolon or tab.
     Text { delimited: bool },
+    /// An Excel workbook (named: XLS or XLSX): read through a mapping.
+    Workbook(&'static str),
     /// A format not read at all, named as messages show it.
     Unread(&'static str),
 }
@@ -29,6 +31,9 @@ const SNIFF_BYTES: usize = 4096;
 
 /// Judges a file by its content.
 pub fn detect(bytes: &[u8]) -> Detected {
+    if let Some(kind) = workbook_kind(bytes) {
+        return Detected::Workbook(kind);
+    }
     if let Some(kind) = binary_kind(bytes) {
         return Detected::Unread(kind);
     }
@@ -63,18 +68,25 @@ pub fn detect(bytes: &[u8]) -> Detected {
     Detected::Text { delimited: first_line.iter().any(|b| matches!(b, b',' | b';' | b'\t')) }
 }
 
-/// Files recognised by their magic numbers.
+/// Workbooks, by their magic numbers: an XLS is an OLE compound file, an
+/// XLSX a zip whose parts live under `xl/`.
+fn workbook_kind(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Some("an Excel 97-2003 workbook (XLS)");
+    }
+    if bytes.starts_with(b"PK\x03\x04") && contains(bytes, b"xl/") {
+        return Some("an Excel workbook (XLSX)");
+    }
+    None
+}
+
+/// Other files recognised by their magic numbers.
 fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(b"%PDF-") {
         return Some("PDF");
     }
-    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
-        return Some("an Excel 97-2003 workbook (XLS)");
-    }
     if bytes.starts_with(b"PK\x03\x04") {
-        // An XLSX is a zip whose parts live under `xl/`; other zips and
-        // gzip data are unpacked (`container`) before they come here.
-        return Some(if contains(bytes, b"xl/") { "an Excel workbook (XLSX)" } else { "a zip archive" });
+        return Some("a zip archive");
     }
     if bytes.starts_with(&[0x1F, 0x8B]) {
         return Some("gzip-compressed data");
@@ -109,10 +121,8 @@ fn swift_kind(head: &[u8]) -> Option<Detected> {
 /// The shipped batch-return layout a file has the shape of: its first
 /// record a header and its last a trailer, by the layout's record types.
 fn batch_return_kind(bytes: &[u8]) -> Option<&'static str> {
-    crate::batch_return::PRESETS
-        .iter()
-        .map(|(name, _)| *name)
-        .find(|name| crate::batch_return::Layout::preset(name).is_some_and(|layout| layout.recognises(bytes)))
+    let layouts = crate::presets::PRESETS.iter().filter_map(|preset| Some((preset.name, preset.layout()?.ok()?)));
+    layouts.into_iter().find(|(_, layout)| layout.recognises(bytes)).map(|(name, _)| name)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -64,9 +64,10 @@ pub enum ReconcileError {
 }
 
 /// The formats read, as error messages list them.
-pub const FORMATS_READ: &str = "camt.053 and camt.054 (.xml), MT940, WeChat Pay bill (CSV, gzip), \
-    Alipay merchant bill (CSV, zip), batch-collection return (--format rural-credit-return or a layout), \
-    CSV with --mapping";
+pub const FORMATS_READ: &str = "WeChat Pay bill of any type (CSV, gzip), Alipay merchant bill (CSV, zip), \
+     camt.053 and camt.054 (.xml), MT940, CSV or Excel (.xls, .xlsx) with --mapping or a bank's or the tax \
+     bureau's preset, batch-collection return with a layout or its preset (--format wechat, alipay, camt053, \
+     camt054, mt940, icbc, ccb, abc, boc, bocom, cmb, tax, rural-credit-return; --show-format NAME prints one)";
 
 pub type Result<T, E = ReconcileError> = std::result::Result<T, E>;
 

@@ -230,6 +230,7 @@ mod tests {
             reversal: false,
             booked_on: Date::ymd(2024, 11, 1).expect("date"),
             payer_id: None,
+            payer_name: None,
             settlement_ref: None,
             parts: Vec::new(),
         }

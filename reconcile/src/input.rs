@@ -1,12 +1,13 @@
 //! One entry point for every receipt format.
 
 use crate::alipay::parse_alipay_bill;
-use crate::batch_return::{parse_batch_return, Layout, NotReceived};
+use crate::batch_return::{parse_batch_return, Layout};
 use crate::camt053::parse_camt053;
 use crate::container;
 use crate::csv_mapped::{parse_mapped_csv, Mapping};
 use crate::detect::{detect, Detected};
 use crate::error::{Location, ReconcileError, Result};
+use crate::excel::parse_mapped_excel;
 use crate::model::Statement;
 use crate::mt940::parse_mt940;
 use crate::wechat::parse_wechat_bill;
@@ -27,7 +28,7 @@ pub enum Format {
     Mt940 { channel: Option<String> },
     /// A bank batch-collection return, by its layout.
     BatchReturn(Box<Layout>),
-    /// Any CSV, through a mapping.
+    /// Any CSV or Excel workbook, through a mapping.
     Csv(Box<Mapping>),
 }
 
@@ -52,8 +53,6 @@ pub struct ParsedFile {
     pub format: &'static str,
     pub sm3: Hash,
     pub statements: Vec<Statement>,
-    /// Debits a batch return reports as failed: listed, never matched.
-    pub not_received: Vec<NotReceived>,
 }
 
 /// Parses a receipt file's bytes, unpacking a gzip or zip first. `name` is
@@ -62,8 +61,14 @@ pub struct ParsedFile {
 pub fn parse_bytes(name: &str, bytes: &[u8], format: &Format) -> Result<ParsedFile> {
     let unpacked = container::unpack(name, bytes)?;
     let (inner_name, inner) = (unpacked.name.as_str(), unpacked.bytes.as_ref());
-    let mut not_received = Vec::new();
+    let workbook = crate::excel::is_workbook(inner);
     let statements = match format {
+        // Read as the format named, a workbook would give a misleading first error.
+        _ if workbook && !matches!(format, Format::Csv(_)) => {
+            let looks_like =
+                format!("an Excel workbook, read only with --mapping or a preset, not as {}", format.name());
+            return Err(ReconcileError::Unrecognised { file: name.to_string(), looks_like });
+        }
         Format::Camt053 { channel } => parse_camt053(inner_name, inner, channel.as_deref())?,
         Format::WechatBill { channel } => vec![parse_wechat_bill(inner_name, inner, channel)?],
         Format::AlipayBill { channel } => {
@@ -71,24 +76,16 @@ pub fn parse_bytes(name: &str, bytes: &[u8], format: &Format) -> Result<ParsedFi
             vec![parse_alipay_bill(inner_name, inner, summary, channel)?]
         }
         Format::Mt940 { channel } => parse_mt940(inner_name, inner, channel.as_deref())?,
-        Format::BatchReturn(layout) => {
-            let parsed = parse_batch_return(inner_name, inner, layout)?;
-            not_received = parsed.not_received;
-            vec![parsed.statement]
-        }
+        Format::BatchReturn(layout) => vec![parse_batch_return(inner_name, inner, layout)?],
+        Format::Csv(mapping) if workbook => vec![parse_mapped_excel(inner_name, inner, mapping)?],
         Format::Csv(mapping) => vec![parse_mapped_csv(inner_name, inner, mapping)?],
     };
     let format_name = match format {
+        _ if workbook => "excel",
         Format::Camt053 { .. } if statements.iter().any(is_notification) => "camt.054",
         _ => format.name(),
     };
-    Ok(ParsedFile {
-        name: name.to_string(),
-        format: format_name,
-        sm3: ledger::envelope::sm3(bytes),
-        statements,
-        not_received,
-    })
+    Ok(ParsedFile { name: name.to_string(), format: format_name, sm3: ledger::envelope::sm3(bytes), statements })
 }
 
 fn is_notification(statement: &Statement) -> bool {
@@ -120,10 +117,10 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 
 /// The format of a receipt file no format was named for, judged by its
 /// content (inside a gzip or zip): XML is camt.053 or camt.054; MT940 by its
-/// fields; with a mapping, text is a mapped CSV; a WeChat Pay or Alipay bill
-/// by its header; a batch return by a shipped layout's header and trailer
-/// records. Anything else is refused, saying what it looks like and which
-/// formats are read.
+/// fields; with a mapping, text or a workbook is read through it; a WeChat
+/// Pay or Alipay bill by its header; a batch return by a shipped layout's
+/// header and trailer records. Anything else is refused, saying what it
+/// looks like and which formats are read.
 pub fn detect_format(file: &str, bytes: &[u8], mapping: Option<&Mapping>, channel: Option<&str>) -> Result<Format> {
     let unrecognised =
         |looks_like: &str| ReconcileError::Unrecognised { file: file.to_string(), looks_like: looks_like.to_string() };
@@ -144,8 +141,12 @@ pub fn detect_format(file: &str, bytes: &[u8], mapping: Option<&Mapping>, channe
             }
             Ok(Format::BatchReturn(Box::new(layout)))
         }
-        (Detected::Text { delimited: true }, None) => Err(unrecognised("a CSV file without --mapping")),
-        (Detected::Text { delimited: false }, None) => Err(unrecognised("text of no known layout")),
+        (Detected::Workbook(kind), None) => {
+            Err(unrecognised(&crate::table::workbook_looks_like(kind, &unpacked.bytes)))
+        }
+        (Detected::Text { delimited }, None) => {
+            Err(unrecognised(&crate::table::text_looks_like(&unpacked.bytes, delimited)))
+        }
     }
 }
 

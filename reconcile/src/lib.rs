@@ -27,7 +27,11 @@
 //!
 //! Files arrive compressed ([`container`]: gzip, zip) and in many formats:
 //! camt.053/054, MT940, WeChat Pay and Alipay bills, batch-collection
-//! returns ([`batch_return`]), mapped CSV.
+//! returns ([`batch_return`]), CSV and Excel workbooks ([`excel`]) through a
+//! mapping. Every format read by name, with the shipped mappings and
+//! layouts, is in one list ([`presets::PRESETS`]). A row a file says was
+//! not received (a failed debit, a refused transfer) is kept apart in
+//! [`Statement::not_received`], whatever the format.
 //!
 //! ```
 //! use reconcile::{parse_bytes, reconcile, summarize, Format, LedgerPayment, MatchOptions, Side};
@@ -65,33 +69,41 @@ pub mod container;
 pub mod csv_mapped;
 pub mod detect;
 pub mod error;
+pub mod excel;
 mod index;
 pub mod input;
 pub mod ledger_side;
 pub mod matching;
 pub mod model;
 pub mod mt940;
+pub mod presets;
 mod rows;
 pub mod summary;
+pub mod table;
 pub mod text;
 pub mod wechat;
 
 pub use alipay::parse_alipay_bill;
-pub use batch_return::{parse_batch_return, BatchReturn, Layout, NotReceived};
+pub use batch_return::{parse_batch_return, Layout};
 pub use camt053::parse_camt053;
 pub use checks::{check_statement, CheckFailure};
 pub use container::{unpack, unpack_within, Unpacked};
-pub use csv_mapped::{parse_mapped_csv, ChannelSource, ColumnRef, Columns, DirectionValues, Mapping};
+pub use csv_mapped::{parse_mapped_csv, ChannelSource, ColumnRef, Columns, DirectionValues, Mapping, StatusValues};
 pub use detect::{detect, Detected};
 pub use error::{Location, ReconcileError, Result, FORMATS_READ};
+pub use excel::parse_mapped_excel;
 pub use input::{
     detect_format, is_layout_file, parse_bytes, parse_path, read_file, read_layout_with_digest, read_mapping,
     read_mapping_with_digest, refuse_unread, Format, ParsedFile,
 };
 pub use ledger_side::{ledger_side, LedgerPayment};
-pub use matching::{reconcile, Finding, FindingKind, MatchOptions, Refs, Report, Rule, StatementChecks, KIND_NAMES};
-pub use model::{Balance, Balances, ControlTotal, Direction, Period, Receipt, Side, Statement};
+pub use matching::{
+    reconcile, reconcile_with_names, Finding, FindingKind, MatchOptions, Names, Refs, Report, Rule, StatementChecks,
+    KIND_NAMES,
+};
+pub use model::{Balance, Balances, ControlTotal, Direction, NotReceived, Period, Receipt, Side, Statement};
 pub use mt940::parse_mt940;
+pub use presets::{preset, Definition, Preset, PRESETS};
 pub use summary::{receipt_files, reconciliation_recorded, run_id, summarize, RunDefinition, Summary, SummaryRow};
 pub use text::Encoding;
 pub use wechat::parse_wechat_bill;

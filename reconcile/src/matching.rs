@@ -16,6 +16,14 @@
 //!    and the parts sum to the receipt; otherwise its parts go through rules
 //!    1 and 2 one by one.
 //!
+//! 4. **masked ID + name + amount + date**: a receipt whose payer's ID is
+//!    printed masked (`520521********2756`, tax and bank exports) and that
+//!    names the payer matches the one unmatched ledger item of its side and
+//!    amount, within the tolerance, whose person (or payer) fits the mask
+//!    and is registered under that name ([`reconcile_with_names`]); two or
+//!    more such items, and it is receipt-only. A masked ID alone is never a
+//!    key.
+//!
 //! Receipts are visited in canonical order (file name, order in the file)
 //! and ledger items by position, so shuffling the inputs changes nothing.
 //! Every receipt unit and every ledger item ends in exactly one finding.
@@ -23,10 +31,11 @@
 use crate::checks::{check_statement, CheckFailure};
 use crate::index::{hash_of, receipt_key, Chains, FirstReceipts};
 use crate::ledger_side::LedgerPayment;
-use crate::model::{Direction, Period, Receipt, Side, Statement};
+use crate::model::{Direction, NotReceived, Period, Receipt, Side, Statement};
 use ledger::Date;
 use rustc_hash::FxHashMap;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::ops::Deref;
 
 /// How to match.
@@ -57,6 +66,8 @@ pub enum Rule {
     Reference,
     AmountPayerDate,
     Batch,
+    /// Rule 4: weak evidence, reported apart.
+    MaskedIdNameDate,
 }
 
 /// What a finding says.
@@ -78,10 +89,13 @@ pub enum FindingKind<'a> {
         statement: &'a Statement,
         failures: Vec<CheckFailure>,
     },
+    /// The file says the money did not arrive (a status column, a batch
+    /// return's result code): listed, never matched, not a break.
+    NotReceived(&'a NotReceived),
 }
 
 /// The result kinds, in report order, as named in summaries and events.
-pub const KIND_NAMES: [&str; 8] = [
+pub const KIND_NAMES: [&str; 10] = [
     "matched_by_reference",
     "matched_by_amount_payer_date",
     "matched_as_batch",
@@ -90,6 +104,8 @@ pub const KIND_NAMES: [&str; 8] = [
     "receipt_only",
     "ledger_only",
     "statement_check_failed",
+    "not_received",
+    "matched_by_masked_id_name_date",
 ];
 
 impl FindingKind<'_> {
@@ -107,11 +123,19 @@ impl FindingKind<'_> {
             FindingKind::ReceiptOnly => 5,
             FindingKind::LedgerOnly => 6,
             FindingKind::StatementCheckFailed { .. } => 7,
+            FindingKind::NotReceived(_) => 8,
+            FindingKind::Matched(Rule::MaskedIdNameDate) => 9,
         }
     }
 
     pub fn is_match(&self) -> bool {
         matches!(self, FindingKind::Matched(_))
+    }
+
+    /// Whether a clerk has to look at it: neither a match nor a row the
+    /// file itself says was not received.
+    pub fn is_break(&self) -> bool {
+        !matches!(self, FindingKind::Matched(_) | FindingKind::NotReceived(_))
     }
 }
 
@@ -186,6 +210,22 @@ pub fn reconcile<'a>(
     ledger: &'a [LedgerPayment],
     options: &MatchOptions,
 ) -> Report<'a> {
+    reconcile_with_names(statements, ledger, options, &Names::new())
+}
+
+/// Registered names by identity (as the ledger writes identities): what
+/// rule 4 needs of the persons a masked ID could be. Callers fill it with
+/// the persons registered under the names the receipts give, no others.
+pub type Names = HashMap<String, String>;
+
+/// [`reconcile`], with the registered names rule 4 (masked ID + name +
+/// amount + date) checks receipts against.
+pub fn reconcile_with_names<'a>(
+    statements: impl IntoIterator<Item = &'a Statement>,
+    ledger: &'a [LedgerPayment],
+    options: &MatchOptions,
+    names: &Names,
+) -> Report<'a> {
     let mut statements: Vec<&'a Statement> = statements.into_iter().collect();
     statements.sort_by(|a, b| (&*a.file, &a.at).cmp(&(&*b.file, &b.at)));
     let n_receipts: usize = statements.iter().map(|s| s.receipts.len()).sum();
@@ -212,9 +252,18 @@ pub fn reconcile<'a>(
         }
     }
     matcher.index_identities();
+    let mut masked = Vec::new();
     for unit in rest {
         let finding = matcher.by_amount_payer_date(unit, options.tolerance_days);
-        findings.push(finding);
+        match finding.kind {
+            // Full IDs go first: a masked one only takes what they leave.
+            FindingKind::ReceiptOnly if !names.is_empty() && is_masked_and_named(unit) => masked.push(unit),
+            _ => findings.push(finding),
+        }
+    }
+    if !masked.is_empty() {
+        matcher.index_masks();
+        findings.extend(masked.into_iter().map(|unit| matcher.by_masked_id_name_date(unit, options, names)));
     }
     findings.extend(matcher.ledger_only());
     Report { findings, checks, period }
@@ -241,6 +290,13 @@ fn check_all<'a>(statements: &[&'a Statement], options: &MatchOptions) -> Checke
         if !failures.is_empty() {
             checked.checks.push(StatementChecks { statement, failures });
         }
+        let not_received = statement.not_received.iter().filter(|n| options.includes(n.receipt.booked_on));
+        checked.findings.extend(not_received.map(|not_received| Finding {
+            kind: FindingKind::NotReceived(not_received),
+            side: not_received.receipt.side(),
+            receipts: Refs::One(&not_received.receipt),
+            ledger: Refs::None,
+        }));
     }
     checked.units.sort_by(|a, b| receipt_order(a, b));
     checked
@@ -606,18 +662,64 @@ impl<'a> Matcher<'a> {
                 .filter(|&(days, _)| days <= i64::from(tolerance_days))
                 .min()
         });
-        match candidate {
-            Some((_, item)) => {
-                self.slots[item as usize].matched = true;
-                Finding {
-                    kind: FindingKind::Matched(Rule::AmountPayerDate),
-                    side,
-                    receipts: Refs::One(receipt),
-                    ledger: Refs::One(self.items[item as usize]),
-                }
+        self.settle(receipt, Rule::AmountPayerDate, candidate.map(|(_, item)| item))
+    }
+
+    /// A rule's finding: the receipt matched to `item` (taken now), else
+    /// receipt only.
+    fn settle(&mut self, receipt: &'a Receipt, rule: Rule, item: Option<u32>) -> Finding<'a> {
+        let side = receipt.side();
+        let Some(item) = item else {
+            return Finding { kind: FindingKind::ReceiptOnly, side, receipts: Refs::One(receipt), ledger: Refs::None };
+        };
+        self.slots[item as usize].matched = true;
+        let ledger = Refs::One(self.items[item as usize]);
+        Finding { kind: FindingKind::Matched(rule), side, receipts: Refs::One(receipt), ledger }
+    }
+
+    /// Indexes the unmatched items by side, amount and the last four
+    /// characters of their identities: what every masked form shows.
+    fn index_masks(&mut self) {
+        let mut chains = Chains::with_capacity(self.slots.iter().filter(|slot| !slot.matched).count());
+        for (index, item) in self.items.iter().enumerate().rev() {
+            if self.slots[index].matched {
+                continue;
             }
-            None => Finding { kind: FindingKind::ReceiptOnly, side, receipts: Refs::One(receipt), ledger: Refs::None },
+            for identity in std::iter::once(item.person.as_str()).chain(item.payer.as_deref()) {
+                chains.push_front(hash_of((item.kind, item.amount.fen(), last_four(identity))), index as u32);
+            }
         }
+        self.by_identity = chains;
+    }
+
+    /// Rule 4: the one unmatched item of the receipt's side, channel and
+    /// amount, within the tolerance, whose person or payer fits the masked
+    /// ID and is registered under the receipt's name.
+    fn by_masked_id_name_date(&mut self, receipt: &'a Receipt, options: &MatchOptions, names: &Names) -> Finding<'a> {
+        let (side, fen, channel) = (receipt.side(), receipt.amount.fen(), self.channel_of(receipt));
+        let (Some(masked), Some(name)) = (receipt.payer_id.as_deref(), receipt.payer_name.as_deref()) else {
+            return self.settle(receipt, Rule::MaskedIdNameDate, None);
+        };
+        let fits = |identity: &str| fits_mask(masked, identity) && names.get(identity).is_some_and(|n| n == name);
+        let mut candidates: Vec<u32> = self
+            .by_identity
+            .iter(hash_of((side, fen, last_four(masked))))
+            .filter(|&item| self.is_free(channel, item) && self.slots[item as usize].kind == side)
+            .filter(|&item| {
+                let item = self.items[item as usize];
+                let days = (item.business_date.0 - receipt.booked_on.0).num_days().abs();
+                item.amount.fen() == fen
+                    && days <= i64::from(options.tolerance_days)
+                    && (fits(&item.person) || item.payer.as_deref().is_some_and(fits))
+            })
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let only = match candidates[..] {
+            [item] => Some(item),
+            _ => None,
+        };
+        self.settle(receipt, Rule::MaskedIdNameDate, only)
     }
 
     fn ledger_only(&self) -> Vec<Finding<'a>> {
@@ -631,4 +733,20 @@ impl<'a> Matcher<'a> {
             })
             .collect()
     }
+}
+
+/// A receipt whose payer ID is printed masked and that names the payer.
+fn is_masked_and_named(receipt: &Receipt) -> bool {
+    receipt.payer_name.is_some() && receipt.payer_id.as_deref().is_some_and(|id| id.contains('*'))
+}
+
+fn last_four(identity: &str) -> &str {
+    identity.get(identity.len().saturating_sub(4)..).unwrap_or(identity)
+}
+
+/// Whether an identity fits a masked one: as long, and equal wherever the
+/// masked form shows a character.
+pub(crate) fn fits_mask(masked: &str, identity: &str) -> bool {
+    masked.len() == identity.len()
+        && masked.bytes().zip(identity.bytes()).all(|(m, i)| m == b'*' || m.eq_ignore_ascii_case(&i))
 }

@@ -69,6 +69,9 @@ pub struct Receipt {
     /// Identity number of the payer (or, for a refund, the payee), where the
     /// receipt carries one: upper-case, as the ledger writes identities.
     pub payer_id: Option<String>,
+    /// The payer's name as the file gives it (缴费人名称), where it does:
+    /// with a masked `payer_id`, the evidence of the weak rule.
+    pub payer_name: Option<String>,
     /// The bank's or channel's settlement reference (camt.053
     /// `AcctSvcrRef`, a settlement batch column).
     pub settlement_ref: Option<String>,
@@ -179,4 +182,27 @@ pub struct Statement {
     pub balances: Option<Balances>,
     pub control_totals: Vec<ControlTotal>,
     pub receipts: Vec<Receipt>,
+    /// Rows the file lists whose status says the money did not arrive (a
+    /// batch return's failed debit, a status column's refused transfer):
+    /// reported, never matched.
+    pub not_received: Vec<NotReceived>,
+}
+
+/// A row a file lists as not received: the receipt it would have been, and
+/// why not in the file's words. One notion for every format, so that a
+/// failed debit is reported the same way whichever file says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotReceived {
+    pub receipt: Receipt,
+    /// What the file says, e.g. `failed with code 1001 (账户余额不足)` or
+    /// `status 扣款失败`.
+    pub status: String,
+}
+
+impl fmt::Display for NotReceived {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let receipt = &self.receipt;
+        let reference = receipt.reference.as_deref().unwrap_or("(none)");
+        write!(f, "{} {} {} {}", receipt.source(), reference, receipt.amount, self.status)
+    }
 }

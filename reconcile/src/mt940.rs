@@ -219,6 +219,7 @@ impl Reader<'_> {
             reversal: entry.reversal,
             booked_on: Date(entry.booked_on),
             payer_id: None,
+            payer_name: None,
             settlement_ref: bank,
             parts: Vec::new(),
         })
@@ -255,6 +256,7 @@ impl Reader<'_> {
             balances: Some(Balances { opening, closing }),
             control_totals: Vec::new(),
             receipts: open.receipts,
+            not_received: Vec::new(),
         });
         Ok(())
     }

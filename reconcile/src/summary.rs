@@ -34,7 +34,8 @@ pub struct Summary {
 impl Summary {
     /// Whether everything matched: no differences, no failed statements.
     pub fn is_clean(&self) -> bool {
-        self.n_rejected_statements == 0 && self.rows.iter().all(|row| row.kind.starts_with("matched_"))
+        self.n_rejected_statements == 0
+            && self.rows.iter().all(|row| row.kind.starts_with("matched_") || row.kind == "not_received")
     }
 
     /// All receipts accounted for, per side: (count, fen).

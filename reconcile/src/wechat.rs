@@ -119,6 +119,7 @@ pub fn parse_wechat_bill(file: &str, bytes: &[u8], channel: &str) -> Result<Stat
         balances: None,
         control_totals,
         receipts: bill.receipts,
+        not_received: Vec::new(),
     })
 }
 
@@ -259,6 +260,7 @@ impl Bill<'_> {
             reversal: false,
             booked_on,
             payer_id,
+            payer_name: None,
             settlement_ref: self.reference(row, WECHAT_ORDER)?,
             parts: Vec::new(),
         });

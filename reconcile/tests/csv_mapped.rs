@@ -93,7 +93,7 @@ fn field_errors_name_line_and_column() {
     let cases = [
         (
             "20241108,09:12:03,NX1,,贷,400.00,520521195704122757,何志强,x\n",
-            "line 2, field `缴费人证件号码`: expected an identity number (GB 11643, or other:NUMBER), found `520521195704122757`",
+            "line 2, field `缴费人证件号码`: expected an identity number (GB 11643, other:NUMBER, or masked as 520521********2756), found `520521195704122757`",
         ),
         ("20241108,09:12:03,NX1,,收,400.00,,何志强,x\n", "line 2, field `借贷标志`: expected a direction, one of 贷, 借, found `收`"),
         ("20241108,09:12:03,NX1,,贷,-400.00,,何志强,x\n", "line 2, field `交易金额`: expected an amount in yuan (digits, `.` and at most two decimals), found `-400.00`"),

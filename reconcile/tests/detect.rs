@@ -26,8 +26,8 @@ fn files_are_judged_by_their_content() {
         (b"{1:F01BANKCNBJAXXX0000000000}{2:O9401200241130BANKCNBJAXXX}{4:\n:20:X\n:60F:C2410", Detected::Mt940),
         (b"{1:F01BANKCNBJAXXX0000000000}{4:\n:20:X\n:21:Y\n-}", Detected::Unread("a SWIFT MT message")),
         (b"%PDF-1.7\n", Detected::Unread("PDF")),
-        (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0", Detected::Unread("an Excel 97-2003 workbook (XLS)")),
-        (b"PK\x03\x04\x14\0\0\0[Content_Types].xml....xl/workbook.xml", Detected::Unread("an Excel workbook (XLSX)")),
+        (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0", Detected::Workbook("an Excel 97-2003 workbook (XLS)")),
+        (b"PK\x03\x04\x14\0\0\0[Content_Types].xml....xl/workbook.xml", Detected::Workbook("an Excel workbook (XLSX)")),
         (b"PK\x03\x04\x14\0\0\0statement.csv", Detected::Unread("a zip archive")),
         (b"\x1F\x8B\x08\0", Detected::Unread("gzip-compressed data")),
         ("交易时间,公众账号ID,商户号,微信订单号,商户订单号\n".as_bytes(), Detected::WechatBill),
@@ -60,7 +60,16 @@ fn an_unread_file_names_what_it_looks_like_and_the_formats_read() {
     let error = detect_format("x.csv", b"a,b\n1,2\n", None, None).map(|_| ()).expect_err("plain CSV");
     assert_eq!(
         error.to_string(),
-        format!("x.csv: not a format yibao reads (looks like a CSV file without --mapping); {formats}")
+        format!(
+            "x.csv: not a format yibao reads (looks like a CSV file whose first lines are `a,b` / `1,2`; \
+             give --mapping FILE or a preset); {formats}"
+        )
+    );
+    let gbk = encoding_rs::GBK.encode("中国工商银行账户明细\n\n凭证号,交易时间,贷方发生额\t\n").0.into_owned();
+    let error = detect_format("icbc.csv", &gbk, None, None).map(|_| ()).expect_err("bank CSV");
+    assert!(
+        error.to_string().contains("first lines are `中国工商银行账户明细` / `凭证号,交易时间,贷方发生额`"),
+        "{error}"
     );
     let error = detect_format("x.csv", b"", None, None).map(|_| ()).expect_err("empty");
     assert!(error.to_string().contains("(looks like an empty file)"), "{error}");

@@ -9,18 +9,26 @@ use ledger::Money;
 use proptest::prelude::*;
 use reconcile::{
     check_statement, detect_format, parse_alipay_bill, parse_batch_return, parse_bytes, parse_camt053,
-    parse_mapped_csv, parse_mt940, parse_wechat_bill, reconcile, summarize, ControlTotal, Direction, Layout,
-    LedgerPayment, Location, Mapping, MatchOptions, Period, Receipt, Side, Statement,
+    parse_mapped_csv, parse_mapped_excel, parse_mt940, parse_wechat_bill, reconcile, summarize, ControlTotal,
+    Direction, Layout, LedgerPayment, Location, Mapping, MatchOptions, Period, Receipt, Side, Statement,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const FIXTURES: [&str; 12] = [
+const FIXTURES: [&str; 20] = [
     "camt053-clean.xml",
     "camt053-breaks.xml",
     "camt053-failing-checks.xml",
     "wechat-20241101.csv",
     "nongxin-20241108-20241112.csv",
+    "icbc-20241101-20241130.csv",
+    "ccb-20241101-20241130.csv",
+    "abc-20241101-20241130.csv",
+    "boc-20241101-20241130.csv",
+    "bocom-20241101-20241130.csv",
+    "cmb-20241101-20241130.csv",
+    "tax-20241101-20241130.csv",
+    "tax-20241101-20241130.xls",
     "wechat-success-20241101.csv",
     "wechat-refund-20241101.csv.gz",
     "wechat-fund-flow-20241101.csv",
@@ -68,14 +76,89 @@ fn parse_everything(bytes: &[u8], mapping: &Mapping) {
         summarize(&reconcile([&statement], &ledger, &MatchOptions::default()));
     }
     let layout = Layout::preset("rural-credit-return").expect("preset");
-    if let Ok(run) = parse_batch_return("f.txt", bytes, &layout) {
-        summarize(&reconcile([&run.statement], &ledger, &MatchOptions::default()));
+    if let Ok(statement) = parse_batch_return("f.txt", bytes, &layout) {
+        summarize(&reconcile([&statement], &ledger, &MatchOptions::default()));
     }
     // Containers, and whatever the content is judged to be.
     drop(reconcile::unpack_within("f.zip", bytes, 1 << 20));
     if let Ok(format) = detect_format("f", bytes, None, None) {
         drop(parse_bytes("f", bytes, &format));
     }
+    for mapping in reconcile::PRESETS.iter().filter_map(|preset| preset.mapping()) {
+        parse_table(bytes, &mapping.expect("a shipped preset"), &ledger);
+    }
+}
+
+/// The table readers (CSV text and workbooks) through one mapping, then
+/// matching on what parses.
+fn parse_table(bytes: &[u8], mapping: &Mapping, ledger: &[LedgerPayment]) {
+    let parsed = [parse_mapped_csv("f.csv", bytes, mapping), parse_mapped_excel("f.xlsx", bytes, mapping)];
+    for statement in parsed.into_iter().flatten() {
+        summarize(&reconcile([&statement], ledger, &MatchOptions::default()));
+    }
+}
+
+/// A mapping of random table options, as TOML (the way a user writes one).
+fn table_mapping() -> impl Strategy<Value = Mapping> {
+    let names = ["日期", "流水号", "收入", "支出", "金额", "状态", "证件号码", "用途", "交易时间"];
+    let column = move || prop::sample::select(names.to_vec());
+    (
+        (0..4usize, 1..6usize, prop::option::of(prop::sample::select(vec![",", ".", " ", "'"]))),
+        (prop::collection::vec(prop::sample::select(vec!["#", "合计", "共", "说明", "x"]), 0..3), any::<bool>()),
+        (column(), column(), column(), column(), column()),
+        (any::<bool>(), any::<bool>(), prop::option::of(prop::sample::select(vec!["%Y%m%d", "%Y-%m-%d %H:%M:%S"]))),
+    )
+        .prop_map(
+            |((skip, search, thousands), (patterns, split), (r, d, a, b, s), (status, payer, date_format))| {
+                let mut toml = format!("skip_rows = {skip}\nheader_search_rows = {search}\nencoding = \"gbk\"\n");
+                if let Some(separator) = thousands {
+                    toml.push_str(&format!("thousands_separator = \"{separator}\"\n"));
+                }
+                if let Some(format) = date_format {
+                    toml.push_str(&format!("date_format = \"{format}\"\n"));
+                }
+                toml.push_str(&format!("comment_prefixes = {patterns:?}\nfooter_patterns = {patterns:?}\n[columns]\n"));
+                toml.push_str(&format!("reference = \"{r}\"\ndate = \"{d}\"\n"));
+                if split {
+                    toml.push_str(&format!("credit_amount = \"{a}\"\ndebit_amount = \"{b}\"\n"));
+                } else {
+                    toml.push_str(&format!("amount = \"{a}\"\n"));
+                }
+                if payer {
+                    toml.push_str("payer_id = \"证件号码\"\npayer_text = \"用途\"\n");
+                }
+                if status {
+                    toml.push_str(&format!("status = \"{s}\"\n[status]\nreceived = [\"成功\", \"正常\"]\n"));
+                }
+                // Random options may contradict each other: those fall back to a
+                // plain mapping, the rest is what is tested.
+                Mapping::from_toml("m.toml", &toml).unwrap_or_else(|_| nongxin())
+            },
+        )
+}
+
+/// A small workbook holding a statement with title rows, numbers and dates.
+fn workbook_bytes() -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let rows: [[&str; 6]; 5] = [
+        ["账户明细", "", "", "", "", ""],
+        ["日期", "流水号", "收入", "支出", "证件号码", "状态"],
+        ["2024-11-05", "A1", "1200", "", "520521********2756", "成功"],
+        ["45602", "A2", "", "15.5", "520502198503121233", "失败"],
+        ["合计", "", "1200", "15.5", "", ""],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32, c as u16);
+            match cell.parse::<f64>() {
+                Ok(number) => sheet.write_number(r, c, number).map(|_| ()),
+                Err(_) => sheet.write_string(r, c, *cell).map(|_| ()),
+            }
+            .expect("cell");
+        }
+    }
+    book.save_to_buffer().expect("xlsx")
 }
 
 #[derive(Clone, Debug)]
@@ -145,7 +228,7 @@ proptest! {
         let mut bytes = magic.to_vec();
         bytes.extend_from_slice(&body);
         parse_everything(&bytes, &nongxin());
-        let mut zip = fixture_bytes(8, false);
+        let (_, mut zip) = receipt_fixture("alipay-20241025.zip");
         for m in &mutations {
             mutate(&mut zip, m);
         }
@@ -164,6 +247,32 @@ proptest! {
             mutate(&mut bytes, m);
         }
         parse_everything(&bytes, &nongxin());
+    }
+
+    #[test]
+    fn table_readers_never_panic_whatever_the_mapping_options(
+        mapping in table_mapping(),
+        fixture in 5..FIXTURES.len(),
+        mutations in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let ledger = common::ledger_items();
+        let (_, mut bytes) = receipt_fixture(FIXTURES[fixture]);
+        for m in &mutations {
+            mutate(&mut bytes, m);
+        }
+        parse_table(&bytes, &mapping, &ledger);
+    }
+
+    #[test]
+    fn workbook_readers_never_panic_on_mutated_workbooks(
+        mapping in table_mapping(),
+        mutations in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let mut bytes = workbook_bytes();
+        for m in &mutations {
+            mutate(&mut bytes, m);
+        }
+        parse_table(&bytes, &mapping, &common::ledger_items());
     }
 }
 
@@ -295,6 +404,7 @@ fn receipt_of(index: usize, g: &GenReceipt) -> Receipt {
             reversal: g.reversal,
             booked_on: day(g.day),
             payer_id: g.payer.map(|p| PERSONS[p].to_string()),
+            payer_name: None,
             settlement_ref: None,
             parts: Vec::new(),
         })
@@ -313,6 +423,7 @@ fn receipt_of(index: usize, g: &GenReceipt) -> Receipt {
         reversal: g.reversal,
         booked_on: day(g.day),
         payer_id: g.payer.map(|p| PERSONS[p].to_string()),
+        payer_name: None,
         settlement_ref: None,
         parts,
     }
@@ -330,6 +441,7 @@ fn statements_of(receipts: &[GenReceipt], order: &[usize]) -> Vec<Statement> {
             balances: None,
             control_totals: Vec::new(),
             receipts: Vec::new(),
+            not_received: Vec::new(),
         })
         .collect();
     for &index in order {
