@@ -280,6 +280,7 @@ fn a_lookup_killed_while_catching_the_store_up_leaves_it_right() {
     let tip_of = || PersonStore::open(&store_path).expect("open").tip().expect("a tip that reads");
     // Kill moments spread over a catch-up, from a fixed seed.
     let mut seed = 0x9e37_79b9_u64;
+    let mut n_rounds_with_applications = 0;
     for round in 0..8_usize {
         if round % 3 == 0 {
             // No store: caught up from position 1.
@@ -336,9 +337,12 @@ fn a_lookup_killed_while_catching_the_store_up_leaves_it_right() {
         assert_eq!(held.digest(), expected.digest(), "round {round}: killed after {delay_ms} ms at {}", after.position);
         let family = store.family_all().expect("the whole family");
         let expected_family = family_folded(&log, after.position);
-        assert!(expected_family.applications().next().is_some(), "round {round}: family facts folded");
+        n_rounds_with_applications += usize::from(expected_family.applications().next().is_some());
         assert_eq!(family, expected_family, "round {round}: the family records at {}", after.position);
     }
+    // A lookup killed early after the store was removed holds none yet;
+    // the rounds after an import (which brings the store to the head) do.
+    assert!(n_rounds_with_applications > 0, "family records were among what the kills left");
     // Whatever the kills left, the next lookups answer as the whole log.
     let checked: Vec<&Identity> = persons.iter().step_by(97).take(150).collect();
     let mut from_cli = Vec::new();
