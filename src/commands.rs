@@ -129,7 +129,8 @@ fn print_imported(label: &str, imported: &Imported) {
             imported.validation_seconds
         );
     }
-    if let Some(store) = imported.person_store.as_ref().filter(|store| store.n_folded > 0) {
+    let store = &imported.person_store;
+    if store.n_folded > 0 {
         outln!("person store at the head: {} records folded in {:.3} s", store.n_folded, store.seconds);
     }
 }

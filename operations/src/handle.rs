@@ -208,7 +208,7 @@ impl Ledger {
         let bar = crate::progress::bar(head - from, "catching the person store up");
         let chunk = store_chunk_envelopes();
         let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
-        *n_folded += catch_up_store(&self.log, &mut store, head, chunk, &mut advanced)?;
+        *n_folded += store.catch_up_in_chunks(&self.log, head, chunk, &mut advanced)?;
         bar.finish_and_clear();
         Ok(store)
     }
@@ -362,20 +362,6 @@ pub fn store_chunk_envelopes() -> u64 {
         .and_then(|value| value.parse::<u64>().ok())
         .filter(|&chunk| chunk > 0)
         .unwrap_or(DEFAULT_CHUNK_ENVELOPES)
-}
-
-/// Catches `store` up to `upto` (the family projection with it: the store
-/// keeps both). A store at `upto` already costs one read of the log: the
-/// record at its tip, which must be the one it folded (a store of another
-/// ledger at the same position is rebuilt).
-pub fn catch_up_store(
-    log: &dyn ledger::LogReader,
-    store: &mut PersonStore,
-    upto: u64,
-    chunk_envelopes: u64,
-    progress: &mut dyn FnMut(u64),
-) -> Result<u64, StoreError> {
-    store.catch_up_in_chunks(log, upto, chunk_envelopes, progress)
 }
 
 /// A person store that cannot be used: noted and removed, so that it is

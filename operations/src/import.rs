@@ -81,11 +81,11 @@ pub struct Imported {
     /// The pass that checked the whole file before anything was appended.
     pub validation_seconds: f64,
     /// The person store brought to the new head, after the appends.
-    pub person_store: Option<PersonStoreCaughtUp>,
+    pub person_store: PersonStoreCaughtUp,
 }
 
 /// The person store's catch-up at the end of an import.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PersonStoreCaughtUp {
     /// Records folded into it (0 when it was at the head or could not be used).
     pub n_folded: u64,

@@ -27,6 +27,6 @@ pub mod replay;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{
-    catch_up_store, forget_person_store, person_store_path, record, store_chunk_envelopes, Ledger, OpenError,
-    Projections, RecordError, Recorded, STORE_CHUNK_VARIABLE,
+    forget_person_store, person_store_path, record, store_chunk_envelopes, Ledger, OpenError, Projections, RecordError,
+    Recorded, STORE_CHUNK_VARIABLE,
 };

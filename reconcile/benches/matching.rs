@@ -70,17 +70,7 @@ fn receipts(ledger: &[LedgerPayment]) -> Statement {
             parts: Vec::new(),
         });
     }
-    Statement {
-        file,
-        at: Location::File,
-        id: None,
-        account: None,
-        period: None,
-        balances: None,
-        control_totals: Vec::new(),
-        receipts,
-        not_received: Vec::new(),
-    }
+    Statement::of_file(file, receipts)
 }
 
 fn peer_join(statement: &Statement, ledger: &[LedgerPayment]) -> usize {

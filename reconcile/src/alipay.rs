@@ -13,7 +13,7 @@
 
 use crate::error::{Errors, Location, Result};
 use crate::model::{ControlTotal, Direction, Receipt, Statement};
-use crate::rows::{self, Row};
+use crate::rows::{self, BillEntry, Row};
 use crate::text;
 use ledger::Money;
 use std::collections::HashMap;
@@ -90,17 +90,7 @@ pub fn parse_alipay_bill(file: &str, bytes: &[u8], summary: Option<(&str, &[u8])
     if let Some((name, bytes)) = summary {
         control_totals.extend(bill.summary_totals(name, bytes)?);
     }
-    Ok(Statement {
-        file: bill.file,
-        at: Location::File,
-        id: None,
-        account: bill.account,
-        period: None,
-        balances: None,
-        control_totals,
-        receipts: bill.receipts,
-        not_received: Vec::new(),
-    })
+    Ok(Statement { account: bill.account, control_totals, ..Statement::of_file(bill.file, bill.receipts) })
 }
 
 /// GBK unless the file is valid UTF-8 (with or without a byte order mark).
@@ -213,25 +203,16 @@ impl Bill<'_> {
         };
         let payer_id =
             text::find_identity(columns.field(row, NOTE)).or(text::find_identity(columns.field(row, PRODUCT)));
-        let seq = u32::try_from(self.receipts.len())
-            .map_err(|_| self.errors.limit(Location::Line(row.line), "rows", rows::MAX_ROWS))?;
-        self.receipts.push(Receipt {
-            file: self.file.clone(),
-            at: Location::Line(row.line),
-            seq,
-            channel: Some(self.channel.clone()),
+        let entry = BillEntry {
             reference,
             original_reference,
             amount,
             direction,
-            reversal: false,
             booked_on,
             payer_id,
-            payer_name: None,
             settlement_ref: alipay_no,
-            parts: Vec::new(),
-        });
-        Ok(())
+        };
+        rows::push_bill_entry(&mut self.receipts, self.errors, &self.file, &self.channel, row.line, entry)
     }
 
     /// `#交易合计：4笔，商家实收共：1600.00元，…` and `#退款合计：1笔，商家实收退款共：-400.00元，…`.

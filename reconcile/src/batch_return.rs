@@ -427,16 +427,6 @@ impl<'l, 'f> Run<'l, 'f> {
             let undated = self.receipts.iter_mut().chain(self.not_received.iter_mut().map(|n| &mut n.receipt));
             undated.filter(|r| r.booked_on == UNDATED).for_each(|r| r.booked_on = date);
         }
-        Statement {
-            file: self.file,
-            at: Location::File,
-            id: None,
-            account: None,
-            period: None,
-            balances: None,
-            control_totals: Vec::new(),
-            receipts: self.receipts,
-            not_received: self.not_received,
-        }
+        Statement { not_received: self.not_received, ..Statement::of_file(self.file, self.receipts) }
     }
 }

@@ -405,17 +405,7 @@ pub(crate) fn read_rows(
     let (batches, control_totals) = reader.settlements.finish(&reader.file, errors)?;
     receipts.extend(batches);
     receipts.sort_by_key(|r| r.seq);
-    Ok(Statement {
-        file: reader.file,
-        at: Location::File,
-        id: None,
-        account: None,
-        period: None,
-        balances: None,
-        control_totals,
-        receipts,
-        not_received,
-    })
+    Ok(Statement { control_totals, not_received, ..Statement::of_file(reader.file, receipts) })
 }
 
 fn resolve(errors: Errors<'_>, mapping: &Mapping, header: Option<&Row>) -> Result<Resolved> {

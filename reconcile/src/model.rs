@@ -188,6 +188,24 @@ pub struct Statement {
     pub not_received: Vec<NotReceived>,
 }
 
+impl Statement {
+    /// The statement of a whole file that states no account, period,
+    /// balances or control totals: what a reader then sets of those it has.
+    pub fn of_file(file: Arc<str>, receipts: Vec<Receipt>) -> Statement {
+        Statement {
+            file,
+            at: Location::File,
+            id: None,
+            account: None,
+            period: None,
+            balances: None,
+            control_totals: Vec::new(),
+            receipts,
+            not_received: Vec::new(),
+        }
+    }
+}
+
 /// A row a file lists as not received: the receipt it would have been, and
 /// why not in the file's words. One notion for every format, so that a
 /// failed debit is reported the same way whichever file says so.

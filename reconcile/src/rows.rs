@@ -1,6 +1,9 @@
 //! CSV records with the line each starts on.
 
 use crate::error::{Errors, Location, Result};
+use crate::model::{Direction, Receipt};
+use ledger::{Date, Money};
+use std::sync::Arc;
 
 /// Most records read from one file (receipts are numbered with `u32`).
 pub const MAX_ROWS: usize = u32::MAX as usize;
@@ -66,4 +69,45 @@ impl LineCounter<'_> {
         self.byte = start;
         self.line
     }
+}
+
+/// What a channel bill's row (WeChat Pay, Alipay) says of one payment or
+/// refund; the rest of its receipt is the bill's.
+pub(crate) struct BillEntry {
+    pub reference: Option<String>,
+    pub original_reference: Option<String>,
+    pub amount: Money,
+    pub direction: Direction,
+    pub booked_on: Date,
+    pub payer_id: Option<String>,
+    pub settlement_ref: Option<String>,
+}
+
+/// Appends the receipt of the channel bill's `line` to `receipts`.
+pub(crate) fn push_bill_entry(
+    receipts: &mut Vec<Receipt>,
+    errors: Errors<'_>,
+    file: &Arc<str>,
+    channel: &str,
+    line: u64,
+    entry: BillEntry,
+) -> Result<()> {
+    let seq = u32::try_from(receipts.len()).map_err(|_| errors.limit(Location::Line(line), "rows", MAX_ROWS))?;
+    receipts.push(Receipt {
+        file: file.clone(),
+        at: Location::Line(line),
+        seq,
+        channel: Some(channel.to_string()),
+        reference: entry.reference,
+        original_reference: entry.original_reference,
+        amount: entry.amount,
+        direction: entry.direction,
+        reversal: false,
+        booked_on: entry.booked_on,
+        payer_id: entry.payer_id,
+        payer_name: None,
+        settlement_ref: entry.settlement_ref,
+        parts: Vec::new(),
+    });
+    Ok(())
 }

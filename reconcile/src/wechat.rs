@@ -21,7 +21,7 @@
 
 use crate::error::{Errors, Location, Result};
 use crate::model::{ControlTotal, Direction, Receipt, Statement};
-use crate::rows::{self, Row};
+use crate::rows::{self, BillEntry, Row};
 use crate::text;
 use ledger::Money;
 use std::collections::HashMap;
@@ -110,17 +110,7 @@ pub fn parse_wechat_bill(file: &str, bytes: &[u8], channel: &str) -> Result<Stat
         }
     }
     let control_totals = bill.control_totals(&summary_header, &summary)?;
-    Ok(Statement {
-        file: bill.file,
-        at: Location::File,
-        id: None,
-        account: bill.account,
-        period: None,
-        balances: None,
-        control_totals,
-        receipts: bill.receipts,
-        not_received: Vec::new(),
-    })
+    Ok(Statement { account: bill.account, control_totals, ..Statement::of_file(bill.file, bill.receipts) })
 }
 
 struct Columns {
@@ -246,25 +236,9 @@ impl Bill<'_> {
             }
         };
         let payer_id = text::find_identity(self.field(row, ATTACH)?).or(text::find_identity(self.field(row, PRODUCT)?));
-        let seq = u32::try_from(self.receipts.len())
-            .map_err(|_| self.errors.limit(Location::Line(row.line), "rows", rows::MAX_ROWS))?;
-        self.receipts.push(Receipt {
-            file: self.file.clone(),
-            at: Location::Line(row.line),
-            seq,
-            channel: Some(self.channel.clone()),
-            reference,
-            original_reference,
-            amount,
-            direction,
-            reversal: false,
-            booked_on,
-            payer_id,
-            payer_name: None,
-            settlement_ref: self.reference(row, WECHAT_ORDER)?,
-            parts: Vec::new(),
-        });
-        Ok(())
+        let settlement_ref = self.reference(row, WECHAT_ORDER)?;
+        let entry = BillEntry { reference, original_reference, amount, direction, booked_on, payer_id, settlement_ref };
+        rows::push_bill_entry(&mut self.receipts, self.errors, &self.file, &self.channel, row.line, entry)
     }
 
     /// The summary's figures against the sums of the detail rows.

@@ -431,19 +431,8 @@ fn receipt_of(index: usize, g: &GenReceipt) -> Receipt {
 
 /// Statements of the receipts in the given order (indexes into `receipts`).
 fn statements_of(receipts: &[GenReceipt], order: &[usize]) -> Vec<Statement> {
-    let mut by_statement: Vec<Statement> = (0..3)
-        .map(|s| Statement {
-            file: Arc::from(format!("f{s}")),
-            at: Location::File,
-            id: None,
-            account: None,
-            period: None,
-            balances: None,
-            control_totals: Vec::new(),
-            receipts: Vec::new(),
-            not_received: Vec::new(),
-        })
-        .collect();
+    let mut by_statement: Vec<Statement> =
+        (0..3).map(|s| Statement::of_file(Arc::from(format!("f{s}")), Vec::new())).collect();
     for &index in order {
         let receipt = receipt_of(index, &receipts[index]);
         let statement = &mut by_statement[receipts[index].statement];

@@ -253,7 +253,7 @@ fn caught_up_store(path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Cov
         }
     };
     let chunk = operations::store_chunk_envelopes();
-    let n_folded = operations::catch_up_store(log, &mut store, head, chunk, &mut progress)?;
+    let n_folded = store.catch_up_in_chunks(log, head, chunk, &mut progress)?;
     if n_folded > 0 {
         eprintln!("note: the person store folded {n_folded} records in {:.1} s", started.elapsed().as_secs_f64());
     }

@@ -235,7 +235,7 @@ pub fn import<S: Source + ?Sized>(
     let mut imported = run.append_chunks(source, &validated, started.elapsed().as_secs_f64())?;
     // Also when nothing was appended: an import killed after its appends
     // and run again leaves the store at the head all the same.
-    imported.person_store = Some(bring_person_store_up(ledger));
+    imported.person_store = bring_person_store_up(ledger);
     Ok(imported)
 }
 
@@ -511,7 +511,8 @@ impl Run<'_> {
             n_chunks,
             chunk_facts: self.chunk_facts,
             validation_seconds,
-            person_store: None,
+            // Brought to the head by `import` once the chunks are appended.
+            person_store: PersonStoreCaughtUp::default(),
         })
     }
 
