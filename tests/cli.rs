@@ -2,22 +2,12 @@
 //! and the exit codes README documents.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::run::{stderr, stdout, yibao};
 
 const FACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
 const BAD_FACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/bad.jsonl");
-
-fn yibao(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_yibao")).arg("--data").arg(data).args(args).output().expect("run yibao")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn head_line(data: &Path) -> String {
     let output = yibao(data, &["verify"]);

@@ -4,23 +4,13 @@
 //! refused, naming file, line and field, with exit 2 and nothing appended.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::run::{stderr, stdout, yibao};
 
 const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies/bijie-2025.toml");
 /// 七星关区, Bijie: the region of the policy loaded.
 const REGION: u32 = 520502;
-
-fn yibao(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_yibao")).arg("--data").arg(data).args(args).output().expect("run yibao")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn person_id() -> String {
     let region = ledger::RegionCode::new(REGION).expect("region");

@@ -5,7 +5,10 @@
 
 use projections::Projection;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::run::{ok, stderr, stdout, yibao};
 
 const FACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/facts.jsonl");
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/policies");
@@ -18,23 +21,6 @@ const ZHANG: &str = "520502198503121233";
 const LI: &str = "520521199007012242";
 const GUANGXI_HOLDER: &str = "450802198001010013";
 const GUANGXI_RESIDENT: &str = "450802198505050027";
-
-fn yibao(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_yibao")).arg("--data").arg(data).args(args).output().expect("run yibao")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn ok(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(0), "stdout: {}\nstderr: {}", stdout(&output), stderr(&output));
-    stdout(&output)
-}
 
 /// Exit 2 with the words wanted; returns the error text.
 fn refused(output: Output, wanted: &[&str]) -> String {

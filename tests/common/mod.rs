@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod outside;
+pub mod run;
 pub mod server;
 
 /// Copies a directory tree (a ledger directory, a fixture) file by file.
