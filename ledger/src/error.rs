@@ -39,6 +39,10 @@ pub enum LedgerError {
     Poisoned,
     #[error("the ledger's writer has stopped")]
     Closed,
+    /// The database holding the log (PostgreSQL) refused or failed a
+    /// request; `location` names it without its password.
+    #[error("the ledger database {location}: {detail}")]
+    Database { location: String, detail: String },
 }
 
 impl From<sled::Error> for LedgerError {

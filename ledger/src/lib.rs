@@ -19,7 +19,9 @@ pub use envelope::{Envelope, EnvelopeHead, Hash};
 pub use error::{LedgerError, Result};
 pub use event::Event;
 pub use id::{IdKind, Identity, RegionCode};
-pub use log::{AppendOutcome, EventLog, ExpectedVersion, Head, LogBackend, LogReader, NewEvent, OpenMode, SledLog};
+pub use log::{
+    AppendOutcome, EventLog, ExpectedVersion, Head, LogBackend, LogReader, LogStore, NewEvent, OpenMode, SledLog,
+};
 pub use money::Money;
 pub use time::{BeijingTime, Date, UtcTime};
 /// Re-exported so that dependants name event ids without their own uuid dependency.

@@ -10,6 +10,7 @@ pub mod restore;
 mod run;
 mod scan;
 mod sled_log;
+mod store;
 pub mod verify;
 mod writer;
 
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use std::fmt;
 
 pub use sled_log::{open_store, LogHeader, OpenMode, SledLog};
+pub use store::{LogStore, StoredRecords};
 pub use verify::{VerifyProblem, VerifyReport};
 pub use writer::check_new_event;
 
