@@ -57,6 +57,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The PostgreSQL database holding the store failed; `location` names
+    /// it without its password.
+    #[error("the person store in {location}: {detail}")]
+    Database { location: String, detail: String },
     /// Reading the log to catch the store up failed; the store is as it was.
     #[error("reading the log to catch the person store {} up", path.display())]
     Log {
@@ -147,6 +151,15 @@ impl PersonStore {
             .map_err(failed)?;
         connection.execute_batch(family::SCHEMA).map_err(failed)?;
         Ok(PersonStore { connection, path: path.to_path_buf(), meta_read: Default::default() })
+    }
+
+    /// Opens (creating its tables) the store in the PostgreSQL database at
+    /// `url`: the projections several service processes share.
+    pub fn connect(url: &str) -> Result<PersonStore, StoreError> {
+        Err(StoreError::Database {
+            location: url.to_string(),
+            detail: "the PostgreSQL person store is not built yet".into(),
+        })
     }
 
     /// Limits SQLite's page cache of this connection (64 MiB when
