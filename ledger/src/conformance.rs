@@ -199,21 +199,15 @@ fn channel_ref(event: &Event) -> Option<&str> {
 }
 
 fn all_records(log: &dyn LogStore) -> Vec<Envelope> {
-    let mut out = Vec::new();
-    let head = log.durable_head().position;
-    log.scan_records(1, head, &mut |envelope| {
-        out.push(envelope);
-        Ok(())
-    })
-    .expect("a scan of the whole log");
-    out
+    all_records_between(log, 1, log.durable_head().position)
 }
 
 /// Positions 1..=head without a gap, each linked to the one before, the
-/// last one the head; verify agrees.
+/// last one the head; verify agrees. The head is read first: on a shared
+/// database, the last transaction of a killed child may still commit.
 fn assert_chain(log: &dyn LogStore, context: &str) {
-    let records = all_records(log);
     let head = log.durable_head();
+    let records = all_records_between(log, 1, head.position);
     let mut prev = log.genesis_hash();
     for (index, envelope) in records.iter().enumerate() {
         assert_eq!(envelope.head.position, index as u64 + 1, "{context}: positions are gapless");
@@ -222,10 +216,12 @@ fn assert_chain(log: &dyn LogStore, context: &str) {
     }
     assert_eq!(head.position, records.len() as u64, "{context}: the head is the last record");
     assert_eq!(head.hash, prev, "{context}: the head's hash is the last record's");
-    let report = log.verify(0, 0, &mut |_| {}).expect("verify");
+    let report = log.verify(1, head.position.max(1), &mut |_| {}).expect("verify");
     assert_eq!(report.problem, None, "{context}: verify");
     assert_eq!(report.n_records, head.position, "{context}: verify checked every record");
-    assert_eq!(report.last_good, head, "{context}: verify reached the head");
+    if head.position > 0 {
+        assert_eq!(report.last_good, head, "{context}: verify reached the head");
+    }
 }
 
 fn create(harness: &dyn Harness, label: &str) -> (String, Box<dyn LogStore>) {

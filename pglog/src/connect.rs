@@ -157,7 +157,7 @@ impl Database {
         LedgerError::Database { location: self.location.clone(), detail: detail_of(error) }
     }
 
-    pub fn into_ledger(&self, error: Error) -> LedgerError {
+    pub fn ledger_error(&self, error: Error) -> LedgerError {
         match error {
             Error::Pg(error) => self.failure(&error),
             Error::Ledger(error) => error,
@@ -189,6 +189,6 @@ impl Database {
                 pool.push(client);
             }
         }
-        result.map_err(|error| self.into_ledger(error))
+        result.map_err(|error| self.ledger_error(error))
     }
 }

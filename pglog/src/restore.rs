@@ -28,7 +28,7 @@ pub fn restore(
     let mut records = records.into_iter();
     let mut client = database.connect()?;
     let result = write_all(&mut client, header_bytes, genesis, &mut records);
-    result.map_err(|error| database.into_ledger(error))
+    result.map_err(|error| database.ledger_error(error))
 }
 
 fn write_all(

@@ -180,7 +180,7 @@ impl Writer {
                 }
             }
             Err(error) => {
-                let error = self.database.into_ledger(error);
+                let error = self.database.ledger_error(error);
                 for reply in replies {
                     let _ = reply.send(Err(copy_error(&error)));
                 }
