@@ -344,4 +344,16 @@ mod tests {
         assert_eq!(named, "postgres://yibao@db.example:6543/ledger");
         assert!(!without_password("postgres://yibao:s3cret@db.example:bad/ledger").contains("s3cret"));
     }
+
+    #[test]
+    fn a_database_that_does_not_answer_is_named_without_its_password() {
+        // Port 1: nothing listens there, so the connection is refused at once.
+        let failed = crate::coverage::PersonStore::connect("postgres://yibao:s3cret@127.0.0.1:1/ledger");
+        let Err(error) = failed else { panic!("a store on a port where nothing listens") };
+        assert!(
+            matches!(&error, StoreError::Database { location, .. } if location == "postgres://yibao@127.0.0.1:1/ledger"),
+            "{error:?}"
+        );
+        assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
+    }
 }
