@@ -109,6 +109,12 @@ pub struct PersonStore {
     meta_read: std::cell::RefCell<MetaRead>,
 }
 
+// A store is handed between threads (one at a time): it stays `Send`.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<PersonStore>()
+};
+
 /// The ledger-wide notes and the number dropped past the cap.
 type Notes = (Vec<String>, u64);
 
