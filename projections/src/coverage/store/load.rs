@@ -2,6 +2,7 @@
 //! applications a chunk of the log names (what `catch_up` folds into), or
 //! everything (`load_all`, to compare with the whole projection).
 
+use super::backend::Param;
 use super::{PersonStore, StoreError};
 use crate::coverage::state::{PersonId, PersonState};
 use crate::coverage::Coverage;
@@ -160,28 +161,34 @@ impl PersonStore {
     /// skipping those it knows. Who reads the policies once (`coverage_of_many`
     /// with no one) reads each person after without parsing them again.
     pub fn add_named(&self, coverage: &mut Coverage, named: &Named) -> Result<(), StoreError> {
-        let mut applications: Vec<(String, Identity, u16)> = Vec::new();
-        let mut identities: Vec<&Identity> = named.identities.iter().collect();
-        let mut members: Vec<Identity> = Vec::new();
-        for application in &named.applications {
-            if let Some((member, year)) = self.application(application)? {
-                members.push(member.clone());
-                applications.push((application.clone(), member, year));
-            }
-        }
-        identities.extend(&members);
+        let mut application_ids: Vec<String> = named.applications.iter().cloned().collect();
+        application_ids.sort_unstable();
+        let applications = self.applications_named(&application_ids)?;
+        let members = applications.iter().map(|(_, member, _)| member);
+        let mut keys: Vec<String> = named
+            .identities
+            .iter()
+            .chain(members)
+            .filter(|identity| !coverage.ids.contains_key(*identity))
+            .map(Identity::to_string)
+            .collect();
         // In key order: the B-tree's pages are read once each.
-        identities.sort_by_cached_key(|identity| identity.to_string());
-        let mut loaded: FxHashSet<String> = FxHashSet::default();
-        for identity in identities {
-            if coverage.ids.contains_key(identity) {
-                continue;
-            }
-            if let Some((key, person)) = self.person_named(identity)? {
-                if loaded.insert(key) {
-                    coverage.adopt(person);
-                }
-            }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut found: Vec<(String, Vec<u8>)> = Vec::new();
+        let sql = "SELECT persons.id, persons.state FROM aliases JOIN persons ON persons.id = aliases.current
+                   WHERE aliases.id {keys}";
+        self.backend.query_keys(sql, &keys, &mut |mut row| {
+            let (Some(key), Some(bytes)) = (row.text(0), row.bytes(1)) else { return Err(self.damaged("a person")) };
+            found.push((key, bytes));
+            Ok(())
+        })?;
+        // Each person once (several identities may name them), in key
+        // order on either database.
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        for (_, bytes) in found {
+            coverage.adopt(self.person_in(Some(bytes))?);
         }
         coverage
             .adopt_applications(applications)
@@ -194,35 +201,30 @@ impl PersonStore {
     /// Read in one transaction: a process writing the store meanwhile
     /// (the service catching it up) is not seen half way.
     pub fn load_all(&self) -> Result<Coverage, StoreError> {
-        // Deferred and only read: dropped at the end, which rolls nothing back.
-        let _snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
-        let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
-        let mut coverage = self.empty_at(tip)?;
-        let mut persons = self.connection.prepare("SELECT state FROM persons").map_err(|e| self.failed(e))?;
-        let mut rows = persons.query([]).map_err(|e| self.failed(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
-            let bytes: Vec<u8> = row.get(0).map_err(|e| self.failed(e))?;
-            let person: PersonState =
-                bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
-            coverage.adopt(person);
-        }
-        let mut proxies =
-            self.connection.prepare("SELECT id, person, year FROM proxies").map_err(|e| self.failed(e))?;
-        let mut rows = proxies.query([]).map_err(|e| self.failed(e))?;
-        let mut applications = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
-            let (application, member, year): (String, String, u16) = (
-                row.get(0).map_err(|e| self.failed(e))?,
-                row.get(1).map_err(|e| self.failed(e))?,
-                row.get(2).map_err(|e| self.failed(e))?,
-            );
-            let member = member.parse().map_err(|_| self.damaged("an application's member"))?;
-            applications.push((application, member, year));
-        }
-        coverage
-            .adopt_applications(applications)
-            .map_err(|application| self.damaged(format!("application {application} names no person")))?;
-        Ok(coverage)
+        self.backend.snapshot(|| {
+            let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
+            let mut coverage = self.empty_at(tip)?;
+            // In key order on either database: the same coverage from the same store.
+            self.rows("SELECT state FROM persons ORDER BY id", &[], |mut row| {
+                coverage.adopt(self.person_in(row.bytes(0))?);
+                Ok(())
+            })?;
+            let mut applications = Vec::new();
+            self.rows("SELECT id, person, year FROM proxies ORDER BY id", &[], |row| {
+                applications.push(self.proxy_in(row)?);
+                Ok(())
+            })?;
+            coverage
+                .adopt_applications(applications)
+                .map_err(|application| self.damaged(format!("application {application} names no person")))?;
+            Ok(coverage)
+        })?
+    }
+
+    /// A person's state as stored.
+    fn person_in(&self, bytes: Option<Vec<u8>>) -> Result<PersonState, StoreError> {
+        let bytes = bytes.ok_or_else(|| self.damaged("a person"))?;
+        bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))
     }
 
     /// Reads up to `limit` persons whose key (their current identity as
@@ -235,21 +237,15 @@ impl PersonStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Option<String>, StoreError> {
-        let mut persons = self
-            .connection
-            .prepare_cached("SELECT id, state FROM persons WHERE id > ?1 ORDER BY id LIMIT ?2")
-            .map_err(|e| self.failed(e))?;
+        let sql = "SELECT id, state FROM persons WHERE id > $1 ORDER BY id LIMIT $2";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = persons.query(rusqlite::params![after.unwrap_or(""), limit]).map_err(|e| self.failed(e))?;
         let mut last = None;
-        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
-            let key: String = row.get(0).map_err(|e| self.failed(e))?;
-            let bytes: Vec<u8> = row.get(1).map_err(|e| self.failed(e))?;
-            let person: PersonState =
-                bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
-            coverage.adopt(person);
+        self.rows(sql, &[Param::Text(after.unwrap_or("")), Param::Integer(limit)], |mut row| {
+            let key = row.text(0).ok_or_else(|| self.damaged("a person's key"))?;
+            coverage.adopt(self.person_in(row.bytes(1))?);
             last = Some(key);
-        }
+            Ok(())
+        })?;
         Ok(last)
     }
 
@@ -258,19 +254,27 @@ impl PersonStore {
         Ok(Coverage { tip, policies: self.policies()?, notes, n_notes_dropped, ..Coverage::default() })
     }
 
-    /// An application's member (an identity they had) and year.
-    fn application(&self, application_id: &str) -> Result<Option<(Identity, u16)>, StoreError> {
-        use rusqlite::OptionalExtension;
-        let row: Option<(String, u16)> = self
-            .connection
-            .query_row("SELECT person, year FROM proxies WHERE id = ?1", [application_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()
-            .map_err(|e| self.failed(e))?;
-        let Some((member, year)) = row else { return Ok(None) };
-        let member = member.parse().map_err(|_| self.damaged(format!("the member of application {application_id}")))?;
-        Ok(Some((member, year)))
+    /// The applications among `ids` the store holds, with their member
+    /// (an identity they had) and year, by id.
+    fn applications_named(&self, ids: &[String]) -> Result<Vec<(String, Identity, u16)>, StoreError> {
+        let mut applications = Vec::new();
+        self.backend.query_keys("SELECT id, person, year FROM proxies WHERE id {keys}", ids, &mut |row| {
+            applications.push(self.proxy_in(row)?);
+            Ok(())
+        })?;
+        applications.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(applications)
+    }
+
+    /// A row (id, person, year) of `proxies`.
+    fn proxy_in(&self, mut row: super::Row) -> Result<(String, Identity, u16), StoreError> {
+        let (Some(application), member, year) = (row.text(0), row.text(1), row.integer(2)) else {
+            return Err(self.damaged("an application's row"));
+        };
+        let damaged = || self.damaged(format!("the member of application {application}"));
+        let member = member.and_then(|member| member.parse().ok()).ok_or_else(damaged)?;
+        let year = year.and_then(|year| u16::try_from(year).ok()).ok_or_else(damaged)?;
+        Ok((application, member, year))
     }
 }
 
