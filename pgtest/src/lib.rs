@@ -79,7 +79,9 @@ impl TempPostgres {
         let port = free_port()?;
         let log = dir.path().join("server.log");
         // The watchdog: the server's parent shell, which stops it (a fast
-        // shutdown) when this process is gone.
+        // shutdown) when this process is gone, and then removes the
+        // directory that process can no longer remove (a server shared by
+        // a test binary's tests is never dropped).
         let postgres = binaries.join("postgres");
         let user = if as_root { "setpriv --reuid=postgres --regid=postgres --init-groups " } else { "" };
         let script = format!(
@@ -87,7 +89,7 @@ impl TempPostgres {
              -c max_connections=300 -c shared_buffers=128MB >'{log}' 2>&1 & server=$!; \
              trap 'kill -INT $server; wait $server; exit 0' TERM INT; \
              while [ -d /proc/{parent} ] && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
-             kill -INT $server 2>/dev/null; wait $server",
+             kill -INT $server 2>/dev/null; wait $server; [ -d /proc/{parent} ] || rm -rf '{socket}'",
             postgres = postgres.display(),
             data = data.display(),
             socket = dir.path().display(),
