@@ -46,6 +46,7 @@ use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode};
 use operations::coverage::{HistoryAnswer, Page, UnpaidError, UnpaidPage};
 use operations::import::HeadAnswer;
+use operations::Location;
 use projections::coverage::{PersonStore, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -213,7 +214,7 @@ impl App {
     }
 }
 
-pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
+pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
     let tokens = match (&args.tokens, args.insecure_no_auth) {
         (Some(path), _) => Some(auth::Tokens::load(path)?),
         (None, true) => {
@@ -227,13 +228,14 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    let log = open(data, OpenMode::Existing)?;
-    let channels = crate::commands::channels(data)?;
+    let log = open(location, OpenMode::Existing)?;
+    let channels = crate::commands::channels(location)?;
     let cache_bytes = usize::try_from(args.cache_mb).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
-    let persons = persons::Persons::open(data, &log, cache_bytes)?;
-    let (access, access_writer) = access::start(data)?;
+    let place = operations::PersonStorePlace::of(location);
+    let persons = persons::Persons::open(&place, &*log, cache_bytes)?;
+    let (access, access_writer) = access::start(&location.data)?;
     let app = Arc::new(App {
-        store: store::Store::new(data, log),
+        store: store::Store::new(location, log),
         persons,
         audit: audit::Jobs::default(),
         limits: Limits {

@@ -24,10 +24,10 @@ use anyhow::{Context, Result};
 use hashlink::LinkedHashMap;
 use ledger::sync::lock_plain;
 use ledger::{BeijingTime, Identity, LogReader};
+use operations::PersonStorePlace;
 use projections::coverage::{Changed, Coverage, Named, PersonStore, StoreError};
 use projections::family::Family;
 use projections::{Projection, Tip};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The store, its readers, the tip and the cache.
 pub struct Persons {
-    path: PathBuf,
+    place: PersonStorePlace,
     writer: Mutex<PersonStore>,
     readers: Mutex<Vec<PersonStore>>,
     /// A coverage of nobody at the store's tip, with the policies.
@@ -125,27 +125,23 @@ pub struct CacheFigures {
 }
 
 impl Persons {
-    /// Opens the store of the ledger in `data` and catches it up to the
-    /// log's head: the tail since its tip, or the whole log in chunks when
-    /// there is no store yet (a progress line on stderr). A store that
-    /// cannot be used is noted, removed and built again.
-    pub fn open(data: &Path, log: &dyn LogReader, cache_limit_bytes: usize) -> Result<Persons> {
-        let path = operations::person_store_path(data);
-        if let Some(directory) = path.parent() {
-            std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
-        }
+    /// Opens the person store at `place` and catches it up to the log's
+    /// head: the tail since its tip, or the whole log in chunks when there
+    /// is no store yet (a progress line on stderr). A store that cannot be
+    /// used is noted, emptied and built again.
+    pub fn open(place: &PersonStorePlace, log: &dyn LogReader, cache_limit_bytes: usize) -> Result<Persons> {
         let mut attempt = 0;
         let (writer, at_tip) = loop {
             attempt += 1;
-            match caught_up_store(&path, log) {
+            match caught_up_store(place, log) {
                 Ok(opened) => break opened,
                 Err(StoreError::Log { source, .. }) => return Err(source).context("catching the person store up"),
-                Err(error) if attempt < 2 => operations::forget_person_store(&path, &error),
+                Err(error) if attempt < 2 => place.forget(&error),
                 Err(error) => return Err(error).context("catching the person store up"),
             }
         };
         Ok(Persons {
-            path,
+            place: place.clone(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             at_tip: RwLock::new(Arc::new(at_tip)),
@@ -221,7 +217,7 @@ impl Persons {
         let reader = match pooled {
             Some(reader) => reader,
             None => {
-                let reader = PersonStore::open(&self.path)?;
+                let reader = self.place.open()?;
                 reader.set_page_cache_kib(READER_PAGE_CACHE_KIB)?;
                 reader
             }
@@ -237,8 +233,8 @@ impl Persons {
 
 /// The store opened and caught up to the log's head (the family
 /// projection in it), and a coverage of nobody at its tip.
-fn caught_up_store(path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
-    let mut store = PersonStore::open(path)?;
+fn caught_up_store(place: &PersonStorePlace, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
+    let mut store = place.open()?;
     let head = log.durable_head().position;
     let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
     if head > from {

@@ -1,0 +1,152 @@
+//! Where a ledger is: its data directory (channels, local checkpoints,
+//! keys, the access log) and the store holding its log and person store —
+//! sled and SQLite in that directory, or a PostgreSQL database that
+//! several service processes share.
+
+use crate::error::{Classified, Kind};
+use ledger::{LedgerError, LogStore, OpenMode, SledLog};
+use std::path::{Path, PathBuf};
+
+/// The URL schemes of a PostgreSQL store.
+pub const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
+
+/// The store holding the log and the person store.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The sled log and the SQLite person store in the data directory.
+    Sled,
+    /// Both in the PostgreSQL database at this URL (it may hold a
+    /// password: print `Location::describe`, never the URL).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Sled => f.write_str("Sled"),
+            Backend::Postgres(url) => write!(f, "Postgres({})", without_password(url)),
+        }
+    }
+}
+
+/// A ledger's place: what every command and the service open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub data: PathBuf,
+    pub store: Backend,
+}
+
+/// A store that is not one of the accepted forms.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{given}` is not a store: give postgres://USER@HOST:PORT/DATABASE (or postgresql://…), \
+     or no store for the sled log in the data directory"
+)]
+pub struct StoreChoiceError {
+    /// The value given, without a password.
+    pub given: String,
+}
+
+impl Classified for StoreChoiceError {
+    fn kind(&self) -> Kind {
+        Kind::BadInput
+    }
+}
+
+impl Location {
+    /// The sled ledger in `data`.
+    pub fn sled(data: &Path) -> Location {
+        Location { data: data.to_path_buf(), store: Backend::Sled }
+    }
+
+    /// `store` absent: sled in `data`; a `postgres://` or `postgresql://`
+    /// URL: that database. Anything else is refused.
+    pub fn choose(data: &Path, store: Option<&str>) -> Result<Location, StoreChoiceError> {
+        let Some(url) = store else { return Ok(Location::sled(data)) };
+        let scheme_ok = POSTGRES_SCHEMES.iter().any(|scheme| url.starts_with(scheme) && url.len() > scheme.len());
+        if !scheme_ok {
+            return Err(StoreChoiceError { given: without_password(url) });
+        }
+        Ok(Location { data: data.to_path_buf(), store: Backend::Postgres(url.to_string()) })
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The PostgreSQL URL, when the store is one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        match &self.store {
+            Backend::Sled => None,
+            Backend::Postgres(url) => Some(url),
+        }
+    }
+
+    /// Where the log is, for messages: the data directory, or the
+    /// database named without its password.
+    pub fn describe(&self) -> String {
+        match &self.store {
+            Backend::Sled => self.data.display().to_string(),
+            Backend::Postgres(url) => without_password(url),
+        }
+    }
+
+    /// Opens the log (creating it with `OpenMode::Create`).
+    pub fn open_log(&self, mode: OpenMode) -> Result<Box<dyn LogStore>, LedgerError> {
+        Ok(match &self.store {
+            Backend::Sled => Box::new(SledLog::open(&self.data, mode)?),
+            Backend::Postgres(url) => Box::new(pglog::PgLog::open(url, mode)?),
+        })
+    }
+}
+
+/// `url` with any password removed: `postgres://user@host:port/db`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((user_info, host)) = authority.rsplit_once('@') else { return url.to_string() };
+    let user = user_info.split_once(':').map_or(user_info, |(user, _password)| user);
+    // Query parameters may carry a password too.
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let kept: Vec<&str> = query.split('&').filter(|pair| !pair.starts_with("password=")).collect();
+            if kept.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{user}@{host}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_is_never_named() {
+        assert_eq!(without_password("postgres://yibao:secret@db:5432/ledger"), "postgres://yibao@db:5432/ledger");
+        assert_eq!(
+            without_password("postgresql://u@h/d?password=x&sslmode=require"),
+            "postgresql://u@h/d?sslmode=require"
+        );
+        assert_eq!(without_password("postgres://h:5432/d"), "postgres://h:5432/d");
+        let location = Location::choose(Path::new("d"), Some("postgres://a:pw@h/db")).expect("a postgres URL");
+        assert!(!format!("{location:?} {}", location.describe()).contains("pw"));
+    }
+
+    #[test]
+    fn only_postgres_urls_and_no_store_are_accepted() {
+        assert_eq!(Location::choose(Path::new("d"), None).expect("sled").store, Backend::Sled);
+        assert!(Location::choose(Path::new("d"), Some("postgresql://h/db")).is_ok());
+        for bad in ["sled", "mysql://h/db", "postgres://", "", "/var/lib/yibao"] {
+            assert!(Location::choose(Path::new("d"), Some(bad)).is_err(), "{bad} accepted");
+        }
+        let refused = Location::choose(Path::new("d"), Some("mysql://u:pw@h/db")).expect_err("refused");
+        assert!(!refused.to_string().contains("pw"));
+    }
+}
