@@ -47,6 +47,9 @@ const READER_PAGE_CACHE_KIB: u32 = 4 * 1024;
 const WRITER_PAGE_CACHE_KIB: u32 = 4 * 1024;
 /// Bytes of a cache entry beside its coverage: the key and the map's links.
 const ENTRY_OVERHEAD_BYTES: usize = 128;
+/// Records another process folded into a shared store past which the
+/// whole cache is dropped rather than the persons they name read.
+const MAX_FOREIGN_RECORDS: u64 = 10_000;
 /// At most one progress line on stderr per this while the store is built.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -117,6 +120,42 @@ impl Cache {
     }
 }
 
+/// The positions a catch-up folded itself, as ranges in position order.
+#[derive(Default)]
+struct Folded {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl Folded {
+    fn add(&mut self, position: u64) {
+        match self.ranges.last_mut() {
+            Some((_, last)) if *last + 1 == position => *last = position,
+            _ => self.ranges.push((position, position)),
+        }
+    }
+
+    fn n_records(&self) -> u64 {
+        self.ranges.iter().map(|(first, last)| last - first + 1).sum()
+    }
+
+    /// The ranges of `(after, upto]` not folded here.
+    fn gaps(&self, after: u64, upto: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
+        let mut next = after + 1;
+        for &(first, last) in &self.ranges {
+            if first > next {
+                gaps.push((next, (first - 1).min(upto)));
+            }
+            next = next.max(last + 1);
+        }
+        if next <= upto {
+            gaps.push((next, upto));
+        }
+        gaps.retain(|(first, last)| first <= last);
+        gaps
+    }
+}
+
 /// What the cache holds now, for the metrics.
 pub struct CacheFigures {
     pub bytes: u64,
@@ -163,27 +202,77 @@ impl Persons {
     }
 
     /// Folds the log up to `upto` into the store, dropping from the cache
-    /// every person it changes. Returns the envelopes folded.
+    /// every person it changes. Returns the envelopes folded. On a store
+    /// shared with other processes (PostgreSQL), the records they folded
+    /// meanwhile are looked at too: the persons they name are dropped from
+    /// the cache (everyone, past `MAX_FOREIGN_RECORDS` or on a policy).
     pub fn catch_up(&self, log: &dyn LogReader, upto: u64) -> Result<u64> {
         let mut at_tip = poison::write(&self.at_tip, "person store", || self.reread())?;
         if at_tip.position() >= upto {
             return Ok(0);
         }
         let mut writer = lock_plain(&self.writer);
+        let before = at_tip.position();
         let mut policies_changed = false;
         let mut forget = |changed: Changed| {
             policies_changed |= changed.everyone;
             lock_plain(&self.cache).forget(&changed);
         };
+        let mut folded_here = Folded::default();
         let chunk = operations::store_chunk_envelopes();
-        let folded = writer.catch_up_observing(log, upto, chunk, &mut |_| {}, &mut forget, &mut |_| {});
+        let folded = writer.catch_up_observing(log, upto, chunk, &mut |_| {}, &mut forget, &mut |envelope| {
+            folded_here.add(envelope.head.position)
+        });
         // Also after a failure: the chunks written before it are the store's.
         let tip = writer.tip()?.ok_or_else(|| anyhow::anyhow!("the person store has no tip after a catch-up"))?;
+        if tip.position < before {
+            policies_changed = true;
+            lock_plain(&self.cache).clear();
+        } else if folded_here.n_records() < tip.position - before {
+            let foreign = folded_here.gaps(before, tip.position);
+            policies_changed |=
+                self.forget_foreign(&writer, log, &foreign).context("reading what another process folded")?;
+        }
         if tip != at_tip.tip() {
             *at_tip =
                 if policies_changed { Arc::new(writer.coverage_of_many(&[])?) } else { Arc::new(at_tip.at_tip(tip)) };
         }
         folded.context("catching the person store up with the log")
+    }
+
+    /// Drops from the cache every person the records of `ranges` name
+    /// (folded into the shared store by another process), under every
+    /// identity they had, read from `store` at its tip. `true` when the
+    /// whole cache went (a policy changed, or too many records to read).
+    fn forget_foreign(&self, store: &PersonStore, log: &dyn LogReader, ranges: &[(u64, u64)]) -> Result<bool> {
+        let n_records: u64 = ranges.iter().map(|(first, last)| last - first + 1).sum();
+        let mut named = Named::default();
+        let mut everyone = n_records > MAX_FOREIGN_RECORDS;
+        for &(first, last) in ranges {
+            if everyone {
+                break;
+            }
+            log.scan(first, last, |envelope| {
+                everyone |=
+                    matches!(envelope.event, ledger::Event::PolicyPublishedV1(_) | ledger::Event::PolicyAmendedV1(_));
+                named.add(&envelope.event);
+                Ok(())
+            })?;
+        }
+        if everyone {
+            lock_plain(&self.cache).clear();
+            return Ok(true);
+        }
+        let persons = store.coverage_named(&named)?;
+        let mut identities: Vec<Identity> = named.identities().cloned().collect();
+        for (current, _) in persons.encoded_persons() {
+            if let Some(summary) = persons.person(current) {
+                identities.push(summary.current);
+                identities.extend(summary.former);
+            }
+        }
+        lock_plain(&self.cache).forget(&Changed { identities, everyone: false });
+        Ok(false)
     }
 
     /// After a panic mid-catch-up: the cache dropped, the tip and policies

@@ -1,0 +1,78 @@
+//! Several `yibao serve` processes on one PostgreSQL database: each
+//! follows the log's head (polled every `--follow-ms`) and catches the
+//! shared person store up — one process writes a chunk, the others find
+//! the store's tip moved and drop from their caches the persons those
+//! records name (`persons.rs`) — and reports how far it is behind. A sled
+//! service owns its directory and is the only writer: it does not poll.
+
+use super::App;
+use ledger::UtcTime;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the service follows the log.
+pub struct Following {
+    /// How often the head is polled; `None` for a store no other process
+    /// writes (sled).
+    pub every: Option<Duration>,
+}
+
+/// How far this replica is behind the log's head.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Lag {
+    pub records: u64,
+    /// Since the first record past the person store's tip was recorded
+    /// (0 when none is unseen).
+    pub seconds: f64,
+}
+
+impl App {
+    /// Work on the person store or the log from an async handler. The
+    /// PostgreSQL client blocks on a runtime of its own, which tokio
+    /// refuses inside a task: on a shared store the work runs with the
+    /// worker handed over to the blocking pool's rules; sled's and
+    /// SQLite's run as they are.
+    pub(super) fn off_runtime<T>(&self, work: impl FnOnce() -> T) -> T {
+        if self.following.every.is_some() {
+            tokio::task::block_in_place(work)
+        } else {
+            work()
+        }
+    }
+
+    /// The records past the person store's tip and the age of the first
+    /// (blocking: reads the log's head and that record).
+    pub(super) fn lag(&self) -> Lag {
+        let head = self.head_position();
+        let tip = self.persons.tip().map_or(0, |tip| tip.position);
+        let records = head.saturating_sub(tip);
+        if records == 0 {
+            return Lag::default();
+        }
+        let mut recorded_at = None;
+        if let Ok(log) = self.store.log() {
+            let log: &dyn ledger::LogReader = &*log;
+            let _ = log.scan(tip + 1, tip + 1, |envelope| {
+                recorded_at = Some(envelope.head.recorded_at);
+                Ok(())
+            });
+        }
+        let micros = recorded_at.map_or(0, |at: UtcTime| UtcTime::now().0.saturating_sub(at.0).max(0));
+        Lag { records, seconds: micros as f64 / 1e6 }
+    }
+}
+
+/// Polls the head every `every` and catches the person store up to it;
+/// runs until the service stops.
+pub async fn follow(app: Arc<App>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let worker = Arc::clone(&app);
+        let caught = tokio::task::spawn_blocking(move || worker.catch_up()).await;
+        match caught {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("error: following the log: {error:#}"),
+            Err(error) => eprintln!("error: following the log: the task failed: {error}"),
+        }
+    }
+}
