@@ -3,6 +3,8 @@
 //!
 //! Knows nothing of HTTP, terminals or files other than its own store.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod envelope;
 pub mod error;
 pub mod event;

@@ -1,78 +1,126 @@
-//! The ledger's log on PostgreSQL.
+//! The ledger's log on PostgreSQL: the same stored bytes, positions and SM3
+//! chain as the sled log, in the tables of the schema `yibao` (see
+//! `schema`). One writer thread per `PgLog` commits every waiting request in
+//! one transaction (group commit); several processes may append to one
+//! database, serialized by an advisory lock. Reads go to the database, so a
+//! replica sees what another process appended.
+//!
+//! The `postgres` crate is synchronous and runs a runtime of its own: it is
+//! only ever called on threads outside tokio's (the writer's, a blocking
+//! task's, or a scoped thread when a caller is on an async worker).
+
+mod connect;
+mod read;
+mod restore;
+mod schema;
+mod verify;
+mod writer;
 
 use async_trait::async_trait;
-use ledger::log::restore::ExportedRecord;
+use connect::Database;
 use ledger::log::{LogHeader, StoredRecords, VerifyReport};
 use ledger::{
     AppendOutcome, Envelope, EventLog, Hash, Head, LedgerError, LogReader, LogStore, NewEvent, OpenMode, Result,
 };
+use std::sync::Arc;
+
+pub use connect::redacted;
+pub use restore::restore;
 
 /// A ledger's log in a PostgreSQL database.
 pub struct PgLog {
-    location: String,
+    database: Arc<Database>,
     header: LogHeader,
     header_bytes: Vec<u8>,
-}
-
-fn not_built(location: &str) -> LedgerError {
-    LedgerError::Database { location: location.to_string(), detail: "the PostgreSQL backend is not built yet".into() }
+    genesis: Hash,
+    /// None for `Read` and `Audit` opens, which never append.
+    writer: Option<writer::WriterHandle>,
 }
 
 impl PgLog {
     /// Opens the log in the database at `url` (creating its tables with
-    /// `OpenMode::Create`).
-    pub fn open(url: &str, _mode: OpenMode) -> Result<PgLog> {
-        Err(not_built(url))
+    /// `OpenMode::Create`). Without them, any other mode answers
+    /// `LedgerError::NotFound`.
+    pub fn open(url: &str, mode: OpenMode) -> Result<PgLog> {
+        let database = Arc::new(Database::new(url)?);
+        let header_bytes = database.with_client(|client| match mode {
+            OpenMode::Create => schema::create(client),
+            OpenMode::Existing | OpenMode::Read | OpenMode::Audit => schema::header_bytes(client),
+        })?;
+        let Some(header_bytes) = header_bytes else {
+            return Err(LedgerError::NotFound(database.location().to_string()));
+        };
+        let header = schema::parse_header(&header_bytes)?;
+        let genesis = ledger::envelope::sm3(&header_bytes);
+        database.set_genesis(genesis);
+        // Reads the head once: the log answers (and a damaged head row shows) now.
+        database.read_head()?;
+        let writer = match mode {
+            OpenMode::Create | OpenMode::Existing => Some(writer::start(Arc::clone(&database), genesis)),
+            OpenMode::Read | OpenMode::Audit => None,
+        };
+        Ok(PgLog { database, header, header_bytes, genesis, writer })
     }
-}
 
-/// Restores exported records into the empty database at `url`.
-pub fn restore(
-    url: &str,
-    _header_bytes: &[u8],
-    _records: impl IntoIterator<Item = Result<ExportedRecord>>,
-) -> Result<Head> {
-    Err(not_built(url))
+    fn writer(&self) -> Result<&writer::WriterHandle> {
+        self.writer.as_ref().ok_or(LedgerError::Closed)
+    }
+
+    /// Runs `work` on a thread where the synchronous client may block:
+    /// a blocking task of tokio's, so that no async worker waits.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let database = Arc::clone(&self.database);
+        tokio::task::spawn_blocking(move || work(&database)).await.map_err(|error| LedgerError::Database {
+            location: self.database.location().to_string(),
+            detail: format!("a read stopped: {error}"),
+        })?
+    }
 }
 
 #[async_trait]
 impl EventLog for PgLog {
-    async fn append(&self, _events: Vec<NewEvent>) -> Result<AppendOutcome> {
-        Err(not_built(&self.location))
+    async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.writer()?.append(events).await
     }
 
-    fn append_blocking(&self, _events: Vec<NewEvent>) -> Result<AppendOutcome> {
-        Err(not_built(&self.location))
+    fn append_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.writer()?.append_blocking(events, false)
     }
 
-    async fn read_from(&self, _position: u64, _max: usize) -> Result<Vec<Envelope>> {
-        Err(not_built(&self.location))
+    async fn read_from(&self, position: u64, max: usize) -> Result<Vec<Envelope>> {
+        self.off_runtime(move |database| database.read_range(position, max)).await
     }
 
-    async fn read_stream(&self, _stream: &str) -> Result<Vec<Envelope>> {
-        Err(not_built(&self.location))
+    async fn read_stream(&self, stream: &str) -> Result<Vec<Envelope>> {
+        let stream = stream.to_string();
+        self.off_runtime(move |database| database.read_stream(&stream)).await
     }
 
     async fn head(&self) -> Result<Head> {
-        Err(not_built(&self.location))
+        self.off_runtime(|database| Ok(database.durable_head())).await
     }
 }
 
 impl LogReader for PgLog {
+    /// Read from the database (another process may have appended), or the
+    /// last head known when it does not answer.
     fn durable_head(&self) -> Head {
-        Head { position: 0, hash: self.genesis_hash() }
+        self.database.durable_head()
     }
 
     fn genesis_hash(&self) -> Hash {
-        ledger::envelope::sm3(&self.header_bytes)
+        self.genesis
     }
 
-    fn scan_records(&self, _from: u64, _to: u64, _visit: &mut dyn FnMut(Envelope) -> Result<()>) -> Result<()> {
-        Err(not_built(&self.location))
+    fn scan_records(&self, from: u64, to: u64, visit: &mut dyn FnMut(Envelope) -> Result<()>) -> Result<()> {
+        self.database.scan(from, to, visit)
     }
 
-    fn read_stream_blocking(&self, _stream: &str) -> Result<Vec<Envelope>> {
-        Err(not_built(&self.location))
+    fn read_stream_blocking(&self, stream: &str) -> Result<Vec<Envelope>> {
+        self.database.read_stream(stream)
     }
 
     fn ledger_id(&self) -> ledger::uuid::Uuid {
@@ -81,8 +129,8 @@ impl LogReader for PgLog {
 }
 
 impl LogStore for PgLog {
-    fn probe_blocking(&self, _events: Vec<NewEvent>) -> Result<AppendOutcome> {
-        Err(not_built(&self.location))
+    fn probe_blocking(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        self.writer()?.append_blocking(events, true)
     }
 
     fn header(&self) -> &LogHeader {
@@ -93,15 +141,16 @@ impl LogStore for PgLog {
         &self.header_bytes
     }
 
-    fn stored_records(&self, _from: u64) -> Result<StoredRecords<'_>> {
-        Err(not_built(&self.location))
+    fn stored_records(&self, from: u64) -> Result<StoredRecords<'_>> {
+        let head = self.database.read_head()?;
+        Ok(Box::new(read::StoredPages::new(&self.database, from.max(1), head.position)))
     }
 
-    fn verify(&self, _from: u64, _to: u64, _progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
-        Err(not_built(&self.location))
+    fn verify(&self, from: u64, to: u64, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
+        verify::verify(&self.database, from, to, progress)
     }
 
     fn location(&self) -> String {
-        self.location.clone()
+        self.database.location().to_string()
     }
 }

@@ -23,7 +23,7 @@ use std::fmt;
 pub use sled_log::{open_store, LogHeader, OpenMode, SledLog};
 pub use store::{LogStore, StoredRecords};
 pub use verify::{VerifyProblem, VerifyReport};
-pub use writer::check_new_event;
+pub use writer::{check_new_event, content_digest};
 
 /// Most events in one append request.
 pub const MAX_EVENTS_PER_APPEND: usize = 4_000_000;

@@ -5,7 +5,7 @@
 use super::block::{self, BlockBuilder, SealedBlock};
 use super::sled_log::{OpenMode, SledLog};
 use super::Head;
-use crate::envelope::{self, Hash};
+use crate::envelope::{self, EnvelopeHead, Hash};
 use crate::error::{LedgerError, Result};
 
 /// One exported record: its stored bytes and hash.
@@ -51,6 +51,25 @@ pub fn restore(
     result
 }
 
+/// Checks one exported record against the chain so far (`head`, the
+/// record before it): it follows without a gap, its stored bytes decode
+/// and claim its position, and its hash links it to `head`. Returns its
+/// envelope head. Every backend's restore checks each record with it.
+pub fn check_exported(head: &Head, record: &ExportedRecord) -> Result<EnvelopeHead> {
+    let corrupt = |reason: String| LedgerError::Corrupt { position: record.position, reason };
+    if record.position != head.position + 1 {
+        return Err(corrupt(format!("export skips from position {} to {}", head.position, record.position)));
+    }
+    let (envelope_head, _) = envelope::decode_record(&record.stored).map_err(|e| corrupt(e.to_string()))?;
+    if envelope_head.position != record.position {
+        return Err(corrupt(format!("stored bytes claim position {}", envelope_head.position)));
+    }
+    if envelope::chain_hash(&head.hash, &record.stored) != record.hash {
+        return Err(corrupt("hash mismatch: the export was changed".into()));
+    }
+    Ok(envelope_head)
+}
+
 fn write_all(
     dir: &std::path::Path,
     header_bytes: &[u8],
@@ -63,17 +82,7 @@ fn write_all(
     let mut unit_bytes = 0;
     for record in records {
         let record = record?;
-        let corrupt = |reason: String| LedgerError::Corrupt { position: record.position, reason };
-        if record.position != head.position + 1 {
-            return Err(corrupt(format!("export skips from position {} to {}", head.position, record.position)));
-        }
-        let (envelope_head, _) = envelope::decode_record(&record.stored).map_err(|e| corrupt(e.to_string()))?;
-        if envelope_head.position != record.position {
-            return Err(corrupt(format!("stored bytes claim position {}", envelope_head.position)));
-        }
-        if envelope::chain_hash(&head.hash, &record.stored) != record.hash {
-            return Err(corrupt("hash mismatch: the export was changed".into()));
-        }
+        check_exported(&head, &record)?;
         if open.as_ref().is_some_and(|b| !b.fits(record.stored.len())) {
             sealed.extend(open.take().map(|b| b.finish(false)));
         }

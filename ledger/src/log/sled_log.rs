@@ -41,7 +41,10 @@ pub struct LogHeader {
 }
 
 impl LogHeader {
-    fn new() -> LogHeader {
+    /// The header of a new log: this build's format, a fresh ledger id.
+    // Not a default: each call makes another ledger.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> LogHeader {
         LogHeader {
             format: LOG_FORMAT.into(),
             format_version: LOG_FORMAT_VERSION,
@@ -51,7 +54,9 @@ impl LogHeader {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// Refuses a header of another format, version or hash algorithm than
+    /// this build reads (`Corrupt` at position 0).
+    pub fn check(&self) -> Result<()> {
         if self.format != LOG_FORMAT
             || self.format_version != LOG_FORMAT_VERSION
             || self.hash_algorithm != HASH_ALGORITHM

@@ -208,6 +208,19 @@ pub fn check_new_event(new: &NewEvent, event_idx: usize) -> Result<Vec<u8>> {
     Ok(event_bytes)
 }
 
+/// A fact's content as a backend that stores it compares it for
+/// idempotency: the SM3 of its stream and its encoded event. Stable across
+/// processes and restores (sled's in-memory fingerprints are seeded by a
+/// secret of its own instead).
+pub fn content_digest(stream: &str, event_bytes: &[u8]) -> envelope::Hash {
+    let mut bytes = Vec::with_capacity(stream.len() + 1 + event_bytes.len());
+    bytes.extend_from_slice(stream.as_bytes());
+    // The stream id is text: a zero byte ends it unambiguously.
+    bytes.push(0);
+    bytes.extend_from_slice(event_bytes);
+    envelope::sm3(&bytes)
+}
+
 /// What planning decided for one event of a request.
 enum Plan {
     /// To append as this version of its stream.

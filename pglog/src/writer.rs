@@ -1,0 +1,432 @@
+//! The writer: one thread per log takes every request waiting (group
+//! commit) and commits them in one transaction. Under the advisory lock it
+//! reads the head, looks up the group's keys and streams, decides each
+//! request on its own (a rejected request fails alone; its neighbours
+//! commit), inserts the new records in multi-row INSERTs from arrays, and
+//! acknowledges only after COMMIT (`synchronous_commit` on).
+
+use crate::connect::{Database, Work};
+use crate::schema::WRITER_LOCK;
+use ledger::envelope::{self, EnvelopeHead, Hash};
+use ledger::log::{check_new_event, content_digest, ExpectedVersion, MAX_EVENTS_PER_APPEND};
+use ledger::{AppendOutcome, Head, LedgerError, NewEvent, Result, UtcTime};
+use postgres::{Client, Transaction};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests waiting for the writer (a full queue makes appenders wait).
+const REQUEST_QUEUE: usize = 4096;
+/// A group stops taking waiting requests at this many events.
+const GROUP_MAX_EVENTS: usize = 50_000;
+/// Rows per INSERT statement, and keys or streams per lookup.
+const ROWS_PER_STATEMENT: usize = 10_000;
+
+type Reply = oneshot::Sender<Result<AppendOutcome>>;
+
+/// An event checked and encoded by its caller.
+struct Prepared {
+    stream: String,
+    expected: ExpectedVersion,
+    idempotency_key: String,
+    actor: String,
+    event_bytes: Vec<u8>,
+    content: Hash,
+}
+
+struct Request {
+    events: Vec<Prepared>,
+    reply: Reply,
+    /// A dry run: decided as an append, answered, nothing inserted.
+    probe: bool,
+}
+
+pub(crate) struct WriterHandle {
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub(crate) fn start(database: Arc<Database>, genesis: Hash) -> WriterHandle {
+    let (requests, receiver) = mpsc::channel(REQUEST_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("yibao-pg-writer".into())
+        .spawn(move || Writer { database, genesis, client: None }.run(receiver))
+        .expect("spawn the writer thread");
+    WriterHandle { requests: Some(requests), thread: Some(thread) }
+}
+
+impl WriterHandle {
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        let events = prepare(events)?;
+        let (reply, response) = oneshot::channel();
+        let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
+        requests.send(Request { events, reply, probe: false }).await.map_err(|_| LedgerError::Closed)?;
+        response.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    pub fn append_blocking(&self, events: Vec<NewEvent>, probe: bool) -> Result<AppendOutcome> {
+        let events = prepare(events)?;
+        let (reply, response) = oneshot::channel();
+        let requests = self.requests.as_ref().ok_or(LedgerError::Closed)?;
+        requests.blocking_send(Request { events, reply, probe }).map_err(|_| LedgerError::Closed)?;
+        response.blocking_recv().map_err(|_| LedgerError::Closed)?
+    }
+}
+
+impl Drop for WriterHandle {
+    /// Closing the queue lets the writer finish what it holds, then stop.
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Everything about a request that does not depend on the log, on the
+/// appending caller's thread.
+fn prepare(events: Vec<NewEvent>) -> Result<Vec<Prepared>> {
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(LedgerError::TooLarge { what: "the batch", size: events.len(), limit: MAX_EVENTS_PER_APPEND });
+    }
+    let mut prepared = Vec::with_capacity(events.len());
+    for (event_idx, new) in events.into_iter().enumerate() {
+        let event_bytes = check_new_event(&new, event_idx)?;
+        prepared.push(Prepared {
+            content: content_digest(&new.stream, &event_bytes),
+            stream: new.stream,
+            expected: new.expected,
+            idempotency_key: new.idempotency_key,
+            actor: new.actor,
+            event_bytes,
+        });
+    }
+    Ok(prepared)
+}
+
+/// What deciding found for one event of a request.
+enum Plan {
+    /// To append as this version of its stream.
+    New { version: u64 },
+    /// Already recorded at this position.
+    Duplicate(u64),
+    /// Repeats an earlier event of the same request.
+    DuplicateOf(usize),
+}
+
+/// What the group's transaction knows of the log: the keys and streams it
+/// looked up, and what the requests decided so far added to them.
+struct Known {
+    keys: HashMap<String, (u64, Hash)>,
+    versions: HashMap<String, u64>,
+    head: Head,
+}
+
+/// The new rows of a group, column by column.
+#[derive(Default)]
+struct Rows {
+    positions: Vec<i64>,
+    streams: Vec<String>,
+    versions: Vec<i64>,
+    keys: Vec<String>,
+    contents: Vec<Vec<u8>>,
+    stored: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+struct Writer {
+    database: Arc<Database>,
+    genesis: Hash,
+    /// Its own connection, opened again after a failure.
+    client: Option<Client>,
+}
+
+impl Writer {
+    fn run(mut self, mut receiver: mpsc::Receiver<Request>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut n_events = first.events.len();
+            let mut group = vec![first];
+            // Group commit: everything already waiting joins this transaction.
+            while n_events < GROUP_MAX_EVENTS {
+                match receiver.try_recv() {
+                    Ok(request) => {
+                        n_events += request.events.len();
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        let client = match self.client.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => match self.database.connect() {
+                Ok(client) => client,
+                Err(error) => return fail_all(group, &error),
+            },
+        };
+        let mut client = client;
+        let (requests, replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|request| ((request.events, request.probe), request.reply)).unzip();
+        match self.decide_and_insert(&mut client, &requests) {
+            Ok((outcomes, head)) => {
+                self.database.note_head(head);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                let error = self.database.ledger_error(error);
+                for reply in replies {
+                    let _ = reply.send(Err(copy_error(&error)));
+                }
+            }
+        }
+        if !client.is_closed() {
+            self.client = Some(client);
+        }
+    }
+
+    /// The group's transaction. Returns each request's outcome and the
+    /// committed head.
+    fn decide_and_insert(
+        &self,
+        client: &mut Client,
+        requests: &[(Vec<Prepared>, bool)],
+    ) -> Work<(Vec<Result<AppendOutcome>>, Head)> {
+        let mut transaction = client.transaction()?;
+        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK])?;
+        let head = crate::read::head_in(&mut transaction, self.genesis)?;
+        let mut known = look_up(&mut transaction, requests, head)?;
+        let start_head = head;
+        let recorded_at = UtcTime::now();
+        let mut rows = Rows::default();
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for (events, probe) in requests {
+            let outcome = match plan(events, &known) {
+                Err(rejection) => Err(rejection),
+                Ok(plans) if *probe => Ok(probe_outcome(&plans, start_head)),
+                Ok(plans) => Ok(apply(events, plans, &mut known, &mut rows, recorded_at)),
+            };
+            outcomes.push(outcome);
+        }
+        insert(&mut transaction, &rows)?;
+        transaction.commit()?;
+        // The appends are acknowledged with the head they committed.
+        for (outcome, (_, probe)) in outcomes.iter_mut().zip(requests) {
+            if let (Ok(outcome), false) = (outcome, probe) {
+                outcome.head = known.head;
+            }
+        }
+        Ok((outcomes, known.head))
+    }
+}
+
+fn fail_all(group: Vec<Request>, error: &LedgerError) {
+    for request in group {
+        let _ = request.reply.send(Err(copy_error(error)));
+    }
+}
+
+/// The group's failure, for each of its requests (`LedgerError` is not Clone).
+fn copy_error(error: &LedgerError) -> LedgerError {
+    match error {
+        LedgerError::Database { location, detail } => {
+            LedgerError::Database { location: location.clone(), detail: detail.clone() }
+        }
+        LedgerError::Closed => LedgerError::Closed,
+        other => LedgerError::Database { location: String::new(), detail: other.to_string() },
+    }
+}
+
+/// Looks up every key of the group and the version of every stream.
+fn look_up(transaction: &mut Transaction<'_>, requests: &[(Vec<Prepared>, bool)], head: Head) -> Work<Known> {
+    let mut keys: Vec<&str> =
+        requests.iter().flat_map(|(events, _)| events.iter().map(|e| e.idempotency_key.as_str())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut streams: Vec<&str> =
+        requests.iter().flat_map(|(events, _)| events.iter().map(|e| e.stream.as_str())).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut known =
+        Known { keys: HashMap::with_capacity(keys.len()), versions: HashMap::with_capacity(streams.len()), head };
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let rows =
+            transaction.query("SELECT key, position, content FROM yibao.records WHERE key = ANY($1)", &[&chunk])?;
+        for row in rows {
+            let content: Vec<u8> = row.get(2);
+            let content: Hash = content.try_into().unwrap_or([0; 32]);
+            known.keys.insert(row.get(0), (to_u64(row.get(1)), content));
+        }
+    }
+    for chunk in streams.chunks(ROWS_PER_STATEMENT) {
+        // One backward index probe per stream, on (stream, version).
+        let rows = transaction.query(
+            "SELECT s, (SELECT max(version) FROM yibao.records WHERE stream = s) FROM unnest($1::text[]) AS s",
+            &[&chunk],
+        )?;
+        for row in rows {
+            let version: Option<i64> = row.get(1);
+            known.versions.insert(row.get(0), version.map_or(0, to_u64));
+        }
+    }
+    Ok(known)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Checks keys and versions for the whole request before anything of it
+/// is numbered, so that a rejection leaves no trace.
+fn plan(events: &[Prepared], known: &Known) -> Result<Vec<Plan>> {
+    let mut plans = Vec::with_capacity(events.len());
+    let mut local_keys: HashMap<&str, (usize, Hash)> = HashMap::with_capacity(events.len());
+    let mut local_versions: HashMap<&str, u64> = HashMap::new();
+    for (event_idx, new) in events.iter().enumerate() {
+        let conflict = |original_position| LedgerError::IdempotencyConflict {
+            key: new.idempotency_key.clone(),
+            original_position,
+        };
+        if let Some(&(position, original)) = known.keys.get(&new.idempotency_key) {
+            if original != new.content {
+                return Err(conflict(position));
+            }
+            plans.push(Plan::Duplicate(position));
+            continue;
+        }
+        if let Some(&(earlier_idx, original)) = local_keys.get(new.idempotency_key.as_str()) {
+            if original != new.content {
+                return Err(conflict(0));
+            }
+            plans.push(Plan::DuplicateOf(earlier_idx));
+            continue;
+        }
+        let current = match local_versions.get(new.stream.as_str()) {
+            Some(&version) => version,
+            None => known.versions.get(&new.stream).copied().unwrap_or(0),
+        };
+        let matches = match new.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(version) => current == version,
+        };
+        if !matches {
+            return Err(LedgerError::WrongExpectedVersion {
+                stream: new.stream.clone(),
+                expected: new.expected,
+                actual: current,
+            });
+        }
+        local_versions.insert(&new.stream, current + 1);
+        local_keys.insert(&new.idempotency_key, (event_idx, new.content));
+        plans.push(Plan::New { version: current + 1 });
+    }
+    Ok(plans)
+}
+
+/// Numbers, encodes and chains a decided request's new records into the
+/// group's rows, and records them as known for the requests after it.
+fn apply(
+    events: &[Prepared],
+    plans: Vec<Plan>,
+    known: &mut Known,
+    rows: &mut Rows,
+    recorded_at: UtcTime,
+) -> AppendOutcome {
+    let mut positions = Vec::with_capacity(plans.len());
+    let mut n_appended = 0;
+    for (new, plan) in events.iter().zip(plans) {
+        let version = match plan {
+            Plan::Duplicate(position) => {
+                positions.push(position);
+                continue;
+            }
+            Plan::DuplicateOf(earlier_idx) => {
+                positions.push(positions[earlier_idx]);
+                continue;
+            }
+            Plan::New { version } => version,
+        };
+        let position = known.head.position + 1;
+        let head = EnvelopeHead {
+            position,
+            event_id: ledger::uuid::Uuid::new_v4(),
+            recorded_at,
+            stream: new.stream.clone(),
+            stream_version: version,
+            actor: new.actor.clone(),
+            idempotency_key: new.idempotency_key.clone(),
+        };
+        let mut stored = Vec::with_capacity(new.event_bytes.len() + 128);
+        envelope::encode_record(&head, &new.event_bytes, &mut stored);
+        let hash = envelope::chain_hash(&known.head.hash, &stored);
+        rows.positions.push(position as i64);
+        rows.streams.push(head.stream);
+        rows.versions.push(version as i64);
+        rows.keys.push(head.idempotency_key);
+        rows.contents.push(new.content.to_vec());
+        rows.stored.push(stored);
+        rows.hashes.push(hash.to_vec());
+        known.keys.insert(new.idempotency_key.clone(), (position, new.content));
+        known.versions.insert(new.stream.clone(), version);
+        known.head = Head { position, hash };
+        positions.push(position);
+        n_appended += 1;
+    }
+    // The head is the group's, known once it commits.
+    AppendOutcome { positions, n_appended, head: known.head }
+}
+
+/// A probe's answer, as an append's: each event's position where the log
+/// already holds it, 0 where it would be appended.
+fn probe_outcome(plans: &[Plan], head: Head) -> AppendOutcome {
+    let mut positions: Vec<u64> = Vec::with_capacity(plans.len());
+    let mut n_new = 0;
+    for plan in plans {
+        let position = match *plan {
+            Plan::New { .. } => {
+                n_new += 1;
+                0
+            }
+            Plan::Duplicate(position) => position,
+            Plan::DuplicateOf(earlier_idx) => positions[earlier_idx],
+        };
+        positions.push(position);
+    }
+    AppendOutcome { positions, n_appended: n_new, head }
+}
+
+/// One multi-row INSERT from one array per column (a restore's too).
+pub(crate) const INSERT: &str = "INSERT INTO yibao.records (position, stream, version, key, content, stored, hash) \
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[], $7::bytea[])";
+
+/// Multi-row INSERTs of the group's new records, from one array per column.
+fn insert(transaction: &mut Transaction<'_>, rows: &Rows) -> Work<()> {
+    let statement = transaction.prepare(INSERT)?;
+    let n_rows = rows.positions.len();
+    let mut start = 0;
+    while start < n_rows {
+        let end = (start + ROWS_PER_STATEMENT).min(n_rows);
+        let range = start..end;
+        transaction.execute(
+            &statement,
+            &[
+                &&rows.positions[range.clone()],
+                &&rows.streams[range.clone()],
+                &&rows.versions[range.clone()],
+                &&rows.keys[range.clone()],
+                &&rows.contents[range.clone()],
+                &&rows.stored[range.clone()],
+                &&rows.hashes[range],
+            ],
+        )?;
+        start = end;
+    }
+    Ok(())
+}

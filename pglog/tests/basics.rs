@@ -1,0 +1,116 @@
+//! PostgreSQL specifics beyond the shared conformance suite: the URL named
+//! without its password, a missing log, a changed row found by verify.
+
+use ledger::{EventLog, LedgerError, LogReader, LogStore, OpenMode};
+use pglog::PgLog;
+
+#[test]
+fn a_url_is_named_without_its_password() {
+    assert_eq!(
+        pglog::redacted("postgres://yibao:secret@db.example:5433/ledger"),
+        "postgres://yibao@db.example:5433/ledger"
+    );
+    assert_eq!(
+        pglog::redacted("postgres://yibao:secret@db.example:notaport/ledger"),
+        "postgres://yibao@db.example:notaport/ledger"
+    );
+    let Err(error) = PgLog::open("postgres://yibao:secret@127.0.0.1:notaport/ledger", OpenMode::Existing) else {
+        panic!("a URL that does not parse opened")
+    };
+    let text = error.to_string();
+    assert!(!text.contains("secret"), "{text}");
+    assert!(text.contains("postgres://USER"), "says how to write it: {text}");
+}
+
+#[test]
+fn a_refusing_server_is_named_with_what_to_check() {
+    // A port nothing listens on: bind one and drop it.
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a port");
+    let url = format!("postgres://yibao:secret@127.0.0.1:{port}/ledger");
+    let Err(error) = PgLog::open(&url, OpenMode::Existing) else { panic!("opened a log where no server runs") };
+    let text = error.to_string();
+    assert!(matches!(error, LedgerError::Database { .. }), "{error:?}");
+    assert!(text.contains(&format!("postgres://yibao@127.0.0.1:{port}/ledger")), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(text.contains("check that PostgreSQL runs"), "{text}");
+}
+
+#[test]
+fn opening_a_database_without_a_log_is_not_found() {
+    let Some(server) = pgtest::TempPostgres::for_test("opening_a_database_without_a_log_is_not_found") else { return };
+    let url = server.create_database("empty");
+    for mode in [OpenMode::Existing, OpenMode::Read, OpenMode::Audit] {
+        let result = PgLog::open(&url, mode);
+        assert!(matches!(result, Err(LedgerError::NotFound(ref location)) if location.ends_with("/empty")), "{mode:?}");
+    }
+    let log = PgLog::open(&url, OpenMode::Create).expect("create");
+    assert_eq!(log.location(), url);
+    let ledger_id = log.header().ledger_id;
+    drop(log);
+    let reopened = PgLog::open(&url, OpenMode::Existing).expect("reopen");
+    assert_eq!(reopened.header().ledger_id, ledger_id, "a reopen keeps the header");
+}
+
+fn payment_fact(reference: &str, n: u32) -> ledger::NewEvent {
+    ledger::conformance::fact(reference, n)
+}
+
+#[test]
+fn verify_names_a_row_changed_in_the_database() {
+    let Some(server) = pgtest::TempPostgres::for_test("verify_names_a_row_changed_in_the_database") else { return };
+    let url = server.create_database("tampered");
+    let log = PgLog::open(&url, OpenMode::Create).expect("create");
+    log.append_blocking((1..=50).map(|n| payment_fact(&format!("v-{n}"), n)).collect()).expect("append");
+    assert_eq!(log.verify(0, 0, &mut |_| {}).expect("verify").problem, None);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("a connection");
+    // One byte of the stored event (its last) changed behind the ledger's back.
+    client
+        .execute(
+            "UPDATE yibao.records SET stored = set_byte(stored, length(stored) - 1, \
+             get_byte(stored, length(stored) - 1) # 1) WHERE position = 37",
+            &[],
+        )
+        .expect("change a row");
+    let report = log.verify(0, 0, &mut |_| {}).expect("verify");
+    assert_eq!(report.problem.as_ref().map(|p| p.position()), Some(37), "{:?}", report.problem);
+    assert_eq!(report.last_good.position, 36);
+    // A row taken out leaves a gap that verify names.
+    client.execute("DELETE FROM yibao.records WHERE position = 20", &[]).expect("delete a row");
+    let report = log.verify(0, 0, &mut |_| {}).expect("verify");
+    assert!(
+        matches!(report.problem, Some(ledger::log::VerifyProblem::Gap { expected: 20, .. })),
+        "{:?}",
+        report.problem
+    );
+}
+
+/// Two handles on one database, as two processes (replicas) hold it,
+/// appending at once: the advisory lock keeps positions gapless and the
+/// chain continuing from the last committed row.
+#[test]
+fn two_writers_on_one_database_share_one_chain() {
+    let Some(server) = pgtest::TempPostgres::for_test("two_writers_on_one_database_share_one_chain") else { return };
+    let url = server.create_database("replicas");
+    let first = PgLog::open(&url, OpenMode::Create).expect("create");
+    let second = PgLog::open(&url, OpenMode::Existing).expect("a second writer");
+    std::thread::scope(|scope| {
+        for (w, log) in [&first, &second].into_iter().enumerate() {
+            for t in 0..4u32 {
+                scope.spawn(move || {
+                    for k in 0..30u32 {
+                        let reference = format!("w{w}-t{t}-{k}");
+                        log.append_blocking(vec![payment_fact(&reference, k)]).expect("an append");
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(first.durable_head(), second.durable_head(), "both see one head");
+    assert_eq!(first.durable_head().position, 240);
+    let report = second.verify(0, 0, &mut |_| {}).expect("verify");
+    assert_eq!((report.problem, report.n_records), (None, 240));
+    // The same fact through the other writer answers its original position.
+    let again = second.append_blocking(vec![payment_fact("w0-t0-0", 0)]).expect("a repeat");
+    assert_eq!(again.n_appended, 0);
+}
