@@ -18,7 +18,9 @@ use projections::coverage::{Coverage, Named, PersonStore, PersonYear};
 use projections::family::Family;
 use projections::Projection;
 use proptest::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex, OnceLock};
 
 const LIUPANSHUI: &str = include_str!("../../fixtures/policies/liupanshui-2021.toml");
 const GUIGANG: &str = include_str!("../../fixtures/policies/guigang-2021.toml");
@@ -634,14 +636,82 @@ fn answers_of(coverage: &Coverage) -> Vec<String> {
         .collect()
 }
 
+/// A store caught up in chunks of random sizes with random stops (from a
+/// store of another ledger, sometimes) holds the projection rebuilt from
+/// position 1 and the incremental fold at every stop: the same state digest
+/// (the auditor's, `Coverage::digest`) and the same answer for every person,
+/// read whole (`load_all`) or one person at a time. One body for both
+/// databases.
+fn check_store_caught_up_in_chunks(
+    store: &mut PersonStore,
+    ops: &[Op],
+    stops: Vec<(usize, u64)>,
+    last_chunk: u64,
+    foreign: bool,
+) -> Result<(), TestCaseError> {
+    let events = events(ops, &mut Model::default());
+    let log = MemoryLog::of(&events, 0);
+    if foreign {
+        let other = MemoryLog::of(&events[..events.len() / 2], 0x5a);
+        store.catch_up_in_chunks(&other, u64::MAX, 3, &mut |_| {}).expect("another ledger's store");
+    }
+    let mut stops = stops;
+    stops.sort();
+    stops.push((events.len(), last_chunk));
+    for (stop, chunk) in stops {
+        let stop = stop.min(events.len());
+        store.catch_up_in_chunks(&log, stop as u64, chunk, &mut |_| {}).expect("caught up");
+        let incremental = fold(&events[..stop]);
+        let mut rebuilt = Coverage::default();
+        rebuilt.catch_up_to(&log, stop as u64).expect("rebuilt from position 1");
+        let loaded = store.load_all().expect("the whole store");
+        prop_assert_eq!(loaded.position(), stop as u64);
+        let mut whole_family = Family::new();
+        whole_family.catch_up_to(&log, stop as u64).expect("the family folded from position 1");
+        check_family(store, &whole_family)?;
+        prop_assert_eq!(rebuilt.digest(), incremental.digest());
+        prop_assert_eq!(loaded.digest(), incremental.digest(), "at position {}", stop);
+        prop_assert_eq!(answers_of(&loaded), answers_of(&incremental));
+        for identity in pool() {
+            let one = store.coverage_of(&identity).expect("one person");
+            for year in [2021u16, 2022] {
+                prop_assert_eq!(one.person_year(&identity, year), incremental.person_year(&identity, year));
+            }
+            prop_assert_eq!(one.person(&identity), incremental.person(&identity));
+        }
+    }
+    Ok(())
+}
+
+/// The throwaway PostgreSQL server of this test process (stopped when it
+/// ends), or `None` when PostgreSQL is not installed (said loudly; a
+/// failure under CI=true).
+fn postgres() -> Option<&'static pgtest::TempPostgres> {
+    static SERVER: OnceLock<Option<pgtest::TempPostgres>> = OnceLock::new();
+    SERVER.get_or_init(|| pgtest::TempPostgres::for_test("coverage_props: the person store on PostgreSQL")).as_ref()
+}
+
+/// A new database on `server` for `test` (each call another). Its
+/// sessions do not wait for each commit to reach the disk: these tests
+/// run thousands of small transactions and never crash the server.
+fn new_database(server: &pgtest::TempPostgres, test: &str) -> String {
+    static N_DATABASES: AtomicUsize = AtomicUsize::new(0);
+    let n = N_DATABASES.fetch_add(1, Ordering::Relaxed);
+    let url = server.create_database(&format!("{test}_{n}"));
+    format!("{url}?options=-c%20synchronous_commit%3Doff")
+}
+
+/// The database of test `test`, which its cases share, each emptying it
+/// first (the tests run at once: each has its own).
+fn database_of(server: &pgtest::TempPostgres, test: &'static str) -> String {
+    static URLS: Mutex<BTreeMap<&str, String>> = Mutex::new(BTreeMap::new());
+    let mut urls = URLS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    urls.entry(test).or_insert_with(|| new_database(server, test)).clone()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
-    /// A store caught up in chunks of random sizes with random stops (from
-    /// a store of another ledger, sometimes) holds the projection rebuilt
-    /// from position 1 and the incremental fold at every stop: the same
-    /// state digest (the auditor's, `Coverage::digest`) and the same answer
-    /// for every person, read whole (`load_all`) or one person at a time.
     #[test]
     fn a_store_caught_up_in_chunks_is_the_projection_folded_from_position_1(
         ops in proptest::collection::vec(op(), 0..60),
@@ -649,38 +719,120 @@ proptest! {
         last_chunk in 1u64..20,
         foreign in any::<bool>(),
     ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = PersonStore::open(&dir.path().join("persons.sqlite")).expect("a store");
+        check_store_caught_up_in_chunks(&mut store, &ops, stops, last_chunk, foreign)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The same on PostgreSQL.
+    #[test]
+    fn a_store_caught_up_in_chunks_is_the_projection_folded_from_position_1_on_postgresql(
+        ops in proptest::collection::vec(op(), 0..60),
+        stops in proptest::collection::vec((0usize..80, 1u64..12), 0..4),
+        last_chunk in 1u64..20,
+        foreign in any::<bool>(),
+    ) {
+        let Some(server) = postgres() else { return Ok(()) };
+        let mut store = PersonStore::connect(&database_of(server, "props")).expect("a store");
+        store.reset().expect("the store emptied");
+        check_store_caught_up_in_chunks(&mut store, &ops, stops, last_chunk, foreign)?;
+    }
+
+    /// A store of another ledger (the same facts under other hashes) is
+    /// emptied and folded again from position 1, as is one `reset`.
+    #[test]
+    fn a_postgresql_store_of_another_ledger_is_reset_and_rebuilt_from_position_1(
+        ops in proptest::collection::vec(op(), 1..40),
+        chunk in 1u64..12,
+    ) {
+        let Some(server) = postgres() else { return Ok(()) };
+        let events = events(&ops, &mut Model::default());
+        let (log, other) = (MemoryLog::of(&events, 0), MemoryLog::of(&events, 0x5a));
+        let mut store = PersonStore::connect(&database_of(server, "foreign")).expect("a store");
+        store.reset().expect("the store emptied");
+        store.catch_up_in_chunks(&other, u64::MAX, chunk, &mut |_| {}).expect("another ledger's store");
+        let mut everyone_changed = false;
+        let n_folded = store
+            .catch_up_observing(&log, u64::MAX, chunk, &mut |_| {}, &mut |c| everyone_changed |= c.everyone, &mut |_| {})
+            .expect("caught up on this ledger");
+        prop_assert_eq!(n_folded, events.len() as u64, "folded again from position 1");
+        prop_assert!(everyone_changed, "a reader's cache is told everyone changed");
+        let whole = fold(&events);
+        prop_assert_eq!(store.load_all().expect("the whole store").digest(), whole.digest());
+        store.reset().expect("the store emptied");
+        prop_assert_eq!(store.tip().expect("a tip read"), None);
+        let n_folded = store.catch_up_in_chunks(&log, u64::MAX, chunk, &mut |_| {}).expect("caught up");
+        prop_assert_eq!(n_folded, events.len() as u64, "folded again from position 1 after a reset");
+        prop_assert_eq!(store.load_all().expect("the whole store").digest(), whole.digest());
+    }
+}
+
+/// What one replica did: the store, the envelopes it folded and wrote
+/// (`catch_up`'s count), and the positions of the chunks it wrote.
+type Replica = (PersonStore, u64, Vec<u64>);
+
+/// Catches `store` up to each of `stops` and then to the head, in chunks
+/// of `chunks` (in turn), once `start` lets every replica go.
+fn replica(mut store: PersonStore, log: &MemoryLog, chunks: &[u64], stops: &[u64], start: &Barrier) -> Replica {
+    start.wait();
+    let (mut n_folded, mut written) = (0, Vec::new());
+    for (index, &stop) in stops.iter().chain([&u64::MAX]).enumerate() {
+        let chunk = chunks[index % chunks.len()];
+        let mut observe = |envelope: &ledger::Envelope| written.push(envelope.head.position);
+        n_folded +=
+            store.catch_up_observing(log, stop, chunk, &mut |_| {}, &mut |_| {}, &mut observe).expect("caught up");
+    }
+    (store, n_folded, written)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Two stores on one database (two service replicas) catching the same
+    /// log up at once, in chunks of random sizes, end at the fold's state,
+    /// and every position was written by exactly one chunk of one of them:
+    /// a chunk whose base another replica moved meanwhile writes nothing,
+    /// and an empty store is reset by one replica only.
+    #[test]
+    fn two_postgresql_stores_catching_up_one_log_together_write_each_position_once(
+        ops in proptest::collection::vec(op(), 20..80),
+        chunks in [proptest::collection::vec(1u64..9, 1..5), proptest::collection::vec(1u64..9, 1..5)],
+        stops in [proptest::collection::vec(0u64..90, 0..4), proptest::collection::vec(0u64..90, 0..4)],
+    ) {
+        let Some(server) = postgres() else { return Ok(()) };
         let events = events(&ops, &mut Model::default());
         let log = MemoryLog::of(&events, 0);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = projections::coverage::PersonStore::open(&dir.path().join("persons.sqlite")).expect("a store");
-        if foreign {
-            let other = MemoryLog::of(&events[..events.len() / 2], 0x5a);
-            store.catch_up_in_chunks(&other, u64::MAX, 3, &mut |_| {}).expect("another ledger's store");
-        }
-        let mut stops = stops;
-        stops.sort();
-        stops.push((events.len(), last_chunk));
-        for (stop, chunk) in stops {
-            let stop = stop.min(events.len());
-            store.catch_up_in_chunks(&log, stop as u64, chunk, &mut |_| {}).expect("caught up");
-            let incremental = fold(&events[..stop]);
-            let mut rebuilt = Coverage::default();
-            rebuilt.catch_up_to(&log, stop as u64).expect("rebuilt from position 1");
+        let url = database_of(server, "replicas");
+        let mut first = PersonStore::connect(&url).expect("a store");
+        first.reset().expect("the store emptied");
+        let second = PersonStore::connect(&url).expect("a store");
+        let start = Barrier::new(2);
+        let [mut first_stops, mut second_stops] = stops;
+        first_stops.sort();
+        second_stops.sort();
+        let (first, second) = std::thread::scope(|scope| {
+            let (log, start) = (&log, &start);
+            let one = scope.spawn(|| replica(first, log, &chunks[0], &first_stops, start));
+            let other = scope.spawn(|| replica(second, log, &chunks[1], &second_stops, start));
+            (one.join().expect("a replica"), other.join().expect("a replica"))
+        });
+        let mut written: Vec<u64> = first.2.iter().chain(&second.2).copied().collect();
+        written.sort_unstable();
+        let every_position: Vec<u64> = (1..=events.len() as u64).collect();
+        prop_assert_eq!(written, every_position, "each position written once");
+        prop_assert_eq!(first.1 + second.1, events.len() as u64);
+        let whole = fold(&events);
+        for store in [&first.0, &second.0] {
             let loaded = store.load_all().expect("the whole store");
-            prop_assert_eq!(loaded.position(), stop as u64);
+            prop_assert_eq!(loaded.digest(), whole.digest());
+            prop_assert_eq!(answers_of(&loaded), answers_of(&whole));
             let mut whole_family = Family::new();
-            whole_family.catch_up_to(&log, stop as u64).expect("the family folded from position 1");
-            check_family(&store, &whole_family)?;
-            prop_assert_eq!(rebuilt.digest(), incremental.digest());
-            prop_assert_eq!(loaded.digest(), incremental.digest(), "at position {}", stop);
-            prop_assert_eq!(answers_of(&loaded), answers_of(&incremental));
-            for identity in pool() {
-                let one = store.coverage_of(&identity).expect("one person");
-                for year in [2021u16, 2022] {
-                    prop_assert_eq!(one.person_year(&identity, year), incremental.person_year(&identity, year));
-                }
-                prop_assert_eq!(one.person(&identity), incremental.person(&identity));
-            }
+            whole_family.catch_up_to(&log, u64::MAX).expect("the family folded from position 1");
+            check_family(store, &whole_family)?;
         }
     }
 }
@@ -702,7 +854,7 @@ proptest! {
         let events = events(&ops, &mut Model::default());
         let log = MemoryLog::of(&events, 0);
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = projections::coverage::PersonStore::open(&dir.path().join("persons.sqlite")).expect("a store");
+        let mut store = PersonStore::open(&dir.path().join("persons.sqlite")).expect("a store");
         let mut kept: HashMap<Identity, Coverage> = HashMap::new();
         let mut stops = stops;
         stops.sort();

@@ -72,16 +72,7 @@ impl PersonStore {
     ) -> Result<u64, StoreError> {
         let head = log.durable_head();
         let upto = upto.min(head.position);
-        let mut tip = match self.tip_on(log)? {
-            Some(tip) => tip,
-            None => {
-                self.clear()?;
-                changed(Changed { identities: Vec::new(), everyone: true });
-                // Position 0 written: an empty log's store is at its head.
-                self.write_touched(&mut crate::coverage::Coverage::default(), &crate::family::Family::default())?;
-                Tip::default()
-            }
-        };
+        let mut tip = self.tip_on_or_reset(log, changed)?;
         let mut n_folded = 0;
         while tip.position < upto {
             let last = upto.min(tip.position.saturating_add(chunk_envelopes.max(1)));
@@ -89,7 +80,7 @@ impl PersonStore {
             match self.fold_chunk(log, tip, last, changed, observe)? {
                 Some(reached) => tip = reached,
                 // Another process moved the store on: from where it is.
-                None => match self.tip_on(log)? {
+                None => match self.tip_on(log, &self.stored()?)? {
                     Some(moved) => {
                         // Moved by another process: whom it changed is unknown.
                         changed(Changed { identities: Vec::new(), everyone: true });
@@ -109,11 +100,32 @@ impl PersonStore {
         Ok(n_folded)
     }
 
-    /// The store's tip when the log holds it (the same hash at that
-    /// position); `None` when the store is empty, of another layout, or
-    /// not on this log.
-    fn tip_on(&self, log: &dyn LogReader) -> Result<Option<Tip>, StoreError> {
-        let Some(tip) = self.tip()? else { return Ok(None) };
+    /// The store's tip on this log. A store not on it (empty, of another
+    /// layout, another ledger's) is emptied and written at position 0 in
+    /// one transaction, unless another process moved it meanwhile (it
+    /// caught the store up, or reset it first): then it is judged again.
+    fn tip_on_or_reset(&mut self, log: &dyn LogReader, changed: &mut dyn FnMut(Changed)) -> Result<Tip, StoreError> {
+        // Each attempt lost is another process's reset or chunk, after
+        // which the store is on this log: a few attempts are plenty.
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let stored = self.stored()?;
+            if let Some(tip) = self.tip_on(log, &stored)? {
+                return Ok(tip);
+            }
+            if self.reset_from(&stored)? {
+                changed(Changed { identities: Vec::new(), everyone: true });
+                return Ok(Tip::default());
+            }
+        }
+        Err(self.damaged("moved off this log by other processes while it was reset"))
+    }
+
+    /// The tip `stored` holds when the log holds it (the same hash at
+    /// that position); `None` when the store is empty, of another layout,
+    /// or not on this log.
+    fn tip_on(&self, log: &dyn LogReader, stored: &super::Stored) -> Result<Option<Tip>, StoreError> {
+        let Some(tip) = self.tip_of(stored)? else { return Ok(None) };
         if tip.position == 0 {
             return Ok(Some(tip));
         }
@@ -131,7 +143,7 @@ impl PersonStore {
             found = Some(envelope.hash);
             Ok(())
         })
-        .map_err(|source| StoreError::Log { path: self.path.clone(), source })?;
+        .map_err(|source| StoreError::Log { location: self.location(), source })?;
         Ok((found == Some(tip.hash)).then_some(tip))
     }
 
@@ -152,9 +164,15 @@ impl PersonStore {
             envelopes.push(envelope);
             Ok(())
         })
-        .map_err(|source| StoreError::Log { path: self.path.clone(), source })?;
-        let mut coverage = self.load_named(&Named::of(&envelopes), tip)?;
-        let before = self.load_family(&Keys::of(&envelopes), tip)?;
+        .map_err(|source| StoreError::Log { location: self.location(), source })?;
+        // In one snapshot: what another process writes meanwhile is not
+        // read half way (the write below then finds the tip moved).
+        let (mut coverage, before) = self.backend.snapshot(|| {
+            Ok::<_, StoreError>((
+                self.load_named(&Named::of(&envelopes), tip)?,
+                self.load_family(&Keys::of(&envelopes), tip)?,
+            ))
+        })??;
         let mut family = before.clone();
         for envelope in &envelopes {
             coverage.apply(envelope);

@@ -5,25 +5,13 @@
 //! one application (`application_record`), or the applications in flight
 //! (`family_in_flight`) — never the whole.
 
+use super::backend::{Param, Rows};
 use super::load::Named;
 use super::{PersonStore, StoreError};
 use crate::family::{Application, Binding, Family, Keys, Notes, ProxyState};
 use crate::Tip;
 use ledger::{BeijingTime, Identity};
-use rusqlite::Transaction;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The tables, created with the store's others.
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS bindings (holder TEXT NOT NULL, member TEXT NOT NULL, record BLOB NOT NULL,
-        PRIMARY KEY (holder, member)) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS bindings_by_member ON bindings (member);
-    CREATE TABLE IF NOT EXISTS applications (id TEXT PRIMARY KEY, holder TEXT NOT NULL, member TEXT NOT NULL,
-        state TEXT NOT NULL, submitted_at INTEGER NOT NULL, last_moved_at INTEGER NOT NULL, record BLOB NOT NULL)
-        WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS applications_by_holder ON applications (holder);
-    CREATE INDEX IF NOT EXISTS applications_by_member ON applications (member);
-    CREATE INDEX IF NOT EXISTS applications_by_state ON applications (state, submitted_at);";
 
 /// What a write puts in the family tables, beside the persons.
 #[derive(Default)]
@@ -63,48 +51,28 @@ fn state_name(state: ProxyState) -> &'static str {
     }
 }
 
-/// Writes `rows` in `transaction` (the one of the persons and the tip).
-pub(super) fn write_rows(
-    transaction: &Transaction<'_>,
-    rows: &FamilyRows<'_>,
-    failed: &dyn Fn(rusqlite::Error) -> StoreError,
-    encoding: &dyn Fn(&str, bincode::Error) -> StoreError,
-) -> Result<(), StoreError> {
-    let mut binding = transaction
-        .prepare_cached("INSERT OR REPLACE INTO bindings (holder, member, record) VALUES (?1, ?2, ?3)")
-        .map_err(failed)?;
-    for record in &rows.bindings {
-        let bytes = bincode::serialize(record).map_err(|e| encoding("a binding", e))?;
-        binding
-            .execute(rusqlite::params![record.holder.to_string(), record.member.to_string(), bytes])
-            .map_err(failed)?;
+/// Adds `family`'s rows to a write's `rows` (the transaction of the persons
+/// and the tip); what does not encode is named.
+pub(super) fn add_rows(family: &FamilyRows<'_>, rows: &mut Rows) -> Result<(), (&'static str, bincode::Error)> {
+    for record in &family.bindings {
+        let bytes = bincode::serialize(record).map_err(|e| ("a binding", e))?;
+        rows.bindings.push((record.holder.to_string(), record.member.to_string(), bytes));
     }
-    let mut application = transaction
-        .prepare_cached(
-            "INSERT OR REPLACE INTO applications (id, holder, member, state, submitted_at, last_moved_at, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .map_err(failed)?;
-    for record in &rows.applications {
-        let bytes = bincode::serialize(record).map_err(|e| encoding("an application", e))?;
-        application
-            .execute(rusqlite::params![
-                record.application_id,
-                record.holder.to_string(),
-                record.member.to_string(),
-                state_name(record.state),
-                record.submitted_at.0,
-                record.last_moved_at().0,
-                bytes
-            ])
-            .map_err(failed)?;
+    for record in &family.applications {
+        let bytes = bincode::serialize(record).map_err(|e| ("an application", e))?;
+        rows.applications.push((
+            record.application_id.clone(),
+            record.holder.to_string(),
+            record.member.to_string(),
+            state_name(record.state),
+            record.submitted_at.0,
+            record.last_moved_at().0,
+            bytes,
+        ));
     }
-    if let Some(notes) = &rows.notes {
-        let bytes = bincode::serialize(notes).map_err(|e| encoding("the family's notes", e))?;
-        transaction
-            .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('family_notes', ?1)")
-            .and_then(|mut statement| statement.execute([bytes]))
-            .map_err(failed)?;
+    if let Some(notes) = &family.notes {
+        let bytes = bincode::serialize(notes).map_err(|e| ("the family's notes", e))?;
+        rows.meta.push(("family_notes", bytes));
     }
     Ok(())
 }
@@ -116,12 +84,14 @@ impl PersonStore {
     pub(super) fn load_family(&self, keys: &Keys, tip: Tip) -> Result<Family, StoreError> {
         let mut bindings = Vec::new();
         for (holder, member) in &keys.bindings {
-            let sql = "SELECT record FROM bindings WHERE holder = ?1 AND member = ?2";
-            bindings.extend(self.bindings_where(sql, &[&holder.to_string(), &member.to_string()])?);
+            let sql = "SELECT record FROM bindings WHERE holder = $1 AND member = $2";
+            let (holder, member) = (holder.to_string(), member.to_string());
+            bindings.extend(self.bindings_where(sql, &[Param::Text(&holder), Param::Text(&member)])?);
         }
         let mut applications = Vec::new();
         for id in &keys.applications {
-            applications.extend(self.applications_where("SELECT record FROM applications WHERE id = ?1", &[id])?);
+            let sql = "SELECT record FROM applications WHERE id = $1";
+            applications.extend(self.applications_where(sql, &[Param::Text(id)])?);
         }
         Ok(Family::subset_at(tip, bindings, applications, self.family_notes()?))
     }
@@ -146,31 +116,33 @@ impl PersonStore {
         let mut applications = BTreeMap::new();
         for identity in &identities {
             for sql in
-                ["SELECT record FROM bindings WHERE holder = ?1", "SELECT record FROM bindings WHERE member = ?1"]
+                ["SELECT record FROM bindings WHERE holder = $1", "SELECT record FROM bindings WHERE member = $1"]
             {
-                for binding in self.bindings_where(sql, &[identity])? {
+                for binding in self.bindings_where(sql, &[Param::Text(identity)])? {
                     bindings.insert((binding.holder.clone(), binding.member.clone()), binding);
                 }
             }
             for sql in [
-                "SELECT record FROM applications WHERE holder = ?1",
-                "SELECT record FROM applications WHERE member = ?1",
+                "SELECT record FROM applications WHERE holder = $1",
+                "SELECT record FROM applications WHERE member = $1",
             ] {
-                for application in self.applications_where(sql, &[identity])? {
+                for application in self.applications_where(sql, &[Param::Text(identity)])? {
                     applications.insert(application.application_id.clone(), application);
                 }
             }
         }
         for id in named.application_ids() {
-            for application in self.applications_where("SELECT record FROM applications WHERE id = ?1", &[id])? {
+            let sql = "SELECT record FROM applications WHERE id = $1";
+            for application in self.applications_where(sql, &[Param::Text(id)])? {
                 applications.insert(application.application_id.clone(), application);
             }
         }
         for prefix in named.application_prefixes() {
             // Every id that starts with the prefix sorts between it and it
             // followed by the greatest character.
-            let sql = "SELECT record FROM applications WHERE id >= ?1 AND id < ?2";
-            for application in self.applications_where(sql, &[prefix, &format!("{prefix}\u{10FFFF}")])? {
+            let sql = "SELECT record FROM applications WHERE id >= $1 AND id < $2";
+            let past = format!("{prefix}\u{10FFFF}");
+            for application in self.applications_where(sql, &[Param::Text(prefix), Param::Text(&past)])? {
                 applications.insert(application.application_id.clone(), application);
             }
         }
@@ -180,7 +152,8 @@ impl PersonStore {
 
     /// One application as the store holds it.
     pub fn application_record(&self, application_id: &str) -> Result<Option<Application>, StoreError> {
-        let found = self.applications_where("SELECT record FROM applications WHERE id = ?1", &[&application_id])?;
+        let sql = "SELECT record FROM applications WHERE id = $1";
+        let found = self.applications_where(sql, &[Param::Text(application_id)])?;
         Ok(found.into_iter().next())
     }
 
@@ -190,20 +163,20 @@ impl PersonStore {
     pub fn family_in_flight(&self, submitted_before: Option<BeijingTime>) -> Result<Family, StoreError> {
         let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
         let before = submitted_before.map_or(i64::MAX, |at| at.0);
-        let sql = "SELECT record FROM applications WHERE state IN ('submitted', 'processing') AND submitted_at < ?1";
-        let applications = self.applications_where(sql, &[&before])?;
+        let sql = "SELECT record FROM applications WHERE state IN ('submitted', 'processing') AND submitted_at < $1";
+        let applications = self.applications_where(sql, &[Param::Integer(before)])?;
         Ok(Family::subset_at(tip, Vec::new(), applications, self.family_notes()?))
     }
 
     /// The whole family projection as the store holds it, at its tip (to
     /// compare with the projection folded from position 1).
     pub fn family_all(&self) -> Result<Family, StoreError> {
-        // Deferred and only read: dropped at the end, which rolls nothing back.
-        let _snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
-        let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
-        let bindings = self.bindings_where("SELECT record FROM bindings", &[])?;
-        let applications = self.applications_where("SELECT record FROM applications", &[])?;
-        Ok(Family::subset_at(tip, bindings, applications, self.family_notes()?))
+        self.backend.snapshot(|| {
+            let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
+            let bindings = self.bindings_where("SELECT record FROM bindings", &[])?;
+            let applications = self.applications_where("SELECT record FROM applications", &[])?;
+            Ok(Family::subset_at(tip, bindings, applications, self.family_notes()?))
+        })?
     }
 
     fn family_notes(&self) -> Result<Notes, StoreError> {
@@ -211,31 +184,26 @@ impl PersonStore {
         bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("the family's notes: {e}")))
     }
 
-    fn bindings_where(&self, sql: &str, parameters: &[&dyn rusqlite::ToSql]) -> Result<Vec<Binding>, StoreError> {
+    fn bindings_where(&self, sql: &str, parameters: &[Param<'_>]) -> Result<Vec<Binding>, StoreError> {
         self.records_where(sql, parameters, "a binding")
     }
 
-    fn applications_where(
-        &self,
-        sql: &str,
-        parameters: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<Application>, StoreError> {
+    fn applications_where(&self, sql: &str, parameters: &[Param<'_>]) -> Result<Vec<Application>, StoreError> {
         self.records_where(sql, parameters, "an application")
     }
 
     fn records_where<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
-        parameters: &[&dyn rusqlite::ToSql],
+        parameters: &[Param<'_>],
         what: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let mut statement = self.connection.prepare_cached(sql).map_err(|e| self.failed(e))?;
-        let mut rows = statement.query(parameters).map_err(|e| self.failed(e))?;
         let mut records = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
-            let bytes: Vec<u8> = row.get(0).map_err(|e| self.failed(e))?;
+        self.rows(sql, parameters, |mut row| {
+            let bytes = row.bytes(0).ok_or_else(|| self.damaged(what))?;
             records.push(bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("{what}: {e}")))?);
-        }
+            Ok(())
+        })?;
         Ok(records)
     }
 }

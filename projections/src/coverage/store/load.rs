@@ -2,6 +2,7 @@
 //! applications a chunk of the log names (what `catch_up` folds into), or
 //! everything (`load_all`, to compare with the whole projection).
 
+use super::backend::Param;
 use super::{PersonStore, StoreError};
 use crate::coverage::state::{PersonId, PersonState};
 use crate::coverage::Coverage;
@@ -194,35 +195,36 @@ impl PersonStore {
     /// Read in one transaction: a process writing the store meanwhile
     /// (the service catching it up) is not seen half way.
     pub fn load_all(&self) -> Result<Coverage, StoreError> {
-        // Deferred and only read: dropped at the end, which rolls nothing back.
-        let _snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
-        let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
-        let mut coverage = self.empty_at(tip)?;
-        let mut persons = self.connection.prepare("SELECT state FROM persons").map_err(|e| self.failed(e))?;
-        let mut rows = persons.query([]).map_err(|e| self.failed(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
-            let bytes: Vec<u8> = row.get(0).map_err(|e| self.failed(e))?;
-            let person: PersonState =
-                bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
-            coverage.adopt(person);
-        }
-        let mut proxies =
-            self.connection.prepare("SELECT id, person, year FROM proxies").map_err(|e| self.failed(e))?;
-        let mut rows = proxies.query([]).map_err(|e| self.failed(e))?;
-        let mut applications = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
-            let (application, member, year): (String, String, u16) = (
-                row.get(0).map_err(|e| self.failed(e))?,
-                row.get(1).map_err(|e| self.failed(e))?,
-                row.get(2).map_err(|e| self.failed(e))?,
-            );
-            let member = member.parse().map_err(|_| self.damaged("an application's member"))?;
-            applications.push((application, member, year));
-        }
-        coverage
-            .adopt_applications(applications)
-            .map_err(|application| self.damaged(format!("application {application} names no person")))?;
-        Ok(coverage)
+        self.backend.snapshot(|| {
+            let tip = self.tip()?.ok_or_else(|| self.damaged("no tip"))?;
+            let mut coverage = self.empty_at(tip)?;
+            // In key order on either database: the same coverage from the same store.
+            self.rows("SELECT state FROM persons ORDER BY id", &[], |mut row| {
+                coverage.adopt(self.person_in(row.bytes(0))?);
+                Ok(())
+            })?;
+            let mut applications = Vec::new();
+            self.rows("SELECT id, person, year FROM proxies ORDER BY id", &[], |mut row| {
+                let damaged = || self.damaged("an application's row");
+                let (application, member, year) = (row.text(0), row.text(1), row.integer(2));
+                let (Some(application), Some(member), Some(year)) = (application, member, year) else {
+                    return Err(damaged());
+                };
+                let member = member.parse().map_err(|_| self.damaged("an application's member"))?;
+                applications.push((application, member, u16::try_from(year).map_err(|_| damaged())?));
+                Ok(())
+            })?;
+            coverage
+                .adopt_applications(applications)
+                .map_err(|application| self.damaged(format!("application {application} names no person")))?;
+            Ok(coverage)
+        })?
+    }
+
+    /// A person's state as stored.
+    fn person_in(&self, bytes: Option<Vec<u8>>) -> Result<PersonState, StoreError> {
+        let bytes = bytes.ok_or_else(|| self.damaged("a person"))?;
+        bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))
     }
 
     /// Reads up to `limit` persons whose key (their current identity as
@@ -235,21 +237,15 @@ impl PersonStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Option<String>, StoreError> {
-        let mut persons = self
-            .connection
-            .prepare_cached("SELECT id, state FROM persons WHERE id > ?1 ORDER BY id LIMIT ?2")
-            .map_err(|e| self.failed(e))?;
+        let sql = "SELECT id, state FROM persons WHERE id > $1 ORDER BY id LIMIT $2";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = persons.query(rusqlite::params![after.unwrap_or(""), limit]).map_err(|e| self.failed(e))?;
         let mut last = None;
-        while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
-            let key: String = row.get(0).map_err(|e| self.failed(e))?;
-            let bytes: Vec<u8> = row.get(1).map_err(|e| self.failed(e))?;
-            let person: PersonState =
-                bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
-            coverage.adopt(person);
+        self.rows(sql, &[Param::Text(after.unwrap_or("")), Param::Integer(limit)], |mut row| {
+            let key = row.text(0).ok_or_else(|| self.damaged("a person's key"))?;
+            coverage.adopt(self.person_in(row.bytes(1))?);
             last = Some(key);
-        }
+            Ok(())
+        })?;
         Ok(last)
     }
 
@@ -260,17 +256,12 @@ impl PersonStore {
 
     /// An application's member (an identity they had) and year.
     fn application(&self, application_id: &str) -> Result<Option<(Identity, u16)>, StoreError> {
-        use rusqlite::OptionalExtension;
-        let row: Option<(String, u16)> = self
-            .connection
-            .query_row("SELECT person, year FROM proxies WHERE id = ?1", [application_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()
-            .map_err(|e| self.failed(e))?;
-        let Some((member, year)) = row else { return Ok(None) };
-        let member = member.parse().map_err(|_| self.damaged(format!("the member of application {application_id}")))?;
-        Ok(Some((member, year)))
+        let sql = "SELECT person, year FROM proxies WHERE id = $1";
+        let Some(mut row) = self.row(sql, &[Param::Text(application_id)])? else { return Ok(None) };
+        let damaged = || self.damaged(format!("the member of application {application_id}"));
+        let (Some(member), Some(year)) = (row.text(0), row.integer(1)) else { return Err(damaged()) };
+        let member = member.parse().map_err(|_| damaged())?;
+        Ok(Some((member, u16::try_from(year).map_err(|_| damaged())?)))
     }
 }
 

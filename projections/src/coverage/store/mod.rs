@@ -18,18 +18,23 @@
 //! also be written (`write_all`, or the persons its fold changed since the
 //! store's tip, `write_touched`).
 
+mod backend;
 mod catch_up;
 mod family;
 mod load;
+mod postgresql;
+mod sqlite;
 
 use super::policies::{PolicyBook, PolicyRecord};
 use super::state::PersonState;
 use super::Coverage;
 use crate::family::Family;
 use crate::Tip;
+use backend::{Backend, Clear, Guard, Param, Row, Rows, Stored};
 use family::FamilyRows;
 use ledger::{Hash, Identity, LedgerError};
 use rustc_hash::FxHashSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use catch_up::{Changed, DEFAULT_CHUNK_ENVELOPES};
@@ -49,8 +54,9 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("the person store {} holds a record that does not read ({reason}); it is rebuilt from the log", path.display())]
-    Damaged { path: PathBuf, reason: String },
+    /// `location` names the file, or the database without its password.
+    #[error("the person store {location} holds a record that does not read ({reason}); it is rebuilt from the log")]
+    Damaged { location: String, reason: String },
     #[error("the person store {}", path.display())]
     Io {
         path: PathBuf,
@@ -62,9 +68,9 @@ pub enum StoreError {
     #[error("the person store in {location}: {detail}")]
     Database { location: String, detail: String },
     /// Reading the log to catch the store up failed; the store is as it was.
-    #[error("reading the log to catch the person store {} up", path.display())]
+    #[error("reading the log to catch the person store {location} up")]
     Log {
-        path: PathBuf,
+        location: String,
         #[source]
         source: LedgerError,
     },
@@ -72,19 +78,22 @@ pub enum StoreError {
 
 /// How `PersonStore::write` treats what the store holds.
 #[derive(Clone, Copy)]
-enum Write {
+enum Write<'a> {
     /// Everything is replaced.
     Replace,
     /// The persons given are written over theirs.
     Update,
     /// As `Update`, only if the store is still at this tip.
     From(Tip),
+    /// Everything (the tip too) is replaced, only if the store still
+    /// holds these layout and tip rows (another process may have caught
+    /// it up meanwhile).
+    Reset(&'a Stored),
 }
 
-/// An open person store.
+/// An open person store, in a SQLite file or a PostgreSQL database.
 pub struct PersonStore {
-    connection: rusqlite::Connection,
-    path: PathBuf,
+    backend: Backend,
     /// The policies and notes as last read or written, with their stored
     /// bytes: a process that catches up after every write (the service)
     /// neither parses the policy documents nor rewrites the notes each time.
@@ -134,83 +143,104 @@ impl Coverage {
 }
 
 impl PersonStore {
-    /// Opens (creating) the store at `path`.
+    /// Opens (creating) the store in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<PersonStore, StoreError> {
-        let failed = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
-        let connection = rusqlite::Connection::open(path).map_err(failed)?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA cache_size = -65536;
-                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS persons (id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS aliases (id TEXT PRIMARY KEY, current TEXT NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS proxies (id TEXT PRIMARY KEY, person TEXT NOT NULL, year INTEGER NOT NULL) WITHOUT ROWID;",
-            )
-            .map_err(failed)?;
-        connection.execute_batch(family::SCHEMA).map_err(failed)?;
-        Ok(PersonStore { connection, path: path.to_path_buf(), meta_read: Default::default() })
+        let backend = Backend::Sqlite(sqlite::Sqlite::open(path)?);
+        Ok(PersonStore { backend, meta_read: Default::default() })
     }
 
-    /// Opens (creating its tables) the store in the PostgreSQL database at
-    /// `url`: the projections several service processes share.
+    /// Opens (creating its schema `yibao_projection` and its tables) the
+    /// store in the PostgreSQL database at `url`: the projections several
+    /// service processes share.
     pub fn connect(url: &str) -> Result<PersonStore, StoreError> {
-        Err(StoreError::Database {
-            location: url.to_string(),
-            detail: "the PostgreSQL person store is not built yet".into(),
-        })
+        let backend = Backend::Postgres(Box::new(postgresql::Postgres::connect(url)?));
+        Ok(PersonStore { backend, meta_read: Default::default() })
     }
 
     /// Limits SQLite's page cache of this connection (64 MiB when
     /// opened): a process holding several connections keeps their sum
-    /// within its budget.
+    /// within its budget. Nothing on PostgreSQL (the server's
+    /// `shared_buffers` is its cache).
     pub fn set_page_cache_kib(&self, kib: u32) -> Result<(), StoreError> {
-        self.connection.execute_batch(&format!("PRAGMA cache_size = -{kib};")).map_err(|e| self.failed(e))
+        match &self.backend {
+            Backend::Sqlite(sqlite) => sqlite.set_page_cache_kib(kib),
+            Backend::Postgres(_) => Ok(()),
+        }
     }
 
     /// Runs `read` in one read transaction: everything it reads is the
     /// store at one tip, while another connection may write meanwhile
-    /// (a listing walking the store a step at a time).
+    /// (a listing walking the store a step at a time). On PostgreSQL a
+    /// REPEATABLE READ READ ONLY transaction.
     pub fn in_snapshot<T>(&self, read: impl FnOnce(&PersonStore) -> T) -> Result<T, StoreError> {
-        // Deferred and only read: dropped at the end, which rolls nothing back.
-        let snapshot = self.connection.unchecked_transaction().map_err(|e| self.failed(e))?;
-        // The snapshot starts at the first read: taken now, before `read`.
-        snapshot.query_row("SELECT count(*) FROM meta", [], |_| Ok(())).map_err(|e| self.failed(e))?;
-        Ok(read(self))
+        self.backend.snapshot(|| read(self))
     }
 
-    /// Where the store is.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The SQLite file the store is in (`None` on PostgreSQL).
+    pub fn path(&self) -> Option<&Path> {
+        self.backend.path()
     }
 
-    fn failed(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), source }
+    /// Where the store is: the file, or the database without password
+    /// (`postgres://user@host:port/db`).
+    pub fn location(&self) -> String {
+        self.backend.location()
     }
 
     fn damaged(&self, reason: impl Into<String>) -> StoreError {
-        StoreError::Damaged { path: self.path.clone(), reason: reason.into() }
+        StoreError::Damaged { location: self.location(), reason: reason.into() }
+    }
+
+    /// Every row of `sql` with `params`, each shown to `visit`.
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut visit: impl FnMut(Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.backend.query(sql, params, &mut visit)
+    }
+
+    /// The first row of `sql` with `params`.
+    fn row(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, StoreError> {
+        let mut first = None;
+        self.rows(sql, params, |row| {
+            first.get_or_insert(row);
+            Ok(())
+        })?;
+        Ok(first)
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        use rusqlite::OptionalExtension;
-        // Prepared once per connection: a lookup or a small catch-up runs
-        // these a few times each.
-        self.connection
-            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
-            .and_then(|mut statement| statement.query_row([key], |row| row.get(0)).optional())
-            .map_err(|e| self.failed(e))
+        let row = self.row("SELECT value FROM meta WHERE key = $1", &[Param::Text(key)])?;
+        row.map(|mut row| row.bytes(0).ok_or_else(|| self.damaged(format!("the meta row {key}")))).transpose()
+    }
+
+    /// The layout and tip rows as stored, read together.
+    fn stored(&self) -> Result<Stored, StoreError> {
+        let mut stored = Stored::default();
+        self.rows(backend::STORED_SQL, &[], |mut row| {
+            let (Some(key), Some(value)) = (row.text(0), row.bytes(1)) else {
+                return Err(self.damaged("the meta rows"));
+            };
+            stored.add(&key, value);
+            Ok(())
+        })?;
+        Ok(stored)
     }
 
     /// The position and hash the store reflects; `None` for an empty store
     /// or one of another layout.
     pub fn tip(&self) -> Result<Option<Tip>, StoreError> {
-        let format = self.meta("format")?;
-        if format.as_deref() != Some(&FORMAT_VERSION.to_le_bytes()[..]) {
+        self.tip_of(&self.stored()?)
+    }
+
+    /// The tip `stored` holds; `None` when empty or of another layout.
+    fn tip_of(&self, stored: &Stored) -> Result<Option<Tip>, StoreError> {
+        if stored.format.as_deref() != Some(&FORMAT_VERSION.to_le_bytes()[..]) {
             return Ok(None);
         }
-        let Some(bytes) = self.meta("tip")? else { return Ok(None) };
+        let Some(bytes) = &stored.tip else { return Ok(None) };
         let (position, hash) = bytes.split_at_checked(8).ok_or_else(|| self.damaged("the tip"))?;
         let position = u64::from_le_bytes(position.try_into().map_err(|_| self.damaged("the tip"))?);
         let hash: Hash = hash.try_into().map_err(|_| self.damaged("the tip's hash"))?;
@@ -235,17 +265,10 @@ impl PersonStore {
     /// The live person an identity names (any identity they had), with the
     /// key of their row.
     fn person_named(&self, identity: &Identity) -> Result<Option<(String, PersonState)>, StoreError> {
-        use rusqlite::OptionalExtension;
-        let row: Option<(String, Vec<u8>)> = self
-            .connection
-            .prepare_cached(
-                "SELECT persons.id, persons.state FROM aliases JOIN persons ON persons.id = aliases.current WHERE aliases.id = ?1",
-            )
-            .and_then(|mut statement| {
-                statement.query_row([identity.to_string()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
-            })
-            .map_err(|e| self.failed(e))?;
-        let Some((key, bytes)) = row else { return Ok(None) };
+        let sql = "SELECT persons.id, persons.state FROM aliases JOIN persons ON persons.id = aliases.current
+                   WHERE aliases.id = $1";
+        let Some(mut row) = self.row(sql, &[Param::Text(&identity.to_string())])? else { return Ok(None) };
+        let (Some(key), Some(bytes)) = (row.text(0), row.bytes(1)) else { return Err(self.damaged("a person")) };
         let person: PersonState = bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("a person: {e}")))?;
         Ok(Some((key, person)))
     }
@@ -320,15 +343,21 @@ impl PersonStore {
         self.write(chunk, &touched, family, Write::From(base))
     }
 
-    /// Empties the store (another ledger's, or another layout): it is then
-    /// caught up from position 1.
-    fn clear(&mut self) -> Result<(), StoreError> {
-        self.connection
-            .execute_batch(
-                "BEGIN; DELETE FROM meta; DELETE FROM persons; DELETE FROM aliases; DELETE FROM proxies;
-                 DELETE FROM bindings; DELETE FROM applications; COMMIT;",
-            )
-            .map_err(|e| self.failed(e))
+    /// Empties the store: it is then caught up from position 1 (what a
+    /// store of another ledger, or one that does not read, needs; a
+    /// database cannot be deleted as a file can).
+    pub fn reset(&mut self) -> Result<(), StoreError> {
+        self.backend.write(&Guard::Always, Clear::Everything, &Rows::default())?;
+        *self.meta_read.borrow_mut() = MetaRead::default();
+        Ok(())
+    }
+
+    /// Empties the store and writes it at position 0 in one transaction,
+    /// unless it no longer holds `seen` (another process reset it or
+    /// caught it up meanwhile): then `false`.
+    fn reset_from(&mut self, seen: &Stored) -> Result<bool, StoreError> {
+        let empty = Family::default();
+        self.write(&Coverage::default(), &[], &FamilyRows::whole(&empty), Write::Reset(seen))
     }
 
     /// Writes persons `ids` of `coverage` (their rows, every identity
@@ -340,104 +369,42 @@ impl PersonStore {
         coverage: &Coverage,
         ids: &[u32],
         family: &FamilyRows<'_>,
-        how: Write,
+        how: Write<'_>,
     ) -> Result<bool, StoreError> {
-        let path = self.path.clone();
-        let failed = |source| StoreError::Sqlite { path: path.clone(), source };
-        let encoding = |what: &str, e: bincode::Error| StoreError::Damaged {
-            path: path.clone(),
-            reason: format!("{what} does not encode: {e}"),
-        };
+        let encoding = |what: &str, e: bincode::Error| self.damaged(format!("{what} does not encode: {e}"));
         let policies: Vec<&PolicyRecord> = coverage.policies.records().collect();
         let policies = bincode::serialize(&policies).map_err(|e| encoding("the policies", e))?;
         let notes =
             bincode::serialize(&(&coverage.notes, coverage.n_notes_dropped)).map_err(|e| encoding("the notes", e))?;
-        let mut tip = coverage.tip.position.to_le_bytes().to_vec();
-        tip.extend_from_slice(&coverage.tip.hash);
-        let written: FxHashSet<u32> = ids.iter().copied().collect();
+        let mut rows = Rows::default();
+        person_rows(coverage, ids, &mut rows).map_err(|e| encoding("a person", e))?;
+        family::add_rows(family, &mut rows).map_err(|(what, e)| encoding(what, e))?;
         // Unchanged since this connection read them for a chunk (whose tip
-        // is checked below: nobody wrote in between): not written again,
-        // as they are in most chunks.
+        // is checked in the write: nobody wrote in between): not written
+        // again, as they are in most chunks.
         let keep = |key: &str, bytes: &[u8]| matches!(how, Write::From(_)) && self.meta_unchanged(key, bytes);
         let (policies_kept, notes_kept) = (keep("policies", &policies), keep("notes", &notes));
-        // Immediate: the tip read below stays the store's until the commit.
-        let transaction =
-            self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(failed)?;
-        if let Write::From(base) = how {
-            use rusqlite::OptionalExtension;
-            let stored: Option<Vec<u8>> = transaction
-                .query_row("SELECT value FROM meta WHERE key = 'tip'", [], |row| row.get(0))
-                .optional()
-                .map_err(failed)?;
-            let mut expected = base.position.to_le_bytes().to_vec();
-            expected.extend_from_slice(&base.hash);
-            if stored.is_some_and(|stored| stored != expected) {
-                return Ok(false);
-            }
-        }
-        if matches!(how, Write::Replace) {
-            transaction
-                .execute_batch(
-                    "DELETE FROM persons; DELETE FROM aliases; DELETE FROM proxies;
-                     DELETE FROM bindings; DELETE FROM applications;",
-                )
-                .map_err(failed)?;
-        }
-        {
-            let mut person = transaction
-                .prepare_cached("INSERT OR REPLACE INTO persons (id, state) VALUES (?1, ?2)")
-                .map_err(failed)?;
-            let mut renamed = transaction.prepare_cached("DELETE FROM persons WHERE id = ?1").map_err(failed)?;
-            let mut alias = transaction
-                .prepare_cached("INSERT OR REPLACE INTO aliases (id, current) VALUES (?1, ?2)")
-                .map_err(failed)?;
-            // In key order: the B-tree's pages are visited once each, not
-            // at random (a chunk's persons are scattered over the store).
-            let mut live: Vec<(String, &PersonState)> = ids
-                .iter()
-                .filter_map(|&id| coverage.persons.get(id as usize))
-                // Merged into another (written too): its identities point there.
-                .filter(|state| state.merged_into.is_none())
-                .map(|state| (state.current.to_string(), state))
-                .collect();
-            live.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (current, state) in live {
-                let bytes = bincode::serialize(state).map_err(|e| encoding("a person", e))?;
-                // A row under an identity the person no longer goes by
-                // (converted): an identity names one person only, so the
-                // row was theirs.
-                for former in state.former.iter().filter(|former| **former != state.current) {
-                    renamed.execute([former.to_string()]).map_err(failed)?;
-                }
-                person.execute(rusqlite::params![current, bytes]).map_err(failed)?;
-                for known in std::iter::once(&state.current).chain(&state.former) {
-                    alias.execute(rusqlite::params![known.to_string(), current]).map_err(failed)?;
-                }
-            }
-            let mut proxy = transaction
-                .prepare_cached("INSERT OR REPLACE INTO proxies (id, person, year) VALUES (?1, ?2, ?3)")
-                .map_err(failed)?;
-            for (application, &(member, year)) in &coverage.proxies {
-                let member = coverage.live(member);
-                if written.contains(&member) {
-                    let current = coverage.persons[member as usize].current.to_string();
-                    proxy.execute(rusqlite::params![&**application, current, year]).map_err(failed)?;
-                }
-            }
-        }
-        family::write_rows(&transaction, family, &failed, &encoding)?;
-        let mut meta =
-            transaction.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)").map_err(failed)?;
-        meta.execute(rusqlite::params!["format", FORMAT_VERSION.to_le_bytes().to_vec()]).map_err(failed)?;
+        rows.meta.push(("format", FORMAT_VERSION.to_le_bytes().to_vec()));
         if !policies_kept {
-            meta.execute(rusqlite::params!["policies", &policies]).map_err(failed)?;
+            rows.meta.push(("policies", policies.clone()));
         }
         if !notes_kept {
-            meta.execute(rusqlite::params!["notes", &notes]).map_err(failed)?;
+            rows.meta.push(("notes", notes.clone()));
         }
-        meta.execute(rusqlite::params!["tip", tip]).map_err(failed)?;
-        drop(meta);
-        transaction.commit().map_err(failed)?;
+        rows.meta.push(("tip", tip_bytes(coverage.tip)));
+        let (guard, clear) = match how {
+            Write::Replace => (Guard::Always, Clear::Records),
+            Write::Update => (Guard::Always, Clear::Nothing),
+            Write::From(base) => {
+                let at_base =
+                    Stored { format: Some(FORMAT_VERSION.to_le_bytes().to_vec()), tip: Some(tip_bytes(base)) };
+                (Guard::Unmoved(at_base), Clear::Nothing)
+            }
+            Write::Reset(seen) => (Guard::Unmoved(seen.clone()), Clear::Everything),
+        };
+        if !self.backend.write(&guard, clear, &rows)? {
+            return Ok(false);
+        }
         let mut read = self.meta_read.borrow_mut();
         read.policies = Some((policies, coverage.policies.clone()));
         if !notes_kept {
@@ -445,4 +412,50 @@ impl PersonStore {
         }
         Ok(true)
     }
+}
+
+/// A tip as stored: the position (8 bytes, little-endian), then the hash.
+fn tip_bytes(tip: Tip) -> Vec<u8> {
+    let mut bytes = tip.position.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&tip.hash);
+    bytes
+}
+
+/// The rows of persons `ids` of `coverage`: each live person's under their
+/// current identity, every identity they had pointing there, the rows
+/// under identities they no longer go by (removed), and the applications
+/// of which they are the member.
+fn person_rows(coverage: &Coverage, ids: &[u32], rows: &mut Rows) -> Result<(), bincode::Error> {
+    // By key, each once: the B-tree's pages are visited once each, not at
+    // random (a chunk's persons are scattered over the store).
+    let live: BTreeMap<String, &PersonState> = ids
+        .iter()
+        .filter_map(|&id| coverage.persons.get(id as usize))
+        // Merged into another (written too): its identities point there.
+        .filter(|state| state.merged_into.is_none())
+        .map(|state| (state.current.to_string(), state))
+        .collect();
+    let mut aliases: BTreeMap<String, String> = BTreeMap::new();
+    rows.persons.reserve(live.len());
+    for (current, state) in live {
+        // A row under an identity the person no longer goes by
+        // (converted): an identity names one person only, so the row was
+        // theirs.
+        let former = state.former.iter().filter(|former| **former != state.current);
+        rows.renamed.extend(former.map(Identity::to_string));
+        for known in std::iter::once(&state.current).chain(&state.former) {
+            aliases.insert(known.to_string(), current.clone());
+        }
+        rows.persons.push((current, bincode::serialize(state)?));
+    }
+    rows.aliases = aliases.into_iter().collect();
+    let written: FxHashSet<u32> = ids.iter().copied().collect();
+    for (application, &(member, year)) in &coverage.proxies {
+        let member = coverage.live(member);
+        if written.contains(&member) {
+            let current = coverage.persons[member as usize].current.to_string();
+            rows.proxies.push((application.to_string(), current, i64::from(year)));
+        }
+    }
+    Ok(())
 }
