@@ -431,14 +431,3 @@ impl PersonStorePlace {
         }
     }
 }
-
-/// Until the PostgreSQL person store can be emptied in place.
-trait ResetShim {
-    fn reset(&mut self) -> Result<(), StoreError>;
-}
-
-impl ResetShim for PersonStore {
-    fn reset(&mut self) -> Result<(), StoreError> {
-        Err(StoreError::Database { location: String::new(), detail: "reset is not built yet".into() })
-    }
-}
