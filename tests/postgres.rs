@@ -112,6 +112,33 @@ fn the_commands_on_postgres_answer_as_on_sled() {
     assert!(repeated.contains(" 0 appended"), "{repeated}");
 }
 
+/// A person store in the database that does not read is noted, emptied
+/// in place (a database is not a file to remove) and caught up again: the
+/// next lookup finds it whole.
+#[test]
+fn a_person_store_that_does_not_read_is_emptied_in_the_database_and_caught_up() {
+    let test = "a_person_store_that_does_not_read_is_emptied_in_the_database_and_caught_up";
+    let Some(server) = TempPostgres::for_test(test) else { return };
+    let url = server.create_database("damaged");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = generated_facts(dir.path(), "40");
+    let person = first_person(&facts);
+    let data = dir.path().join("pg");
+    ok(yibao(&data, Some(&url), &["init"]));
+    ok(yibao(&data, Some(&url), &["import", &facts]));
+    let answer = coverage_years(yibao(&data, Some(&url), &["coverage", &person, "--json"]));
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("a connection");
+    let n_damaged =
+        client.execute("UPDATE yibao_projection.persons SET state = '\\x00ff'::bytea", &[]).expect("damaged");
+    assert!(n_damaged > 0);
+    let first = yibao(&data, Some(&url), &["coverage", &person, "--json"]);
+    assert!(stderr(&first).contains("emptied and caught up"), "{}", stderr(&first));
+    assert_eq!(coverage_years(first), answer);
+    let second = yibao(&data, Some(&url), &["coverage", &person, "--json"]);
+    assert!(!stderr(&second).contains("note:"), "the store was not emptied: {}", stderr(&second));
+    assert_eq!(coverage_years(second), answer);
+}
+
 /// The head line `yibao export --out` prints: `… head POSITION HASH`.
 fn exported_head(output: Output) -> String {
     let said = ok(output);
