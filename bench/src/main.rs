@@ -5,6 +5,7 @@
 mod coverage;
 mod coverage_sqlite;
 mod figures;
+mod pg;
 mod report;
 mod scale;
 mod serve_load;
@@ -60,6 +61,10 @@ enum Command {
     /// on the real payload: fill, cold open + 100 reads, 100,000 rewrites,
     /// each in a child process with its peak RSS.
     Store(StoreArgs),
+    /// The log on PostgreSQL (a throwaway server) beside sled: the
+    /// import's durable ingest, then 64 clients appending one fact at a
+    /// time; facts/s and the ratio PG/sled.
+    Pg(pg::PgArgs),
     /// One step of `store`, in a process of its own.
     #[command(hide = true)]
     StoreChild(StoreChildArgs),
@@ -210,6 +215,7 @@ struct Events {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Log(args) => run_log(&args),
+        Command::Pg(args) => pg::run(&args),
         Command::Coverage(args) => {
             let scratch = match &args.dir {
                 Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
@@ -326,7 +332,7 @@ fn generate(args: &LogArgs) -> Events {
 }
 
 /// Runs a phase, telling stderr how long it took (the table goes to stdout).
-fn phase<T>(name: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn phase<T>(name: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     eprint!("{name} … ");
     let started = Instant::now();
     let result = work().with_context(|| name.to_string());

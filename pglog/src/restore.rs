@@ -1,17 +1,17 @@
 //! Restore into an empty database: each exported record is checked as the
 //! sled restore checks it (`ledger::log::restore::check_exported`) and
-//! inserted in batches, all in one transaction: a restore that fails
+//! stored in batches (binary COPY), all in one transaction: a restore that fails
 //! leaves the database as it was.
 
 use crate::connect::{Database, Work};
 use crate::schema;
+use crate::writer::{copy_rows, Rows};
 use ledger::envelope;
 use ledger::log::content_digest;
 use ledger::log::restore::{check_exported, ExportedRecord};
 use ledger::{Head, LedgerError, Result};
-use postgres::Transaction;
 
-/// Rows per INSERT.
+/// Rows per COPY.
 const BATCH_RECORDS: usize = 10_000;
 
 /// Restores exported records into the database at `url`, which must hold
@@ -47,7 +47,7 @@ fn write_all(
     // An empty log's header (another ledger id) gives way to the export's.
     transaction.execute("UPDATE yibao.header SET stored = $1 WHERE id = 1", &[&header_bytes])?;
     let mut head = Head { position: 0, hash: genesis };
-    let mut batch = Batch::default();
+    let mut batch = Rows::default();
     for record in records {
         let record = record?;
         let envelope_head = check_exported(&head, &record)?;
@@ -62,35 +62,10 @@ fn write_all(
         batch.stored.push(record.stored);
         head = Head { position: record.position, hash: record.hash };
         if batch.positions.len() >= BATCH_RECORDS {
-            batch.insert(&mut transaction)?;
+            copy_rows(&mut transaction, &std::mem::take(&mut batch))?;
         }
     }
-    batch.insert(&mut transaction)?;
+    copy_rows(&mut transaction, &batch)?;
     transaction.commit()?;
     Ok(head)
-}
-
-#[derive(Default)]
-struct Batch {
-    positions: Vec<i64>,
-    streams: Vec<String>,
-    versions: Vec<i64>,
-    keys: Vec<String>,
-    contents: Vec<Vec<u8>>,
-    stored: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-}
-
-impl Batch {
-    fn insert(&mut self, transaction: &mut Transaction<'_>) -> Work<()> {
-        if self.positions.is_empty() {
-            return Ok(());
-        }
-        transaction.execute(
-            crate::writer::INSERT,
-            &[&self.positions, &self.streams, &self.versions, &self.keys, &self.contents, &self.stored, &self.hashes],
-        )?;
-        *self = Batch::default();
-        Ok(())
-    }
 }

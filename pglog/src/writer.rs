@@ -2,7 +2,7 @@
 //! commit) and commits them in one transaction. Under the advisory lock it
 //! reads the head, looks up the group's keys and streams, decides each
 //! request on its own (a rejected request fails alone; its neighbours
-//! commit), inserts the new records in multi-row INSERTs from arrays, and
+//! commit), stores the new records with one binary COPY, and
 //! acknowledges only after COMMIT (`synchronous_commit` on).
 
 use crate::connect::{Database, Work};
@@ -10,6 +10,8 @@ use crate::schema::WRITER_LOCK;
 use ledger::envelope::{self, EnvelopeHead, Hash};
 use ledger::log::{check_new_event, content_digest, ExpectedVersion, MAX_EVENTS_PER_APPEND};
 use ledger::{AppendOutcome, Head, LedgerError, NewEvent, Result, UtcTime};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
 use postgres::{Client, Transaction};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 const REQUEST_QUEUE: usize = 4096;
 /// A group stops taking waiting requests at this many events.
 const GROUP_MAX_EVENTS: usize = 50_000;
-/// Rows per INSERT statement, and keys or streams per lookup.
+/// Keys or streams per lookup.
 const ROWS_PER_STATEMENT: usize = 10_000;
 
 type Reply = oneshot::Sender<Result<AppendOutcome>>;
@@ -123,16 +125,16 @@ struct Known {
     head: Head,
 }
 
-/// The new rows of a group, column by column.
+/// New rows, column by column (a group's, or a batch of a restore).
 #[derive(Default)]
-struct Rows {
-    positions: Vec<i64>,
-    streams: Vec<String>,
-    versions: Vec<i64>,
-    keys: Vec<String>,
-    contents: Vec<Vec<u8>>,
-    stored: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
+pub(crate) struct Rows {
+    pub positions: Vec<i64>,
+    pub streams: Vec<String>,
+    pub versions: Vec<i64>,
+    pub keys: Vec<String>,
+    pub contents: Vec<Vec<u8>>,
+    pub stored: Vec<Vec<u8>>,
+    pub hashes: Vec<Vec<u8>>,
 }
 
 struct Writer {
@@ -214,7 +216,7 @@ impl Writer {
             };
             outcomes.push(outcome);
         }
-        insert(&mut transaction, &rows)?;
+        copy_rows(&mut transaction, &rows)?;
         transaction.commit()?;
         // The appends are acknowledged with the head they committed.
         for (outcome, (_, probe)) in outcomes.iter_mut().zip(requests) {
@@ -402,31 +404,29 @@ fn probe_outcome(plans: &[Plan], head: Head) -> AppendOutcome {
     AppendOutcome { positions, n_appended: n_new, head }
 }
 
-/// One multi-row INSERT from one array per column (a restore's too).
-pub(crate) const INSERT: &str = "INSERT INTO yibao.records (position, stream, version, key, content, stored, hash) \
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[], $7::bytea[])";
-
-/// Multi-row INSERTs of the group's new records, from one array per column.
-fn insert(transaction: &mut Transaction<'_>, rows: &Rows) -> Work<()> {
-    let statement = transaction.prepare(INSERT)?;
-    let n_rows = rows.positions.len();
-    let mut start = 0;
-    while start < n_rows {
-        let end = (start + ROWS_PER_STATEMENT).min(n_rows);
-        let range = start..end;
-        transaction.execute(
-            &statement,
-            &[
-                &&rows.positions[range.clone()],
-                &&rows.streams[range.clone()],
-                &&rows.versions[range.clone()],
-                &&rows.keys[range.clone()],
-                &&rows.contents[range.clone()],
-                &&rows.stored[range.clone()],
-                &&rows.hashes[range],
-            ],
-        )?;
-        start = end;
+/// The group's new records in one binary COPY (measured faster than a
+/// multi-row INSERT from arrays: 45 to 64k facts/s against 37 to 43k in
+/// the same runs of `yibao-bench pg`, on a loaded machine).
+pub(crate) fn copy_rows(transaction: &mut Transaction<'_>, rows: &Rows) -> Work<()> {
+    if rows.positions.is_empty() {
+        return Ok(());
     }
+    let sink = transaction.copy_in(
+        "COPY yibao.records (position, stream, version, key, content, stored, hash) FROM STDIN (FORMAT binary)",
+    )?;
+    let types = [Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::BYTEA, Type::BYTEA, Type::BYTEA];
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for row_idx in 0..rows.positions.len() {
+        writer.write(&[
+            &rows.positions[row_idx],
+            &rows.streams[row_idx],
+            &rows.versions[row_idx],
+            &rows.keys[row_idx],
+            &rows.contents[row_idx],
+            &rows.stored[row_idx],
+            &rows.hashes[row_idx],
+        ])?;
+    }
+    writer.finish()?;
     Ok(())
 }
