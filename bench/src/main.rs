@@ -10,6 +10,7 @@ mod report;
 mod scale;
 mod serve_load;
 mod sqlite;
+mod store_catch_up;
 mod store_probe;
 mod workload;
 mod yibao;
@@ -68,6 +69,25 @@ enum Command {
     /// One step of `store`, in a process of its own.
     #[command(hide = true)]
     StoreChild(StoreChildArgs),
+    /// The person store caught up from position 1 over a generated
+    /// prefecture-year, in a SQLite file and in a PostgreSQL database.
+    StoreCatchUp(StoreCatchUpArgs),
+}
+
+#[derive(Args)]
+struct StoreCatchUpArgs {
+    /// Persons of the generated prefecture-year.
+    #[arg(long, default_value_t = 1_000_000)]
+    persons: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the temporary data (removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The PostgreSQL database to measure in (its projection schema is
+    /// emptied); a throwaway server without it.
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(Args)]
@@ -227,6 +247,10 @@ fn main() -> Result<()> {
         Command::Store(args) => {
             let scratch = store_probe::scratch(args.dir.as_ref())?;
             store_probe::run(scratch.path(), args.persons, args.seed)
+        }
+        Command::StoreCatchUp(args) => {
+            let scratch = store_probe::scratch(args.dir.as_ref())?;
+            store_catch_up::run(scratch.path(), args.persons, args.seed, args.url.as_deref())
         }
         Command::StoreChild(args) => {
             store_probe::child_main(&args.kind, &args.op, &args.path, &args.records, &args.keys)

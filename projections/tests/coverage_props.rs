@@ -771,6 +771,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// A store emptied by another replica (`reset`) between two chunks of
+    /// its catch-up starts again from position 1 and ends at the fold's
+    /// state.
+    #[test]
+    fn a_postgresql_store_emptied_by_another_replica_meanwhile_is_caught_up_again(
+        ops in proptest::collection::vec(op(), 10..40),
+        chunk in 1u64..6,
+    ) {
+        let Some(server) = postgres() else { return Ok(()) };
+        let events = events(&ops, &mut Model::default());
+        let log = MemoryLog::of(&events, 0);
+        let url = database_of(server, "emptied");
+        let mut store = PersonStore::connect(&url).expect("a store");
+        store.reset().expect("the store emptied");
+        let mut other = PersonStore::connect(&url).expect("another replica's store");
+        let mut n_resets = 0;
+        let mut reset_once = |_| {
+            if n_resets == 0 {
+                other.reset().expect("emptied by the other replica");
+                n_resets += 1;
+            }
+        };
+        store.catch_up_in_chunks(&log, u64::MAX, chunk, &mut reset_once).expect("caught up");
+        prop_assert_eq!(store.load_all().expect("the whole store").digest(), fold(&events).digest());
+    }
+}
+
 /// What one replica did: the store, the envelopes it folded and wrote
 /// (`catch_up`'s count), and the positions of the chunks it wrote.
 type Replica = (PersonStore, u64, Vec<u64>);

@@ -162,6 +162,26 @@ impl Backend {
         }
     }
 
+    /// Runs `sql` for every key of `keys` where it says `{keys}` (`= $1`
+    /// on SQLite, a query per key in this process; `= ANY($1)` on
+    /// PostgreSQL, one round trip for them all), showing `visit` the rows.
+    /// The rows' order is not the keys'.
+    pub fn query_keys(
+        &self,
+        sql: &str,
+        keys: &[String],
+        visit: &mut dyn FnMut(Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(sqlite) => {
+                let one = sql.replace("{keys}", "= $1");
+                keys.iter().try_for_each(|key| sqlite.query(&one, &[Param::Text(key)], visit))
+            }
+            Backend::Postgres(_) if keys.is_empty() => Ok(()),
+            Backend::Postgres(postgres) => postgres.query_keys(&sql.replace("{keys}", "= ANY($1)"), keys, visit),
+        }
+    }
+
     /// Runs `read` in one read snapshot (inside one already open: in
     /// that one).
     pub fn snapshot<T>(&self, read: impl FnOnce() -> T) -> Result<T, StoreError> {

@@ -79,16 +79,13 @@ impl PersonStore {
             let before = tip.position;
             match self.fold_chunk(log, tip, last, changed, observe)? {
                 Some(reached) => tip = reached,
-                // Another process moved the store on: from where it is.
-                None => match self.tip_on(log, &self.stored()?)? {
-                    Some(moved) => {
-                        // Moved by another process: whom it changed is unknown.
-                        changed(Changed { identities: Vec::new(), everyone: true });
-                        tip = moved;
-                        continue;
-                    }
-                    None => return Err(self.damaged("moved off this log while it was caught up")),
-                },
+                // Another process moved the store on (or emptied it): from
+                // where it is now; whom it changed is unknown.
+                None => {
+                    changed(Changed { identities: Vec::new(), everyone: true });
+                    tip = self.tip_on_or_reset(log, changed)?;
+                    continue;
+                }
             }
             // A log that holds less than its head says: stop, not spin.
             if tip.position == before {

@@ -88,11 +88,13 @@ impl PersonStore {
             let (holder, member) = (holder.to_string(), member.to_string());
             bindings.extend(self.bindings_where(sql, &[Param::Text(&holder), Param::Text(&member)])?);
         }
+        let ids: Vec<String> = keys.applications.iter().cloned().collect();
         let mut applications = Vec::new();
-        for id in &keys.applications {
-            let sql = "SELECT record FROM applications WHERE id = $1";
-            applications.extend(self.applications_where(sql, &[Param::Text(id)])?);
-        }
+        self.backend.query_keys("SELECT record FROM applications WHERE id {keys}", &ids, &mut |mut row| {
+            let bytes = row.bytes(0).ok_or_else(|| self.damaged("an application"))?;
+            applications.push(bincode::deserialize(&bytes).map_err(|e| self.damaged(format!("an application: {e}")))?);
+            Ok(())
+        })?;
         Ok(Family::subset_at(tip, bindings, applications, self.family_notes()?))
     }
 

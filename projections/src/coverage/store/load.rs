@@ -161,28 +161,34 @@ impl PersonStore {
     /// skipping those it knows. Who reads the policies once (`coverage_of_many`
     /// with no one) reads each person after without parsing them again.
     pub fn add_named(&self, coverage: &mut Coverage, named: &Named) -> Result<(), StoreError> {
-        let mut applications: Vec<(String, Identity, u16)> = Vec::new();
-        let mut identities: Vec<&Identity> = named.identities.iter().collect();
-        let mut members: Vec<Identity> = Vec::new();
-        for application in &named.applications {
-            if let Some((member, year)) = self.application(application)? {
-                members.push(member.clone());
-                applications.push((application.clone(), member, year));
-            }
-        }
-        identities.extend(&members);
+        let mut application_ids: Vec<String> = named.applications.iter().cloned().collect();
+        application_ids.sort_unstable();
+        let applications = self.applications_named(&application_ids)?;
+        let members = applications.iter().map(|(_, member, _)| member);
+        let mut keys: Vec<String> = named
+            .identities
+            .iter()
+            .chain(members)
+            .filter(|identity| !coverage.ids.contains_key(*identity))
+            .map(Identity::to_string)
+            .collect();
         // In key order: the B-tree's pages are read once each.
-        identities.sort_by_cached_key(|identity| identity.to_string());
-        let mut loaded: FxHashSet<String> = FxHashSet::default();
-        for identity in identities {
-            if coverage.ids.contains_key(identity) {
-                continue;
-            }
-            if let Some((key, person)) = self.person_named(identity)? {
-                if loaded.insert(key) {
-                    coverage.adopt(person);
-                }
-            }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut found: Vec<(String, Vec<u8>)> = Vec::new();
+        let sql = "SELECT persons.id, persons.state FROM aliases JOIN persons ON persons.id = aliases.current
+                   WHERE aliases.id {keys}";
+        self.backend.query_keys(sql, &keys, &mut |mut row| {
+            let (Some(key), Some(bytes)) = (row.text(0), row.bytes(1)) else { return Err(self.damaged("a person")) };
+            found.push((key, bytes));
+            Ok(())
+        })?;
+        // Each person once (several identities may name them), in key
+        // order on either database.
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        for (_, bytes) in found {
+            coverage.adopt(self.person_in(Some(bytes))?);
         }
         coverage
             .adopt_applications(applications)
@@ -204,14 +210,8 @@ impl PersonStore {
                 Ok(())
             })?;
             let mut applications = Vec::new();
-            self.rows("SELECT id, person, year FROM proxies ORDER BY id", &[], |mut row| {
-                let damaged = || self.damaged("an application's row");
-                let (application, member, year) = (row.text(0), row.text(1), row.integer(2));
-                let (Some(application), Some(member), Some(year)) = (application, member, year) else {
-                    return Err(damaged());
-                };
-                let member = member.parse().map_err(|_| self.damaged("an application's member"))?;
-                applications.push((application, member, u16::try_from(year).map_err(|_| damaged())?));
+            self.rows("SELECT id, person, year FROM proxies ORDER BY id", &[], |row| {
+                applications.push(self.proxy_in(row)?);
                 Ok(())
             })?;
             coverage
@@ -254,14 +254,27 @@ impl PersonStore {
         Ok(Coverage { tip, policies: self.policies()?, notes, n_notes_dropped, ..Coverage::default() })
     }
 
-    /// An application's member (an identity they had) and year.
-    fn application(&self, application_id: &str) -> Result<Option<(Identity, u16)>, StoreError> {
-        let sql = "SELECT person, year FROM proxies WHERE id = $1";
-        let Some(mut row) = self.row(sql, &[Param::Text(application_id)])? else { return Ok(None) };
-        let damaged = || self.damaged(format!("the member of application {application_id}"));
-        let (Some(member), Some(year)) = (row.text(0), row.integer(1)) else { return Err(damaged()) };
-        let member = member.parse().map_err(|_| damaged())?;
-        Ok(Some((member, u16::try_from(year).map_err(|_| damaged())?)))
+    /// The applications among `ids` the store holds, with their member
+    /// (an identity they had) and year, by id.
+    fn applications_named(&self, ids: &[String]) -> Result<Vec<(String, Identity, u16)>, StoreError> {
+        let mut applications = Vec::new();
+        self.backend.query_keys("SELECT id, person, year FROM proxies WHERE id {keys}", ids, &mut |row| {
+            applications.push(self.proxy_in(row)?);
+            Ok(())
+        })?;
+        applications.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(applications)
+    }
+
+    /// A row (id, person, year) of `proxies`.
+    fn proxy_in(&self, mut row: super::Row) -> Result<(String, Identity, u16), StoreError> {
+        let (Some(application), member, year) = (row.text(0), row.text(1), row.integer(2)) else {
+            return Err(self.damaged("an application's row"));
+        };
+        let damaged = || self.damaged(format!("the member of application {application}"));
+        let member = member.and_then(|member| member.parse().ok()).ok_or_else(damaged)?;
+        let year = year.and_then(|year| u16::try_from(year).ok()).ok_or_else(damaged)?;
+        Ok((application, member, year))
     }
 }
 

@@ -172,11 +172,30 @@ impl Postgres {
         params: &[Param<'_>],
         visit: &mut dyn FnMut(Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_postgres).collect();
+        self.query_values(sql, &params, visit)
+    }
+
+    /// `sql` with one parameter, the array of `keys`.
+    pub fn query_keys(
+        &self,
+        sql: &str,
+        keys: &[String],
+        visit: &mut dyn FnMut(Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.query_values(sql, &[&keys], visit)
+    }
+
+    fn query_values(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        visit: &mut dyn FnMut(Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut client = self.client.borrow_mut();
         let statement = self.statement(&mut client, sql)?;
-        let params = params.iter().map(Param::as_postgres);
         // Streamed: the whole store (`load_all`) is not held twice.
-        let mut rows = client.query_raw(&statement, params).map_err(|e| self.failed(&e))?;
+        let mut rows = client.query_raw(&statement, params.iter().copied()).map_err(|e| self.failed(&e))?;
         while let Some(row) = rows.next().map_err(|e| self.failed(&e))? {
             visit(Row(values_of(&row).map_err(|e| self.failed(&e))?))?;
         }
@@ -324,5 +343,17 @@ mod tests {
         let named = location_of("postgres://yibao:s3cret@db.example:6543/ledger?sslmode=disable");
         assert_eq!(named, "postgres://yibao@db.example:6543/ledger");
         assert!(!without_password("postgres://yibao:s3cret@db.example:bad/ledger").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_database_that_does_not_answer_is_named_without_its_password() {
+        // Port 1: nothing listens there, so the connection is refused at once.
+        let failed = crate::coverage::PersonStore::connect("postgres://yibao:s3cret@127.0.0.1:1/ledger");
+        let Err(error) = failed else { panic!("a store on a port where nothing listens") };
+        assert!(
+            matches!(&error, StoreError::Database { location, .. } if location == "postgres://yibao@127.0.0.1:1/ledger"),
+            "{error:?}"
+        );
+        assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
     }
 }
