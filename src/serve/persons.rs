@@ -414,3 +414,25 @@ impl AtTip<'_> {
         Ok(coverage)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Folded;
+
+    fn folded(positions: &[u64]) -> Folded {
+        let mut folded = Folded::default();
+        positions.iter().for_each(|&position| folded.add(position));
+        folded
+    }
+
+    /// What another process folded: every position after the tip this
+    /// process knew, up to the store's, that it did not fold itself.
+    #[test]
+    fn the_records_another_process_folded_are_the_gaps_between_ours() {
+        assert_eq!(folded(&[]).gaps(10, 12), vec![(11, 12)]);
+        assert_eq!(folded(&[11, 12]).gaps(10, 12), Vec::<(u64, u64)>::new());
+        assert_eq!(folded(&[13, 14, 17]).gaps(10, 20), vec![(11, 12), (15, 16), (18, 20)]);
+        assert_eq!(folded(&[11, 12, 13]).n_records(), 3);
+        assert_eq!(folded(&[11, 13]).gaps(10, 13), vec![(12, 12)]);
+    }
+}
