@@ -251,6 +251,10 @@ pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
     let place = operations::PersonStorePlace::of(location);
     let persons = persons::Persons::open(&place, &*log, cache_bytes)?;
     let (access, access_writer) = access::start(&location.data)?;
+    let following = match location.postgres_url() {
+        Some(url) => replica::Following::replica(url, &location.describe(), Duration::from_millis(args.follow_ms))?,
+        None => replica::Following::alone(),
+    };
     let app = Arc::new(App {
         store: store::Store::new(location, log),
         persons,
@@ -268,7 +272,7 @@ pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
         metrics: metrics::Metrics::default(),
         catching_up: lookup::CatchUp::default(),
         channels,
-        following: replica::Following { every: location.postgres_url().map(|_| Duration::from_millis(args.follow_ms)) },
+        following,
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
     if let Some(refusal) = app.store.refusal() {

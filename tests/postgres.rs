@@ -296,3 +296,63 @@ fn two_replicas_on_one_database_answer_each_others_writes() {
     let expected = ledger::Money::from_fen(before.replace('.', "").parse::<i64>().expect("fen") + 2 * 1234);
     assert_eq!(net_received(&first, &person), Some(expected.expect("money").to_string()));
 }
+
+fn post(replica: &Replica, token: &str, fact: &Value) -> (u16, String) {
+    let request = ureq::post(&format!("http://{}/v1/events", replica.addr))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(fact);
+    match request {
+        Ok(response) => (response.status(), response.into_string().expect("a body")),
+        Err(ureq::Error::Status(status, response)) => (status, response.into_string().expect("a body")),
+        Err(other) => panic!("POST /v1/events: {other}"),
+    }
+}
+
+/// Two refunds of the whole of one payment posted at the same moment, one
+/// to each replica: the rules allow one, and the replicas judge them one
+/// after the other across processes, so the other is refused — never
+/// both recorded against a view without the first.
+#[test]
+fn decided_facts_posted_to_two_replicas_at_once_are_judged_one_after_the_other() {
+    let test = "decided_facts_posted_to_two_replicas_at_once_are_judged_one_after_the_other";
+    let Some(server) = TempPostgres::for_test(test) else { return };
+    let url = server.create_database("decisions");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = generated_facts(dir.path(), "20");
+    let person = first_person(&facts);
+    let setup = dir.path().join("setup");
+    ok(yibao(&setup, Some(&url), &["init"]));
+    ok(yibao(&setup, Some(&url), &["import", &facts]));
+    let replicas = [replica(&dir.path().join("a"), &url, "50"), replica(&dir.path().join("b"), &url, "50")];
+    const N_PAYMENTS: usize = 12;
+    for payment in 0..N_PAYMENTS {
+        let fact = json!({"type": "payment_received", "v": 1, "person": person, "coverage_year": 2021,
+            "amount": "100.00", "channel": "wechat", "channel_ref": format!("WX-TWICE-{payment}"),
+            "paid_at": "2021-03-05 10:00:00"});
+        let (status, body) = post(&replicas[payment % 2], CHANNEL, &fact);
+        assert_eq!(status, 200, "{body}");
+    }
+    for payment in 0..N_PAYMENTS {
+        let start = std::sync::Barrier::new(2);
+        let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+            let posts: Vec<_> = (0..2)
+                .map(|side| {
+                    let (replica, start, person) = (&replicas[side], &start, &person);
+                    scope.spawn(move || {
+                        let refund = json!({"type": "refund_issued", "v": 1, "person": person, "coverage_year": 2021,
+                            "refund_ref": format!("TK-TWICE-{payment}-{side}"),
+                            "payment": {"channel": "wechat", "channel_ref": format!("WX-TWICE-{payment}")},
+                            "amount": "100.00", "destination": "original_channel",
+                            "refunded_at": "2021-03-06 10:00:00", "reason": "重复缴费"});
+                        start.wait();
+                        post(replica, OFFICE, &refund)
+                    })
+                })
+                .collect();
+            posts.into_iter().map(|post| post.join().expect("a post")).collect()
+        });
+        let n_recorded = answers.iter().filter(|(status, _)| *status == 200).count();
+        assert_eq!(n_recorded, 1, "payment {payment}: {answers:?}");
+        assert!(answers.iter().any(|(status, _)| *status == 422), "payment {payment}: {answers:?}");
+    }
+}

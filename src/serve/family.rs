@@ -51,6 +51,7 @@ impl App {
         operation: impl FnOnce(&Writer<'_, dyn LogStore>) -> Result<T, FamilyError>,
     ) -> Result<(T, Head), ApiError> {
         let _writing = lock_plain(&self.write_lock);
+        let _alone = self.following.decide_alone()?;
         self.store.check_writable()?;
         let (written, head) = self.with_projections(|at| {
             self.require_head(at)?;

@@ -2,19 +2,77 @@
 //! follows the log's head (polled every `--follow-ms`) and catches the
 //! shared person store up — one process writes a chunk, the others find
 //! the store's tip moved and drop from their caches the persons those
-//! records name (`persons.rs`) — and reports how far it is behind. A sled
+//! records name (`persons.rs`) — and reports how far it is behind. Facts
+//! the rules decide are judged by one process at a time across the
+//! replicas (`Following::decide_alone`: a PostgreSQL advisory lock held
+//! from the catch-up they are judged at through their append). A sled
 //! service owns its directory and is the only writer: it does not poll.
 
+use super::error::ApiError;
 use super::App;
+use ledger::sync::lock_plain;
 use ledger::UtcTime;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// The advisory lock a replica holds while it judges and appends facts
+/// the rules decide: apart from the log's and the person store's own.
+const DECISION_LOCK: i64 = 0x7969_6261_6f64_6563; // "yibaodec"
 
 /// How the service follows the log.
 pub struct Following {
     /// How often the head is polled; `None` for a store no other process
     /// writes (sled).
     pub every: Option<Duration>,
+    /// On a shared store: the connection that takes the decision lock.
+    decisions: Option<Mutex<postgres::Client>>,
+}
+
+/// Decisions are this process's alone until dropped.
+pub struct DecidingAlone<'a> {
+    connection: Option<MutexGuard<'a, postgres::Client>>,
+}
+
+impl Drop for DecidingAlone<'_> {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.as_mut() {
+            // A connection that failed took its session's lock with it.
+            if let Err(error) = connection.execute("SELECT pg_advisory_unlock($1)", &[&DECISION_LOCK]) {
+                eprintln!("error: releasing the decision lock: {error}");
+            }
+        }
+    }
+}
+
+impl Following {
+    /// A sled service: the only writer.
+    pub fn alone() -> Following {
+        Following { every: None, decisions: None }
+    }
+
+    /// A replica on the PostgreSQL database at `url` (`location` names it
+    /// without its password), polling the head every `every`. Called
+    /// outside the async runtime.
+    pub fn replica(url: &str, location: &str, every: Duration) -> anyhow::Result<Following> {
+        let connection = postgres::Client::connect(url, postgres::NoTls)
+            .map_err(|e| anyhow::anyhow!("connecting to {location} for the decision lock: {e}"))?;
+        Ok(Following { every: Some(every), decisions: Some(Mutex::new(connection)) })
+    }
+
+    /// Waits until no other replica judges or appends a decided fact, and
+    /// keeps them waiting until the answer is dropped. Blocking: call it
+    /// off the async workers, before the catch-up the facts are judged at.
+    pub fn decide_alone(&self) -> Result<DecidingAlone<'_>, ApiError> {
+        let Some(decisions) = &self.decisions else { return Ok(DecidingAlone { connection: None }) };
+        let mut connection = lock_plain(decisions);
+        connection.execute("SELECT pg_advisory_lock($1)", &[&DECISION_LOCK]).map_err(|error| {
+            ApiError::overloaded(
+                "store_unavailable",
+                &format!("the decision lock could not be taken ({error}); retry later"),
+            )
+        })?;
+        Ok(DecidingAlone { connection: Some(connection) })
+    }
 }
 
 /// How far this replica is behind the log's head.
