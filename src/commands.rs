@@ -9,6 +9,7 @@ use operations::channels::Channels;
 use operations::import::{self, Imported};
 use operations::records::{self, EnvelopeAnswer, ExportError, LogPage, VerifyError};
 use operations::Location;
+use operations::StorageError;
 use operations::{facts, Ledger};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -78,6 +79,8 @@ pub fn import(location: &Location, file: &Path, actor: Option<String>, args: Imp
         std::fs::File::open(path).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
     }
     let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    // A file's decided facts are judged against the log as it is.
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
     import_into(&ledger, path, &label, &actor, args)
 }
 

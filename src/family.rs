@@ -12,6 +12,7 @@ use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
 use ledger::{BeijingTime, Date, Identity, LogStore, OpenMode};
 use operations::family::{self, ApplicationListed, ApplyRequest, FamilyError, PeriodListed, Transition, Writer};
 use operations::Location;
+use operations::StorageError;
 use operations::{Ledger, Projections, Recorded};
 use projections::coverage::Named;
 
@@ -217,6 +218,7 @@ fn write<T>(
     operation: impl FnOnce(&Writer<'_, dyn LogStore>) -> Result<T, FamilyError>,
 ) -> Result<T> {
     let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
     let at = ledger.projections_naming(named).map_err(classified)?;
     let writer = Writer::of(&ledger, &at).map_err(classified)?;
     operation(&writer).map_err(|error| match error {

@@ -9,6 +9,7 @@ use ledger::{Date, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
 use operations::coverage::{AssessError, AssessmentQuery, CoverageAnswer, CoverageQuery, YearEntry};
 use operations::Ledger;
 use operations::Location;
+use operations::StorageError;
 use projections::coverage::{source_words, Coverage};
 
 /// The coverage projection, caught up with the log (`checkpoints.rs`).
@@ -165,10 +166,9 @@ pub fn assess(location: &Location, id: &str, year: u16, groups: &[String], on: O
         groups: groups.to_vec(),
         assessed_on: on.unwrap_or_else(Date::today),
     };
-    let assessed = Ledger::open(location, OpenMode::Existing)
-        .map_err(classified)?
-        .assess(&query, "cli:assess")
-        .map_err(assess_error)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
+    let assessed = ledger.assess(&query, "cli:assess").map_err(assess_error)?;
     outln!(
         "group {}: subsidy {}, the person pays {}; recorded at position {}",
         assessed.group,

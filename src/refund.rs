@@ -12,6 +12,7 @@ use ledger::{BeijingTime, OpenMode};
 use operations::refund::{RefundError, RefundRequest};
 use operations::Ledger;
 use operations::Location;
+use operations::StorageError;
 
 const REFUND_FLAGS: FlagNames = &[
     ("person", "--id"),
@@ -77,6 +78,7 @@ pub fn run(location: &Location, args: RefundArgs) -> Result<()> {
         refunded_at,
     };
     let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
     let refunded = operations::refund::refund(&ledger, request.clone(), "cli:refund").map_err(|error| match error {
         RefundError::Field(error) => field_error(REFUND_FLAGS, error.field, error.reason),
         other => classified(other),

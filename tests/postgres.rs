@@ -356,3 +356,40 @@ fn decided_facts_posted_to_two_replicas_at_once_are_judged_one_after_the_other()
         assert!(answers.iter().any(|(status, _)| *status == 422), "payment {payment}: {answers:?}");
     }
 }
+
+/// A command that decides facts on a PostgreSQL ledger waits for the
+/// decision lock another process holds (a replica judging a refund), and
+/// goes on once it is released.
+#[test]
+fn a_command_deciding_facts_waits_for_the_decision_lock_of_another_process() {
+    let test = "a_command_deciding_facts_waits_for_the_decision_lock_of_another_process";
+    let Some(server) = TempPostgres::for_test(test) else { return };
+    let url = server.create_database("waiting");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = generated_facts(dir.path(), "10");
+    let data = dir.path().join("pg");
+    ok(yibao(&data, Some(&url), &["init"]));
+    let mut holder = postgres::Client::connect(&url, postgres::NoTls).expect("a connection");
+    holder.execute("SELECT pg_advisory_lock($1)", &[&operations::location::DECISION_LOCK]).expect("the lock");
+    let mut import = Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .args(["--store", &url, "import", &facts])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start yibao import");
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    let started = Instant::now();
+    while holder.query_one(waiting, &[]).expect("pg_locks").get::<_, i64>(0) == 0 {
+        assert!(import.try_wait().expect("the import").is_none(), "the import did not wait for the decision lock");
+        assert!(started.elapsed() < REPLICA_WAIT, "the import never asked for the decision lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let head = |client: &mut postgres::Client| client.query_one("SELECT count(*) FROM yibao.records", &[]);
+    assert_eq!(head(&mut holder).expect("the records").get::<_, i64>(0), 0, "appended while waiting");
+    holder.execute("SELECT pg_advisory_unlock($1)", &[&operations::location::DECISION_LOCK]).expect("released");
+    let output = import.wait_with_output().expect("the import");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(head(&mut holder).expect("the records").get::<_, i64>(0) > 0);
+}

@@ -10,6 +10,19 @@ use std::path::{Path, PathBuf};
 /// The URL schemes of a PostgreSQL store.
 pub const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
+/// The PostgreSQL advisory lock a process holds while it judges facts the
+/// rules decide and appends them, so that processes on one database (the
+/// service's replicas, a CLI command) decide one at a time. Apart from the
+/// log's and the person store's own locks, which are taken inside it.
+pub const DECISION_LOCK: i64 = 0x7969_6261_6f64_6563; // "yibaodec"
+
+/// Decisions are this process's alone while it is held: on PostgreSQL a
+/// connection holding `DECISION_LOCK` (released with the connection when
+/// dropped); nothing on sled, whose directory one process owns.
+pub struct DecidingAlone {
+    _connection: Option<postgres::Client>,
+}
+
 /// The store holding the log and the person store.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -90,6 +103,20 @@ impl Location {
             Backend::Sled => self.data.display().to_string(),
             Backend::Postgres(url) => without_password(url),
         }
+    }
+
+    /// Waits until no other process on the database judges or appends a
+    /// decided fact, and keeps them waiting until the answer is dropped.
+    /// Take it before reading the projections a decision is judged on.
+    pub fn decide_alone(&self) -> Result<DecidingAlone, LedgerError> {
+        let Backend::Postgres(url) = &self.store else { return Ok(DecidingAlone { _connection: None }) };
+        let failed = |error: postgres::Error| LedgerError::Database {
+            location: without_password(url),
+            detail: format!("taking the decision lock: {error}"),
+        };
+        let mut connection = postgres::Client::connect(url, postgres::NoTls).map_err(failed)?;
+        connection.execute("SELECT pg_advisory_lock($1)", &[&DECISION_LOCK]).map_err(failed)?;
+        Ok(DecidingAlone { _connection: Some(connection) })
     }
 
     /// Opens the log (creating it with `OpenMode::Create`).

@@ -12,12 +12,9 @@ use super::error::ApiError;
 use super::App;
 use ledger::sync::lock_plain;
 use ledger::UtcTime;
+use operations::location::DECISION_LOCK;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-/// The advisory lock a replica holds while it judges and appends facts
-/// the rules decide: apart from the log's and the person store's own.
-const DECISION_LOCK: i64 = 0x7969_6261_6f64_6563; // "yibaodec"
 
 /// How the service follows the log.
 pub struct Following {
