@@ -51,7 +51,7 @@ struct Cli {
     /// --data; postgres://USER@HOST:PORT/DATABASE (or postgresql://…), a
     /// PostgreSQL database that several `serve` replicas may share (the
     /// data directory still holds channels.toml, checkpoints and keys).
-    #[arg(long, global = true, env = "YIBAO_STORE", value_name = "URL")]
+    #[arg(long, global = true, env = "YIBAO_STORE", value_name = "URL", hide_env_values = true)]
     store: Option<String>,
 
     #[command(subcommand)]

@@ -83,6 +83,9 @@ fn a_store_that_is_not_postgres_is_refused_naming_the_option() {
         .expect("run yibao");
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("--store"), "{}", stderr(&output));
+    // The help shows no value of the variable (it may hold a password).
+    let help = Command::new(BIN).env("YIBAO_STORE", "postgres://u:secret@h/d").arg("--help").output().expect("help");
+    assert!(stdout(&help).contains("--store") && !stdout(&help).contains("secret"), "{}", stdout(&help));
 }
 
 #[test]

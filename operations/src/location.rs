@@ -131,23 +131,26 @@ impl Location {
 /// `url` with any password removed: `postgres://user@host:port/db`.
 pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((user_info, host)) = authority.rsplit_once('@') else { return url.to_string() };
-    let user = user_info.split_once(':').map_or(user_info, |(user, _password)| user);
-    // Query parameters may carry a password too.
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let kept: Vec<&str> = query.split('&').filter(|pair| !pair.starts_with("password=")).collect();
-            if kept.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}?{}", kept.join("&"))
-            }
-        }
-        None => tail.to_string(),
+    let (head, query) = match rest.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (rest, None),
     };
-    format!("{scheme}://{user}@{host}{tail}")
+    // The last `@` ends the user information, whatever a password holds.
+    let named = match head.rsplit_once('@') {
+        Some((user_info, host_and_path)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(user, _password)| user);
+            format!("{scheme}://{user}@{host_and_path}")
+        }
+        None => format!("{scheme}://{head}"),
+    };
+    // Query parameters may carry a password too.
+    let kept: Vec<&str> =
+        query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.starts_with("password=")).collect();
+    if kept.is_empty() {
+        named
+    } else {
+        format!("{named}?{}", kept.join("&"))
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +165,7 @@ mod tests {
             "postgresql://u@h/d?sslmode=require"
         );
         assert_eq!(without_password("postgres://h:5432/d"), "postgres://h:5432/d");
+        assert_eq!(without_password("postgres://u:a/b@c@h/d"), "postgres://u@h/d");
         let location = Location::choose(Path::new("d"), Some("postgres://a:pw@h/db")).expect("a postgres URL");
         assert!(!format!("{location:?} {}", location.describe()).contains("pw"));
     }
