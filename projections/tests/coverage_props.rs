@@ -922,3 +922,28 @@ proptest! {
         }
     }
 }
+
+/// What a PostgreSQL store reads in one snapshot (`in_snapshot`) is the
+/// store at one tip, while another replica catches it up meanwhile.
+#[test]
+fn a_postgresql_snapshot_reads_the_store_at_one_tip_while_another_replica_writes() {
+    let Some(server) = postgres() else { return };
+    let pay = |reference| Op::Pay { person: 0, year: 2021, fen: 28_000, reference, day: 10, payer: 0 };
+    let events = events(&[pay(0), pay(1), pay(2)], &mut Model::default());
+    let log = MemoryLog::of(&events, 0);
+    let url = database_of(server, "snapshot");
+    let mut writer = PersonStore::connect(&url).expect("a store");
+    writer.reset().expect("the store emptied");
+    writer.catch_up_in_chunks(&log, 1, 1, &mut |_| {}).expect("caught up to position 1");
+    let reader = PersonStore::connect(&url).expect("another replica's store");
+    let (before, during) = reader
+        .in_snapshot(|store| {
+            let before = store.tip().expect("a tip").expect("a tip");
+            writer.catch_up_in_chunks(&log, u64::MAX, 1, &mut |_| {}).expect("caught up meanwhile");
+            (before, store.tip().expect("a tip").expect("a tip"))
+        })
+        .expect("a snapshot");
+    assert_eq!((before.position, during.position), (1, 1), "the snapshot sees one tip");
+    let after = reader.tip().expect("a tip").expect("a tip");
+    assert_eq!(after.position, events.len() as u64, "outside the snapshot, the store as written");
+}

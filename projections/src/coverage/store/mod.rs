@@ -1,5 +1,7 @@
 //! The coverage projection kept per person on disk (SQLite, chosen by
-//! `yibao-bench store`): each person's record as the fold keeps it, every
+//! `yibao-bench store`) or in a PostgreSQL database several service
+//! processes share (`backend.rs`: the few operations the two differ in):
+//! each person's record as the fold keeps it, every
 //! identity they had pointing at it, every proxy application id with its
 //! member and year, the policies, the ledger notes, and the tip (position
 //! and hash) the whole reflects, written in one transaction. A lookup reads
@@ -17,6 +19,13 @@
 //! tip. A whole projection can
 //! also be written (`write_all`, or the persons its fold changed since the
 //! store's tip, `write_touched`).
+//!
+//! Several processes may catch one store up at once (replicas on one
+//! PostgreSQL database, or processes on one SQLite file): each chunk is
+//! written only if the store is still at the tip it was folded from,
+//! checked under the write lock, and a store not on the log is emptied
+//! only if no other process moved it meanwhile; so no chunk is applied
+//! twice and none is lost.
 
 mod backend;
 mod catch_up;
