@@ -10,6 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use ledger::OpenMode;
 use operations::certificate::{self, Format, Verified, VerifyError, MAX_DOCUMENT_BYTES};
 use operations::Ledger;
+use operations::Location;
 use std::path::{Path, PathBuf};
 
 /// `yibao certificate ID --year Y` or `yibao certificate verify FILE`.
@@ -63,15 +64,15 @@ impl From<FormatArg> for Format {
     }
 }
 
-pub fn run(data: &Path, args: CertificateArgs) -> Result<()> {
+pub fn run(location: &Location, args: CertificateArgs) -> Result<()> {
     if let Some(CertificateCommand::Verify { file }) = args.command {
-        return verify(data, &file);
+        return verify(location, &file);
     }
     let (Some(id), Some(year)) = (args.id, args.year) else {
         return Err(BadInput("give an ID number and --year (or `certificate verify FILE`)".into()).into());
     };
     let identity = parse_identity(&id)?;
-    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Read).map_err(classified)?;
     let issued = certificate::issue(&ledger, &identity, year, args.full_id).map_err(classified)?;
     let text = certificate::render(&issued, args.format.into());
     match args.out {
@@ -87,10 +88,10 @@ pub fn run(data: &Path, args: CertificateArgs) -> Result<()> {
 /// `yibao certificate verify FILE`: the report on standard output (each
 /// failure, or OK and whether the person-year changed since issue), the
 /// verdict in the exit code.
-fn verify(data: &Path, file: &Path) -> Result<()> {
+fn verify(location: &Location, file: &Path) -> Result<()> {
     let label = file.display().to_string();
     let text = read(file)?;
-    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Read).map_err(classified)?;
     let error = match certificate::verify(&ledger, &text) {
         Ok(verified) => {
             print_verified(&label, &verified);

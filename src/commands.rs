@@ -4,29 +4,31 @@
 use crate::exit::{classified, BadInput, Findings};
 use crate::output::ignore_broken_pipe;
 use anyhow::{Context, Result};
-use ledger::{OpenMode, SledLog};
+use ledger::{LogStore, OpenMode};
 use operations::channels::Channels;
 use operations::import::{self, Imported};
 use operations::records::{self, EnvelopeAnswer, ExportError, LogPage, VerifyError};
+use operations::Location;
+use operations::StorageError;
 use operations::{facts, Ledger};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
-pub fn open(data: &Path, mode: OpenMode) -> Result<SledLog> {
-    SledLog::open(data, mode).with_context(|| format!("opening the ledger at {}", data.display()))
+pub fn open(location: &Location, mode: OpenMode) -> Result<Box<dyn LogStore>> {
+    location.open_log(mode).with_context(|| format!("opening the ledger at {}", location.describe()))
 }
 
 /// The channels this ledger accepts: built in, plus `DIR/channels.toml`.
-pub fn channels(data: &Path) -> Result<Channels> {
-    Channels::load(data).map_err(|e| BadInput(e.to_string()).into())
+pub fn channels(location: &Location) -> Result<Channels> {
+    Channels::load(&location.data).map_err(|e| BadInput(e.to_string()).into())
 }
 
-pub fn init(data: &Path) -> Result<()> {
-    let made = records::init(data).map_err(classified)?;
+pub fn init(location: &Location) -> Result<()> {
+    let made = records::init(location).map_err(classified)?;
     let verb = if made.created { "created" } else { "already holds" };
     outln!(
         "{}: {verb} ledger {} ({} chain, format {} v{})",
-        data.display(),
+        location.describe(),
         made.ledger_id,
         made.hash_algorithm,
         made.format,
@@ -65,7 +67,7 @@ impl Default for ImportArgs {
     }
 }
 
-pub fn import(data: &Path, file: &Path, actor: Option<String>, args: ImportArgs) -> Result<()> {
+pub fn import(location: &Location, file: &Path, actor: Option<String>, args: ImportArgs) -> Result<()> {
     let label = file_label(file);
     let actor = actor.unwrap_or_else(|| {
         format!("import:{}", file.file_name().map_or(label.clone(), |n| n.to_string_lossy().into_owned()))
@@ -76,7 +78,9 @@ pub fn import(data: &Path, file: &Path, actor: Option<String>, args: ImportArgs)
     if spooled.is_none() {
         std::fs::File::open(path).map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
     }
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    // A file's decided facts are judged against the log as it is.
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
     import_into(&ledger, path, &label, &actor, args)
 }
 
@@ -135,16 +139,16 @@ fn print_imported(label: &str, imported: &Imported) {
     }
 }
 
-pub fn log(data: &Path, from: u64, limit: usize, as_json: bool) -> Result<()> {
-    let log = open(data, OpenMode::Read)?;
-    let page = LogPage::new(&log, from, limit);
+pub fn log(location: &Location, from: u64, limit: usize, as_json: bool) -> Result<()> {
+    let log = open(location, OpenMode::Read)?;
+    let page = LogPage::new(&*log, from, limit);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !as_json && page.head == 0 {
         writeln!(out, "the log is empty").or_else(ignore_broken_pipe)?;
     }
     let mut write_error = None;
-    page.scan(&log, &mut |envelope| {
+    page.scan(&*log, &mut |envelope| {
         if write_error.is_some() {
             return;
         }
@@ -182,8 +186,8 @@ pub fn log(data: &Path, from: u64, limit: usize, as_json: bool) -> Result<()> {
 /// What to do about a store sled cannot read.
 const RESTORE_ADVICE: &str = "restore from an export (`yibao import --restore FILE`) into an empty data directory";
 
-pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
-    let verified = match records::verify(data, from, to) {
+pub fn verify(location: &Location, from: u64, to: u64) -> Result<()> {
+    let verified = match records::verify(location, from, to) {
         Ok(verified) => verified,
         Err(damaged @ VerifyError::Damaged { .. }) => {
             outln!("FAILED: {damaged}");
@@ -192,7 +196,7 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
         Err(other) => return Err(classified(other)),
     };
     let rate = verified.n_records as f64 / verified.seconds.max(1e-9);
-    outln!("chain: {} ({}), header ledger {}", verified.hash_algorithm, data.display(), verified.ledger_id);
+    outln!("chain: {} ({}), header ledger {}", verified.hash_algorithm, location.describe(), verified.ledger_id);
     outln!(
         "checked positions {}..{}: {} records in {} blocks, {:.3} s, {:.0} records/s",
         verified.first_position,
@@ -223,14 +227,14 @@ pub fn verify(data: &Path, from: u64, to: u64) -> Result<()> {
     }
 }
 
-pub fn export(data: &Path, out_path: Option<&Path>) -> Result<()> {
-    let log = open(data, OpenMode::Read)?;
+pub fn export(location: &Location, out_path: Option<&Path>) -> Result<()> {
+    let log = open(location, OpenMode::Read)?;
     let sink: Box<dyn Write> = match out_path {
         Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
-    let exported = match records::export(&log, &mut out) {
+    let exported = match records::export(&*log, &mut out) {
         Ok(exported) => exported,
         // A reader that went away (`yibao export | head`) is not a failure.
         Err(ExportError::Write(error)) if error.kind() == std::io::ErrorKind::BrokenPipe && out_path.is_none() => {
@@ -250,14 +254,14 @@ pub fn export(data: &Path, out_path: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-pub fn restore(data: &Path, file: &Path) -> Result<()> {
+pub fn restore(location: &Location, file: &Path) -> Result<()> {
     let label = file_label(file);
     let lines = import::numbered_lines(reader(file)?);
-    let restored = records::restore(data, lines, &label).map_err(classified)?;
+    let restored = records::restore(location, lines, &label).map_err(classified)?;
     outln!(
         "restored {} records from {label} into {} in {:.3} s",
         restored.head.position,
-        data.display(),
+        location.describe(),
         restored.seconds
     );
     outln!("head {} {}", restored.head.position, restored.head.hash);

@@ -4,6 +4,7 @@ use crate::commands;
 use anyhow::Result;
 use ledger::OpenMode;
 use operations::Ledger;
+use operations::Location;
 use projections::coverage::Coverage;
 use projections::{LedgerTotals, Projection};
 use std::path::Path;
@@ -35,11 +36,11 @@ fn step(title: &str) {
     outln!("\n== {title}");
 }
 
-pub fn run(data: &Path) -> Result<()> {
-    outln!("yibao demo: a Bijie 2025 resident-insurance ledger in {}", data.display());
+pub fn run(location: &Location) -> Result<()> {
+    outln!("yibao demo: a Bijie 2025 resident-insurance ledger in {}", location.describe());
     step("1. create (or open) the ledger");
-    commands::init(data)?;
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(crate::exit::classified)?;
+    commands::init(location)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(crate::exit::classified)?;
     let log = ledger.log();
 
     step("1b. record the region-year policies of the sources (coverage reads them from the log only)");
@@ -76,31 +77,31 @@ pub fn run(data: &Path) -> Result<()> {
     let head = log.durable_head().position;
 
     step("4b. coverage, as an insurance office sees it (IDs masked): 王秀英's premium came from her family's employee account (credited: received); 刘芳's proxy application failed and went back to the account (refunded to source)");
-    coverage_table(data, log)?;
+    coverage_table(location, log)?;
     drop(ledger);
 
     step("4c. the family account of employee 520502197811204159 (职工医保个人账户家庭共济): bindings, applications, the personal account");
-    crate::family::demo_summary(data, DEMO_HOLDER)?;
+    crate::family::demo_summary(location, DEMO_HOLDER)?;
 
     step("5. the log (last 40 events)");
-    commands::log(data, head.saturating_sub(39).max(1), 40, false)?;
+    commands::log(location, head.saturating_sub(39).max(1), 40, false)?;
 
     step("6. verify the SM3 chain");
-    commands::verify(data, 1, 0)?;
+    commands::verify(location, 1, 0)?;
 
     step("7. export, restore into an empty ledger, compare heads");
-    let export_path = data.join("demo-export.jsonl");
-    let restore_dir = data.join("demo-restore");
+    let export_path = location.data.join("demo-export.jsonl");
+    let restore_dir = location.data.join("demo-restore");
     if restore_dir.exists() {
         std::fs::remove_dir_all(&restore_dir)?;
     }
-    commands::export(data, Some(&export_path))?;
-    commands::restore(&restore_dir, &export_path)?;
+    commands::export(location, Some(&export_path))?;
+    commands::restore(&Location::sled(&restore_dir), &export_path)?;
 
     step("8. replay the log twice into fresh projections: the money per coverage year, and the state digest");
-    let log = commands::open(data, OpenMode::Existing)?;
-    let first: LedgerTotals = replay::rebuild(&log, 0, &mut |_| {})?;
-    let second: LedgerTotals = replay::rebuild(&log, 0, &mut |_| {})?;
+    let log = commands::open(location, OpenMode::Existing)?;
+    let first: LedgerTotals = replay::rebuild(&*log, 0, &mut |_| {})?;
+    let second: LedgerTotals = replay::rebuild(&*log, 0, &mut |_| {})?;
     for (year, totals) in &first.years {
         outln!(
             "{year}: {} payments {} | {} subsidies {} | {} proxy credited {} | {} refunds {} to channels, {} to personal accounts",
@@ -111,8 +112,8 @@ pub fn run(data: &Path) -> Result<()> {
     let (digest, again) = (replay::state_digest(&first), replay::state_digest(&second));
     outln!("state digest at position {}: {}", first.position(), hex::encode(digest));
     outln!("second replay: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
-    let coverage_first: Coverage = replay::rebuild(&log, 0, &mut |_| {})?;
-    let coverage_second: Coverage = replay::rebuild(&log, 0, &mut |_| {})?;
+    let coverage_first: Coverage = replay::rebuild(&*log, 0, &mut |_| {})?;
+    let coverage_second: Coverage = replay::rebuild(&*log, 0, &mut |_| {})?;
     let (digest, again) = (coverage_first.digest(), coverage_second.digest());
     outln!("coverage digest at position {}: {}", coverage_first.position(), hex::encode(digest));
     outln!("second coverage rebuild: {}", if digest == again { "same digest" } else { "DIFFERENT digest" });
@@ -128,19 +129,19 @@ pub fn run(data: &Path) -> Result<()> {
     }
     let period = ledger::Date::ymd(2024, 10, 1).zip(ledger::Date::ymd(2024, 11, 30));
     let period = period.map(|(from, to)| reconcile::Period { from, to });
-    let clean = crate::reconcile_cmd::compare_and_record(&log, &statements, period)?;
+    let clean = crate::reconcile_cmd::compare_and_record(&*log, &statements, period)?;
     outln!("(`yibao reconcile` would exit {} here)", if clean { 0 } else { 1 });
     outln!(
         "\nnext: `yibao --data {d} coverage 520502198503121233 --on 2025-06-01`, `yibao --data {d} unpaid --region 520500 --year 2025`, `yibao --data {d} verify`; \
          the office page: `yibao --data {d} serve --insecure-no-auth`, then http://127.0.0.1:8080/?id=520502198503121233",
-        d = data.display()
+        d = location.describe()
     );
     Ok(())
 }
 
 /// One line per person-year of the demo: state, due, received, cover.
-fn coverage_table(data: &Path, log: &dyn ledger::LogReader) -> Result<()> {
-    let coverage = crate::lookup::coverage(data, log)?;
+fn coverage_table(location: &Location, log: &dyn ledger::LogReader) -> Result<()> {
+    let coverage = crate::lookup::coverage(location, log)?;
     let mut persons: Vec<ledger::Identity> = Vec::new();
     log.scan(1, u64::MAX, |envelope| {
         if let ledger::Event::PersonRegisteredV1(e) = &envelope.event {

@@ -9,11 +9,12 @@ use crate::single::{field_error, flag_value, FlagNames};
 use anyhow::Result;
 use clap::Subcommand;
 use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
-use ledger::{BeijingTime, Date, Identity, OpenMode, SledLog};
+use ledger::{BeijingTime, Date, Identity, LogStore, OpenMode};
 use operations::family::{self, ApplicationListed, ApplyRequest, FamilyError, PeriodListed, Transition, Writer};
+use operations::Location;
+use operations::StorageError;
 use operations::{Ledger, Projections, Recorded};
 use projections::coverage::Named;
-use std::path::Path;
 
 /// `yibao family …`.
 #[derive(Subcommand)]
@@ -125,9 +126,9 @@ pub struct Step {
     at: Option<String>,
 }
 
-pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
+pub fn run(location: &Location, command: FamilyCommand) -> Result<()> {
     match command {
-        FamilyCommand::List { id, json } => list(data, &id, json),
+        FamilyCommand::List { id, json } => list(location, &id, json),
         FamilyCommand::Bind { holder, account_province, member, relation, on } => {
             let relation =
                 projections::family::parse_relation(&relation).map_err(|e| BadInput(format!("--relation: {e}")))?;
@@ -139,7 +140,8 @@ pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
                 bound_on: date_flag(BIND_FLAGS, "bound_on", on.as_deref())?,
             };
             let named = persons_named(&[&binding.holder, &binding.member]);
-            let recorded = write(data, BIND_FLAGS, &named, |writer| family::bind(writer, binding, "cli:family-bind"))?;
+            let recorded =
+                write(location, BIND_FLAGS, &named, |writer| family::bind(writer, binding, "cli:family-bind"))?;
             print_recorded(&recorded);
             Ok(())
         }
@@ -150,20 +152,21 @@ pub fn run(data: &Path, command: FamilyCommand) -> Result<()> {
                 revoked_on: date_flag(REVOKE_FLAGS, "revoked_on", on.as_deref())?,
             };
             let named = persons_named(&[&revocation.holder, &revocation.member]);
-            let recorded =
-                write(data, REVOKE_FLAGS, &named, |writer| family::revoke(writer, revocation, "cli:family-revoke"))?;
+            let recorded = write(location, REVOKE_FLAGS, &named, |writer| {
+                family::revoke(writer, revocation, "cli:family-revoke")
+            })?;
             print_recorded(&recorded);
             Ok(())
         }
         FamilyCommand::Apply { holder, member, year, amount, application_id, at } => {
-            apply(data, ApplyFlags { holder, member, year, amount, application_id, at })
+            apply(location, ApplyFlags { holder, member, year, amount, application_id, at })
         }
-        FamilyCommand::Processing(step) => transition(data, "processing", step),
-        FamilyCommand::Credited(step) => transition(data, "credited", step),
-        FamilyCommand::Failed(step) => transition(data, "failed", step),
-        FamilyCommand::Returned(step) => transition(data, "returned", step),
-        FamilyCommand::Account { holder, json } => account(data, &holder, json),
-        FamilyCommand::Stuck { older_than_hours, now, json } => stuck(data, older_than_hours, now, json),
+        FamilyCommand::Processing(step) => transition(location, "processing", step),
+        FamilyCommand::Credited(step) => transition(location, "credited", step),
+        FamilyCommand::Failed(step) => transition(location, "failed", step),
+        FamilyCommand::Returned(step) => transition(location, "returned", step),
+        FamilyCommand::Account { holder, json } => account(location, &holder, json),
+        FamilyCommand::Stuck { older_than_hours, now, json } => stuck(location, older_than_hours, now, json),
     }
 }
 
@@ -209,12 +212,13 @@ fn persons_named(identities: &[&Identity]) -> Named {
 /// `named` reads from the person store (the persons and applications the
 /// fact names); a field the edge refuses is named by the flag that gave it.
 fn write<T>(
-    data: &Path,
+    location: &Location,
     flags: FlagNames,
     named: &Named,
-    operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
+    operation: impl FnOnce(&Writer<'_, dyn LogStore>) -> Result<T, FamilyError>,
 ) -> Result<T> {
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
     let at = ledger.projections_naming(named).map_err(classified)?;
     let writer = Writer::of(&ledger, &at).map_err(classified)?;
     operation(&writer).map_err(|error| match error {
@@ -224,8 +228,8 @@ fn write<T>(
 }
 
 /// The person's family records and coverage at the head, from the store.
-fn read_person(data: &Path, person: &Identity) -> Result<Projections> {
-    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
+fn read_person(location: &Location, person: &Identity) -> Result<Projections> {
+    let ledger = Ledger::open(location, OpenMode::Read).map_err(classified)?;
     ledger.projections_naming(&persons_named(&[person])).map_err(classified)
 }
 
@@ -252,7 +256,7 @@ struct ApplyFlags {
     at: Option<String>,
 }
 
-fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
+fn apply(location: &Location, flags: ApplyFlags) -> Result<()> {
     let holder = parse_identity(&flags.holder).map_err(|e| BadInput(format!("--holder: {e:#}")))?;
     let member = parse_identity(&flags.member).map_err(|e| BadInput(format!("--member: {e:#}")))?;
     let request = ApplyRequest {
@@ -264,7 +268,7 @@ fn apply(data: &Path, flags: ApplyFlags) -> Result<()> {
         at: time_flag(APPLY_FLAGS, "at", flags.at.as_deref())?,
     };
     let named = family::apply_named(&request);
-    let applied = write(data, APPLY_FLAGS, &named, |writer| family::apply(writer, request, "cli:family-apply"))?;
+    let applied = write(location, APPLY_FLAGS, &named, |writer| family::apply(writer, request, "cli:family-apply"))?;
     print_recorded(&applied.recorded);
     outln!("application {}", applied.application_id);
     Ok(())
@@ -276,7 +280,7 @@ fn application_id_flag(text: &str) -> Result<String> {
         .map_err(|e| BadInput(format!("application id: {}", e.reason)).into())
 }
 
-fn transition(data: &Path, name: &str, step: Step) -> Result<()> {
+fn transition(location: &Location, name: &str, step: Step) -> Result<()> {
     // Canonical before the operation looks it up, as the fact will be.
     let application_id = application_id_flag(&step.application_id)?;
     let at = time_flag(STEP_FLAGS, "at", step.at.as_deref())?;
@@ -290,7 +294,7 @@ fn transition(data: &Path, name: &str, step: Step) -> Result<()> {
     };
     let mut named = Named::default();
     named.application(&application_id);
-    let recorded = write(data, STEP_FLAGS, &named, |writer| {
+    let recorded = write(location, STEP_FLAGS, &named, |writer| {
         family::transition(writer, application_id, transition, at, "cli:family")
     })?;
     print_recorded(&recorded);
@@ -322,9 +326,9 @@ fn application_line(application: &ApplicationListed) -> String {
 }
 
 /// `yibao family list ID [--json]`.
-pub fn list(data: &Path, id: &str, as_json: bool) -> Result<()> {
+pub fn list(location: &Location, id: &str, as_json: bool) -> Result<()> {
     let person = parse_identity(id)?;
-    let at = read_person(data, &person)?;
+    let at = read_person(location, &person)?;
     let answer = family::person(&at.coverage, &at.family, &person);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
@@ -352,9 +356,9 @@ pub fn list(data: &Path, id: &str, as_json: bool) -> Result<()> {
 }
 
 /// `yibao family account HOLDER`.
-pub fn account(data: &Path, holder: &str, as_json: bool) -> Result<()> {
+pub fn account(location: &Location, holder: &str, as_json: bool) -> Result<()> {
     let holder = parse_identity(holder)?;
-    let at = read_person(data, &holder)?;
+    let at = read_person(location, &holder)?;
     let answer = family::account(&at.coverage, &at.family, &holder);
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
@@ -413,9 +417,14 @@ fn duration_hours(text: &str) -> Result<i64, String> {
 }
 
 /// `yibao family stuck [--older-than 3d] [--now TIME]`.
-pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime>, as_json: bool) -> Result<()> {
+pub fn stuck(
+    location: &Location,
+    older_than_hours: Option<i64>,
+    now: Option<BeijingTime>,
+    as_json: bool,
+) -> Result<()> {
     let now = now.unwrap_or_else(BeijingTime::now);
-    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Read).map_err(classified)?;
     let submitted_before = older_than_hours.map(|hours| family::submitted_before(now, hours));
     let at = ledger.projections_in_flight(submitted_before).map_err(classified)?;
     let answer = family::stuck(&at.coverage, &at.family, now, older_than_hours);
@@ -448,8 +457,8 @@ pub fn stuck(data: &Path, older_than_hours: Option<i64>, now: Option<BeijingTime
 }
 
 /// The holder's bindings and account, for the demo.
-pub fn demo_summary(data: &Path, holder: &str) -> Result<()> {
-    list(data, holder, false)?;
+pub fn demo_summary(location: &Location, holder: &str) -> Result<()> {
+    list(location, holder, false)?;
     outln!();
-    account(data, holder, false)
+    account(location, holder, false)
 }

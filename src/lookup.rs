@@ -8,12 +8,13 @@ use anyhow::Result;
 use ledger::{Date, Identity, LogReader, Money, OpenMode, RegionCode, UtcTime};
 use operations::coverage::{AssessError, AssessmentQuery, CoverageAnswer, CoverageQuery, YearEntry};
 use operations::Ledger;
+use operations::Location;
+use operations::StorageError;
 use projections::coverage::{source_words, Coverage};
-use std::path::Path;
 
 /// The coverage projection, caught up with the log (`checkpoints.rs`).
-pub fn coverage(data: &Path, log: &dyn LogReader) -> Result<Coverage> {
-    operations::checkpoints::caught_up(data, log, u64::MAX).map_err(classified)
+pub fn coverage(location: &Location, log: &dyn LogReader) -> Result<Coverage> {
+    operations::checkpoints::caught_up(&location.data, log, u64::MAX).map_err(classified)
 }
 
 pub fn parse_identity(text: &str) -> Result<Identity> {
@@ -21,13 +22,13 @@ pub fn parse_identity(text: &str) -> Result<Identity> {
 }
 
 /// For the answers that only read: no writer, no indexes built.
-fn open(data: &Path) -> Result<Ledger> {
-    Ledger::open(data, OpenMode::Read).map_err(classified)
+fn open(location: &Location) -> Result<Ledger> {
+    Ledger::open(location, OpenMode::Read).map_err(classified)
 }
 
 /// `yibao coverage ID [--year Y] [--on DATE] [--as-of MOMENT] [--json]`.
 pub fn show(
-    data: &Path,
+    location: &Location,
     id: &str,
     year: Option<u16>,
     on: Option<Date>,
@@ -35,7 +36,7 @@ pub fn show(
     as_of: Option<UtcTime>,
 ) -> Result<()> {
     let query = CoverageQuery { person: parse_identity(id)?, year, on };
-    let answer = open(data)?.coverage_of(&query, as_of).map_err(classified)?;
+    let answer = open(location)?.coverage_of(&query, as_of).map_err(classified)?;
     if json_out {
         // The service's answer laid out for reading, keys in alphabetical
         // order as the service writes them.
@@ -112,8 +113,8 @@ fn print_year(entry: &YearEntry) {
 }
 
 /// `yibao unpaid --region CODE --year Y`: the reminder list, IDs masked.
-pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Result<()> {
-    let listed = open(data)?.unpaid(region, year).map_err(classified)?;
+pub fn unpaid(location: &Location, region: RegionCode, year: u16, json_out: bool) -> Result<()> {
+    let listed = open(location)?.unpaid(region, year).map_err(classified)?;
     let entries = &listed.entries;
     if json_out {
         // The entries of the service's page: the whole list.
@@ -139,9 +140,9 @@ pub fn unpaid(data: &Path, region: RegionCode, year: u16, json_out: bool) -> Res
 /// `yibao history ID`: every fact about the person, under every identity
 /// they had, in log order (through the stream index; `--scan`: a scan of
 /// the whole log).
-pub fn history(data: &Path, id: &str, scan: bool) -> Result<()> {
+pub fn history(location: &Location, id: &str, scan: bool) -> Result<()> {
     let person = parse_identity(id)?;
-    let ledger = open(data)?;
+    let ledger = open(location)?;
     let answer = if scan { ledger.history_scanned(&person) } else { ledger.history(&person) };
     let answer = answer.map_err(classified)?;
     for fact in &answer.facts {
@@ -158,17 +159,16 @@ const ASSESS_FLAGS: crate::single::FlagNames =
 /// what a person in hardship groups owes, from the policy in the log (the
 /// highest group applies, never the sum). Refused with the rule's reason
 /// where the rules close the special path.
-pub fn assess(data: &Path, id: &str, year: u16, groups: &[String], on: Option<Date>) -> Result<()> {
+pub fn assess(location: &Location, id: &str, year: u16, groups: &[String], on: Option<Date>) -> Result<()> {
     let query = AssessmentQuery {
         person: parse_identity(id)?,
         coverage_year: year,
         groups: groups.to_vec(),
         assessed_on: on.unwrap_or_else(Date::today),
     };
-    let assessed = Ledger::open(data, OpenMode::Existing)
-        .map_err(classified)?
-        .assess(&query, "cli:assess")
-        .map_err(assess_error)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
+    let assessed = ledger.assess(&query, "cli:assess").map_err(assess_error)?;
     outln!(
         "group {}: subsidy {}, the person pays {}; recorded at position {}",
         assessed.group,

@@ -47,6 +47,13 @@ struct Cli {
     #[arg(long, global = true, env = "YIBAO_DATA", default_value = "./yibao-data")]
     data: PathBuf,
 
+    /// Where the log and the person store are: absent, the sled log in
+    /// --data; postgres://USER@HOST:PORT/DATABASE (or postgresql://…), a
+    /// PostgreSQL database that several `serve` replicas may share (the
+    /// data directory still holds channels.toml, checkpoints and keys).
+    #[arg(long, global = true, env = "YIBAO_STORE", value_name = "URL", hide_env_values = true)]
+    store: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -384,42 +391,46 @@ enum PolicyCommand {
 fn main() -> ExitCode {
     private_files::restrict_new_files();
     let cli = Cli::parse();
+    let location = match operations::Location::choose(&cli.data, cli.store.as_deref()) {
+        Ok(location) => location,
+        Err(error) => return exit::report(Err(exit::classified(error).context("--store"))),
+    };
     let result = match cli.command {
-        Command::Init => commands::init(&cli.data),
-        Command::Import { file, restore: true, .. } => commands::restore(&cli.data, &file),
+        Command::Init => commands::init(&location),
+        Command::Import { file, restore: true, .. } => commands::restore(&location, &file),
         Command::Import { file, restore: false, actor, chunk_facts, json } => {
-            commands::import(&cli.data, &file, actor, commands::ImportArgs { chunk_facts: chunk_facts as usize, json })
+            commands::import(&location, &file, actor, commands::ImportArgs { chunk_facts: chunk_facts as usize, json })
         }
-        Command::Log { from, limit, json } => commands::log(&cli.data, from, limit, json),
-        Command::Verify { from, to } => commands::verify(&cli.data, from, to.unwrap_or(0)),
-        Command::Export { jsonl: _, out } => commands::export(&cli.data, out.as_deref()),
+        Command::Log { from, limit, json } => commands::log(&location, from, limit, json),
+        Command::Verify { from, to } => commands::verify(&location, from, to.unwrap_or(0)),
+        Command::Export { jsonl: _, out } => commands::export(&location, out.as_deref()),
         Command::Register { id, name, region, birth_date, registered_on, basis } => {
-            single::register(&cli.data, single::Registration { id, name, region, birth_date, registered_on, basis })
+            single::register(&location, single::Registration { id, name, region, birth_date, registered_on, basis })
         }
         Command::Pay { id, year, amount, channel, channel_ref, paid_at, paid_for_by, collector } => single::pay(
-            &cli.data,
+            &location,
             single::Payment { id, year, amount, channel, channel_ref, paid_at, paid_for_by, collector },
         ),
-        Command::Coverage { id, year, on, json, as_of } => lookup::show(&cli.data, &id, year, on, json, as_of),
+        Command::Coverage { id, year, on, json, as_of } => lookup::show(&location, &id, year, on, json, as_of),
         Command::Replay { year, region, as_of, on, check, csv, json } => {
-            replay_cmd::run(&cli.data, replay_cmd::ReplayArgs { year, region, as_of, on, check, csv, json })
+            replay_cmd::run(&location, replay_cmd::ReplayArgs { year, region, as_of, on, check, csv, json })
         }
-        Command::History { id, scan } => lookup::history(&cli.data, &id, scan),
-        Command::Unpaid { region, year, json } => lookup::unpaid(&cli.data, region, year, json),
-        Command::Assess { id, year, groups, on } => lookup::assess(&cli.data, &id, year, &groups, on),
+        Command::History { id, scan } => lookup::history(&location, &id, scan),
+        Command::Unpaid { region, year, json } => lookup::unpaid(&location, region, year, json),
+        Command::Assess { id, year, groups, on } => lookup::assess(&location, &id, year, &groups, on),
         Command::Generate { persons, seed, out } => single::generate(persons, seed, out.as_deref()),
-        Command::Policy(PolicyCommand::Load { file, reason }) => policy::load(&cli.data, &file, reason),
-        Command::Family(command) => family::run(&cli.data, command),
-        Command::Refund(args) => refund::run(&cli.data, args),
-        Command::Certificate(args) => certificate::run(&cli.data, args),
-        Command::Demo => demo::run(&cli.data),
-        Command::Serve(args) => serve::run(&cli.data, args),
+        Command::Policy(PolicyCommand::Load { file, reason }) => policy::load(&location, &file, reason),
+        Command::Family(command) => family::run(&location, command),
+        Command::Refund(args) => refund::run(&location, args),
+        Command::Certificate(args) => certificate::run(&location, args),
+        Command::Demo => demo::run(&location),
+        Command::Serve(args) => serve::run(&location, args),
         Command::Access { id, json } => serve::lookups_of(&cli.data, &id, json),
         Command::Reconcile { show_format: Some(name), .. } => reconcile_cmd::show_format(&name),
         Command::Reconcile {
             files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record, ..
         } => reconcile_cmd::run(
-            &cli.data,
+            &location,
             reconcile_cmd::ReconcileArgs {
                 files,
                 format,

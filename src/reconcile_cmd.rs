@@ -9,6 +9,7 @@ use ledger::{Date, LogBackend, OpenMode};
 use operations::channels::Channels;
 use operations::reconcile::{FindingLine, Reading, ReceiptFile, ReceiptFormat, Reconciled, RecordedRun, RunOptions};
 use operations::Ledger;
+use operations::Location;
 use reconcile::{Definition, Layout, Mapping, ParsedFile, Period};
 use std::path::{Path, PathBuf};
 
@@ -92,9 +93,9 @@ fn definition_of(args: &ReconcileArgs) -> Result<(Option<MappingWithDigest>, Opt
 
 /// `--channel` in the ledger's spelling; unknown ones are refused, listing
 /// the known.
-fn channel_of(data: &Path, args: &ReconcileArgs) -> Result<Option<String>> {
+fn channel_of(location: &Location, args: &ReconcileArgs) -> Result<Option<String>> {
     let Some(channel) = &args.channel else { return Ok(None) };
-    let channels = Channels::load(data).map_err(|e| BadInput(e.to_string()))?;
+    let channels = Channels::load(&location.data).map_err(|e| BadInput(e.to_string()))?;
     let canonical = channels.canonical("channel", channel).map_err(|e| BadInput(format!("--channel: {}", e.reason)))?;
     Ok(Some(canonical))
 }
@@ -134,7 +135,7 @@ fn receipts_error(error: reconcile::ReconcileError) -> anyhow::Error {
 
 /// Compares parsed receipt files with the log, prints the summary and the
 /// breaks, and records the run; returns whether it reconciled fully.
-pub fn compare_and_record(log: &impl LogBackend, files: &[ParsedFile], period: Option<Period>) -> Result<bool> {
+pub fn compare_and_record(log: &dyn LogBackend, files: &[ParsedFile], period: Option<Period>) -> Result<bool> {
     let options = RunOptions { period, tolerance_days: 3, record: true };
     let reconciled = operations::reconcile::reconcile_and_record(log, files, None, None, &options, "cli:reconcile")
         .map_err(classified)?;
@@ -145,14 +146,14 @@ pub fn compare_and_record(log: &impl LogBackend, files: &[ParsedFile], period: O
     Ok(reconciled.clean)
 }
 
-pub fn run(data: &Path, args: ReconcileArgs) -> Result<()> {
+pub fn run(location: &Location, args: ReconcileArgs) -> Result<()> {
     if args.files.is_empty() {
         return Err(BadInput("name at least one receipt file".into()).into());
     }
-    let channel = channel_of(data, &args)?;
+    let channel = channel_of(location, &args)?;
     let period = period(&args)?;
     let (files, reading) = read_files(&args, channel)?;
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
     let options = RunOptions { period, tolerance_days: args.tolerance_days, record: args.record };
     let mapping_sm3 = reading.mapping.as_ref().map(|(_, digest)| *digest);
     let mapping_sm3 = mapping_sm3.or(reading.layout.as_ref().map(|(_, digest)| *digest));

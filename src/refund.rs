@@ -11,7 +11,8 @@ use ledger::event::{PaymentRef, RefundDestination};
 use ledger::{BeijingTime, OpenMode};
 use operations::refund::{RefundError, RefundRequest};
 use operations::Ledger;
-use std::path::Path;
+use operations::Location;
+use operations::StorageError;
 
 const REFUND_FLAGS: FlagNames = &[
     ("person", "--id"),
@@ -53,7 +54,7 @@ pub struct RefundArgs {
     at: Option<String>,
 }
 
-pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
+pub fn run(location: &Location, args: RefundArgs) -> Result<()> {
     let person = parse_identity(&args.id)?;
     let Some((channel, reference)) = args.payment.split_once(':').filter(|(c, r)| !c.is_empty() && !r.is_empty())
     else {
@@ -76,7 +77,8 @@ pub fn run(data: &Path, args: RefundArgs) -> Result<()> {
         refund_ref: args.refund_ref,
         refunded_at,
     };
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(classified)?;
+    let _alone = location.decide_alone().map_err(|e| classified(StorageError::from(e)))?;
     let refunded = operations::refund::refund(&ledger, request.clone(), "cli:refund").map_err(|error| match error {
         RefundError::Field(error) => field_error(REFUND_FLAGS, error.field, error.reason),
         other => classified(other),

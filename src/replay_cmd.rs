@@ -8,9 +8,9 @@ use ledger::{Date, OpenMode, RegionCode, UtcTime};
 use operations::progress;
 use operations::replay::{DriftCheck, FlagNames, ReplayInput, Replayed};
 use operations::Ledger;
+use operations::Location;
 use projections::coverage::source_words;
 use replay::audit::AuditReport;
-use std::path::Path;
 
 /// What `yibao replay` was asked.
 pub struct ReplayArgs {
@@ -26,7 +26,7 @@ pub struct ReplayArgs {
 /// How this command names the inputs a replay may refuse.
 const FLAGS: FlagNames = FlagNames { check: "--check", as_of: "--as-of" };
 
-pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
+pub fn run(location: &Location, args: ReplayArgs) -> Result<()> {
     let input = ReplayInput {
         coverage_year: args.year,
         region: args.region,
@@ -35,7 +35,7 @@ pub fn run(data: &Path, args: ReplayArgs) -> Result<()> {
         check: args.check,
     };
     operations::replay::check_input(&input, FLAGS).map_err(classified)?;
-    let ledger = Ledger::open(data, OpenMode::Read).map_err(classified)?;
+    let ledger = Ledger::open(location, OpenMode::Read).map_err(classified)?;
     let bar = progress::bar(ledger.log().durable_head().position, "replay");
     let replayed = ledger.replay(&input, FLAGS, &mut |n| bar.set_position(n)).map_err(classified)?;
     bar.finish_and_clear();

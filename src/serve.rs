@@ -27,6 +27,7 @@ mod metrics;
 mod openapi;
 mod persons;
 mod poison;
+mod replica;
 mod store;
 mod web;
 mod write;
@@ -46,6 +47,7 @@ use error::ApiError;
 use ledger::{Date, Identity, OpenMode, RegionCode};
 use operations::coverage::{HistoryAnswer, Page, UnpaidError, UnpaidPage};
 use operations::import::HeadAnswer;
+use operations::Location;
 use projections::coverage::{PersonStore, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -104,6 +106,12 @@ pub struct ServeArgs {
     /// never loaded).
     #[arg(long, default_value_t = DEFAULT_CACHE_MIB as u64, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     cache_mb: u64,
+    /// On a PostgreSQL store (--store), milliseconds between two looks at
+    /// the log's head: what other replicas appended is folded into the
+    /// shared person store and dropped from this one's cache. A sled
+    /// service is the only writer and does not poll.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    follow_ms: u64,
 }
 
 /// The service's limits, from the flags.
@@ -134,6 +142,8 @@ pub struct App {
     catching_up: lookup::CatchUp,
     /// The channels posted facts may name (`DIR/channels.toml`).
     channels: operations::channels::Channels,
+    /// Whether other processes write the store, and how it is followed.
+    following: replica::Following,
 }
 
 impl App {
@@ -180,6 +190,14 @@ impl App {
     /// The person store at the head, caught up first when the log moved
     /// (see `App::catch_up_for_read`).
     async fn at_head(self: &Arc<Self>) -> Result<persons::AtTip<'_>, ApiError> {
+        if self.following.every.is_some() {
+            return self.off_runtime(|| {
+                if let Err(error) = self.catch_up() {
+                    eprintln!("note: answering at the person store's position ({error:#})");
+                }
+                self.persons.read().map_err(|e| ApiError::internal(&e))
+            });
+        }
         let head = self.head_position();
         let position = self.persons.tip().map_err(|e| ApiError::internal(&e))?.position;
         if position < head {
@@ -213,7 +231,7 @@ impl App {
     }
 }
 
-pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
+pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
     let tokens = match (&args.tokens, args.insecure_no_auth) {
         (Some(path), _) => Some(auth::Tokens::load(path)?),
         (None, true) => {
@@ -227,13 +245,18 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    let log = open(data, OpenMode::Existing)?;
-    let channels = crate::commands::channels(data)?;
+    let log = open(location, OpenMode::Existing)?;
+    let channels = crate::commands::channels(location)?;
     let cache_bytes = usize::try_from(args.cache_mb).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
-    let persons = persons::Persons::open(data, &log, cache_bytes)?;
-    let (access, access_writer) = access::start(data)?;
+    let place = operations::PersonStorePlace::of(location);
+    let persons = persons::Persons::open(&place, &*log, cache_bytes)?;
+    let (access, access_writer) = access::start(&location.data)?;
+    let following = match location.postgres_url() {
+        Some(url) => replica::Following::replica(url, &location.describe(), Duration::from_millis(args.follow_ms))?,
+        None => replica::Following::alone(),
+    };
     let app = Arc::new(App {
-        store: store::Store::new(data, log),
+        store: store::Store::new(location, log),
         persons,
         audit: audit::Jobs::default(),
         limits: Limits {
@@ -249,6 +272,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<()> {
         metrics: metrics::Metrics::default(),
         catching_up: lookup::CatchUp::default(),
         channels,
+        following,
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
     if let Some(refusal) = app.store.refusal() {
@@ -302,6 +326,7 @@ async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "listening on {bound}").and_then(|()| stdout.flush());
     let watcher = tokio::spawn(watch_store(Arc::clone(&app)));
+    let follower = app.following.every.map(|every| tokio::spawn(replica::follow(Arc::clone(&app), every)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_read_timeout);
     let router = router(Arc::clone(&app));
@@ -344,6 +369,9 @@ async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
     watcher.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     eprintln!("stopped: in-flight requests finished");
     Ok(())
 }
@@ -558,7 +586,7 @@ pub enum HealthStatus {
 
 /// 200 `ok`; 503 while the store refuses writes, with the reason.
 async fn health(State(app): State<Arc<App>>) -> Response {
-    let head = app.store.head().map(HeadAnswer::from);
+    let head = app.off_runtime(|| app.store.head()).map(HeadAnswer::from);
     match (app.store.refusal(), head) {
         (None, Some(head)) => Json(Health { status: HealthStatus::Ok, reason: None, head: Some(head) }).into_response(),
         (refusal, head) => {
@@ -570,8 +598,13 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
+    app.off_runtime(|| metrics_of(&app))
+}
+
+fn metrics_of(app: &App) -> impl IntoResponse {
     let head = app.head_position();
     let projection = app.persons.tip().map_or(0, |tip| tip.position);
+    let lag = app.lag();
     let cache = app.persons.cache_figures();
     let store = &app.store;
     let figures = [
@@ -614,8 +647,19 @@ async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
             "1 while the store refuses writes after a storage failure.",
             u64::from(store.refusal().is_some()),
         ),
+        (
+            "yibao_replica_lag_records",
+            "gauge",
+            "Records appended to the log that this replica's person store has not folded.",
+            lag.records,
+        ),
     ];
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], app.metrics.render(head, projection, &figures))
+    let seconds = [(
+        "yibao_replica_lag_seconds",
+        "Seconds since the oldest append this replica's person store has not folded (0: none).",
+        lag.seconds,
+    )];
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], app.metrics.render(head, projection, &figures, &seconds))
 }
 
 fn identity(text: &str) -> Result<Identity, ApiError> {
@@ -657,7 +701,8 @@ async fn coverage(
     let answer = match as_of {
         Some(moment) => app.coverage_as_of(asked, moment).await?,
         None => {
-            let person = app.at_head().await?.person(&asked.person).map_err(|e| store_failed(&e))?;
+            let at = app.at_head().await?;
+            let person = app.off_runtime(|| at.person(&asked.person)).map_err(|e| store_failed(&e))?;
             operations::coverage::answer(&person, &asked).map_err(|e| ApiError::classified(&e))?
         }
     };

@@ -9,6 +9,7 @@ use ledger::{BeijingTime, Date, Identity, OpenMode};
 use operations::facts;
 use operations::register::{WriteError, Written};
 use operations::Ledger;
+use operations::Location;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -77,9 +78,9 @@ where
     text.parse().map_err(|e| field_error(flags, field, e))
 }
 
-pub fn register(data: &Path, flags: Registration) -> Result<()> {
+pub fn register(location: &Location, flags: Registration) -> Result<()> {
     let registration = registration(flags)?;
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(crate::exit::classified)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(crate::exit::classified)?;
     let written = operations::register::register(&ledger, registration, "cli:register")
         .map_err(|e| write_error(REGISTER_FLAGS, e))?;
     print_written(&written);
@@ -111,9 +112,9 @@ fn registration(flags: Registration) -> Result<PersonRegistered> {
     })
 }
 
-pub fn pay(data: &Path, flags: Payment) -> Result<()> {
+pub fn pay(location: &Location, flags: Payment) -> Result<()> {
     let payment = payment(flags)?;
-    let ledger = Ledger::open(data, OpenMode::Existing).map_err(crate::exit::classified)?;
+    let ledger = Ledger::open(location, OpenMode::Existing).map_err(crate::exit::classified)?;
     let written = operations::register::pay(&ledger, payment, "cli:pay").map_err(|e| write_error(PAY_FLAGS, e))?;
     print_written(&written);
     Ok(())

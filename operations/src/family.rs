@@ -15,7 +15,7 @@ use ledger::event::{
     FamilyBindingCreated, FamilyBindingRevoked, FieldError, ProxyCredited, ProxyFailed, ProxyProcessing, ProxyReturned,
     ProxySubmitted,
 };
-use ledger::{BeijingTime, Date, Event, Head, Identity, LogBackend, Money, RegionCode, SledLog};
+use ledger::{BeijingTime, Date, Event, Head, Identity, LogBackend, LogStore, Money, RegionCode};
 use projections::coverage::{Coverage, Named};
 use projections::family::{self, AccountYear, Application, Binding, Family, ProxyState, Refusal};
 use projections::Projection;
@@ -23,22 +23,25 @@ use serde::Serialize;
 
 /// Where a family fact is judged and appended: a log, the channels it
 /// accepts, and both projections at one position.
-pub struct Writer<'a, L> {
+pub struct Writer<'a, L: ?Sized> {
     pub log: &'a L,
     pub channels: &'a Channels,
     pub coverage: &'a Coverage,
     pub family: &'a Family,
 }
 
-impl<'a> Writer<'a, SledLog> {
+impl<'a> Writer<'a, dyn LogStore> {
     /// The CLI's: an open ledger and its projections at the head.
-    pub fn of(ledger: &'a Ledger, at: &'a Projections) -> Result<Writer<'a, SledLog>, crate::channels::ChannelsError> {
+    pub fn of(
+        ledger: &'a Ledger,
+        at: &'a Projections,
+    ) -> Result<Writer<'a, dyn LogStore>, crate::channels::ChannelsError> {
         let channels = ledger.channels()?;
         Ok(Writer { log: ledger.log(), channels, coverage: &at.coverage, family: &at.family })
     }
 }
 
-impl<L: LogBackend> Writer<'_, L> {
+impl<L: LogBackend + ?Sized> Writer<'_, L> {
     /// Records `event` through the one path for a rule-decided fact.
     pub fn record(&self, event: Event, actor: &str) -> Result<Recorded, RecordError> {
         record_on(self.log, self.channels, self.coverage, self.family, event, actor)
@@ -101,7 +104,7 @@ pub fn refusal_message(refusal: &Refusal) -> String {
 }
 
 /// 共济绑定.
-pub fn bind<L: LogBackend>(
+pub fn bind<L: LogBackend + ?Sized>(
     writer: &Writer<'_, L>,
     binding: FamilyBindingCreated,
     actor: &str,
@@ -110,7 +113,7 @@ pub fn bind<L: LogBackend>(
 }
 
 /// 取消授权 by the holder; applications in flight continue to their end.
-pub fn revoke<L: LogBackend>(
+pub fn revoke<L: LogBackend + ?Sized>(
     writer: &Writer<'_, L>,
     revocation: FamilyBindingRevoked,
     actor: &str,
@@ -138,7 +141,7 @@ pub struct Applied {
 }
 
 /// 代缴申请: submits the application, under its default id when none is given.
-pub fn apply<L: LogBackend>(
+pub fn apply<L: LogBackend + ?Sized>(
     writer: &Writer<'_, L>,
     request: ApplyRequest,
     actor: &str,
@@ -249,7 +252,7 @@ impl Transition {
 
 /// Records `transition` of the application `application_id` (canonical)
 /// at `at`, by the lifecycle's table; an unknown application is refused.
-pub fn transition<L: LogBackend>(
+pub fn transition<L: LogBackend + ?Sized>(
     writer: &Writer<'_, L>,
     application_id: String,
     transition: Transition,
@@ -428,7 +431,7 @@ pub(crate) mod tests {
 
     /// A ledger holding the demo's facts, and `extra` lines after them.
     pub(crate) fn demo_ledger(dir: &std::path::Path, extra: &[&str]) -> Ledger {
-        let ledger = Ledger::open(dir, OpenMode::Create).expect("a new ledger");
+        let ledger = Ledger::open(&crate::Location::sled(dir), OpenMode::Create).expect("a new ledger");
         let demo = include_str!("../../fixtures/demo/facts.jsonl");
         let events: Vec<NewEvent> = demo
             .lines()

@@ -6,9 +6,10 @@ use crate::channels::{Channels, ChannelsError};
 use crate::checkpoints;
 use crate::error::{chain, Classified, Kind, StorageError};
 use crate::facts;
+use crate::location::{Backend, Location};
 use ledger::event::FieldError;
 use ledger::Identity;
-use ledger::{BeijingTime, Event, Head, OpenMode, SledLog};
+use ledger::{BeijingTime, Event, Head, LogStore, OpenMode};
 use projections::coverage::{Coverage, Named, PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
 use projections::family::{self, Family, Refusal, Verdict};
 use projections::Projection;
@@ -24,8 +25,8 @@ pub const STORE_CHUNK_VARIABLE: &str = "YIBAO_STORE_CHUNK_ENVELOPES";
 
 /// An open ledger.
 pub struct Ledger {
-    data: PathBuf,
-    log: SledLog,
+    location: Location,
+    log: Box<dyn LogStore>,
     /// A `channels.toml` that cannot be used refuses writes that name a
     /// channel, not lookups.
     channels: Result<Channels, ChannelsError>,
@@ -34,9 +35,10 @@ pub struct Ledger {
 /// Opening a ledger failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("opening the ledger at {}", data.display())]
+    #[error("opening the ledger at {location}")]
     Storage {
-        data: PathBuf,
+        /// The data directory, or the database without its password.
+        location: String,
         #[source]
         source: StorageError,
     },
@@ -124,21 +126,31 @@ impl Classified for RecordError {
 }
 
 impl Ledger {
-    /// Opens the ledger in `data` (creating it with `OpenMode::Create`).
-    pub fn open(data: &Path, mode: OpenMode) -> Result<Ledger, OpenError> {
-        let storage = |source| OpenError::Storage { data: data.to_path_buf(), source };
-        let log = SledLog::open(data, mode).map_err(|e| storage(StorageError::Ledger(e)))?;
-        let channels = Channels::load(data);
-        Ok(Ledger { data: data.to_path_buf(), log, channels })
+    /// Opens the ledger at `location` (creating it with `OpenMode::Create`).
+    pub fn open(location: &Location, mode: OpenMode) -> Result<Ledger, OpenError> {
+        let storage = |source| OpenError::Storage { location: location.describe(), source };
+        let log = location.open_log(mode).map_err(|e| storage(StorageError::Ledger(e)))?;
+        let channels = Channels::load(&location.data);
+        Ok(Ledger { location: location.clone(), log, channels })
     }
 
     /// The data directory.
     pub fn data(&self) -> &Path {
-        &self.data
+        &self.location.data
     }
 
-    pub fn log(&self) -> &SledLog {
-        &self.log
+    /// The data directory and the store.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn log(&self) -> &(dyn LogStore + 'static) {
+        &*self.log
+    }
+
+    /// Where the person store is.
+    pub fn person_store(&self) -> PersonStorePlace {
+        PersonStorePlace::of(&self.location)
     }
 
     /// The channels facts may name: built in, plus `DIR/channels.toml`
@@ -149,7 +161,7 @@ impl Ledger {
 
     /// The coverage projection at the log's head.
     pub fn coverage(&self) -> Result<Coverage, StorageError> {
-        checkpoints::caught_up(&self.data, &self.log, u64::MAX)
+        checkpoints::caught_up(self.data(), self.log(), u64::MAX)
     }
 
     /// The coverage projection as far as one person's questions need it:
@@ -161,15 +173,15 @@ impl Ledger {
     /// noted, removed and caught up again from position 1; when even that
     /// fails, the whole projection answers.
     pub fn person_coverage(&self, person: &Identity) -> Result<Coverage, StorageError> {
-        let path = self.data.join("projections").join(PERSON_STORE);
+        let place = self.person_store();
         for _attempt in 0..2 {
-            match self.caught_up_store(&path).and_then(|store| store.coverage_of(person)) {
+            match self.caught_up_store(&place).and_then(|store| store.coverage_of(person)) {
                 Ok(found) => return Ok(found),
                 Err(StoreError::Log { source, .. }) => return Err(StorageError::Ledger(source)),
-                Err(error) => forget_person_store(&path, &error),
+                Err(error) => place.forget(&error),
             }
         }
-        checkpoints::caught_up(&self.data, &self.log, u64::MAX)
+        checkpoints::caught_up(self.data(), self.log(), u64::MAX)
     }
 
     /// Brings the per-person store to the log's head (a progress bar while
@@ -179,13 +191,13 @@ impl Ledger {
     /// noted, removed and caught up from position 1. Returns the records
     /// folded.
     pub fn catch_up_person_store(&self) -> Result<u64, StorageError> {
-        let path = person_store_path(&self.data);
+        let place = self.person_store();
         let mut n_folded = 0;
         for _attempt in 0..2 {
-            match self.caught_up_store_folding(&path, &mut n_folded) {
+            match self.caught_up_store_folding(&place, &mut n_folded) {
                 Ok(_) => return Ok(n_folded),
                 Err(StoreError::Log { source, .. }) => return Err(StorageError::Ledger(source)),
-                Err(error) => forget_person_store(&path, &error),
+                Err(error) => place.forget(&error),
             }
         }
         Ok(n_folded)
@@ -193,22 +205,19 @@ impl Ledger {
 
     /// The per-person store at the log's head, with a progress bar while
     /// it is caught up.
-    fn caught_up_store(&self, path: &Path) -> Result<PersonStore, StoreError> {
-        self.caught_up_store_folding(path, &mut 0)
+    fn caught_up_store(&self, place: &PersonStorePlace) -> Result<PersonStore, StoreError> {
+        self.caught_up_store_folding(place, &mut 0)
     }
 
     /// [`Ledger::caught_up_store`], adding the records folded to `n_folded`.
-    fn caught_up_store_folding(&self, path: &Path, n_folded: &mut u64) -> Result<PersonStore, StoreError> {
-        if let Some(directory) = path.parent() {
-            std::fs::create_dir_all(directory).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
-        }
-        let mut store = PersonStore::open(path)?;
+    fn caught_up_store_folding(&self, place: &PersonStorePlace, n_folded: &mut u64) -> Result<PersonStore, StoreError> {
+        let mut store = place.open()?;
         let head = self.log.durable_head().position;
         let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
         let bar = crate::progress::bar(head - from, "catching the person store up");
         let chunk = store_chunk_envelopes();
         let mut advanced = |position: u64| bar.set_position(position.saturating_sub(from));
-        *n_folded += store.catch_up_in_chunks(&self.log, head, chunk, &mut advanced)?;
+        *n_folded += store.catch_up_in_chunks(self.log(), head, chunk, &mut advanced)?;
         bar.finish_and_clear();
         Ok(store)
     }
@@ -220,13 +229,13 @@ impl Ledger {
         &self,
         read: impl FnOnce(&PersonStore) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StorageError> {
-        let path = self.data.join("projections").join(PERSON_STORE);
-        let read = self.caught_up_store(&path).and_then(|store| store.in_snapshot(read).and_then(|read| read));
+        let place = self.person_store();
+        let read = self.caught_up_store(&place).and_then(|store| store.in_snapshot(read).and_then(|read| read));
         match read {
             Ok(found) => Ok(Some(found)),
             Err(StoreError::Log { source, .. }) => Err(StorageError::Ledger(source)),
             Err(error) => {
-                forget_person_store(&path, &error);
+                place.forget(&error);
                 Ok(None)
             }
         }
@@ -245,7 +254,7 @@ impl Ledger {
             return Ok(family);
         }
         let mut family = Family::new();
-        family.catch_up_to(&self.log, upto).map_err(|source| StorageError::Checkpoint { name: "family", source })?;
+        family.catch_up_to(self.log(), upto).map_err(|source| StorageError::Checkpoint { name: "family", source })?;
         Ok(family)
     }
 
@@ -308,14 +317,14 @@ impl Ledger {
     /// rules (`family::decide`) against `at`, and appends it unless it is
     /// already recorded.
     pub fn record(&self, at: &Projections, event: Event, actor: &str) -> Result<Recorded, RecordError> {
-        record(&self.log, self.channels()?, at, event, actor)
+        record(self.log(), self.channels()?, at, event, actor)
     }
 }
 
 /// `Ledger::record` over any log that can be appended to: the service
 /// holds its own projections and log.
 pub fn record(
-    log: &impl ledger::LogBackend,
+    log: &(impl ledger::LogBackend + ?Sized),
     channels: &Channels,
     at: &Projections,
     event: Event,
@@ -327,7 +336,7 @@ pub fn record(
 /// [`record`] against projections kept apart at one position (the service
 /// holds each behind a lock of its own).
 pub(crate) fn record_on(
-    log: &impl ledger::LogBackend,
+    log: &(impl ledger::LogBackend + ?Sized),
     channels: &Channels,
     coverage: &Coverage,
     family: &Family,
@@ -372,5 +381,53 @@ pub fn forget_person_store(path: &Path, error: &StoreError) {
         let mut file = path.to_path_buf().into_os_string();
         file.push(suffix);
         let _ = std::fs::remove_file(file);
+    }
+}
+
+/// Where a ledger's person store is: a SQLite file in the data directory
+/// beside a sled log, or the tables of the PostgreSQL database holding the
+/// log (shared by every process on it).
+#[derive(Clone, Debug)]
+pub enum PersonStorePlace {
+    File(PathBuf),
+    Database(String),
+}
+
+impl PersonStorePlace {
+    /// The person store of the ledger at `location`.
+    pub fn of(location: &Location) -> PersonStorePlace {
+        match &location.store {
+            Backend::Sled => PersonStorePlace::File(person_store_path(&location.data)),
+            Backend::Postgres(url) => PersonStorePlace::Database(url.clone()),
+        }
+    }
+
+    /// Opens (creating) the store.
+    pub fn open(&self) -> Result<PersonStore, StoreError> {
+        match self {
+            PersonStorePlace::File(path) => {
+                if let Some(directory) = path.parent() {
+                    std::fs::create_dir_all(directory)
+                        .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+                }
+                PersonStore::open(path)
+            }
+            PersonStorePlace::Database(url) => PersonStore::connect(url),
+        }
+    }
+
+    /// A store that cannot be used: noted and emptied, so that it is
+    /// caught up from position 1 (the file removed; the tables reset, as
+    /// a database cannot be removed).
+    pub fn forget(&self, error: &StoreError) {
+        match self {
+            PersonStorePlace::File(path) => forget_person_store(path, error),
+            PersonStorePlace::Database(url) => {
+                eprintln!("note: {}; it is emptied and caught up from the log", chain(error));
+                if let Err(reset) = PersonStore::connect(url).and_then(|mut store| store.reset()) {
+                    eprintln!("note: emptying the person store failed: {}", chain(&reset));
+                }
+            }
+        }
     }
 }

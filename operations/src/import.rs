@@ -299,7 +299,7 @@ pub fn has_decided(events: &[NewEvent]) -> bool {
 
 /// The append of a checked batch, all or none; a fact the writer refuses
 /// is named by its line.
-pub fn append_batch(log: &impl LogBackend, batch: Batch, label: &str) -> Result<Appended, ImportError> {
+pub fn append_batch(log: &(impl LogBackend + ?Sized), batch: Batch, label: &str) -> Result<Appended, ImportError> {
     let line_numbers = batch.line_numbers;
     let outcome = log.append_blocking(batch.events).map_err(|error| match error {
         LedgerError::InvalidEvent { index, error } => ImportError::Invalid {

@@ -17,6 +17,7 @@ pub mod facts;
 pub mod family;
 mod handle;
 pub mod import;
+pub mod location;
 pub mod policy;
 pub mod progress;
 pub mod reconcile;
@@ -27,6 +28,7 @@ pub mod replay;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{
-    forget_person_store, person_store_path, record, store_chunk_envelopes, Ledger, OpenError, Projections, RecordError,
-    Recorded, STORE_CHUNK_VARIABLE,
+    forget_person_store, person_store_path, record, store_chunk_envelopes, Ledger, OpenError, PersonStorePlace,
+    Projections, RecordError, Recorded, STORE_CHUNK_VARIABLE,
 };
+pub use location::{Backend, Location};

@@ -70,7 +70,7 @@ pub struct PolicyDocument {
 
 /// Validates the document and appends it as published, amended, or not at
 /// all when the log already holds the same content.
-pub fn load(log: &impl LogBackend, document: PolicyDocument) -> Result<PolicyLoaded, PolicyError> {
+pub fn load(log: &(impl LogBackend + ?Sized), document: PolicyDocument) -> Result<PolicyLoaded, PolicyError> {
     let policy = Policy::from_toml(&document.text)
         .map_err(|e| PolicyError::Document { source_name: document.path.clone(), message: e.to_string() })?;
     let (region, coverage_year) = policy.key();
@@ -106,7 +106,7 @@ pub fn load(log: &impl LogBackend, document: PolicyDocument) -> Result<PolicyLoa
 
 /// The last document recorded for the region and year, and its position.
 fn latest_document(
-    log: &impl LogBackend,
+    log: &(impl LogBackend + ?Sized),
     region: RegionCode,
     coverage_year: u16,
 ) -> Result<Option<(u64, String)>, StorageError> {

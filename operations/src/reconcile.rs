@@ -242,7 +242,7 @@ impl Ledger {
 /// only that channel's payments and refunds are the ledger side: a WeChat
 /// bill is compared with WeChat payments, not with every other channel's.
 pub fn reconcile_and_record(
-    log: &impl LogBackend,
+    log: &dyn LogBackend,
     files: &[ParsedFile],
     mapping_sm3: Option<Hash>,
     channel: Option<&str>,
@@ -350,7 +350,7 @@ fn masked_payer_names(files: &[ParsedFile]) -> HashSet<String> {
 /// found by its stream rather than by idempotency, whose content check
 /// would count the file names and the recorded date as differences.
 fn record(
-    log: &impl LogBackend,
+    log: &dyn LogBackend,
     definition: &RunDefinition<'_>,
     report: &Report,
     summary: &Summary,

@@ -7,15 +7,14 @@ use crate::error::{Classified, Kind, StorageError};
 use crate::facts::{self, LineError};
 use crate::handle::OpenError;
 use crate::import::HeadAnswer;
+use crate::location::{Backend, Location};
 use crate::progress;
-use ledger::log::block::BlockView;
 use ledger::log::restore::{self as ledger_restore, ExportedRecord};
 use ledger::log::VerifyProblem;
-use ledger::{envelope, Envelope, LedgerError, LogReader, OpenMode, SledLog};
+use ledger::{envelope, Envelope, Head, LedgerError, LogReader, LogStore, OpenMode};
 use serde::Serialize;
 use serde_json::Value;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// One envelope: everything an auditor needs to check it (`yibao log
@@ -68,8 +67,9 @@ impl EnvelopeAnswer {
 /// What `init` found or made.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Initialized {
-    pub data: PathBuf,
-    /// False when the directory already held a ledger.
+    /// The data directory, or the database without its password.
+    pub location: String,
+    /// False when the directory or database already held a ledger.
     pub created: bool,
     pub ledger_id: String,
     pub hash_algorithm: String,
@@ -78,14 +78,21 @@ pub struct Initialized {
     pub head_position: u64,
 }
 
-/// Creates the ledger in `data`, or opens the one there.
-pub fn init(data: &Path) -> Result<Initialized, OpenError> {
-    let existed = data.join("log").join("db").exists();
-    let log = SledLog::open(data, OpenMode::Create)
-        .map_err(|e| OpenError::Storage { data: data.to_path_buf(), source: e.into() })?;
+/// Creates the ledger at `location`, or opens the one there.
+pub fn init(location: &Location) -> Result<Initialized, OpenError> {
+    let failed = |e: LedgerError| OpenError::Storage { location: location.describe(), source: e.into() };
+    let existed = match &location.store {
+        Backend::Sled => location.data.join("log").join("db").exists(),
+        Backend::Postgres(_) => match location.open_log(OpenMode::Read) {
+            Ok(_) => true,
+            Err(LedgerError::NotFound(_)) => false,
+            Err(other) => return Err(failed(other)),
+        },
+    };
+    let log = location.open_log(OpenMode::Create).map_err(failed)?;
     let header = log.header();
     Ok(Initialized {
-        data: data.to_path_buf(),
+        location: location.describe(),
         created: !existed,
         ledger_id: header.ledger_id.to_string(),
         hash_algorithm: header.hash_algorithm.clone(),
@@ -171,11 +178,11 @@ impl From<&VerifyProblem> for ProblemAnswer {
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// sled cannot read the store at all: no position could be read.
-    #[error("the ledger store at {} is damaged ({detail}): no position could be read", data.display())]
-    Damaged { data: PathBuf, detail: String },
-    #[error("opening the ledger at {}", data.display())]
+    #[error("the ledger store at {location} is damaged ({detail}): no position could be read")]
+    Damaged { location: String, detail: String },
+    #[error("opening the ledger at {location}")]
     Open {
-        data: PathBuf,
+        location: String,
         #[source]
         source: StorageError,
     },
@@ -194,13 +201,13 @@ impl Classified for VerifyError {
 
 /// Recomputes positions and the SM3 chain of `from..=to` (0: the head),
 /// changing nothing (the audit open).
-pub fn verify(data: &Path, from: u64, to: u64) -> Result<Verified, VerifyError> {
-    let log = match SledLog::open(data, OpenMode::Audit) {
+pub fn verify(location: &Location, from: u64, to: u64) -> Result<Verified, VerifyError> {
+    let log = match location.open_log(OpenMode::Audit) {
         Ok(log) => log,
         Err(LedgerError::StoreDamaged { detail }) => {
-            return Err(VerifyError::Damaged { data: data.to_path_buf(), detail })
+            return Err(VerifyError::Damaged { location: location.describe(), detail })
         }
-        Err(other) => return Err(VerifyError::Open { data: data.to_path_buf(), source: other.into() }),
+        Err(other) => return Err(VerifyError::Open { location: location.describe(), source: other.into() }),
     };
     let head = log.durable_head().position;
     let last = if to == 0 { head } else { to.min(head) };
@@ -269,37 +276,34 @@ impl Classified for ExportError {
 
 /// Writes the log to `out` as JSON Lines: the header, then every record
 /// to the durable head with its stored bytes, so `restore` can rebuild
-/// the same chain.
-pub fn export(log: &SledLog, out: &mut dyn Write) -> Result<Exported, ExportError> {
+/// the same chain (whichever backend it is restored into).
+pub fn export(log: &dyn LogStore, out: &mut dyn Write) -> Result<Exported, ExportError> {
     let head = log.durable_head();
-    write_line(out, &export_header(log))?;
+    write_line(out, &export_header(log, head))?;
     let bar = progress::bar(head.position, "exporting");
     let mut prev = log.genesis_hash();
-    for item in log.blocks_from(1).map_err(StorageError::from)? {
-        let (first, bytes) = item.map_err(StorageError::from)?;
-        let damaged = |reason: String| ExportError::Damaged { position: first, reason };
-        let view = BlockView::parse(&bytes).map_err(|e| damaged(e.to_string()))?;
-        for record in view.records() {
-            let record = record.map_err(|e| damaged(e.to_string()))?;
-            if record.position > head.position {
-                break;
-            }
-            let (envelope_head, event) = envelope::decode_record(record.body)
-                .map_err(|e| ExportError::Damaged { position: record.position, reason: e.to_string() })?;
-            let envelope = Envelope { head: envelope_head, event, prev_hash: prev, hash: record.hash };
-            write_line(out, &EnvelopeAnswer::new(&envelope, Some(record.body)))?;
-            prev = record.hash;
-            bar.inc(1);
+    for record in log.stored_records(1).map_err(StorageError::from)? {
+        let record = record.map_err(|error| match error {
+            LedgerError::Corrupt { position, reason } => ExportError::Damaged { position, reason },
+            other => ExportError::Storage(other.into()),
+        })?;
+        if record.position > head.position {
+            break;
         }
+        let (envelope_head, event) = envelope::decode_record(&record.stored)
+            .map_err(|e| ExportError::Damaged { position: record.position, reason: e.to_string() })?;
+        let envelope = Envelope { head: envelope_head, event, prev_hash: prev, hash: record.hash };
+        write_line(out, &EnvelopeAnswer::new(&envelope, Some(&record.stored)))?;
+        prev = record.hash;
+        bar.inc(1);
     }
     bar.finish_and_clear();
     out.flush().map_err(ExportError::Write)?;
     Ok(Exported { n_records: head.position, head: head.into() })
 }
 
-fn export_header(log: &SledLog) -> ExportHeader {
+fn export_header(log: &dyn LogStore, head: Head) -> ExportHeader {
     let header = log.header();
-    let head = log.durable_head();
     ExportHeader {
         bytes: hex::encode(log.header_bytes()),
         created_at: header.created_at.to_string(),
@@ -322,7 +326,8 @@ fn write_line(out: &mut dyn Write, line: &impl Serialize) -> Result<(), ExportEr
 /// What `restore` rebuilt.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Restored {
-    pub data: PathBuf,
+    /// The data directory, or the database without its password.
+    pub location: String,
     pub head: HeadAnswer,
     /// The head the export's header names, when it names one.
     pub exported_head_hash: Option<String>,
@@ -374,12 +379,12 @@ impl Classified for RestoreError {
     }
 }
 
-/// Rebuilds the log in `data` (empty, or without a ledger) from an
-/// export's numbered lines (`import::numbered_lines`): the header's stored
-/// bytes, then every record, each chained as it was. Any bad line refuses
-/// the whole file, named by its line and field.
+/// Rebuilds the log at `location` (an empty directory or database) from
+/// an export's numbered lines (`import::numbered_lines`): the header's
+/// stored bytes, then every record, each chained as it was. Any bad line
+/// refuses the whole file, named by its line and field.
 pub fn restore(
-    data: &Path,
+    location: &Location,
     mut lines: impl Iterator<Item = (usize, Result<String, LineError>)>,
     label: &str,
 ) -> Result<Restored, RestoreError> {
@@ -398,7 +403,10 @@ pub fn restore(
         }
     });
     let started = Instant::now();
-    let result = ledger_restore::restore(data, &header_bytes, records);
+    let result = match &location.store {
+        Backend::Sled => ledger_restore::restore(&location.data, &header_bytes, records),
+        Backend::Postgres(url) => pglog::restore(url, &header_bytes, records),
+    };
     if let Some(error) = input_error {
         return Err(bad_line(error));
     }
@@ -409,7 +417,7 @@ pub fn restore(
         other => RestoreError::Storage { label: label.to_string(), source: other.into() },
     })?;
     Ok(Restored {
-        data: data.to_path_buf(),
+        location: location.describe(),
         head: head.into(),
         exported_head_hash: header.get("head_hash").and_then(Value::as_str).map(str::to_string),
         seconds: started.elapsed().as_secs_f64(),

@@ -144,7 +144,7 @@ pub fn default_refund_ref(coverage: &Coverage, person: &Identity, coverage_year:
 
 /// Builds the refund fact (destination by the one rule, default reference)
 /// and records it through the one path for a rule-decided fact.
-pub fn record<L: LogBackend>(
+pub fn record<L: LogBackend + ?Sized>(
     writer: &Writer<'_, L>,
     request: RefundRequest,
     actor: &str,

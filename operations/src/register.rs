@@ -70,7 +70,12 @@ pub fn append_fact(ledger: &Ledger, event: Event, actor: &str) -> Result<Written
 
 /// [`append_fact`] for a caller that holds the log and channels already
 /// (a command that read the projections first).
-pub fn append_to(log: &impl LogBackend, channels: &Channels, event: Event, actor: &str) -> Result<Written, WriteError> {
+pub fn append_to(
+    log: &(impl LogBackend + ?Sized),
+    channels: &Channels,
+    event: Event,
+    actor: &str,
+) -> Result<Written, WriteError> {
     let new = facts::admit(event, None, actor, channels).map_err(WriteError::Field)?;
     let summary = facts::summary(&new.event);
     let outcome = log.append_blocking(vec![new]).map_err(StorageError::from)?;

@@ -47,7 +47,7 @@ fn append(ledger: &Ledger, events: Vec<Event>) {
 
 /// Person 1 paid 400.00 for 2025 (received); person 2 is registered, unpaid.
 fn ledger(dir: &std::path::Path) -> Ledger {
-    let ledger = Ledger::open(dir, OpenMode::Create).expect("open");
+    let ledger = Ledger::open(&operations::Location::sled(dir), OpenMode::Create).expect("open");
     let policy = Event::PolicyPublishedV1(PolicyPublished {
         region: RegionCode::new(520500).expect("region"),
         coverage_year: 2025,

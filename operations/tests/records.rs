@@ -8,14 +8,14 @@ use operations::import::{self, ImportError};
 use operations::policy::{self, LoadOutcome, PolicyDocument};
 use operations::records::{self, RestoreError};
 use operations::register::{self, WriteError};
-use operations::{Classified, Kind, Ledger};
+use operations::{Classified, Kind, Ledger, Location};
 
 const FACTS: &str = include_str!("../../fixtures/demo/facts.jsonl");
 const BAD_FACTS: &str = include_str!("../../fixtures/demo/bad.jsonl");
 const POLICY: &str = include_str!("../../fixtures/policies/bijie-2025.toml");
 
 fn ledger(dir: &tempfile::TempDir, name: &str) -> Ledger {
-    Ledger::open(&dir.path().join(name), OpenMode::Create).expect("open")
+    Ledger::open(&Location::sled(&dir.path().join(name)), OpenMode::Create).expect("open")
 }
 
 #[test]
@@ -84,7 +84,8 @@ fn an_export_restores_to_its_head_and_a_bad_line_is_named_by_line_and_field() {
 
     let restored_dir = dir.path().join("restored");
     let restored =
-        records::restore(&restored_dir, import::numbered_lines(text.as_bytes()), "export.jsonl").expect("restore");
+        records::restore(&Location::sled(&restored_dir), import::numbered_lines(text.as_bytes()), "export.jsonl")
+            .expect("restore");
     assert_eq!(restored.head, answer.head);
     assert!(restored.matches_export());
 
@@ -93,8 +94,12 @@ fn an_export_restores_to_its_head_and_a_bad_line_is_named_by_line_and_field() {
     record.as_object_mut().expect("object").remove("hash");
     lines[4] = record.to_string();
     let bad = lines.join("\n");
-    let error = records::restore(&dir.path().join("bad"), import::numbered_lines(bad.as_bytes()), "export.jsonl")
-        .expect_err("a line without its hash");
+    let error = records::restore(
+        &Location::sled(&dir.path().join("bad")),
+        import::numbered_lines(bad.as_bytes()),
+        "export.jsonl",
+    )
+    .expect_err("a line without its hash");
     assert!(matches!(&error, RestoreError::Line { error, .. } if error.line == 5), "{error}");
     assert_eq!((error.kind(), error.field()), (Kind::BadInput, Some("hash")));
 }

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledger::event::{FamilyBindingCreated, FamilyBindingRevoked};
 use ledger::sync::lock_plain;
-use ledger::{BeijingTime, Date, Head, Identity, SledLog};
+use ledger::{BeijingTime, Date, Head, Identity, LogStore};
 use operations::answers::StuckAnswer;
 use operations::coverage::{CoverageAnswer, CoverageQuery};
 use operations::family::{self, FamilyError, PersonAnswer, PostedAnswer, Transition, Writer};
@@ -48,9 +48,10 @@ impl App {
     fn write_family<T>(
         &self,
         named: &Named,
-        operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError>,
+        operation: impl FnOnce(&Writer<'_, dyn LogStore>) -> Result<T, FamilyError>,
     ) -> Result<(T, Head), ApiError> {
         let _writing = lock_plain(&self.write_lock);
+        let _alone = self.following.decide_alone()?;
         self.store.check_writable()?;
         let (written, head) = self.with_projections(|at| {
             self.require_head(at)?;
@@ -162,7 +163,7 @@ async fn post_family<T: Send + 'static>(
     app: &Arc<App>,
     type_name: &'static str,
     named: Named,
-    operation: impl FnOnce(&Writer<'_, SledLog>) -> Result<T, FamilyError> + Send + 'static,
+    operation: impl FnOnce(&Writer<'_, dyn LogStore>) -> Result<T, FamilyError> + Send + 'static,
 ) -> Result<(T, Head), ApiError> {
     let worker = Arc::clone(app);
     tokio::task::spawn_blocking(move || worker.write_family(&named, operation))

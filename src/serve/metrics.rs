@@ -56,8 +56,15 @@ impl Metrics {
     }
 
     /// `more`: (name, kind, help, value) of figures kept elsewhere; a
-    /// counter's name ends in `_total`, as it is exposed.
-    pub fn render(&self, head_position: u64, projection_position: u64, more: &[(&str, &str, &str, u64)]) -> String {
+    /// counter's name ends in `_total`, as it is exposed. `gauges`: (name,
+    /// help, value) of figures that are no whole number (seconds).
+    pub fn render(
+        &self,
+        head_position: u64,
+        projection_position: u64,
+        more: &[(&str, &str, &str, u64)],
+        gauges: &[(&str, &str, f64)],
+    ) -> String {
         let mut registry = Registry::default();
         // The families share their counts with `self`: a registry per
         // scrape costs a few allocations and keeps every figure in one place.
@@ -108,6 +115,9 @@ impl Metrics {
                 _ => registry.register(name, help, ConstGauge::new(value)),
             }
         }
+        for &(name, help, value) in gauges {
+            registry.register(name, help, ConstGauge::new(value));
+        }
         let mut text = String::new();
         // Writing to a String cannot fail; the encoder's own error would be
         // a bug in a metric, not a reason to answer without metrics.
@@ -133,7 +143,7 @@ mod tests {
         metrics.record("/v1/events", 401, Duration::from_micros(10));
         metrics.n_shed.fetch_add(2, Ordering::Relaxed);
         let more = [("yibao_store_refusing_writes", "gauge", "1 while refusing.", 1)];
-        let text = metrics.render(12, 10, &more);
+        let text = metrics.render(12, 10, &more, &[("yibao_replica_lag_seconds", "Seconds behind.", 0.25)]);
 
         assert!(text.ends_with("# EOF\n"), "{text}");
         let mut announced: Vec<(String, String)> = Vec::new();
@@ -172,6 +182,7 @@ mod tests {
             "yibao_projection_position 10",
             "yibao_projection_lag 2",
             "yibao_store_refusing_writes 1",
+            "yibao_replica_lag_seconds 0.25",
         ] {
             assert!(text.lines().any(|line| line == sample), "missing `{sample}` in:\n{text}");
         }

@@ -24,10 +24,10 @@ use anyhow::{Context, Result};
 use hashlink::LinkedHashMap;
 use ledger::sync::lock_plain;
 use ledger::{BeijingTime, Identity, LogReader};
+use operations::PersonStorePlace;
 use projections::coverage::{Changed, Coverage, Named, PersonStore, StoreError};
 use projections::family::Family;
 use projections::{Projection, Tip};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -47,12 +47,15 @@ const READER_PAGE_CACHE_KIB: u32 = 4 * 1024;
 const WRITER_PAGE_CACHE_KIB: u32 = 4 * 1024;
 /// Bytes of a cache entry beside its coverage: the key and the map's links.
 const ENTRY_OVERHEAD_BYTES: usize = 128;
+/// Records another process folded into a shared store past which the
+/// whole cache is dropped rather than the persons they name read.
+const MAX_FOREIGN_RECORDS: u64 = 10_000;
 /// At most one progress line on stderr per this while the store is built.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The store, its readers, the tip and the cache.
 pub struct Persons {
-    path: PathBuf,
+    place: PersonStorePlace,
     writer: Mutex<PersonStore>,
     readers: Mutex<Vec<PersonStore>>,
     /// A coverage of nobody at the store's tip, with the policies.
@@ -117,6 +120,42 @@ impl Cache {
     }
 }
 
+/// The positions a catch-up folded itself, as ranges in position order.
+#[derive(Default)]
+struct Folded {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl Folded {
+    fn add(&mut self, position: u64) {
+        match self.ranges.last_mut() {
+            Some((_, last)) if *last + 1 == position => *last = position,
+            _ => self.ranges.push((position, position)),
+        }
+    }
+
+    fn n_records(&self) -> u64 {
+        self.ranges.iter().map(|(first, last)| last - first + 1).sum()
+    }
+
+    /// The ranges of `(after, upto]` not folded here.
+    fn gaps(&self, after: u64, upto: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
+        let mut next = after + 1;
+        for &(first, last) in &self.ranges {
+            if first > next {
+                gaps.push((next, (first - 1).min(upto)));
+            }
+            next = next.max(last + 1);
+        }
+        if next <= upto {
+            gaps.push((next, upto));
+        }
+        gaps.retain(|(first, last)| first <= last);
+        gaps
+    }
+}
+
 /// What the cache holds now, for the metrics.
 pub struct CacheFigures {
     pub bytes: u64,
@@ -125,27 +164,23 @@ pub struct CacheFigures {
 }
 
 impl Persons {
-    /// Opens the store of the ledger in `data` and catches it up to the
-    /// log's head: the tail since its tip, or the whole log in chunks when
-    /// there is no store yet (a progress line on stderr). A store that
-    /// cannot be used is noted, removed and built again.
-    pub fn open(data: &Path, log: &dyn LogReader, cache_limit_bytes: usize) -> Result<Persons> {
-        let path = operations::person_store_path(data);
-        if let Some(directory) = path.parent() {
-            std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
-        }
+    /// Opens the person store at `place` and catches it up to the log's
+    /// head: the tail since its tip, or the whole log in chunks when there
+    /// is no store yet (a progress line on stderr). A store that cannot be
+    /// used is noted, emptied and built again.
+    pub fn open(place: &PersonStorePlace, log: &dyn LogReader, cache_limit_bytes: usize) -> Result<Persons> {
         let mut attempt = 0;
         let (writer, at_tip) = loop {
             attempt += 1;
-            match caught_up_store(&path, log) {
+            match caught_up_store(place, log) {
                 Ok(opened) => break opened,
                 Err(StoreError::Log { source, .. }) => return Err(source).context("catching the person store up"),
-                Err(error) if attempt < 2 => operations::forget_person_store(&path, &error),
+                Err(error) if attempt < 2 => place.forget(&error),
                 Err(error) => return Err(error).context("catching the person store up"),
             }
         };
         Ok(Persons {
-            path,
+            place: place.clone(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             at_tip: RwLock::new(Arc::new(at_tip)),
@@ -167,27 +202,77 @@ impl Persons {
     }
 
     /// Folds the log up to `upto` into the store, dropping from the cache
-    /// every person it changes. Returns the envelopes folded.
+    /// every person it changes. Returns the envelopes folded. On a store
+    /// shared with other processes (PostgreSQL), the records they folded
+    /// meanwhile are looked at too: the persons they name are dropped from
+    /// the cache (everyone, past `MAX_FOREIGN_RECORDS` or on a policy).
     pub fn catch_up(&self, log: &dyn LogReader, upto: u64) -> Result<u64> {
         let mut at_tip = poison::write(&self.at_tip, "person store", || self.reread())?;
         if at_tip.position() >= upto {
             return Ok(0);
         }
         let mut writer = lock_plain(&self.writer);
+        let before = at_tip.position();
         let mut policies_changed = false;
         let mut forget = |changed: Changed| {
             policies_changed |= changed.everyone;
             lock_plain(&self.cache).forget(&changed);
         };
+        let mut folded_here = Folded::default();
         let chunk = operations::store_chunk_envelopes();
-        let folded = writer.catch_up_observing(log, upto, chunk, &mut |_| {}, &mut forget, &mut |_| {});
+        let folded = writer.catch_up_observing(log, upto, chunk, &mut |_| {}, &mut forget, &mut |envelope| {
+            folded_here.add(envelope.head.position)
+        });
         // Also after a failure: the chunks written before it are the store's.
         let tip = writer.tip()?.ok_or_else(|| anyhow::anyhow!("the person store has no tip after a catch-up"))?;
+        if tip.position < before {
+            policies_changed = true;
+            lock_plain(&self.cache).clear();
+        } else if folded_here.n_records() < tip.position - before {
+            let foreign = folded_here.gaps(before, tip.position);
+            policies_changed |=
+                self.forget_foreign(&writer, log, &foreign).context("reading what another process folded")?;
+        }
         if tip != at_tip.tip() {
             *at_tip =
                 if policies_changed { Arc::new(writer.coverage_of_many(&[])?) } else { Arc::new(at_tip.at_tip(tip)) };
         }
         folded.context("catching the person store up with the log")
+    }
+
+    /// Drops from the cache every person the records of `ranges` name
+    /// (folded into the shared store by another process), under every
+    /// identity they had, read from `store` at its tip. `true` when the
+    /// whole cache went (a policy changed, or too many records to read).
+    fn forget_foreign(&self, store: &PersonStore, log: &dyn LogReader, ranges: &[(u64, u64)]) -> Result<bool> {
+        let n_records: u64 = ranges.iter().map(|(first, last)| last - first + 1).sum();
+        let mut named = Named::default();
+        let mut everyone = n_records > MAX_FOREIGN_RECORDS;
+        for &(first, last) in ranges {
+            if everyone {
+                break;
+            }
+            log.scan(first, last, |envelope| {
+                everyone |=
+                    matches!(envelope.event, ledger::Event::PolicyPublishedV1(_) | ledger::Event::PolicyAmendedV1(_));
+                named.add(&envelope.event);
+                Ok(())
+            })?;
+        }
+        if everyone {
+            lock_plain(&self.cache).clear();
+            return Ok(true);
+        }
+        let persons = store.coverage_named(&named)?;
+        let mut identities: Vec<Identity> = named.identities().cloned().collect();
+        for (current, _) in persons.encoded_persons() {
+            if let Some(summary) = persons.person(current) {
+                identities.push(summary.current);
+                identities.extend(summary.former);
+            }
+        }
+        lock_plain(&self.cache).forget(&Changed { identities, everyone: false });
+        Ok(false)
     }
 
     /// After a panic mid-catch-up: the cache dropped, the tip and policies
@@ -221,7 +306,7 @@ impl Persons {
         let reader = match pooled {
             Some(reader) => reader,
             None => {
-                let reader = PersonStore::open(&self.path)?;
+                let reader = self.place.open()?;
                 reader.set_page_cache_kib(READER_PAGE_CACHE_KIB)?;
                 reader
             }
@@ -237,8 +322,8 @@ impl Persons {
 
 /// The store opened and caught up to the log's head (the family
 /// projection in it), and a coverage of nobody at its tip.
-fn caught_up_store(path: &Path, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
-    let mut store = PersonStore::open(path)?;
+fn caught_up_store(place: &PersonStorePlace, log: &dyn LogReader) -> Result<(PersonStore, Coverage), StoreError> {
+    let mut store = place.open()?;
     let head = log.durable_head().position;
     let from = store.tip().ok().flatten().map_or(0, |tip| tip.position.min(head));
     if head > from {
@@ -327,5 +412,27 @@ impl AtTip<'_> {
         self.persons.with_reader(|reader| reader.add_named(&mut coverage, named))?;
         self.persons.n_loaded.fetch_add(coverage.n_persons() as u64, Ordering::Relaxed);
         Ok(coverage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Folded;
+
+    fn folded(positions: &[u64]) -> Folded {
+        let mut folded = Folded::default();
+        positions.iter().for_each(|&position| folded.add(position));
+        folded
+    }
+
+    /// What another process folded: every position after the tip this
+    /// process knew, up to the store's, that it did not fold itself.
+    #[test]
+    fn the_records_another_process_folded_are_the_gaps_between_ours() {
+        assert_eq!(folded(&[]).gaps(10, 12), vec![(11, 12)]);
+        assert_eq!(folded(&[11, 12]).gaps(10, 12), Vec::<(u64, u64)>::new());
+        assert_eq!(folded(&[13, 14, 17]).gaps(10, 20), vec![(11, 12), (15, 16), (18, 20)]);
+        assert_eq!(folded(&[11, 12, 13]).n_records(), 3);
+        assert_eq!(folded(&[11, 13]).gaps(10, 13), vec![(12, 12)]);
     }
 }

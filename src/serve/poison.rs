@@ -108,7 +108,8 @@ mod tests {
         let payment = another_payment(&facts);
         let person = payer(&payment);
         log.append_blocking(facts.into_iter().map(|event| NewEvent::fact(event, "test")).collect()).expect("appended");
-        let persons = Persons::open(dir.path(), &log, 1 << 20).expect("the store caught up");
+        let place = operations::PersonStorePlace::of(&operations::Location::sled(dir.path()));
+        let persons = Persons::open(&place, &log, 1 << 20).expect("the store caught up");
         // Cached as it was before the payment.
         let before = persons.read().expect("readable").person(&person).expect("read");
         assert_eq!(persons.cache_figures().n_persons, 1);

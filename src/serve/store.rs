@@ -15,10 +15,11 @@ use super::error::ApiError;
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use ledger::sync::{lock_plain, read_plain, write_plain};
-use ledger::{Head, LedgerError, OpenMode, SledLog};
+use ledger::{Head, LedgerError, LogStore, OpenMode};
 use operations::error::chain;
+use operations::Location;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -62,9 +63,9 @@ impl Refusal {
 
 /// The log in use, swapped for a fresh one after a storage failure.
 pub struct Store {
-    data: PathBuf,
+    location: Location,
     /// `None` only while a reopen failed; readers then get 503.
-    log: RwLock<Option<Arc<SledLog>>>,
+    log: RwLock<Option<Arc<dyn LogStore>>>,
     refusal: Mutex<Option<Refusal>>,
     /// Appends that failed on storage.
     pub n_write_failures: AtomicU64,
@@ -75,10 +76,10 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(data: &Path, log: SledLog) -> Store {
+    pub fn new(location: &Location, log: Box<dyn LogStore>) -> Store {
         Store {
-            data: data.to_path_buf(),
-            log: RwLock::new(Some(Arc::new(log))),
+            location: location.clone(),
+            log: RwLock::new(Some(Arc::from(log))),
             refusal: Mutex::new(None),
             n_write_failures: AtomicU64::new(0),
             n_writes_refused: AtomicU64::new(0),
@@ -87,7 +88,7 @@ impl Store {
     }
 
     /// The log, for a read or a write. Hold it only as long as the work.
-    pub fn log(&self) -> Result<Arc<SledLog>, ApiError> {
+    pub fn log(&self) -> Result<Arc<dyn LogStore>, ApiError> {
         let current = read_plain(&self.log);
         current.clone().ok_or_else(|| {
             ApiError::overloaded("store_unavailable", "the log is being reopened after a storage failure; retry later")
@@ -135,7 +136,7 @@ impl Store {
         if self.refusal().is_none() {
             return true;
         }
-        if probe(&self.data).is_err() {
+        if probe(&self.location.data).is_err() {
             return false;
         }
         match self.reopen() {
@@ -166,8 +167,8 @@ impl Store {
         };
         // sled's file lock goes with the last handle: close before opening.
         drop(failed);
-        let log = SledLog::open(&self.data, OpenMode::Existing).context("opening the log")?;
-        *write_plain(&self.log) = Some(Arc::new(log));
+        let log = self.location.open_log(OpenMode::Existing).context("opening the log")?;
+        *write_plain(&self.log) = Some(Arc::from(log));
         Ok(true)
     }
 }

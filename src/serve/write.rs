@@ -105,6 +105,7 @@ impl App {
     pub(super) fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome, ApiError> {
         let decided = import::has_decided(&events);
         let _writing = decided.then(|| lock_plain(&self.write_lock));
+        let _alone = if decided { Some(self.following.decide_alone()?) } else { None };
         self.store.check_writable()?;
         let events = self.check_rules(events)?;
         let log = self.store.log()?;

@@ -70,7 +70,7 @@ fn append(ledger: &Ledger, events: Vec<Event>) -> u64 {
 /// Bijie 2025: one person paid (and, with `refunded`, refunded later), one
 /// registered and unpaid.
 fn bijie(dir: &std::path::Path, refunded: bool) -> Ledger {
-    let ledger = Ledger::open(dir, OpenMode::Create).expect("a new ledger");
+    let ledger = Ledger::open(&crate::Location::sled(dir), OpenMode::Create).expect("a new ledger");
     append(
         &ledger,
         vec![
@@ -136,13 +136,12 @@ fn as_of_a_moment_before_the_refund_shows_the_payment() {
     let ledger = bijie(dir.path(), true);
     let refund_position = ledger.log().durable_head().position;
     let mut refund_recorded_at = None;
-    ledger
-        .log()
-        .scan(refund_position, refund_position, |envelope| {
-            refund_recorded_at = Some(envelope.head.recorded_at);
-            Ok(())
-        })
-        .expect("scanned");
+    let log: &dyn ledger::LogReader = ledger.log();
+    log.scan(refund_position, refund_position, |envelope| {
+        refund_recorded_at = Some(envelope.head.recorded_at);
+        Ok(())
+    })
+    .expect("scanned");
     let before = ledger::UtcTime(refund_recorded_at.expect("the refund's record").0 - 1);
     let asked = CoverageQuery { year: Some(2025), ..query(PAID) };
     let now = ledger.coverage_of(&asked, None).expect("now");
@@ -225,7 +224,7 @@ fn a_year_whose_money_is_no_amount_fails_every_lookup_naming_it() {
 #[test]
 fn an_assessment_after_a_normal_payment_is_refused_and_appends_nothing() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let ledger = Ledger::open(dir.path(), OpenMode::Create).expect("a new ledger");
+    let ledger = Ledger::open(&crate::Location::sled(dir.path()), OpenMode::Create).expect("a new ledger");
     let person = "140101198001010024";
     let query = AssessmentQuery {
         person: id(person),
@@ -251,7 +250,7 @@ fn an_assessment_after_a_normal_payment_is_refused_and_appends_nothing() {
 #[test]
 fn an_assessment_is_recorded_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let ledger = Ledger::open(dir.path(), OpenMode::Create).expect("a new ledger");
+    let ledger = Ledger::open(&crate::Location::sled(dir.path()), OpenMode::Create).expect("a new ledger");
     let person = "140101198502020036";
     append(&ledger, vec![policy("140000", 2022, SHANXI), registration(person, "140101", "2021-12-01")]);
     let query = AssessmentQuery {

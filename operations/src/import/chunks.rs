@@ -4,7 +4,7 @@
 //! the file's keys compared among themselves (a fingerprint of each key
 //! and of its content, 24 bytes a fact, sorted a chunk at a time and
 //! merged at the end) and, chunk by chunk, probed against the log
-//! (`SledLog::probe_blocking`, on a thread of its own while the next chunk
+//! (`LogStore::probe_blocking`, on a thread of its own while the next chunk
 //! is read); a file with decided facts then has them judged (`decided`).
 //! Only a file that passes is read again and appended, one chunk per
 //! append, each durable once acknowledged, the next chunk read while the
@@ -22,7 +22,7 @@ use crate::facts::{self, LineError, MAX_ERRORS_SHOWN};
 use crate::handle::Ledger;
 use crate::progress;
 use ledger::log::{check_new_event, MAX_EVENTS_PER_APPEND};
-use ledger::{Head, LedgerError, NewEvent, SledLog};
+use ledger::{Head, LedgerError, LogStore, NewEvent};
 use projections::family;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -257,7 +257,7 @@ fn bring_person_store_up(ledger: &Ledger) -> PersonStoreCaughtUp {
 
 /// One import's settings.
 struct Run<'a> {
-    log: &'a SledLog,
+    log: &'a dyn LogStore,
     label: &'a str,
     actor: &'a str,
     channels: &'a Channels,
@@ -754,13 +754,15 @@ mod tests {
     #[test]
     fn chunks_of_any_size_record_what_one_append_records() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let whole = Ledger::open(&dir.path().join("whole"), OpenMode::Create).expect("a ledger");
+        let whole =
+            Ledger::open(&crate::Location::sled(&dir.path().join("whole")), OpenMode::Create).expect("a ledger");
         let options = |chunk_facts| ImportOptions { chunk_facts, show_progress: false };
         let one = import(&whole, FACTS.as_bytes(), "facts.jsonl", "test", options(DEFAULT_CHUNK_FACTS)).expect("one");
         assert_eq!(one.n_chunks, 1);
         for chunk_facts in [1, 2, 5] {
             let chunked =
-                Ledger::open(&dir.path().join(format!("by-{chunk_facts}")), OpenMode::Create).expect("ledger");
+                Ledger::open(&crate::Location::sled(&dir.path().join(format!("by-{chunk_facts}"))), OpenMode::Create)
+                    .expect("ledger");
             let imported =
                 import(&chunked, FACTS.as_bytes(), "facts.jsonl", "test", options(chunk_facts)).expect("chunks");
             assert_eq!(imported.n_chunks, one.n_facts.div_ceil(chunk_facts));
@@ -804,7 +806,9 @@ mod tests {
         let options = ImportOptions { chunk_facts: 4, show_progress: false };
         // Changed before the decision (the second reading), then before the appends (the third).
         for changes_at in [2, 3] {
-            let ledger = Ledger::open(&dir.path().join(format!("at-{changes_at}")), OpenMode::Create).expect("ledger");
+            let ledger =
+                Ledger::open(&crate::Location::sled(&dir.path().join(format!("at-{changes_at}"))), OpenMode::Create)
+                    .expect("ledger");
             let source = Changing { n_opened: 0.into(), changes_at, changed: changed.clone() };
             let error = import(&ledger, &source, "f.jsonl", "test", options).expect_err("a changed file");
             let chunk_start = (changed_line - 1) / 4 * 4 + 1;
