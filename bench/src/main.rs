@@ -52,6 +52,10 @@ enum Command {
     /// check that every acknowledged post is in the log. Needs the yibao
     /// binary next to this one (`cargo build --release`).
     Serve(ServeArgs),
+    /// Two `yibao serve` replicas on one throwaway PostgreSQL database:
+    /// lookups per second from one and from two, and the lag from a payment
+    /// posted to one until the other's coverage card shows it.
+    Replicas(ReplicasArgs),
     /// What each command costs as the ledger grows: for each size, a
     /// generated year imported by the yibao binary next to this one, then
     /// cold processes timed with their peak RSS — import, a coverage
@@ -88,6 +92,30 @@ struct StoreCatchUpArgs {
     /// emptied); a throwaway server without it.
     #[arg(long)]
     url: Option<String>,
+}
+
+#[derive(Args)]
+struct ReplicasArgs {
+    /// Persons of the generated prefecture-year imported before serving.
+    #[arg(long, default_value_t = 100_000)]
+    persons: u64,
+    /// Coverage lookups of each phase (split between the replicas).
+    #[arg(long, default_value_t = 200_000)]
+    lookups: u64,
+    /// Client connections per replica.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Payments timed for the replication lag.
+    #[arg(long, default_value_t = 200)]
+    posts: u64,
+    /// Cap on each load phase, in seconds.
+    #[arg(long, default_value_t = 60)]
+    phase_seconds: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the temporary data (removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -284,6 +312,22 @@ fn main() -> Result<()> {
                 eprintln!("the ledgers are kept under {}", scratch.keep().display());
             }
             Ok(())
+        }
+        Command::Replicas(args) => {
+            let scratch = match &args.dir {
+                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
+                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
+            }
+            .context("create the scratch directory")?;
+            let replicas = serve_load::replicas::Replicas {
+                persons: args.persons,
+                seed: args.seed,
+                lookups: args.lookups,
+                connections: args.connections,
+                posts: args.posts,
+                phase_seconds: args.phase_seconds,
+            };
+            serve_load::replicas::run(scratch.path(), &replicas)
         }
         Command::Serve(args) => {
             let scratch = match &args.dir {

@@ -16,6 +16,7 @@
 
 mod client;
 mod cpu;
+pub mod replicas;
 mod wrk;
 
 use crate::figures::AppendFigures;
@@ -248,18 +249,7 @@ fn measure(yibao: &Path, dir: &Path, facts: &Path, ids: &Arc<[String]>, load: &L
         run_yibao(yibao, &data, &["init".as_ref()])?;
         run_yibao(yibao, &data, &["import".as_ref(), facts.as_os_str()])
     })?;
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "[[token]]\nname = \"bench-office\"\ntoken = \"{OFFICE_TOKEN}\"\nrole = \"office\"\n\n\
-             [[token]]\nname = \"bench-channel\"\ntoken = \"{CHANNEL_TOKEN}\"\nrole = \"channel\"\n\
-             channels = [\"wechat\"]\n"
-        ),
-    )?;
-    // The service refuses a tokens file that others may read.
-    #[cfg(unix)]
-    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let tokens = write_tokens(dir)?;
     let mut server = crate::phase("start yibao serve", || Server::start(yibao, &data, &tokens))?;
     let addr = server.addr.clone();
     let base = format!("http://{addr}");
@@ -351,6 +341,23 @@ fn measure(yibao: &Path, dir: &Path, facts: &Path, ids: &Arc<[String]>, load: &L
         phases.iter().flat_map(|phase| phase.acknowledged_refs.iter().map(String::as_str)).collect();
     let check = crate::phase("check acknowledged posts in the log", || check_log(&data, &acknowledged))?;
     Ok(Measured { phases, stopped, check, wrk_note })
+}
+
+/// The bench's office and channel tokens, in `dir/tokens.toml`.
+fn write_tokens(dir: &Path) -> Result<std::path::PathBuf> {
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "[[token]]\nname = \"bench-office\"\ntoken = \"{OFFICE_TOKEN}\"\nrole = \"office\"\n\n\
+             [[token]]\nname = \"bench-channel\"\ntoken = \"{CHANNEL_TOKEN}\"\nrole = \"channel\"\n\
+             channels = [\"wechat\"]\n"
+        ),
+    )?;
+    // The service refuses a tokens file that others may read.
+    #[cfg(unix)]
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(tokens)
 }
 
 /// Writes the generated facts as import lines; returns the resident IDs of
