@@ -395,6 +395,16 @@ fn main() -> ExitCode {
         Ok(location) => location,
         Err(error) => return exit::report(Err(exit::classified(error).context("--store"))),
     };
+    // On PostgreSQL the data directory holds only this process's own files
+    // (channels, checkpoints, the access log and its key): a replica's new
+    // one is made here rather than by `init`, which another process ran.
+    if location.postgres_url().is_some() {
+        if let Err(error) = std::fs::create_dir_all(&location.data) {
+            let error =
+                anyhow::Error::new(error).context(format!("creating the data directory {}", location.data.display()));
+            return exit::report(Err(error));
+        }
+    }
     let result = match cli.command {
         Command::Init => commands::init(&location),
         Command::Import { file, restore: true, .. } => commands::restore(&location, &file),

@@ -105,6 +105,10 @@ fn the_commands_on_postgres_answer_as_on_sled() {
     let sled_answer = coverage_years(yibao(&sled, None, &["coverage", &person, "--json"]));
     let pg_answer = coverage_years(yibao(&pg, Some(&url), &["coverage", &person, "--json"]));
     assert_eq!(pg_answer, sled_answer);
+    // Another machine's process: a data directory of its own, made on first use.
+    let elsewhere = dir.path().join("another-machine");
+    assert_eq!(coverage_years(yibao(&elsewhere, Some(&url), &["coverage", &person, "--json"])), sled_answer);
+    assert!(elsewhere.is_dir());
     assert!(pg_answer["years"].as_array().is_some_and(|years| !years.is_empty()), "{pg_answer}");
     let verified = ok(yibao(&pg, Some(&url), &["verify"]));
     assert!(verified.contains("OK: head"), "{verified}");
