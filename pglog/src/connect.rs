@@ -40,6 +40,18 @@ pub(crate) struct Database {
     genesis: OnceLock<Hash>,
 }
 
+/// The pooled connections close on a thread of their own: closing one
+/// blocks on the client's runtime, which panics on an async worker (where
+/// a service's last handle on the log may be dropped at shutdown).
+impl Drop for Database {
+    fn drop(&mut self) {
+        let clients = std::mem::take(self.pool.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        if !clients.is_empty() {
+            let _ = std::thread::Builder::new().name("pglog-close".into()).spawn(move || drop(clients));
+        }
+    }
+}
+
 /// `url` without its password: `postgres://user@host:port/database`, for
 /// messages and logs. A URL that does not parse loses everything between
 /// its user's `:` and the `@`.

@@ -114,3 +114,21 @@ fn two_writers_on_one_database_share_one_chain() {
     let again = second.append_blocking(vec![payment_fact("w0-t0-0", 0)]).expect("a repeat");
     assert_eq!(again.n_appended, 0);
 }
+
+/// A service's last handle on the log may be dropped on an async worker at
+/// shutdown: the pooled connections close without blocking there.
+#[test]
+fn a_log_dropped_on_an_async_worker_closes_without_panicking() {
+    let Some(server) = pgtest::TempPostgres::for_test("a_log_dropped_on_an_async_worker_closes_without_panicking")
+    else {
+        return;
+    };
+    let url = server.create_database("dropped");
+    drop(PgLog::open(&url, OpenMode::Create).expect("a new log"));
+    // A reading open: no writer thread shares the database's handle.
+    let log = PgLog::open(&url, OpenMode::Read).expect("the log");
+    // A read fills the pool.
+    assert_eq!(log.durable_head().position, 0);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    runtime.block_on(async move { drop(log) });
+}

@@ -355,6 +355,18 @@ fn check_view(view: &PersonYear) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A service's store may be dropped on an async worker (its last handle
+/// goes with a task at shutdown): the connection closes without blocking
+/// there, where the synchronous client's close would panic.
+#[test]
+fn a_postgresql_store_dropped_on_an_async_worker_closes_without_panicking() {
+    let Some(server) = postgres() else { return };
+    let url = new_database(server, "dropped_on_a_worker");
+    let store = PersonStore::connect(&url).expect("the store");
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    runtime.block_on(async move { drop(store) });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 

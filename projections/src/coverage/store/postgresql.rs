@@ -46,8 +46,35 @@ const SCHEMA: &str = r#"
 
 /// An open PostgreSQL store. `postgres::Client` wants `&mut` for every
 /// query; a store is used by one thread at a time, so a `RefCell` lends it.
+/// A connection that closes on a thread of its own when dropped: closing
+/// blocks on the client's runtime, which panics on an async worker (where
+/// a service's store may be dropped at shutdown).
+struct Connection(Option<postgres::Client>);
+
+impl std::ops::Deref for Connection {
+    type Target = postgres::Client;
+
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("a connection is taken only when dropped")
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("a connection is taken only when dropped")
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = std::thread::Builder::new().name("store-close".into()).spawn(move || drop(client));
+        }
+    }
+}
+
 pub(super) struct Postgres {
-    client: RefCell<postgres::Client>,
+    client: RefCell<Connection>,
     location: String,
     /// Statements prepared on this connection, by their text: a lookup
     /// runs the same few each time.
@@ -142,7 +169,7 @@ impl Postgres {
         );
         client.batch_execute(&create).map_err(|e| failed_at(&location, &e))?;
         Ok(Postgres {
-            client: RefCell::new(client),
+            client: RefCell::new(Connection(Some(client))),
             location,
             statements: RefCell::default(),
             in_snapshot: Cell::new(false),
