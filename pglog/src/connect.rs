@@ -38,6 +38,8 @@ pub(crate) struct Database {
     /// The last head read or written, for when the database does not answer.
     last_head: Mutex<Head>,
     genesis: OnceLock<Hash>,
+    /// Concurrent reads of the head share one query (`read.rs`).
+    pub(crate) head_reads: crate::read::HeadReads,
 }
 
 /// The pooled connections close on a thread of their own: closing one
@@ -117,6 +119,7 @@ impl Database {
             pool: Mutex::new(Vec::new()),
             last_head: Mutex::new(Head { position: 0, hash: [0; 32] }),
             genesis: OnceLock::new(),
+            head_reads: crate::read::HeadReads::default(),
         })
     }
 

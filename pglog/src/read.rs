@@ -9,6 +9,24 @@ use ledger::{Envelope, Head, LedgerError, Result};
 use postgres::GenericClient;
 use std::collections::VecDeque;
 
+/// The head queries in flight and the last one's answer (see
+/// `Database::read_head`).
+#[derive(Default)]
+pub(crate) struct HeadReads {
+    state: std::sync::Mutex<HeadReadState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct HeadReadState {
+    /// Queries started and the last one finished, numbered from 1.
+    started: u64,
+    finished: u64,
+    running: bool,
+    /// The head the last finished query read; `None` when it failed.
+    outcome: Option<Head>,
+}
+
 /// Records per page of a scan.
 const PAGE_RECORDS: u64 = 5_000;
 
@@ -80,7 +98,45 @@ fn envelope_of(row: StoredRow, prev_hash: Hash) -> Result<Envelope> {
 
 impl Database {
     /// The head as the database has it now.
+    ///
+    /// Many callers at once (a replica's lookups, each reading the head
+    /// before it answers) share queries: each waits for one that started
+    /// after it asked, so it still sees every commit acknowledged before,
+    /// and one runs at a time — instead of a query, and often a new
+    /// connection, per caller.
     pub fn read_head(&self) -> Result<Head> {
+        let reads = &self.head_reads;
+        let mut state = ledger::sync::lock_plain(&reads.state);
+        // The first query to start from now on answers this caller.
+        let wanted = state.started + 1;
+        loop {
+            if state.finished >= wanted {
+                match state.outcome {
+                    Some(head) => return Ok(head),
+                    // That query failed: this caller asks on its own, for its own error.
+                    None => break,
+                }
+            }
+            if !state.running {
+                state.running = true;
+                state.started += 1;
+                let generation = state.started;
+                drop(state);
+                let read = self.query_head();
+                let mut state = ledger::sync::lock_plain(&reads.state);
+                state.running = false;
+                state.finished = generation;
+                state.outcome = read.as_ref().ok().copied();
+                reads.done.notify_all();
+                return read;
+            }
+            state = reads.done.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(state);
+        self.query_head()
+    }
+
+    fn query_head(&self) -> Result<Head> {
         let genesis = self.genesis();
         let head = self.with_client(|client| head_in(client, genesis))?;
         self.note_head(head);

@@ -132,3 +132,40 @@ fn a_log_dropped_on_an_async_worker_closes_without_panicking() {
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
     runtime.block_on(async move { drop(log) });
 }
+
+/// A replica's readers share head queries, yet each sees every append
+/// acknowledged before it asked: while other threads read the head of a
+/// reading handle (a replica) without pause, keeping a query always in
+/// flight, an appender's read through that handle right after each
+/// acknowledgement is at its position or past it.
+#[test]
+fn a_head_read_after_an_acknowledged_append_sees_it_on_another_handle() {
+    let Some(server) =
+        pgtest::TempPostgres::for_test("a_head_read_after_an_acknowledged_append_sees_it_on_another_handle")
+    else {
+        return;
+    };
+    let url = server.create_database("heads");
+    let writer = PgLog::open(&url, OpenMode::Create).expect("create");
+    let replica = PgLog::open(&url, OpenMode::Read).expect("a reading replica");
+    let appending = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while appending.load(std::sync::atomic::Ordering::Relaxed) {
+                    replica.durable_head();
+                }
+            });
+        }
+        for k in 0..100u32 {
+            let appended = writer.append_blocking(vec![payment_fact(&format!("h-{k}"), k)]).expect("append");
+            let seen = replica.durable_head().position;
+            if seen < appended.positions[0] {
+                appending.store(false, std::sync::atomic::Ordering::Relaxed);
+                panic!("acknowledged at {} but the replica read {seen}", appended.positions[0]);
+            }
+        }
+        appending.store(false, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(replica.durable_head().position, 100);
+}

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 /// Connections kept for reading (more may be open at a moment, and are
 /// closed after their read).
-const MAX_READERS: usize = 4;
+const MAX_READERS: usize = 16;
 /// SQLite's page cache per reading connection. Small: SQLite walks a
 /// connection's whole page cache at each commit (the writer's) and drops it
 /// at the first read after another connection's commit (a reader's), which
