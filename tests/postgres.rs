@@ -217,7 +217,7 @@ fn replica(data: &Path, url: &str, follow_ms: &str) -> Replica {
         .args(["serve", "--addr", "127.0.0.1:0", "--follow-ms", follow_ms, "--tokens"])
         .arg(&tokens)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(data.join("stderr.log")).expect("the replica's stderr file"))
         .spawn()
         .expect("start yibao serve");
     let mut first = String::new();
@@ -302,6 +302,13 @@ fn two_replicas_on_one_database_answer_each_others_writes() {
     }
     let expected = ledger::Money::from_fen(before.replace('.', "").parse::<i64>().expect("fen") + 2 * 1234);
     assert_eq!(net_received(&first, &person), Some(expected.expect("money").to_string()));
+    // Stopped as an operator stops it: the in-flight requests finish and it exits cleanly.
+    for (mut replica, data) in [(first, "a"), (second, "b")] {
+        let _ = Command::new("kill").arg("-TERM").arg(replica.child.id().to_string()).status();
+        let status = replica.child.wait().expect("the replica exits");
+        let stderr = std::fs::read_to_string(dir.path().join(data).join("stderr.log")).expect("its stderr");
+        assert!(status.success() && !stderr.contains("panicked"), "stopped by SIGTERM: {status}\n{stderr}");
+    }
 }
 
 fn post(replica: &Replica, token: &str, fact: &Value) -> (u16, String) {

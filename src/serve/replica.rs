@@ -25,6 +25,19 @@ pub struct Following {
     decisions: Option<Mutex<postgres::Client>>,
 }
 
+/// The decision connection closes on a thread of its own: closing blocks
+/// on the client's runtime, which panics on an async worker (where the
+/// service's last handle goes when the following task is dropped at
+/// shutdown).
+impl Drop for Following {
+    fn drop(&mut self) {
+        if let Some(decisions) = self.decisions.take() {
+            let client = decisions.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _ = std::thread::Builder::new().name("decisions-close".into()).spawn(move || drop(client));
+        }
+    }
+}
+
 /// Decisions are this process's alone until dropped.
 pub struct DecidingAlone<'a> {
     connection: Option<MutexGuard<'a, postgres::Client>>,
