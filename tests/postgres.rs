@@ -407,3 +407,55 @@ fn a_command_deciding_facts_waits_for_the_decision_lock_of_another_process() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(head(&mut holder).expect("the records").get::<_, i64>(0) > 0);
 }
+
+/// The database restarts or fails over under a running replica: every
+/// connection it had is closed. The replica answers again once the
+/// database does — lookups and payments (the log's pool, the person
+/// store's connections and the decision lock's connect again) — instead of
+/// failing until it is restarted.
+#[test]
+fn a_replica_answers_again_after_its_database_connections_were_closed() {
+    let test = "a_replica_answers_again_after_its_database_connections_were_closed";
+    let Some(server) = TempPostgres::for_test(test) else { return };
+    let url = server.create_database("failover");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = generated_facts(dir.path(), "40");
+    let person = first_person(&facts);
+    let setup = dir.path().join("setup");
+    ok(yibao(&setup, Some(&url), &["init"]));
+    ok(yibao(&setup, Some(&url), &["import", &facts]));
+    let only = replica(&dir.path().join("a"), &url, "50");
+    let before = net_received(&only, &person).expect("an answer before");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("an admin connection");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .expect("every other connection closed");
+    let payment = json!({"type": "payment_received", "v": 1, "person": person, "coverage_year": 2021,
+        "amount": "12.34", "channel": "wechat", "channel_ref": "FAILOVER-1", "paid_at": "2021-03-05 10:00:00"});
+    let started = Instant::now();
+    loop {
+        // A request may still meet a closed connection and fail (503 or 500,
+        // saying why); the next ones must succeed.
+        let (status, body) = post(&only, CHANNEL, &payment);
+        if status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < REPLICA_WAIT, "the replica never took a payment again: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let expected = ledger::Money::from_fen(before.replace('.', "").parse::<i64>().expect("fen") + 1234);
+    let expected = Some(expected.expect("money").to_string());
+    let started = Instant::now();
+    while net_received(&only, &person) != expected {
+        assert!(
+            started.elapsed() < REPLICA_WAIT,
+            "the replica never answered the payment: {:?}",
+            net_received(&only, &person)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

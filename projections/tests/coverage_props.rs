@@ -355,6 +355,35 @@ fn check_view(view: &PersonYear) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A long-running service's store outlives its connection (the server
+/// restarted, or failed over): once the connection is gone, the store
+/// connects again and answers, instead of failing every later call.
+#[test]
+fn a_postgresql_store_whose_connection_was_closed_connects_again() {
+    let Some(server) = postgres() else { return };
+    let url = new_database(server, "reconnects");
+    let store = PersonStore::connect(&url).expect("the store");
+    assert!(store.tip().expect("a tip").is_none());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("an admin connection");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .expect("the store's connection terminated");
+    // The first call may still find the closed connection (and fail, saying
+    // so); a later one, a bounded number of tries on, answers.
+    let answered = (0..200).any(|_| {
+        let answer = store.tip();
+        if answer.is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        answer.is_ok()
+    });
+    assert!(answered, "the store never answered after its connection closed");
+}
+
 /// A service's store may be dropped on an async worker (its last handle
 /// goes with a task at shutdown): the connection closes without blocking
 /// there, where the synchronous client's close would panic.

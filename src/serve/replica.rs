@@ -23,6 +23,9 @@ pub struct Following {
     pub every: Option<Duration>,
     /// On a shared store: the connection that takes the decision lock.
     decisions: Option<Mutex<postgres::Client>>,
+    /// Its URL, to connect again when the connection closed (a restart or
+    /// a failover of the database).
+    url: String,
 }
 
 /// The decision connection closes on a thread of its own: closing blocks
@@ -57,7 +60,7 @@ impl Drop for DecidingAlone<'_> {
 impl Following {
     /// A sled service: the only writer.
     pub fn alone() -> Following {
-        Following { every: None, decisions: None }
+        Following { every: None, decisions: None, url: String::new() }
     }
 
     /// A replica on the PostgreSQL database at `url` (`location` names it
@@ -66,7 +69,7 @@ impl Following {
     pub fn replica(url: &str, location: &str, every: Duration) -> anyhow::Result<Following> {
         let connection = postgres::Client::connect(url, postgres::NoTls)
             .map_err(|e| anyhow::anyhow!("connecting to {location} for the decision lock: {e}"))?;
-        Ok(Following { every: Some(every), decisions: Some(Mutex::new(connection)) })
+        Ok(Following { every: Some(every), decisions: Some(Mutex::new(connection)), url: url.to_string() })
     }
 
     /// Waits until no other replica judges or appends a decided fact, and
@@ -75,6 +78,14 @@ impl Following {
     pub fn decide_alone(&self) -> Result<DecidingAlone<'_>, ApiError> {
         let Some(decisions) = &self.decisions else { return Ok(DecidingAlone { connection: None }) };
         let mut connection = lock_plain(decisions);
+        if connection.is_closed() {
+            *connection = postgres::Client::connect(&self.url, postgres::NoTls).map_err(|error| {
+                ApiError::overloaded(
+                    "store_unavailable",
+                    &format!("the database does not answer ({error}); retry later"),
+                )
+            })?;
+        }
         connection.execute("SELECT pg_advisory_lock($1)", &[&DECISION_LOCK]).map_err(|error| {
             ApiError::overloaded(
                 "store_unavailable",

@@ -75,6 +75,8 @@ impl Drop for Connection {
 
 pub(super) struct Postgres {
     client: RefCell<Connection>,
+    /// How to connect again when the connection closes.
+    config: postgres::Config,
     location: String,
     /// Statements prepared on this connection, by their text: a lookup
     /// runs the same few each time.
@@ -160,7 +162,7 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let mut client = config.connect(postgres::NoTls).map_err(|e| failed_at(&location, &e))?;
+        let mut client = open(&config, &location)?;
         let create = format!(
             "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK});
              CREATE SCHEMA IF NOT EXISTS {SCHEMA_NAME}; SET search_path TO {SCHEMA_NAME};
@@ -170,6 +172,7 @@ impl Postgres {
         client.batch_execute(&create).map_err(|e| failed_at(&location, &e))?;
         Ok(Postgres {
             client: RefCell::new(Connection(Some(client))),
+            config,
             location,
             statements: RefCell::default(),
             in_snapshot: Cell::new(false),
@@ -178,6 +181,21 @@ impl Postgres {
 
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Connects again when the connection was closed (the server
+    /// restarted, or the platform failed over to a standby): the store
+    /// answers as soon as the database does, instead of failing every call
+    /// of a long-running service. Not inside a snapshot, whose transaction
+    /// went with the old connection (its reads fail and say so).
+    fn reopened(&self) -> Result<(), StoreError> {
+        if self.in_snapshot.get() || !self.client.borrow().is_closed() {
+            return Ok(());
+        }
+        let client = open(&self.config, &self.location)?;
+        self.statements.borrow_mut().clear();
+        *self.client.borrow_mut() = Connection(Some(client));
+        Ok(())
     }
 
     fn failed(&self, error: &postgres::Error) -> StoreError {
@@ -219,6 +237,29 @@ impl Postgres {
         params: &[&(dyn ToSql + Sync)],
         visit: &mut dyn FnMut(Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.reopened()?;
+        let mut visited = false;
+        let first = self.query_once(sql, params, &mut |row| {
+            visited = true;
+            visit(row)
+        });
+        match first {
+            // The connection closed under the query before any row came
+            // (it had not noticed yet): asked again on a new one.
+            Err(StoreError::Database { .. }) if !visited && self.client.borrow().is_closed() => {
+                self.reopened()?;
+                self.query_once(sql, params, visit)
+            }
+            other => other,
+        }
+    }
+
+    fn query_once(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        visit: &mut dyn FnMut(Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut client = self.client.borrow_mut();
         let statement = self.statement(&mut client, sql)?;
         // Streamed: the whole store (`load_all`) is not held twice.
@@ -236,6 +277,7 @@ impl Postgres {
             return Ok(read());
         }
         let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+        self.reopened()?;
         self.client.borrow_mut().batch_execute(begin).map_err(|e| self.failed(&e))?;
         self.in_snapshot.set(true);
         let ended = SnapshotEnd(self);
@@ -245,6 +287,7 @@ impl Postgres {
     }
 
     pub fn write(&mut self, guard: &Guard, clear: Clear, rows: &Rows) -> Result<bool, StoreError> {
+        self.reopened()?;
         let location = self.location.clone();
         let failed = |e: postgres::Error| failed_at(&location, &e);
         let mut transaction = self.client.get_mut().transaction().map_err(failed)?;
@@ -270,6 +313,13 @@ impl Postgres {
         transaction.commit().map_err(failed)?;
         Ok(true)
     }
+}
+
+/// A connection to the store's database, its schema first on the path.
+fn open(config: &postgres::Config, location: &str) -> Result<postgres::Client, StoreError> {
+    let mut client = config.connect(postgres::NoTls).map_err(|e| failed_at(location, &e))?;
+    client.batch_execute(&format!("SET search_path TO {SCHEMA_NAME}")).map_err(|e| failed_at(location, &e))?;
+    Ok(client)
 }
 
 /// Ends a snapshot however `read` left (rolled back: it only read).
