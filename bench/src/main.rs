@@ -265,11 +265,7 @@ fn main() -> Result<()> {
         Command::Log(args) => run_log(&args),
         Command::Pg(args) => pg::run(&args),
         Command::Coverage(args) => {
-            let scratch = match &args.dir {
-                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
-                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
-            }
-            .context("create the scratch directory")?;
+            let scratch = store_probe::scratch(args.dir.as_ref())?;
             coverage::run(scratch.path(), args.persons, args.lookups, args.seed)
         }
         Command::Store(args) => {
@@ -295,11 +291,7 @@ fn main() -> Result<()> {
             scale::run_scale(dir, &scale)
         }
         Command::Scale(args) => {
-            let scratch = match &args.dir {
-                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
-                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
-            }
-            .context("create the scratch directory")?;
+            let scratch = store_probe::scratch(args.dir.as_ref())?;
             let scale = scale::Scale {
                 sizes: args.persons,
                 seed: args.seed,
@@ -314,11 +306,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Replicas(args) => {
-            let scratch = match &args.dir {
-                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
-                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
-            }
-            .context("create the scratch directory")?;
+            let scratch = store_probe::scratch(args.dir.as_ref())?;
             let replicas = serve_load::replicas::Replicas {
                 persons: args.persons,
                 seed: args.seed,
@@ -330,11 +318,7 @@ fn main() -> Result<()> {
             serve_load::replicas::run(scratch.path(), &replicas)
         }
         Command::Serve(args) => {
-            let scratch = match &args.dir {
-                Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
-                None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
-            }
-            .context("create the scratch directory")?;
+            let scratch = store_probe::scratch(args.dir.as_ref())?;
             let load = serve_load::Load {
                 persons: args.persons,
                 seed: args.seed,
@@ -349,11 +333,7 @@ fn main() -> Result<()> {
 }
 
 fn run_log(args: &LogArgs) -> Result<()> {
-    let scratch = match &args.dir {
-        Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
-        None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
-    }
-    .context("create the scratch directory")?;
+    let scratch = store_probe::scratch(args.dir.as_ref())?;
     let events = phase("generate events", || Ok(generate(args)))?;
     if args.without_peer {
         let yibao = measure_yibao(&scratch.path().join("yibao"), events, args)?;

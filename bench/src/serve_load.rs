@@ -125,7 +125,16 @@ struct Server {
 
 impl Server {
     fn start(yibao: &Path, data: &Path, tokens: &Path) -> Result<Server> {
-        let mut child = Command::new(yibao)
+        Server::start_on(yibao, None, data, tokens)
+    }
+
+    /// A server on the store `store` (`--store URL`; none: sled in `data`).
+    fn start_on(yibao: &Path, store: Option<&str>, data: &Path, tokens: &Path) -> Result<Server> {
+        let mut command = Command::new(yibao);
+        if let Some(url) = store {
+            command.arg("--store").arg(url);
+        }
+        let mut child = command
             .arg("--data")
             .arg(data)
             .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])

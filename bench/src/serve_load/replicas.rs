@@ -9,11 +9,12 @@
 //! Everything shares this machine's cores: the database, the replicas and
 //! the load generator (tokio clients on one thread per replica).
 
-use super::{client, gather, payment_json, write_facts, Generator, Load, Phase, Work, CHANNEL_TOKEN, OFFICE_TOKEN};
+use super::{
+    client, gather, payment_json, write_facts, Generator, Load, Phase, Server, Work, CHANNEL_TOKEN, OFFICE_TOKEN,
+};
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,53 +31,9 @@ pub struct Replicas {
     pub phase_seconds: u64,
 }
 
-/// A `yibao serve` child on the database: killed when dropped.
-struct Replica {
-    child: Child,
-    addr: String,
-}
-
-impl Replica {
-    fn start(yibao: &Path, url: &str, data: &Path, tokens: &Path) -> Result<Replica> {
-        let mut child = Command::new(yibao)
-            .arg("--store")
-            .arg(url)
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--addr", "127.0.0.1:0", "--tokens"])
-            .arg(tokens)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {} serve", yibao.display()))?;
-        let stdout = child.stdout.take().context("the replica's stdout")?;
-        let mut replica = Replica { child, addr: String::new() };
-        let mut lines = BufReader::new(stdout);
-        let mut first = String::new();
-        lines.read_line(&mut first).context("reading the replica's first line")?;
-        let Some(addr) = first.trim().strip_prefix("listening on ") else {
-            bail!("the replica's first line was {:?}, not `listening on ADDR`", first.trim());
-        };
-        replica.addr = addr.to_string();
-        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-        Ok(replica)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `yibao serve` child on the database (stopped when dropped).
+fn replica(yibao: &Path, url: &str, data: &Path, tokens: &Path) -> Result<Server> {
+    Server::start_on(yibao, Some(url), data, tokens)
 }
 
 /// Runs the whole measurement in `dir` and prints the table.
@@ -107,7 +64,7 @@ pub fn run(dir: &Path, replicas: &Replicas) -> Result<()> {
         yibao_on(&yibao, &url, &dir.join("import"), &["import", &facts.display().to_string()])
     })?;
     let tokens = super::write_tokens(dir)?;
-    let first = crate::phase("start replica 1", || Replica::start(&yibao, &url, &dir.join("replica-1"), &tokens))?;
+    let first = crate::phase("start replica 1", || replica(&yibao, &url, &dir.join("replica-1"), &tokens))?;
     let work = |total: u64| Work {
         ids: Arc::clone(&ids),
         total,
@@ -121,7 +78,7 @@ pub fn run(dir: &Path, replicas: &Replicas) -> Result<()> {
     let one = crate::phase("lookups, one replica", || {
         drive_all(&[&first.addr], &work(replicas.lookups), replicas.connections)
     })?;
-    let second = crate::phase("start replica 2", || Replica::start(&yibao, &url, &dir.join("replica-2"), &tokens))?;
+    let second = crate::phase("start replica 2", || replica(&yibao, &url, &dir.join("replica-2"), &tokens))?;
     crate::phase("warm-up lookups on replica 2", || {
         drive_all(&[&second.addr], &work(ids.len() as u64), replicas.connections)
     })?;
