@@ -609,7 +609,7 @@ pub fn acknowledged_appends_survive_sigkill(harness: &dyn Harness, child_test: &
         let delay = Duration::from_millis(rng.range(0, 400));
         let child_seed = rng.next_u64();
         let env = [(CHILD_PLACE, place.clone()), (CHILD_SEED, child_seed.to_string())];
-        let lines = run_child_until_killed(child_test, &env, delay);
+        let lines = run_child_until_killed(child_test, &env, true, delay, CHILD_LIFETIME).lines;
         for line in lines {
             let Some(rest) = line.strip_prefix("ack ") else { continue };
             let (position, reference) = rest.split_once(' ').unwrap_or_else(|| panic!("bad line `{line}`"));
@@ -640,13 +640,30 @@ pub fn acknowledged_appends_survive_sigkill(harness: &dyn Harness, child_test: &
     assert!(!acked.is_empty(), "the children acknowledged nothing");
 }
 
-/// Runs `test` of this binary alone in a child with `env`, waits for its
-/// line `ready`, lets it run `delay` more, kills it (SIGKILL); returns its
-/// whole lines.
-fn run_child_until_killed(test: &str, env: &[(&str, String)], delay: Duration) -> Vec<String> {
+/// What a child killed by [`run_child_until_killed`] printed.
+pub struct KilledChild {
+    /// Its whole lines on standard output, in order (a line cut short by
+    /// the kill is dropped: it acknowledges nothing).
+    pub lines: Vec<String>,
+    /// It printed the line `ready`.
+    pub reached_ready: bool,
+}
+
+/// Runs the test `test` of this test binary alone in a child process with
+/// `env`, waits (when `wait_for_ready`, at most `lifetime`) for its line
+/// `ready`, lets it run for `delay` more, then kills it with SIGKILL. A
+/// child that ends on its own, or is not ready in time, fails the test.
+pub fn run_child_until_killed(
+    test: &str,
+    env: &[(&str, String)],
+    wait_for_ready: bool,
+    delay: std::time::Duration,
+    lifetime: std::time::Duration,
+) -> KilledChild {
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
-    let exe = std::env::current_exe().expect("the test binary");
+    use std::sync::mpsc;
+    let exe = std::env::current_exe().expect("test binary");
     let mut command = Command::new(exe);
     command.args(["--exact", test, "--nocapture", "--test-threads", "1"]);
     for (name, value) in env {
@@ -656,14 +673,14 @@ fn run_child_until_killed(test: &str, env: &[(&str, String)], delay: Duration) -
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the child");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
-    let (line_tx, lines) = std::sync::mpsc::channel::<String>();
+    let (line_tx, lines) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         let mut stdout = BufReader::new(stdout);
         let mut line = Vec::new();
         loop {
             line.clear();
             match stdout.read_until(b'\n', &mut line) {
-                // A line cut short by the kill acknowledges nothing.
+                // A line cut short by the kill is not an acknowledgement.
                 Ok(0) | Err(_) => return,
                 Ok(_) if line.last() != Some(&b'\n') => return,
                 Ok(_) => {
@@ -679,15 +696,21 @@ fn run_child_until_killed(test: &str, env: &[(&str, String)], delay: Duration) -
         let _ = stderr.read_to_string(&mut text);
         text
     });
+    let mut reached_ready = false;
     let mut early = Vec::new();
-    loop {
-        match lines.recv_timeout(CHILD_LIFETIME) {
-            Ok(line) if line == "ready" => break,
+    while wait_for_ready && !reached_ready {
+        // Only a guard against a hang; never reached by a working child.
+        match lines.recv_timeout(lifetime) {
+            Ok(line) if line == "ready" => reached_ready = true,
             Ok(line) => early.push(line),
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("the child was not ready:\n{}", stderr_reader.join().unwrap_or_default());
+                panic!("the child was not ready after {lifetime:?}");
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                panic!("the child ended before it was ready:\n{}", stderr_reader.join().unwrap_or_default());
             }
         }
     }
@@ -695,10 +718,18 @@ fn run_child_until_killed(test: &str, env: &[(&str, String)], delay: Duration) -
     let exited = child.try_wait().expect("poll the child");
     child.kill().expect("SIGKILL the child");
     let status = child.wait().expect("reap the child");
-    reader.join().expect("the stdout reader");
+    reader.join().expect("stdout reader");
     let stderr = stderr_reader.join().unwrap_or_default();
     assert!(exited.is_none(), "the child stopped before it was killed ({status}):\n{stderr}");
-    early.into_iter().chain(lines.try_iter()).filter(|line| line != "ready").collect()
+    let mut whole = Vec::new();
+    for line in early.into_iter().chain(lines.try_iter()) {
+        if line == "ready" {
+            reached_ready = true;
+        } else {
+            whole.push(line);
+        }
+    }
+    KilledChild { lines: whole, reached_ready }
 }
 
 /// A small seeded generator (SplitMix64): reproducible from a printed seed.
