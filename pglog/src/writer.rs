@@ -206,7 +206,12 @@ impl Writer {
         requests: &[(Vec<Prepared>, bool)],
     ) -> Work<(Vec<Result<AppendOutcome>>, Head)> {
         let mut transaction = client.transaction()?;
-        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK])?;
+        // Looking up 10,000 keys, the planner would rather scan the whole
+        // table than probe the index 10,000 times, and the scan grows with
+        // the log (the probes do not): no sequential scans in this
+        // transaction (set with the lock, in the same round trip).
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1), set_config('enable_seqscan', 'off', true)", &[&WRITER_LOCK])?;
         let head = crate::read::head_in(&mut transaction, self.genesis)?;
         let mut known = look_up(&mut transaction, requests, head)?;
         let start_head = head;
