@@ -1,8 +1,7 @@
 //! The tables, in a schema of their own (`yibao`): the header's stored
 //! bytes (their SM3 is the genesis hash) and one row per record, keyed by
-//! position, with its stream, stream version, idempotency key (and the
-//! key's digest, which is what the unique index holds), content digest,
-//! stored bytes and hash. The stored bytes are the sled log's,
+//! position, with its stream, stream version, idempotency key, content
+//! digest, stored bytes and hash. The stored bytes are the sled log's,
 //! byte for byte; the other columns are what the writer looks up.
 
 use crate::connect::Work;
@@ -26,28 +25,13 @@ const CREATE: &str = "
         stream text NOT NULL,
         version bigint NOT NULL CHECK (version > 0),
         key text NOT NULL,
-        key_digest bytea NOT NULL CHECK (length(key_digest) = 16),
         content bytea NOT NULL,
         stored bytea NOT NULL,
         hash bytea NOT NULL
     );
-    CREATE UNIQUE INDEX IF NOT EXISTS records_key_digest ON yibao.records (key_digest);
+    CREATE UNIQUE INDEX IF NOT EXISTS records_key ON yibao.records (key);
     CREATE UNIQUE INDEX IF NOT EXISTS records_stream_version ON yibao.records (stream, version);
 ";
-
-/// The indexed form of an idempotency key: the first 16 bytes of its SM3.
-/// An index of these is a third of the width of one of the keys (about 50
-/// bytes), so a group's lookups and inserts touch fewer pages. Lookups
-/// compare the key text of what they find, and the unique index makes a
-/// second key with the same digest fail its append rather than pass for a
-/// duplicate.
-pub(crate) fn key_digest(key: &str) -> [u8; KEY_DIGEST_BYTES] {
-    let mut digest = [0; KEY_DIGEST_BYTES];
-    digest.copy_from_slice(&ledger::envelope::sm3(key.as_bytes())[..KEY_DIGEST_BYTES]);
-    digest
-}
-
-const KEY_DIGEST_BYTES: usize = 16;
 
 /// Creates the tables and the header when they are missing; returns the
 /// header's stored bytes (the existing ones, for a log already there).

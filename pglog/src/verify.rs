@@ -19,14 +19,13 @@ struct Row {
     stream: String,
     version: i64,
     key: String,
-    key_digest: Vec<u8>,
     stored: Vec<u8>,
     hash: Vec<u8>,
 }
 
 fn page(client: &mut Client, from: u64, to: u64) -> Work<Vec<Row>> {
     let rows = client.query(
-        "SELECT position, stream, version, key, key_digest, stored, hash FROM yibao.records \
+        "SELECT position, stream, version, key, stored, hash FROM yibao.records \
          WHERE position BETWEEN $1 AND $2 ORDER BY position",
         &[&(from as i64), &(to as i64)],
     )?;
@@ -37,9 +36,8 @@ fn page(client: &mut Client, from: u64, to: u64) -> Work<Vec<Row>> {
             stream: row.get(1),
             version: row.get(2),
             key: row.get(3),
-            key_digest: row.get(4),
-            stored: row.get(5),
-            hash: row.get(6),
+            stored: row.get(4),
+            hash: row.get(5),
         })
         .collect())
 }
@@ -59,9 +57,6 @@ fn check_row(row: &Row, prev: &Hash) -> Option<VerifyProblem> {
             position,
             reason: "its stream, version or key columns disagree with its stored bytes".into(),
         });
-    }
-    if row.key_digest[..] != crate::schema::key_digest(&row.key)[..] {
-        return Some(VerifyProblem::Decode { position, reason: "its key digest column disagrees with its key".into() });
     }
     if envelope::chain_hash(prev, &row.stored).as_slice() != row.hash.as_slice() {
         return Some(VerifyProblem::Hash { position });

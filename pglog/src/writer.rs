@@ -34,8 +34,6 @@ struct Prepared {
     stream: String,
     expected: ExpectedVersion,
     idempotency_key: String,
-    /// What the key's unique index holds (`schema::key_digest`).
-    key_digest: [u8; 16],
     actor: String,
     event_bytes: Vec<u8>,
     content: Hash,
@@ -101,7 +99,6 @@ fn prepare(events: Vec<NewEvent>) -> Result<Vec<Prepared>> {
         let event_bytes = check_new_event(&new, event_idx)?;
         prepared.push(Prepared {
             content: content_digest(&new.stream, &event_bytes),
-            key_digest: crate::schema::key_digest(&new.idempotency_key),
             stream: new.stream,
             expected: new.expected,
             idempotency_key: new.idempotency_key,
@@ -264,8 +261,8 @@ fn copy_error(error: &LedgerError) -> LedgerError {
 
 /// Looks up every key of the group and the version of every stream.
 fn look_up(transaction: &mut Transaction<'_>, requests: &[(Vec<Prepared>, bool)], head: Head) -> Work<Known> {
-    let mut keys: Vec<&[u8]> =
-        requests.iter().flat_map(|(events, _)| events.iter().map(|e| &e.key_digest[..])).collect();
+    let mut keys: Vec<&str> =
+        requests.iter().flat_map(|(events, _)| events.iter().map(|e| e.idempotency_key.as_str())).collect();
     keys.sort_unstable();
     keys.dedup();
     let mut streams: Vec<&str> =
@@ -275,10 +272,8 @@ fn look_up(transaction: &mut Transaction<'_>, requests: &[(Vec<Prepared>, bool)]
     let mut known =
         Known { keys: HashMap::with_capacity(keys.len()), versions: HashMap::with_capacity(streams.len()), head };
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        // The key text found is what counts (a digest names it, the index
-        // holds only digests).
-        let rows = transaction
-            .query("SELECT key, position, content FROM yibao.records WHERE key_digest = ANY($1)", &[&chunk])?;
+        let rows =
+            transaction.query("SELECT key, position, content FROM yibao.records WHERE key = ANY($1)", &[&chunk])?;
         for row in rows {
             let content: Vec<u8> = row.get(2);
             let content: Hash = content.try_into().unwrap_or([0; 32]);
@@ -393,7 +388,6 @@ fn apply(
             stream: &new.stream,
             version: version as i64,
             key: &new.idempotency_key,
-            key_digest: &new.key_digest,
             content: &new.content,
             stored: &stored,
             hash: &hash,
@@ -434,7 +428,6 @@ pub(crate) struct RecordRow<'r> {
     pub stream: &'r str,
     pub version: i64,
     pub key: &'r str,
-    pub key_digest: &'r [u8],
     pub content: &'r [u8],
     pub stored: &'r [u8],
     pub hash: &'r [u8],
@@ -442,16 +435,7 @@ pub(crate) struct RecordRow<'r> {
 
 impl RecordRow<'_> {
     pub(crate) fn write_to(&self, copy: &mut BinaryCopyInWriter<'_>) -> Work<()> {
-        copy.write(&[
-            &self.position,
-            &self.stream,
-            &self.version,
-            &self.key,
-            &self.key_digest,
-            &self.content,
-            &self.stored,
-            &self.hash,
-        ])?;
+        copy.write(&[&self.position, &self.stream, &self.version, &self.key, &self.content, &self.stored, &self.hash])?;
         Ok(())
     }
 }
@@ -463,10 +447,10 @@ impl RecordRow<'_> {
 /// they are written, in chunks of a few kB.
 pub(crate) fn start_copy<'t>(transaction: &'t mut Transaction<'_>) -> Work<BinaryCopyInWriter<'t>> {
     let sink = transaction.copy_in(
-        "COPY yibao.records (position, stream, version, key, key_digest, content, stored, hash) \
+        "COPY yibao.records (position, stream, version, key, content, stored, hash) \
          FROM STDIN (FORMAT binary)",
     )?;
-    let types = [Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::BYTEA, Type::BYTEA, Type::BYTEA, Type::BYTEA];
+    let types = [Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::BYTEA, Type::BYTEA, Type::BYTEA];
     Ok(BinaryCopyInWriter::new(sink, &types))
 }
 
@@ -482,7 +466,6 @@ pub(crate) fn copy_rows(transaction: &mut Transaction<'_>, rows: &Rows) -> Work<
             stream: &rows.streams[row_idx],
             version: rows.versions[row_idx],
             key: &rows.keys[row_idx],
-            key_digest: &crate::schema::key_digest(&rows.keys[row_idx]),
             content: &rows.contents[row_idx],
             stored: &rows.stored[row_idx],
             hash: &rows.hashes[row_idx],
