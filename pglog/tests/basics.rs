@@ -85,6 +85,47 @@ fn verify_names_a_row_changed_in_the_database() {
     );
 }
 
+/// A group's keys are looked up in their index: left alone, the planner
+/// scans the whole table for a group of a few thousand keys, and that scan
+/// grows with the log. The table's statistics count the scans (sent when
+/// the writer's connection closes).
+#[test]
+fn a_large_group_looks_its_keys_up_in_the_index() {
+    let Some(server) = pgtest::TempPostgres::for_test("a_large_group_looks_its_keys_up_in_the_index") else { return };
+    let url = server.create_database("lookups");
+    let batch = |from: u32| (from..from + 2000).map(|n| payment_fact(&format!("l-{n}"), n)).collect::<Vec<_>>();
+    let log = PgLog::open(&url, OpenMode::Create).expect("create");
+    log.append_blocking(batch(0)).expect("the first batch");
+    drop(log);
+    let scans_before = sequential_scans_once_inserted(&url, 2000);
+    let log = PgLog::open(&url, OpenMode::Existing).expect("reopen");
+    log.append_blocking(batch(2000)).expect("the second batch");
+    drop(log);
+    let scans_after = sequential_scans_once_inserted(&url, 4000);
+    assert_eq!(scans_after, scans_before, "appending 2,000 facts to 2,000 scanned the whole table");
+}
+
+/// `yibao.records`' count of sequential scans, once its statistics show
+/// `n_inserted` rows inserted.
+fn sequential_scans_once_inserted(url: &str, n_inserted: i64) -> i64 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("a connection");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT coalesce(n_tup_ins, 0), coalesce(seq_scan, 0) FROM pg_stat_user_tables \
+                 WHERE schemaname = 'yibao' AND relname = 'records'",
+                &[],
+            )
+            .expect("the table's statistics");
+        if row.get::<_, i64>(0) >= n_inserted {
+            return row.get(1);
+        }
+        assert!(std::time::Instant::now() < deadline, "the statistics never showed {n_inserted} rows inserted");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Two handles on one database, as two processes (replicas) hold it,
 /// appending at once: the advisory lock keeps positions gapless and the
 /// chain continuing from the last committed row.
