@@ -10,7 +10,7 @@
 use crate::connect::{Database, Work};
 use crate::schema::WRITER_LOCK;
 use ledger::envelope::{self, EnvelopeHead, Hash};
-use ledger::log::{check_new_event, content_digest, ExpectedVersion, MAX_EVENTS_PER_APPEND};
+use ledger::log::{check_new_event, content_digest, probe_outcome, ExpectedVersion, Plan, MAX_EVENTS_PER_APPEND};
 use ledger::{AppendOutcome, Head, LedgerError, NewEvent, Result, UtcTime};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
@@ -107,16 +107,6 @@ fn prepare(events: Vec<NewEvent>) -> Result<Vec<Prepared>> {
         });
     }
     Ok(prepared)
-}
-
-/// What deciding found for one event of a request.
-enum Plan {
-    /// To append as this version of its stream.
-    New { version: u64 },
-    /// Already recorded at this position.
-    Duplicate(u64),
-    /// Repeats an earlier event of the same request.
-    DuplicateOf(usize),
 }
 
 /// What the group's transaction knows of the log: the keys and streams it
@@ -401,25 +391,6 @@ fn apply(
     }
     // The head is the group's, known once it commits.
     Ok(AppendOutcome { positions, n_appended, head: known.head })
-}
-
-/// A probe's answer, as an append's: each event's position where the log
-/// already holds it, 0 where it would be appended.
-fn probe_outcome(plans: &[Plan], head: Head) -> AppendOutcome {
-    let mut positions: Vec<u64> = Vec::with_capacity(plans.len());
-    let mut n_new = 0;
-    for plan in plans {
-        let position = match *plan {
-            Plan::New { .. } => {
-                n_new += 1;
-                0
-            }
-            Plan::Duplicate(position) => position,
-            Plan::DuplicateOf(earlier_idx) => positions[earlier_idx],
-        };
-        positions.push(position);
-    }
-    AppendOutcome { positions, n_appended: n_new, head }
 }
 
 /// One record's row of `yibao.records`.

@@ -101,6 +101,38 @@ pub struct AppendOutcome {
     pub head: Head,
 }
 
+/// What a writer decided for one event of a request, before storing it
+/// (every backend's writer decides the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// To append as this version of its stream.
+    New { version: u64 },
+    /// Already recorded at this position.
+    Duplicate(u64),
+    /// Repeats an earlier event of the same request.
+    DuplicateOf(usize),
+}
+
+/// A probe's answer, as an append's: each event's position where the log
+/// already holds it, 0 where it would be appended (also for a repeat of
+/// such an event earlier in the request, which an append records once).
+pub fn probe_outcome(plans: &[Plan], head: Head) -> AppendOutcome {
+    let mut positions: Vec<u64> = Vec::with_capacity(plans.len());
+    let mut n_new = 0;
+    for plan in plans {
+        let position = match *plan {
+            Plan::New { .. } => {
+                n_new += 1;
+                0
+            }
+            Plan::Duplicate(position) => position,
+            Plan::DuplicateOf(earlier_idx) => positions[earlier_idx],
+        };
+        positions.push(position);
+    }
+    AppendOutcome { positions, n_appended: n_new, head }
+}
+
 /// The last durable record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Head {

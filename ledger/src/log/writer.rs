@@ -10,7 +10,9 @@ use super::block::{self, BlockBuilder, SealedBlock};
 use super::flusher::{self, Flusher};
 use super::index::{fingerprint_map, Fingerprints, Frozen, Indexes, KeyIndex, KeyUse, StreamIndex};
 use super::sled_log::Shared;
-use super::{AppendOutcome, ExpectedVersion, Head, NewEvent, MAX_EVENTS_PER_APPEND, MAX_KEY_BYTES};
+use super::{
+    probe_outcome, AppendOutcome, ExpectedVersion, Head, NewEvent, Plan, MAX_EVENTS_PER_APPEND, MAX_KEY_BYTES,
+};
 use crate::envelope::{self, EnvelopeHead, MAX_RECORD_BYTES};
 use crate::error::{LedgerError, Result};
 use crate::sync::{lock_plain, write_plain};
@@ -219,16 +221,6 @@ pub fn content_digest(stream: &str, event_bytes: &[u8]) -> envelope::Hash {
     bytes.push(0);
     bytes.extend_from_slice(event_bytes);
     envelope::sm3(&bytes)
-}
-
-/// What planning decided for one event of a request.
-enum Plan {
-    /// To append as this version of its stream.
-    New { version: u64 },
-    /// Already recorded at this position.
-    Duplicate(u64),
-    /// Repeats an earlier event of the same request.
-    DuplicateOf(usize),
 }
 
 struct Sequencer {
@@ -462,26 +454,6 @@ impl Sequencer {
         unit.at_boundary = true;
         unit.acks.push(Ack { reply: request.reply, positions, n_appended });
     }
-}
-
-/// A probe's answer, as an append's: each event's position where the log
-/// already holds it, 0 where it would be appended (also for a repeat of
-/// such an event earlier in the request, which an append records once).
-fn probe_outcome(plans: &[Plan], head: Head) -> AppendOutcome {
-    let mut positions: Vec<u64> = Vec::with_capacity(plans.len());
-    let mut n_new = 0;
-    for plan in plans {
-        let position = match *plan {
-            Plan::New { .. } => {
-                n_new += 1;
-                0
-            }
-            Plan::Duplicate(position) => position,
-            Plan::DuplicateOf(earlier_idx) => positions[earlier_idx],
-        };
-        positions.push(position);
-    }
-    AppendOutcome { positions, n_appended: n_new, head }
 }
 
 fn check_sizes(new: &NewEvent) -> Result<()> {
