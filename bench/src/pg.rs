@@ -34,6 +34,20 @@ pub struct PgArgs {
     /// Most facts the clients append in all.
     #[arg(long, default_value_t = 1_000_000)]
     pub client_facts: u64,
+    /// Persons of the generated year imported for the replicas' figures
+    /// (lookups from one and from two `yibao serve` on the database, and
+    /// the lag between them); 0 skips them.
+    #[arg(long, default_value_t = 100_000)]
+    pub replica_persons: u64,
+    /// Lookups of each replica phase.
+    #[arg(long, default_value_t = 200_000)]
+    pub replica_lookups: u64,
+    /// Client connections per replica.
+    #[arg(long, default_value_t = 32)]
+    pub replica_connections: usize,
+    /// Payments timed for the replicas' lag.
+    #[arg(long, default_value_t = 200)]
+    pub replica_posts: u64,
     /// Directory for the sled ledger (removed afterwards).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
@@ -54,11 +68,7 @@ pub fn run(args: &PgArgs) -> Result<()> {
         pgtest::TempPostgres::start_with(&binaries).map_err(anyhow::Error::msg)
     })?;
     let url = server.create_database("bench");
-    let scratch = match &args.dir {
-        Some(dir) => tempfile::Builder::new().prefix("yibao-bench-").tempdir_in(dir),
-        None => tempfile::Builder::new().prefix("yibao-bench-").tempdir(),
-    }
-    .context("create the scratch directory")?;
+    let scratch = crate::store_probe::scratch(args.dir.as_ref())?;
     let sled: Arc<dyn LogStore> = Arc::new(ledger::SledLog::open(scratch.path(), OpenMode::Create)?);
     let sled_figures = measure("sled", &sled, args)?;
     drop(sled);
@@ -66,6 +76,17 @@ pub fn run(args: &PgArgs) -> Result<()> {
     let pg_figures = measure("PostgreSQL", &postgres, args)?;
     drop(postgres);
     print_table(args, &sled_figures, &pg_figures, &server_version(&url));
+    if args.replica_persons > 0 {
+        let replicas = crate::serve_load::replicas::Replicas {
+            persons: args.replica_persons,
+            seed: 1,
+            lookups: args.replica_lookups,
+            connections: args.replica_connections,
+            posts: args.replica_posts,
+            phase_seconds: 60,
+        };
+        crate::serve_load::replicas::run_on(scratch.path(), &server, &replicas)?;
+    }
     Ok(())
 }
 

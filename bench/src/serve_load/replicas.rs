@@ -38,15 +38,21 @@ fn replica(yibao: &Path, url: &str, data: &Path, tokens: &Path) -> Result<Server
 
 /// Runs the whole measurement in `dir` and prints the table.
 pub fn run(dir: &Path, replicas: &Replicas) -> Result<()> {
-    let yibao = std::env::current_exe()?.with_file_name("yibao");
-    if !yibao.exists() {
-        bail!("{} not found: run `cargo build --release` first (it builds yibao next to yibao-bench)", yibao.display());
-    }
     let binaries = pgtest::find_binaries()
         .context("PostgreSQL (initdb, postgres) is not installed: install Debian's `postgresql` to run this bench")?;
     let server = crate::phase("start a throwaway PostgreSQL", || {
         pgtest::TempPostgres::start_with(&binaries).map_err(anyhow::Error::msg)
     })?;
+    run_on(dir, &server, replicas)
+}
+
+/// [`run`] on a server already started (`yibao-bench pg` runs it after
+/// the log's figures, on the same server).
+pub fn run_on(dir: &Path, server: &pgtest::TempPostgres, replicas: &Replicas) -> Result<()> {
+    let yibao = std::env::current_exe()?.with_file_name("yibao");
+    if !yibao.exists() {
+        bail!("{} not found: run `cargo build --release` first (it builds yibao next to yibao-bench)", yibao.display());
+    }
     let url = server.create_database("ledger");
     let load = Load {
         persons: replicas.persons,
