@@ -66,3 +66,12 @@ pub fn usage(before: Option<Sample>, after: Option<Sample>) -> Option<Usage> {
 fn ticks_per_second() -> f64 {
     100.0
 }
+
+/// The share of all cores busy between two samples (0 to 1), whoever used
+/// them.
+pub fn machine_busy(before: Option<Sample>, after: Option<Sample>) -> Option<f64> {
+    let (before, after) = (before?, after?);
+    let total = after.machine_total.checked_sub(before.machine_total)?;
+    let busy = after.machine_busy.checked_sub(before.machine_busy)?;
+    (total > 0).then(|| busy as f64 / total as f64)
+}

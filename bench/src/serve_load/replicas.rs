@@ -100,6 +100,9 @@ pub fn run_on(dir: &Path, server: &pgtest::TempPostgres, replicas: &Replicas) ->
 /// Lookups per second and errors of one phase.
 struct Rate {
     per_second: f64,
+    /// The share of the machine's cores busy meanwhile (database, replicas
+    /// and load generator alike).
+    machine_busy: Option<f64>,
     p99_ms: f64,
     errors: u64,
     first_error: Option<String>,
@@ -108,6 +111,7 @@ struct Rate {
 /// `work.total` lookups split over `addrs`, each driven by its own thread
 /// of `connections` clients, all at once.
 fn drive_all(addrs: &[&str], work: &Work, connections: usize) -> Result<Rate> {
+    let cpu_before = super::cpu::sample(std::process::id());
     let started = Instant::now();
     let share = Work { total: work.total / addrs.len() as u64, ..work.clone() };
     let phases: Vec<Result<Phase>> = std::thread::scope(|scope| {
@@ -127,7 +131,8 @@ fn drive_all(addrs: &[&str], work: &Work, connections: usize) -> Result<Rate> {
             .collect()
     });
     let elapsed = started.elapsed();
-    let mut rate = Rate { per_second: 0.0, p99_ms: 0.0, errors: 0, first_error: None };
+    let machine_busy = super::cpu::machine_busy(cpu_before, super::cpu::sample(std::process::id()));
+    let mut rate = Rate { per_second: 0.0, machine_busy, p99_ms: 0.0, errors: 0, first_error: None };
     let mut n_done = 0;
     for phase in phases {
         let phase = phase?;
@@ -210,8 +215,19 @@ fn print_table(replicas: &Replicas, n_facts: u64, one: &Rate, two: &Rate, lags: 
     println!();
     println!("| measure | figure |");
     println!("|---|---:|");
-    println!("| lookups/s, one replica (p99) | {:.0} ({:.1} ms) |", one.per_second, one.p99_ms);
-    println!("| lookups/s, two replicas (p99) | {:.0} ({:.1} ms) |", two.per_second, two.p99_ms);
+    let busy = |rate: &Rate| rate.machine_busy.map_or("?".to_string(), |busy| format!("{:.0} %", busy * 100.0));
+    println!(
+        "| lookups/s, one replica (p99; the machine's cores busy) | {:.0} ({:.1} ms; {}) |",
+        one.per_second,
+        one.p99_ms,
+        busy(one)
+    );
+    println!(
+        "| lookups/s, two replicas (p99; the machine's cores busy) | {:.0} ({:.1} ms; {}) |",
+        two.per_second,
+        two.p99_ms,
+        busy(two)
+    );
     println!("| two / one | {:.2}× (target ≥ 1.6×) |", two.per_second / one.per_second.max(1e-9));
     println!(
         "| lag, payment acknowledged by replica 1 → card changed on replica 2: p50 / p99 / max ({} payments) | {:.1} / {:.1} / {:.1} ms |",
