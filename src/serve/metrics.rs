@@ -68,10 +68,10 @@ impl Metrics {
         let mut registry = Registry::default();
         // The families share their counts with `self`: a registry per
         // scrape costs a few allocations and keeps every figure in one place.
-        registry.register("yibao_http_requests", "HTTP requests by route and status.", self.requests.clone());
+        registry.register("yibao_http_requests", help("HTTP requests by route and status."), self.requests.clone());
         registry.register_with_unit(
             "yibao_http_request_duration",
-            "Request latency.",
+            help("Request latency."),
             Unit::Seconds,
             self.latency.clone(),
         );
@@ -108,15 +108,15 @@ impl Metrics {
                 head_position.saturating_sub(projection_position),
             ),
         ];
-        for &(name, kind, help, value) in figures.iter().chain(more) {
+        for &(name, kind, text, value) in figures.iter().chain(more) {
             match (kind, name.strip_suffix("_total")) {
                 // The client adds `_total` to a counter's samples itself.
-                ("counter", Some(family)) => registry.register(family, help, ConstCounter::new(value)),
-                _ => registry.register(name, help, ConstGauge::new(value)),
+                ("counter", Some(family)) => registry.register(family, help(text), ConstCounter::new(value)),
+                _ => registry.register(name, help(text), ConstGauge::new(value)),
             }
         }
-        for &(name, help, value) in gauges {
-            registry.register(name, help, ConstGauge::new(value));
+        for &(name, text, value) in gauges {
+            registry.register(name, help(text), ConstGauge::new(value));
         }
         let mut text = String::new();
         // Writing to a String cannot fail; the encoder's own error would be
@@ -126,6 +126,12 @@ impl Metrics {
         }
         text
     }
+}
+
+/// A help text as the client wants it: it ends each with a full stop of
+/// its own.
+fn help(text: &str) -> &str {
+    text.strip_suffix('.').unwrap_or(text)
 }
 
 #[cfg(test)]
@@ -170,6 +176,7 @@ mod tests {
         for (family, _) in &announced {
             assert!(text.contains(&format!("# HELP {family} ")), "no HELP for {family}:\n{text}");
         }
+        assert!(!text.contains(".."), "a help text ends in two full stops:\n{text}");
         for sample in [
             "yibao_http_requests_total{route=\"/v1/coverage/{id_number}\",status=\"200\"} 2",
             "yibao_http_requests_total{route=\"/v1/events\",status=\"401\"} 1",
