@@ -33,8 +33,11 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 /// Connections kept for reading (more may be open at a moment, and are
-/// closed after their read).
-const MAX_READERS: usize = 16;
+/// closed after their read): a SQLite file's are cheap to open, each with
+/// a page cache of its own; a database's cost a connection and a server
+/// process to open, so more are kept for the service's concurrent reads.
+const MAX_FILE_READERS: usize = 4;
+const MAX_DATABASE_READERS: usize = 16;
 /// SQLite's page cache per reading connection. Small: SQLite walks a
 /// connection's whole page cache at each commit (the writer's) and drops it
 /// at the first read after another connection's commit (a reader's), which
@@ -313,7 +316,11 @@ impl Persons {
         };
         let answer = read(&reader);
         let mut readers = lock_plain(&self.readers);
-        if readers.len() < MAX_READERS {
+        let max_readers = match self.place {
+            PersonStorePlace::File(_) => MAX_FILE_READERS,
+            PersonStorePlace::Database(_) => MAX_DATABASE_READERS,
+        };
+        if readers.len() < max_readers {
             readers.push(reader);
         }
         answer
