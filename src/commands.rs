@@ -15,7 +15,10 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
 pub fn open(location: &Location, mode: OpenMode) -> Result<Box<dyn LogStore>> {
-    location.open_log(mode).with_context(|| format!("opening the ledger at {}", location.describe()))
+    location.open_log(mode).map_err(|error| {
+        let at = operations::location::at_unless_named(&location.describe(), &error);
+        anyhow::Error::new(error).context(format!("opening the ledger{at}"))
+    })
 }
 
 /// The channels this ledger accepts: built in, plus `DIR/channels.toml`.

@@ -459,3 +459,21 @@ fn a_replica_answers_again_after_its_database_connections_were_closed() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A database that does not answer: the commands exit 3 naming it once,
+/// without its password, and say what to check (no PostgreSQL needed).
+#[test]
+fn a_database_that_does_not_answer_is_named_once_with_what_to_check() {
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("postgres://yibao:hunter2@127.0.0.1:{port}/ledger");
+    let named = format!("postgres://yibao@127.0.0.1:{port}/ledger");
+    for args in [&["verify"][..], &["coverage", "520201194001010006"], &["export"]] {
+        let output = yibao(&dir.path().join("data"), Some(&url), args);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {text}");
+        assert_eq!(text.matches(&named).count(), 1, "{args:?} names the database once: {text}");
+        assert!(!text.contains("hunter2") && text.contains("check that PostgreSQL runs"), "{args:?}: {text}");
+    }
+}

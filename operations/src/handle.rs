@@ -35,7 +35,7 @@ pub struct Ledger {
 /// Opening a ledger failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("opening the ledger at {location}")]
+    #[error("opening the ledger{}", crate::location::at_unless_named(.location, .source))]
     Storage {
         /// The data directory, or the database without its password.
         location: String,

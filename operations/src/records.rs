@@ -180,7 +180,7 @@ pub enum VerifyError {
     /// sled cannot read the store at all: no position could be read.
     #[error("the ledger store at {location} is damaged ({detail}): no position could be read")]
     Damaged { location: String, detail: String },
-    #[error("opening the ledger at {location}")]
+    #[error("opening the ledger{}", crate::location::at_unless_named(.location, .source))]
     Open {
         location: String,
         #[source]
