@@ -153,6 +153,20 @@ pub fn without_password(url: &str) -> String {
     }
 }
 
+/// ` at LOCATION` for a message about the ledger there, or nothing when
+/// `error` (or what caused it) names the location already, as a database's
+/// errors do: a message names the ledger once.
+pub fn at_unless_named(location: &str, error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if error.to_string().contains(location) {
+            return String::new();
+        }
+        cause = error.source();
+    }
+    format!(" at {location}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,18 +194,4 @@ mod tests {
         let refused = Location::choose(Path::new("d"), Some("mysql://u:pw@h/db")).expect_err("refused");
         assert!(!refused.to_string().contains("pw"));
     }
-}
-
-/// ` at LOCATION` for a message about the ledger there, or nothing when
-/// `error` (or what caused it) names the location already, as a database's
-/// errors do: a message names the ledger once.
-pub fn at_unless_named(location: &str, error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = cause {
-        if error.to_string().contains(location) {
-            return String::new();
-        }
-        cause = error.source();
-    }
-    format!(" at {location}")
 }
