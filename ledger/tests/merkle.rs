@@ -304,3 +304,22 @@ fn empty_and_equal_trees_are_consistent_without_a_proof() {
         Err(ProofError::WrongProofLength { expected: 0, actual: 1 })
     );
 }
+
+/// The largest sizes are answered by their proof's length, not by an
+/// overflow: index 0 of 2^63 + 1 leaves has a path of 64 hashes, the last
+/// of 2^64 - 1 leaves one of 63 (a left turn at every level but the leaf's).
+#[test]
+fn the_largest_sizes_are_refused_by_length() {
+    let leaf = merkle::leaf_hash(b"a record");
+    let huge_size = (1u64 << 63) + 1;
+    assert_eq!(
+        merkle::verify_inclusion(&leaf, 0, huge_size, &[], &leaf),
+        Err(ProofError::WrongProofLength { expected: 64, actual: 0 })
+    );
+    assert_eq!(
+        merkle::verify_inclusion(&leaf, u64::MAX - 1, u64::MAX, &[], &leaf),
+        Err(ProofError::WrongProofLength { expected: 63, actual: 0 })
+    );
+    assert!(merkle::verify_consistency(1, u64::MAX, &leaf, &leaf, &[leaf]).is_err());
+    assert!(merkle::verify_consistency(u64::MAX - 1, u64::MAX, &leaf, &leaf, &[]).is_err());
+}
