@@ -15,7 +15,8 @@
 //! record's chain hash.
 //!
 //! Proof generation reads hashes through a [`HashSource`]: a slice of leaf
-//! hashes now, later a store of subtree hashes that answers
+//! hashes or a function from index to leaf hash now, later a store of
+//! subtree hashes that answers
 //! [`HashSource::subtree_hash`] without reading every leaf. Verification
 //! needs only the proof and a tree head, and costs O(log n) hashes.
 
@@ -72,6 +73,13 @@ impl HashSource for [Hash] {
             .and_then(|at| self.get(at))
             .copied()
             .ok_or_else(|| ProofError::Source { index, detail: format!("only {} leaf hashes are given", self.len()) })
+    }
+}
+
+/// A function from a leaf index to its leaf hash, e.g. a read of the log.
+impl<F: Fn(u64) -> Result<Hash, ProofError>> HashSource for F {
+    fn leaf_hash(&self, index: u64) -> Result<Hash, ProofError> {
+        self(index)
     }
 }
 
@@ -223,10 +231,7 @@ pub fn verify_consistency(
         return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
     }
     // When the old tree is a power of two, its root is the first node.
-    let (seed, path) = match old_size.is_power_of_two() {
-        true => (*old_root, proof),
-        false => (proof[0], &proof[1..]),
-    };
+    let (seed, path) = if old_size.is_power_of_two() { (*old_root, proof) } else { (proof[0], &proof[1..]) };
     let (old_computed, new_computed) = chain_consistency(seed, old_size, new_size, path);
     if old_computed != *old_root {
         return Err(ProofError::OldRootMismatch);
@@ -248,14 +253,12 @@ fn verify_trivial_consistency(
         return Err(ProofError::WrongProofLength { expected: 0, actual: proof.len() });
     }
     if old_size == 0 {
-        return match *old_root == empty_root() {
-            true => Ok(()),
-            false => Err(ProofError::OldRootMismatch),
-        };
+        return if *old_root == empty_root() { Ok(()) } else { Err(ProofError::OldRootMismatch) };
     }
-    match old_root == new_root {
-        true => Ok(()),
-        false => Err(ProofError::NewRootMismatch),
+    if old_root == new_root {
+        Ok(())
+    } else {
+        Err(ProofError::NewRootMismatch)
     }
 }
 
@@ -325,9 +328,10 @@ fn inclusion_length(index: u64, tree_size: u64) -> usize {
 fn consistency_length(old_size: u64, new_size: u64) -> usize {
     let shift = old_size.trailing_zeros() as usize;
     let path = inclusion_length(old_size - 1, new_size) - shift;
-    match old_size.is_power_of_two() {
-        true => path,
-        false => path + 1,
+    if old_size.is_power_of_two() {
+        path
+    } else {
+        path + 1
     }
 }
 

@@ -4,7 +4,7 @@
 //! any change to a proof, index, size or root makes verification fail.
 
 use ledger::envelope::{sm3, Hash};
-use ledger::merkle::{self, ProofError};
+use ledger::merkle::{self, HashSource, ProofError};
 use proptest::prelude::*;
 
 // ---- the reference: RFC 9162 §2.1, word for word ---------------------------
@@ -252,6 +252,20 @@ fn small_proofs_match_known_vectors() {
     let consistency = merkle::consistency_proof(3, 7, hashes.as_slice()).expect("3 is below 7");
     let consistency: Vec<String> = consistency.iter().map(hex::encode).collect();
     assert_eq!(consistency, KNOWN_CONSISTENCY_3_TO_7);
+}
+
+/// A function from index to leaf hash is a source too, and its failure is
+/// the proof's.
+#[test]
+fn a_function_is_a_hash_source() {
+    let leaves = leaves(9);
+    let hashes = leaf_hashes(&leaves);
+    let read = |index: u64| hashes.as_slice().leaf_hash(index);
+    assert_eq!(merkle::root_of(9, &read), Ok(mth(&leaves)));
+    assert_eq!(merkle::inclusion_proof(4, 9, &read), Ok(path(4, &leaves)));
+    assert_eq!(merkle::consistency_proof(5, 9, &read), Ok(proof(5, &leaves)));
+    let failing = |index: u64| Err(ProofError::Source { index, detail: "the log is closed".to_owned() });
+    assert!(matches!(merkle::inclusion_proof(4, 9, &failing), Err(ProofError::Source { .. })));
 }
 
 // ---- edges and the errors they name ----------------------------------------
