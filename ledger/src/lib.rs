@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod log;
+pub mod merkle;
 pub mod money;
 #[cfg(feature = "openapi")]
 mod schema;
