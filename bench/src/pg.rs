@@ -63,6 +63,13 @@ struct Figures {
 }
 
 pub fn run(args: &PgArgs) -> Result<()> {
+    let yibao = std::env::current_exe()?.with_file_name("yibao");
+    ensure!(
+        args.replica_persons == 0 || yibao.exists(),
+        "{} not found: the replicas' figures serve with it; run `cargo build --release` first, or give \
+         --replica-persons 0 for the log's figures alone",
+        yibao.display()
+    );
     let binaries = pgtest::find_binaries().context("PostgreSQL (initdb, postgres) is not installed")?;
     let server = crate::phase("start a throwaway PostgreSQL", || {
         pgtest::TempPostgres::start_with(&binaries).map_err(anyhow::Error::msg)
