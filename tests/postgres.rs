@@ -426,14 +426,7 @@ fn a_replica_answers_again_after_its_database_connections_were_closed() {
     ok(yibao(&setup, Some(&url), &["import", &facts]));
     let only = replica(&dir.path().join("a"), &url, "50");
     let before = net_received(&only, &person).expect("an answer before");
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("an admin connection");
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            &[],
-        )
-        .expect("every other connection closed");
+    server.close_connections(&url);
     let payment = json!({"type": "payment_received", "v": 1, "person": person, "coverage_year": 2021,
         "amount": "12.34", "channel": "wechat", "channel_ref": "FAILOVER-1", "paid_at": "2021-03-05 10:00:00"});
     let started = Instant::now();

@@ -79,3 +79,16 @@ impl LedgerError {
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, `error: cause: cause`, for notes
+/// and messages that are not printed through a chain-aware reporter.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}

@@ -67,15 +67,4 @@ impl Classified for StorageError {
     }
 }
 
-/// An error and its causes, `: `-separated on one line, as `{:#}` prints
-/// an anyhow chain: for notes and logs.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
+pub use ledger::error::chain;

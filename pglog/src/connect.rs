@@ -94,13 +94,7 @@ fn detail_of(error: &postgres::Error) -> String {
         }
         return text;
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
+    ledger::error::chain(error)
 }
 
 impl Database {

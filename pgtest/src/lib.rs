@@ -159,6 +159,20 @@ impl TempPostgres {
         self.url_of(name)
     }
 
+    /// Closes every connection to the database at `url` but the one this
+    /// asks through, as a restart or a failover of the server would.
+    pub fn close_connections(&self, url: &str) {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connecting to the throwaway PostgreSQL: {e}"));
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("closing the connections to {url}: {e}"));
+    }
+
     /// The server's log so far (for a failing test's message).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()

@@ -364,14 +364,7 @@ fn a_postgresql_store_whose_connection_was_closed_connects_again() {
     let url = new_database(server, "reconnects");
     let store = PersonStore::connect(&url).expect("the store");
     assert!(store.tip().expect("a tip").is_none());
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("an admin connection");
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            &[],
-        )
-        .expect("the store's connection terminated");
+    server.close_connections(&url);
     // The first call may still find the closed connection (and fail, saying
     // so); a later one, a bounded number of tries on, answers.
     let answered = (0..200).any(|_| {

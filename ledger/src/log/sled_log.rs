@@ -576,7 +576,9 @@ impl SledLog {
     /// `Ok(None)`: there is no index on disk; `Err`: why it cannot be used.
     fn matching_index(&self, index_dir: &Path, head: Head) -> std::result::Result<Option<OnDisk>, String> {
         let Some(secret) = self.secret.as_ref() else { return Ok(None) };
-        let Some(found) = manifest::read(index_dir).map_err(|error| describe(&error))? else { return Ok(None) };
+        let Some(found) = manifest::read(index_dir).map_err(|error| crate::error::chain(&error))? else {
+            return Ok(None);
+        };
         if found.ledger_id != self.header.ledger_id || found.secret_check != index::secret_check(secret) {
             return Err("it was made for another ledger, or with another secret".into());
         }
@@ -584,7 +586,7 @@ impl SledLog {
         let hash_there = match covered.position {
             0 => Some(self.genesis),
             position if position <= head.position => {
-                self.shared.record_hash(position).map_err(|error| describe(&error))?
+                self.shared.record_hash(position).map_err(|error| crate::error::chain(&error))?
             }
             _ => None,
         };
@@ -596,7 +598,7 @@ impl SledLog {
             .iter()
             .map(|&id| Run::open(index_dir, id, self.mode != OpenMode::Read).map(Arc::new))
             .collect::<Result<Vec<_>>>()
-            .map_err(|error| describe(&error))?;
+            .map_err(|error| crate::error::chain(&error))?;
         Ok(Some((covered, runs)))
     }
 
@@ -833,17 +835,6 @@ impl SledLog {
 
 /// The runs of a usable index on disk, and the head they cover.
 type OnDisk = (Head, Vec<Arc<Run>>);
-
-/// An error and its causes, for a note.
-fn describe(error: &LedgerError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
 
 /// The ledger's index secret, created (and stored durably, before any run
 /// is made with it) at the first writing open.

@@ -8,7 +8,6 @@
 use super::postgresql::Postgres;
 use super::sqlite::Sqlite;
 use super::StoreError;
-use std::path::Path;
 
 /// A parameter of a shared query: the statements are written with `$1`,
 /// `$2`… which both SQLite and PostgreSQL read.
@@ -138,13 +137,6 @@ impl Backend {
         match self {
             Backend::Sqlite(sqlite) => sqlite.path().display().to_string(),
             Backend::Postgres(postgres) => postgres.location().to_string(),
-        }
-    }
-
-    pub fn path(&self) -> Option<&Path> {
-        match self {
-            Backend::Sqlite(sqlite) => Some(sqlite.path()),
-            Backend::Postgres(_) => None,
         }
     }
 

@@ -191,11 +191,6 @@ impl PersonStore {
         self.backend.snapshot(|| read(self))
     }
 
-    /// The SQLite file the store is in (`None` on PostgreSQL).
-    pub fn path(&self) -> Option<&Path> {
-        self.backend.path()
-    }
-
     /// Where the store is: the file, or the database without password
     /// (`postgres://user@host:port/db`).
     pub fn location(&self) -> String {
