@@ -67,13 +67,6 @@ impl TempPostgres {
 
     /// Starts a server with the binaries in `binaries`.
     pub fn start_with(binaries: &Path) -> Result<TempPostgres, String> {
-        TempPostgres::start_with_settings(binaries, &[])
-    }
-
-    /// [`TempPostgres::start_with`], with extra server settings (each
-    /// `(name, value)` passed as `-c name=value` after the defaults, so
-    /// they override them), e.g. a bench's settings for a bulk ingest.
-    pub fn start_with_settings(binaries: &Path, settings: &[(&str, &str)]) -> Result<TempPostgres, String> {
         let dir = tempfile::Builder::new().prefix("yibao-pg-").tempdir().map_err(|e| e.to_string())?;
         let data = dir.path().join("data");
         let as_root = is_root();
@@ -90,15 +83,10 @@ impl TempPostgres {
         // directory that process can no longer remove (a server shared by
         // a test binary's tests is never dropped).
         let postgres = binaries.join("postgres");
-        let mut extra = String::new();
-        for (name, value) in settings {
-            check_setting(name, value)?;
-            extra.push_str(&format!(" -c {name}={value}"));
-        }
         let user = if as_root { "setpriv --reuid=postgres --regid=postgres --init-groups " } else { "" };
         let script = format!(
             "{user}'{postgres}' -D '{data}' -p {port} -k '{socket}' -c listen_addresses=127.0.0.1 \
-             -c max_connections=300 -c shared_buffers=128MB{extra} >'{log}' 2>&1 & server=$!; \
+             -c max_connections=300 -c shared_buffers=128MB >'{log}' 2>&1 & server=$!; \
              trap 'kill -INT $server; wait $server; exit 0' TERM INT; \
              while [ -d /proc/{parent} ] && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
              kill -INT $server 2>/dev/null; wait $server; [ -d /proc/{parent} ] || rm -rf '{socket}'",
@@ -218,18 +206,6 @@ fn run(command: &mut Command) -> Result<(), String> {
     }
 }
 
-/// A setting goes into a shell command line: names and values of letters,
-/// digits, `_` and `.` only (`4GB`, `on`, `15min`).
-fn check_setting(name: &str, value: &str) -> Result<(), String> {
-    let plain =
-        |text: &str| !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    if plain(name) && plain(value) {
-        Ok(())
-    } else {
-        Err(format!("the server setting {name:?} = {value:?} is not a plain name and value"))
-    }
-}
-
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener.local_addr().map(|address| address.port()).map_err(|e| e.to_string())
@@ -250,28 +226,5 @@ mod tests {
         let port = server.port();
         drop(server);
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the server still listens after drop");
-    }
-
-    #[test]
-    fn extra_settings_reach_the_server() {
-        let Some(binaries) = find_binaries() else {
-            assert!(!under_ci(), "PostgreSQL is not installed, and CI=true requires it");
-            eprintln!("\n*** SKIPPED extra_settings_reach_the_server: PostgreSQL is not installed ***\n");
-            return;
-        };
-        let server = TempPostgres::start_with_settings(&binaries, &[("max_wal_size", "4GB"), ("wal_buffers", "64MB")])
-            .expect("a server with extra settings");
-        let mut client =
-            postgres::Client::connect(&server.create_database("probe"), postgres::NoTls).expect("a connection");
-        let max_wal_size: String = client.query_one("SHOW max_wal_size", &[]).expect("an answer").get(0);
-        let wal_buffers: String = client.query_one("SHOW wal_buffers", &[]).expect("an answer").get(0);
-        assert_eq!((max_wal_size.as_str(), wal_buffers.as_str()), ("4GB", "64MB"));
-    }
-
-    #[test]
-    fn a_setting_that_is_not_plain_is_refused() {
-        assert!(check_setting("max_wal_size", "4GB").is_ok());
-        assert!(check_setting("max_wal_size", "4GB; rm -rf /").is_err());
-        assert!(check_setting("", "on").is_err());
     }
 }
