@@ -20,6 +20,7 @@ pub mod import;
 pub mod location;
 pub mod policy;
 pub mod progress;
+pub mod proof;
 pub mod reconcile;
 pub mod records;
 pub mod refund;
