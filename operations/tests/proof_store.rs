@@ -97,7 +97,7 @@ fn a_store_caught_up_in_steps_equals_one_built_from_scratch() {
     let ledger = ledger_in(dir.path());
     let path = TreeStore::path_in(dir.path());
     let mut appended = 0;
-    for step in [100, 300, 5, 700, 256, 1] {
+    for step in [100, 300, 5, 700, 256, 1, 174, 1] {
         append(&ledger, appended, step);
         appended += step;
         let store = TreeStore::open(dir.path(), ledger.log()).expect("open");
