@@ -13,11 +13,11 @@ mod store;
 
 use crate::error::{Classified, Kind, StorageError};
 use crate::Ledger;
-pub use store::{TreeStore, TreeView, ViewFailure, CHUNK_LEAVES};
 use ledger::envelope::Hash;
 use ledger::merkle;
 use ledger::LedgerError;
 use serde::{Deserialize, Serialize};
+pub use store::{TreeStore, TreeView, ViewFailure, CHUNK_LEAVES};
 
 /// The root of the tree over the log's first `tree_size` positions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ impl Classified for ProofError {
 
 /// The tree head at `tree_size` (None: the log's durable head).
 pub fn tree_head(ledger: &Ledger, tree_size: Option<u64>) -> Result<TreeHead, ProofError> {
-    with_tree(ledger, tree_size, |view| tree_head_of(view))
+    with_tree(ledger, tree_size, tree_head_of)
 }
 
 /// The inclusion proof of `position` in the tree of `tree_size` (None:

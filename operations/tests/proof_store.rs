@@ -107,8 +107,7 @@ fn a_store_caught_up_in_steps_equals_one_built_from_scratch() {
     let scratch_roots = TreeStore::rebuild(dir.path(), ledger.log()).expect("rebuild").chunk_roots().to_vec();
     assert_eq!(std::fs::read(&path).expect("store"), incremental, "the same bytes");
     let chain = chain_hashes(ledger.log());
-    let naive_roots: Vec<Hash> =
-        chain.chunks_exact(CHUNK_LEAVES as usize).map(|chunk| merkle::root(chunk)).collect();
+    let naive_roots: Vec<Hash> = chain.chunks_exact(CHUNK_LEAVES as usize).map(merkle::root).collect();
     assert_eq!(scratch_roots, naive_roots);
 }
 
@@ -185,7 +184,10 @@ fn a_tree_size_or_position_past_the_head_names_the_head() {
     let ledger = ledger_in(dir.path());
     append(&ledger, 0, 10);
     let error = proof::inclusion(&ledger, 11, None).expect_err("past the head");
-    assert!(error.to_string().contains("position 11") && error.to_string().contains("head is at position 10"), "{error}");
+    assert!(
+        error.to_string().contains("position 11") && error.to_string().contains("head is at position 10"),
+        "{error}"
+    );
     let error = proof::tree_head(&ledger, Some(12)).expect_err("past the head");
     assert!(error.to_string().contains("tree size 12"), "{error}");
     let error = proof::consistency(&ledger, 11, None).expect_err("past the head");

@@ -165,7 +165,7 @@ impl TreeStore {
 
     /// The root over chunks `[first, first + count)`, all complete.
     fn chunks_root(&self, first: u64, count: u64) -> Hash {
-        if count.is_power_of_two() && first % count == 0 {
+        if count.is_power_of_two() && first.is_multiple_of(count) {
             let level = count.trailing_zeros() as usize;
             return self.levels[level][(first / count) as usize];
         }
@@ -193,7 +193,10 @@ impl TreeStore {
     /// Writes the store (temporary sibling, fsync, rename, fsync of the
     /// directory).
     pub fn save(&self) -> Result<(), StorageError> {
-        let io = |source| StorageError::Io { what: format!("writing the Merkle tree store {}", self.path.display()), source };
+        let io = |source| StorageError::Io {
+            what: format!("writing the Merkle tree store {}", self.path.display()),
+            source,
+        };
         let directory = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(directory).map_err(io)?;
         // One temporary name per process: two processes of one PostgreSQL
@@ -262,7 +265,9 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<TreeStore, String> {
     let version = u32::from_le_bytes(field(8, 4).try_into().expect("4 bytes"));
     let chunk_leaves = u32::from_le_bytes(field(12, 4).try_into().expect("4 bytes"));
     if version != FORMAT_VERSION || u64::from(chunk_leaves) != CHUNK_LEAVES {
-        return Err(format!("has format {version} with chunks of {chunk_leaves} leaves, not {FORMAT_VERSION} and {CHUNK_LEAVES}"));
+        return Err(format!(
+            "has format {version} with chunks of {chunk_leaves} leaves, not {FORMAT_VERSION} and {CHUNK_LEAVES}"
+        ));
     }
     let genesis_hash: Hash = field(16, 32).try_into().expect("32 bytes");
     let n_chunks = u64::from_le_bytes(field(48, 8).try_into().expect("8 bytes"));
@@ -286,9 +291,7 @@ fn chain_hash_at(log: &dyn LogStore, position: u64) -> Result<Hash, StorageError
             found = Some(*hash);
         }
     })?;
-    found.ok_or_else(|| {
-        StorageError::Ledger(LedgerError::Corrupt { position, reason: "the record is missing".into() })
-    })
+    found.ok_or_else(|| StorageError::Ledger(LedgerError::Corrupt { position, reason: "the record is missing".into() }))
 }
 
 /// The root over a chunk's (or a part of a chunk's) leaf hashes.
@@ -313,7 +316,9 @@ struct Chunk {
 pub enum ViewFailure {
     Storage(StorageError),
     /// A chunk read from the log does not give the stored root or end hash.
-    Disagrees { chunk: u64 },
+    Disagrees {
+        chunk: u64,
+    },
 }
 
 /// The tree of the first `tree_size` leaves: the store's complete chunks
@@ -391,7 +396,10 @@ impl TreeView<'_> {
                 && self.store.levels[0][at] == subtree_root(&leaf_hashes);
             if !agrees {
                 self.disagreed.set(self.disagreed.get().or(Some(index)));
-                return Err(fail(ViewFailure::Disagrees { chunk: index }, "the tree store disagrees with the log".into()));
+                return Err(fail(
+                    ViewFailure::Disagrees { chunk: index },
+                    "the tree store disagrees with the log".into(),
+                ));
             }
         }
         Ok(Chunk { chain_hashes, leaf_hashes })
@@ -412,7 +420,10 @@ impl HashSource for TreeView<'_> {
         if end > self.tree_size {
             return Err(merkle::ProofError::IndexOutOfRange { index: end - 1, tree_size: self.tree_size });
         }
-        if start % CHUNK_LEAVES == 0 && size % CHUNK_LEAVES == 0 && end / CHUNK_LEAVES <= self.usable_chunks {
+        if start.is_multiple_of(CHUNK_LEAVES)
+            && size.is_multiple_of(CHUNK_LEAVES)
+            && end / CHUNK_LEAVES <= self.usable_chunks
+        {
             return Ok(self.store.chunks_root(start / CHUNK_LEAVES, size / CHUNK_LEAVES));
         }
         if size <= 1 {
