@@ -114,3 +114,26 @@ fn a_position_past_the_head_names_the_head() {
     assert!(stderr(&refused).contains(&format!("head is at position {size}")), "{}", stderr(&refused));
     assert!(stdout(&refused).is_empty());
 }
+
+#[test]
+fn proofs_on_postgres_equal_those_on_sled() {
+    let Some(server) = pgtest::TempPostgres::for_test("proofs_on_postgres_equal_those_on_sled") else { return };
+    let url = server.create_database("proofs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = ledger(dir.path());
+    let export = dir.path().join("export.jsonl");
+    ok(yibao(&sled, &["export", "--out", &export.to_string_lossy()]));
+    let pg = dir.path().join("pg");
+    ok(yibao(&pg, &["--store", &url, "import", "--restore", &export.to_string_lossy()]));
+    let asked: [&[&str]; 4] = [
+        &["proof", "head", "--json"],
+        &["proof", "inclusion", "200", "--json"],
+        &["proof", "inclusion", "3", "--tree-size", "300", "--json"],
+        &["proof", "consistency", "100", "--json"],
+    ];
+    for args in asked {
+        let on_pg = ok(yibao(&pg, &[&["--store", url.as_str()], args].concat()));
+        assert_eq!(on_pg, ok(yibao(&sled, args)), "{args:?}");
+    }
+    assert!(pg.join("merkle/tree").exists(), "the tree store is kept beside the PostgreSQL ledger");
+}
