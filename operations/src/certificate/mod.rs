@@ -8,14 +8,21 @@
 //!
 //! `data` is the data block; `render` the document format both ways
 //! (render, and find the data block in a document); `issue` and `verify`
-//! the two operations.
+//! the two operations. With the office's signing key, a certificate
+//! carries its proofs (`proofs`: the signed tree head at issue, each cited
+//! fact's record and inclusion proof, the office's signature over every
+//! field), which `offline` checks with nothing but the public key.
 
 mod data;
 mod issue;
+mod offline;
+mod proofs;
 mod render;
 mod verify;
 
-pub use data::{Certificate, Entry, FORMAT, VERSION};
+pub use data::{signed_bytes, Certificate, Entry, FactProof, Proofs, FORMAT, VERSION};
 pub use issue::{issue, issue_from, IssueError, NotReceived, MAX_ENTRIES};
+pub use offline::{verify_offline, VerifiedOffline};
+pub use proofs::{attach as attach_proofs, TreeProofs};
 pub use render::{render, Format, MAX_DOCUMENT_BYTES};
 pub use verify::{verify, ChangedSinceIssue, Verified, VerifyError};
