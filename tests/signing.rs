@@ -314,3 +314,24 @@ fn a_version_1_certificate_still_verifies_against_the_ledger() {
     let (code, text) = run(data, &["certificate", "verify", path(&file)]);
     assert_eq!(code, Some(1), "{text}");
 }
+
+/// The service issues the same offline-verifiable certificate when the
+/// office has a key.
+#[test]
+fn a_certificate_from_the_service_verifies_offline() {
+    const OFFICE: &str = "office-token-0123456789";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("a");
+    ledger(&data, true);
+    let tokens = format!("[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n");
+    let server = common::server::spawn(&data, &tokens, &[]);
+    for format in ["html", "json"] {
+        let url = format!("http://{}/v1/certificates/{ZHANG}/2025?format={format}", server.addr);
+        let response =
+            ureq::get(&url).set("Authorization", &format!("Bearer {OFFICE}")).call().expect("GET certificate");
+        let text = response.into_string().expect("body");
+        let (code, report) = verify_offline(dir.path(), &format!("served.{format}"), &text, &public_key(&data));
+        assert_eq!(code, Some(0), "{format}: {report}");
+        assert!(report.contains("1 money fact(s) proven"), "{report}");
+    }
+}

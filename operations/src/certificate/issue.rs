@@ -2,10 +2,8 @@
 //! position, each money fact with its place and hash in the log.
 
 use super::data::{Certificate, Entry, FORMAT, VERSION};
-use super::proofs;
 use crate::error::{Classified, Kind, StorageError};
-use crate::keys::{self, KeyError};
-use crate::Ledger;
+use crate::keys::KeyError;
 use ledger::{BeijingTime, Envelope, Event, Identity, LogReader, Money};
 use projections::coverage::{Coverage, CoverageState, MoneyEvent, MoneyKind, MoneyOutOfRange, PersonYear};
 use projections::family::Family;
@@ -85,18 +83,6 @@ fn not_received_text(why: &NotReceived) -> String {
         text.push_str(&format!("; {} above the premium is to be refunded first", why.excess));
     }
     text
-}
-
-/// The certificate of `person`'s `coverage_year` from the log and its
-/// projections at the head; the ID shown whole with `full_id`, else masked.
-/// With a signing key in the data directory, it carries its offline proofs.
-pub fn issue(ledger: &Ledger, person: &Identity, coverage_year: u16, full_id: bool) -> Result<Certificate, IssueError> {
-    let at = ledger.projections_of_person(person, &[])?;
-    let certificate = issue_from(ledger.log(), &at.coverage, &at.family, person, coverage_year, full_id)?;
-    match keys::load(ledger.data())? {
-        Some(key) => proofs::attach(certificate, ledger, &key),
-        None => Ok(certificate),
-    }
 }
 
 /// The certificate of a received person-year from projections at one log

@@ -10,8 +10,8 @@ use crate::keys::OfficeKey;
 use crate::proof::{self, InclusionProof, ProofError, TreeHead};
 use crate::signed_head;
 use crate::Ledger;
-use ledger::envelope::chain_hash;
-use ledger::LogStore;
+use ledger::envelope::{chain_hash, Hash};
+use ledger::{merkle, LogStore};
 
 /// Where the tree's heads and inclusion proofs come from.
 pub trait TreeProofs {
@@ -35,6 +35,77 @@ impl TreeProofs for Ledger {
     }
 }
 
+/// The tree of one size read from a log held without a `Ledger` (the
+/// service's), as `proof` reads it: every chain hash up to that size.
+pub struct LogTree<'a> {
+    log: &'a dyn LogStore,
+    chain_hashes: Vec<Hash>,
+    leaf_hashes: Vec<Hash>,
+}
+
+impl<'a> LogTree<'a> {
+    pub fn read(log: &'a dyn LogStore, tree_size: u64) -> Result<LogTree<'a>, ProofError> {
+        let head = log.durable_head().position;
+        if tree_size > head {
+            return Err(ProofError::OutOfRange { what: "tree size", value: tree_size, head });
+        }
+        let mut chain_hashes = Vec::with_capacity(usize::try_from(tree_size).unwrap_or(0));
+        if tree_size > 0 {
+            for record in log.stored_records(1).map_err(StorageError::from)? {
+                let record = record.map_err(StorageError::from)?;
+                chain_hashes.push(record.hash);
+                if record.position >= tree_size {
+                    break;
+                }
+            }
+        }
+        let leaf_hashes = chain_hashes.iter().map(|hash| merkle::leaf_hash(hash)).collect();
+        Ok(LogTree { log, chain_hashes, leaf_hashes })
+    }
+
+    fn size(&self) -> u64 {
+        self.chain_hashes.len() as u64
+    }
+
+    /// This tree's size is the only one it answers for.
+    fn check_size(&self, tree_size: u64) -> Result<(), ProofError> {
+        if tree_size != self.size() {
+            return Err(ProofError::OutOfRange { what: "tree size", value: tree_size, head: self.size() });
+        }
+        Ok(())
+    }
+}
+
+impl TreeProofs for LogTree<'_> {
+    fn log(&self) -> &dyn LogStore {
+        self.log
+    }
+
+    fn tree_head(&self, tree_size: u64) -> Result<TreeHead, ProofError> {
+        self.check_size(tree_size)?;
+        let root = merkle::root_of(tree_size, self.leaf_hashes.as_slice()).map_err(ProofError::Invalid)?;
+        Ok(TreeHead { tree_size, root: hex::encode(root) })
+    }
+
+    fn inclusion(&self, position: u64, tree_size: u64) -> Result<InclusionProof, ProofError> {
+        self.check_size(tree_size)?;
+        let index = position.checked_sub(1).filter(|index| *index < tree_size).ok_or(ProofError::OutOfRange {
+            what: "position",
+            value: position,
+            head: tree_size,
+        })?;
+        let leaves = self.leaf_hashes.as_slice();
+        let path = merkle::inclusion_proof(index, tree_size, leaves).map_err(ProofError::Invalid)?;
+        Ok(InclusionProof {
+            position,
+            chain_hash: hex::encode(self.chain_hashes[index as usize]),
+            tree_size,
+            root: self.tree_head(tree_size)?.root,
+            path: path.iter().map(hex::encode).collect(),
+        })
+    }
+}
+
 /// `certificate` with its proofs, signed with `key`.
 pub fn attach(mut certificate: Certificate, tree: &dyn TreeProofs, key: &OfficeKey) -> Result<Certificate, IssueError> {
     let size = certificate.head_position;
@@ -51,6 +122,17 @@ pub fn attach(mut certificate: Certificate, tree: &dyn TreeProofs, key: &OfficeK
     let signature = key.sign(&signed_bytes(&certificate, &signed_head));
     certificate.proofs = Some(Proofs { signed_head, head_path: head_proof.path, facts, signature });
     Ok(certificate)
+}
+
+/// `certificate` with its proofs, the tree read from `log` (the service
+/// holds a log, not a `Ledger`).
+pub fn attach_from_log(
+    certificate: Certificate,
+    log: &dyn LogStore,
+    key: &OfficeKey,
+) -> Result<Certificate, IssueError> {
+    let tree = LogTree::read(log, certificate.head_position).map_err(inconsistent)?;
+    attach(certificate, &tree, key)
 }
 
 /// Every position the entries cite, once each, in their order.
