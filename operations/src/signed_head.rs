@@ -304,3 +304,66 @@ pub fn check_extension(old: &SignedHead, new: &SignedHead, source: ProofSource<'
         other => HeadError::from(other),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys;
+    use ledger::envelope::sm3;
+    use ledger::merkle;
+
+    fn new_key() -> (tempfile::TempDir, OfficeKey, PublicKeyInfo) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let public = keys::init(dir.path()).expect("keys init");
+        let key = keys::require(dir.path()).expect("the key");
+        (dir, key, public)
+    }
+
+    /// Leaf hashes of `n` made-up chain hashes, `salt` making another log.
+    fn leaves(n: u64, salt: u8) -> Vec<ledger::envelope::Hash> {
+        (0..n).map(|i| merkle::leaf_hash(&sm3(&[salt, i as u8]))).collect()
+    }
+
+    fn head(leaves: &[ledger::envelope::Hash], size: u64, key: &OfficeKey) -> SignedHead {
+        let root = merkle::root_of(size, leaves).expect("root");
+        let tree = TreeHead { tree_size: size, root: hex::encode(root) };
+        sign_head("5d0c2f7e-3a43-4a8e-9d0c-3a2b1c0d9e8f", &tree, key)
+    }
+
+    #[test]
+    fn a_signed_head_reads_back_and_verifies_and_a_changed_one_does_not() {
+        let (_dir, key, public) = new_key();
+        let signed = head(&leaves(7, 0), 7, &key);
+        let read = SignedHead::parse(&signed.render()).expect("parse");
+        assert_eq!(read, signed);
+        assert!(read.check_signature(&public).is_ok());
+        let changed = SignedHead { tree_size: 8, ..read.clone() };
+        assert!(matches!(changed.check_signature(&public), Err(HeadError::BadSignature { .. })));
+        let (_other_dir, _, other_public) = new_key();
+        assert!(matches!(read.check_signature(&other_public), Err(HeadError::OtherKey { .. })));
+    }
+
+    #[test]
+    fn a_given_consistency_proof_holds_for_a_grown_tree_only() {
+        let (_dir, key, _) = new_key();
+        let grown = leaves(11, 0);
+        let (old, new) = (head(&grown, 4, &key), head(&grown, 11, &key));
+        let path = merkle::consistency_proof(4, 11, grown.as_slice()).expect("proof");
+        let proof = ConsistencyProof {
+            old_size: 4,
+            old_root: old.root.clone(),
+            new_size: 11,
+            new_root: new.root.clone(),
+            path: path.iter().map(hex::encode).collect(),
+        };
+        assert!(check_extension(&old, &new, ProofSource::Given(proof.clone())).is_ok());
+        // Another log's head of the same sizes, with the same proof path.
+        let other = leaves(11, 1);
+        let other_new = head(&other, 11, &key);
+        let forged = ConsistencyProof { new_root: other_new.root.clone(), ..proof };
+        assert!(matches!(
+            check_extension(&old, &other_new, ProofSource::Given(forged)),
+            Err(HeadError::NotExtension { old_size: 4, new_size: 11, .. })
+        ));
+    }
+}
