@@ -335,3 +335,28 @@ fn a_certificate_from_the_service_verifies_offline() {
         assert!(report.contains("1 money fact(s) proven"), "{report}");
     }
 }
+
+/// On a PostgreSQL store the key lives in the data directory and heads
+/// and certificates sign and verify as on sled.
+#[test]
+fn keys_heads_and_certificates_work_the_same_on_postgres() {
+    let Some(server) = pgtest::TempPostgres::for_test("keys_heads_and_certificates_work_the_same_on_postgres") else {
+        return;
+    };
+    let url = server.create_database("signing");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("office");
+    let on_pg = |args: &[&str]| yibao(&data, &[&["--store", url.as_str()], args].concat());
+    ok(on_pg(&["init"]));
+    ok(on_pg(&["policy", "load", &format!("{POLICIES}/bijie-2025.toml")]));
+    ok(on_pg(&["import", FACTS]));
+    ok(on_pg(&["keys", "init"]));
+    assert!(data.join("keys/signing.key").is_file());
+    let head = data.join("head.txt");
+    ok(on_pg(&["checkpoint", "sign", "--out", path(&head)]));
+    let (code, text) = report(&on_pg(&["checkpoint", "check", path(&head), "--public-key", &public_key(&data)]));
+    assert_eq!(code, Some(0), "{text}");
+    let certificate = ok(on_pg(&["certificate", ZHANG, "--year", "2025"]));
+    let (code, report) = verify_offline(dir.path(), "pg.txt", &certificate, &public_key(&data));
+    assert_eq!(code, Some(0), "{report}");
+}
