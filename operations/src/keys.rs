@@ -46,13 +46,16 @@ pub enum KeyError {
     /// The operating system's random numbers failed.
     #[error("no random numbers for a key: {0}")]
     Random(String),
+    /// A key did not encode as PEM (a bug in the encoder, never input).
+    #[error("encoding the key: {0}")]
+    Encoding(String),
 }
 
 impl Classified for KeyError {
     fn kind(&self) -> Kind {
         match self {
             KeyError::Exists { .. } | KeyError::Missing { .. } | KeyError::Unreadable { .. } => Kind::BadInput,
-            KeyError::Io { .. } | KeyError::Random(_) => Kind::Failure,
+            KeyError::Io { .. } | KeyError::Random(_) | KeyError::Encoding(_) => Kind::Failure,
         }
     }
 }
@@ -95,7 +98,7 @@ pub fn init(data: &Path) -> Result<PublicKeyInfo, KeyError> {
     };
     std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
     let secret = SecretKey::try_generate().map_err(|e| KeyError::Random(e.to_string()))?;
-    let pem = secret.to_sec1_pem(LineEnding::LF).map_err(|e| KeyError::Random(e.to_string()))?;
+    let pem = secret.to_sec1_pem(LineEnding::LF).map_err(|e| KeyError::Encoding(e.to_string()))?;
     write_new(&private_path, pem.as_bytes(), 0o600)?;
     let public = signing_key(&secret, &private_path)?.public()?;
     std::fs::write(public_key_path(data), &public.pem).map_err(io(&public_key_path(data)))?;
@@ -176,7 +179,7 @@ fn read_small(path: &Path) -> Result<String, KeyError> {
 fn public_info(key: &VerifyingKey) -> Result<PublicKeyInfo, KeyError> {
     let pem = PublicKey::from(key)
         .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| KeyError::Random(format!("encoding the public key: {e}")))?;
+        .map_err(|e| KeyError::Encoding(format!("the public key: {e}")))?;
     Ok(PublicKeyInfo { key: key.clone(), key_id: key_id(key), pem })
 }
 
