@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use ledger::OpenMode;
 use operations::certificate::{self, Format, Verified, VerifyError, MAX_DOCUMENT_BYTES};
+use operations::keys;
 use operations::Ledger;
 use operations::Location;
 use std::path::{Path, PathBuf};
@@ -41,9 +42,17 @@ enum CertificateCommand {
     /// against the certificate the log gives at the head at issue. Exit 1
     /// naming each failing field; exit 4 when genuine but the person-year
     /// changed since issue.
+    ///
+    /// With --public-key: checked without the ledger (no data directory
+    /// opened): the signed tree head, the office's signature over every
+    /// field, each fact's record and its inclusion proof. Exit 1 naming
+    /// each failing check, or a certificate issued without a signing key.
     Verify {
         /// The certificate (text, HTML or JSON).
         file: PathBuf,
+        /// The office's public key (PEM, `yibao keys show`).
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -65,8 +74,10 @@ impl From<FormatArg> for Format {
 }
 
 pub fn run(location: &Location, args: CertificateArgs) -> Result<()> {
-    if let Some(CertificateCommand::Verify { file }) = args.command {
-        return verify(location, &file);
+    match args.command {
+        Some(CertificateCommand::Verify { file, public_key: Some(key) }) => return verify_offline(&file, &key),
+        Some(CertificateCommand::Verify { file, public_key: None }) => return verify(location, &file),
+        None => {}
     }
     let (Some(id), Some(year)) = (args.id, args.year) else {
         return Err(BadInput("give an ID number and --year (or `certificate verify FILE`)".into()).into());
@@ -114,6 +125,42 @@ fn verify(location: &Location, file: &Path) -> Result<()> {
                 outln!("  {change}");
             }
         }
+        _ => {}
+    }
+    Err(classified(error)).context(label)
+}
+
+/// `yibao certificate verify FILE --public-key KEY`: no ledger opened.
+fn verify_offline(file: &Path, public_key: &Path) -> Result<()> {
+    let label = file.display().to_string();
+    let text = read(file)?;
+    let key = keys::read_public(public_key).map_err(classified)?;
+    let error = match certificate::verify_offline(&text, &key) {
+        Ok(verified) => {
+            outln!(
+                "OK: {label}: {} {} received; signed by key {}; {} money fact(s) proven in the Merkle tree of \
+                 ledger {} at size {} (root {}, signed {}); every field signed by the office",
+                verified.person,
+                verified.coverage_year,
+                verified.key_id,
+                verified.n_payments,
+                verified.ledger_id,
+                verified.tree_size,
+                verified.root,
+                verified.signed_at
+            );
+            return Ok(());
+        }
+        Err(error) => error,
+    };
+    match &error {
+        VerifyError::DataBlock { field, reason } => outln!("FAILED: {label}: data block, field `{field}`: {reason}"),
+        VerifyError::Unproven { failures } => {
+            for failure in failures {
+                outln!("FAILED: {failure}");
+            }
+        }
+        VerifyError::NoProofs => outln!("FAILED: {label}: {error}"),
         _ => {}
     }
     Err(classified(error)).context(label)

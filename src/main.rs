@@ -17,6 +17,7 @@ mod reconcile_cmd;
 mod refund;
 mod replay_cmd;
 mod serve;
+mod signing;
 mod single;
 
 /// Replay and import allocate many small strings; mimalloc frees them
@@ -298,6 +299,15 @@ enum Command {
     /// 参保缴费证明: the payment certificate of a received person-year, or
     /// `certificate verify FILE` against the log.
     Certificate(certificate::CertificateArgs),
+    /// The office's SM2 signing key (signed tree heads, certificates that
+    /// verify offline): `keys init`, `keys show`.
+    #[command(subcommand)]
+    Keys(signing::KeysCommand),
+    /// Signed tree heads of the log's Merkle tree: `checkpoint sign`,
+    /// `checkpoint verify FILE --public-key KEY` (offline),
+    /// `checkpoint check FILE --public-key KEY` (against the log).
+    #[command(subcommand)]
+    Checkpoint(signing::CheckpointCommand),
     /// Build a ledger from the embedded fixtures and show what it does.
     Demo,
     /// Serve the ledger over HTTP: coverage lookups (also as of a moment),
@@ -444,6 +454,8 @@ fn main() -> ExitCode {
         Command::Family(command) => family::run(&location, command),
         Command::Refund(args) => refund::run(&location, args),
         Command::Certificate(args) => certificate::run(&location, args),
+        Command::Keys(command) => signing::keys(&location, command),
+        Command::Checkpoint(command) => signing::checkpoint(&location, command),
         Command::Demo => demo::run(&location),
         Command::Serve(args) => serve::run(&location, args),
         Command::Access { id, json } => serve::lookups_of(&cli.data, &id, json),

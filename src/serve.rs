@@ -144,6 +144,9 @@ pub struct App {
     channels: operations::channels::Channels,
     /// Whether other processes write the store, and how it is followed.
     following: replica::Following,
+    /// The office's signing key (`DIR/keys/signing.key`), read at start:
+    /// certificates carry their offline proofs when there is one.
+    signing_key: Option<operations::keys::OfficeKey>,
 }
 
 impl App {
@@ -251,6 +254,7 @@ pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
     let place = operations::PersonStorePlace::of(location);
     let persons = persons::Persons::open(&place, &*log, cache_bytes)?;
     let (access, access_writer) = access::start(&location.data)?;
+    let signing_key = operations::keys::load(&location.data).map_err(crate::exit::classified)?;
     let following = match location.postgres_url() {
         Some(url) => replica::Following::replica(url, &location.describe(), Duration::from_millis(args.follow_ms))?,
         None => replica::Following::alone(),
@@ -273,6 +277,7 @@ pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
         catching_up: lookup::CatchUp::default(),
         channels,
         following,
+        signing_key,
     });
     runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
     if let Some(refusal) = app.store.refusal() {

@@ -30,6 +30,8 @@ fn demo_server(data: &Path) -> Server {
     let apply = ["family", "apply", "--holder", HOLDER, "--member", "520502198001156225"];
     let rest = ["--year", "2025", "--amount", "400", "--id", "ST-9", "--at", "2024-10-20 10:00:00"];
     cli(data, &[&apply[..], &rest[..]].concat());
+    // A signing key: certificates carry their proofs, whose schema is held too.
+    cli(data, &["keys", "init"]);
     let tokens = format!(
         "[[token]]\nname = \"office-1\"\ntoken = \"{OFFICE}\"\nrole = \"office\"\n\n\
          [[token]]\nname = \"wechat\"\ntoken = \"{CHANNEL}\"\nrole = \"channel\"\nchannels = [\"wechat\"]\n\n\

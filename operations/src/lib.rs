@@ -17,6 +17,7 @@ pub mod facts;
 pub mod family;
 mod handle;
 pub mod import;
+pub mod keys;
 pub mod location;
 pub mod policy;
 pub mod progress;
@@ -26,6 +27,7 @@ pub mod records;
 pub mod refund;
 pub mod register;
 pub mod replay;
+pub mod signed_head;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{

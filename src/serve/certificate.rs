@@ -23,7 +23,9 @@ pub struct CertificateQuery {
 }
 
 /// The certificate of a received person-year, ID masked, with its data
-/// block for `yibao certificate verify`. Recorded in access.log.
+/// block for `yibao certificate verify` (and, when the office has a
+/// signing key, its proofs for `verify --public-key` without the ledger).
+/// Recorded in access.log.
 pub async fn certificate(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -61,7 +63,11 @@ async fn issue(app: &Arc<App>, person: Identity, year: u16) -> Result<Result<Cer
         worker.with_projections(|at| {
             let coverage = at.person(&person).map_err(|e| super::store_failed(&e))?;
             let family = &at.family_of_person(&person).map_err(|e| super::store_failed(&e))?;
-            Ok(certificate::issue_from(&log, &coverage, family, &person, year, false))
+            let issued = certificate::issue_from(&log, &coverage, family, &person, year, false);
+            Ok(match (issued, &worker.signing_key) {
+                (Ok(issued), Some(key)) => certificate::attach_proofs_from_log(issued, &*log, key),
+                (issued, _) => issued,
+            })
         })?
     })
     .await

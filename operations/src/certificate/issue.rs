@@ -3,7 +3,7 @@
 
 use super::data::{Certificate, Entry, FORMAT, VERSION};
 use crate::error::{Classified, Kind, StorageError};
-use crate::Ledger;
+use crate::keys::KeyError;
 use ledger::{BeijingTime, Envelope, Event, Identity, LogReader, Money};
 use projections::coverage::{Coverage, CoverageState, MoneyEvent, MoneyKind, MoneyOutOfRange, PersonYear};
 use projections::family::Family;
@@ -32,6 +32,9 @@ pub enum IssueError {
     /// certify, and never a certificate showing 0.00.
     #[error(transparent)]
     MoneyOutOfRange(#[from] MoneyOutOfRange),
+    /// The office's signing key could not be read.
+    #[error("the signing key: {0}")]
+    Key(#[from] KeyError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -57,6 +60,7 @@ impl Classified for IssueError {
             IssueError::NoPerson { .. } => Kind::NotFound,
             IssueError::NotReceived(_) | IssueError::TooManyFacts { .. } => Kind::Refused,
             IssueError::Inconsistent(_) | IssueError::MoneyOutOfRange(_) => Kind::Failure,
+            IssueError::Key(error) => error.kind(),
             IssueError::Storage(error) => error.kind(),
         }
     }
@@ -79,13 +83,6 @@ fn not_received_text(why: &NotReceived) -> String {
         text.push_str(&format!("; {} above the premium is to be refunded first", why.excess));
     }
     text
-}
-
-/// The certificate of `person`'s `coverage_year` from the log and its
-/// projections at the head; the ID shown whole with `full_id`, else masked.
-pub fn issue(ledger: &Ledger, person: &Identity, coverage_year: u16, full_id: bool) -> Result<Certificate, IssueError> {
-    let at = ledger.projections_of_person(person, &[])?;
-    issue_from(ledger.log(), &at.coverage, &at.family, person, coverage_year, full_id)
 }
 
 /// The certificate of a received person-year from projections at one log
@@ -137,6 +134,7 @@ pub fn issue_from(
         issued_at: BeijingTime::now().to_string(),
         head_position: coverage.position(),
         head_hash: hex::encode(coverage.head_hash()),
+        proofs: None,
     })
 }
 

@@ -8,14 +8,37 @@
 //!
 //! `data` is the data block; `render` the document format both ways
 //! (render, and find the data block in a document); `issue` and `verify`
-//! the two operations.
+//! the two operations. With the office's signing key, a certificate
+//! carries its proofs (`proofs`: the signed tree head at issue, each cited
+//! fact's record and inclusion proof, the office's signature over every
+//! field), which `offline` checks with nothing but the public key.
+
+use crate::keys;
+use crate::Ledger;
+use ledger::Identity;
 
 mod data;
 mod issue;
+mod offline;
+mod proofs;
 mod render;
 mod verify;
 
-pub use data::{Certificate, Entry, FORMAT, VERSION};
-pub use issue::{issue, issue_from, IssueError, NotReceived, MAX_ENTRIES};
+pub use data::{signed_bytes, Certificate, Entry, FactProof, Proofs, FORMAT, VERSION};
+pub use issue::{issue_from, IssueError, NotReceived, MAX_ENTRIES};
+pub use offline::{verify_offline, VerifiedOffline};
+pub use proofs::{attach as attach_proofs, attach_from_log as attach_proofs_from_log, LogTree, TreeProofs};
 pub use render::{render, Format, MAX_DOCUMENT_BYTES};
 pub use verify::{verify, ChangedSinceIssue, Verified, VerifyError};
+
+/// The certificate of `person`'s `coverage_year` from the log and its
+/// projections at the head; the ID shown whole with `full_id`, else masked.
+/// With a signing key in the data directory, it carries its offline proofs.
+pub fn issue(ledger: &Ledger, person: &Identity, coverage_year: u16, full_id: bool) -> Result<Certificate, IssueError> {
+    let at = ledger.projections_of_person(person, &[])?;
+    let certificate = issue::issue_from(ledger.log(), &at.coverage, &at.family, person, coverage_year, full_id)?;
+    match keys::load(ledger.data())? {
+        Some(key) => proofs::attach(certificate, ledger, &key),
+        None => Ok(certificate),
+    }
+}

@@ -95,9 +95,23 @@ fn render_text(data: &Certificate) -> String {
         "\nissued {} from ledger {} at log position {}, head SM3 {}\n",
         data.issued_at, data.ledger_id, data.head_position, data.head_hash
     ));
-    out.push_str("check it against the ledger: yibao certificate verify FILE\n\n");
+    out.push_str("check it against the ledger: yibao certificate verify FILE\n");
+    if let Some(line) = signed_line(data) {
+        out.push_str(&format!("{line}\n"));
+    }
+    out.push('\n');
     out.push_str(&format!("{BEGIN}\n{}\n{END}\n", data_json(data)));
     out
+}
+
+/// A certificate with proofs says how to check it without the ledger.
+fn signed_line(data: &Certificate) -> Option<String> {
+    let head = &data.proofs.as_ref()?.signed_head;
+    Some(format!(
+        "signed by key {} over the log's Merkle tree of size {}, root {}; check it without the ledger: yibao \
+         certificate verify FILE --public-key KEY",
+        head.key_id, head.tree_size, head.root
+    ))
 }
 
 fn escape(text: &str) -> String {
@@ -128,6 +142,9 @@ fn render_html(data: &Certificate) -> String {
         data.head_position,
         escape(&data.head_hash)
     ));
+    if let Some(line) = signed_line(data) {
+        out.push_str(&format!("<p>{}</p>\n", escape(&line)));
+    }
     // `<` never appears raw inside the script element, so `</script>` in a
     // name cannot end it.
     out.push_str(&format!("{SCRIPT_OPEN}\n{}\n{SCRIPT_CLOSE}\n", data_json(data).replace('<', "\\u003c")));

@@ -19,12 +19,12 @@
 //! refund after issue, a policy amendment) is reported as changed since
 //! issue (`Changed`, exit 4).
 
-use super::data::{Certificate, Entry, FORMAT, VERSION};
+use super::data::{fields, Certificate, Entry, FORMAT, VERSIONS_READ};
 use super::issue::{issue_from, record_at, IssueError};
 use super::render::{extract, lines, printed_part, render, Format};
 use crate::error::{Classified, Kind, StorageError};
 use crate::Ledger;
-use ledger::{BeijingTime, Event, Identity, LogReader, Money, UtcTime};
+use ledger::{BeijingTime, Envelope, Event, Identity, LogReader, Money, UtcTime};
 use projections::coverage::{Coverage, MoneyKind};
 use projections::family::Family;
 use projections::Projection;
@@ -71,6 +71,12 @@ pub enum VerifyError {
     /// Forged or altered: each field (or printed line) that fails, and why.
     #[error("{} field(s) do not verify against the log", failures.len())]
     Forged { failures: Vec<String> },
+    /// Checked offline: each check that fails, and why.
+    #[error("{} check(s) fail with the public key", failures.len())]
+    Unproven { failures: Vec<String> },
+    /// Issued without a signing key: nothing to check offline.
+    #[error("the certificate carries no proofs; ask the office for one issued with a signing key")]
+    NoProofs,
     #[error("genuine, but the person-year changed since issue")]
     Changed(Box<ChangedSinceIssue>),
     /// Issuing again from the log failed (storage, or projections that
@@ -85,7 +91,10 @@ impl Classified for VerifyError {
     fn kind(&self) -> Kind {
         match self {
             VerifyError::NoDataBlock => Kind::BadInput,
-            VerifyError::DataBlock { .. } | VerifyError::Forged { .. } => Kind::Findings,
+            VerifyError::DataBlock { .. }
+            | VerifyError::Forged { .. }
+            | VerifyError::Unproven { .. }
+            | VerifyError::NoProofs => Kind::Findings,
             VerifyError::Changed(_) => Kind::Changed,
             VerifyError::Reissue(error) => error.kind(),
             VerifyError::Storage(error) => error.kind(),
@@ -104,8 +113,7 @@ impl Classified for VerifyError {
 /// alone) against the ledger.
 pub fn verify(ledger: &Ledger, text: &str) -> Result<Verified, VerifyError> {
     let (format, block) = extract(text).ok_or(VerifyError::NoDataBlock)?;
-    let data: Certificate = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(block))
-        .map_err(|e| VerifyError::DataBlock { field: e.path().to_string(), reason: e.inner().to_string() })?;
+    let data = read_data(block)?;
     let log: &dyn LogReader = ledger.log();
     let (failures, person) = check(log, &data, text, format)?;
     if !failures.is_empty() {
@@ -125,6 +133,12 @@ pub fn verify(ledger: &Ledger, text: &str) -> Result<Verified, VerifyError> {
         return Ok(verified);
     }
     Err(VerifyError::Changed(Box::new(ChangedSinceIssue { verified, changes })))
+}
+
+/// The data block's certificate, the field at fault named.
+pub(super) fn read_data(block: &str) -> Result<Certificate, VerifyError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(block))
+        .map_err(|e| VerifyError::DataBlock { field: e.path().to_string(), reason: e.inner().to_string() })
 }
 
 /// Every check of a certificate read from `text`: the failures, and the
@@ -249,106 +263,14 @@ fn reissue(
     person: &Identity,
 ) -> Result<Result<Certificate, String>, VerifyError> {
     match issue_from(log, coverage, family, person, data.coverage_year, data.full_id) {
-        Ok(expected) => Ok(Ok(expected)),
+        // The log states the fields; the version read and the proofs
+        // (checked offline, with the key) are the certificate's own.
+        Ok(expected) => Ok(Ok(Certificate { version: data.version, proofs: data.proofs.clone(), ..expected })),
         Err(error @ (IssueError::NoPerson { .. } | IssueError::NotReceived(_) | IssueError::TooManyFacts { .. })) => {
             Ok(Err(error.to_string()))
         }
         Err(error) => Err(VerifyError::Reissue(error)),
     }
-}
-
-/// Every field a reader relies on, by name, as text: a new field of the
-/// certificate is a compile error here until it is placed.
-fn fields(data: &Certificate) -> Vec<(String, String)> {
-    let Certificate {
-        format,
-        version,
-        ledger_id,
-        person,
-        full_id,
-        former,
-        name,
-        region,
-        region_name,
-        coverage_year,
-        state,
-        premium_due,
-        paid_by,
-        refunded,
-        net_received,
-        covered_from,
-        covered_until,
-        payments,
-        issued_at,
-        head_position,
-        head_hash,
-    } = data;
-    let mut out: Vec<(String, String)> = [
-        ("format", format.clone()),
-        ("version", version.to_string()),
-        ("ledger_id", ledger_id.clone()),
-        ("person", person.clone()),
-        ("full_id", full_id.to_string()),
-        ("former", former.join(", ")),
-        ("name", name.clone()),
-        ("region", region.clone()),
-        ("region_name", region_name.clone()),
-        ("coverage_year", coverage_year.to_string()),
-        ("state", state.clone()),
-        ("premium_due", premium_due.to_string()),
-        ("paid_by", amounts(paid_by)),
-        ("refunded", refunded.to_string()),
-        ("net_received", net_received.to_string()),
-        ("covered_from", covered_from.to_string()),
-        ("covered_until", covered_until.to_string()),
-        ("issued_at", issued_at.clone()),
-        ("head_position", head_position.to_string()),
-        ("head_hash", head_hash.clone()),
-        ("payments", format!("{} fact(s)", payments.len())),
-    ]
-    .into_iter()
-    .map(|(field, value)| (field.to_string(), value))
-    .collect();
-    for (index, entry) in payments.iter().enumerate() {
-        out.extend(entry_fields(entry).into_iter().map(|(field, value)| (format!("payments[{index}].{field}"), value)));
-    }
-    out
-}
-
-fn entry_fields(entry: &Entry) -> Vec<(&'static str, String)> {
-    let Entry {
-        kind,
-        source,
-        amount,
-        at,
-        channel,
-        reference,
-        position,
-        hash,
-        payer,
-        application_position,
-        application_hash,
-        parts,
-    } = entry;
-    vec![
-        ("kind", kind.clone()),
-        ("source", source.clone()),
-        ("amount", amount.to_string()),
-        ("at", at.clone()),
-        ("channel", channel.clone()),
-        ("reference", reference.clone()),
-        ("position", position.to_string()),
-        ("hash", hash.clone()),
-        ("payer", payer.clone().unwrap_or_default()),
-        ("application_position", application_position.map_or_else(String::new, |p| p.to_string())),
-        ("application_hash", application_hash.clone().unwrap_or_default()),
-        ("parts", amounts(parts)),
-    ]
-}
-
-/// `self 400.00, subsidy:province 10.00`.
-fn amounts(by: &BTreeMap<String, Money>) -> String {
-    by.iter().map(|(source, amount)| format!("{source} {amount}")).collect::<Vec<_>>().join(", ")
 }
 
 /// (field, why) for each field of `found` that `expected` states
@@ -481,7 +403,7 @@ fn subject(event: &Event) -> Option<Identity> {
     }
 }
 
-fn first_difference(expected: &str, found: &str) -> Option<usize> {
+pub(super) fn first_difference(expected: &str, found: &str) -> Option<usize> {
     let (mut a, mut b) = (expected.trim_end().lines(), found.trim_end().lines());
     let mut line = 0;
     loop {
@@ -496,10 +418,7 @@ fn first_difference(expected: &str, found: &str) -> Option<usize> {
 
 fn check_against_log(log: &dyn LogReader, data: &Certificate) -> Result<Vec<String>, StorageError> {
     let mut failures = Vec::new();
-    if data.format != FORMAT || data.version != VERSION {
-        failures
-            .push(format!("field `format`/`version`: `{} {}` is not {FORMAT} {VERSION}", data.format, data.version));
-    }
+    failures.extend(check_format(data));
     let ledger_id = log.ledger_id().to_string();
     if data.ledger_id != ledger_id {
         failures.push(format!("field `ledger_id`: issued by ledger {}, this is ledger {ledger_id}", data.ledger_id));
@@ -520,9 +439,21 @@ fn check_against_log(log: &dyn LogReader, data: &Certificate) -> Result<Vec<Stri
         if entry.position > data.head_position {
             failures.push(format!("field `{field}.position`: {} is after the head at issue", entry.position));
         }
-        failures.extend(check_entry(log, data, entry, &field)?);
+        failures.extend(check_entry(&|position| record_at(log, position), data, entry, &field)?);
     }
     Ok(failures)
+}
+
+/// A certificate's format and a version this reads.
+pub(super) fn check_format(data: &Certificate) -> Option<String> {
+    (data.format != FORMAT || !VERSIONS_READ.contains(&data.version)).then(|| {
+        format!(
+            "field `format`/`version`: `{} {}` is not {FORMAT} of version {}",
+            data.format,
+            data.version,
+            VERSIONS_READ.map(|v| v.to_string()).join(" or ")
+        )
+    })
 }
 
 fn same_person(data: &Certificate, person: &Identity) -> bool {
@@ -530,14 +461,18 @@ fn same_person(data: &Certificate, person: &Identity) -> bool {
     shown == data.person || data.former.contains(&shown)
 }
 
-fn check_entry(
-    log: &dyn LogReader,
+/// The record at a position: the log's, or a certificate's proven one.
+pub(super) type Records<'a> = &'a dyn Fn(u64) -> Result<Option<Envelope>, StorageError>;
+
+/// One money fact listed against the record at its position.
+pub(super) fn check_entry(
+    records: Records<'_>,
     data: &Certificate,
     entry: &Entry,
     field: &str,
 ) -> Result<Vec<String>, StorageError> {
     let mut failures = Vec::new();
-    let Some(envelope) = record_at(log, entry.position)? else {
+    let Some(envelope) = records(entry.position)? else {
         failures.push(format!("field `{field}.position`: the log has no position {}", entry.position));
         return Ok(failures);
     };
@@ -573,7 +508,7 @@ fn check_entry(
                 format!("the log says application {}", e.application_id),
             );
             check(e.at.to_string() == entry.at, "at", format!("the log says {}", e.at));
-            failures.extend(check_application(log, data, entry, field)?);
+            failures.extend(check_application(records, data, entry, field)?);
         }
         (Event::SubsidyGrantedV1(e), "subsidy") => {
             check(
@@ -607,7 +542,7 @@ fn check_entry(
 
 /// A proxy payment: the application it credits, at its own position.
 fn check_application(
-    log: &dyn LogReader,
+    records: Records<'_>,
     data: &Certificate,
     entry: &Entry,
     field: &str,
@@ -617,7 +552,7 @@ fn check_application(
         failures.push(format!("field `{field}.application_position`: missing for a proxy payment"));
         return Ok(failures);
     };
-    let Some(envelope) = record_at(log, position)? else {
+    let Some(envelope) = records(position)? else {
         failures.push(format!("field `{field}.application_position`: the log has no position {position}"));
         return Ok(failures);
     };
@@ -651,7 +586,7 @@ fn check_application(
 }
 
 /// The totals agree with the entries: paid by source, refunded, net.
-fn check_totals(data: &Certificate) -> Vec<String> {
+pub(super) fn check_totals(data: &Certificate) -> Vec<String> {
     let mut failures = Vec::new();
     let mut by: BTreeMap<String, i64> = BTreeMap::new();
     let mut refunds = 0i64;
