@@ -14,14 +14,7 @@ use std::path::Path;
 /// A proof file is a few KiB: anything far larger is not one.
 const MAX_PROOF_FILE_BYTES: u64 = 1 << 20;
 
-/// What a proof is for: the ledger's records are the leaves of a Merkle
-/// tree (RFC 9162's shape, SM3), whose root at a size — the tree head —
-/// a hospital, a bank or an auditor keeps. An inclusion proof shows that a
-/// record (its chain hash at a position) is in the tree of that head; a
-/// consistency proof shows that a later head extends an earlier one, so
-/// nothing recorded before was changed or removed. Either is checked
-/// offline with `yibao proof verify`, from the proof file and the tree
-/// head alone, in O(log n) hashes.
+/// `yibao proof …`; what a proof is for is said in the help of `proof`.
 #[derive(Subcommand)]
 pub enum ProofCommand {
     /// The tree head: the root of the tree over the first N records.

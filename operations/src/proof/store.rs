@@ -30,6 +30,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Leaves per chunk: a chunk of records is a few sled blocks read for a
 /// proof, and its entry (64 bytes) costs a quarter byte per record on disk.
@@ -199,9 +200,12 @@ impl TreeStore {
         };
         let directory = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(directory).map_err(io)?;
-        // One temporary name per process: two processes of one PostgreSQL
-        // ledger may save at once, and each rename installs a whole store.
-        let temporary = directory.join(format!("tree.{}.tmp", std::process::id()));
+        // One temporary name per save: two processes of one PostgreSQL
+        // ledger, or two requests of the service, may save at once, and
+        // each rename installs a whole store.
+        static N_SAVES: AtomicU64 = AtomicU64::new(0);
+        let n_save = N_SAVES.fetch_add(1, Ordering::Relaxed);
+        let temporary = directory.join(format!("tree.{}.{n_save}.tmp", std::process::id()));
         let mut file = File::create(&temporary).map_err(io)?;
         file.write_all(&self.encode()).map_err(io)?;
         file.sync_all().map_err(io)?;
