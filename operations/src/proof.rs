@@ -15,8 +15,9 @@ use crate::error::{Classified, Kind, StorageError};
 use crate::Ledger;
 use ledger::envelope::Hash;
 use ledger::merkle;
-use ledger::LedgerError;
+use ledger::{LedgerError, LogStore};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 pub use store::{TreeStore, TreeView, ViewFailure, CHUNK_LEAVES};
 
 /// The root of the tree over the log's first `tree_size` positions.
@@ -29,7 +30,7 @@ pub struct TreeHead {
 
 /// That the record at `position`, whose chain hash is `chain_hash`, is in
 /// the tree of `tree_size` leaves whose root is `root`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InclusionProof {
     pub position: u64,
     /// The record's chain hash (the leaf), hex.
@@ -42,7 +43,7 @@ pub struct InclusionProof {
 }
 
 /// That the tree of `new_size` leaves extends the tree of `old_size`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsistencyProof {
     pub old_size: u64,
     pub old_root: String,
@@ -158,31 +159,61 @@ fn failure(view: &TreeView<'_>, error: merkle::ProofError) -> ProofError {
     }
 }
 
-/// Answers over the ledger's tree store at `tree_size` (None: the head).
-/// A store that disagrees with the log met on the way is noted, rebuilt
-/// from the log and asked again.
+/// The inclusion proof of `position` in the tree of `tree_size` (None: the
+/// head) of the log held with its data directory `data` (the service's).
+pub fn inclusion_at(
+    data: &Path,
+    log: &dyn LogStore,
+    position: u64,
+    tree_size: Option<u64>,
+) -> Result<InclusionProof, ProofError> {
+    with_tree_at(data, log, tree_size, |view| inclusion_of(view, position))
+}
+
+/// The consistency proof from `old_size` to `new_size` (None: the head)
+/// of the log held with its data directory `data` (the service's).
+pub fn consistency_at(
+    data: &Path,
+    log: &dyn LogStore,
+    old_size: u64,
+    new_size: Option<u64>,
+) -> Result<ConsistencyProof, ProofError> {
+    with_tree_at(data, log, new_size, |view| consistency_of(view, old_size))
+}
+
 fn with_tree<T>(
     ledger: &Ledger,
     tree_size: Option<u64>,
     answer: impl Fn(&TreeView<'_>) -> Result<T, ProofError>,
 ) -> Result<T, ProofError> {
-    let log = ledger.log();
+    with_tree_at(ledger.data(), ledger.log(), tree_size, answer)
+}
+
+/// Answers over the tree store in `data` at `tree_size` (None: the head).
+/// A store that disagrees with the log met on the way is noted, rebuilt
+/// from the log and asked again.
+fn with_tree_at<T>(
+    data: &Path,
+    log: &dyn LogStore,
+    tree_size: Option<u64>,
+    answer: impl Fn(&TreeView<'_>) -> Result<T, ProofError>,
+) -> Result<T, ProofError> {
     let head = log.durable_head().position;
     let size = tree_size.unwrap_or(head);
     if size > head {
         return Err(ProofError::OutOfRange { what: "tree size", value: size, head });
     }
-    let store = TreeStore::open(ledger.data(), log)?;
+    let store = TreeStore::open(data, log)?;
     let view = store.view(log, size);
     let answered = answer(&view);
     let Some(chunk) = view.disagreed() else { return answered };
     eprintln!(
         "note: the Merkle tree store {} disagrees with the log's records {}..={}; rebuilding it from the log",
-        TreeStore::path_in(ledger.data()).display(),
+        TreeStore::path_in(data).display(),
         chunk * CHUNK_LEAVES + 1,
         (chunk + 1) * CHUNK_LEAVES
     );
-    let store = TreeStore::rebuild(ledger.data(), log)?;
+    let store = TreeStore::rebuild(data, log)?;
     answer(&store.view(log, size))
 }
 
