@@ -105,6 +105,17 @@ impl TreeStore {
     /// only the records after it, and saves the store if it gained any.
     /// Returns the number of records read.
     pub fn catch_up(&mut self, log: &dyn LogStore) -> Result<u64, StorageError> {
+        let n_records = self.extend(log)?;
+        if n_records > 0 {
+            self.save()?;
+        }
+        Ok(n_records)
+    }
+
+    /// [`TreeStore::catch_up`] in memory only: for a holder that keeps the
+    /// tree current as the log grows and saves it now and then (the file
+    /// is caught up from its end at the next open anyway).
+    pub fn extend(&mut self, log: &dyn LogStore) -> Result<u64, StorageError> {
         let head = log.durable_head().position;
         let (from_chunk, to_chunk) = (self.n_chunks(), head / CHUNK_LEAVES);
         if to_chunk <= from_chunk {
@@ -130,7 +141,6 @@ impl TreeStore {
             let reason = "the log gave no record here while the Merkle tree was built".to_string();
             return Err(StorageError::Ledger(LedgerError::Corrupt { position, reason }));
         }
-        self.save()?;
         Ok(to - from + 1)
     }
 
