@@ -32,8 +32,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Leaves per chunk: a chunk of records is a few sled blocks read for a
-/// proof, and its entry (64 bytes) costs a quarter byte per record on disk.
+/// Leaves per chunk, by measurement at 1M records (README, Benchmarks):
+/// 64 gives 6,800 inclusion proofs/s and a store of 1 byte per record
+/// (opened whole by every command), 256 gives 2,800/s and a quarter byte,
+/// 1,024 700/s: a proof reads and hashes one or two chunks of records.
 pub const CHUNK_LEAVES: u64 = 256;
 
 const MAGIC: &[u8; 8] = b"YBMTREE1";
