@@ -14,7 +14,7 @@ use crate::import::HeadAnswer;
 use crate::location::Location;
 use crate::progress;
 use ledger::envelope::Hash;
-use ledger::log::restore::ExportedRecord;
+use ledger::log::restore::{check_exported, ExportedRecord};
 use ledger::uuid::Uuid;
 use ledger::{Head, LedgerError, LogStore, OpenMode};
 use segment::{Damage, SegmentBuilder};
@@ -148,6 +148,9 @@ pub fn backup(location: &Location, dir: &Path, segment_bytes: usize) -> Result<B
         if record.position > target.position {
             break;
         }
+        // A store that reads back wrong never makes a segment that would
+        // restore it so.
+        check_exported(&Head { position: builder.head().0, hash: builder.head().1 }, &record).map_err(storage)?;
         builder.push(&record);
         bar.inc(1);
         if builder.n_bytes() >= segment_bytes {
