@@ -371,3 +371,35 @@ fn a_postgresql_ledger_backed_up_twice_restores_to_its_head() {
     ok(yibao(&on_sled, &["restore", text(&backup)]));
     assert_eq!(head_of(&on_sled), live_head);
 }
+
+/// A `yibao serve` holds a sled ledger alone: `--backup DIR` backs it up
+/// from inside, as the cron line would beside a PostgreSQL ledger.
+#[test]
+fn the_service_backs_up_the_ledger_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, _) = facts_in_two(dir.path(), "100", "13", 150);
+    let live = ledger_with(dir.path(), "live", &first);
+    let live_head = head_of(&live);
+    let backup = dir.path().join("backup");
+    let mut service = Command::new(BIN)
+        .arg("--data")
+        .arg(&live)
+        .args(["serve", "--insecure-no-auth", "--addr", "127.0.0.1:0", "--backup", text(&backup)])
+        .args(["--backup-every-s", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn yibao serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut checked = String::new();
+    while Instant::now() < deadline && !checked.contains(&format!("OK: head {live_head}")) {
+        std::thread::sleep(Duration::from_millis(100));
+        checked = stdout(&yibao(&live, &["restore", text(&backup), "--check"]));
+    }
+    let beside = yibao(&live, &["backup", text(&dir.path().join("beside"))]);
+    service.kill().expect("SIGKILL");
+    let said = service.wait_with_output().expect("reap");
+    assert!(checked.contains(&format!("OK: head {live_head}")), "{checked}\n{}", stderr(&said));
+    assert_eq!(beside.status.code(), Some(3), "a second process cannot open the sled ledger: {}", stderr(&beside));
+    assert!(stderr(&said).contains("backup: positions 1..150 into"), "{}", stderr(&said));
+}

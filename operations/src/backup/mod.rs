@@ -120,15 +120,21 @@ fn storage(error: LedgerError) -> BackupError {
 /// the backup's head, in segments of about `segment_bytes`. Reads the
 /// header file and the last segment's trailer, never the earlier segments.
 pub fn backup(location: &Location, dir: &Path, segment_bytes: usize) -> Result<BackedUp, BackupError> {
-    let started = Instant::now();
     let log = location
         .open_log(OpenMode::Read)
         .map_err(|error| BackupError::Open { location: location.describe(), source: error.into() })?;
+    backup_log(&*log, dir, segment_bytes)
+}
+
+/// `backup` of a log already open: the service's, which holds a sled
+/// store alone (`yibao serve --backup DIR`).
+pub fn backup_log(log: &dyn LogStore, dir: &Path, segment_bytes: usize) -> Result<BackedUp, BackupError> {
+    let started = Instant::now();
     std::fs::create_dir_all(dir).map_err(io("creating the backup directory", dir))?;
     let _lock = lock(dir)?;
     remove_temporaries(dir)?;
     let ledger_id = log.header().ledger_id;
-    let (mut number, from) = backup_head(dir, &*log, location)?;
+    let (mut number, from) = backup_head(dir, log)?;
     let target = log.durable_head();
     let mut answer = BackedUp {
         dir: dir.display().to_string(),
@@ -140,7 +146,7 @@ pub fn backup(location: &Location, dir: &Path, segment_bytes: usize) -> Result<B
         n_bytes: 0,
         seconds: 0.0,
     };
-    let mut records = new_records(&*log, from, target)?;
+    let mut records = new_records(log, from, target)?;
     let bar = progress::bar(target.position.saturating_sub(from.0), "backing up");
     let mut builder = SegmentBuilder::new(ledger_id, from);
     for record in &mut records {
@@ -197,7 +203,7 @@ fn remove_temporaries(dir: &Path) -> Result<(), BackupError> {
 /// The last segment's number and the backup's head (position, hash),
 /// after checking the backup is of this ledger and that the ledger still
 /// holds that head. A new backup gets the header file first.
-fn backup_head(dir: &Path, log: &dyn LogStore, location: &Location) -> Result<(u64, (u64, Hash)), BackupError> {
+fn backup_head(dir: &Path, log: &dyn LogStore) -> Result<(u64, (u64, Hash)), BackupError> {
     let ledger_id = log.header().ledger_id;
     let header_path = segment::header_path(dir);
     if !header_path.exists() {
@@ -209,7 +215,7 @@ fn backup_head(dir: &Path, log: &dyn LogStore, location: &Location) -> Result<(u
         segment::decode_header(&bytes).map_err(|damage| BackupError::Damaged { path: header_path.clone(), damage })?;
     if backup_id != ledger_id {
         let dir = dir.display().to_string();
-        return Err(BackupError::OtherLedger { dir, backup_id, ledger_id, location: location.describe() });
+        return Err(BackupError::OtherLedger { dir, backup_id, ledger_id, location: log.location() });
     }
     let number = segment::last_segment_number(dir);
     if number == 0 {
@@ -222,7 +228,7 @@ fn backup_head(dir: &Path, log: &dyn LogStore, location: &Location) -> Result<(u
     if trailer.ledger_id != ledger_id {
         let dir = dir.display().to_string();
         let backup_id = trailer.ledger_id;
-        return Err(BackupError::OtherLedger { dir, backup_id, ledger_id, location: location.describe() });
+        return Err(BackupError::OtherLedger { dir, backup_id, ledger_id, location: log.location() });
     }
     Ok((number, (trailer.last_position, trailer.head_hash)))
 }
