@@ -148,7 +148,9 @@ pub fn backup_log(log: &dyn LogStore, dir: &Path, segment_bytes: usize) -> Resul
     };
     let mut records = new_records(log, from, target)?;
     let bar = progress::bar(target.position.saturating_sub(from.0), "backing up");
-    let mut builder = SegmentBuilder::new(ledger_id, from);
+    // Room for a small run's records, up to a whole segment.
+    let capacity_bytes = segment_bytes.min(target.position.saturating_sub(from.0).saturating_mul(512) as usize);
+    let mut builder = SegmentBuilder::new(ledger_id, from, capacity_bytes);
     for record in &mut records {
         let record = record.map_err(storage)?;
         if record.position > target.position {
@@ -160,9 +162,12 @@ pub fn backup_log(log: &dyn LogStore, dir: &Path, segment_bytes: usize) -> Resul
         builder.push(&record);
         bar.inc(1);
         if builder.n_bytes() >= segment_bytes {
-            let full = std::mem::replace(&mut builder, SegmentBuilder::new(ledger_id, (record.position, record.hash)));
+            let after = (record.position, record.hash);
+            let full = std::mem::replace(&mut builder, SegmentBuilder::new(ledger_id, after, 0));
             number += 1;
             write_segment(dir, number, full, &mut answer)?;
+            // Allocated once the full one is written: one segment in memory.
+            builder = SegmentBuilder::new(ledger_id, after, capacity_bytes);
         }
     }
     bar.finish_and_clear();

@@ -75,15 +75,13 @@ pub struct SegmentBuilder {
 }
 
 impl SegmentBuilder {
-    /// An empty segment continuing the chain after `prev` (position, hash).
-    pub fn new(ledger_id: Uuid, prev: (u64, Hash)) -> SegmentBuilder {
-        SegmentBuilder {
-            bytes: SEGMENT_MAGIC.to_vec(),
-            ledger_id,
-            first_position: prev.0 + 1,
-            prev_hash: prev.1,
-            head: prev,
-        }
+    /// An empty segment continuing the chain after `prev` (position, hash),
+    /// with room for `capacity_bytes` (the cap: doubling past it would
+    /// hold twice the segment).
+    pub fn new(ledger_id: Uuid, prev: (u64, Hash), capacity_bytes: usize) -> SegmentBuilder {
+        let mut bytes = Vec::with_capacity(capacity_bytes.saturating_add(TRAILER_BYTES + MAX_RECORD_BYTES / 64));
+        bytes.extend_from_slice(SEGMENT_MAGIC);
+        SegmentBuilder { bytes, ledger_id, first_position: prev.0 + 1, prev_hash: prev.1, head: prev }
     }
 
     pub fn push(&mut self, record: &ExportedRecord) {
@@ -299,7 +297,7 @@ mod tests {
     #[test]
     fn a_sealed_segment_reads_back_and_any_changed_byte_is_damage() {
         let id = Uuid::from_bytes([7; 16]);
-        let mut builder = SegmentBuilder::new(id, (4, [1; 32]));
+        let mut builder = SegmentBuilder::new(id, (4, [1; 32]), 100);
         let first = record(5, &[1; 32]);
         let second = record(6, &first.hash);
         builder.push(&first);
