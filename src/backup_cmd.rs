@@ -81,8 +81,12 @@ fn print_taken(taken: &WithTaken) {
         None => "read to its end".to_string(),
         Some(stop) => format!("stopped at line {}, position {}: {}", stop.line, stop.position, stop.reason),
     };
+    let differing = match taken.n_differing {
+        0 => String::new(),
+        n => format!(", {n} at positions held that differ from them (ignored)"),
+    };
     outln!(
-        "{}: {} records taken, {} already held; {stopped}; head {} {}",
+        "{}: {} records taken, {} already held{differing}; {stopped}; head {} {}",
         taken.file,
         taken.n_taken,
         taken.n_skipped,

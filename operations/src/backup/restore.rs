@@ -182,6 +182,10 @@ pub struct WithTaken {
     pub file: String,
     /// Records at or below the head it continued, equal to those there.
     pub n_skipped: u64,
+    /// Records at or below that head that differ from those there (or come
+    /// out of order): ignored, the backup's stand; a damaged store's
+    /// salvage may hold some.
+    pub n_differing: u64,
     pub n_taken: u64,
     /// The head after its records.
     pub head: HeadAnswer,
@@ -252,18 +256,29 @@ struct Continued {
 enum Step {
     /// Already held, with the same hash.
     Skip,
+    /// At a position already held, with another hash: ignored.
+    Differs,
     Take,
     Stop(String),
 }
 
 /// Reads `file` to where it stops continuing the chain, extending
-/// `continued` by the records it takes. Nothing is written yet.
+/// `continued` by the records it takes. Records at or below the head so
+/// far are only compared (a gap or a damaged record there is no reason to
+/// stop: the records held stand, and what follows must chain from them
+/// anyway). Nothing is written yet.
 fn plan_with(backup: &Backup, file: &Path, continued: &mut Continued) -> Result<WithTaken, BackupError> {
     let label = file.display().to_string();
     let opened = std::fs::File::open(file).map_err(|source| BackupError::Unreadable { path: file.into(), source })?;
     let mut cursor = BackupRecords::new(backup).peekable();
-    let mut answer =
-        WithTaken { file: label.clone(), n_skipped: 0, n_taken: 0, head: continued.head.into(), stopped: None };
+    let mut answer = WithTaken {
+        file: label.clone(),
+        n_skipped: 0,
+        n_differing: 0,
+        n_taken: 0,
+        head: continued.head.into(),
+        stopped: None,
+    };
     for (line, text) in numbered_lines(BufReader::with_capacity(1 << 20, opened)) {
         let text = text.map_err(|error| BackupError::Line { label: label.clone(), error })?;
         let record = match with_line(&text, line).map_err(|error| BackupError::Line { label: label.clone(), error })? {
@@ -276,6 +291,7 @@ fn plan_with(backup: &Backup, file: &Path, continued: &mut Continued) -> Result<
         let position = record.position;
         match step(&mut cursor, continued, record)? {
             Step::Skip => answer.n_skipped += 1,
+            Step::Differs => answer.n_differing += 1,
             Step::Take => answer.n_taken += 1,
             Step::Stop(reason) => {
                 answer.stopped = Some(Stopped { line, position, reason });
@@ -307,18 +323,13 @@ fn step(
     if position <= continued.backup_head.position {
         return Ok(match backup_hash_at(cursor, position)? {
             Some(hash) if hash == record.hash => Step::Skip,
-            Some(_) => Step::Stop(format!("differs from the backup at position {position}")),
-            None => Step::Stop(format!("position {position} comes after a later one")),
+            _ => Step::Differs,
         });
     }
     let head = continued.head;
     if position <= head.position {
         let index = (position - continued.backup_head.position - 1) as usize;
-        return Ok(if continued.hashes[index] == record.hash {
-            Step::Skip
-        } else {
-            Step::Stop(format!("differs at position {position} from the record an earlier file gave"))
-        });
+        return Ok(if continued.hashes[index] == record.hash { Step::Skip } else { Step::Differs });
     }
     if position > head.position + 1 {
         return Ok(Step::Stop(format!("a gap: position {position} after the head at {}", head.position)));
