@@ -450,9 +450,6 @@ fn main() -> ExitCode {
         Command::Import { file, restore: false, actor, chunk_facts, json } => {
             commands::import(&location, &file, actor, commands::ImportArgs { chunk_facts: chunk_facts as usize, json })
         }
-        Command::Log { from, limit, json } => commands::log(&location, from, limit, json),
-        Command::Verify { from, to } => commands::verify(&location, from, to.unwrap_or(0)),
-        Command::Export { jsonl: _, out } => commands::export(&location, out.as_deref()),
         Command::Backup { dir, check: true, json, .. } | Command::Restore { backup: dir, check: true, json, .. } => {
             backup_cmd::check(&dir, json)
         }
@@ -460,6 +457,9 @@ fn main() -> ExitCode {
             backup_cmd::backup(&location, &dir, segment_bytes as usize, json)
         }
         Command::Restore { backup, with, check: false, json } => backup_cmd::restore(&location, &backup, &with, json),
+        Command::Log { from, limit, json } => commands::log(&location, from, limit, json),
+        Command::Verify { from, to } => commands::verify(&location, from, to.unwrap_or(0)),
+        Command::Export { jsonl: _, out } => commands::export(&location, out.as_deref()),
         Command::Register { id, name, region, birth_date, registered_on, basis } => {
             single::register(&location, single::Registration { id, name, region, birth_date, registered_on, basis })
         }
