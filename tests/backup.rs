@@ -203,6 +203,16 @@ fn a_backup_of_another_ledger_is_refused_naming_both() {
     let message = stderr(&refused);
     assert!(message.contains(&ledger_id(&one)) && message.contains(&ledger_id(&other)), "{message}");
     assert_eq!(segments(&backup), before, "nothing written");
+
+    // Nor does a restore continue one ledger's backup with another's export.
+    let export = dir.path().join("other.jsonl");
+    ok(yibao(&other, &["export", "--out", text(&export)]));
+    let target = dir.path().join("target");
+    let refused = yibao(&target, &["restore", text(&backup), "--with", text(&export)]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
+    let message = stderr(&refused);
+    assert!(message.contains(&ledger_id(&one)) && message.contains(&ledger_id(&other)), "{message}");
+    assert!(holds_nothing(&target), "nothing restored");
 }
 
 #[test]

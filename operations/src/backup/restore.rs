@@ -303,8 +303,11 @@ fn plan_with(backup: &Backup, file: &Path, continued: &mut Continued) -> Result<
     Ok(answer)
 }
 
+/// A file whose header names another ledger is refused; one whose header
+/// names none it can tell (a salvage that could not read the log's header)
+/// is judged by its records' chain alone.
 fn check_with_ledger(ledger_id: &str, backup: &Backup, label: &str) -> Result<(), BackupError> {
-    if ledger_id == backup.ledger_id.to_string() {
+    if Uuid::parse_str(ledger_id).map_or(true, |named| named == backup.ledger_id) {
         return Ok(());
     }
     Err(BackupError::WithOtherLedger {
