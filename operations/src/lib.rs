@@ -8,6 +8,7 @@
 //! frontend.
 
 pub mod answers;
+pub mod backup;
 pub mod certificate;
 pub mod channels;
 pub mod checkpoints;

@@ -455,13 +455,18 @@ fn export_record(text: &str, line: usize) -> Result<ExportedRecord, LineError> {
         field: None,
         message: format!("malformed JSON: {e}"),
     })?;
+    export_record_of(&object, line)
+}
+
+/// A record line of an export, parsed: its position, stored bytes and hash.
+pub(crate) fn export_record_of(object: &Value, line: usize) -> Result<ExportedRecord, LineError> {
     let position = object.get("position").and_then(Value::as_u64).ok_or_else(|| LineError {
         line,
         field: Some("position".into()),
         message: "missing or not a number".into(),
     })?;
-    let stored = hex_field(&object, "stored", line)?;
-    let hash: [u8; 32] = hex_field(&object, "hash", line)?.try_into().map_err(|_| LineError {
+    let stored = hex_field(object, "stored", line)?;
+    let hash: [u8; 32] = hex_field(object, "hash", line)?.try_into().map_err(|_| LineError {
         line,
         field: Some("hash".into()),
         message: "not 32 bytes".into(),
