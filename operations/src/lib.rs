@@ -26,6 +26,7 @@ pub mod records;
 pub mod refund;
 pub mod register;
 pub mod replay;
+pub mod salvage;
 
 pub use error::{Classified, Kind, StorageError};
 pub use handle::{

@@ -8,6 +8,7 @@ mod manifest;
 mod owner;
 pub mod restore;
 mod run;
+pub mod salvage;
 mod scan;
 mod sled_log;
 mod store;
