@@ -6,6 +6,7 @@ mod flusher;
 mod index;
 mod manifest;
 mod owner;
+pub mod preserve;
 pub mod restore;
 mod run;
 pub mod salvage;

@@ -43,6 +43,11 @@ pub fn restore(
     if index_dir.exists() {
         std::fs::remove_dir_all(&index_dir)?;
     }
+    // So are segments kept from the store that was there.
+    let preserved = dir.join(super::preserve::PRESERVED_DIR);
+    if preserved.exists() {
+        std::fs::remove_dir_all(&preserved)?;
+    }
     super::anchor::remove(dir)?;
     let result = write_all(dir, header_bytes, records);
     if result.is_err() {

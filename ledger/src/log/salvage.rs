@@ -1,5 +1,5 @@
 //! Reading a sled log directory past damage, without sled: every file
-//! under `DIR/log` is read raw, every block is found by its magic, and a
+//! under `DIR/log` (and `DIR/preserved`, see `preserve`) is read raw, every block is found by its magic, and a
 //! record counts only if its hash is `SM3(prev ++ body)` and its bytes
 //! decode at its position. The records found are joined by position and
 //! hash into runs, from the genesis hash on.
@@ -137,6 +137,11 @@ impl Salvage {
         }
         let mut files = Vec::new();
         list_files(&log_dir, &mut files)?;
+        // What sled's recovery overwrote, as it was before (`preserve`).
+        let preserved = dir.join(super::preserve::PRESERVED_DIR);
+        if preserved.is_dir() {
+            list_files(&preserved, &mut files)?;
+        }
         files.sort();
         let mut carved = Carved::default();
         for (index, file) in files.iter().enumerate() {
