@@ -274,7 +274,7 @@ pub fn salvage(location: &Location, out_path: &Path) -> Result<()> {
     operations::salvage::check_backend(location).map_err(classified)?;
     let file = std::fs::File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let salvaged = operations::salvage::export(location, &mut out).map_err(classified)?;
+    let salvaged = records::export_salvage(location, &mut out).map_err(classified)?;
     let last = salvaged.last.as_ref().map_or("none".to_string(), |last| format!("{} {}", last.position, last.hash));
     outln!("salvaged {} records to {}; last record {last}", salvaged.n_records, out_path.display());
     outln!("the chain from genesis is unbroken to position {}", salvaged.unbroken_to);

@@ -399,6 +399,46 @@ fn write_line(out: &mut dyn Write, line: &impl Serialize) -> Result<(), ExportEr
     out.write_all(b"\n").map_err(ExportError::Write)
 }
 
+/// Writes every readable record of the sled store at `location` to `out`
+/// as an export does (`yibao salvage`): the header line (the header's
+/// stored bytes; its head is the last record written), then the records in
+/// position order, records after a gap included, each with its hash, so
+/// the chain shows where the gap is.
+pub fn export_salvage(location: &Location, out: &mut dyn Write) -> Result<SalvageAnswer, SalvageError> {
+    let found = salvage::read(location)?;
+    let answer = SalvageAnswer::from(&found);
+    let (Some(header_bytes), Some(header), Some(genesis)) = (&found.header_bytes, &found.header, found.genesis) else {
+        return Err(SalvageError::NoHeader { location: location.describe(), n_records: found.n_records });
+    };
+    let head = found.last.unwrap_or(Head { position: 0, hash: genesis });
+    let header_line = export_header_of(header, header_bytes, genesis, head);
+    write_line(out, &header_line).map_err(salvage_write)?;
+    let mut write_error = None;
+    let read = found.records(&mut |record| {
+        let (envelope_head, event) = envelope::decode_record(&record.stored)
+            .map_err(|e| LedgerError::Corrupt { position: record.position, reason: e.to_string() })?;
+        let envelope = Envelope { head: envelope_head, event, prev_hash: record.prev_hash, hash: record.hash };
+        write_line(out, &EnvelopeAnswer::new(&envelope, Some(&record.stored))).map_err(|error| {
+            let stopped = LedgerError::Io(std::io::Error::other(error.to_string()));
+            write_error = Some(salvage_write(error));
+            stopped
+        })
+    });
+    if let Some(error) = write_error {
+        return Err(error);
+    }
+    read.map_err(|error| SalvageError::Read { location: location.describe(), source: error.into() })?;
+    out.flush().map_err(SalvageError::Write)?;
+    Ok(answer)
+}
+
+fn salvage_write(error: ExportError) -> SalvageError {
+    match error {
+        ExportError::Write(error) => SalvageError::Write(error),
+        other => SalvageError::Write(std::io::Error::other(other.to_string())),
+    }
+}
+
 /// What `restore` rebuilt.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Restored {

@@ -1,17 +1,13 @@
 //! Salvage: the records of a sled store read without sled
 //! (`ledger::log::salvage`), for `verify`'s report on a damaged store and
-//! for `yibao salvage --out FILE`, which writes them in the export format
-//! (records after a gap included, each with its hash, so the chain shows
-//! where the gap is).
+//! for `yibao salvage --out FILE`, which `records::export_salvage` writes
+//! in the export format.
 
 use crate::error::{Classified, Kind, StorageError};
 use crate::import::HeadAnswer;
 use crate::location::{Backend, Location};
-use crate::records::{self, EnvelopeAnswer};
 use ledger::log::salvage::Salvage;
-use ledger::{envelope, Envelope, Head, LedgerError};
 use serde::Serialize;
-use std::io::Write;
 
 /// What the raw reading found (verify's `damage`, salvage's summary).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -130,41 +126,4 @@ pub fn read(location: &Location) -> Result<Salvage, SalvageError> {
     check_backend(location)?;
     Salvage::read(&location.data)
         .map_err(|error| SalvageError::Read { location: location.describe(), source: error.into() })
-}
-
-/// Writes every readable record of the store at `location` to `out` as an
-/// export does: the header line (the header's stored bytes; its head is
-/// the last record written), then the records in position order.
-pub fn export(location: &Location, out: &mut dyn Write) -> Result<SalvageAnswer, SalvageError> {
-    let salvage = read(location)?;
-    let answer = SalvageAnswer::from(&salvage);
-    let (Some(header_bytes), Some(header), Some(genesis)) = (&salvage.header_bytes, &salvage.header, salvage.genesis)
-    else {
-        return Err(SalvageError::NoHeader { location: location.describe(), n_records: salvage.n_records });
-    };
-    let head = salvage.last.unwrap_or(Head { position: 0, hash: genesis });
-    let header_line = records::export_header_of(header, header_bytes, genesis, head);
-    write_line(out, &header_line)?;
-    let mut write_error = None;
-    let read = salvage.records(&mut |record| {
-        let (envelope_head, event) = envelope::decode_record(&record.stored)
-            .map_err(|e| LedgerError::Corrupt { position: record.position, reason: e.to_string() })?;
-        let envelope = Envelope { head: envelope_head, event, prev_hash: record.prev_hash, hash: record.hash };
-        write_line(out, &EnvelopeAnswer::new(&envelope, Some(&record.stored))).map_err(|error| {
-            let message = error.to_string();
-            write_error = Some(error);
-            LedgerError::Io(std::io::Error::other(message))
-        })
-    });
-    if let Some(error) = write_error {
-        return Err(error);
-    }
-    read.map_err(|error| SalvageError::Read { location: location.describe(), source: error.into() })?;
-    out.flush().map_err(SalvageError::Write)?;
-    Ok(answer)
-}
-
-fn write_line(out: &mut dyn Write, line: &impl Serialize) -> Result<(), SalvageError> {
-    serde_json::to_writer(&mut *out, line).map_err(|e| SalvageError::Write(e.into()))?;
-    out.write_all(b"\n").map_err(SalvageError::Write)
 }
