@@ -1,7 +1,7 @@
 //! Reading a sled log directory past damage, without sled: every file
-//! under `DIR/log` (and `DIR/preserved`, see `preserve`) is read raw, every block is found by its magic, and a
-//! record counts only if its hash is `SM3(prev ++ body)` and its bytes
-//! decode at its position. The records found are joined by position and
+//! under `DIR/log` (and `DIR/preserved`, see `preserve`) is read raw,
+//! every block is found by its magic, and a record counts only if its
+//! hash is `SM3(prev ++ body)` and its bytes decode at its position. The records found are joined by position and
 //! hash into runs, from the genesis hash on.
 //!
 //! sled (without compression) writes each value's bytes contiguously
