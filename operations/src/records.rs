@@ -257,10 +257,15 @@ fn verified_of(header: &LogHeader, report: VerifyReport, damage: Option<SalvageA
 }
 
 /// Damage sled reports in its own files (on sled only: PostgreSQL has
-/// its own recovery).
+/// its own recovery). A header of another format or version (`Corrupt`
+/// at position 0) is no damage: it is said as it is.
 fn is_store_damage(location: &Location, error: &LedgerError) -> bool {
-    matches!(location.store, Backend::Sled)
-        && matches!(error, LedgerError::StoreDamaged { .. } | LedgerError::Corrupt { .. } | LedgerError::Sled(_))
+    let damage = match error {
+        LedgerError::StoreDamaged { .. } | LedgerError::Sled(_) => true,
+        LedgerError::Corrupt { position, .. } => *position > 0,
+        _ => false,
+    };
+    damage && matches!(location.store, Backend::Sled)
 }
 
 /// What sled said of its damaged files, without the advice around it.
