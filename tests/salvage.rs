@@ -210,6 +210,9 @@ fn damage_anywhere_in_sleds_file_is_named_and_every_untouched_block_is_salvaged(
 
         restores_to_the_first_break(&work, round, &lines, &salvaged, &pristine, &what);
         std::fs::remove_dir_all(&data).expect("remove the round's copy");
+        for written in [&salvage, &after] {
+            std::fs::remove_file(written).expect("remove the round's salvage");
+        }
     }
     for (tally, damage) in tallies.iter().zip(["one flipped byte", "one zeroed 4 KiB page"]) {
         println!(
