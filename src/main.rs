@@ -115,6 +115,14 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Read a damaged sled store's files without sled and write every
+    /// record that checks (hash and position) in the export format,
+    /// records after a gap included; prints the gaps and the first break.
+    Salvage {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write every envelope, with its stored bytes and hashes: the backup.
     Export {
         /// JSON Lines (the only format).
@@ -470,6 +478,7 @@ fn main() -> ExitCode {
         Command::Log { from, limit, json } => commands::log(&location, from, limit, json),
         Command::Verify { from, to } => commands::verify(&location, from, to.unwrap_or(0)),
         Command::Export { jsonl: _, out } => commands::export(&location, out.as_deref()),
+        Command::Salvage { out } => commands::salvage(&location, &out),
         Command::Register { id, name, region, birth_date, registered_on, basis } => {
             single::register(&location, single::Registration { id, name, region, birth_date, registered_on, basis })
         }

@@ -28,6 +28,7 @@ pub mod records;
 pub mod refund;
 pub mod register;
 pub mod replay;
+pub mod salvage;
 pub mod signed_head;
 
 pub use error::{Classified, Kind, StorageError};
