@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use ledger::{LogStore, OpenMode};
 use operations::channels::Channels;
 use operations::import::{self, Imported};
-use operations::records::{self, EnvelopeAnswer, ExportError, LogPage, VerifyError};
+use operations::records::{self, EnvelopeAnswer, ExportError, LogPage};
+use operations::salvage::{RangeAnswer, SalvageAnswer};
 use operations::Location;
 use operations::StorageError;
 use operations::{facts, Ledger};
@@ -195,14 +196,7 @@ pub fn log(location: &Location, from: u64, limit: usize, as_json: bool) -> Resul
 const RESTORE_ADVICE: &str = "restore from an export (`yibao import --restore FILE`) into an empty data directory";
 
 pub fn verify(location: &Location, from: u64, to: u64) -> Result<()> {
-    let verified = match records::verify(location, from, to) {
-        Ok(verified) => verified,
-        Err(damaged @ VerifyError::Damaged { .. }) => {
-            outln!("FAILED: {damaged}");
-            return Err(Findings(format!("the ledger store is damaged; {RESTORE_ADVICE}")).into());
-        }
-        Err(other) => return Err(classified(other)),
-    };
+    let verified = records::verify(location, from, to).map_err(classified)?;
     let rate = verified.n_records as f64 / verified.seconds.max(1e-9);
     outln!("chain: {} ({}), header ledger {}", verified.hash_algorithm, location.describe(), verified.ledger_id);
     outln!(
@@ -227,12 +221,82 @@ pub fn verify(location: &Location, from: u64, to: u64) -> Result<()> {
         }
         Some(problem) => {
             outln!("FAILED: {}", problem.description);
+            if let Some(damage) = &verified.damage {
+                print_damage(damage);
+                let said = match damage.first_damaged {
+                    Some(position) => format!("first damaged position {position}"),
+                    None => "every record was read without sled".to_string(),
+                };
+                return Err(Findings(format!("the ledger store is damaged ({said}); {SALVAGE_ADVICE}")).into());
+            }
             if problem.store_damaged {
                 return Err(Findings(format!("the ledger store is damaged; {RESTORE_ADVICE}")).into());
             }
             Err(Findings(format!("verification failed at position {}", problem.position)).into())
         }
     }
+}
+
+/// What to do about a store sled cannot read, once its records were read
+/// without sled.
+const SALVAGE_ADVICE: &str = "write what can be read with `yibao salvage --out FILE`, then restore from a backup \
+     (`yibao restore BACKUP_DIR --with FILE`), or restore from an export (`yibao import --restore FILE`) \
+     into an empty data directory";
+
+/// Verify's report of a store read without sled.
+fn print_damage(damage: &SalvageAnswer) {
+    let of_anchor =
+        damage.anchor.as_ref().map_or(String::new(), |a| format!(" (the log held {} at its last close)", a.position));
+    outln!(
+        "read without sled: {} records that check{of_anchor}; the chain from genesis is unbroken to position {}",
+        damage.n_records,
+        damage.unbroken_to
+    );
+    match damage.first_damaged {
+        Some(position) => outln!("first damaged position: {position}"),
+        None => outln!("every record was read; the damage is in sled's own data"),
+    }
+    if !damage.gaps.is_empty() {
+        outln!("could not read: positions {}", ranges(&damage.gaps));
+    }
+    if !damage.conflicts.is_empty() {
+        outln!("other copies disagree at positions {:?} (the chain that goes furthest was taken)", damage.conflicts);
+    }
+    if !damage.header_found {
+        outln!("the log's header was not found: its records cannot be restored from these files");
+    }
+    outln!("to recover: `yibao salvage --out FILE` writes every record read; restore from a backup with it (`yibao restore BACKUP_DIR --with FILE`), or `yibao import --restore FILE` when it has no gap");
+}
+
+/// `1..20, 31..40`.
+fn ranges(ranges: &[RangeAnswer]) -> String {
+    ranges.iter().map(|range| format!("{}..{}", range.first, range.last)).collect::<Vec<_>>().join(", ")
+}
+
+/// `yibao salvage --out FILE`: every record that can be read from a sled
+/// store's files without sled, in the export format.
+pub fn salvage(location: &Location, out_path: &Path) -> Result<()> {
+    operations::salvage::check_backend(location).map_err(classified)?;
+    let file = std::fs::File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let salvaged = records::export_salvage(location, &mut out).map_err(classified)?;
+    let last = salvaged.last.as_ref().map_or("none".to_string(), |last| format!("{} {}", last.position, last.hash));
+    outln!("salvaged {} records to {}; last record {last}", salvaged.n_records, out_path.display());
+    outln!("the chain from genesis is unbroken to position {}", salvaged.unbroken_to);
+    match salvaged.first_damaged {
+        Some(position) => outln!("first break: position {position}"),
+        None => outln!("no break: every record to the head of the last close was read"),
+    }
+    if !salvaged.gaps.is_empty() {
+        outln!("gaps (not in the file): positions {}", ranges(&salvaged.gaps));
+    }
+    if !salvaged.conflicts.is_empty() {
+        outln!("other copies disagree at positions {:?} (the chain that goes furthest was taken)", salvaged.conflicts);
+    }
+    if salvaged.n_unfinished > 0 {
+        outln!("{} records of an append never finished were left out (never acknowledged)", salvaged.n_unfinished);
+    }
+    Ok(())
 }
 
 pub fn export(location: &Location, out_path: Option<&Path>) -> Result<()> {

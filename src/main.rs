@@ -4,6 +4,7 @@
 #[macro_use]
 mod output;
 
+mod backup_cmd;
 mod certificate;
 mod commands;
 mod demo;
@@ -115,6 +116,14 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Read a damaged sled store's files without sled and write every
+    /// record that checks (hash and position) in the export format,
+    /// records after a gap included; prints the gaps and the first break.
+    Salvage {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write every envelope, with its stored bytes and hashes: the backup.
     Export {
         /// JSON Lines (the only format).
@@ -123,6 +132,44 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Add to DIR the records appended since the last backup there, as
+    /// segment files (run it every minute; see README, "Backups").
+    ///
+    /// Exit 1 when the ledger no longer extends the backup (its history
+    /// differs), 2 for a backup of another ledger; `--check` verifies every
+    /// segment instead (exit 1 naming a damaged one).
+    Backup {
+        /// The backup directory (created on the first run).
+        dir: PathBuf,
+        /// Verify every segment (SM3 and chain); back nothing up.
+        #[arg(long)]
+        check: bool,
+        /// Seal a segment once its records reach this many bytes.
+        #[arg(long, default_value_t = operations::backup::DEFAULT_SEGMENT_BYTES as u64,
+              value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+        segment_bytes: u64,
+        /// The answer as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a ledger in the (empty) --data/--store from a backup
+    /// directory, every segment checked first; exit 2 naming a damaged or
+    /// missing segment, nothing restored.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+        /// After the backup, the records of this export-format file (an
+        /// export, a salvage) that continue the chain, to its first gap or
+        /// break; repeatable, in order.
+        #[arg(long = "with", value_name = "FILE")]
+        with: Vec<PathBuf>,
+        /// Verify every segment; restore nothing.
+        #[arg(long, conflicts_with = "with")]
+        check: bool,
+        /// The answer as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Register a person (参保登记) for resident insurance: one fact, checked
     /// as an import line is.
@@ -432,9 +479,17 @@ fn main() -> ExitCode {
         Command::Import { file, restore: false, actor, chunk_facts, json } => {
             commands::import(&location, &file, actor, commands::ImportArgs { chunk_facts: chunk_facts as usize, json })
         }
+        Command::Backup { dir, check: true, json, .. } | Command::Restore { backup: dir, check: true, json, .. } => {
+            backup_cmd::check(&dir, json)
+        }
+        Command::Backup { dir, check: false, segment_bytes, json } => {
+            backup_cmd::backup(&location, &dir, segment_bytes as usize, json)
+        }
+        Command::Restore { backup, with, check: false, json } => backup_cmd::restore(&location, &backup, &with, json),
         Command::Log { from, limit, json } => commands::log(&location, from, limit, json),
         Command::Verify { from, to } => commands::verify(&location, from, to.unwrap_or(0)),
         Command::Export { jsonl: _, out } => commands::export(&location, out.as_deref()),
+        Command::Salvage { out } => commands::salvage(&location, &out),
         Command::Register { id, name, region, birth_date, registered_on, basis } => {
             single::register(&location, single::Registration { id, name, region, birth_date, registered_on, basis })
         }

@@ -113,6 +113,14 @@ pub struct ServeArgs {
     /// service is the only writer and does not poll.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     follow_ms: u64,
+    /// Back the ledger up into this directory every --backup-every-s
+    /// seconds, as `yibao backup DIR` does (which a sled ledger the
+    /// service holds cannot run beside it).
+    #[arg(long, value_name = "DIR")]
+    backup: Option<PathBuf>,
+    /// Seconds between two backups into --backup.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    backup_every_s: u64,
 }
 
 /// The service's limits, from the flags.
@@ -280,7 +288,8 @@ pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
         following,
         signing_key,
     });
-    runtime.block_on(serve(Arc::clone(&app), &args.addr))?;
+    let backup = args.backup.map(|dir| (dir, Duration::from_secs(args.backup_every_s)));
+    runtime.block_on(serve(Arc::clone(&app), &args.addr, backup))?;
     if let Some(refusal) = app.store.refusal() {
         eprintln!("note: writes were refused at shutdown ({}); every acknowledged write is durable", refusal.reason);
     }
@@ -324,7 +333,7 @@ pub fn lookups_of(data: &Path, id: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
+async fn serve(app: Arc<App>, addr: &str, backup: Option<(PathBuf, Duration)>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
     // The first line names the address (scripts and tests read it); nobody
@@ -333,6 +342,7 @@ async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     let _ = writeln!(stdout, "listening on {bound}").and_then(|()| stdout.flush());
     let watcher = tokio::spawn(watch_store(Arc::clone(&app)));
     let follower = app.following.every.map(|every| tokio::spawn(replica::follow(Arc::clone(&app), every)));
+    let backups = backup.map(|(dir, every)| tokio::spawn(back_up_every(Arc::clone(&app), dir, every)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(app.limits.header_read_timeout);
     let router = router(Arc::clone(&app));
@@ -378,8 +388,35 @@ async fn serve(app: Arc<App>, addr: &str) -> Result<()> {
     if let Some(follower) = follower {
         follower.abort();
     }
+    if let Some(backups) = backups {
+        backups.abort();
+    }
     eprintln!("stopped: in-flight requests finished");
     Ok(())
+}
+
+/// `--backup DIR`: the records appended since the last backup, every
+/// `every`, through the service's own open log; a failure is said on
+/// stderr and tried again at the next tick.
+async fn back_up_every(app: Arc<App>, dir: PathBuf, every: Duration) {
+    loop {
+        let (worker, dir_now) = (Arc::clone(&app), dir.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let log = worker.store.log().map_err(|error| error.message)?;
+            operations::backup::backup_log(&*log, &dir_now, operations::backup::DEFAULT_SEGMENT_BYTES)
+                .map_err(|error| operations::error::chain(&error))
+        })
+        .await;
+        match done {
+            Ok(Ok(done)) if done.n_records > 0 => {
+                eprintln!("backup: positions {}..{} into {}", done.from.position + 1, done.head.position, done.dir)
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(message)) => eprintln!("error: backup into {}: {message}", dir.display()),
+            Err(panicked) => eprintln!("error: backup into {}: {panicked}", dir.display()),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// While writes are refused after a storage failure, looks for space and

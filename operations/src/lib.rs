@@ -8,6 +8,7 @@
 //! frontend.
 
 pub mod answers;
+pub mod backup;
 pub mod certificate;
 pub mod channels;
 pub mod checkpoints;
@@ -27,6 +28,7 @@ pub mod records;
 pub mod refund;
 pub mod register;
 pub mod replay;
+pub mod salvage;
 pub mod signed_head;
 
 pub use error::{Classified, Kind, StorageError};

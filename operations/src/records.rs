@@ -9,9 +9,11 @@ use crate::handle::OpenError;
 use crate::import::HeadAnswer;
 use crate::location::{Backend, Location};
 use crate::progress;
+use crate::salvage::{self, SalvageAnswer, SalvageError};
 use ledger::log::restore::{self as ledger_restore, ExportedRecord};
-use ledger::log::VerifyProblem;
-use ledger::{envelope, Envelope, Head, LedgerError, LogReader, LogStore, OpenMode};
+use ledger::log::LogHeader;
+use ledger::log::{VerifyProblem, VerifyReport};
+use ledger::{envelope, Envelope, Hash, Head, LedgerError, LogReader, LogStore, OpenMode};
 use serde::Serialize;
 use serde_json::Value;
 use std::io::Write;
@@ -147,6 +149,10 @@ pub struct Verified {
     /// An append a crash cut short: never acknowledged, discarded.
     pub unfinished: Option<UnfinishedAnswer>,
     pub problem: Option<ProblemAnswer>,
+    /// For a store sled cannot read: what reading its files without sled
+    /// found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<SalvageAnswer>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -177,15 +183,15 @@ impl From<&VerifyProblem> for ProblemAnswer {
 /// `verify` could not check the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// sled cannot read the store at all: no position could be read.
-    #[error("the ledger store at {location} is damaged ({detail}): no position could be read")]
-    Damaged { location: String, detail: String },
     #[error("opening the ledger{}", crate::location::at_unless_named(.location, .source))]
     Open {
         location: String,
         #[source]
         source: StorageError,
     },
+    /// The store is damaged and its files could not be read raw either.
+    #[error(transparent)]
+    Salvage(#[from] SalvageError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -193,31 +199,52 @@ pub enum VerifyError {
 impl Classified for VerifyError {
     fn kind(&self) -> Kind {
         match self {
-            VerifyError::Damaged { .. } => Kind::Findings,
             VerifyError::Open { source, .. } | VerifyError::Storage(source) => source.kind(),
+            VerifyError::Salvage(error) => error.kind(),
         }
     }
 }
 
 /// Recomputes positions and the SM3 chain of `from..=to` (0: the head),
-/// changing nothing (the audit open).
+/// changing nothing (the audit open). A sled store that sled cannot open
+/// or read is read without sled (`salvage`): the answer then names the
+/// first damaged position, what could not be read and what could.
 pub fn verify(location: &Location, from: u64, to: u64) -> Result<Verified, VerifyError> {
+    let started = Instant::now();
     let log = match location.open_log(OpenMode::Audit) {
         Ok(log) => log,
-        Err(LedgerError::StoreDamaged { detail }) => {
-            return Err(VerifyError::Damaged { location: location.describe(), detail })
+        Err(error) if is_store_damage(location, &error) => {
+            return unopenable(location, from, &damage_detail(&error), started)
         }
         Err(other) => return Err(VerifyError::Open { location: location.describe(), source: other.into() }),
     };
     let head = log.durable_head().position;
     let last = if to == 0 { head } else { to.min(head) };
     let bar = progress::bar(last.saturating_sub(from.max(1)) + 1, "verifying");
-    let started = Instant::now();
-    let report = log.verify(from, to, &mut |n| bar.set_position(n)).map_err(StorageError::from)?;
+    let report = match log.verify(from, to, &mut |n| bar.set_position(n)) {
+        Ok(report) => report,
+        Err(error) if is_store_damage(location, &error) => {
+            bar.finish_and_clear();
+            drop(log);
+            return unopenable(location, from, &damage_detail(&error), started);
+        }
+        Err(error) => return Err(StorageError::from(error).into()),
+    };
     bar.finish_and_clear();
-    Ok(Verified {
-        hash_algorithm: log.header().hash_algorithm.clone(),
-        ledger_id: log.header().ledger_id.to_string(),
+    if matches!(report.problem, Some(VerifyProblem::Unreadable { .. })) && matches!(location.store, Backend::Sled) {
+        // sled's files are read raw, with sled's lock let go first.
+        let header = log.header().clone();
+        drop(log);
+        let found = SalvageAnswer::from(&salvage::read(location)?);
+        return Ok(verified_of(&header, report, Some(found), started));
+    }
+    Ok(verified_of(log.header(), report, None, started))
+}
+
+fn verified_of(header: &LogHeader, report: VerifyReport, damage: Option<SalvageAnswer>, started: Instant) -> Verified {
+    Verified {
+        hash_algorithm: header.hash_algorithm.clone(),
+        ledger_id: header.ledger_id.to_string(),
         first_position: report.first_position,
         last_good: report.last_good.into(),
         n_records: report.n_records,
@@ -225,6 +252,55 @@ pub fn verify(location: &Location, from: u64, to: u64) -> Result<Verified, Verif
         seconds: started.elapsed().as_secs_f64(),
         unfinished: report.unfinished.map(|u| UnfinishedAnswer { n_records: u.n_records, after: u.after }),
         problem: report.problem.as_ref().map(ProblemAnswer::from),
+        damage,
+    }
+}
+
+/// Damage sled reports in its own files (on sled only: PostgreSQL has
+/// its own recovery). A header of another format or version (`Corrupt`
+/// at position 0) is no damage: it is said as it is.
+fn is_store_damage(location: &Location, error: &LedgerError) -> bool {
+    let damage = match error {
+        LedgerError::StoreDamaged { .. } | LedgerError::Sled(_) => true,
+        LedgerError::Corrupt { position, .. } => *position > 0,
+        _ => false,
+    };
+    damage && matches!(location.store, Backend::Sled)
+}
+
+/// What sled said of its damaged files, without the advice around it.
+fn damage_detail(error: &LedgerError) -> String {
+    match error {
+        LedgerError::StoreDamaged { detail } => detail.clone(),
+        other => ledger::error::chain(other),
+    }
+}
+
+/// The answer for a store sled cannot open (or read on): what the raw
+/// reading found.
+fn unopenable(location: &Location, from: u64, detail: &str, started: Instant) -> Result<Verified, VerifyError> {
+    let found = salvage::read(location)?;
+    let damage = SalvageAnswer::from(&found);
+    let position = damage.first_damaged.unwrap_or(found.unbroken_to + 1);
+    let first = from.max(1);
+    Ok(Verified {
+        hash_algorithm: found.header.as_ref().map_or_else(|| "unknown".into(), |h| h.hash_algorithm.clone()),
+        ledger_id: found.header.as_ref().map_or_else(|| "unknown".into(), |h| h.ledger_id.to_string()),
+        first_position: first,
+        last_good: Head { position: found.unbroken_to, hash: found.unbroken_hash }.into(),
+        n_records: found.unbroken_to.saturating_sub(first - 1),
+        n_blocks: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        unfinished: None,
+        problem: Some(ProblemAnswer {
+            position,
+            store_damaged: true,
+            description: format!(
+                "the ledger store at {} is damaged ({detail}): sled cannot read it",
+                location.describe()
+            ),
+        }),
+        damage: Some(damage),
     })
 }
 
@@ -303,13 +379,18 @@ pub fn export(log: &dyn LogStore, out: &mut dyn Write) -> Result<Exported, Expor
 }
 
 fn export_header(log: &dyn LogStore, head: Head) -> ExportHeader {
-    let header = log.header();
+    export_header_of(log.header(), log.header_bytes(), log.genesis_hash(), head)
+}
+
+/// An export's header line for a log with this header (and its stored
+/// bytes), whose last record written is `head`.
+pub fn export_header_of(header: &LogHeader, header_bytes: &[u8], genesis: Hash, head: Head) -> ExportHeader {
     ExportHeader {
-        bytes: hex::encode(log.header_bytes()),
+        bytes: hex::encode(header_bytes),
         created_at: header.created_at.to_string(),
         format: header.format.clone(),
         format_version: header.format_version,
-        genesis_hash: hex::encode(log.genesis_hash()),
+        genesis_hash: hex::encode(genesis),
         hash_algorithm: header.hash_algorithm.clone(),
         head_hash: hex::encode(head.hash),
         head_position: head.position,
@@ -321,6 +402,46 @@ fn export_header(log: &dyn LogStore, head: Head) -> ExportHeader {
 fn write_line(out: &mut dyn Write, line: &impl Serialize) -> Result<(), ExportError> {
     serde_json::to_writer(&mut *out, line).map_err(|e| ExportError::Write(e.into()))?;
     out.write_all(b"\n").map_err(ExportError::Write)
+}
+
+/// Writes every readable record of the sled store at `location` to `out`
+/// as an export does (`yibao salvage`): the header line (the header's
+/// stored bytes; its head is the last record written), then the records in
+/// position order, records after a gap included, each with its hash, so
+/// the chain shows where the gap is.
+pub fn export_salvage(location: &Location, out: &mut dyn Write) -> Result<SalvageAnswer, SalvageError> {
+    let found = salvage::read(location)?;
+    let answer = SalvageAnswer::from(&found);
+    let (Some(header_bytes), Some(header), Some(genesis)) = (&found.header_bytes, &found.header, found.genesis) else {
+        return Err(SalvageError::NoHeader { location: location.describe(), n_records: found.n_records });
+    };
+    let head = found.last.unwrap_or(Head { position: 0, hash: genesis });
+    let header_line = export_header_of(header, header_bytes, genesis, head);
+    write_line(out, &header_line).map_err(salvage_write)?;
+    let mut write_error = None;
+    let read = found.records(&mut |record| {
+        let (envelope_head, event) = envelope::decode_record(&record.stored)
+            .map_err(|e| LedgerError::Corrupt { position: record.position, reason: e.to_string() })?;
+        let envelope = Envelope { head: envelope_head, event, prev_hash: record.prev_hash, hash: record.hash };
+        write_line(out, &EnvelopeAnswer::new(&envelope, Some(&record.stored))).map_err(|error| {
+            let stopped = LedgerError::Io(std::io::Error::other(error.to_string()));
+            write_error = Some(salvage_write(error));
+            stopped
+        })
+    });
+    if let Some(error) = write_error {
+        return Err(error);
+    }
+    read.map_err(|error| SalvageError::Read { location: location.describe(), source: error.into() })?;
+    out.flush().map_err(SalvageError::Write)?;
+    Ok(answer)
+}
+
+fn salvage_write(error: ExportError) -> SalvageError {
+    match error {
+        ExportError::Write(error) => SalvageError::Write(error),
+        other => SalvageError::Write(std::io::Error::other(other.to_string())),
+    }
 }
 
 /// What `restore` rebuilt.
@@ -455,13 +576,18 @@ fn export_record(text: &str, line: usize) -> Result<ExportedRecord, LineError> {
         field: None,
         message: format!("malformed JSON: {e}"),
     })?;
+    export_record_of(&object, line)
+}
+
+/// A record line of an export, parsed: its position, stored bytes and hash.
+pub(crate) fn export_record_of(object: &Value, line: usize) -> Result<ExportedRecord, LineError> {
     let position = object.get("position").and_then(Value::as_u64).ok_or_else(|| LineError {
         line,
         field: Some("position".into()),
         message: "missing or not a number".into(),
     })?;
-    let stored = hex_field(&object, "stored", line)?;
-    let hash: [u8; 32] = hex_field(&object, "hash", line)?.try_into().map_err(|_| LineError {
+    let stored = hex_field(object, "stored", line)?;
+    let hash: [u8; 32] = hex_field(object, "hash", line)?.try_into().map_err(|_| LineError {
         line,
         field: Some("hash".into()),
         message: "not 32 bytes".into(),

@@ -43,6 +43,11 @@ pub fn restore(
     if index_dir.exists() {
         std::fs::remove_dir_all(&index_dir)?;
     }
+    // So are segments kept from the store that was there.
+    let preserved = dir.join(super::preserve::PRESERVED_DIR);
+    if preserved.exists() {
+        std::fs::remove_dir_all(&preserved)?;
+    }
     super::anchor::remove(dir)?;
     let result = write_all(dir, header_bytes, records);
     if result.is_err() {
@@ -58,7 +63,18 @@ pub fn restore(
 pub fn check_exported(head: &Head, record: &ExportedRecord) -> Result<EnvelopeHead> {
     let corrupt = |reason: String| LedgerError::Corrupt { position: record.position, reason };
     if record.position != head.position + 1 {
-        return Err(corrupt(format!("export skips from position {} to {}", head.position, record.position)));
+        let reason = if record.position > head.position + 1 {
+            format!(
+                "positions {}..{} are missing: the export skips from position {} to {} (a gap)",
+                head.position + 1,
+                record.position - 1,
+                head.position,
+                record.position
+            )
+        } else {
+            format!("export skips from position {} to {}", head.position, record.position)
+        };
+        return Err(corrupt(reason));
     }
     let (envelope_head, _) = envelope::decode_record(&record.stored).map_err(|e| corrupt(e.to_string()))?;
     if envelope_head.position != record.position {

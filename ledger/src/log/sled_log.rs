@@ -6,6 +6,7 @@ use super::flusher::IndexFiles;
 use super::index::{self, Fingerprints, Indexes, KeyIndex, KeyUse, Secret, StreamIndex};
 use super::manifest::{self, Manifest};
 use super::owner::{self, OwnerFile};
+use super::preserve;
 use super::run::Run;
 use super::scan;
 use super::writer::{self, WriterHandle};
@@ -221,8 +222,19 @@ pub fn open_store(dir: &Path) -> Result<sled::Db> {
 }
 
 /// Opens sled under `DIR/log`; damage and a lock held elsewhere are errors
-/// of their own, in words an operator can act on.
+/// of their own, in words an operator can act on. What sled's recovery
+/// overwrites of its active segment is kept for salvage (`preserve`).
 fn open_sled(dir: &Path) -> Result<sled::Db> {
+    let kept = preserve::before_open(&dir.join("log"));
+    let opened = open_sled_waiting(dir);
+    // Another process holding the store may be writing to it.
+    if !matches!(opened, Err(LedgerError::InUse { .. })) {
+        preserve::after_open(dir, kept);
+    }
+    opened
+}
+
+fn open_sled_waiting(dir: &Path) -> Result<sled::Db> {
     let path = dir.join("log");
     let config = sled::Config::new()
         .path(&path)
