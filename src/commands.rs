@@ -107,6 +107,11 @@ pub fn import_into<S: import::Source + ?Sized>(
 ) -> Result<()> {
     let options = import::ImportOptions { chunk_facts: args.chunk_facts, show_progress: !args.json };
     let imported = import::import(ledger, source, label, actor, options).map_err(classified)?;
+    // The Merkle tree store follows the log here, so that a proof later
+    // reads only what came after; the facts are durable whatever it does.
+    if let Err(error) = operations::proof::keep_tree_current(ledger) {
+        eprintln!("note: the Merkle tree store was not caught up: {}", operations::error::chain(&error));
+    }
     if args.json {
         outln!("{}", serde_json::to_string(&imported)?);
     } else {

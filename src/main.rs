@@ -13,6 +13,7 @@ mod family;
 mod lookup;
 mod policy;
 mod private_files;
+mod proof_cmd;
 mod reconcile_cmd;
 mod refund;
 mod replay_cmd;
@@ -426,6 +427,16 @@ enum Command {
         #[arg(long)]
         no_record: bool,
     },
+    /// Merkle tree heads and proofs of the log, and their offline check.
+    ///
+    /// The ledger's records are the leaves of a Merkle tree (RFC 9162's
+    /// shape, SM3). Its root at a size, the tree head, is what a hospital,
+    /// a bank or an auditor keeps; an inclusion proof shows that a record is
+    /// in the tree of a head, a consistency proof that a later head extends
+    /// an earlier one (nothing recorded before it changed or went). `proof
+    /// verify` checks either from the proof file and a trusted head alone.
+    #[command(subcommand)]
+    Proof(proof_cmd::ProofCommand),
 }
 
 #[derive(Subcommand)]
@@ -503,6 +514,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(&location),
         Command::Serve(args) => serve::run(&location, args),
         Command::Access { id, json } => serve::lookups_of(&cli.data, &id, json),
+        Command::Proof(command) => proof_cmd::run(&location, command),
         Command::Reconcile { show_format: Some(name), .. } => reconcile_cmd::show_format(&name),
         Command::Reconcile {
             files, format, mapping, channel, from, to, tolerance_days, csv, json, no_record, ..

@@ -27,6 +27,7 @@ mod metrics;
 mod openapi;
 mod persons;
 mod poison;
+mod proof;
 mod replica;
 mod store;
 mod web;
@@ -495,6 +496,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
         ("post", "/v1/audit/verify", post(audit::verify)),
         ("post", "/v1/audit/replay", post(audit::replay)),
         ("get", "/v1/audit/jobs/{job}", get(audit::job)),
+        ("get", "/v1/proof/inclusion", get(proof::inclusion)),
+        ("get", "/v1/proof/consistency", get(proof::consistency)),
     ]
 }
 

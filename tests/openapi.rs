@@ -183,6 +183,19 @@ fn live_answers_fit_the_schemas_the_document_gives() {
     assert!(stuck["stuck"][0].is_object(), "{stuck}");
     let path = format!("/v1/certificates/{PERSON}/2025?format=json");
     check(&server, document, ("get", "/v1/certificates/{id_number}/{year}", &path), Some(AUDITOR), None, 200);
+    let inclusion = ("get", "/v1/proof/inclusion", "/v1/proof/inclusion?position=3");
+    let proof = check(&server, document, inclusion, Some(AUDITOR), None, 200);
+    assert!(proof["path"][0].is_string(), "{proof}");
+    let consistency = ("get", "/v1/proof/consistency", "/v1/proof/consistency?old=2");
+    check(&server, document, consistency, Some(AUDITOR), None, 200);
+    check(
+        &server,
+        document,
+        ("get", "/v1/proof/inclusion", "/v1/proof/inclusion?position=999999"),
+        Some(AUDITOR),
+        None,
+        400,
+    );
 
     let registration = json!({"type": "person_registered", "v": 1, "person": "520502199102021228", "name": "孙丽",
                               "region": "520500", "birth_date": "1991-02-02", "registered_on": "2024-09-25"});

@@ -12,6 +12,7 @@ mod serve_load;
 mod sqlite;
 mod store_catch_up;
 mod store_probe;
+mod tree;
 mod workload;
 mod yibao;
 
@@ -338,10 +339,12 @@ fn run_log(args: &LogArgs) -> Result<()> {
     if args.without_peer {
         let yibao = measure_yibao(&scratch.path().join("yibao"), events, args)?;
         println!("{yibao:#?}");
+        measure_tree(scratch.path(), args, &yibao)?.print_table();
         return Ok(());
     }
     let mut sqlite = measure_sqlite(&scratch.path().join("sqlite"), &events, args)?;
     let yibao = measure_yibao(&scratch.path().join("yibao"), events, args)?;
+    let tree = measure_tree(scratch.path(), args, &yibao)?;
     // Both stores' space is measured against the ledger's raw record bytes,
     // known only now.
     sqlite.space = Space::new(sqlite.space.disk_bytes, args.events, yibao.raw_record_bytes);
@@ -358,6 +361,7 @@ fn run_log(args: &LogArgs) -> Result<()> {
         notes: notes(&yibao),
         yibao,
         sqlite,
+        tree,
         targets: TARGETS,
     };
     if args.json {
@@ -366,6 +370,12 @@ fn run_log(args: &LogArgs) -> Result<()> {
         report.print_table();
     }
     Ok(())
+}
+
+/// The same ingest with the Merkle tree kept current, and proofs over it.
+fn measure_tree(scratch: &Path, args: &LogArgs, yibao: &YibaoFigures) -> Result<tree::TreeFigures> {
+    let dir = scratch.join("yibao-tree");
+    tree::measure(&dir, args.events, args.appenders, args.events_per_request, &yibao.ingest)
 }
 
 fn generate(args: &LogArgs) -> Events {

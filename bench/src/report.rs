@@ -103,6 +103,8 @@ pub struct Report {
     pub setup: Setup,
     pub yibao: YibaoFigures,
     pub sqlite: SqliteFigures,
+    /// The Merkle tree store: ingest with it current, proofs.
+    pub tree: crate::tree::TreeFigures,
     pub yibao_over_sqlite: Ratios,
     pub targets: Targets,
     pub notes: Vec<String>,
@@ -134,6 +136,7 @@ impl Report {
         for note in &self.notes {
             println!("- {note}");
         }
+        self.tree.print_table();
     }
 
     fn rows(&self) -> Vec<Row> {

@@ -6,12 +6,19 @@
 //!
 //! The tree's leaves are the records' chain hashes in position order:
 //! position p is leaf p − 1, and the tree of size n covers positions 1..=n.
+//! They are read through the tree store (`store.rs`, `DIR/merkle/tree`):
+//! O(log n) stored hashes plus at most two chunks of records per answer.
+
+mod store;
 
 use crate::error::{Classified, Kind, StorageError};
 use crate::Ledger;
 use ledger::envelope::Hash;
 use ledger::merkle;
+use ledger::{LedgerError, LogStore};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+pub use store::{TreeStore, TreeView, ViewFailure, CHUNK_LEAVES};
 
 /// The root of the tree over the log's first `tree_size` positions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +30,7 @@ pub struct TreeHead {
 
 /// That the record at `position`, whose chain hash is `chain_hash`, is in
 /// the tree of `tree_size` leaves whose root is `root`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InclusionProof {
     pub position: u64,
     /// The record's chain hash (the leaf), hex.
@@ -36,7 +43,7 @@ pub struct InclusionProof {
 }
 
 /// That the tree of `new_size` leaves extends the tree of `old_size`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsistencyProof {
     pub old_size: u64,
     pub old_root: String,
@@ -74,43 +81,140 @@ impl Classified for ProofError {
 
 /// The tree head at `tree_size` (None: the log's durable head).
 pub fn tree_head(ledger: &Ledger, tree_size: Option<u64>) -> Result<TreeHead, ProofError> {
-    let tree = Tree::read(ledger, tree_size)?;
-    Ok(TreeHead { tree_size: tree.size(), root: hex::encode(tree.root()?) })
+    with_tree(ledger, tree_size, tree_head_of)
 }
 
 /// The inclusion proof of `position` in the tree of `tree_size` (None:
 /// the head).
 pub fn inclusion(ledger: &Ledger, position: u64, tree_size: Option<u64>) -> Result<InclusionProof, ProofError> {
-    let tree = Tree::read(ledger, tree_size)?;
-    if position == 0 || position > tree.size() {
-        return Err(ProofError::OutOfRange { what: "position", value: position, head: tree.size() });
-    }
-    let index = position - 1;
-    let path = merkle::inclusion_proof(index, tree.size(), tree.leaves()).map_err(ProofError::Invalid)?;
-    Ok(InclusionProof {
-        position,
-        chain_hash: hex::encode(tree.chain_hashes[index as usize]),
-        tree_size: tree.size(),
-        root: hex::encode(tree.root()?),
-        path: path.iter().map(hex::encode).collect(),
-    })
+    with_tree(ledger, tree_size, |view| inclusion_of(view, position))
 }
 
 /// The consistency proof from `old_size` to `new_size` (None: the head).
 pub fn consistency(ledger: &Ledger, old_size: u64, new_size: Option<u64>) -> Result<ConsistencyProof, ProofError> {
-    let tree = Tree::read(ledger, new_size)?;
-    if old_size > tree.size() {
-        return Err(ProofError::OutOfRange { what: "old tree size", value: old_size, head: tree.size() });
+    with_tree(ledger, new_size, |view| consistency_of(view, old_size))
+}
+
+/// Catches the ledger's tree store up to the log's head (after an
+/// import), so that the next proof reads only what came after.
+pub fn keep_tree_current(ledger: &Ledger) -> Result<(), ProofError> {
+    TreeStore::open(ledger.data(), ledger.log())?;
+    Ok(())
+}
+
+/// The tree head of `view`'s tree.
+pub fn tree_head_of(view: &TreeView<'_>) -> Result<TreeHead, ProofError> {
+    let root = merkle::root_of(view.tree_size(), view).map_err(|error| failure(view, error))?;
+    Ok(TreeHead { tree_size: view.tree_size(), root: hex::encode(root) })
+}
+
+/// The inclusion proof of `position` in `view`'s tree.
+pub fn inclusion_of(view: &TreeView<'_>, position: u64) -> Result<InclusionProof, ProofError> {
+    let tree_size = view.tree_size();
+    if position == 0 || position > tree_size {
+        return Err(ProofError::OutOfRange { what: "position", value: position, head: tree_size });
     }
-    let path = merkle::consistency_proof(old_size, tree.size(), tree.leaves()).map_err(ProofError::Invalid)?;
-    let old_root = merkle::root_of(old_size, tree.leaves()).map_err(ProofError::Invalid)?;
+    let index = position - 1;
+    let generated = merkle::inclusion_proof(index, tree_size, view)
+        .and_then(|path| Ok((path, view.chain_hash(index)?, merkle::root_of(tree_size, view)?)));
+    let (path, chain_hash, root) = generated.map_err(|error| failure(view, error))?;
+    Ok(InclusionProof {
+        position,
+        chain_hash: hex::encode(chain_hash),
+        tree_size,
+        root: hex::encode(root),
+        path: path.iter().map(hex::encode).collect(),
+    })
+}
+
+/// The consistency proof from `old_size` to `view`'s tree.
+pub fn consistency_of(view: &TreeView<'_>, old_size: u64) -> Result<ConsistencyProof, ProofError> {
+    let new_size = view.tree_size();
+    if old_size > new_size {
+        return Err(ProofError::OutOfRange { what: "old tree size", value: old_size, head: new_size });
+    }
+    let generated = merkle::consistency_proof(old_size, new_size, view)
+        .and_then(|path| Ok((path, merkle::root_of(old_size, view)?, merkle::root_of(new_size, view)?)));
+    let (path, old_root, new_root) = generated.map_err(|error| failure(view, error))?;
     Ok(ConsistencyProof {
         old_size,
         old_root: hex::encode(old_root),
-        new_size: tree.size(),
-        new_root: hex::encode(tree.root()?),
+        new_size,
+        new_root: hex::encode(new_root),
         path: path.iter().map(hex::encode).collect(),
     })
+}
+
+/// A generation error: the storage failure underneath it when there is
+/// one (a store that disagrees with the log is a damaged store).
+fn failure(view: &TreeView<'_>, error: merkle::ProofError) -> ProofError {
+    match view.take_failure() {
+        Some(ViewFailure::Storage(storage)) => ProofError::Storage(storage),
+        Some(ViewFailure::Disagrees { chunk }) => {
+            let position = (chunk + 1) * CHUNK_LEAVES;
+            let reason = "the Merkle tree store disagrees with the log's chunk ending here".to_string();
+            ProofError::Storage(StorageError::Ledger(LedgerError::Corrupt { position, reason }))
+        }
+        None => ProofError::Invalid(error),
+    }
+}
+
+/// The inclusion proof of `position` in the tree of `tree_size` (None: the
+/// head) of the log held with its data directory `data` (the service's).
+pub fn inclusion_at(
+    data: &Path,
+    log: &dyn LogStore,
+    position: u64,
+    tree_size: Option<u64>,
+) -> Result<InclusionProof, ProofError> {
+    with_tree_at(data, log, tree_size, |view| inclusion_of(view, position))
+}
+
+/// The consistency proof from `old_size` to `new_size` (None: the head)
+/// of the log held with its data directory `data` (the service's).
+pub fn consistency_at(
+    data: &Path,
+    log: &dyn LogStore,
+    old_size: u64,
+    new_size: Option<u64>,
+) -> Result<ConsistencyProof, ProofError> {
+    with_tree_at(data, log, new_size, |view| consistency_of(view, old_size))
+}
+
+fn with_tree<T>(
+    ledger: &Ledger,
+    tree_size: Option<u64>,
+    answer: impl Fn(&TreeView<'_>) -> Result<T, ProofError>,
+) -> Result<T, ProofError> {
+    with_tree_at(ledger.data(), ledger.log(), tree_size, answer)
+}
+
+/// Answers over the tree store in `data` at `tree_size` (None: the head).
+/// A store that disagrees with the log met on the way is noted, rebuilt
+/// from the log and asked again.
+fn with_tree_at<T>(
+    data: &Path,
+    log: &dyn LogStore,
+    tree_size: Option<u64>,
+    answer: impl Fn(&TreeView<'_>) -> Result<T, ProofError>,
+) -> Result<T, ProofError> {
+    let head = log.durable_head().position;
+    let size = tree_size.unwrap_or(head);
+    if size > head {
+        return Err(ProofError::OutOfRange { what: "tree size", value: size, head });
+    }
+    let store = TreeStore::open(data, log)?;
+    let view = store.view(log, size);
+    let answered = answer(&view);
+    let Some(chunk) = view.disagreed() else { return answered };
+    eprintln!(
+        "note: the Merkle tree store {} disagrees with the log's records {}..={}; rebuilding it from the log",
+        TreeStore::path_in(data).display(),
+        chunk * CHUNK_LEAVES + 1,
+        (chunk + 1) * CHUNK_LEAVES
+    );
+    let store = TreeStore::rebuild(data, log)?;
+    answer(&store.view(log, size))
 }
 
 impl InclusionProof {
@@ -151,47 +255,4 @@ pub fn parse_hash(text: &str, field: &str) -> Result<Hash, ProofError> {
 
 fn parse_path(path: &[String]) -> Result<Vec<Hash>, ProofError> {
     path.iter().enumerate().map(|(at, text)| parse_hash(text, &format!("path[{at}]"))).collect()
-}
-
-/// The leaves of the tree of one size, read from the log.
-struct Tree {
-    chain_hashes: Vec<Hash>,
-    leaf_hashes: Vec<Hash>,
-}
-
-impl Tree {
-    /// Reads the chain hashes of positions 1..=`tree_size` (None: the
-    /// durable head).
-    fn read(ledger: &Ledger, tree_size: Option<u64>) -> Result<Tree, ProofError> {
-        let log = ledger.log();
-        let head = log.durable_head().position;
-        let size = tree_size.unwrap_or(head);
-        if size > head {
-            return Err(ProofError::OutOfRange { what: "tree size", value: size, head });
-        }
-        let mut chain_hashes = Vec::with_capacity(size as usize);
-        if size > 0 {
-            for record in log.stored_records(1).map_err(StorageError::from)? {
-                let record = record.map_err(StorageError::from)?;
-                chain_hashes.push(record.hash);
-                if record.position >= size {
-                    break;
-                }
-            }
-        }
-        let leaf_hashes = chain_hashes.iter().map(|hash| merkle::leaf_hash(hash)).collect();
-        Ok(Tree { chain_hashes, leaf_hashes })
-    }
-
-    fn size(&self) -> u64 {
-        self.chain_hashes.len() as u64
-    }
-
-    fn leaves(&self) -> &[Hash] {
-        self.leaf_hashes.as_slice()
-    }
-
-    fn root(&self) -> Result<Hash, ProofError> {
-        merkle::root_of(self.size(), self.leaves()).map_err(ProofError::Invalid)
-    }
 }

@@ -19,6 +19,7 @@ use operations::certificate::Certificate;
 use operations::coverage::{CoverageAnswer, HistoryAnswer, UnpaidPage};
 use operations::family::{PersonAnswer as FamilyPerson, PostedAnswer as RecordedFact};
 use operations::import::Appended;
+use operations::proof::{ConsistencyProof, InclusionProof};
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
 use utoipa::openapi::schema::{ComponentsBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, Type};
@@ -156,6 +157,7 @@ fn described(schemas: &mut Schemas) -> Vec<Described> {
     lookups(schemas, &mut add);
     writes(schemas, &mut add);
     audits(schemas, &mut add);
+    proofs(schemas, &mut add);
     routes
 }
 
@@ -316,6 +318,29 @@ fn audits(schemas: &mut Schemas, add: &mut Add) {
             Type::Integer,
             "the job's number",
         )),
+    );
+}
+
+/// The Merkle tree's proofs: the files `yibao proof verify` takes.
+fn proofs(schemas: &mut Schemas, add: &mut Add) {
+    let errors = ["400", "401", "403", "503"];
+    let inclusion = schemas.answer::<InclusionProof>("{position, chain_hash, tree_size, root, path}", &[JSON]);
+    let summary = "That the record at a position is in the log's Merkle tree of a size (office, auditor): `yibao proof inclusion --json`, checked offline by `yibao proof verify`; 400 names the head for a position or size past it";
+    add(
+        "get",
+        "/v1/proof/inclusion",
+        operation(summary, "200", inclusion, &errors)
+            .parameter(query("position", Type::Integer, true, "the record's position, from 1"))
+            .parameter(query("tree_size", Type::Integer, false, "the tree's size (default: the head)")),
+    );
+    let consistency = schemas.answer::<ConsistencyProof>("{old_size, old_root, new_size, new_root, path}", &[JSON]);
+    let summary = "That the log's Merkle tree of one size extends the tree of an earlier size (office, auditor): `yibao proof consistency --json`";
+    add(
+        "get",
+        "/v1/proof/consistency",
+        operation(summary, "200", consistency, &errors)
+            .parameter(query("old", Type::Integer, true, "the earlier tree's size"))
+            .parameter(query("new", Type::Integer, false, "the later tree's size (default: the head)")),
     );
 }
 

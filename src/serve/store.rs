@@ -87,6 +87,11 @@ impl Store {
         }
     }
 
+    /// The data directory (the tree store, keys, the access log).
+    pub fn data(&self) -> &std::path::Path {
+        &self.location.data
+    }
+
     /// The log, for a read or a write. Hold it only as long as the work.
     pub fn log(&self) -> Result<Arc<dyn LogStore>, ApiError> {
         let current = read_plain(&self.log);

@@ -8,6 +8,7 @@ use super::restore::ExportedRecord;
 use super::sled_log::{LogHeader, SledLog};
 use super::verify::VerifyReport;
 use super::{AppendOutcome, LogBackend, NewEvent};
+use crate::envelope::Hash;
 use crate::error::{LedgerError, Result};
 
 /// Stored records in position order, each with its hash.
@@ -32,6 +33,20 @@ pub trait LogStore: LogBackend {
     /// head), naming the first record that fails; `progress` gets the
     /// number of records checked so far.
     fn verify(&self, from: u64, to: u64, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport>;
+    /// Calls `visit` with the position and chain hash of every record in
+    /// `from..=to` (clamped to the durable head), in position order: what
+    /// the Merkle tree over the log reads. A backend may read the hashes
+    /// without copying or decoding the records.
+    fn chain_hashes(&self, from: u64, to: u64, visit: &mut dyn FnMut(u64, &Hash)) -> Result<()> {
+        for record in self.stored_records(from)? {
+            let record = record?;
+            if record.position > to {
+                break;
+            }
+            visit(record.position, &record.hash);
+        }
+        Ok(())
+    }
     /// Where the log is, for messages: a directory, or a database named
     /// without its password.
     fn location(&self) -> String;
@@ -81,6 +96,29 @@ impl LogStore for SledLog {
 
     fn verify(&self, from: u64, to: u64, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
         SledLog::verify(self, from, to, progress)
+    }
+
+    /// The raw blocks' hashes, neither copied nor decoded.
+    fn chain_hashes(&self, from: u64, to: u64, visit: &mut dyn FnMut(u64, &Hash)) -> Result<()> {
+        let (from, to) = (from.max(1), to.min(self.durable_head().position));
+        if from > to {
+            return Ok(());
+        }
+        for item in self.blocks_from(from)? {
+            let (first, bytes) = item?;
+            let corrupt = |reason: String| LedgerError::Corrupt { position: first, reason };
+            let view = super::block::BlockView::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            for record in view.records() {
+                let record = record.map_err(|e| corrupt(e.to_string()))?;
+                if record.position > to {
+                    return Ok(());
+                }
+                if record.position >= from {
+                    visit(record.position, &record.hash);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn location(&self) -> String {

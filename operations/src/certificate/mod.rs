@@ -27,7 +27,10 @@ mod verify;
 pub use data::{signed_bytes, Certificate, Entry, FactProof, Proofs, FORMAT, VERSION};
 pub use issue::{issue_from, IssueError, NotReceived, MAX_ENTRIES};
 pub use offline::{verify_offline, VerifiedOffline};
-pub use proofs::{attach as attach_proofs, attach_from_log as attach_proofs_from_log, LogTree, TreeProofs};
+pub use proofs::{
+    attach as attach_proofs, attach_from_log as attach_proofs_from_log, attach_from_store as attach_proofs_from_store,
+    LogTree, TreeProofs,
+};
 pub use render::{render, Format, MAX_DOCUMENT_BYTES};
 pub use verify::{verify, ChangedSinceIssue, Verified, VerifyError};
 

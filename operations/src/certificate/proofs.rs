@@ -7,11 +7,12 @@ use super::data::{signed_bytes, Certificate, FactProof, Proofs};
 use super::issue::{record_at, IssueError};
 use crate::error::StorageError;
 use crate::keys::OfficeKey;
-use crate::proof::{self, InclusionProof, ProofError, TreeHead};
+use crate::proof::{self, InclusionProof, ProofError, TreeHead, TreeStore, TreeView};
 use crate::signed_head;
 use crate::Ledger;
 use ledger::envelope::{chain_hash, Hash};
 use ledger::{merkle, LogStore};
+use std::path::Path;
 
 /// Where the tree's heads and inclusion proofs come from.
 pub trait TreeProofs {
@@ -133,6 +134,50 @@ pub fn attach_from_log(
 ) -> Result<Certificate, IssueError> {
     let tree = LogTree::read(log, certificate.head_position).map_err(inconsistent)?;
     attach(certificate, &tree, key)
+}
+
+/// `certificate` with its proofs, the tree read through the tree store
+/// of the ledger in `data` (`proof::TreeStore`): what the service holds,
+/// a log and its data directory; O(log n) stored hashes and a few chunks
+/// of records, where [`attach_from_log`] reads every chain hash.
+pub fn attach_from_store(
+    certificate: Certificate,
+    data: &Path,
+    log: &dyn LogStore,
+    key: &OfficeKey,
+) -> Result<Certificate, IssueError> {
+    let store = TreeStore::open(data, log).map_err(IssueError::Storage)?;
+    attach(certificate, &StoreTree { log, store }, key)
+}
+
+/// The log's tree through its tree store, caught up when opened.
+struct StoreTree<'a> {
+    log: &'a dyn LogStore,
+    store: TreeStore,
+}
+
+impl StoreTree<'_> {
+    fn view(&self, tree_size: u64) -> Result<TreeView<'_>, ProofError> {
+        let head = self.log.durable_head().position;
+        if tree_size > head {
+            return Err(ProofError::OutOfRange { what: "tree size", value: tree_size, head });
+        }
+        Ok(self.store.view(self.log, tree_size))
+    }
+}
+
+impl TreeProofs for StoreTree<'_> {
+    fn log(&self) -> &dyn LogStore {
+        self.log
+    }
+
+    fn tree_head(&self, tree_size: u64) -> Result<TreeHead, ProofError> {
+        proof::tree_head_of(&self.view(tree_size)?)
+    }
+
+    fn inclusion(&self, position: u64, tree_size: u64) -> Result<InclusionProof, ProofError> {
+        proof::inclusion_of(&self.view(tree_size)?, position)
+    }
 }
 
 /// Every position the entries cite, once each, in their order.
