@@ -300,19 +300,6 @@ fn remove_index(dir: &Path) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// What opening a damaged ledger came to.
 #[derive(Debug)]
 enum Opened {
@@ -334,7 +321,7 @@ fn a_cut_sled_file_is_refused_or_opens_as_a_verified_prefix() {
     let mut refused = 0;
     for cut_to in [len - 1, len - 100, len - 4096, len * 3 / 4, len / 2, len / 4, 4096, 100, 0] {
         let dir = tempfile::tempdir().expect("tempdir");
-        copy_dir(pristine.path(), dir.path());
+        common::copy_tree(pristine.path(), dir.path());
         std::fs::OpenOptions::new()
             .write(true)
             .open(dir.path().join("log/db"))
@@ -421,7 +408,7 @@ fn a_flipped_byte_in_sleds_file_is_a_damaged_store_and_verify_names_the_last_rea
     let mut n_named = 0;
     for target in [head / 4, head / 2, head * 3 / 4] {
         let dir = tempfile::tempdir().expect("tempdir");
-        copy_dir(pristine.path(), dir.path());
+        common::copy_tree(pristine.path(), dir.path());
         assert!(flip_in_sled_file(dir.path(), &events[target as usize]) > 0, "record {target} not found");
         // An index rebuilt from position 1 reads every page of the log.
         remove_index(dir.path());

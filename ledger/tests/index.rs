@@ -20,19 +20,6 @@ fn append_payments(log: &SledLog, tag: &str, n: u32, n_persons: u32) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// The log answers as it should: a repeat at its position, a conflict
 /// refused, the person's stream version continuing.
 fn check_answers(log: &SledLog, tag: &str, i: u32, n_persons: u32, position: u64) {
@@ -62,12 +49,12 @@ fn a_reopen_reads_only_the_records_after_the_index_on_disk() {
     // An older index (as after a crash before the next run was written):
     // the open reads the records after it, and only those.
     let older = tempfile::tempdir().expect("tempdir");
-    copy_dir(&dir.path().join("index"), older.path());
+    common::copy_tree(&dir.path().join("index"), older.path());
     let log = SledLog::open(dir.path(), OpenMode::Existing).expect("reopen");
     append_payments(&log, "b", 300, 50);
     drop(log);
     std::fs::remove_dir_all(dir.path().join("index")).expect("remove the newer index");
-    copy_dir(older.path(), &dir.path().join("index"));
+    common::copy_tree(older.path(), &dir.path().join("index"));
     let log =
         SledLog::open_checking_index_for_tests(dir.path()).expect("the older index and the tail answer as a rebuild");
     assert_eq!(log.opened_tail(), 300);
@@ -85,7 +72,7 @@ fn an_index_that_does_not_match_the_log_is_rebuilt() {
     }
     // Another ledger's index.
     std::fs::remove_dir_all(b.join("index")).expect("remove");
-    copy_dir(&a.join("index"), &b.join("index"));
+    common::copy_tree(&a.join("index"), &b.join("index"));
     let log = SledLog::open_checking_index_for_tests(&b).expect("rebuilt");
     assert_eq!(log.opened_tail(), 400, "rebuilt from position 1");
     check_answers(&log, "p", 399, 20, 400);

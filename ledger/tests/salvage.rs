@@ -22,7 +22,7 @@ fn a_removed_unfinished_append_is_left_out_and_loses_to_the_append_written_again
     // removed from sled by recovery, a copy left in sled's files (here a
     // file of its own).
     let copy = tempfile::tempdir().expect("tempdir");
-    copy_tree(dir.path(), copy.path());
+    common::copy_tree(dir.path(), copy.path());
     let log = SledLog::open(copy.path(), OpenMode::Existing).expect("open the copy");
     log.append_blocking((101..=150).map(|n| fact(payment(n))).collect()).expect("append");
     drop(log);
@@ -59,17 +59,4 @@ fn a_removed_unfinished_append_is_left_out_and_loses_to_the_append_written_again
         })
         .expect("records");
     assert_eq!(n_read, 130);
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy a file");
-        }
-    }
 }
