@@ -124,7 +124,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Write every envelope, with its stored bytes and hashes: the backup.
+    /// Write every envelope, with its stored bytes and hashes (a whole copy;
+    /// for backups run every minute, see `yibao backup`).
     Export {
         /// JSON Lines (the only format).
         #[arg(long, default_value_t = true)]
