@@ -115,6 +115,16 @@ enum Command {
         /// Last position to check (default: the end).
         #[arg(long)]
         to: Option<u64>,
+        /// Also check these signed tree heads (`yibao checkpoint sign`)
+        /// against the log: each signature by `--public-key`, and the log's
+        /// Merkle root at each head's size equal to its signed root (a
+        /// history rewritten since it was signed fails, exit 1).
+        #[arg(long = "signed-head", value_name = "FILE", requires = "public_key")]
+        signed_heads: Vec<PathBuf>,
+        /// The publisher's public key (`DIR/keys/signing.pub`) the signed
+        /// heads are checked with.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<PathBuf>,
     },
     /// Read a damaged sled store's files without sled and write every
     /// record that checks (hash and position) in the export format,
@@ -488,7 +498,11 @@ fn main() -> ExitCode {
         }
         Command::Restore { backup, with, check: false, json } => backup_cmd::restore(&location, &backup, &with, json),
         Command::Log { from, limit, json } => commands::log(&location, from, limit, json),
-        Command::Verify { from, to } => commands::verify(&location, from, to.unwrap_or(0)),
+        Command::Verify { from, to, signed_heads, public_key } => commands::verify(&location, from, to.unwrap_or(0))
+            .and_then(|()| match public_key {
+                Some(key) => signed_heads.iter().try_for_each(|head| signing::check(&location, head, &key)),
+                None => Ok(()),
+            }),
         Command::Export { jsonl: _, out } => commands::export(&location, out.as_deref()),
         Command::Salvage { out } => commands::salvage(&location, &out),
         Command::Register { id, name, region, birth_date, registered_on, basis } => {

@@ -147,7 +147,8 @@ fn extends(old: &SignedHead, new: &SignedHead, source: ProofSource<'_>, old_file
     Ok(())
 }
 
-fn check(location: &Location, file: &Path, public_key: &Path) -> Result<()> {
+/// A signed head checked by its signature, then against the log.
+pub fn check(location: &Location, file: &Path, public_key: &Path) -> Result<()> {
     let key = keys::read_public(public_key).map_err(classified)?;
     let head = read_head(file)?;
     signature_ok(&head, &key, file)?;

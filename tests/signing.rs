@@ -197,6 +197,15 @@ fn a_head_against_a_rewritten_history_names_the_root_mismatch() {
     assert!(text.contains("root mismatch at size 27"), "{text}");
     let (code, text) = run(&a, &["checkpoint", "check", path(&head), "--public-key", &public_key(&a)]);
     assert_eq!(code, Some(0), "{text}");
+    // `verify` checks the chain, then the signed heads it is given.
+    let (code, text) = run(&rewritten, &["verify", "--signed-head", path(&head), "--public-key", &public_key(&a)]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("OK: head 27") && text.contains("root mismatch at size 27"), "{text}");
+    let (code, text) = run(&a, &["verify", "--signed-head", path(&head), "--public-key", &public_key(&a)]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the log's Merkle root at size 27 is the signed root"), "{text}");
+    let (code, text) = run(&a, &["verify", "--signed-head", path(&head)]);
+    assert_eq!(code, Some(2), "a signed head needs the key to check it with: {text}");
 }
 
 #[test]
