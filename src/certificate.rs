@@ -73,6 +73,17 @@ impl From<FormatArg> for Format {
     }
 }
 
+/// Issues the certificate of `id`'s `year` as text into `out`.
+pub fn issue_to(location: &Location, id: &str, year: u16, out: &Path) -> Result<()> {
+    let identity = parse_identity(id)?;
+    let ledger = Ledger::open(location, OpenMode::Read).map_err(classified)?;
+    let issued = certificate::issue(&ledger, &identity, year, false).map_err(classified)?;
+    std::fs::write(out, certificate::render(&issued, Format::Text))
+        .with_context(|| format!("writing {}", out.display()))?;
+    outln!("certificate for {} {year} written to {}", issued.person, out.display());
+    Ok(())
+}
+
 pub fn run(location: &Location, args: CertificateArgs) -> Result<()> {
     match args.command {
         Some(CertificateCommand::Verify { file, public_key: Some(key) }) => return verify_offline(&file, &key),
@@ -131,7 +142,8 @@ fn verify(location: &Location, file: &Path) -> Result<()> {
 }
 
 /// `yibao certificate verify FILE --public-key KEY`: no ledger opened.
-fn verify_offline(file: &Path, public_key: &Path) -> Result<()> {
+/// `yibao certificate verify FILE --public-key KEY`: no ledger opened.
+pub fn verify_offline(file: &Path, public_key: &Path) -> Result<()> {
     let label = file.display().to_string();
     let text = read(file)?;
     let key = keys::read_public(public_key).map_err(classified)?;

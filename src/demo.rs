@@ -98,6 +98,20 @@ pub fn run(location: &Location) -> Result<()> {
     commands::export(location, Some(&export_path))?;
     commands::restore(&Location::sled(&restore_dir), &export_path)?;
 
+    step("7b. back up (run it every minute: a second run finds nothing new), sign the log's tree head with the office's SM2 key, and issue a certificate a hospital checks with nothing but the file and the public key");
+    let backup_dir = location.data.join("demo-backup");
+    crate::backup_cmd::backup(location, &backup_dir, operations::backup::DEFAULT_SEGMENT_BYTES, false)?;
+    crate::backup_cmd::backup(location, &backup_dir, operations::backup::DEFAULT_SEGMENT_BYTES, false)?;
+    if !operations::keys::private_key_path(location.data()).exists() {
+        crate::signing::keys(location, crate::signing::KeysCommand::Init)?;
+    }
+    let head_path = location.data.join("demo-signed-head.txt");
+    let sign = crate::signing::CheckpointCommand::Sign { out: Some(head_path.clone()), size: None };
+    crate::signing::checkpoint(location, sign)?;
+    let certificate_path = location.data.join("demo-certificate.txt");
+    crate::certificate::issue_to(location, "520502198503121233", 2025, &certificate_path)?;
+    crate::certificate::verify_offline(&certificate_path, &operations::keys::public_key_path(location.data()))?;
+
     step("8. replay the log twice into fresh projections: the money per coverage year, and the state digest");
     let log = commands::open(location, OpenMode::Existing)?;
     let first: LedgerTotals = replay::rebuild(&*log, 0, &mut |_| {})?;

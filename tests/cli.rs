@@ -172,6 +172,11 @@ fn demo_runs_twice() {
         assert!(text.contains("matches the exported head"), "{text}");
         assert!(text.contains("nothing appended"), "{text}");
         assert!(text.contains("second replay: same digest"), "{text}");
+        assert!(text.contains("nothing new since position"), "the second backup run: {text}");
+        assert!(
+            text.contains("proven in the Merkle tree") && text.contains("every field signed by the office"),
+            "{text}"
+        );
     }
 }
 
