@@ -473,3 +473,27 @@ fn after_damage_the_backup_and_a_salvage_of_the_live_store_restore_what_either_h
         eprintln!("seed {seed}: {} of {} records back ({} salvaged)", got.len(), truth.len(), held.len());
     }
 }
+
+/// A backup goes into a new or empty directory, or one a backup wrote:
+/// the ledger's own data directory or a file given by mistake is refused,
+/// exit 2, nothing written there.
+#[test]
+fn a_file_or_a_directory_of_other_files_is_refused_as_a_backup_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, _) = facts_in_two(dir.path(), "50", "14", 60);
+    let live = ledger_with(dir.path(), "live", &first);
+    let before: Vec<_> = std::fs::read_dir(&live).expect("read").map(|e| e.expect("entry").file_name()).collect();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a backup").expect("write");
+    for target in [&live, &file] {
+        let refused = yibao(&live, &["backup", text(target)]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("not a backup directory"), "{}", stderr(&refused));
+    }
+    let after: Vec<_> = std::fs::read_dir(&live).expect("read").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(before, after, "nothing written into the ledger's directory");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "not a backup");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    ok(yibao(&live, &["backup", text(&empty)]));
+}

@@ -62,6 +62,11 @@ pub enum BackupError {
     Damaged { path: PathBuf, damage: Damage },
     #[error("{}: no backup there (no header.ybk)", .dir.display())]
     NotABackup { dir: PathBuf },
+    #[error(
+        "{}: not a backup directory (a file, or a directory of other files without header.ybk): give a new or empty directory, or one a backup wrote",
+        .dir.display()
+    )]
+    NotADirectory { dir: PathBuf },
     #[error("{}: another `yibao backup` is writing to this directory", .dir.display())]
     Busy { dir: PathBuf },
     #[error("{what} {}", .path.display())]
@@ -90,6 +95,7 @@ impl Classified for BackupError {
             BackupError::OtherLedger { .. }
             | BackupError::Damaged { .. }
             | BackupError::NotABackup { .. }
+            | BackupError::NotADirectory { .. }
             | BackupError::WithOtherLedger { .. }
             | BackupError::Unreadable { .. }
             | BackupError::Line { .. } => Kind::BadInput,
@@ -106,6 +112,32 @@ impl Classified for BackupError {
             _ => None,
         }
     }
+}
+
+/// A backup goes into a new or empty directory, or one that holds a
+/// backup: never a file, nor a directory of other files (a ledger's own
+/// data directory given by mistake).
+fn refuse_other_directory(dir: &Path) -> Result<(), BackupError> {
+    let Ok(metadata) = std::fs::metadata(dir) else { return Ok(()) };
+    if !metadata.is_dir() {
+        return Err(BackupError::NotADirectory { dir: dir.to_path_buf() });
+    }
+    if segment::header_path(dir).exists() {
+        return Ok(());
+    }
+    // A first run killed before it wrote the header leaves only these.
+    let bookkeeping = |name: &str| {
+        matches!(name, "lock" | "last" | "last.tmp" | "header.tmp" | segment::TEMPORARY_NAME)
+            || (name.starts_with("segment-") && name.ends_with(".ybk"))
+    };
+    let entries = std::fs::read_dir(dir).map_err(io("reading the backup directory", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io("reading the backup directory", dir))?;
+        if !entry.file_name().to_str().is_some_and(bookkeeping) {
+            return Err(BackupError::NotADirectory { dir: dir.to_path_buf() });
+        }
+    }
+    Ok(())
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BackupError + 'a {
@@ -130,6 +162,7 @@ pub fn backup(location: &Location, dir: &Path, segment_bytes: usize) -> Result<B
 /// store alone (`yibao serve --backup DIR`).
 pub fn backup_log(log: &dyn LogStore, dir: &Path, segment_bytes: usize) -> Result<BackedUp, BackupError> {
     let started = Instant::now();
+    refuse_other_directory(dir)?;
     std::fs::create_dir_all(dir).map_err(io("creating the backup directory", dir))?;
     let _lock = lock(dir)?;
     remove_temporaries(dir)?;
