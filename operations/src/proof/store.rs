@@ -320,10 +320,40 @@ fn split_point(size: u64) -> u64 {
     1 << (u64::BITS - 1 - (size - 1).leading_zeros())
 }
 
-/// The records of one chunk (whole, or cut at the tree's size).
+/// The records of one chunk (whole, or cut at the tree's size), with the
+/// nodes of its perfect subtrees: `levels[0]` the leaf hashes, `levels[k]`
+/// the roots of its aligned runs of 2^k leaves. Computed once per chunk
+/// read, so a proof's several subtrees inside it cost no hashing of their
+/// own.
 struct Chunk {
     chain_hashes: Vec<Hash>,
-    leaf_hashes: Vec<Hash>,
+    levels: Vec<Vec<Hash>>,
+}
+
+impl Chunk {
+    fn new(chain_hashes: Vec<Hash>) -> Chunk {
+        let mut levels = vec![chain_hashes.iter().map(|hash| merkle::leaf_hash(hash)).collect::<Vec<Hash>>()];
+        while let Some(below) = levels.last().filter(|below| below.len() > 1) {
+            let above = below.chunks_exact(2).map(|pair| merkle::node_hash(&pair[0], &pair[1])).collect();
+            levels.push(above);
+        }
+        Chunk { chain_hashes, levels }
+    }
+
+    fn leaf_hashes(&self) -> &[Hash] {
+        &self.levels[0]
+    }
+
+    /// The root over leaves `[offset, offset + size)` of the chunk, all
+    /// present, size ≥ 1: RFC 9162's split down to aligned powers of two,
+    /// which the levels hold.
+    fn root(&self, offset: u64, size: u64) -> Hash {
+        if size.is_power_of_two() && offset.is_multiple_of(size) {
+            return self.levels[size.trailing_zeros() as usize][(offset / size) as usize];
+        }
+        let split = split_point(size);
+        merkle::node_hash(&self.root(offset, split), &self.root(offset + split, size - split))
+    }
 }
 
 /// What went wrong underneath a proof, beyond what `merkle::ProofError`
@@ -405,11 +435,11 @@ impl TreeView<'_> {
             let error = LedgerError::Corrupt { position, reason: "the record is missing".into() };
             return Err(fail(ViewFailure::Storage(error.into()), "reading the log failed".into()));
         }
-        let leaf_hashes: Vec<Hash> = chain_hashes.iter().map(|hash| merkle::leaf_hash(hash)).collect();
-        if index < self.store.n_chunks() && leaf_hashes.len() as u64 == CHUNK_LEAVES {
+        let chunk = Chunk::new(chain_hashes);
+        if index < self.store.n_chunks() && chunk.chain_hashes.len() as u64 == CHUNK_LEAVES {
             let at = index as usize;
-            let agrees = self.store.chunk_ends[at] == chain_hashes[chain_hashes.len() - 1]
-                && self.store.levels[0][at] == subtree_root(&leaf_hashes);
+            let agrees = self.store.chunk_ends[at] == chunk.chain_hashes[chunk.chain_hashes.len() - 1]
+                && self.store.levels[0][at] == chunk.root(0, CHUNK_LEAVES);
             if !agrees {
                 self.disagreed.set(self.disagreed.get().or(Some(index)));
                 return Err(fail(
@@ -418,7 +448,7 @@ impl TreeView<'_> {
                 ));
             }
         }
-        Ok(Chunk { chain_hashes, leaf_hashes })
+        Ok(chunk)
     }
 }
 
@@ -428,7 +458,7 @@ impl HashSource for TreeView<'_> {
             return Err(merkle::ProofError::IndexOutOfRange { index, tree_size: self.tree_size });
         }
         let chunk = self.chunk(index / CHUNK_LEAVES)?;
-        Ok(chunk.leaf_hashes[(index % CHUNK_LEAVES) as usize])
+        Ok(chunk.leaf_hashes()[(index % CHUNK_LEAVES) as usize])
     }
 
     fn subtree_hash(&self, start: u64, size: u64) -> Result<Hash, merkle::ProofError> {
@@ -447,8 +477,7 @@ impl HashSource for TreeView<'_> {
         }
         if start / CHUNK_LEAVES == (end - 1) / CHUNK_LEAVES {
             let chunk = self.chunk(start / CHUNK_LEAVES)?;
-            let offset = (start % CHUNK_LEAVES) as usize;
-            return Ok(subtree_root(&chunk.leaf_hashes[offset..offset + size as usize]));
+            return Ok(chunk.root(start % CHUNK_LEAVES, size));
         }
         let split = split_point(size);
         let left = self.subtree_hash(start, split)?;
