@@ -192,7 +192,7 @@ fn with_tree<T>(
 /// Answers over the tree store in `data` at `tree_size` (None: the head).
 /// A store that disagrees with the log met on the way is noted, rebuilt
 /// from the log and asked again.
-fn with_tree_at<T>(
+pub fn with_tree_at<T>(
     data: &Path,
     log: &dyn LogStore,
     tree_size: Option<u64>,

@@ -27,10 +27,7 @@ mod verify;
 pub use data::{signed_bytes, Certificate, Entry, FactProof, Proofs, FORMAT, VERSION};
 pub use issue::{issue_from, IssueError, NotReceived, MAX_ENTRIES};
 pub use offline::{verify_offline, VerifiedOffline};
-pub use proofs::{
-    attach as attach_proofs, attach_from_log as attach_proofs_from_log, attach_from_store as attach_proofs_from_store,
-    LogTree, TreeProofs,
-};
+pub use proofs::attach as attach_proofs;
 pub use render::{render, Format, MAX_DOCUMENT_BYTES};
 pub use verify::{verify, ChangedSinceIssue, Verified, VerifyError};
 
@@ -41,7 +38,7 @@ pub fn issue(ledger: &Ledger, person: &Identity, coverage_year: u16, full_id: bo
     let at = ledger.projections_of_person(person, &[])?;
     let certificate = issue::issue_from(ledger.log(), &at.coverage, &at.family, person, coverage_year, full_id)?;
     match keys::load(ledger.data())? {
-        Some(key) => proofs::attach(certificate, ledger, &key),
+        Some(key) => proofs::attach(certificate, ledger.data(), ledger.log(), &key),
         None => Ok(certificate),
     }
 }
