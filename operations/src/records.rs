@@ -366,10 +366,7 @@ pub fn export(log: &dyn LogStore, out: &mut dyn Write) -> Result<Exported, Expor
         if record.position > head.position {
             break;
         }
-        let (envelope_head, event) = envelope::decode_record(&record.stored)
-            .map_err(|e| ExportError::Damaged { position: record.position, reason: e.to_string() })?;
-        let envelope = Envelope { head: envelope_head, event, prev_hash: prev, hash: record.hash };
-        write_line(out, &EnvelopeAnswer::new(&envelope, Some(&record.stored)))?;
+        write_record(out, record.position, &record.stored, prev, record.hash)?;
         prev = record.hash;
         bar.inc(1);
     }
@@ -399,6 +396,20 @@ pub fn export_header_of(header: &LogHeader, header_bytes: &[u8], genesis: Hash, 
     }
 }
 
+/// One record line of an export: the envelope its stored bytes decode to,
+/// with those bytes and its hashes.
+fn write_record(
+    out: &mut dyn Write,
+    position: u64,
+    stored: &[u8],
+    prev_hash: Hash,
+    hash: Hash,
+) -> Result<(), ExportError> {
+    let (head, event) =
+        envelope::decode_record(stored).map_err(|e| ExportError::Damaged { position, reason: e.to_string() })?;
+    write_line(out, &EnvelopeAnswer::new(&Envelope { head, event, prev_hash, hash }, Some(stored)))
+}
+
 fn write_line(out: &mut dyn Write, line: &impl Serialize) -> Result<(), ExportError> {
     serde_json::to_writer(&mut *out, line).map_err(|e| ExportError::Write(e.into()))?;
     out.write_all(b"\n").map_err(ExportError::Write)
@@ -420,13 +431,13 @@ pub fn export_salvage(location: &Location, out: &mut dyn Write) -> Result<Salvag
     write_line(out, &header_line).map_err(salvage_write)?;
     let mut write_error = None;
     let read = found.records(&mut |record| {
-        let (envelope_head, event) = envelope::decode_record(&record.stored)
-            .map_err(|e| LedgerError::Corrupt { position: record.position, reason: e.to_string() })?;
-        let envelope = Envelope { head: envelope_head, event, prev_hash: record.prev_hash, hash: record.hash };
-        write_line(out, &EnvelopeAnswer::new(&envelope, Some(&record.stored))).map_err(|error| {
-            let stopped = LedgerError::Io(std::io::Error::other(error.to_string()));
-            write_error = Some(salvage_write(error));
-            stopped
+        write_record(out, record.position, &record.stored, record.prev_hash, record.hash).map_err(|error| match error {
+            ExportError::Damaged { position, reason } => LedgerError::Corrupt { position, reason },
+            error => {
+                let stopped = LedgerError::Io(std::io::Error::other(error.to_string()));
+                write_error = Some(salvage_write(error));
+                stopped
+            }
         })
     });
     if let Some(error) = write_error {
