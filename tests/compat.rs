@@ -218,3 +218,49 @@ fn an_export_of_a_sled_ledger_is_byte_identical_to_the_earlier_export() {
         assert!(written == earlier, "the export of {fixture} changed:\n{}", String::from_utf8_lossy(&written));
     }
 }
+
+const BACKUP_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/compat/backup-v1");
+const OFFLINE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/compat/offline-v1");
+
+/// `fixtures/compat/backup-v1` is a backup of the v3 ledger in two
+/// segments, as `yibao backup` first wrote them. A backup is kept for
+/// years: every later version restores it to the same ledger (its export
+/// byte-identical to the v3 fixture's), and a backup run of the v3 ledger
+/// into it reads its last trailer and finds nothing new.
+#[test]
+fn a_backup_of_the_first_format_restores_and_extends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backup = dir.path().join("backup");
+    common::copy_tree(Path::new(BACKUP_V1), &backup);
+    let backup_text = backup.to_str().expect("a UTF-8 path");
+    let restored = dir.path().join("restored");
+    let (said, _) = yibao(&restored, &["restore", backup_text, "--check"]);
+    assert!(said.contains(&format!("OK: head {V3_HEAD_POSITION} {V3_HEAD_HASH}")), "{said}");
+    yibao(&restored, &["restore", backup_text]);
+    let out = dir.path().join("export.jsonl");
+    yibao(&restored, &["export", "--out", out.to_str().expect("a UTF-8 path")]);
+    let earlier = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/compat/v3-export.jsonl");
+    assert!(std::fs::read(&out).expect("export") == std::fs::read(earlier).expect("v3 export"));
+
+    let data = dir.path().join("v3");
+    common::copy_tree(Path::new(FIXTURE_V3), &data);
+    let (said, _) = yibao(&data, &["backup", backup_text]);
+    assert!(said.contains(&format!("nothing new since position {V3_HEAD_POSITION}")), "{said}");
+}
+
+/// `fixtures/compat/offline-v1`: a certificate carrying its offline proofs
+/// and a signed tree head, as the demo first wrote them, with the public
+/// key. A hospital keeps such a file: every later version verifies it with
+/// the file and the key alone.
+#[test]
+fn a_certificate_and_a_signed_head_of_the_first_format_verify_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("{OFFLINE_V1}/signing.pub");
+    let (said, _) =
+        yibao(dir.path(), &["certificate", "verify", &format!("{OFFLINE_V1}/certificate.txt"), "--public-key", &key]);
+    assert!(said.contains("proven in the Merkle tree") && said.contains("every field signed by the office"), "{said}");
+    let (said, _) =
+        yibao(dir.path(), &["checkpoint", "verify", &format!("{OFFLINE_V1}/signed-head.txt"), "--public-key", &key]);
+    assert!(said.contains("OK:") && said.contains("tree size 58"), "{said}");
+    assert!(!dir.path().join("log").exists(), "no ledger was opened or made");
+}
