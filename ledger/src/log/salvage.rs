@@ -17,7 +17,7 @@
 //! time.
 
 use super::anchor;
-use super::block::{COMPLETE, HEADER_BYTES, MAGIC, MAX_BLOCK_BYTES};
+use super::block::{BlockView, HEADER_BYTES, MAGIC, MAX_BLOCK_BYTES};
 use super::sled_log::LogHeader;
 use super::Head;
 use crate::envelope::{self, Hash, MAX_RECORD_BYTES};
@@ -508,14 +508,10 @@ fn frame_at(bytes: &[u8], at: usize) -> Option<(&[u8], Hash, usize)> {
 /// The block at the start of `bytes` (its magic found at file offset
 /// `offset`): its records that check, as pieces.
 fn carve_block(bytes: &[u8], offset: u64, file_index: usize, carved: &mut Carved) {
-    if bytes.len() < HEADER_BYTES {
-        return;
-    }
     let bytes = &bytes[..bytes.len().min(MAX_BLOCK_BYTES)];
-    let first = u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
-    let n_records = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    let flags = bytes[16];
-    if first == 0 || n_records == 0 || u64::from(n_records) > MAX_RECORDS_PER_BLOCK || flags & !COMPLETE != 0 {
+    let Ok(block) = BlockView::parse(bytes) else { return };
+    let (first, n_records) = (block.first_position, block.n_records);
+    if first == 0 || n_records == 0 || u64::from(n_records) > MAX_RECORDS_PER_BLOCK {
         return;
     }
     let Some(block_last) = first.checked_add(u64::from(n_records) - 1) else { return };
@@ -531,7 +527,7 @@ fn carve_block(bytes: &[u8], offset: u64, file_index: usize, carved: &mut Carved
     if !carved.copies.insert(xxhash_rust::xxh3::xxh3_128(&bytes[..end])) {
         return;
     }
-    let mut prev: Hash = bytes[17..HEADER_BYTES].try_into().expect("32 bytes");
+    let mut prev = block.prev_hash;
     let mut at = HEADER_BYTES;
     let mut open: Option<Piece> = None;
     for position in first..=block_last {
@@ -553,7 +549,7 @@ fn carve_block(bytes: &[u8], offset: u64, file_index: usize, carved: &mut Carved
                     first_hash: hash,
                     last_hash: hash,
                     block_last,
-                    block_complete: flags & COMPLETE != 0,
+                    block_complete: block.complete,
                 });
             }
             (_, false) => keep(open.take(), carved),
