@@ -4,7 +4,8 @@
 //! several service processes share.
 
 use crate::error::{Classified, Kind};
-use ledger::{LedgerError, LogStore, OpenMode, SledLog};
+use ledger::log::restore::ExportedRecord;
+use ledger::{Head, LedgerError, LogStore, OpenMode, SledLog};
 use std::path::{Path, PathBuf};
 
 /// The URL schemes of a PostgreSQL store.
@@ -47,6 +48,15 @@ impl std::fmt::Debug for Backend {
 pub struct Location {
     pub data: PathBuf,
     pub store: Backend,
+}
+
+/// Why `Location::restore_log` rebuilt nothing.
+#[derive(Debug)]
+pub enum RestoreStopped<E> {
+    /// One of the caller's items was an error.
+    Input(E),
+    /// The records do not chain, or the store failed.
+    Storage(LedgerError),
 }
 
 /// A store that is not one of the accepted forms.
@@ -125,6 +135,34 @@ impl Location {
             Backend::Sled => Box::new(SledLog::open(&self.data, mode)?),
             Backend::Postgres(url) => Box::new(pglog::PgLog::open(url, mode)?),
         })
+    }
+
+    /// Rebuilds the log here (an empty directory or database) from a log
+    /// header's stored bytes and its records in order, on either backend,
+    /// all or nothing. An item that is the caller's own error (a line that
+    /// does not read, a damaged backup segment) stops the restore, which
+    /// removes what it wrote, and is given back as it was.
+    pub fn restore_log<E>(
+        &self,
+        header_bytes: &[u8],
+        records: impl Iterator<Item = Result<ExportedRecord, E>>,
+    ) -> Result<Head, RestoreStopped<E>> {
+        let mut stopped = None;
+        let records = records.map_while(|item| match item {
+            Ok(record) => Some(Ok(record)),
+            Err(error) => {
+                stopped = Some(error);
+                Some(Err(LedgerError::Io(std::io::Error::other("the records stopped at one that does not read"))))
+            }
+        });
+        let result = match &self.store {
+            Backend::Sled => ledger::log::restore::restore(&self.data, header_bytes, records),
+            Backend::Postgres(url) => pglog::restore(url, header_bytes, records),
+        };
+        if let Some(error) = stopped {
+            return Err(RestoreStopped::Input(error));
+        }
+        result.map_err(RestoreStopped::Storage)
     }
 }
 

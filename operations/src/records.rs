@@ -7,10 +7,11 @@ use crate::error::{Classified, Kind, StorageError};
 use crate::facts::{self, LineError};
 use crate::handle::OpenError;
 use crate::import::HeadAnswer;
+use crate::location::RestoreStopped;
 use crate::location::{Backend, Location};
 use crate::progress;
 use crate::salvage::{self, SalvageAnswer, SalvageError};
-use ledger::log::restore::{self as ledger_restore, ExportedRecord};
+use ledger::log::restore::ExportedRecord;
 use ledger::log::LogHeader;
 use ledger::log::{VerifyProblem, VerifyReport};
 use ledger::{envelope, Envelope, Hash, Head, LedgerError, LogReader, LogStore, OpenMode};
@@ -524,29 +525,14 @@ pub fn restore(
     let (line, header_text) = lines.next().ok_or_else(|| RestoreError::Empty { label: label.to_string() })?;
     let header = export_header_line(&header_text.map_err(bad_line)?, line).map_err(bad_line)?;
     let header_bytes = hex_field(&header, "bytes", line).map_err(bad_line)?;
-    let mut input_error: Option<LineError> = None;
-    let records = lines.map_while(|(line, text)| match text.and_then(|text| export_record(&text, line)) {
-        Ok(record) => Some(Ok(record)),
-        Err(error) => {
-            input_error = Some(error);
-            // Stops the restore, which then removes what it wrote; the
-            // line's own error is what is reported.
-            Some(Err(LedgerError::Io(std::io::Error::other("the export stopped at an unreadable line"))))
-        }
-    });
+    let records = lines.map(|(line, text)| text.and_then(|text| export_record(&text, line)));
     let started = Instant::now();
-    let result = match &location.store {
-        Backend::Sled => ledger_restore::restore(&location.data, &header_bytes, records),
-        Backend::Postgres(url) => pglog::restore(url, &header_bytes, records),
-    };
-    if let Some(error) = input_error {
-        return Err(bad_line(error));
-    }
-    let head = result.map_err(|error| match error {
-        LedgerError::Corrupt { position, reason } => {
+    let head = location.restore_log(&header_bytes, records).map_err(|stopped| match stopped {
+        RestoreStopped::Input(error) => bad_line(error),
+        RestoreStopped::Storage(LedgerError::Corrupt { position, reason }) => {
             RestoreError::Record { label: label.to_string(), position, reason }
         }
-        other => RestoreError::Storage { label: label.to_string(), source: other.into() },
+        RestoreStopped::Storage(other) => RestoreError::Storage { label: label.to_string(), source: other.into() },
     })?;
     Ok(Restored {
         location: location.describe(),

@@ -7,12 +7,13 @@ use super::segment::{self, Damage};
 use super::{io, storage, BackupError};
 use crate::facts::LineError;
 use crate::import::{numbered_lines, HeadAnswer};
-use crate::location::{Backend, Location};
+use crate::location::Location;
+use crate::location::RestoreStopped;
 use crate::progress;
 use crate::records;
 use indicatif::ProgressBar;
 use ledger::envelope::Hash;
-use ledger::log::restore::{self as ledger_restore, check_exported, ExportedRecord};
+use ledger::log::restore::{check_exported, ExportedRecord};
 use ledger::uuid::Uuid;
 use ledger::{envelope, Head, LedgerError};
 use serde::Serialize;
@@ -447,26 +448,15 @@ fn rebuild(
 ) -> Result<Head, BackupError> {
     let bar = progress::bar(total, "restoring");
     let with = ranges.iter().flat_map(|(file, after, through)| with_records(file, *after, *through));
-    let mut failure: Option<BackupError> = None;
-    let records = BackupRecords::new(backup).chain(with).map_while(|item| match item {
-        Ok(record) => {
+    let records = BackupRecords::new(backup).chain(with).inspect(|item| {
+        if item.is_ok() {
             bar.inc(1);
-            Some(Ok(record))
-        }
-        Err(error) => {
-            failure = Some(error);
-            // Stops the restore, which then removes what it wrote; the
-            // backup's own error is what is reported.
-            Some(Err(LedgerError::Io(std::io::Error::other("the backup stopped at a part that does not read"))))
         }
     });
-    let result = match &location.store {
-        Backend::Sled => ledger_restore::restore(&location.data, &backup.header_bytes, records),
-        Backend::Postgres(url) => pglog::restore(url, &backup.header_bytes, records),
-    };
+    let result = location.restore_log(&backup.header_bytes, records);
     bar.finish_and_clear();
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    result.map_err(storage)
+    result.map_err(|stopped| match stopped {
+        RestoreStopped::Input(error) => error,
+        RestoreStopped::Storage(error) => storage(error),
+    })
 }
