@@ -156,6 +156,9 @@ pub struct App {
     /// The office's signing key (`DIR/keys/signing.key`), read at start:
     /// certificates carry their offline proofs when there is one.
     signing_key: Option<operations::keys::OfficeKey>,
+    /// The Merkle tree store, opened at the first proof or certificate
+    /// with proofs and kept at the head in memory after it.
+    tree: operations::proof::HeldTree,
 }
 
 impl App {
@@ -287,6 +290,7 @@ pub fn run(location: &Location, args: ServeArgs) -> Result<()> {
         channels,
         following,
         signing_key,
+        tree: operations::proof::HeldTree::default(),
     });
     let backup = args.backup.map(|dir| (dir, Duration::from_secs(args.backup_every_s)));
     runtime.block_on(serve(Arc::clone(&app), &args.addr, backup))?;

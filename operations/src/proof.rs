@@ -159,28 +159,6 @@ fn failure(view: &TreeView<'_>, error: merkle::ProofError) -> ProofError {
     }
 }
 
-/// The inclusion proof of `position` in the tree of `tree_size` (None: the
-/// head) of the log held with its data directory `data` (the service's).
-pub fn inclusion_at(
-    data: &Path,
-    log: &dyn LogStore,
-    position: u64,
-    tree_size: Option<u64>,
-) -> Result<InclusionProof, ProofError> {
-    with_tree_at(data, log, tree_size, |view| inclusion_of(view, position))
-}
-
-/// The consistency proof from `old_size` to `new_size` (None: the head)
-/// of the log held with its data directory `data` (the service's).
-pub fn consistency_at(
-    data: &Path,
-    log: &dyn LogStore,
-    old_size: u64,
-    new_size: Option<u64>,
-) -> Result<ConsistencyProof, ProofError> {
-    with_tree_at(data, log, new_size, |view| consistency_of(view, old_size))
-}
-
 fn with_tree<T>(
     ledger: &Ledger,
     tree_size: Option<u64>,
@@ -192,7 +170,7 @@ fn with_tree<T>(
 /// Answers over the tree store in `data` at `tree_size` (None: the head).
 /// A store that disagrees with the log met on the way is noted, rebuilt
 /// from the log and asked again.
-pub fn with_tree_at<T>(
+fn with_tree_at<T>(
     data: &Path,
     log: &dyn LogStore,
     tree_size: Option<u64>,
@@ -203,7 +181,20 @@ pub fn with_tree_at<T>(
     if size > head {
         return Err(ProofError::OutOfRange { what: "tree size", value: size, head });
     }
-    let store = TreeStore::open(data, log)?;
+    let mut store = TreeStore::open(data, log)?;
+    answer_over(&mut store, data, log, size, answer)
+}
+
+/// The answer over `store` (at the log's head) at `size`; a store that
+/// disagrees with the log met on the way is noted, rebuilt from the log
+/// in place and asked again.
+fn answer_over<T>(
+    store: &mut TreeStore,
+    data: &Path,
+    log: &dyn LogStore,
+    size: u64,
+    answer: impl Fn(&TreeView<'_>) -> Result<T, ProofError>,
+) -> Result<T, ProofError> {
     let view = store.view(log, size);
     let answered = answer(&view);
     let Some(chunk) = view.disagreed() else { return answered };
@@ -213,8 +204,47 @@ pub fn with_tree_at<T>(
         chunk * CHUNK_LEAVES + 1,
         (chunk + 1) * CHUNK_LEAVES
     );
-    let store = TreeStore::rebuild(data, log)?;
+    *store = TreeStore::rebuild(data, log)?;
     answer(&store.view(log, size))
+}
+
+/// The tree store held by a long-running process (the service): opened
+/// from its file once, then brought to the head in memory before each
+/// answer, so an answer reads the records appended since the last one,
+/// not the whole store file (which grows with the history).
+#[derive(Default)]
+pub struct HeldTree(std::sync::Mutex<Option<TreeStore>>);
+
+impl HeldTree {
+    /// As [`with_tree_at`], over the held store.
+    pub fn answer<T>(
+        &self,
+        data: &Path,
+        log: &dyn LogStore,
+        tree_size: Option<u64>,
+        answer: impl Fn(&TreeView<'_>) -> Result<T, ProofError>,
+    ) -> Result<T, ProofError> {
+        // A panic under the lock left a store of unknown state: open again.
+        let mut held = self.0.lock().unwrap_or_else(|poisoned| {
+            let mut held = poisoned.into_inner();
+            *held = None;
+            self.0.clear_poison();
+            held
+        });
+        let head = log.durable_head().position;
+        let size = tree_size.unwrap_or(head);
+        if size > head {
+            return Err(ProofError::OutOfRange { what: "tree size", value: size, head });
+        }
+        let store = match held.as_mut() {
+            Some(store) => {
+                store.refresh(data, log)?;
+                store
+            }
+            None => held.insert(TreeStore::open(data, log)?),
+        };
+        answer_over(store, data, log, size, answer)
+    }
 }
 
 impl InclusionProof {

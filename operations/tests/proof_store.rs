@@ -193,3 +193,35 @@ fn a_tree_size_or_position_past_the_head_names_the_head() {
     let error = proof::consistency(&ledger, 11, None).expect_err("past the head");
     assert!(error.to_string().contains("old tree size 11"), "{error}");
 }
+
+/// The service's held store: opened once, then extended in memory as the
+/// log grows, answering as the naive tree does at every step; held against
+/// another ledger (a restore under a running process), it opens again
+/// rather than answering from the first ledger's chunks.
+#[test]
+fn a_held_store_follows_the_log_and_drops_another_ledgers_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = ledger_in(dir.path());
+    let held = proof::HeldTree::default();
+    let mut appended = 0;
+    for step in [300u32, 257, 600, 1] {
+        append(&ledger, appended, step);
+        appended += step;
+        let size = u64::from(appended);
+        let head = held.answer(dir.path(), ledger.log(), None, proof::tree_head_of).expect("head");
+        let naive = hex::encode(merkle::root(&chain_hashes(ledger.log())));
+        assert_eq!((head.tree_size, head.root), (size, naive), "after {appended} records");
+        let inclusion =
+            held.answer(dir.path(), ledger.log(), None, |view| proof::inclusion_of(view, 1)).expect("proof");
+        assert_eq!(inclusion.root, hex::encode(merkle::root(&chain_hashes(ledger.log()))));
+    }
+    drop(ledger);
+
+    // Another ledger in another directory, answered by the same held store
+    // with that directory's tree file: its own root, not the first's.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other = ledger_in(other_dir.path());
+    append(&other, 5_000, 700);
+    let head = held.answer(other_dir.path(), other.log(), None, proof::tree_head_of).expect("head");
+    assert_eq!(head.root, hex::encode(merkle::root(&chain_hashes(other.log()))));
+}

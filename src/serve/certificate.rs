@@ -65,7 +65,9 @@ async fn issue(app: &Arc<App>, person: Identity, year: u16) -> Result<Result<Cer
             let family = &at.family_of_person(&person).map_err(|e| super::store_failed(&e))?;
             let issued = certificate::issue_from(&log, &coverage, family, &person, year, false);
             Ok(match (issued, &worker.signing_key) {
-                (Ok(issued), Some(key)) => certificate::attach_proofs(issued, worker.store.data(), &*log, key),
+                (Ok(issued), Some(key)) => {
+                    certificate::attach_proofs(issued, &worker.tree, worker.store.data(), &*log, key)
+                }
                 (issued, _) => issued,
             })
         })?

@@ -34,7 +34,7 @@ pub async fn inclusion(
     query: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> Result<Json<InclusionProof>, ApiError> {
     let Query(query) = read_query(&app, &headers, query)?;
-    answer(&app, move |data, log| proof::inclusion_at(data, log, query.position, query.tree_size)).await
+    answer(&app, query.tree_size, move |view| proof::inclusion_of(view, query.position)).await
 }
 
 /// That the tree of `new` (default: the head) extends the tree of `old`.
@@ -44,7 +44,7 @@ pub async fn consistency(
     query: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
     let Query(query) = read_query(&app, &headers, query)?;
-    answer(&app, move |data, log| proof::consistency_at(data, log, query.old, query.new)).await
+    answer(&app, query.new, move |view| proof::consistency_of(view, query.old)).await
 }
 
 fn read_query<Q>(
@@ -56,14 +56,16 @@ fn read_query<Q>(
     query.map_err(|e| ApiError::bad_input(None, e.body_text()))
 }
 
-/// Runs `make` in a blocking task: it reads the tree store and the log.
+/// Runs `make` over the service's tree store (`App::tree`, kept between
+/// requests) at `tree_size` (None: the head), in a blocking task.
 async fn answer<T: Send + 'static>(
     app: &Arc<App>,
-    make: impl FnOnce(&std::path::Path, &dyn ledger::LogStore) -> Result<T, ProofError> + Send + 'static,
+    tree_size: Option<u64>,
+    make: impl Fn(&proof::TreeView<'_>) -> Result<T, ProofError> + Send + 'static,
 ) -> Result<Json<T>, ApiError> {
     let log = app.store.log()?;
-    let data = app.store.data().to_path_buf();
-    let made = tokio::task::spawn_blocking(move || make(&data, &*log))
+    let worker = Arc::clone(app);
+    let made = tokio::task::spawn_blocking(move || worker.tree.answer(worker.store.data(), &*log, tree_size, make))
         .await
         .map_err(|e| ApiError::internal(&anyhow::anyhow!("the proof task failed: {e}")))?;
     made.map(Json).map_err(|error| ApiError::classified(&error))

@@ -17,6 +17,8 @@ use crate::keys;
 use crate::Ledger;
 use ledger::Identity;
 
+use crate::proof::HeldTree;
+
 mod data;
 mod issue;
 mod offline;
@@ -38,7 +40,7 @@ pub fn issue(ledger: &Ledger, person: &Identity, coverage_year: u16, full_id: bo
     let at = ledger.projections_of_person(person, &[])?;
     let certificate = issue::issue_from(ledger.log(), &at.coverage, &at.family, person, coverage_year, full_id)?;
     match keys::load(ledger.data())? {
-        Some(key) => proofs::attach(certificate, ledger.data(), ledger.log(), &key),
+        Some(key) => proofs::attach(certificate, &HeldTree::default(), ledger.data(), ledger.log(), &key),
         None => Ok(certificate),
     }
 }

@@ -7,7 +7,7 @@ use super::data::{signed_bytes, Certificate, FactProof, Proofs};
 use super::issue::{record_at, IssueError};
 use crate::error::StorageError;
 use crate::keys::OfficeKey;
-use crate::proof::{self, InclusionProof, ProofError};
+use crate::proof::{self, HeldTree, InclusionProof, ProofError};
 use crate::signed_head;
 use ledger::envelope::chain_hash;
 use ledger::LogStore;
@@ -17,21 +17,24 @@ use std::path::Path;
 /// at the head at issue, read through the tree store of the ledger whose
 /// data directory is `data` (`proof::TreeStore`: O(log n) stored hashes
 /// and a few chunks of records, a store that disagrees with the log
-/// rebuilt), opened once for every fact.
+/// rebuilt), as `tree` holds it (the service's, kept between requests; a
+/// new one opens the file), once for every fact.
 pub fn attach(
     mut certificate: Certificate,
+    tree: &HeldTree,
     data: &Path,
     log: &dyn LogStore,
     key: &OfficeKey,
 ) -> Result<Certificate, IssueError> {
     let size = certificate.head_position;
     let positions = cited(&certificate);
-    let (head, head_proof, inclusions) = proof::with_tree_at(data, log, Some(size), |view| {
-        let inclusions: Vec<InclusionProof> =
-            positions.iter().map(|position| proof::inclusion_of(view, *position)).collect::<Result<_, _>>()?;
-        Ok((proof::tree_head_of(view)?, proof::inclusion_of(view, size)?, inclusions))
-    })
-    .map_err(inconsistent)?;
+    let (head, head_proof, inclusions) = tree
+        .answer(data, log, Some(size), |view| {
+            let inclusions: Vec<InclusionProof> =
+                positions.iter().map(|position| proof::inclusion_of(view, *position)).collect::<Result<_, _>>()?;
+            Ok((proof::tree_head_of(view)?, proof::inclusion_of(view, size)?, inclusions))
+        })
+        .map_err(inconsistent)?;
     let signed_head = signed_head::sign_head(&certificate.ledger_id, &head, key);
     if head_proof.chain_hash != certificate.head_hash {
         return Err(IssueError::Inconsistent(format!("the log's record at position {size} is not the head at issue")));

@@ -146,6 +146,37 @@ impl TreeStore {
         Ok(to - from + 1)
     }
 
+    /// Why this store does not fit `log`, if it does not: another
+    /// ledger's, past its head, or ending at a chain hash the log does not
+    /// have there.
+    fn mismatch(&self, log: &dyn LogStore) -> Result<Option<String>, StorageError> {
+        if self.genesis_hash != log.genesis_hash() {
+            return Ok(Some("belongs to another ledger (its genesis hash differs)".into()));
+        }
+        let (end, head) = (self.n_leaves(), log.durable_head().position);
+        if end > head {
+            return Ok(Some(format!("covers position {end}, past the log's head at position {head}")));
+        }
+        match self.chunk_ends.last() {
+            Some(stored) if chain_hash_at(log, end)? != *stored => {
+                Ok(Some(format!("ends at a chain hash the log does not have at position {end}")))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A store held in memory brought to `log`'s head: extended from its
+    /// end (in memory), or, when it no longer fits the log, opened again.
+    pub fn refresh(&mut self, data: &Path, log: &dyn LogStore) -> Result<(), StorageError> {
+        match self.mismatch(log)? {
+            None => self.extend(log).map(drop),
+            Some(_) => {
+                *self = TreeStore::open(data, log)?;
+                Ok(())
+            }
+        }
+    }
+
     /// Leaves covered by the store's complete chunks.
     pub fn n_leaves(&self) -> u64 {
         self.n_chunks() * CHUNK_LEAVES
@@ -252,20 +283,10 @@ fn load(path: &Path, log: &dyn LogStore) -> Result<TreeStore, Unusable> {
         }
     };
     let store = decode(path, &bytes).map_err(Unusable::Rebuild)?;
-    if store.genesis_hash != log.genesis_hash() {
-        return Err(Unusable::Rebuild("belongs to another ledger (its genesis hash differs)".into()));
+    match store.mismatch(log).map_err(Unusable::Failed)? {
+        Some(reason) => Err(Unusable::Rebuild(reason)),
+        None => Ok(store),
     }
-    let (end, head) = (store.n_leaves(), log.durable_head().position);
-    if end > head {
-        return Err(Unusable::Rebuild(format!("covers position {end}, past the log's head at position {head}")));
-    }
-    if let Some(stored) = store.chunk_ends.last() {
-        let in_log = chain_hash_at(log, end).map_err(Unusable::Failed)?;
-        if in_log != *stored {
-            return Err(Unusable::Rebuild(format!("ends at a chain hash the log does not have at position {end}")));
-        }
-    }
-    Ok(store)
 }
 
 /// The store in `bytes`, or why it cannot be used.
