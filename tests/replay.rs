@@ -42,6 +42,34 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3))]
+
+    /// The report and the digest are folded on all cores by partitions of
+    /// persons: the same on one thread or several, however many persons
+    /// (a few partitions of `PERSONS_PER_PARTITION`, and a ragged last one).
+    #[test]
+    fn report_and_digest_do_not_depend_on_the_number_of_threads(
+        seed in 0u64..1_000_000,
+        persons in 4_000u64..13_000,
+        threads in 2usize..6,
+    ) {
+        use projections::coverage::with_threads;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = ledger_of(dir.path(), seed, persons);
+        let rebuilt = audit::rebuild_as_of(&log, None, &mut |_| {}).expect("rebuild");
+        let on = ledger::Date::ymd(2021, 6, 30);
+        let alone = with_threads(1, || audit::report(&rebuilt, 2021, None, on)).expect("every figure is money");
+        let shared = with_threads(threads, || audit::report(&rebuilt, 2021, None, on)).expect("every figure is money");
+        prop_assert!(rebuilt.coverage.n_persons() > projections::coverage::PERSONS_PER_PARTITION);
+        prop_assert_eq!(&alone, &shared);
+        prop_assert_eq!(with_threads(1, || rebuilt.coverage.digest()), with_threads(threads, || rebuilt.coverage.digest()));
+        let years = with_threads(threads, || rebuilt.coverage.person_years(None, 2021, None)).expect("money");
+        prop_assert!(years.windows(2).all(|pair| pair[0].1.person < pair[1].1.person), "sorted by identity");
+        prop_assert_eq!(years, with_threads(1, || rebuilt.coverage.person_years(None, 2021, None)).expect("money"));
+    }
+}
+
 #[test]
 fn replay_is_deterministic_and_survives_export_and_restore() {
     let dir = tempfile::tempdir().expect("tempdir");

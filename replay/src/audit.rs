@@ -3,7 +3,7 @@
 //! year's figures re-derived from it.
 
 use crate::state_digest;
-use ledger::{Date, Hash, LogReader, Money, RegionCode, Result, UtcTime};
+use ledger::{Date, Hash, Identity, LogReader, Money, RegionCode, Result, UtcTime};
 use projections::coverage::{Coverage, CoverageState, MoneyOutOfRange, Paid, PersonYear};
 use projections::{LedgerTotals, Projection};
 use serde::Serialize;
@@ -104,15 +104,25 @@ fn add(total: &mut Money, amount: Money) {
 }
 
 /// The report of `coverage_year` in `region` (all when `None`), or the
-/// first person-year with a figure that is no amount of money.
+/// first person-year with a figure that is no amount of money. The
+/// person-years are tallied on all cores by partitions of persons, and the
+/// partial tallies added in partition order: sums and counts, so the report
+/// is the same on any number of threads.
 pub fn report(
     rebuilt: &Rebuilt,
     coverage_year: u16,
     region: Option<RegionCode>,
     on: Option<Date>,
 ) -> std::result::Result<AuditReport, MoneyOutOfRange> {
-    let years = rebuilt.coverage.person_years(region, coverage_year, on)?;
-    let mut report = AuditReport {
+    let partials =
+        rebuilt
+            .coverage
+            .fold_person_years(region, coverage_year, None, Tally::default, |tally, _, year| tally.add(year, on))?;
+    let mut tally = Tally::default();
+    for partial in &partials {
+        tally.merge(partial);
+    }
+    Ok(AuditReport {
         coverage_year,
         region,
         as_of: None,
@@ -120,52 +130,98 @@ pub fn report(
         position: rebuilt.position,
         head_hash: hex::encode(rebuilt.head_hash),
         n_events: rebuilt.n_events,
-        n_person_years: years.len() as u64,
-        persons_by_state: BTreeMap::new(),
-        received: Received::default(),
-        refunded: Returned::default(),
-        net: Money::ZERO,
-        outstanding: Money::ZERO,
-        n_late_payers: 0,
-        n_newborns: 0,
-        hardship_groups: BTreeMap::new(),
-        n_covered_on: on.map(|_| 0),
+        n_person_years: tally.n_person_years,
+        persons_by_state: tally.persons_by_state.into_iter().map(|(state, n)| (state.to_string(), n)).collect(),
+        received: tally.received,
+        refunded: tally.refunded,
+        net: tally.net,
+        outstanding: tally.outstanding,
+        n_late_payers: tally.n_late_payers,
+        n_newborns: tally.n_newborns,
+        hardship_groups: tally.hardship_groups,
+        n_covered_on: on.map(|_| tally.n_covered_on),
         digest: hex::encode(rebuilt.digest()),
-    };
-    for (_, year) in &years {
-        tally(&mut report, year, on);
-    }
-    Ok(report)
+    })
 }
 
-/// Adds one person-year to the report.
-fn tally(report: &mut AuditReport, year: &PersonYear, on: Option<Date>) {
-    *report.persons_by_state.entry(year.state.name().to_string()).or_default() += 1;
-    let received = &mut report.received;
-    received.paid.add(&year.paid);
-    if let Some(fiscal) = year.fiscal_subsidy.filter(|_| year.state == CoverageState::Received) {
-        add(&mut received.fiscal_subsidy, fiscal);
-    }
-    add(&mut report.refunded.to_channel, year.refunds.to_channel);
-    add(&mut report.refunded.to_personal_account, year.refunds.to_personal_account);
-    add(&mut report.refunded.to_funders, year.refunds.to_funders);
-    add(&mut report.refunded.total, year.refunds.total);
-    add(&mut report.net, year.net_received);
-    if let Some(outstanding) = year.outstanding {
-        add(&mut report.outstanding, outstanding);
-    }
-    match year.payment_class {
-        Some("sporadic") => report.n_late_payers += 1,
-        Some(class) if class.starts_with("newborn") => report.n_newborns += 1,
-        _ => {}
-    }
-    if let Some(split) = &year.subsidy_split {
-        *report.hardship_groups.entry(split.group.clone()).or_default() += 1;
-    }
-    if let (Some(day), Some(n_covered)) = (on, report.n_covered_on.as_mut()) {
-        if year.is_covered_on(day) {
-            *n_covered += 1;
+/// The report's figures over some person-years.
+#[derive(Default)]
+struct Tally {
+    n_person_years: u64,
+    persons_by_state: BTreeMap<&'static str, u64>,
+    received: Received,
+    refunded: Returned,
+    net: Money,
+    outstanding: Money,
+    n_late_payers: u64,
+    n_newborns: u64,
+    hardship_groups: BTreeMap<String, u64>,
+    n_covered_on: u64,
+}
+
+impl Tally {
+    /// Adds one person-year (counted covered when covered `on`).
+    fn add(&mut self, year: &PersonYear, on: Option<Date>) {
+        self.n_person_years += 1;
+        *self.persons_by_state.entry(year.state.name()).or_default() += 1;
+        self.received.paid.add(&year.paid);
+        if let Some(fiscal) = year.fiscal_subsidy.filter(|_| year.state == CoverageState::Received) {
+            add(&mut self.received.fiscal_subsidy, fiscal);
         }
+        self.refunded.add(&Returned {
+            to_channel: year.refunds.to_channel,
+            to_personal_account: year.refunds.to_personal_account,
+            to_funders: year.refunds.to_funders,
+            total: year.refunds.total,
+        });
+        add(&mut self.net, year.net_received);
+        if let Some(outstanding) = year.outstanding {
+            add(&mut self.outstanding, outstanding);
+        }
+        match year.payment_class {
+            Some("sporadic") => self.n_late_payers += 1,
+            Some(class) if class.starts_with("newborn") => self.n_newborns += 1,
+            _ => {}
+        }
+        if let Some(split) = &year.subsidy_split {
+            match self.hardship_groups.get_mut(&split.group) {
+                Some(n) => *n += 1,
+                None => {
+                    self.hardship_groups.insert(split.group.clone(), 1);
+                }
+            }
+        }
+        if on.is_some_and(|day| year.is_covered_on(day)) {
+            self.n_covered_on += 1;
+        }
+    }
+
+    /// Adds another tally's figures.
+    fn merge(&mut self, other: &Tally) {
+        self.n_person_years += other.n_person_years;
+        for (state, n) in &other.persons_by_state {
+            *self.persons_by_state.entry(state).or_default() += n;
+        }
+        self.received.paid.add(&other.received.paid);
+        add(&mut self.received.fiscal_subsidy, other.received.fiscal_subsidy);
+        self.refunded.add(&other.refunded);
+        add(&mut self.net, other.net);
+        add(&mut self.outstanding, other.outstanding);
+        self.n_late_payers += other.n_late_payers;
+        self.n_newborns += other.n_newborns;
+        for (group, n) in &other.hardship_groups {
+            *self.hardship_groups.entry(group.clone()).or_default() += n;
+        }
+        self.n_covered_on += other.n_covered_on;
+    }
+}
+
+impl Returned {
+    fn add(&mut self, other: &Returned) {
+        add(&mut self.to_channel, other.to_channel);
+        add(&mut self.to_personal_account, other.to_personal_account);
+        add(&mut self.to_funders, other.to_funders);
+        add(&mut self.total, other.total);
     }
 }
 
@@ -180,39 +236,49 @@ pub struct Drift {
 }
 
 /// Compares every person-year of the year in the live projection with the
-/// rebuilt one, field by field (notes aside).
+/// rebuilt one, field by field (notes aside). Equal person-years are
+/// compared as values; only those that differ are put into words.
 pub fn drift(
     live: &Coverage,
     rebuilt: &Coverage,
     coverage_year: u16,
     region: Option<RegionCode>,
 ) -> std::result::Result<Vec<Drift>, MoneyOutOfRange> {
-    let mut live_years: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for (_, year) in live.person_years(region, coverage_year, None)? {
-        live_years.insert(year.person.to_string(), comparable(&year));
-    }
+    let mut live_years: BTreeMap<Identity, PersonYear> = live
+        .person_years(region, coverage_year, None)?
+        .into_iter()
+        .map(|(_, year)| (year.person.clone(), without_notes(year)))
+        .collect();
     let mut drifts = Vec::new();
     for (_, year) in rebuilt.person_years(region, coverage_year, None)? {
-        let key = year.person.to_string();
-        let rebuilt_value = comparable(&year);
-        let live_value = live_years.remove(&key).unwrap_or(serde_json::Value::Null);
-        if live_value != rebuilt_value {
-            drifts.push(Drift {
-                person: year.person.masked(),
+        let rebuilt_year = without_notes(year);
+        match live_years.remove(&rebuilt_year.person) {
+            Some(live_year) if live_year == rebuilt_year => {}
+            live_year => drifts.push(Drift {
+                person: rebuilt_year.person.masked(),
                 coverage_year,
-                fields: differences(&live_value, &rebuilt_value),
-            });
+                fields: differences(&comparable(live_year.as_ref()), &comparable(Some(&rebuilt_year))),
+            }),
         }
     }
-    for (key, live_value) in live_years {
-        let person = key.parse::<ledger::Identity>().map(|id| id.masked()).unwrap_or(key);
-        drifts.push(Drift { person, coverage_year, fields: differences(&live_value, &serde_json::Value::Null) });
+    for (person, live_year) in live_years {
+        drifts.push(Drift {
+            person: person.masked(),
+            coverage_year,
+            fields: differences(&comparable(Some(&live_year)), &serde_json::Value::Null),
+        });
     }
     Ok(drifts)
 }
 
-fn comparable(year: &PersonYear) -> serde_json::Value {
-    let mut value = serde_json::to_value(year).unwrap_or(serde_json::Value::Null);
+fn without_notes(mut year: PersonYear) -> PersonYear {
+    year.notes.clear();
+    year
+}
+
+fn comparable(year: Option<&PersonYear>) -> serde_json::Value {
+    let mut value =
+        year.map_or(serde_json::Value::Null, |year| serde_json::to_value(year).unwrap_or(serde_json::Value::Null));
     if let Some(object) = value.as_object_mut() {
         object.remove("notes");
     }

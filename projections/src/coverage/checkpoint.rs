@@ -4,6 +4,7 @@
 
 use super::policies::{PolicyBook, PolicyRecord};
 use super::state::{PersonId, PersonState};
+use super::walk::{self, PERSONS_PER_PARTITION};
 use super::Coverage;
 use crate::checkpoint::{self, CheckpointError, Format};
 use crate::Tip;
@@ -49,17 +50,26 @@ struct Body {
 
 /// The state in canonical form for the digest: persons sorted by identity,
 /// maps as sorted lists, internal indexes replaced by identities. The
+/// persons are digested by partitions of [`PERSONS_PER_PARTITION`] in that
+/// order (on all cores; the partitions do not depend on the number of
+/// threads), and the canonical form holds the partitions' digests. The
 /// identity map is left out: it is exactly each person's current and former
 /// identities, which the persons carry.
 #[derive(Serialize)]
 struct Canonical<'a> {
+    /// Of the canonical form: 2 since the persons are digested by partition.
+    form: u32,
     position: u64,
     policies: Vec<&'a PolicyRecord>,
-    persons: Vec<&'a PersonState>,
+    n_persons: u64,
+    persons: Vec<Hash>,
     proxies: Vec<(&'a str, &'a Identity, u16)>,
     notes: &'a [String],
     n_notes_dropped: u64,
 }
+
+/// The canonical form's version (see [`Canonical`]).
+const CANONICAL_FORM: u32 = 2;
 
 impl Coverage {
     /// Writes the whole state to `path` (temp file, fsync, rename, fsync of
@@ -91,22 +101,28 @@ impl Coverage {
     /// SM3 over a canonical serialization of the state: equal for a rebuild
     /// from position 1, an incremental fold and a checkpoint caught up.
     pub fn digest(&self) -> [u8; 32] {
+        const SERIALIZES: &str = "the state serializes into memory: no maps with non-string keys, no floats";
         let mut persons: Vec<&PersonState> = self.persons.iter().filter(|p| p.merged_into.is_none()).collect();
-        persons.sort_by(|a, b| a.current.cmp(&b.current));
+        persons.sort_unstable_by(|a, b| a.current.cmp(&b.current));
+        let n_partitions = persons.len().div_ceil(PERSONS_PER_PARTITION);
+        let partitions = walk::in_partitions(n_partitions, |partition| {
+            checkpoint::sm3_of(&&persons[walk::partition_range(partition, persons.len())]).expect(SERIALIZES)
+        });
         let current = |id: PersonId| &self.persons[self.live(id) as usize].current;
         let mut proxies: Vec<(&str, &Identity, u16)> =
             self.proxies.iter().map(|(application, &(id, year))| (&**application, current(id), year)).collect();
         proxies.sort();
         let canonical = Canonical {
+            form: CANONICAL_FORM,
             position: self.tip.position,
             policies: self.policies.records().collect(),
-            persons,
+            n_persons: persons.len() as u64,
+            persons: partitions,
             proxies,
             notes: &self.notes,
             n_notes_dropped: self.n_notes_dropped,
         };
-        checkpoint::sm3_of(&canonical)
-            .expect("the state serializes into memory: no maps with non-string keys, no floats")
+        checkpoint::sm3_of(&canonical).expect(SERIALIZES)
     }
 
     fn body(&self) -> BodyRef<'_> {

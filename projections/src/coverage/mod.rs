@@ -41,6 +41,7 @@ mod states;
 mod store;
 mod subset;
 mod view;
+mod walk;
 
 pub use crate::Tip;
 pub use checkpoint::{CoverageError, CHECKPOINT_FORMAT_VERSION};
@@ -49,6 +50,7 @@ pub use payments::{MoneyEvent, MoneyKind, PaymentKind, RecordedRefund, Refundabl
 pub use state::MoneyOutOfRange;
 pub use store::{Changed, Named, PersonStore, StoreError, DEFAULT_CHUNK_ENVELOPES};
 pub use view::{source_words, CoverageState, Paid, PersonYear, Refunds, SplitView};
+pub use walk::{with_threads, PERSONS_PER_PARTITION};
 
 use crate::policy::Policy;
 use crate::Projection;
@@ -232,26 +234,40 @@ impl Coverage {
     /// Every person-year of `coverage_year` for persons registered in
     /// `region` (all regions when `None`), with the person's registered
     /// region, as known on `as_of` (see [`Coverage::person_year_as_of`]).
-    /// Sorted by identity: the auditor's report and drift check walk it.
+    /// Sorted by identity (the drift check walks it; sums such as the
+    /// auditor's report fold without sorting: [`Coverage::fold_person_years`]).
     /// A person-year with a figure that is no amount of money makes it an
-    /// error naming that person-year: an audit never counts it as 0.00.
+    /// error naming that person-year (the first by identity): an audit
+    /// never counts it as 0.00.
     pub fn person_years(
         &self,
         region: Option<RegionCode>,
         coverage_year: u16,
         as_of: Option<Date>,
     ) -> Result<Vec<(RegionCode, PersonYear)>, MoneyOutOfRange> {
-        let mut years: Vec<(RegionCode, PersonYear)> = self
+        let mut ids: Vec<(&Identity, RegionCode, PersonId)> = self
             .live_persons()
             .filter_map(|(id, person)| {
                 let registered_in = person.registration.as_ref()?.region;
-                if region.is_some_and(|region| !policies::region_contains(region, registered_in)) {
-                    return None;
-                }
-                Some(view::derive(self, id, coverage_year, as_of, false).map(|view| (registered_in, view)))
+                let wanted = region.is_none_or(|region| policies::region_contains(region, registered_in));
+                wanted.then_some((&person.current, registered_in, id))
             })
-            .collect::<Result<_, _>>()?;
-        years.sort_by(|a, b| a.1.person.cmp(&b.1.person));
+            .collect();
+        // Sorted before deriving: the views are large, their keys are not.
+        ids.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let n_partitions = ids.len().div_ceil(PERSONS_PER_PARTITION);
+        let parts = walk::in_partitions(n_partitions, |partition| {
+            ids[walk::partition_range(partition, ids.len())]
+                .iter()
+                .map(|&(_, registered_in, id)| {
+                    view::derive(self, id, coverage_year, as_of, false).map(|view| (registered_in, view))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let mut years = Vec::with_capacity(ids.len());
+        for part in parts {
+            years.extend(part?);
+        }
         Ok(years)
     }
 
