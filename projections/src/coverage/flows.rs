@@ -12,12 +12,12 @@
 //! premium due and the first covered day. A later refund that takes the net
 //! below it unsettles the year again.
 
+use super::payments::SUBSIDY_CHANNEL;
+use super::state::Grant;
 use super::state::{
     fingerprint, shortfall, Contribution, Destination, MoneyOutOfRange, ProxyState, Refund, Source, YearState,
     PROXY_CHANNEL,
 };
-use super::payments::SUBSIDY_CHANNEL;
-use super::state::Grant;
 use super::view::{Derivation, Paid, Refunds};
 use crate::policy::{funder_key, AmountDue, Ruling};
 use ledger::event::Funder;
@@ -345,9 +345,8 @@ pub(crate) fn named_grants(grants: &[Grant], reference: &str) -> Option<Vec<usiz
         let index = grants.iter().position(|g| g.position == position && *g.group == *group)?;
         return Some(vec![index]);
     }
-    let names = |group: &str| {
-        reference == group || reference.strip_prefix(group).is_some_and(|rest| rest.starts_with('-'))
-    };
+    let names =
+        |group: &str| reference == group || reference.strip_prefix(group).is_some_and(|rest| rest.starts_with('-'));
     let group = grants.iter().map(|g| &*g.group).filter(|group| names(group)).max_by_key(|group| group.len())?;
     Some(grants.iter().enumerate().filter(|(_, g)| *g.group == *group).map(|(index, _)| index).collect())
 }
@@ -390,9 +389,8 @@ fn take_from_grants(grants: &[Grant], named: &[usize], parts_left: &mut [Vec<i64
 /// weights (a part beyond 42 million yuan) are taken in order instead.
 fn split_by_left(take_fen: i64, funders: &[(&Funder, i64)]) -> Vec<i64> {
     let weights: Option<Vec<u32>> = funders.iter().map(|(_, left)| u32::try_from(*left).ok()).collect();
-    let split = Money::from_fen(take_fen)
-        .zip(weights)
-        .and_then(|(take, weights)| split_largest_remainder(take, &weights));
+    let split =
+        Money::from_fen(take_fen).zip(weights).and_then(|(take, weights)| split_largest_remainder(take, &weights));
     match split {
         Some(parts) => parts.into_iter().map(Money::fen).collect(),
         None if take_fen == 0 => vec![0; funders.len()],

@@ -100,9 +100,11 @@ impl Coverage {
         }
         let index = find_payment(&year.contributions, &payment.channel, &payment.channel_ref)?;
         let contribution = &year.contributions[index];
-        let refunded = sum(
-            applied.refunds.iter().filter(|a| a.target == RefundTarget::Contribution(index)).map(AppliedRefund::taken),
-        );
+        let refunded = sum(applied
+            .refunds
+            .iter()
+            .filter(|a| a.target == RefundTarget::Contribution(index))
+            .map(AppliedRefund::taken));
         let kind = match contribution.source {
             Source::Proxy => PaymentKind::Proxy { application_id: payment.channel_ref.clone() },
             _ => PaymentKind::Channel,
