@@ -340,9 +340,11 @@ pub(super) fn apply_refunds(year: &YearState) -> RefundsApplied {
 /// * `GROUP`, or `GROUP-…`: every grant of that group this year (the
 ///   longest group that matches, so `a-b` is group `a-b` before `a`).
 pub(crate) fn named_grants(grants: &[Grant], reference: &str) -> Option<Vec<usize>> {
-    if let Some((group, position)) = reference.rsplit_once('@') {
+    let by_position = reference.rsplit_once('@').and_then(|(group, position)| {
         let position: u64 = position.parse().ok()?;
-        let index = grants.iter().position(|g| g.position == position && *g.group == *group)?;
+        grants.iter().position(|g| g.position == position && *g.group == *group)
+    });
+    if let Some(index) = by_position {
         return Some(vec![index]);
     }
     let names =
@@ -432,4 +434,30 @@ pub(super) fn find_payment(contributions: &[Contribution], channel: &str, refere
         .iter()
         .position(|c| c.fingerprint == direct)
         .or_else(|| contributions.iter().position(|c| c.source == Source::Proxy && c.fingerprint == proxy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(group: &str, position: u64) -> Grant {
+        let on = "2020-12-01".parse().expect("a date");
+        Grant { group: group.into(), parts: vec![(Funder::County, Money::ZERO)], on, position }
+    }
+
+    /// A reference names a group's grants (the longest group it names), or
+    /// one grant by its log position; anything else names none.
+    #[test]
+    fn a_refund_names_a_group_or_one_grant_by_position() {
+        let grants = [grant("a", 4), grant("a-b", 5), grant("a", 7), grant("x@4", 9)];
+        assert_eq!(named_grants(&grants, "a"), Some(vec![0, 2]));
+        assert_eq!(named_grants(&grants, "a-R1"), Some(vec![0, 2]));
+        assert_eq!(named_grants(&grants, "a-b"), Some(vec![1]));
+        assert_eq!(named_grants(&grants, "a-b-R1"), Some(vec![1]));
+        assert_eq!(named_grants(&grants, "a@7"), Some(vec![2]));
+        assert_eq!(named_grants(&grants, "x@4"), Some(vec![3]), "a group with @ in its name");
+        assert_eq!(named_grants(&grants, "a@5"), None, "position 5 is not a grant of a");
+        assert_eq!(named_grants(&grants, "ab"), None);
+        assert_eq!(named_grants(&grants, "b"), None);
+    }
 }

@@ -394,6 +394,10 @@ impl Derivation<'_> {
     /// one group (Guigang 2021: late newborns from 1 July): a year the
     /// person paid in more than one payment keeps its money, and says so.
     fn note_payment_in_parts(&mut self) {
+        // Only a note: listings, which skip notes, skip the classification.
+        if !self.notes.enabled {
+            return;
+        }
         let Some(policy) = self.policy.map(|p| &p.policy) else { return };
         let Some(year) = self.year else { return };
         let own = || year.contributions.iter().filter(|c| c.source != super::state::Source::Proxy);
