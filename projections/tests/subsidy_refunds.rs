@@ -223,3 +223,20 @@ fn refunding_one_groups_grant_leaves_the_other_groups_funders_alone() {
     assert_eq!((fen_of(back, "province"), fen_of(back, "city"), fen_of(back, "county")), (501, 200, 300), "{back:?}");
     assert_eq!(view.refunds.to_funders, money(29_001));
 }
+
+/// A refund to funders whose reference names no grant of the year (an
+/// older log may hold one) keeps its old meaning: taken from all the year's
+/// grants, in their split.
+#[test]
+fn a_refund_naming_no_grant_is_taken_from_all_the_years_grants() {
+    let events = vec![
+        registered(),
+        grant(GROUPS[0], &[(Funder::Province, 30_000)]),
+        grant(GROUPS[1], &[(Funder::MedicalAssistanceFund, 10_000)]),
+        refund(0, "R1".into(), 10_000),
+    ];
+    let view = view(&events);
+    let back = &view.refunds.to_funders_by_funder;
+    assert_eq!((fen_of(back, "province"), fen_of(back, "medical_assistance_fund")), (7_500, 2_500), "{back:?}");
+    assert_eq!(view.refunds.unapplied, Money::ZERO);
+}
