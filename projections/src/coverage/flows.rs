@@ -13,9 +13,8 @@
 //! below it unsettles the year again.
 
 use super::payments::SUBSIDY_CHANNEL;
-use super::state::Grant;
 use super::state::{
-    fingerprint, shortfall, Contribution, Destination, MoneyOutOfRange, ProxyState, Refund, Source, YearState,
+    fingerprint, shortfall, Contribution, Destination, Grant, MoneyOutOfRange, ProxyState, Refund, Source, YearState,
     PROXY_CHANNEL,
 };
 use super::view::{Derivation, Paid, Refunds};
@@ -119,8 +118,8 @@ impl Derivation<'_> {
 
     /// Sums the refunds [`apply_refunds`] applied, by destination (and the
     /// refunds to funders by funder: each back to the funders of the grants
-    /// it names), notes those it
-    /// could not apply whole, and puts them on the timeline.
+    /// it names), notes those it could not apply whole, and puts them on
+    /// the timeline.
     fn match_refunds(&mut self, year: &YearState, flows: &mut Flows) -> Result<Applied, MoneyOutOfRange> {
         let mut applied = Applied::default();
         let mut by_destination = [0i64; 3];
