@@ -36,8 +36,9 @@ pub struct RefundArgs {
     #[arg(long)]
     year: u16,
     /// The payment returned: CHANNEL:REF (`wechat:WX2024…`), a proxy
-    /// payment by its application id (`proxy:BJ-DJ-…`), or the year's
-    /// subsidies (`subsidy:GROUP`).
+    /// payment by its application id (`proxy:BJ-DJ-…`), the year's grants
+    /// of a group (`subsidy:GROUP`), or one grant by its log position
+    /// (`subsidy:GROUP@POSITION`): back to those grants' funders only.
     #[arg(long)]
     payment: String,
     /// Amount in yuan; at most what is left of the payment.

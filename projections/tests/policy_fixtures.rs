@@ -1,10 +1,11 @@
 //! Every fixture in `fixtures/policies` loads, carries the figures of its
 //! source (domain.md), and survives its canonical form unchanged.
 
-use ledger::event::Funder;
+use ledger::event::{EnrolmentBasis, Funder};
 use ledger::{Date, Money, RegionCode};
 use projections::policy::{
-    CoverageStart, Exemption, Funding, Pays, Period, Policy, Ratio, Subsidy, TrancheAmount, Window,
+    CoverageStart, Exemption, Funding, GroupOnePayment, OpenPeriod, PayerGroup, Pays, Period, PersonFacts, Policy,
+    Ratio, Subsidy, TrancheAmount, Window,
 };
 use std::path::PathBuf;
 
@@ -185,6 +186,21 @@ fn guigang_2021_figures() {
     assert_eq!(newborn.late_coverage, Some(CoverageStart::MonthStart { months_after: 1 }));
     assert!(newborn.back_payment);
     assert_eq!(newborn.pre_registration_lapse, Some(Window::Months(3)));
+    // 一次性缴纳 asked of late newborns paying from 1 July to 31 December only.
+    assert!(!p.premium().in_one_payment);
+    let late = OpenPeriod { from: Some(date("2021-07-01")), until: Some(date("2021-12-31")) };
+    assert_eq!(p.in_one_payment_for(), [GroupOnePayment { group: PayerGroup::NewbornLate, paid: late }]);
+    let newborn = PersonFacts {
+        birth_date: date("2021-03-15"),
+        basis: EnrolmentBasis::Newborn,
+        hardship_groups: Vec::new(),
+        county: None,
+    };
+    let adult = PersonFacts::born(date("1980-01-01"));
+    assert!(p.one_payment_required_of(date("2021-08-01"), &newborn).is_some(), "late newborn, from July");
+    assert!(p.one_payment_required_of(date("2021-06-30"), &newborn).is_none(), "late newborn, before July");
+    assert!(p.one_payment_required_of(date("2021-05-01"), &newborn).is_none(), "within the window");
+    assert!(p.one_payment_required_of(date("2021-08-01"), &adult).is_none(), "not a newborn");
 }
 
 #[test]

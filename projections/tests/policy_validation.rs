@@ -150,6 +150,39 @@ fn reversed_and_overlapping_periods() {
     assert_eq!(problem, Problem::Overlap { other: "sporadic.premium[0]".into() });
 }
 
+/// `[[premium.in_one_payment_for]]`: a group's dates in order and apart,
+/// the group one the file names, and never beside `in_one_payment = true`.
+#[test]
+fn one_payment_for_a_group() {
+    let rule =
+        |body: &str| with("full = \"830\"\n", &format!("full = \"830\"\n\n[[premium.in_one_payment_for]]\n{body}\n"));
+    let ok = Policy::from_toml(&rule("group = \"newborn_late\"\npaid_from = 2021-07-01")).expect("valid");
+    assert_eq!(ok.in_one_payment_for().len(), 1);
+    assert_eq!(Policy::from_toml(&ok.to_canonical_toml()).expect("canonical form loads"), ok);
+    assert!(Policy::from_toml(BASE).expect("valid").in_one_payment_for().is_empty(), "no key: nobody");
+
+    let (field, line, problem, _) =
+        invalid(&rule("group = \"newborn_late\"\npaid_from = 2021-12-31\npaid_until = 2021-07-01"));
+    assert_eq!((field.as_str(), line), ("premium.in_one_payment_for[0]", Some(13)));
+    assert!(matches!(problem, Problem::PeriodReversed { .. }));
+
+    let twice = rule(
+        "group = \"hardship\"\npaid_from = 2021-07-01\n\n[[premium.in_one_payment_for]]\ngroup = \"hardship\"\npaid_until = 2021-07-01",
+    );
+    let (field, _, problem, _) = invalid(&twice);
+    assert_eq!(field, "premium.in_one_payment_for[1]");
+    assert_eq!(problem, Problem::Overlap { other: "premium.in_one_payment_for[0]".into() });
+
+    let everyone = with("full = \"830\"\n", "full = \"830\"\nin_one_payment = true\n")
+        + "\n[[premium.in_one_payment_for]]\ngroup = \"sporadic\"\n";
+    let (field, _, problem, _) = invalid(&everyone);
+    assert_eq!(field, "premium.in_one_payment_for");
+    assert!(matches!(problem, Problem::Choose(_)));
+
+    let (field, _, _) = syntax(&rule("group = \"students\""));
+    assert!(field.contains("group"), "{field}");
+}
+
 #[test]
 fn subsidies_above_the_standard_and_inconsistent_amounts() {
     let (field, line, problem, message) = invalid(&with(r#"subsidy = "140""#, r#"subsidy = "280.01""#));

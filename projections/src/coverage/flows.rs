@@ -12,12 +12,14 @@
 //! premium due and the first covered day. A later refund that takes the net
 //! below it unsettles the year again.
 
+use super::payments::SUBSIDY_CHANNEL;
 use super::state::{
-    fingerprint, shortfall, Contribution, Destination, MoneyOutOfRange, ProxyState, Refund, Source, YearState,
+    fingerprint, shortfall, Contribution, Destination, Grant, MoneyOutOfRange, ProxyState, Refund, Source, YearState,
     PROXY_CHANNEL,
 };
 use super::view::{Derivation, Paid, Refunds};
 use crate::policy::{funder_key, AmountDue, Ruling};
+use ledger::event::Funder;
 use ledger::money::split_largest_remainder;
 use ledger::{Date, Money};
 use std::collections::BTreeMap;
@@ -115,15 +117,17 @@ impl Derivation<'_> {
     }
 
     /// Sums the refunds [`apply_refunds`] applied, by destination (and the
-    /// refunds to funders by funder, in the grants' split), notes those it
-    /// could not apply whole, and puts them on the timeline.
+    /// refunds to funders by funder: each back to the funders of the grants
+    /// it names), notes those it could not apply whole, and puts them on
+    /// the timeline.
     fn match_refunds(&mut self, year: &YearState, flows: &mut Flows) -> Result<Applied, MoneyOutOfRange> {
         let mut applied = Applied::default();
         let mut by_destination = [0i64; 3];
         let mut unapplied = 0i64;
         let mut to_funders_fen = 0i64;
         let refunds = year.extra().map_or(&[][..], |e| &e.refunds);
-        for (refund, taken) in refunds.iter().zip(apply_refunds(year)) {
+        let refunds_applied = apply_refunds(year);
+        for (refund, taken) in refunds.iter().zip(&refunds_applied.refunds) {
             let (wanted, take) = (refund.amount.fen(), taken.taken_fen);
             match taken.target {
                 RefundTarget::Grants => {
@@ -154,11 +158,24 @@ impl Derivation<'_> {
                 "refunded to personal accounts".into()
             })?,
             to_funders,
-            to_funders_by_funder: funder_split(year, to_funders),
+            to_funders_by_funder: self.refunded_by_funder(year, &refunds_applied)?,
             total: self.amount(total, || "refunds applied".into())?,
             unapplied: self.amount(unapplied, || "refunds not applied".into())?,
         };
         Ok(applied)
+    }
+
+    /// 资助退回 by funder: what the refunds took back of each funder's own
+    /// parts of the grants.
+    fn refunded_by_funder(
+        &self,
+        year: &YearState,
+        applied: &RefundsApplied,
+    ) -> Result<BTreeMap<String, Money>, MoneyOutOfRange> {
+        refunded_by_funder(year, applied)
+            .into_iter()
+            .map(|(funder, fen)| Ok((funder.clone(), self.amount(fen, || format!("refunded to {funder}"))?)))
+            .collect()
     }
 
     fn note_destination(&mut self, payment: &Contribution, refund: &Refund) {
@@ -183,7 +200,7 @@ impl Derivation<'_> {
         let not_applied = shortfall(refund.amount.fen(), taken);
         self.notes.add(|| {
             let what = if refund.destination == Destination::Funders {
-                "the subsidies granted".to_string()
+                format!("the subsidies it names ({}/{})", refund.channel, refund.channel_ref)
             } else {
                 format!("payment {}/{}", refund.channel, refund.channel_ref)
             };
@@ -254,24 +271,50 @@ impl AppliedRefund {
     }
 }
 
+/// The refunds of a year as applied, and what they left of the grants.
+pub(super) struct RefundsApplied {
+    /// One entry per refund, in log order.
+    pub(super) refunds: Vec<AppliedRefund>,
+    /// Per grant, per part (as in `Grant::parts`): the fen the refunds to
+    /// funders left of it. Never below zero, never above the part.
+    pub(super) grant_parts_left: Vec<Vec<i64>>,
+}
+
+impl RefundsApplied {
+    /// What the refunds took back of the grants at `indices`.
+    pub(super) fn refunded_of(&self, year: &YearState, indices: &[usize]) -> i64 {
+        let grants = year.extra().map_or(&[][..], |e| &e.grants);
+        indices.iter().fold(0i64, |total, &index| {
+            let granted = grants[index].parts.iter().map(|(_, amount)| amount.fen());
+            let left = self.grant_parts_left[index].iter();
+            granted.zip(left).fold(total, |total, (part, left)| total.saturating_add(part - left))
+        })
+    }
+}
+
 /// Applies each refund of the year, in log order, against the payment it
-/// names (or the year's subsidies, for refunds to funders), never beyond
-/// what is left of it. One entry per refund. The figures and the decision
-/// to record a refund (`Coverage::refund_target`) both come from here.
-pub(super) fn apply_refunds(year: &YearState) -> Vec<AppliedRefund> {
+/// names (or, for refunds to funders, the grants it names: see
+/// [`named_grants`]), never beyond what is left of it. The figures and the
+/// decision to record a refund (`Coverage::refund_target`) both come from
+/// here.
+pub(super) fn apply_refunds(year: &YearState) -> RefundsApplied {
     let mut left: Vec<i64> = year.contributions.iter().map(|c| c.amount.fen()).collect();
     let grants = year.extra().map_or(&[][..], |e| &e.grants);
-    let mut grants_left =
-        grants.iter().flat_map(|g| &g.parts).fold(0i64, |sum, (_, amount)| sum.saturating_add(amount.fen()));
+    let mut grant_parts_left: Vec<Vec<i64>> =
+        grants.iter().map(|g| g.parts.iter().map(|(_, amount)| amount.fen()).collect()).collect();
     let refunds = year.extra().map_or(&[][..], |e| &e.refunds);
     let mut applied = Vec::with_capacity(refunds.len());
     for refund in refunds {
         let wanted = refund.amount.fen();
         let (target, taken_fen) = match refund.destination {
             Destination::Funders => {
-                let take = wanted.min(grants_left);
-                grants_left -= take;
-                (RefundTarget::Grants, take)
+                let named = (*refund.channel == *SUBSIDY_CHANNEL)
+                    .then(|| named_grants(grants, &refund.channel_ref))
+                    .flatten()
+                    // 资助退回 that names no grant of the year: the year's
+                    // grants as a whole, as before grants could be named.
+                    .unwrap_or_else(|| (0..grants.len()).collect());
+                (RefundTarget::Grants, take_from_grants(grants, &named, &mut grant_parts_left, wanted))
             }
             _ => match find_payment(&year.contributions, &refund.channel, &refund.channel_ref) {
                 Some(index) => {
@@ -284,26 +327,101 @@ pub(super) fn apply_refunds(year: &YearState) -> Vec<AppliedRefund> {
         };
         applied.push(AppliedRefund { target, taken_fen });
     }
-    applied
+    RefundsApplied { refunds: applied, grant_parts_left }
 }
 
-/// 资助退回: money refunded to funders goes back in the split of the year's
-/// grants (largest remainder, so the parts sum to the whole in fen).
-fn funder_split(year: &YearState, total: Money) -> BTreeMap<String, Money> {
-    let mut granted: BTreeMap<String, i64> = BTreeMap::new();
-    for (funder, amount) in year.extra().map_or(&[][..], |e| &e.grants).iter().flat_map(|g| &g.parts) {
-        let entry = granted.entry(funder_key(funder).to_string()).or_default();
-        *entry = entry.saturating_add(amount.fen());
+/// The grants of the year a refund to funders names by its reference
+/// (`subsidy:REFERENCE`), as indices into `grants`; `None` when it names
+/// none of them.
+///
+/// * `GROUP@POSITION`: the one grant of that group recorded at that log
+///   position (a year may hold several grants of one group).
+/// * `GROUP`, or `GROUP-…`: every grant of that group this year (the
+///   longest group that matches, so `a-b` is group `a-b` before `a`).
+pub(crate) fn named_grants(grants: &[Grant], reference: &str) -> Option<Vec<usize>> {
+    let by_position = reference.rsplit_once('@').and_then(|(group, position)| {
+        let position: u64 = position.parse().ok()?;
+        grants.iter().position(|g| g.position == position && *g.group == *group)
+    });
+    if let Some(index) = by_position {
+        return Some(vec![index]);
     }
-    if total == Money::ZERO || granted.is_empty() {
-        return BTreeMap::new();
+    let names =
+        |group: &str| reference == group || reference.strip_prefix(group).is_some_and(|rest| rest.starts_with('-'));
+    let group = grants.iter().map(|g| &*g.group).filter(|group| names(group)).max_by_key(|group| group.len())?;
+    Some(grants.iter().enumerate().filter(|(_, g)| *g.group == *group).map(|(index, _)| index).collect())
+}
+
+/// Takes up to `wanted_fen` from what is left of the grants at `named`, and
+/// returns what it took. The money goes back to those grants' own funders
+/// only: split among the funders in proportion to what is left of each
+/// one's parts (largest remainder, so the shares sum to the fen taken, and
+/// no share exceeds what is left of that funder's parts), then within a
+/// funder from its parts in grant order.
+fn take_from_grants(grants: &[Grant], named: &[usize], parts_left: &mut [Vec<i64>], wanted_fen: i64) -> i64 {
+    let mut funders: Vec<(&Funder, i64)> = Vec::new();
+    for &index in named {
+        for ((funder, _), &left) in grants[index].parts.iter().zip(&parts_left[index]) {
+            match funders.iter_mut().find(|(known, _)| *known == funder) {
+                Some((_, total)) => *total = total.saturating_add(left),
+                None => funders.push((funder, left)),
+            }
+        }
     }
-    let weights: Option<Vec<u32>> = granted.values().map(|&fen| u32::try_from(fen).ok()).collect();
-    let parts = weights.and_then(|weights| split_largest_remainder(total, &weights));
-    match parts {
-        Some(parts) => granted.into_keys().zip(parts).filter(|(_, part)| *part != Money::ZERO).collect(),
-        None => BTreeMap::from([("unallocated".to_string(), total)]),
+    let available = funders.iter().fold(0i64, |total, (_, left)| total.saturating_add(*left));
+    let take = wanted_fen.clamp(0, available);
+    let shares = split_by_left(take, &funders);
+    for ((funder, _), mut share) in funders.iter().zip(shares) {
+        for &index in named {
+            for ((part_funder, _), left) in grants[index].parts.iter().zip(parts_left[index].iter_mut()) {
+                if part_funder == *funder && share > 0 {
+                    let from_part = share.min(*left);
+                    *left -= from_part;
+                    share -= from_part;
+                }
+            }
+        }
     }
+    take
+}
+
+/// `take_fen` (at most the sum of what is left) shared by what is left of
+/// each funder, by largest remainder. Shares that do not fit the split's
+/// weights (a part beyond 42 million yuan) are taken in order instead.
+fn split_by_left(take_fen: i64, funders: &[(&Funder, i64)]) -> Vec<i64> {
+    let weights: Option<Vec<u32>> = funders.iter().map(|(_, left)| u32::try_from(*left).ok()).collect();
+    let split =
+        Money::from_fen(take_fen).zip(weights).and_then(|(take, weights)| split_largest_remainder(take, &weights));
+    match split {
+        Some(parts) => parts.into_iter().map(Money::fen).collect(),
+        None if take_fen == 0 => vec![0; funders.len()],
+        None => {
+            let mut rest = take_fen;
+            funders
+                .iter()
+                .map(|(_, left)| {
+                    let share = rest.min(*left);
+                    rest -= share;
+                    share
+                })
+                .collect()
+        }
+    }
+}
+
+/// 资助退回 by funder: what the refunds took back of each funder's parts.
+fn refunded_by_funder(year: &YearState, applied: &RefundsApplied) -> BTreeMap<String, i64> {
+    let mut refunded: BTreeMap<String, i64> = BTreeMap::new();
+    let grants = year.extra().map_or(&[][..], |e| &e.grants);
+    for (grant, left) in grants.iter().zip(&applied.grant_parts_left) {
+        for ((funder, amount), left) in grant.parts.iter().zip(left) {
+            if amount.fen() > *left {
+                let entry = refunded.entry(funder_key(funder).to_string()).or_default();
+                *entry = entry.saturating_add(amount.fen() - left);
+            }
+        }
+    }
+    refunded
 }
 
 /// The contribution a refund names: by (channel, reference), or a proxy
@@ -315,4 +433,30 @@ pub(super) fn find_payment(contributions: &[Contribution], channel: &str, refere
         .iter()
         .position(|c| c.fingerprint == direct)
         .or_else(|| contributions.iter().position(|c| c.source == Source::Proxy && c.fingerprint == proxy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(group: &str, position: u64) -> Grant {
+        let on = "2020-12-01".parse().expect("a date");
+        Grant { group: group.into(), parts: vec![(Funder::County, Money::ZERO)], on, position }
+    }
+
+    /// A reference names a group's grants (the longest group it names), or
+    /// one grant by its log position; anything else names none.
+    #[test]
+    fn a_refund_names_a_group_or_one_grant_by_position() {
+        let grants = [grant("a", 4), grant("a-b", 5), grant("a", 7), grant("x@4", 9)];
+        assert_eq!(named_grants(&grants, "a"), Some(vec![0, 2]));
+        assert_eq!(named_grants(&grants, "a-R1"), Some(vec![0, 2]));
+        assert_eq!(named_grants(&grants, "a-b"), Some(vec![1]));
+        assert_eq!(named_grants(&grants, "a-b-R1"), Some(vec![1]));
+        assert_eq!(named_grants(&grants, "a@7"), Some(vec![2]));
+        assert_eq!(named_grants(&grants, "x@4"), Some(vec![3]), "a group with @ in its name");
+        assert_eq!(named_grants(&grants, "a@5"), None, "position 5 is not a grant of a");
+        assert_eq!(named_grants(&grants, "ab"), None);
+        assert_eq!(named_grants(&grants, "b"), None);
+    }
 }

@@ -4,7 +4,7 @@
 //! them (`flows::apply_refunds`), so a refund the decision accepts is one
 //! the view applies whole.
 
-use super::flows::{apply_refunds, find_payment, AppliedRefund, RefundTarget};
+use super::flows::{apply_refunds, find_payment, named_grants, AppliedRefund, RefundTarget, RefundsApplied};
 use super::state::{sum, Destination, Source, YearState};
 use super::Coverage;
 use crate::policy::{funder_key, Policy};
@@ -13,8 +13,14 @@ use ledger::{Date, Identity, Money, RegionCode};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The channel name a refund uses to name the year's subsidies
-/// (`subsidy:GROUP`): a subsidy's refund goes back to its funders.
+/// The channel name a refund uses to name the year's subsidies: a
+/// subsidy's refund goes back to the funders of the grants it names, and to
+/// no other. `subsidy:GROUP` (or `subsidy:GROUP-…`) names every grant of
+/// that group in the year, `subsidy:GROUP@POSITION` the one grant of the
+/// group recorded at that log position. A refund to funders whose
+/// reference names no grant of the year (none is accepted now; a log may
+/// hold one from before) is taken from all the year's grants, in their
+/// split, as it always was.
 pub const SUBSIDY_CHANNEL: &str = "subsidy";
 
 /// Where a payment came from, and so where its refunds go back to.
@@ -26,7 +32,7 @@ pub enum PaymentKind {
     Channel,
     /// A credited proxy payment: refunds go back to the personal account.
     Proxy { application_id: String },
-    /// The year's subsidies: refunds go back to the funders, in their split.
+    /// Subsidy grants: refunds go back to those grants' funders, in their split.
     Subsidy,
 }
 
@@ -34,11 +40,11 @@ pub enum PaymentKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Refundable {
     pub kind: PaymentKind,
-    /// What was paid (for subsidies: every grant of the year).
+    /// What was paid (for subsidies: every grant the reference names).
     pub amount: Money,
     /// Refunds already applied against it.
     pub refunded: Money,
-    /// Log position of the payment's fact (the first grant's for subsidies).
+    /// Log position of the payment's fact (the first named grant's for subsidies).
     pub position: u64,
 }
 
@@ -81,8 +87,9 @@ pub enum MoneyKind {
 
 impl Coverage {
     /// The payment of the person-year a refund names, or `None` if the
-    /// year has no such payment: `subsidy:GROUP` names the year's subsidies
-    /// (a group granted that year; `GROUP-…` also matches), anything else a
+    /// year has no such payment: `subsidy:GROUP` names the year's grants of
+    /// that group (`GROUP-…` also matches), `subsidy:GROUP@POSITION` one
+    /// grant of it (see [`SUBSIDY_CHANNEL`]), anything else a
     /// payment by channel and reference, or a credited proxy payment by its
     /// application id.
     pub fn refund_target(&self, person: &Identity, coverage_year: u16, payment: &PaymentRef) -> Option<Refundable> {
@@ -93,8 +100,11 @@ impl Coverage {
         }
         let index = find_payment(&year.contributions, &payment.channel, &payment.channel_ref)?;
         let contribution = &year.contributions[index];
-        let refunded =
-            sum(applied.iter().filter(|a| a.target == RefundTarget::Contribution(index)).map(AppliedRefund::taken));
+        let refunded = sum(applied
+            .refunds
+            .iter()
+            .filter(|a| a.target == RefundTarget::Contribution(index))
+            .map(AppliedRefund::taken));
         let kind = match contribution.source {
             Source::Proxy => PaymentKind::Proxy { application_id: payment.channel_ref.clone() },
             _ => PaymentKind::Channel,
@@ -147,7 +157,7 @@ impl Coverage {
             events.push(MoneyEvent { position: grant.position, kind, amount: total, on: grant.on });
         }
         let refunds = extra.map_or(&[][..], |e| &e.refunds);
-        for (refund, applied) in refunds.iter().zip(apply_refunds(year)) {
+        for (refund, applied) in refunds.iter().zip(apply_refunds(year).refunds) {
             let kind =
                 MoneyKind::Refund { destination: destination_name(refund.destination), applied: applied.taken() };
             events.push(MoneyEvent { position: refund.position, kind, amount: refund.amount, on: refund.on });
@@ -163,13 +173,13 @@ impl Coverage {
     }
 }
 
-fn subsidy_target(year: &YearState, reference: &str, applied: &[AppliedRefund]) -> Option<Refundable> {
+fn subsidy_target(year: &YearState, reference: &str, applied: &RefundsApplied) -> Option<Refundable> {
     let grants = year.extra().map_or(&[][..], |e| &e.grants);
-    let named = |group: &str| reference == group || reference.strip_prefix(group).is_some_and(|r| r.starts_with('-'));
-    let first = grants.iter().find(|g| named(&g.group))?;
-    let amount = sum(grants.iter().flat_map(|g| &g.parts).map(|(_, amount)| *amount));
-    let refunded = sum(applied.iter().filter(|a| a.target == RefundTarget::Grants).map(|a| a.taken()));
-    Some(Refundable { kind: PaymentKind::Subsidy, amount, refunded, position: first.position })
+    let named = named_grants(grants, reference)?;
+    let amount = sum(named.iter().flat_map(|&index| &grants[index].parts).map(|(_, amount)| *amount));
+    let refunded = Money::from_fen(applied.refunded_of(year, &named))?;
+    let position = named.iter().map(|&index| grants[index].position).min()?;
+    Some(Refundable { kind: PaymentKind::Subsidy, amount, refunded, position })
 }
 
 /// The one name of a payer source, in JSON, CSV and text.

@@ -390,25 +390,45 @@ impl Derivation<'_> {
         }
     }
 
-    /// 由参保人员按年度一次性足额缴纳 (Anqing): a year the person paid in
-    /// more than one payment keeps its money, and says so.
+    /// 由参保人员按年度一次性足额缴纳 (Anqing, everyone), or 一次性缴纳 asked of
+    /// one group (Guigang 2021: late newborns from 1 July): a year the
+    /// person paid in more than one payment keeps its money, and says so.
     fn note_payment_in_parts(&mut self) {
-        if !self.policy.is_some_and(|p| p.policy.premium().in_one_payment) {
+        // Only a note: listings, which skip notes, skip the classification.
+        if !self.notes.enabled {
             return;
         }
+        let Some(policy) = self.policy.map(|p| &p.policy) else { return };
         let Some(year) = self.year else { return };
         let own = || year.contributions.iter().filter(|c| c.source != super::state::Source::Proxy);
         let n_payments = own().count();
-        if n_payments > 1 {
+        if n_payments < 2 {
+            return;
+        }
+        let parts = || own().map(|c| format!("{} on {}", c.amount, c.on)).collect::<Vec<String>>().join(", ");
+        if policy.premium().in_one_payment {
             self.notes.add(|| {
-                let parts: Vec<String> = own().map(|c| format!("{} on {}", c.amount, c.on)).collect();
                 format!(
                     "paid in {n_payments} payments ({}): the policy has the year's premium paid in one payment \
                      (由参保人员按年度一次性足额缴纳)",
-                    parts.join(", ")
+                    parts()
                 )
             });
+            return;
         }
+        let Some(facts) = &self.facts else { return };
+        let Some((on, rule)) = own().find_map(|c| policy.one_payment_required_of(c.on, facts).map(|r| (c.on, r)))
+        else {
+            return;
+        };
+        self.notes.add(|| {
+            format!(
+                "paid in {n_payments} payments ({}): the policy has the {} group (as of the payment on {on}) pay \
+                 the year in one payment (一次性缴纳); the money counts all the same",
+                parts(),
+                rule.group.name()
+            )
+        });
     }
 
     fn note_policy(&mut self) {

@@ -6,12 +6,12 @@
 use super::file::{
     AmountWord, AssessmentFile, BandFile, ByClassFile, ConcentratedFile, CountyClassFile, CountyFile,
     EmployeeTransferFile, ExemptionFile, FamilyAccountFile, GroupFile, HardshipFile, InterruptedFile, NewbornFile,
-    PaysFile, PeriodFile, PolicyFile, PremiumFile, RatioFile, RuleFile, SourceFile, SporadicFile, TrancheFile,
-    WindowFile,
+    OnePaymentFile, PayerGroupFile, PaysFile, PeriodFile, PolicyFile, PremiumFile, RatioFile, RuleFile, SourceFile,
+    SporadicFile, TrancheFile, WindowFile,
 };
 use super::model::{
-    County, CountyClass, CoverageStart, Exemption, Funding, Hardship, HardshipGroup, Newborn, Pays, Period, Policy,
-    PremiumBand, Ratio, Sporadic, Subsidy, Tranche, TrancheAmount, Window,
+    County, CountyClass, CoverageStart, Exemption, Funding, GroupOnePayment, Hardship, HardshipGroup, Newborn,
+    PayerGroup, Pays, Period, Policy, PremiumBand, Ratio, Sporadic, Subsidy, Tranche, TrancheAmount, Window,
 };
 use chrono::Datelike;
 use ledger::event::Funder;
@@ -50,6 +50,7 @@ impl Policy {
                 fiscal_subsidy: self.premium.fiscal_subsidy,
                 full: self.premium.full.map(plain),
                 in_one_payment: self.premium.in_one_payment,
+                in_one_payment_for: self.in_one_payment_for.iter().map(one_payment).collect(),
             }),
             coverage: Some(period(self.coverage)),
             concentrated: self.concentrated.as_ref().map(|c| ConcentratedFile {
@@ -80,6 +81,20 @@ impl Policy {
             }),
         }
     }
+}
+
+fn one_payment(rule: &GroupOnePayment) -> Spanned<OnePaymentFile> {
+    let group = match rule.group {
+        PayerGroup::Concentrated => PayerGroupFile::Concentrated,
+        PayerGroup::Sporadic => PayerGroupFile::Sporadic,
+        PayerGroup::Newborn => PayerGroupFile::Newborn,
+        PayerGroup::NewbornInWindow => PayerGroupFile::NewbornInWindow,
+        PayerGroup::NewbornLate => PayerGroupFile::NewbornLate,
+        PayerGroup::Interrupted => PayerGroupFile::Interrupted,
+        PayerGroup::EmployeeTransfer => PayerGroupFile::EmployeeTransfer,
+        PayerGroup::Hardship => PayerGroupFile::Hardship,
+    };
+    plain(OnePaymentFile { group, paid_from: rule.paid.from.map(date), paid_until: rule.paid.until.map(date) })
 }
 
 fn sporadic(value: &Sporadic) -> SporadicFile {

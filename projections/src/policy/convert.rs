@@ -5,13 +5,14 @@
 use super::error::{PolicyError, Problem};
 use super::file::{
     AmountWord, BandFile, ByClassFile, ConcentratedFile, CountyClassFile, ExemptionFile, FamilyAccountFile, GroupFile,
-    HardshipFile, NewbornFile, PaysFile, PeriodFile, PolicyFile, PremiumFile, RatioFile, RuleFile, SporadicFile,
-    TrancheFile, WindowFile,
+    HardshipFile, NewbornFile, PayerGroupFile, PaysFile, PeriodFile, PolicyFile, PremiumFile, RatioFile, RuleFile,
+    SporadicFile, TrancheFile, WindowFile,
 };
 use super::model::{
     AssessmentRules, Concentrated, County, CountyClass, CountyClassRatio, CoverageStart, EmployeeTransfer, Exemption,
-    FamilyAccount, Funding, Hardship, HardshipGroup, Interrupted, Newborn, OpenPeriod, Pays, Period, Policy, Premium,
-    PremiumBand, Ratio, Relations, Source, Sporadic, Subsidy, Tranche, TrancheAmount, Window, MAX_PROCESSING_DAYS,
+    FamilyAccount, Funding, GroupOnePayment, Hardship, HardshipGroup, Interrupted, Newborn, OpenPeriod, PayerGroup,
+    Pays, Period, Policy, Premium, PremiumBand, Ratio, Relations, Source, Sporadic, Subsidy, Tranche, TrancheAmount,
+    Window, MAX_PROCESSING_DAYS,
 };
 use ledger::event::{Funder, MAX_DOCUMENT_BYTES};
 use ledger::{Date, Money, RegionCode};
@@ -114,6 +115,7 @@ impl<'a> Converter<'a> {
 
     fn policy(&self, file: PolicyFile) -> Result<Policy> {
         let premium = self.premium(&file.premium)?;
+        let in_one_payment_for = self.in_one_payment_for(&file.premium)?;
         let coverage = self.coverage(file.coverage.as_ref())?;
         let concentrated = file.concentrated.as_ref().map(|c| self.concentrated(c)).transpose()?;
         let sporadic = file.sporadic.as_ref().map(|s| self.sporadic(s, concentrated.as_ref())).transpose()?;
@@ -149,6 +151,7 @@ impl<'a> Converter<'a> {
             scope: file.scope.as_deref().map(|s| self.text_field("scope", s)).transpose()?,
             source: self.source(&file)?,
             premium,
+            in_one_payment_for,
             coverage,
             concentrated,
             sporadic,
@@ -230,7 +233,7 @@ impl<'a> Converter<'a> {
     }
 
     fn premium(&self, premium: &Spanned<PremiumFile>) -> Result<Premium> {
-        let PremiumFile { individual, fiscal_subsidy, full, in_one_payment } = premium.get_ref();
+        let PremiumFile { individual, fiscal_subsidy, full, in_one_payment, in_one_payment_for: _ } = premium.get_ref();
         let (individual, fiscal_subsidy) = (*individual, *fiscal_subsidy);
         if let (Some(full), Some(fiscal)) = (full, fiscal_subsidy) {
             if individual.checked_add(fiscal) != Some(*full.get_ref()) {
@@ -244,6 +247,43 @@ impl<'a> Converter<'a> {
             full: full.as_ref().map(|f| *f.get_ref()),
             in_one_payment: *in_one_payment,
         })
+    }
+
+    /// `[[premium.in_one_payment_for]]`: groups that pay in one payment, on
+    /// payments within their dates (the same group's dates never overlap).
+    fn in_one_payment_for(&self, premium: &Spanned<PremiumFile>) -> Result<Vec<GroupOnePayment>> {
+        let files = &premium.get_ref().in_one_payment_for;
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        if premium.get_ref().in_one_payment {
+            let problem = Problem::Choose("`in_one_payment = true` already asks it of everyone: leave the groups out");
+            return Err(self.invalid("premium.in_one_payment_for", premium.span(), problem));
+        }
+        if files.len() > MAX_BANDS {
+            return Err(self.invalid("premium.in_one_payment_for", premium.span(), Problem::TooMany(MAX_BANDS)));
+        }
+        let mut rules: Vec<GroupOnePayment> = Vec::with_capacity(files.len());
+        for (index, value) in files.iter().enumerate() {
+            let field = format!("premium.in_one_payment_for[{index}]");
+            let file = value.get_ref();
+            let date = |end: &str, d: &Option<Spanned<Datetime>>| -> Result<Option<Date>> {
+                d.as_ref().map(|d| self.date(&format!("{field}.paid_{end}"), d)).transpose()
+            };
+            let paid = OpenPeriod { from: date("from", &file.paid_from)?, until: date("until", &file.paid_until)? };
+            if let (Some(from), Some(until)) = (paid.from, paid.until) {
+                if from > until {
+                    return Err(self.invalid(field, value.span(), Problem::PeriodReversed { from, until }));
+                }
+            }
+            let group = payer_group(file.group);
+            if let Some(other) = rules.iter().position(|r| r.group == group && r.paid.overlaps(paid)) {
+                let problem = Problem::Overlap { other: format!("premium.in_one_payment_for[{other}]") };
+                return Err(self.invalid(field, value.span(), problem));
+            }
+            rules.push(GroupOnePayment { group, paid });
+        }
+        Ok(rules)
     }
 
     fn date(&self, field: &str, value: &Spanned<Datetime>) -> Result<Date> {
@@ -747,6 +787,19 @@ fn exemption(file: ExemptionFile) -> Exemption {
 }
 
 /// A group's subsidy in money: `full` is the individual standard.
+fn payer_group(file: PayerGroupFile) -> PayerGroup {
+    match file {
+        PayerGroupFile::Concentrated => PayerGroup::Concentrated,
+        PayerGroupFile::Sporadic => PayerGroup::Sporadic,
+        PayerGroupFile::Newborn => PayerGroup::Newborn,
+        PayerGroupFile::NewbornInWindow => PayerGroup::NewbornInWindow,
+        PayerGroupFile::NewbornLate => PayerGroup::NewbornLate,
+        PayerGroupFile::Interrupted => PayerGroup::Interrupted,
+        PayerGroupFile::EmployeeTransfer => PayerGroup::EmployeeTransfer,
+        PayerGroupFile::Hardship => PayerGroup::Hardship,
+    }
+}
+
 pub(crate) fn subsidy_amount(subsidy: Subsidy, individual: Money) -> Money {
     match subsidy {
         Subsidy::Amount(amount) => amount,

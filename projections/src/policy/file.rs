@@ -63,6 +63,33 @@ pub(crate) struct PremiumFile {
     pub full: Option<Spanned<Money>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub in_one_payment: bool,
+    /// `[[premium.in_one_payment_for]]`: one payment for a group only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_one_payment_for: Vec<Spanned<OnePaymentFile>>,
+}
+
+/// A group that pays its year in one payment, on payments within the dates.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OnePaymentFile {
+    pub group: PayerGroupFile,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_from: Option<Spanned<Datetime>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_until: Option<Spanned<Datetime>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PayerGroupFile {
+    Concentrated,
+    Sporadic,
+    Newborn,
+    NewbornInWindow,
+    NewbornLate,
+    Interrupted,
+    EmployeeTransfer,
+    Hardship,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -18,6 +18,8 @@ pub struct Policy {
     pub(crate) scope: Option<String>,
     pub(crate) source: Source,
     pub(crate) premium: Premium,
+    /// Groups that pay the year in one payment when not everyone does.
+    pub(crate) in_one_payment_for: Vec<GroupOnePayment>,
     pub(crate) coverage: Period,
     pub(crate) concentrated: Option<Concentrated>,
     pub(crate) sporadic: Option<Sporadic>,
@@ -59,6 +61,11 @@ impl Policy {
 
     pub fn premium(&self) -> &Premium {
         &self.premium
+    }
+
+    /// 一次性缴纳 for one group only (Guigang 2021: late newborns from 1 July).
+    pub fn in_one_payment_for(&self) -> &[GroupOnePayment] {
+        &self.in_one_payment_for
     }
 
     /// 待遇享受时间: the days a fully paid person-year can cover at most.
@@ -136,6 +143,39 @@ pub struct Premium {
     /// 由参保人员按年度一次性足额缴纳: the year's premium is paid in one
     /// payment. A year paid in parts still counts its money, with a note.
     pub in_one_payment: bool,
+}
+
+/// 一次性缴纳 required of one group of payers: a payment made as a member of
+/// `group`, on a day within `paid`, is to pay the year in one payment
+/// (Guigang 2021: 新生儿在2021年7月1日至2021年12月31日参保缴费,且出生超过三个月才
+/// 缴纳的,其个人缴费应为个人一次性缴纳...合计费用). A year paid in parts still
+/// counts its money, with a note, as under `Premium::in_one_payment`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupOnePayment {
+    pub group: PayerGroup,
+    pub paid: OpenPeriod,
+}
+
+/// A group of payers a requirement can name: how the policy sees the
+/// payment (its class), or a certified hardship group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PayerGroup {
+    /// Paying in the concentrated period (or its hardship extension).
+    Concentrated,
+    /// 零星缴费.
+    Sporadic,
+    /// 新生儿, within the window or after it.
+    Newborn,
+    /// 新生儿 paying within the window from birth.
+    NewbornInWindow,
+    /// 新生儿 paying after the window (出生超过三个月才缴纳的).
+    NewbornLate,
+    /// 中断缴费 payers back after the policy's gap.
+    Interrupted,
+    /// 职工医保转城乡居民.
+    EmployeeTransfer,
+    /// 困难人员: a certified hardship group this year.
+    Hardship,
 }
 
 /// A run of calendar days, both ends included.

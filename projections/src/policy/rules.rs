@@ -2,7 +2,7 @@
 //! from which day it covers. Pure functions of the policy and plain facts;
 //! each rule has one home here.
 
-use super::model::{CoverageStart, Exemption, Pays, Period, Policy, Window};
+use super::model::{CoverageStart, Exemption, GroupOnePayment, PayerGroup, Pays, Period, Policy, Window};
 use chrono::{Datelike, Days, Months, NaiveDate};
 use ledger::event::EnrolmentBasis;
 use ledger::{Date, Money, RegionCode};
@@ -84,6 +84,42 @@ pub enum PaymentClass {
     Unstated { missing: &'static str },
 }
 
+impl PayerGroup {
+    /// Whether a person with `person`'s facts, whose payment the policy sees
+    /// as `class`, is of this group.
+    pub fn holds(self, class: PaymentClass, person: &PersonFacts) -> bool {
+        match self {
+            PayerGroup::Concentrated => matches!(class, PaymentClass::Concentrated { .. }),
+            PayerGroup::Sporadic => class == PaymentClass::Sporadic,
+            PayerGroup::Newborn => matches!(
+                class,
+                PaymentClass::NewbornInWindow { .. }
+                    | PaymentClass::NewbornLate
+                    | PaymentClass::Exempt(Exemption::Newborn)
+            ),
+            PayerGroup::NewbornInWindow => matches!(class, PaymentClass::NewbornInWindow { .. }),
+            PayerGroup::NewbornLate => class == PaymentClass::NewbornLate,
+            PayerGroup::Interrupted => class == PaymentClass::Interrupted,
+            PayerGroup::EmployeeTransfer => class == PaymentClass::FromEmployeeInsurance,
+            PayerGroup::Hardship => !person.hardship_groups.is_empty(),
+        }
+    }
+
+    /// The group's name in the policy file and in notes (`newborn_late`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PayerGroup::Concentrated => "concentrated",
+            PayerGroup::Sporadic => "sporadic",
+            PayerGroup::Newborn => "newborn",
+            PayerGroup::NewbornInWindow => "newborn_in_window",
+            PayerGroup::NewbornLate => "newborn_late",
+            PayerGroup::Interrupted => "interrupted",
+            PayerGroup::EmployeeTransfer => "employee_transfer",
+            PayerGroup::Hardship => "hardship",
+        }
+    }
+}
+
 /// Why a payment cannot buy the year.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Closed {
@@ -149,6 +185,21 @@ impl Policy {
             return PaymentClass::Interrupted;
         }
         self.classify_sporadic(paid_on, person)
+    }
+
+    /// 一次性缴纳 for a group: the requirement of `in_one_payment_for` that a
+    /// payment on `paid_on` falls under (the person is of its group that
+    /// day, the day is within its dates), if any. The requirement of
+    /// everyone is `premium.in_one_payment`.
+    pub fn one_payment_required_of(&self, paid_on: Date, person: &PersonFacts) -> Option<GroupOnePayment> {
+        if self.in_one_payment_for.is_empty() {
+            return None;
+        }
+        let class = self.classify_payment(paid_on, person);
+        self.in_one_payment_for
+            .iter()
+            .find(|rule| rule.paid.contains(paid_on) && rule.group.holds(class, person))
+            .copied()
     }
 
     /// The premium owed for the person-year by a payment of `class` made on
