@@ -105,6 +105,11 @@ fn print_table(report: &AuditReport, seconds: f64) {
         ("total", f.total),
     ] {
         outln!("  {what:<36} {:>16}", amount.to_string());
+        if what == "to funders" {
+            for (funder, amount) in &f.to_funders_by_funder {
+                outln!("    {:<34} {:>16}", funder, amount.to_string());
+            }
+        }
     }
     outln!("\nnet received {}   outstanding {}", report.net, report.outstanding);
     outln!("late payers {}   newborns {}", report.n_late_payers, report.n_newborns);
@@ -151,6 +156,9 @@ fn csv_text(report: &AuditReport) -> Result<String> {
         ("total", f.total),
     ] {
         row("refunded", item, amount.to_string())?;
+    }
+    for (funder, amount) in &f.to_funders_by_funder {
+        row("refunded", &format!("to_funder:{funder}"), amount.to_string())?;
     }
     row("totals", "net", report.net.to_string())?;
     row("totals", "outstanding", report.outstanding.to_string())?;

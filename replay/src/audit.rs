@@ -71,6 +71,9 @@ pub struct Returned {
     pub to_channel: Money,
     pub to_personal_account: Money,
     pub to_funders: Money,
+    /// Subsidies refunded, by the funder each went back to: a grant's
+    /// refund goes back to that grant's own funders, in its split.
+    pub to_funders_by_funder: BTreeMap<String, Money>,
     pub total: Money,
 }
 
@@ -168,12 +171,12 @@ impl Tally {
         if let Some(fiscal) = year.fiscal_subsidy.filter(|_| year.state == CoverageState::Received) {
             add(&mut self.received.fiscal_subsidy, fiscal);
         }
-        self.refunded.add(&Returned {
-            to_channel: year.refunds.to_channel,
-            to_personal_account: year.refunds.to_personal_account,
-            to_funders: year.refunds.to_funders,
-            total: year.refunds.total,
-        });
+        let refunds = &year.refunds;
+        add(&mut self.refunded.to_channel, refunds.to_channel);
+        add(&mut self.refunded.to_personal_account, refunds.to_personal_account);
+        add(&mut self.refunded.to_funders, refunds.to_funders);
+        add_by_funder(&mut self.refunded.to_funders_by_funder, &refunds.to_funders_by_funder);
+        add(&mut self.refunded.total, refunds.total);
         add(&mut self.net, year.net_received);
         if let Some(outstanding) = year.outstanding {
             add(&mut self.outstanding, outstanding);
@@ -221,7 +224,19 @@ impl Returned {
         add(&mut self.to_channel, other.to_channel);
         add(&mut self.to_personal_account, other.to_personal_account);
         add(&mut self.to_funders, other.to_funders);
+        add_by_funder(&mut self.to_funders_by_funder, &other.to_funders_by_funder);
         add(&mut self.total, other.total);
+    }
+}
+
+fn add_by_funder(totals: &mut BTreeMap<String, Money>, amounts: &BTreeMap<String, Money>) {
+    for (funder, amount) in amounts {
+        match totals.get_mut(funder) {
+            Some(total) => add(total, *amount),
+            None => {
+                totals.insert(funder.clone(), *amount);
+            }
+        }
     }
 }
 
