@@ -54,7 +54,9 @@ impl Coverage {
         &mut self.persons[id as usize]
     }
 
+    /// Every change of a person passes here: their kept answer goes too.
     fn mark_touched(&mut self, id: PersonId) {
+        self.lookups.forget(id);
         if let Some(touched) = &mut self.touched {
             touched.insert(id);
         }
@@ -91,6 +93,8 @@ impl Coverage {
                     n_amendments: 0,
                 };
                 self.policies.install(policy, record);
+                // Every answer was derived against the policies before.
+                self.lookups.forget_all();
             }
             Err(error) => {
                 self.ledger_note(format!("policy {region}/{year} {verb} at position {position} not applied: {error}"))

@@ -29,6 +29,7 @@
 //!   (a lapsed pre-registration); "what did we know on D" is a fold up to a
 //!   log position.
 
+mod cache;
 mod checkpoint;
 mod describe;
 mod flows;
@@ -81,6 +82,8 @@ pub struct Coverage {
     /// With tracking on (`track_touched`), the persons the fold changed
     /// since: what a per-person store writes back (`store.rs`).
     touched: Option<rustc_hash::FxHashSet<PersonId>>,
+    /// Answers about "now" asked before (`cache.rs`); never stored.
+    lookups: cache::Lookups,
 }
 
 /// Why the ledger should not record a hardship assessment (核定).
@@ -166,14 +169,27 @@ impl Coverage {
         as_of: Option<Date>,
     ) -> Result<Option<PersonYear>, MoneyOutOfRange> {
         let Some(id) = self.lookup(person) else { return Ok(None) };
-        view::derive(self, id, coverage_year, as_of, true).map(Some)
+        if as_of.is_some() {
+            return view::derive(self, id, coverage_year, as_of, true).map(Some);
+        }
+        if let Some(view) = self.lookups.view(id, coverage_year) {
+            return Ok(Some(view));
+        }
+        let view = view::derive(self, id, coverage_year, None, true)?;
+        self.lookups.keep(id, &view, true);
+        Ok(Some(view))
     }
 
     /// Whether the person is covered on `date` (by the year of that date);
     /// an unknown person is not. Errors as [`Coverage::person_year`].
     pub fn is_covered_on(&self, person: &Identity, date: Date) -> Result<bool, MoneyOutOfRange> {
         let (Ok(coverage_year), Some(id)) = (u16::try_from(date.year()), self.lookup(person)) else { return Ok(false) };
-        Ok(view::derive(self, id, coverage_year, None, false)?.is_covered_on(date))
+        if let Some(covered) = self.lookups.is_covered_on(id, coverage_year, date) {
+            return Ok(covered);
+        }
+        let view = view::derive(self, id, coverage_year, None, false)?;
+        self.lookups.keep(id, &view, false);
+        Ok(view.is_covered_on(date))
     }
 
     /// Coverage years with any fact for the person, ascending.
