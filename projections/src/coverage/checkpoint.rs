@@ -155,7 +155,7 @@ impl Coverage {
             notes: body.notes,
             n_notes_dropped: body.n_notes_dropped,
             touched: None,
-            lookups: Default::default(),
+            lookups: super::cache::Lookups::keeping(),
         })
     }
 }

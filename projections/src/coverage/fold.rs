@@ -54,9 +54,12 @@ impl Coverage {
         &mut self.persons[id as usize]
     }
 
-    /// Every change of a person passes here: their kept answer goes too.
+    /// Every change of a person passes here, before it is made: the
+    /// answers kept under each identity they had go too.
     fn mark_touched(&mut self, id: PersonId) {
-        self.lookups.forget(id);
+        if let Some(person) = self.persons.get(id as usize) {
+            self.lookups.forget(std::iter::once(&person.current).chain(&person.former));
+        }
         if let Some(touched) = &mut self.touched {
             touched.insert(id);
         }

@@ -141,8 +141,12 @@ impl Projection for Coverage {
 }
 
 impl Coverage {
+    /// The whole projection, folded from position 1: it keeps the answers
+    /// about now it was asked (`cache.rs`). `Coverage::default()` is the
+    /// same without keeping them, for a coverage of a few persons read from
+    /// the person store or a scratch copy.
     pub fn new() -> Coverage {
-        Coverage::default()
+        Coverage { lookups: cache::Lookups::keeping(), ..Coverage::default() }
     }
 
     /// The hash of the last record folded (zeros before the first).
@@ -168,27 +172,29 @@ impl Coverage {
         coverage_year: u16,
         as_of: Option<Date>,
     ) -> Result<Option<PersonYear>, MoneyOutOfRange> {
+        if as_of.is_none() {
+            if let Some(view) = self.lookups.view(person, coverage_year) {
+                return Ok(Some(view));
+            }
+        }
         let Some(id) = self.lookup(person) else { return Ok(None) };
-        if as_of.is_some() {
-            return view::derive(self, id, coverage_year, as_of, true).map(Some);
+        let view = view::derive(self, id, coverage_year, as_of, true)?;
+        if as_of.is_none() {
+            self.lookups.keep(person, &view, true);
         }
-        if let Some(view) = self.lookups.view(id, coverage_year) {
-            return Ok(Some(view));
-        }
-        let view = view::derive(self, id, coverage_year, None, true)?;
-        self.lookups.keep(id, &view, true);
         Ok(Some(view))
     }
 
     /// Whether the person is covered on `date` (by the year of that date);
     /// an unknown person is not. Errors as [`Coverage::person_year`].
     pub fn is_covered_on(&self, person: &Identity, date: Date) -> Result<bool, MoneyOutOfRange> {
-        let (Ok(coverage_year), Some(id)) = (u16::try_from(date.year()), self.lookup(person)) else { return Ok(false) };
-        if let Some(covered) = self.lookups.is_covered_on(id, coverage_year, date) {
+        let Ok(coverage_year) = u16::try_from(date.year()) else { return Ok(false) };
+        if let Some(covered) = self.lookups.is_covered_on(person, coverage_year, date) {
             return Ok(covered);
         }
+        let Some(id) = self.lookup(person) else { return Ok(false) };
         let view = view::derive(self, id, coverage_year, None, false)?;
-        self.lookups.keep(id, &view, false);
+        self.lookups.keep(person, &view, false);
         Ok(view.is_covered_on(date))
     }
 
