@@ -19,7 +19,7 @@ use ledger::id::IdKind;
 use ledger::sync::lock_plain;
 use ledger::{Date, Identity};
 use rustc_hash::FxHashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Shards, so that threads asking about different persons seldom wait for
@@ -173,9 +173,7 @@ impl Lookups {
 
 /// The shard by the key's hash's high bits (the table inside uses the low).
 fn shard_of(key: &Key) -> usize {
-    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
-    key.hash(&mut hasher);
-    (hasher.finish() >> 60) as usize % N_SHARDS
+    (rustc_hash::FxBuildHasher.hash_one(key) >> 60) as usize % N_SHARDS
 }
 
 /// An estimate of a kept view's bytes: the value and its heap parts.
