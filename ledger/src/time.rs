@@ -41,8 +41,16 @@ impl FromStr for Date {
 }
 
 impl fmt::Display for Date {
+    /// `YYYY-MM-DD`, written directly for years of four digits (every
+    /// question's notes and JSON write dates: chrono's `format` parses its
+    /// pattern each time); chrono's form for the others.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        let year = self.0.year();
+        if (0..=9999).contains(&year) {
+            write!(f, "{year:04}-{:02}-{:02}", self.0.month(), self.0.day())
+        } else {
+            write!(f, "{}", self.0.format("%Y-%m-%d"))
+        }
     }
 }
 
@@ -180,6 +188,17 @@ instant_serde!(BeijingTime);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_written_as_chrono_writes_them() {
+        for (year, month, day) in
+            [(2021, 1, 1), (2021, 12, 31), (1, 2, 3), (999, 10, 9), (9999, 12, 31), (10_000, 1, 1), (-1, 6, 7)]
+        {
+            let date = Date::ymd(year, month, day).expect("a date");
+            assert_eq!(date.to_string(), date.0.format("%Y-%m-%d").to_string());
+        }
+        assert_eq!(Date::ymd(2021, 3, 5).expect("a date").to_string(), "2021-03-05");
+    }
 
     #[test]
     fn half_past_midnight_on_first_march_is_a_march_payment() {

@@ -171,6 +171,7 @@ impl Coverage {
             notes: body.notes,
             n_notes_dropped: body.n_notes_dropped,
             touched: None,
+            lookups: super::cache::Lookups::keeping(),
         })
     }
 }

@@ -39,13 +39,28 @@ pub(super) fn settling_note(policy: &Policy, class: PaymentClass, settled: Settl
     } else {
         "premium"
     };
-    let rule = rule_of(policy, class).map_or_else(String::new, |rule| format!(" ({})", describe(rule)));
-    format!(
-        "{} payment on {}: {kind} {}, covered from {from}{rule}",
-        class_name(class).replace('_', " "),
-        settled.on,
-        settled.premium_due
-    )
+    let (on, due, words) = (settled.on, settled.premium_due, Spaced(class_name(class)));
+    // Written once, without pieces of its own: every full view of a paid
+    // year has this note.
+    match rule_of(policy, class) {
+        Some(rule) => format!("{words} payment on {on}: {kind} {due}, covered from {from} ({})", describe(rule)),
+        None => format!("{words} payment on {on}: {kind} {due}, covered from {from}"),
+    }
+}
+
+/// A class name as words (`newborn in window`).
+struct Spaced(&'static str);
+
+impl std::fmt::Display for Spaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, word) in self.0.split('_').enumerate() {
+            if index > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(word)?;
+        }
+        Ok(())
+    }
 }
 
 /// The coverage-start rule the policy names for a class, for the note only

@@ -54,7 +54,12 @@ impl Coverage {
         &mut self.persons[id as usize]
     }
 
+    /// Every change of a person passes here, before it is made: the
+    /// answers kept under each identity they had go too.
     fn mark_touched(&mut self, id: PersonId) {
+        if let Some(person) = self.persons.get(id as usize) {
+            self.lookups.forget(std::iter::once(&person.current).chain(&person.former));
+        }
         if let Some(touched) = &mut self.touched {
             touched.insert(id);
         }
@@ -91,6 +96,8 @@ impl Coverage {
                     n_amendments: 0,
                 };
                 self.policies.install(policy, record);
+                // Every answer was derived against the policies before.
+                self.lookups.forget_all();
             }
             Err(error) => {
                 self.ledger_note(format!("policy {region}/{year} {verb} at position {position} not applied: {error}"))

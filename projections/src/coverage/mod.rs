@@ -29,6 +29,7 @@
 //!   (a lapsed pre-registration); "what did we know on D" is a fold up to a
 //!   log position.
 
+mod cache;
 mod checkpoint;
 mod describe;
 mod flows;
@@ -83,6 +84,8 @@ pub struct Coverage {
     /// With tracking on (`track_touched`), the persons the fold changed
     /// since: what a per-person store writes back (`store.rs`).
     touched: Option<rustc_hash::FxHashSet<PersonId>>,
+    /// Answers about "now" asked before (`cache.rs`); never stored.
+    lookups: cache::Lookups,
 }
 
 /// Why the ledger should not record a hardship assessment (核定).
@@ -140,8 +143,12 @@ impl Projection for Coverage {
 }
 
 impl Coverage {
+    /// The whole projection, folded from position 1: it keeps the answers
+    /// about now it was asked (`cache.rs`). `Coverage::default()` is the
+    /// same without keeping them, for a coverage of a few persons read from
+    /// the person store or a scratch copy.
     pub fn new() -> Coverage {
-        Coverage::default()
+        Coverage { lookups: cache::Lookups::keeping(), ..Coverage::default() }
     }
 
     /// The hash of the last record folded (zeros before the first).
@@ -167,15 +174,30 @@ impl Coverage {
         coverage_year: u16,
         as_of: Option<Date>,
     ) -> Result<Option<PersonYear>, MoneyOutOfRange> {
+        if as_of.is_none() {
+            if let Some(view) = self.lookups.view(person, coverage_year) {
+                return Ok(Some(view));
+            }
+        }
         let Some(id) = self.lookup(person) else { return Ok(None) };
-        view::derive(self, id, coverage_year, as_of, true).map(Some)
+        let view = view::derive(self, id, coverage_year, as_of, true)?;
+        if as_of.is_none() {
+            self.lookups.keep(person, &view, true);
+        }
+        Ok(Some(view))
     }
 
     /// Whether the person is covered on `date` (by the year of that date);
     /// an unknown person is not. Errors as [`Coverage::person_year`].
     pub fn is_covered_on(&self, person: &Identity, date: Date) -> Result<bool, MoneyOutOfRange> {
-        let (Ok(coverage_year), Some(id)) = (u16::try_from(date.year()), self.lookup(person)) else { return Ok(false) };
-        Ok(view::derive(self, id, coverage_year, None, false)?.is_covered_on(date))
+        let Ok(coverage_year) = u16::try_from(date.year()) else { return Ok(false) };
+        if let Some(covered) = self.lookups.is_covered_on(person, coverage_year, date) {
+            return Ok(covered);
+        }
+        let Some(id) = self.lookup(person) else { return Ok(false) };
+        let view = view::derive(self, id, coverage_year, None, false)?;
+        self.lookups.keep(person, &view, false);
+        Ok(view.is_covered_on(date))
     }
 
     /// Coverage years with any fact for the person, ascending.

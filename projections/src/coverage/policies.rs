@@ -62,8 +62,9 @@ impl PolicyBook {
 
     /// The policy of the county, else of its prefecture (code/100·100), else
     /// of its province (code/10000·10000).
+    /// Asked at every question: walks the chain without collecting it.
     pub fn find(&self, region: RegionCode, coverage_year: u16) -> Option<&PolicyEntry> {
-        lookup_chain(region).into_iter().find_map(|code| self.exact(code, coverage_year))
+        lookup_chain(region).find_map(|code| self.exact(code, coverage_year))
     }
 
     /// Every region-year with a policy in force.
@@ -85,17 +86,12 @@ impl PolicyBook {
 }
 
 /// The region itself, its prefecture and its province, without repeats.
-pub(crate) fn lookup_chain(region: RegionCode) -> Vec<RegionCode> {
+pub(crate) fn lookup_chain(region: RegionCode) -> impl Iterator<Item = RegionCode> {
     let code = region.code();
-    let mut chain = vec![region];
-    for parent in [code / 100 * 100, code / 10_000 * 10_000] {
-        if let Some(parent) = RegionCode::new(parent) {
-            if !chain.contains(&parent) {
-                chain.push(parent);
-            }
-        }
-    }
-    chain
+    let prefecture = RegionCode::new(code / 100 * 100).filter(|parent| *parent != region);
+    let province =
+        RegionCode::new(code / 10_000 * 10_000).filter(|parent| *parent != region && Some(*parent) != prefecture);
+    [Some(region), prefecture, province].into_iter().flatten()
 }
 
 /// Whether `person_region` lies in `region`: the same code, or inside it
@@ -121,9 +117,12 @@ mod tests {
 
     #[test]
     fn county_then_prefecture_then_province() {
-        assert_eq!(lookup_chain(region(520502)), vec![region(520502), region(520500), region(520000)]);
-        assert_eq!(lookup_chain(region(520500)), vec![region(520500), region(520000)]);
-        assert_eq!(lookup_chain(region(140000)), vec![region(140000)]);
+        assert_eq!(
+            lookup_chain(region(520502)).collect::<Vec<_>>(),
+            vec![region(520502), region(520500), region(520000)]
+        );
+        assert_eq!(lookup_chain(region(520500)).collect::<Vec<_>>(), vec![region(520500), region(520000)]);
+        assert_eq!(lookup_chain(region(140000)).collect::<Vec<_>>(), vec![region(140000)]);
     }
 
     #[test]
