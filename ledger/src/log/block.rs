@@ -9,12 +9,27 @@
 //! request; a block split inside one large request is not complete until a
 //! later block is. Recovery drops a trailing run of incomplete blocks, so an
 //! append is all or nothing however many blocks it spans.
+//!
+//! `flags & COMPRESSED` (written since the second block format; blocks
+//! without it read as they always did): the records' frames above, as
+//! built and chained, are stored LZ4-compressed (block format, no frame):
+//! ```text
+//! header (as above) | frames_len u32 LE | packed_len u32 LE | lz4 [packed_len]
+//! ```
+//! The chain is over the bodies, never over their stored form: a block
+//! reads back to the same records and hashes either way.
 
 use crate::envelope::{Hash, MAX_RECORD_BYTES};
+use std::borrow::Cow;
 
 pub const MAGIC: &[u8; 4] = b"YBK1";
 pub const HEADER_BYTES: usize = 4 + 8 + 4 + 1 + 32;
 pub const COMPLETE: u8 = 1;
+/// The records' frames are stored LZ4-compressed.
+pub const COMPRESSED: u8 = 2;
+/// After a compressed block's header: the length of its frames and of their
+/// compressed form.
+pub const PACKED_LENGTHS_BYTES: usize = 4 + 4;
 /// sled 0.34 stores a message above a quarter segment in a blob file of its
 /// own, which it never fsyncs; the segment size is chosen so that a leaf full
 /// of blocks this large stays inline (see `sled_log::SEGMENT_BYTES`).
@@ -115,6 +130,30 @@ pub fn chain(block: &mut SealedBlock, prev: Hash) -> Hash {
     last
 }
 
+impl SealedBlock {
+    /// Stores the records' frames LZ4-compressed when that is smaller.
+    /// Called once the chain is written ([`chain`] reads the frames).
+    pub fn compress(&mut self) {
+        if self.bytes[16] & COMPRESSED != 0 {
+            return;
+        }
+        let frames = &self.bytes[HEADER_BYTES..];
+        let packed = lz4_flex::block::compress(frames);
+        if packed.len() + PACKED_LENGTHS_BYTES >= frames.len() {
+            return;
+        }
+        let frames_len = u32::try_from(frames.len()).expect("a block is below MAX_BLOCK_BYTES");
+        let packed_len = u32::try_from(packed.len()).expect("a block is below MAX_BLOCK_BYTES");
+        let mut bytes = Vec::with_capacity(HEADER_BYTES + PACKED_LENGTHS_BYTES + packed.len());
+        bytes.extend_from_slice(&self.bytes[..HEADER_BYTES]);
+        bytes[16] |= COMPRESSED;
+        bytes.extend_from_slice(&frames_len.to_le_bytes());
+        bytes.extend_from_slice(&packed_len.to_le_bytes());
+        bytes.extend_from_slice(&packed);
+        self.bytes = bytes;
+    }
+}
+
 /// A finished block, ready to store.
 pub struct SealedBlock {
     pub first_position: u64,
@@ -142,47 +181,106 @@ pub enum FrameError {
     Truncated { index: u32 },
     #[error("{extra} bytes after the block's last record")]
     TrailingBytes { extra: usize },
+    #[error("the block's compressed records do not decompress")]
+    Packed,
 }
 
-/// A stored block, parsed lazily.
+/// A stored block, parsed lazily (a compressed one is decompressed whole).
 pub struct BlockView<'a> {
     pub first_position: u64,
     pub n_records: u32,
     pub complete: bool,
     pub prev_hash: Hash,
-    records: &'a [u8],
+    /// Stored LZ4-compressed.
+    pub compressed: bool,
+    records: Cow<'a, [u8]>,
 }
 
 impl<'a> BlockView<'a> {
+    /// Parses one stored block: all of `bytes` is the block.
     pub fn parse(bytes: &'a [u8]) -> Result<BlockView<'a>, FrameError> {
+        let (view, end) = BlockView::parse_prefix(bytes)?;
+        if end < bytes.len() {
+            return Err(FrameError::TrailingBytes { extra: bytes.len() - end });
+        }
+        Ok(view)
+    }
+
+    /// Parses the block at the start of `bytes`, which may go on past it
+    /// (a file read raw). Returns where a compressed block's stored form
+    /// ends; for a plain one, the end of `bytes` (its frames tell where its
+    /// records end).
+    pub fn parse_prefix(bytes: &'a [u8]) -> Result<(BlockView<'a>, usize), FrameError> {
         if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
             return Err(FrameError::Header);
         }
         let first_position = u64::from_le_bytes(bytes[4..12].try_into().map_err(|_| FrameError::Header)?);
         let n_records = u32::from_le_bytes(bytes[12..16].try_into().map_err(|_| FrameError::Header)?);
         let flags = bytes[16];
-        if flags & !COMPLETE != 0 {
+        if flags & !(COMPLETE | COMPRESSED) != 0 {
             return Err(FrameError::Header);
         }
         let prev_hash: Hash = bytes[17..49].try_into().map_err(|_| FrameError::Header)?;
-        Ok(BlockView {
-            first_position,
-            n_records,
-            complete: flags & COMPLETE != 0,
-            prev_hash,
-            records: &bytes[HEADER_BYTES..],
-        })
+        let compressed = flags & COMPRESSED != 0;
+        let (records, end) = if compressed {
+            let (frames, end) = unpack(&bytes[HEADER_BYTES..])?;
+            (Cow::Owned(frames), HEADER_BYTES + end)
+        } else {
+            (Cow::Borrowed(&bytes[HEADER_BYTES..]), bytes.len())
+        };
+        let view =
+            BlockView { first_position, n_records, complete: flags & COMPLETE != 0, prev_hash, compressed, records };
+        Ok((view, end))
+    }
+
+    /// The records' frames as built (decompressed).
+    pub fn frames(&self) -> &[u8] {
+        &self.records
     }
 
     /// The records in order; a framing error ends the iteration.
-    pub fn records(&self) -> RecordIter<'a> {
+    pub fn records(&self) -> RecordIter<'_> {
         RecordIter {
-            rest: self.records,
+            rest: &self.records,
             index: 0,
             n_records: self.n_records,
             first_position: self.first_position,
             failed: false,
         }
+    }
+}
+
+/// A stored block in the plain layout, its frames uncompressed, as the
+/// first block format stored every block: for tools and tests that read or
+/// change frames in place.
+pub fn plain(bytes: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let view = BlockView::parse(bytes)?;
+    let mut plain = Vec::with_capacity(HEADER_BYTES + view.frames().len());
+    plain.extend_from_slice(&bytes[..HEADER_BYTES]);
+    plain[16] &= !COMPRESSED;
+    plain.extend_from_slice(view.frames());
+    Ok(plain)
+}
+
+/// A compressed block's frames, from what follows its header; and where
+/// its stored form ends in `bytes`.
+fn unpack(bytes: &[u8]) -> Result<(Vec<u8>, usize), FrameError> {
+    let length = |at: usize| -> Result<usize, FrameError> {
+        let field: [u8; 4] =
+            bytes.get(at..at + 4).ok_or(FrameError::Header)?.try_into().map_err(|_| FrameError::Header)?;
+        Ok(u32::from_le_bytes(field) as usize)
+    };
+    let (frames_len, packed_len) = (length(0)?, length(4)?);
+    // Bounded before anything is allocated: a damaged length is not a size.
+    if frames_len > MAX_BLOCK_BYTES - HEADER_BYTES || packed_len > MAX_BLOCK_BYTES {
+        return Err(FrameError::Header);
+    }
+    let end = PACKED_LENGTHS_BYTES + packed_len;
+    let packed = bytes.get(PACKED_LENGTHS_BYTES..end).ok_or(FrameError::Packed)?;
+    let mut frames = vec![0; frames_len];
+    match lz4_flex::block::decompress_into(packed, &mut frames) {
+        Ok(written) if written == frames_len => Ok((frames, end)),
+        _ => Err(FrameError::Packed),
     }
 }
 
@@ -245,6 +343,65 @@ mod tests {
         assert_eq!(records[1].position, 8);
         assert_eq!(records[1].body, b"beta");
         assert_eq!(records[1].hash, [3; 32]);
+    }
+
+    /// A chained block of `n` similar records, as the writer builds it.
+    fn chained(n: u32) -> SealedBlock {
+        let mut builder = BlockBuilder::new(1, [9; 32]);
+        for index in 0..n {
+            builder.push_unhashed(format!("payment of 400.00 for 52050219500101{index:04}, channel tax").as_bytes());
+        }
+        let mut sealed = builder.finish(true);
+        chain(&mut sealed, [9; 32]);
+        sealed
+    }
+
+    #[test]
+    fn a_compressed_block_reads_back_its_records_and_hashes() {
+        let mut sealed = chained(100);
+        let built = sealed.bytes.clone();
+        sealed.compress();
+        assert!(sealed.bytes.len() < built.len() / 2, "{} of {} bytes", sealed.bytes.len(), built.len());
+        let view = BlockView::parse(&sealed.bytes).expect("parses");
+        assert!(view.compressed && view.complete);
+        let plain_view = BlockView::parse(&built).expect("parses");
+        assert!(!plain_view.compressed);
+        let records: Vec<_> = view.records().collect::<Result<_, _>>().expect("records");
+        let plain_records: Vec<_> = plain_view.records().collect::<Result<_, _>>().expect("records");
+        assert_eq!(records.len(), 100);
+        for (record, plain) in records.iter().zip(&plain_records) {
+            assert_eq!((record.position, record.body, record.hash), (plain.position, plain.body, plain.hash));
+        }
+        assert_eq!(plain(&sealed.bytes).expect("plain"), built);
+    }
+
+    #[test]
+    fn a_block_that_does_not_shrink_is_stored_plain() {
+        let mut builder = BlockBuilder::new(1, [0; 32]);
+        let noise: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        builder.push_unhashed(&noise);
+        let mut sealed = builder.finish(true);
+        chain(&mut sealed, [0; 32]);
+        let built = sealed.bytes.clone();
+        sealed.compress();
+        assert_eq!(sealed.bytes, built);
+    }
+
+    #[test]
+    fn a_compressed_block_cut_or_followed_by_bytes_is_found_out() {
+        let mut sealed = chained(50);
+        sealed.compress();
+        let stored = &sealed.bytes;
+        assert!(matches!(BlockView::parse(&stored[..stored.len() - 1]), Err(FrameError::Packed)));
+        let mut longer = stored.clone();
+        longer.extend_from_slice(b"more");
+        assert!(matches!(BlockView::parse(&longer), Err(FrameError::TrailingBytes { extra: 4 })));
+        // Carved from a file, the bytes after a block are the next thing there.
+        let (view, end) = BlockView::parse_prefix(&longer).expect("parses");
+        assert_eq!((end, view.n_records), (stored.len(), 50));
+        let mut lying = stored.clone();
+        lying[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(BlockView::parse(&lying), Err(FrameError::Header)));
     }
 
     #[test]

@@ -475,6 +475,7 @@ fn chain_units(start: Head, units: std_mpsc::Receiver<Unit>, hashed: std_mpsc::S
     for mut unit in units {
         for sealed in &mut unit.blocks {
             last_hash = block::chain(sealed, last_hash);
+            sealed.compress();
             if sealed.complete {
                 boundary = Head { position: sealed.first_position + u64::from(sealed.n_records) - 1, hash: last_hash };
             }
