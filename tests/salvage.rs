@@ -11,8 +11,8 @@
 //!
 //! Blocks are found in sled's file by this test's own reading of their
 //! framing (magic, first position, count, flags, then length, body, hash;
-//! or, for a block stored compressed, the compressed length), not by the
-//! code under test.
+//! or, for a block stored compressed, the compressed length and the
+//! hashes), not by the code under test.
 
 mod common;
 
@@ -25,8 +25,9 @@ use std::process::{Command, Output};
 
 const MAGIC: &[u8] = b"YBK1";
 const HEADER_BYTES: usize = 49;
-/// The flag of a block whose frames are stored compressed; then the
-/// frames' length and the compressed length (u32 LE each) follow the header.
+/// The flag of a block whose lengths and bodies are stored compressed; then
+/// their length and the compressed length (u32 LE each) follow the header,
+/// then the compressed bytes, then the records' hashes (32 bytes each).
 const COMPRESSED: u8 = 2;
 
 fn yibao(data: &Path, args: &[&str]) -> Output {
@@ -92,7 +93,7 @@ fn copies(db: &[u8]) -> Vec<Copy> {
         let mut end = start + HEADER_BYTES;
         if header[16] & COMPRESSED != 0 {
             let Some(packed_len) = db.get(end + 4..end + 8) else { break };
-            end += 8 + u32::from_le_bytes(packed_len.try_into().expect("4 bytes")) as usize;
+            end += 8 + u32::from_le_bytes(packed_len.try_into().expect("4 bytes")) as usize + 32 * n as usize;
         } else {
             for _ in 0..n {
                 let Some(len_bytes) = db.get(end..end + 4) else { break };

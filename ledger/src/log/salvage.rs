@@ -209,7 +209,7 @@ impl Salvage {
         };
         let unpacked;
         let (frames, mut at) = match piece.packed_at {
-            None => (bytes.as_slice(), 0),
+            None => (std::borrow::Cow::Borrowed(bytes.as_slice()), 0),
             Some(packed_at) => {
                 unpacked = BlockView::parse_prefix(&bytes).map_err(|_| changed(piece.first))?.0;
                 (unpacked.frames(), packed_at)
@@ -219,7 +219,7 @@ impl Salvage {
         let mut prev = piece.prev;
         for position in piece.first..=piece.last {
             let changed = || changed(position);
-            let (body, hash, next) = frame_at(frames, at).ok_or_else(changed)?;
+            let (body, hash, next) = frame_at(&frames, at).ok_or_else(changed)?;
             if envelope::chain_hash(&prev, body) != hash {
                 return Err(changed());
             }
@@ -535,7 +535,7 @@ fn carve_block(bytes: &[u8], offset: u64, file_index: usize, carved: &mut Carved
     // bytes spares the SM3 of every copy after the first.
     let mut end = 0;
     for _ in 0..n_records {
-        match frame_at(frames, end) {
+        match frame_at(&frames, end) {
             Some((_, _, next)) => end = next,
             None => break,
         }
@@ -548,7 +548,7 @@ fn carve_block(bytes: &[u8], offset: u64, file_index: usize, carved: &mut Carved
     let mut at = 0;
     let mut open: Option<Piece> = None;
     for position in first..=block_last {
-        let Some((body, hash, next)) = frame_at(frames, at) else { break };
+        let Some((body, hash, next)) = frame_at(&frames, at) else { break };
         let checks = envelope::chain_hash(&prev, body) == hash
             && envelope::decode_head(body).is_ok_and(|(head, _)| head.position == position);
         match (&mut open, checks) {
