@@ -46,7 +46,7 @@ struct Piece {
     /// block, where the block starts.
     offset: u64,
     /// A compressed block's piece: where the first record's frame starts in
-    /// the block's decompressed frames.
+    /// the block's frames as built (`BlockView::frames`, decompressed).
     packed_at: Option<usize>,
     first: u64,
     last: u64,
