@@ -10,8 +10,9 @@
 //! (`DIR/preserved`), so a salvage after `verify` holds as much.
 //!
 //! Blocks are found in sled's file by this test's own reading of their
-//! framing (magic, first position, count, then length, body, hash), not
-//! by the code under test.
+//! framing (magic, first position, count, flags, then length, body, hash;
+//! or, for a block stored compressed, the compressed length and the
+//! hashes), not by the code under test.
 
 mod common;
 
@@ -24,6 +25,10 @@ use std::process::{Command, Output};
 
 const MAGIC: &[u8] = b"YBK1";
 const HEADER_BYTES: usize = 49;
+/// The flag of a block whose lengths and bodies are stored compressed; then
+/// their length and the compressed length (u32 LE each) follow the header,
+/// then the compressed bytes, then the records' hashes (32 bytes each).
+const COMPRESSED: u8 = 2;
 
 fn yibao(data: &Path, args: &[&str]) -> Output {
     Command::new(BIN).arg("--data").arg(data).args(args).output().expect("run yibao")
@@ -50,7 +55,9 @@ fn pristine() -> Pristine {
     let facts = dir.path().join("facts.jsonl");
     let facts_arg = facts.to_str().expect("utf-8 path");
     cli(&data, &["init"]);
-    cli(&data, &["generate", "--persons", "3000", "--seed", "7", "--out", facts_arg]);
+    // Blocks are stored compressed: twice the persons of plain blocks
+    // for the same bytes.
+    cli(&data, &["generate", "--persons", "6000", "--seed", "7", "--out", facts_arg]);
     cli(&data, &["import", "--chunk-facts", "1500", facts_arg]);
     let db_bytes = std::fs::metadata(data.join("log/db")).expect("sled's file").len();
     assert!(db_bytes > 2 * 1024 * 1024, "{db_bytes} bytes: one segment only");
@@ -84,9 +91,14 @@ fn copies(db: &[u8]) -> Vec<Copy> {
         let first = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
         let n = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
         let mut end = start + HEADER_BYTES;
-        for _ in 0..n {
-            let Some(len_bytes) = db.get(end..end + 4) else { break };
-            end += 4 + u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize + 32;
+        if header[16] & COMPRESSED != 0 {
+            let Some(packed_len) = db.get(end + 4..end + 8) else { break };
+            end += 8 + u32::from_le_bytes(packed_len.try_into().expect("4 bytes")) as usize + 32 * n as usize;
+        } else {
+            for _ in 0..n {
+                let Some(len_bytes) = db.get(end..end + 4) else { break };
+                end += 4 + u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize + 32;
+            }
         }
         if end > db.len() {
             continue;

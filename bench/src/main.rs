@@ -432,6 +432,8 @@ fn measure_yibao(dir: &Path, events: Events, args: &LogArgs) -> Result<YibaoFigu
     // Bytes on disk with the index written (the rebuild below holds it in
     // memory until it closes).
     let disk_bytes = figures::disk_bytes(dir)?;
+    let index_bytes = figures::disk_bytes(&dir.join("index"))?;
+    let sled_bytes = figures::disk_bytes(&dir.join("log"))?;
     drop(log);
     std::fs::remove_dir_all(dir.join("index")).context("remove the index to rebuild it")?;
     let (log, rebuild) = phase("yibao reopen, index rebuilt", || yibao::reopen(dir, n_events))?;
@@ -461,7 +463,10 @@ fn measure_yibao(dir: &Path, events: Events, args: &LogArgs) -> Result<YibaoFigu
         raw_record_bytes: stored.record_bytes,
         record_bytes_mean: stored.record_bytes as f64 / stored.n_records.max(1) as f64,
         block_bytes: stored.block_bytes,
+        block_bytes_uncompressed: stored.block_bytes_uncompressed,
         blob_bytes,
+        index_bytes,
+        sled_bytes,
         space: Space::new(disk_bytes, n_events, stored.record_bytes),
     })
 }
@@ -481,10 +486,24 @@ fn notes(yibao: &YibaoFigures) -> Vec<String> {
             .to_string(),
         "Replay and verify read a log just written: the OS page cache is warm.".to_string(),
         format!(
-            "yibao stores {} blocks of {} bytes (records plus lengths, SM3 hashes and block headers); \
-             bytes on disk / raw compares both stores with yibao's raw record bytes.",
+            "yibao's bytes on disk: sled's files (DIR/log) {} ({:.2}× raw), the index on disk (DIR/index) {} \
+             ({:.2}× raw), the rest {}.",
+            report::count(yibao.sled_bytes as f64),
+            yibao.sled_bytes as f64 / yibao.raw_record_bytes.max(1) as f64,
+            report::count(yibao.index_bytes as f64),
+            yibao.index_bytes as f64 / yibao.raw_record_bytes.max(1) as f64,
+            report::count(yibao.space.disk_bytes.saturating_sub(yibao.sled_bytes + yibao.index_bytes) as f64),
+        ),
+        format!(
+            "yibao stores {} blocks of {} bytes ({:.2}× raw: records plus lengths, SM3 hashes and block \
+             headers, each block's records LZ4-compressed; {} bytes, {:.2}× raw, uncompressed); bytes on \
+             disk / raw compares both stores with yibao's raw record bytes, and yibao's include its index \
+             on disk (DIR/index).",
             report::count(yibao.n_blocks as f64),
             report::count(yibao.block_bytes as f64),
+            yibao.block_bytes as f64 / yibao.raw_record_bytes.max(1) as f64,
+            report::count(yibao.block_bytes_uncompressed as f64),
+            yibao.block_bytes_uncompressed as f64 / yibao.raw_record_bytes.max(1) as f64,
         ),
     ];
     if yibao.blob_bytes > 0 {

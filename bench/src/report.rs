@@ -58,10 +58,17 @@ pub struct YibaoFigures {
     /// Sum of the stored record bodies: the raw encoded bytes.
     pub raw_record_bytes: u64,
     pub record_bytes_mean: f64,
-    /// Sum of the stored blocks: bodies plus lengths, hashes and headers.
+    /// Sum of the stored blocks: bodies plus lengths, hashes and headers,
+    /// the records' frames LZ4-compressed where that was smaller.
     pub block_bytes: u64,
+    /// The same blocks as built, before compression.
+    pub block_bytes_uncompressed: u64,
     /// Part of the bytes on disk in sled's blob files.
     pub blob_bytes: u64,
+    /// Part of the bytes on disk in the index (`DIR/index`).
+    pub index_bytes: u64,
+    /// Part of the bytes on disk in sled's files (`DIR/log`).
+    pub sled_bytes: u64,
     pub space: Space,
 }
 

@@ -112,13 +112,15 @@ pub fn verify(log: &SledLog) -> Result<(Throughput, Option<String>)> {
 }
 
 /// What the log stores: record bodies (the raw encoded bytes) and whole
-/// blocks (bodies plus framing and hashes).
+/// blocks (bodies plus framing and hashes), as stored (frames compressed)
+/// and as built.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StoredBytes {
     pub n_records: u64,
     pub n_blocks: u64,
     pub record_bytes: u64,
     pub block_bytes: u64,
+    pub block_bytes_uncompressed: u64,
 }
 
 pub fn stored_bytes(log: &SledLog) -> Result<StoredBytes> {
@@ -128,6 +130,7 @@ pub fn stored_bytes(log: &SledLog) -> Result<StoredBytes> {
         let view = BlockView::parse(&bytes)?;
         stored.n_blocks += 1;
         stored.block_bytes += bytes.len() as u64;
+        stored.block_bytes_uncompressed += (ledger::log::block::HEADER_BYTES + view.frames().len()) as u64;
         for record in view.records() {
             stored.n_records += 1;
             stored.record_bytes += record?.body.len() as u64;

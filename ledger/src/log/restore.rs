@@ -117,9 +117,11 @@ fn write_all(
 }
 
 impl SledLog {
-    fn store_restored(&self, blocks: Vec<SealedBlock>) -> Result<()> {
+    fn store_restored(&self, mut blocks: Vec<SealedBlock>) -> Result<()> {
         let mut batch = sled::Batch::default();
-        for sealed in &blocks {
+        for sealed in &mut blocks {
+            // Stored as the writer stores its blocks (the chain is in them).
+            sealed.compress();
             batch.insert(&block::key(sealed.first_position), sealed.bytes.as_slice());
         }
         self.shared().blocks.apply_batch(batch)?;

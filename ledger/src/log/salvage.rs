@@ -42,8 +42,12 @@ const MAX_HEADER_BYTES: usize = 1024;
 #[derive(Clone, Debug)]
 struct Piece {
     file: usize,
-    /// Where the first record's frame starts in the file.
+    /// Where the first record's frame starts in the file; for a compressed
+    /// block, where the block starts.
     offset: u64,
+    /// A compressed block's piece: where the first record's frame starts in
+    /// the block's frames as built (`BlockView::frames`, decompressed).
+    packed_at: Option<usize>,
     first: u64,
     last: u64,
     /// The hash the first record chains from.
@@ -199,15 +203,23 @@ impl Salvage {
         file.seek(SeekFrom::Start(piece.offset))?;
         let mut bytes = Vec::with_capacity(MAX_BLOCK_BYTES);
         file.take(MAX_BLOCK_BYTES as u64).read_to_end(&mut bytes)?;
+        let changed = |position| LedgerError::Corrupt {
+            position,
+            reason: format!("{} changed while it was salvaged", self.files[piece.file].display()),
+        };
+        let unpacked;
+        let (frames, mut at) = match piece.packed_at {
+            None => (std::borrow::Cow::Borrowed(bytes.as_slice()), 0),
+            Some(packed_at) => {
+                unpacked = BlockView::parse_prefix(&bytes).map_err(|_| changed(piece.first))?.0;
+                (unpacked.frames(), packed_at)
+            }
+        };
         let mut records = Vec::with_capacity((piece.last - piece.first + 1) as usize);
-        let mut at = 0;
         let mut prev = piece.prev;
         for position in piece.first..=piece.last {
-            let changed = || LedgerError::Corrupt {
-                position,
-                reason: format!("{} changed while it was salvaged", self.files[piece.file].display()),
-            };
-            let (body, hash, next) = frame_at(&bytes, at).ok_or_else(changed)?;
+            let changed = || changed(position);
+            let (body, hash, next) = frame_at(&frames, at).ok_or_else(changed)?;
             if envelope::chain_hash(&prev, body) != hash {
                 return Err(changed());
             }
@@ -509,29 +521,34 @@ fn frame_at(bytes: &[u8], at: usize) -> Option<(&[u8], Hash, usize)> {
 /// `offset`): its records that check, as pieces.
 fn carve_block(bytes: &[u8], offset: u64, file_index: usize, carved: &mut Carved) {
     let bytes = &bytes[..bytes.len().min(MAX_BLOCK_BYTES)];
-    let Ok(block) = BlockView::parse(bytes) else { return };
+    let Ok((block, stored_end)) = BlockView::parse_prefix(bytes) else { return };
     let (first, n_records) = (block.first_position, block.n_records);
     if first == 0 || n_records == 0 || u64::from(n_records) > MAX_RECORDS_PER_BLOCK {
         return;
     }
     let Some(block_last) = first.checked_add(u64::from(n_records) - 1) else { return };
+    // A compressed block's records are read from its decompressed frames
+    // (all or none: damage inside its compressed form loses the block's
+    // copy, and another copy or a preserved segment may still hold it).
+    let frames = block.frames();
     // sled keeps several copies of a block: one fast digest of its framed
     // bytes spares the SM3 of every copy after the first.
-    let mut end = HEADER_BYTES;
+    let mut end = 0;
     for _ in 0..n_records {
-        match frame_at(bytes, end) {
+        match frame_at(&frames, end) {
             Some((_, _, next)) => end = next,
             None => break,
         }
     }
-    if !carved.copies.insert(xxhash_rust::xxh3::xxh3_128(&bytes[..end])) {
+    let stored = if block.compressed { &bytes[..stored_end] } else { &bytes[..HEADER_BYTES + end] };
+    if !carved.copies.insert(xxhash_rust::xxh3::xxh3_128(stored)) {
         return;
     }
     let mut prev = block.prev_hash;
-    let mut at = HEADER_BYTES;
+    let mut at = 0;
     let mut open: Option<Piece> = None;
     for position in first..=block_last {
-        let Some((body, hash, next)) = frame_at(bytes, at) else { break };
+        let Some((body, hash, next)) = frame_at(&frames, at) else { break };
         let checks = envelope::chain_hash(&prev, body) == hash
             && envelope::decode_head(body).is_ok_and(|(head, _)| head.position == position);
         match (&mut open, checks) {
@@ -542,7 +559,8 @@ fn carve_block(bytes: &[u8], offset: u64, file_index: usize, carved: &mut Carved
             (None, true) => {
                 open = Some(Piece {
                     file: file_index,
-                    offset: offset + at as u64,
+                    offset: if block.compressed { offset } else { offset + (HEADER_BYTES + at) as u64 },
+                    packed_at: block.compressed.then_some(at),
                     first: position,
                     last: position,
                     prev,

@@ -1,6 +1,7 @@
 //! The single writer, as a pipeline of three threads: the sequencer checks
 //! expected versions and idempotency keys, numbers and encodes records into
-//! blocks; the hasher writes the SM3 chain into them; the committer stores
+//! blocks; the hasher writes the SM3 chain into them and compresses them
+//! (`SealedBlock::compress`); the committer stores
 //! each unit of blocks, flushes, fdatasyncs and only then acknowledges. The
 //! hasher chains the next unit while the committer waits for the disk, and
 //! concurrent requests share one sync (group commit). Validation, encoding
@@ -475,6 +476,7 @@ fn chain_units(start: Head, units: std_mpsc::Receiver<Unit>, hashed: std_mpsc::S
     for mut unit in units {
         for sealed in &mut unit.blocks {
             last_hash = block::chain(sealed, last_hash);
+            sealed.compress();
             if sealed.complete {
                 boundary = Head { position: sealed.first_position + u64::from(sealed.n_records) - 1, hash: last_hash };
             }
