@@ -3,34 +3,21 @@
 //! an orphan's grant paid by the medical assistance fund in one year, the
 //! orphan's grant refunded.
 
-use ledger::envelope::sm3;
 use ledger::event::{
     EnrolmentBasis, Event, Funder, PaymentRef, PersonRegistered, RefundDestination, RefundIssued, SubsidyGranted,
     SubsidyPart,
 };
-use ledger::{Date, Envelope, EnvelopeHead, Identity, Money, RegionCode, UtcTime};
+use ledger::{Date, Identity, Money, RegionCode};
 use projections::coverage::Coverage;
 use projections::{LedgerTotals, Projection};
 use replay::audit::{self, Rebuilt};
 
-const YEAR: u16 = 2021;
+#[path = "../../projections/tests/common/mod.rs"]
+mod common;
 
-fn envelope(position: u64, event: Event) -> Envelope {
-    Envelope {
-        head: EnvelopeHead {
-            position,
-            event_id: ledger::uuid::Uuid::from_u64_pair(0, position),
-            recorded_at: UtcTime(0),
-            stream: event.stream(),
-            stream_version: 1,
-            actor: "test".into(),
-            idempotency_key: format!("k{position}"),
-        },
-        event,
-        prev_hash: [0; 32],
-        hash: sm3(&position.to_be_bytes()),
-    }
-}
+use common::envelope;
+
+const YEAR: u16 = 2021;
 
 fn person() -> Identity {
     let born = chrono::NaiveDate::from_ymd_opt(1980, 5, 5).expect("a date");

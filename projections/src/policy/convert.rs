@@ -267,15 +267,7 @@ impl<'a> Converter<'a> {
         for (index, value) in files.iter().enumerate() {
             let field = format!("premium.in_one_payment_for[{index}]");
             let file = value.get_ref();
-            let date = |end: &str, d: &Option<Spanned<Datetime>>| -> Result<Option<Date>> {
-                d.as_ref().map(|d| self.date(&format!("{field}.paid_{end}"), d)).transpose()
-            };
-            let paid = OpenPeriod { from: date("from", &file.paid_from)?, until: date("until", &file.paid_until)? };
-            if let (Some(from), Some(until)) = (paid.from, paid.until) {
-                if from > until {
-                    return Err(self.invalid(field, value.span(), Problem::PeriodReversed { from, until }));
-                }
-            }
+            let paid = self.paid_period(&field, value.span(), &file.paid_from, &file.paid_until)?;
             let group = payer_group(file.group);
             if let Some(other) = rules.iter().position(|r| r.group == group && r.paid.overlaps(paid)) {
                 let problem = Problem::Overlap { other: format!("premium.in_one_payment_for[{other}]") };
@@ -284,6 +276,27 @@ impl<'a> Converter<'a> {
             rules.push(GroupOnePayment { group, paid });
         }
         Ok(rules)
+    }
+
+    /// `FIELD.paid_from` and `FIELD.paid_until`: a period of payment days,
+    /// either end open, never reversed.
+    fn paid_period(
+        &self,
+        field: &str,
+        span: Range<usize>,
+        from: &Option<Spanned<Datetime>>,
+        until: &Option<Spanned<Datetime>>,
+    ) -> Result<OpenPeriod> {
+        let date = |end: &str, d: &Option<Spanned<Datetime>>| -> Result<Option<Date>> {
+            d.as_ref().map(|d| self.date(&format!("{field}.paid_{end}"), d)).transpose()
+        };
+        let paid = OpenPeriod { from: date("from", from)?, until: date("until", until)? };
+        if let (Some(from), Some(until)) = (paid.from, paid.until) {
+            if from > until {
+                return Err(self.invalid(field, span, Problem::PeriodReversed { from, until }));
+            }
+        }
+        Ok(paid)
     }
 
     fn date(&self, field: &str, value: &Spanned<Datetime>) -> Result<Date> {
@@ -407,15 +420,7 @@ impl<'a> Converter<'a> {
         for (index, value) in files.iter().enumerate() {
             let field = format!("sporadic.premium[{index}]");
             let file = value.get_ref();
-            let date = |end: &str, d: &Option<Spanned<Datetime>>| -> Result<Option<Date>> {
-                d.as_ref().map(|d| self.date(&format!("{field}.paid_{end}"), d)).transpose()
-            };
-            let paid = OpenPeriod { from: date("from", &file.paid_from)?, until: date("until", &file.paid_until)? };
-            if let (Some(from), Some(until)) = (paid.from, paid.until) {
-                if from > until {
-                    return Err(self.invalid(field, value.span(), Problem::PeriodReversed { from, until }));
-                }
-            }
+            let paid = self.paid_period(&field, value.span(), &file.paid_from, &file.paid_until)?;
             if let Some(other) = bands.iter().position(|b| b.paid.overlaps(paid)) {
                 let problem = Problem::Overlap { other: format!("sporadic.premium[{other}]") };
                 return Err(self.invalid(field, value.span(), problem));
