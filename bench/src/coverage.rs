@@ -74,13 +74,18 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
     let audit = Throughput::new(n_events, started.elapsed());
     eprintln!("yibao: auditor's replay, report and digest … {:.1} s", audit.seconds);
 
-    // Cold: every person asked once (is-covered-on first, so that the
-    // full views are derived too); hot: the same sample asked again, read
-    // from the answers the projection kept.
-    let (state_per_s, _) = measure_states(&coverage, &ids, lookups)?;
-    let (state_hot_per_s, _) = measure_states(&coverage, &ids, lookups)?;
-    let (lookup_per_s, n_covered) = measure_lookups(&coverage, &ids, lookups)?;
-    let (lookup_hot_per_s, _) = measure_lookups(&coverage, &ids, lookups)?;
+    // Each kind of question over its own half of the persons, three passes
+    // of the same sample: cold (each person asked for the first time), the
+    // second question (the projection keeps the answer then), and hot (the
+    // answer read).
+    let (view_ids, state_ids) = ids.split_at(ids.len() / 2);
+    let per_pass = (lookups / 2).max(1);
+    let (lookup_per_s, n_covered) = measure_lookups(&coverage, view_ids, per_pass)?;
+    let (lookup_second_per_s, _) = measure_lookups(&coverage, view_ids, per_pass)?;
+    let (lookup_hot_per_s, _) = measure_lookups(&coverage, view_ids, per_pass)?;
+    let (state_per_s, _) = measure_states(&coverage, state_ids, per_pass)?;
+    let (state_second_per_s, _) = measure_states(&coverage, state_ids, per_pass)?;
+    let (state_hot_per_s, _) = measure_states(&coverage, state_ids, per_pass)?;
     let started = Instant::now();
     let digest = coverage.digest();
     let digest_seconds = secs(started);
@@ -95,10 +100,10 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
 
     let per_million = projection_bytes as f64 / persons.max(1) as f64 * 1e6;
     println!(
-        "{} persons, {} facts (六盘水 2021 generated, seed {seed}); {} lookups",
+        "{} persons, {} facts (六盘水 2021 generated, seed {seed}); {} lookups of each kind per pass, each kind over its own half of the persons",
         count(persons as f64),
         count(n_events as f64),
-        count(lookups as f64)
+        count(per_pass as f64)
     );
     println!();
     println!("{:<44} {:>14} {:>14} {:>12} {:>14}", "measure", "yibao", "SQLite", "yibao/SQLite", "target");
@@ -127,9 +132,11 @@ pub fn run(dir: &Path, persons: u64, lookups: u64, seed: u64) -> Result<()> {
         audit.seconds - audit_rebuild_seconds
     );
     row("person-year lookups (full view), per s", lookup_per_s, None, None, LOOKUP_TARGET_PER_S);
-    row("  the same asked again (kept answers), per s", lookup_hot_per_s, None, None, LOOKUP_TARGET_PER_S);
+    row("  asked a second time (answer kept), per s", lookup_second_per_s, None, None, LOOKUP_TARGET_PER_S);
+    row("  asked again (kept answers read), per s", lookup_hot_per_s, None, None, LOOKUP_TARGET_PER_S);
     row("is-covered-on lookups, per s", state_per_s, None, None, LOOKUP_TARGET_PER_S);
-    row("  the same asked again (kept answers), per s", state_hot_per_s, None, None, LOOKUP_TARGET_PER_S);
+    row("  asked a second time (answer kept), per s", state_second_per_s, None, None, LOOKUP_TARGET_PER_S);
+    row("  asked again (kept answers read), per s", state_hot_per_s, None, None, LOOKUP_TARGET_PER_S);
     println!("{:<44} {:>14}", "resident memory of the projection, MB", format!("{:.0}", projection_bytes as f64 / 1e6));
     println!("{:<44} {:>14}", "  per million persons, MB", format!("{:.0}", per_million / 1e6));
     println!("{:<44} {:>14.2}", "ingest into the log, s (for context)", ingest.seconds);

@@ -20,6 +20,7 @@ use ledger::sync::lock_plain;
 use ledger::{Date, Identity};
 use rustc_hash::FxHashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Shards, so that threads asking about different persons seldom wait for
@@ -49,7 +50,15 @@ pub(super) struct Lookups {
     /// Made at the first answer kept: a coverage of a few persons that is
     /// never asked costs nothing.
     shards: OnceLock<Box<[Mutex<Shard>]>>,
+    /// Identities asked about before, one bit per hash ([`ASKED_BITS`]): an
+    /// answer is kept at the second question, so a person asked once (an
+    /// office's usual caller, a listing) costs no copy and no slot. A
+    /// shared bit only keeps an answer one question early.
+    asked: OnceLock<Box<[AtomicU64]>>,
 }
+
+/// Bits of the asked-before filter (2 MiB).
+const ASKED_BITS: usize = 1 << 24;
 
 #[derive(Default)]
 struct Shard {
@@ -87,7 +96,7 @@ struct Answer {
 impl Clone for Lookups {
     /// A copy derives its own answers: it is folded apart from this one.
     fn clone(&self) -> Lookups {
-        Lookups { keeping: self.keeping, shards: OnceLock::new() }
+        Lookups { keeping: self.keeping, shards: OnceLock::new(), asked: OnceLock::new() }
     }
 }
 
@@ -103,7 +112,7 @@ impl Lookups {
     /// Answers kept: the whole projection's (`Coverage::new`, a checkpoint
     /// loaded).
     pub fn keeping() -> Lookups {
-        Lookups { keeping: true, shards: OnceLock::new() }
+        Lookups { keeping: true, shards: OnceLock::new(), asked: OnceLock::new() }
     }
 
     /// The full view of the person-year, if kept under `identity`.
@@ -128,8 +137,12 @@ impl Lookups {
     /// Keeps a view derived for "now" under the identity asked;
     /// `with_notes` says whether it is the full view (without notes only
     /// the covered days are kept).
+    /// Only from the second question about the identity on (see `asked`).
     pub fn keep(&self, identity: &Identity, view: &PersonYear, with_notes: bool) {
         let Some(key) = Key::of(identity).filter(|_| self.keeping) else { return };
+        if !self.asked_before(&key) {
+            return;
+        }
         let shards = self.shards.get_or_init(|| (0..N_SHARDS).map(|_| Mutex::default()).collect());
         let answer = Answer {
             coverage_year: view.coverage_year,
@@ -164,6 +177,15 @@ impl Lookups {
     /// Drops every answer: the policies changed.
     pub fn forget_all(&mut self) {
         self.shards = OnceLock::new();
+    }
+
+    /// Marks the identity asked; whether it was before.
+    fn asked_before(&self, key: &Key) -> bool {
+        let bits = self.asked.get_or_init(|| (0..ASKED_BITS / 64).map(|_| AtomicU64::new(0)).collect());
+        // The hash's high bits: Fx hashing mixes upwards.
+        let bit = (rustc_hash::FxBuildHasher.hash_one(key) >> (64 - ASKED_BITS.trailing_zeros())) as usize;
+        let mask = 1u64 << (bit % 64);
+        bits[bit / 64].fetch_or(mask, Ordering::Relaxed) & mask != 0
     }
 
     fn shard(&self, key: &Key) -> Option<&Mutex<Shard>> {
