@@ -6,65 +6,15 @@
 mod common;
 
 use common::envelope;
-use ledger::event::{
-    EnrolmentBasis, Event, Funder, PaymentRef, PersonRegistered, RefundDestination, RefundIssued, SubsidyGranted,
-    SubsidyPart,
-};
-use ledger::{Date, Identity, Money, RegionCode};
+use common::subsidy::{grant, money, person, refund, registered, YEAR};
+use ledger::event::{Event, Funder};
+use ledger::Money;
 use projections::coverage::{Coverage, PersonYear};
 use projections::Projection;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
-const YEAR: u16 = 2021;
 const GROUPS: [&str; 3] = ["registered_poor", "orphan", "family_planning"];
-
-fn person() -> Identity {
-    let born = chrono::NaiveDate::from_ymd_opt(1980, 5, 5).expect("a date");
-    Identity::resident(RegionCode::new(520203).expect("a region"), born, 11)
-}
-
-fn money(fen: i64) -> Money {
-    Money::from_fen(fen).expect("test amount")
-}
-
-fn date(text: &str) -> Date {
-    text.parse().expect("test date")
-}
-
-fn registered() -> Event {
-    Event::PersonRegisteredV1(PersonRegistered {
-        person: person(),
-        name: "测试".into(),
-        region: RegionCode::new(520203).expect("region"),
-        birth_date: date("1980-05-05"),
-        registered_on: date("2020-11-01"),
-        basis: EnrolmentBasis::Standard,
-    })
-}
-
-fn grant(group: &str, parts: &[(Funder, i64)]) -> Event {
-    Event::SubsidyGrantedV1(SubsidyGranted {
-        person: person(),
-        coverage_year: YEAR,
-        group: group.into(),
-        parts: parts.iter().map(|(funder, fen)| SubsidyPart { funder: funder.clone(), amount: money(*fen) }).collect(),
-        granted_on: date("2020-12-01"),
-    })
-}
-
-fn refund(index: usize, reference: String, fen: i64) -> Event {
-    Event::RefundIssuedV1(RefundIssued {
-        person: person(),
-        coverage_year: YEAR,
-        refund_ref: format!("TK{index}"),
-        payment: PaymentRef { channel: "subsidy".into(), channel_ref: reference },
-        amount: money(fen),
-        destination: RefundDestination::Funders,
-        refunded_at: "2021-03-01 10:00:00".parse().expect("a time"),
-        reason: "资助退回".into(),
-    })
-}
 
 /// The person-year after folding `events` at positions 1, 2, …
 fn view(events: &[Event]) -> PersonYear {

@@ -3,11 +3,9 @@
 //! an orphan's grant paid by the medical assistance fund in one year, the
 //! orphan's grant refunded.
 
-use ledger::event::{
-    EnrolmentBasis, Event, Funder, PaymentRef, PersonRegistered, RefundDestination, RefundIssued, SubsidyGranted,
-    SubsidyPart,
-};
-use ledger::{Date, Identity, Money, RegionCode};
+use common::envelope;
+use common::subsidy::{grant, refund, registered, YEAR};
+use ledger::event::{Event, Funder};
 use projections::coverage::Coverage;
 use projections::{LedgerTotals, Projection};
 use replay::audit::{self, Rebuilt};
@@ -15,56 +13,13 @@ use replay::audit::{self, Rebuilt};
 #[path = "../../projections/tests/common/mod.rs"]
 mod common;
 
-use common::envelope;
-
-const YEAR: u16 = 2021;
-
-fn person() -> Identity {
-    let born = chrono::NaiveDate::from_ymd_opt(1980, 5, 5).expect("a date");
-    Identity::resident(RegionCode::new(520203).expect("a region"), born, 11)
-}
-
-fn money(fen: i64) -> Money {
-    Money::from_fen(fen).expect("test amount")
-}
-
-fn date(text: &str) -> Date {
-    text.parse().expect("test date")
-}
-
-fn grant(group: &str, parts: &[(Funder, i64)]) -> Event {
-    Event::SubsidyGrantedV1(SubsidyGranted {
-        person: person(),
-        coverage_year: YEAR,
-        group: group.into(),
-        parts: parts.iter().map(|(funder, fen)| SubsidyPart { funder: funder.clone(), amount: money(*fen) }).collect(),
-        granted_on: date("2020-12-01"),
-    })
-}
-
 #[test]
 fn a_refund_of_one_groups_grant_goes_back_to_that_grants_funders_in_the_report() {
-    let events = [
-        Event::PersonRegisteredV1(PersonRegistered {
-            person: person(),
-            name: "测试".into(),
-            region: RegionCode::new(520203).expect("region"),
-            birth_date: date("1980-05-05"),
-            registered_on: date("2020-11-01"),
-            basis: EnrolmentBasis::Standard,
-        }),
+    let events: [Event; 4] = [
+        registered(),
         grant("registered_poor", &[(Funder::Province, 5_000), (Funder::City, 2_000), (Funder::County, 3_000)]),
         grant("orphan", &[(Funder::MedicalAssistanceFund, 28_000)]),
-        Event::RefundIssuedV1(RefundIssued {
-            person: person(),
-            coverage_year: YEAR,
-            refund_ref: "TK1".into(),
-            payment: PaymentRef { channel: "subsidy".into(), channel_ref: "orphan".into() },
-            amount: money(28_000),
-            destination: RefundDestination::Funders,
-            refunded_at: "2021-03-01 10:00:00".parse().expect("a time"),
-            reason: "资助退回".into(),
-        }),
+        refund(1, "orphan".into(), 28_000),
     ];
     let (mut coverage, mut totals) = (Coverage::new(), LedgerTotals::default());
     for (index, event) in events.into_iter().enumerate() {

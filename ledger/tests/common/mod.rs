@@ -93,16 +93,9 @@ pub fn seed_from_env(var: &str) -> u64 {
 #[allow(unused_imports)]
 pub use ledger::conformance::{run_child_until_killed, KilledChild};
 
-/// Copies a directory tree (a ledger directory) file by file.
-pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy a file");
-        }
-    }
-}
+#[path = "../../../tests/common/tree.rs"]
+mod tree;
+
+// Not every test binary that includes these helpers copies a tree.
+#[allow(unused_imports)]
+pub use tree::copy_tree;

@@ -1,5 +1,7 @@
 //! Helpers shared by the projections' tests.
 
+pub mod subsidy;
+
 use ledger::envelope::sm3;
 use ledger::event::Event;
 use ledger::{Envelope, EnvelopeHead, UtcTime};
