@@ -52,6 +52,23 @@ fn ledger_with(dir: &Path, name: &str, facts: &Path) -> PathBuf {
 }
 
 /// No ledger there, or an empty one.
+/// A ledger `live` holding the first `n_first` of a generated prefecture's
+/// facts, the rest in a file, and where its backup goes, in `dir`.
+struct Scene {
+    dir: tempfile::TempDir,
+    rest: PathBuf,
+    live: PathBuf,
+    backup: PathBuf,
+}
+
+fn scene(persons: &str, seed: &str, n_first: usize) -> Scene {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, rest) = facts_in_two(dir.path(), persons, seed, n_first);
+    let live = ledger_with(dir.path(), "live", &first);
+    let backup = dir.path().join("backup");
+    Scene { dir, rest, live, backup }
+}
+
 fn holds_nothing(data: &Path) -> bool {
     !data.join("log").exists() || head_of(data).starts_with("0 ")
 }
@@ -68,10 +85,7 @@ fn segments(backup: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_backup_then_more_then_a_backup_restores_to_the_live_head() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (first, rest) = facts_in_two(dir.path(), "200", "3", 300);
-    let live = ledger_with(dir.path(), "live", &first);
-    let backup = dir.path().join("backup");
+    let Scene { dir, rest, live, backup } = scene("200", "3", 300);
     let said = ok(yibao(&live, &["backup", text(&backup), "--segment-bytes", "20000"]));
     assert!(said.contains("backed up positions 1..300 (300 records)"), "{said}");
     let n_first_segments = segments(&backup).len();
@@ -126,10 +140,7 @@ fn kill_backup_midway(live: &Path, backup: &Path, n_more: usize, delay: Duration
 
 #[test]
 fn a_backup_killed_at_random_moments_is_usable_and_a_rerun_completes_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (first, _) = facts_in_two(dir.path(), "1000", "4", 2000);
-    let live = ledger_with(dir.path(), "live", &first);
-    let backup = dir.path().join("backup");
+    let Scene { dir, rest: _, live, backup } = scene("1000", "4", 2000);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut n_killed_midway = 0;
     for round in 0..8 {
@@ -161,10 +172,7 @@ fn a_backup_killed_at_random_moments_is_usable_and_a_rerun_completes_it() {
 
 #[test]
 fn a_flipped_byte_or_a_missing_segment_is_named_and_nothing_is_restored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (first, _) = facts_in_two(dir.path(), "200", "5", 300);
-    let live = ledger_with(dir.path(), "live", &first);
-    let backup = dir.path().join("backup");
+    let Scene { dir, rest: _, live, backup } = scene("200", "5", 300);
     ok(yibao(&live, &["backup", text(&backup), "--segment-bytes", "10000"]));
     let second = segments(&backup)[1].clone();
     let original = std::fs::read(&second).expect("a segment");
@@ -240,10 +248,7 @@ fn a_ledger_whose_history_differs_from_the_backup_is_found() {
 
 #[test]
 fn with_an_export_taken_after_the_backup_the_restore_reaches_the_export_head() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (first, rest) = facts_in_two(dir.path(), "200", "9", 300);
-    let live = ledger_with(dir.path(), "live", &first);
-    let backup = dir.path().join("backup");
+    let Scene { dir, rest, live, backup } = scene("200", "9", 300);
     ok(yibao(&live, &["backup", text(&backup)]));
     ok(yibao(&live, &["import", text(&rest)]));
     let export = dir.path().join("export.jsonl");
@@ -268,10 +273,7 @@ fn with_other_hash(line: &str) -> String {
 
 #[test]
 fn with_a_file_that_does_not_continue_the_restore_stops_at_the_gap_and_says_so() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (first, rest) = facts_in_two(dir.path(), "200", "10", 300);
-    let live = ledger_with(dir.path(), "live", &first);
-    let backup = dir.path().join("backup");
+    let Scene { dir, rest, live, backup } = scene("200", "10", 300);
     ok(yibao(&live, &["backup", text(&backup)]));
     ok(yibao(&live, &["import", text(&rest)]));
     let export = dir.path().join("export.jsonl");
@@ -320,10 +322,7 @@ fn damage_file(file: &Path, n: usize, mut seed: u64) {
 
 #[test]
 fn after_damage_to_the_live_store_the_backup_alone_restores_everything_up_to_its_head() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (first, rest) = facts_in_two(dir.path(), "300", "11", 500);
-    let live = ledger_with(dir.path(), "live", &first);
-    let backup = dir.path().join("backup");
+    let Scene { dir, rest, live, backup } = scene("300", "11", 500);
     ok(yibao(&live, &["backup", text(&backup), "--segment-bytes", "30000"]));
     let backed_up_log = ok(yibao(&live, &["log", "--json", "--limit", "500"]));
     let backed_up_head = head_of(&live);
@@ -439,10 +438,7 @@ fn record_hashes(file: &Path) -> Vec<(u64, String)> {
 #[test]
 fn after_damage_the_backup_and_a_salvage_of_the_live_store_restore_what_either_holds() {
     for seed in [21u64, 22, 23] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (first, rest) = facts_in_two(dir.path(), "300", &seed.to_string(), 500);
-        let live = ledger_with(dir.path(), "live", &first);
-        let backup = dir.path().join("backup");
+        let Scene { dir, rest, live, backup } = scene("300", &seed.to_string(), 500);
         ok(yibao(&live, &["backup", text(&backup)]));
         ok(yibao(&live, &["import", text(&rest)]));
         let before = dir.path().join("before.jsonl");

@@ -269,11 +269,7 @@ impl Coverage {
     ) -> Result<Vec<(RegionCode, PersonYear)>, MoneyOutOfRange> {
         let mut ids: Vec<(&Identity, RegionCode, PersonId)> = self
             .live_persons()
-            .filter_map(|(id, person)| {
-                let registered_in = person.registration.as_ref()?.region;
-                let wanted = region.is_none_or(|region| policies::region_contains(region, registered_in));
-                wanted.then_some((&person.current, registered_in, id))
-            })
+            .filter_map(|(id, person)| Some((&person.current, walk::registered_within(person, region)?, id)))
             .collect();
         // Sorted before deriving: the views are large, their keys are not.
         ids.sort_unstable_by(|a, b| a.0.cmp(b.0));

@@ -8,7 +8,7 @@
 //! one core or on many.
 
 use super::policies;
-use super::state::PersonId;
+use super::state::{PersonId, PersonState};
 use super::view::{self, PersonYear};
 use super::{Coverage, MoneyOutOfRange};
 use ledger::RegionCode;
@@ -71,22 +71,24 @@ impl Coverage {
         in_partitions(n_partitions, |partition| {
             let mut accumulator = start();
             for id in partition_range(partition, self.persons.len()) {
-                let person = &self.persons[id];
-                let Some(registration) = person.registration.as_ref().filter(|_| person.merged_into.is_none()) else {
-                    continue;
-                };
-                if region.is_some_and(|region| !policies::region_contains(region, registration.region)) {
-                    continue;
-                }
+                let Some(registered_in) = registered_within(&self.persons[id], region) else { continue };
                 let Ok(id) = PersonId::try_from(id) else { continue };
                 let view = view::derive(self, id, coverage_year, as_of, false)?;
-                visit(&mut accumulator, registration.region, &view);
+                visit(&mut accumulator, registered_in, &view);
             }
             Ok(accumulator)
         })
         .into_iter()
         .collect()
     }
+}
+
+/// The region a person is registered in, when the person is a live record
+/// (not merged into another), registered, and in `region` (any when `None`):
+/// the persons a year's walk visits.
+pub(super) fn registered_within(person: &PersonState, region: Option<RegionCode>) -> Option<RegionCode> {
+    let registered_in = person.registration.as_ref().filter(|_| person.merged_into.is_none())?.region;
+    region.is_none_or(|region| policies::region_contains(region, registered_in)).then_some(registered_in)
 }
 
 /// The indexes of persons in `partition` of a list of `n_persons`.
