@@ -10,7 +10,7 @@ use super::policies::PolicyEntry;
 use super::state::{money, shortfall, sum, MoneyOutOfRange, PersonId, PersonState, Source, YearState};
 use super::states::StateInput;
 use super::Coverage;
-use crate::policy::{funder_key, AmountDue, HardshipSubsidy, PaymentClass, PersonFacts, Ruling};
+use crate::policy::{funder_key, AmountDue, HardshipSubsidy, OnePayment, PaymentClass, PersonFacts, Ruling};
 use ledger::event::EnrolmentBasis;
 use ledger::{Date, Identity, Money, RegionCode};
 use serde::Serialize;
@@ -406,28 +406,23 @@ impl Derivation<'_> {
             return;
         }
         let parts = || own().map(|c| format!("{} on {}", c.amount, c.on)).collect::<Vec<String>>().join(", ");
-        if policy.premium().in_one_payment {
-            self.notes.add(|| {
-                format!(
-                    "paid in {n_payments} payments ({}): the policy has the year's premium paid in one payment \
-                     (由参保人员按年度一次性足额缴纳)",
-                    parts()
-                )
-            });
-            return;
-        }
         let Some(facts) = &self.facts else { return };
-        let Some((on, rule)) = own().find_map(|c| policy.one_payment_required_of(c.on, facts).map(|r| (c.on, r)))
+        let Some((on, required)) = own().find_map(|c| policy.one_payment_required_of(c.on, facts).map(|r| (c.on, r)))
         else {
             return;
         };
-        self.notes.add(|| {
-            format!(
+        self.notes.add(|| match required {
+            OnePayment::Everyone => format!(
+                "paid in {n_payments} payments ({}): the policy has the year's premium paid in one payment \
+                 (由参保人员按年度一次性足额缴纳)",
+                parts()
+            ),
+            OnePayment::Group(rule) => format!(
                 "paid in {n_payments} payments ({}): the policy has the {} group (as of the payment on {on}) pay \
                  the year in one payment (一次性缴纳); the money counts all the same",
                 parts(),
                 rule.group.name()
-            )
+            ),
         });
     }
 

@@ -26,9 +26,9 @@ pub use error::{PolicyError, Problem, RuleError};
 pub use hardship::{split_by_ratio, HardshipSubsidy, SubsidySplit};
 pub use model::{
     funder_key, AssessmentRules, Concentrated, County, CountyClass, CountyClassRatio, CoverageStart, EmployeeTransfer,
-    Exemption, FamilyAccount, Funding, GroupOnePayment, Hardship, HardshipGroup, Interrupted, Newborn, OpenPeriod,
-    PayerGroup, Pays, Period, Policy, Premium, PremiumBand, Ratio, RatioError, Relations, Source, Sporadic, Subsidy,
-    Tranche, TrancheAmount, Window, MAX_PROCESSING_DAYS, MAX_RATIO_TOTAL,
+    Exemption, FamilyAccount, Funding, GroupOnePayment, Hardship, HardshipGroup, Interrupted, Newborn, OnePayment,
+    OpenPeriod, PayerGroup, Pays, Period, Policy, Premium, PremiumBand, Ratio, RatioError, Relations, Source, Sporadic,
+    Subsidy, Tranche, TrancheAmount, Window, MAX_PROCESSING_DAYS, MAX_RATIO_TOTAL,
 };
 pub use rules::{
     first_covered_day, month_start_after, window_last_day, AmountDue, Assessment, Closed, CoveredFrom, PaymentClass,

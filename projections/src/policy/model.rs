@@ -156,6 +156,15 @@ pub struct GroupOnePayment {
     pub paid: OpenPeriod,
 }
 
+/// Who is to pay the year in one payment, for a payment made on some day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnePayment {
+    /// Everyone (`premium.in_one_payment`: 由参保人员按年度一次性足额缴纳).
+    Everyone,
+    /// A group the payer is in that day (`premium.in_one_payment_for`).
+    Group(GroupOnePayment),
+}
+
 /// A group of payers a requirement can name: how the policy sees the
 /// payment (its class), or a certified hardship group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

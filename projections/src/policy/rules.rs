@@ -2,7 +2,7 @@
 //! from which day it covers. Pure functions of the policy and plain facts;
 //! each rule has one home here.
 
-use super::model::{CoverageStart, Exemption, GroupOnePayment, PayerGroup, Pays, Period, Policy, Window};
+use super::model::{CoverageStart, Exemption, OnePayment, PayerGroup, Pays, Period, Policy, Window};
 use chrono::{Datelike, Days, Months, NaiveDate};
 use ledger::event::EnrolmentBasis;
 use ledger::{Date, Money, RegionCode};
@@ -187,11 +187,14 @@ impl Policy {
         self.classify_sporadic(paid_on, person)
     }
 
-    /// 一次性缴纳 for a group: the requirement of `in_one_payment_for` that a
-    /// payment on `paid_on` falls under (the person is of its group that
-    /// day, the day is within its dates), if any. The requirement of
-    /// everyone is `premium.in_one_payment`.
-    pub fn one_payment_required_of(&self, paid_on: Date, person: &PersonFacts) -> Option<GroupOnePayment> {
+    /// 一次性缴纳: whether a payment on `paid_on` falls under a requirement
+    /// to pay the year in one payment — everyone's (`premium.in_one_payment`),
+    /// or that of a group of `in_one_payment_for` the person is in that day,
+    /// the day within its dates.
+    pub fn one_payment_required_of(&self, paid_on: Date, person: &PersonFacts) -> Option<OnePayment> {
+        if self.premium.in_one_payment {
+            return Some(OnePayment::Everyone);
+        }
         if self.in_one_payment_for.is_empty() {
             return None;
         }
@@ -199,7 +202,7 @@ impl Policy {
         self.in_one_payment_for
             .iter()
             .find(|rule| rule.paid.contains(paid_on) && rule.group.holds(class, person))
-            .copied()
+            .map(|rule| OnePayment::Group(*rule))
     }
 
     /// The premium owed for the person-year by a payment of `class` made on
